@@ -62,3 +62,33 @@ test('a console token endpoint origin on a port browsers refuse is refused at st
   const config = loadConfig({ env: env('https://login.example.net:8443') });
   assert.equal(config.auth.oidc.console?.tokenEndpointOrigin, 'https://login.example.net:8443');
 });
+
+test('a configured tenant id padded or with a control character is refused at start, as a tenant claim is', () => {
+  const oidc = {
+    MAOS_AUTH__MODE: 'oidc',
+    MAOS_AUTH__OIDC__ISSUER: 'https://login.example.com',
+    MAOS_AUTH__OIDC__AUDIENCE: 'https://maos.example.com',
+  };
+  for (const [env, problem] of [
+    [
+      { ...oidc, MAOS_AUTH__OIDC__DEFAULT_TENANT: 'acme ' },
+      /auth\.oidc\.defaultTenant: must not start or end with spaces/,
+    ],
+    [
+      { ...oidc, MAOS_AUTH__OIDC__DEFAULT_TENANT: 'ac\u202eme' },
+      /auth\.oidc\.defaultTenant: must not contain control characters/,
+    ],
+    [{ MAOS_AUTH__NONE_TENANT: ' default' }, /auth\.noneTenant: must not start or end with spaces/],
+  ] as const) {
+    assert.throws(
+      () => loadConfig({ env }),
+      (error: unknown) =>
+        error instanceof AppError && error.code === 'CONFIG_INVALID' && problem.test(error.message),
+      JSON.stringify(env),
+    );
+  }
+  assert.equal(
+    loadConfig({ env: { ...oidc, MAOS_AUTH__OIDC__DEFAULT_TENANT: 'Acme Corp' } }).auth.oidc.defaultTenant,
+    'Acme Corp',
+  );
+});

@@ -3,11 +3,23 @@
 // security/auth-config.ts.
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { tenantIdProblem } from '../domain/tenant-id.ts';
 import { blockedPortReason, fetchBlockedPort } from '../errors/fetch-failure.ts';
 import { parseCidr } from '../security/cidr.ts';
 import { timerMs, timerSeconds } from './timer-limits.ts';
 
 const BUILT_IN_ROLE_NAMES = ['viewer', 'developer', 'operator', 'auditor', 'admin'] as const;
+
+/** A tenant id set in the configuration: the rule of every tenant id (domain/tenant-id.ts). */
+function tenantIdSetting() {
+  return z
+    .string()
+    .min(1, { abort: true })
+    .superRefine((id, ctx) => {
+      const problem = tenantIdProblem(id);
+      if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+    });
+}
 
 /**
  * An https origin (http only on loopback), optionally with a trailing slash: letters, digits, dots
@@ -125,12 +137,14 @@ const oidcSchema = z
       .string()
       .min(1)
       .default('tenant_id')
-      .describe('Claim (dotted path allowed) that names the tenant. @defaultValue tenant_id'),
-    defaultTenant: z
-      .string()
-      .min(1)
+      .describe(
+        'Claim (dotted path allowed) that names the tenant. A token whose tenant has spaces around it or a control character (tab, line break, bidirectional override) is refused (401 invalid_token). @defaultValue tenant_id',
+      ),
+    defaultTenant: tenantIdSetting()
       .optional()
-      .describe('Tenant for tokens without the tenant claim; unset = such tokens are refused.'),
+      .describe(
+        'Tenant for tokens without the tenant claim; unset = such tokens are refused. Like every tenant id (and the claim), no spaces around it and no control characters.',
+      ),
     rolesClaim: z
       .string()
       .min(1)
@@ -180,9 +194,7 @@ export const authConfigSchema = z
       .regex(/^[^"\\]+$/)
       .default('maos')
       .describe('Realm in `WWW-Authenticate` challenges. @defaultValue maos'),
-    noneTenant: z
-      .string()
-      .min(1)
+    noneTenant: tenantIdSetting()
       .default('default')
       .describe('Tenant of the anonymous admin in mode `none`. @defaultValue default'),
     oidc: oidcSchema.default(oidcSchema.parse({})),

@@ -19,7 +19,7 @@ export function trimmedText(min: number, max: number) {
 // overrides and isolates, which make a name print in another order than it is stored (in `maos keys
 // list`, in logs) and so pass for another.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-const NO_CONTROL_CHARACTERS = /^[^\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]*$/;
+export const NO_CONTROL_CHARACTERS = /^[^\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]*$/;
 
 /**
  * A one-line text such as a name: trimmedText, and no control characters (line breaks, tabs, NUL,

@@ -3,6 +3,7 @@
 import { createLocalJWKSet, createRemoteJWKSet, customFetch, type JWTPayload, jwtVerify } from 'jose';
 import type { z } from 'zod';
 import type { authConfigSchema } from '../config/security-schema.ts';
+import { tenantIdProblem } from '../domain/tenant-id.ts';
 import { AppError } from '../errors/app-error.ts';
 import { blockedPortReason, fetchBlockedPort } from '../errors/fetch-failure.ts';
 import { authFailure, type Principal, reservedPrincipalName } from './principal.ts';
@@ -299,6 +300,13 @@ export function mapClaims(payload: JWTPayload, config: OidcConfig): Principal {
         `token ${claim} claim holds U+0000 (NUL) or an unpaired surrogate`,
       );
     }
+  }
+  // The rule of every tenant id (domain/tenant-id.ts): a padded claim (` acme`) is a tenant of its own
+  // that reads like `acme`, which `maos tenants purge|export` could then not be given; one with a tab
+  // or a bidirectional override prints as another. Refused at sign-in, audited with this reason.
+  const tenantProblem = tenantIdProblem(tenant);
+  if (tenantProblem !== null) {
+    throw authFailure('INVALID_TOKEN', 'invalid_token', `token ${config.tenantClaim} claim ${tenantProblem}`);
   }
   const raw = readClaim(payload, config.rolesClaim);
   const names = Array.isArray(raw)

@@ -263,7 +263,7 @@ describe('maos keys', () => {
     assertUsage(listed, /must not start or end with spaces/);
   });
 
-  test('tenants purge and export refuse an empty or padded tenant before the store is opened', async () => {
+  test('tenants purge and export refuse an empty tenant, and a padded one no tenant has, erasing and writing nothing', async () => {
     for (const command of [
       ['tenants', 'purge', '--yes'],
       ['tenants', 'export', '--output', join(dir, 'never.tar')],
@@ -271,7 +271,7 @@ describe('maos keys', () => {
       assertUsage(await runMaos([...command, '--config', config, ' ']), /the tenant must not be empty/);
       assertUsage(
         await runMaos([...command, '--config', config, 'default ']),
-        /the tenant "default " must not start or end with spaces/,
+        /the tenant "default " must not start or end with spaces \(no tenant of exactly that id is stored\)/,
       );
     }
     assert.equal(existsSync(join(dir, 'never.tar')), false, 'nothing written');

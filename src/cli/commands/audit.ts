@@ -30,6 +30,7 @@ import {
   resolveCheckpointDir,
 } from '../../security/create-security.ts';
 import { openLocalSecurityDatabase } from '../../security/local-store.ts';
+import { tenantIsKnown } from '../../store/tenant-export.ts';
 import {
   type ActionFactory,
   addCommonOptions,
@@ -38,7 +39,7 @@ import {
   refuseEmptyOption,
 } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
-import { checkedTenant } from '../tenant-argument.ts';
+import { checkStoredTenant, namedTenant } from '../tenant-argument.ts';
 import { registerAuditNodePseudonymCommand } from './audit-node-pseudonym.ts';
 import { readText, registerAuditProveCommand } from './audit-prove.ts';
 
@@ -224,13 +225,18 @@ function openOutput(path: string): number {
 async function runExport(ctx: CliContext, command: Command): Promise<number> {
   const options = command.opts<ExportOptions>();
   // An empty value (an unset variable) would filter nothing: every tenant's records in the export;
-  // a padded one (` acme`) matched no record, an empty export of a tenant that reads like `acme`.
-  if (options.tenant !== undefined) checkedTenant(options.tenant, '--tenant');
+  // a padded one (` acme`) matched no record, an empty export of a tenant that reads like `acme`,
+  // unless it is a tenant stored so before the rule of tenant ids (checked once the store is open).
+  if (options.tenant !== undefined) namedTenant(options.tenant, '--tenant');
   // Empty: read as absent, the records went to stdout and no file was written.
   refuseEmptyOption('--output', options.output);
   const store = await openReadOnly(loadConfig({ configPath: options.config }));
   let fd: number | undefined;
   try {
+    const { tenant } = options;
+    if (tenant !== undefined) {
+      await checkStoredTenant(tenant, '--tenant', (id) => tenantIsKnown(store.db, id));
+    }
     fd = options.output ? openOutput(options.output) : undefined;
   } catch (error) {
     await store.close();

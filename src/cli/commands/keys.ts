@@ -11,10 +11,11 @@ import {
 } from '../../security/api-keys.ts';
 import { localOperatorActor, openLocalSecurityStore } from '../../security/local-store.ts';
 import { BUILT_IN_ROLES, isRoleName } from '../../security/rbac.ts';
+import { tenantIsKnown } from '../../store/tenant-export.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { formatTable } from '../output.ts';
-import { checkedTenant } from '../tenant-argument.ts';
+import { checkedTenant, checkStoredTenant, namedTenant, shownTenant } from '../tenant-argument.ts';
 
 interface KeyOptions {
   config?: string;
@@ -88,16 +89,18 @@ function isCalendarDate(value: string): boolean {
 
 /**
  * The options, with --tenant checked: an empty tenant would store a key no one can use, and a padded
- * one (` acme`) a key of a new tenant that reads like `acme`.
+ * one (` acme`) a key of a new tenant that reads like `acme`. A key is listed or revoked also in a
+ * tenant stored before the rule of tenant ids (checkStoredTenant, once the store is open).
  */
-function readKeyOptions(command: Command): KeyOptions {
+function readKeyOptions(command: Command, tenant: 'new' | 'stored'): KeyOptions {
   const options = command.opts<KeyOptions>();
-  checkedTenant(options.tenant, '--tenant');
+  if (tenant === 'new') checkedTenant(options.tenant, '--tenant');
+  else namedTenant(options.tenant, '--tenant');
   return options;
 }
 
 async function runCreate(ctx: CliContext, command: Command): Promise<number> {
-  const options = readKeyOptions(command);
+  const options = readKeyOptions(command, 'new');
   const roles = options.role ?? [];
   if (roles.length === 0) {
     throw new CliError(
@@ -162,11 +165,12 @@ async function runCreate(ctx: CliContext, command: Command): Promise<number> {
 }
 
 async function runList(ctx: CliContext, command: Command): Promise<number> {
-  const options = readKeyOptions(command);
+  const options = readKeyOptions(command, 'stored');
   const store = await openLocalSecurityStore(loadConfig({ configPath: options.config }), {
     mustExist: true,
   });
   try {
+    await checkStoredTenant(options.tenant, '--tenant', (id) => tenantIsKnown(store.db, id));
     const keys = await listApiKeys(store.db, options.tenant);
     const { out } = ctx;
     if (out.json) {
@@ -174,7 +178,7 @@ async function runList(ctx: CliContext, command: Command): Promise<number> {
       return EXIT.OK;
     }
     if (keys.length === 0) {
-      out.line(`no keys in tenant ${options.tenant}`);
+      out.line(`no keys in tenant ${shownTenant(options.tenant)}`);
       return EXIT.OK;
     }
     const rows = keys.map((key) => [
@@ -199,7 +203,7 @@ async function runList(ctx: CliContext, command: Command): Promise<number> {
 }
 
 async function runRevoke(ctx: CliContext, command: Command): Promise<number> {
-  const options = readKeyOptions(command);
+  const options = readKeyOptions(command, 'stored');
   // Ids (UUIDs) and prefixes (hex) are stored in lower case: the case typed names the same key.
   const id = (command.args[0] as string).trim().toLowerCase();
   if (id === '') throw new CliError('USAGE', 'the key id or prefix must not be empty', EXIT.USAGE);
@@ -207,6 +211,7 @@ async function runRevoke(ctx: CliContext, command: Command): Promise<number> {
     mustExist: true,
   });
   try {
+    await checkStoredTenant(options.tenant, '--tenant', (id) => tenantIsKnown(store.db, id));
     const revoked = await revokeApiKey(store.db, options.tenant, id);
     await store.auditLog.append({
       action: 'keys:revoke',

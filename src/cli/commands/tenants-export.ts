@@ -25,7 +25,7 @@ import { VERSION } from '../../version.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { TAR_BLOCK, TAR_END, tarHeader, tarPadding } from '../ops/tar-writer.ts';
-import { checkedTenant } from '../tenant-argument.ts';
+import { checkStoredTenant, namedTenant, shownTenant } from '../tenant-argument.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: reads tables of several areas' schemas
 type AnyDb = Kysely<any>;
@@ -73,7 +73,7 @@ export function registerTenantsExportCommand(tenants: Command, act: ActionFactor
 }
 
 async function runExport(ctx: CliContext, command: Command): Promise<number> {
-  const tenant = checkedTenant(command.args[0] as string, 'the tenant');
+  const tenant = namedTenant(command.args[0] as string, 'the tenant');
   const options = command.opts<ExportOptions>();
   const output = resolve(options.output);
   // Refused before the database is opened: a folder (`-o .`, or `-o ""`) can hold no archive, and
@@ -93,10 +93,11 @@ async function runExport(ctx: CliContext, command: Command): Promise<number> {
   const store = await openLocalSecurityStore(config, { mustExist: true });
   const db = store.db as unknown as AnyDb;
   try {
+    await checkStoredTenant(tenant, 'the tenant', (id) => tenantIsKnown(db, id));
     if (!(await tenantIsKnown(db, tenant))) {
       throw new CliError(
         'NOT_FOUND',
-        `no tenant ${tenant} in ${store.handle.location}: nothing to export (another tenant id?)`,
+        `no tenant ${shownTenant(tenant)} in ${store.handle.location}: nothing to export (another tenant id?)`,
         EXIT.NOT_FOUND,
       );
     }
@@ -135,7 +136,9 @@ async function runExport(ctx: CliContext, command: Command): Promise<number> {
     if (ctx.out.json) {
       ctx.out.printJson({ tenant, output, rows, files });
     } else {
-      ctx.out.line(`exported tenant ${tenant}: ${rows} row(s) in ${data.length} file(s) to ${output}`);
+      ctx.out.line(
+        `exported tenant ${shownTenant(tenant)}: ${rows} row(s) in ${data.length} file(s) to ${output}`,
+      );
       ctx.out.note(
         'no secrets: API key hashes and encrypted provider credentials and webhook secrets are left out; ' +
           'rows written while the export ran may be missing',

@@ -15,6 +15,7 @@ import {
 import { loadConfig } from '../../config/load.ts';
 import { createLogger } from '../../observability/logger.ts';
 import { localOperatorActor, openLocalSecurityStore } from '../../security/local-store.ts';
+import { tenantIsKnown } from '../../store/tenant-export.ts';
 import {
   purgeTenant,
   readKeptRows,
@@ -27,7 +28,7 @@ import {
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { formatTable } from '../output.ts';
-import { checkedTenant } from '../tenant-argument.ts';
+import { checkStoredTenant, namedTenant, shownTenant } from '../tenant-argument.ts';
 import { registerTenantsExportCommand } from './tenants-export.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: reads tables of several areas' schemas
@@ -58,14 +59,14 @@ export function registerTenantsCommand(program: Command, act: ActionFactory): vo
 }
 
 async function runPurge(ctx: CliContext, command: Command): Promise<number> {
-  const tenant = checkedTenant(command.args[0] as string, 'the tenant');
+  const tenant = namedTenant(command.args[0] as string, 'the tenant');
   const options = command.opts<PurgeOptions>();
   const interactive = process.stdin.isTTY === true;
   // Refused before the database is opened: a script must say --yes for an erasure.
   if (!options.dryRun && !options.yes && !interactive) {
     throw new CliError(
       'USAGE',
-      `refusing to erase tenant ${tenant} without --yes: stdin is not a terminal to confirm on (see what would go with --dry-run)`,
+      `refusing to erase tenant ${shownTenant(tenant)} without --yes: stdin is not a terminal to confirm on (see what would go with --dry-run)`,
       EXIT.USAGE,
     );
   }
@@ -73,6 +74,7 @@ async function runPurge(ctx: CliContext, command: Command): Promise<number> {
   const store = await openLocalSecurityStore(config, { mustExist: true });
   const db = store.db as unknown as AnyDb;
   try {
+    await checkStoredTenant(tenant, 'the tenant', (id) => tenantIsKnown(db, id));
     const inventory = await readTenantInventory(db, tenant);
     const workspaces = await findTenantWorkspaces(db, config.dataDir, tenant);
     const { out } = ctx;
@@ -82,7 +84,7 @@ async function runPurge(ctx: CliContext, command: Command): Promise<number> {
     if (nothing) {
       throw new CliError(
         'NOT_FOUND',
-        `tenant ${tenant} has no data in ${store.handle.location}: nothing to erase (already purged, or another tenant id?)`,
+        `tenant ${shownTenant(tenant)} has no data in ${store.handle.location}: nothing to erase (already purged, or another tenant id?)`,
         EXIT.NOT_FOUND,
       );
     }
@@ -106,11 +108,17 @@ async function runPurge(ctx: CliContext, command: Command): Promise<number> {
     if (!options.yes) {
       if (!out.json) printInventory(ctx, tenant, inventory, workspaces.length, 'will erase');
       const answer = await ask(
-        `Erase all of this for tenant ${tenant} from ${store.handle.location}? It cannot be undone.\n` +
-          `Type the tenant id (${tenant}) to confirm: `,
+        `Erase all of this for tenant ${shownTenant(tenant)} from ${store.handle.location}? It cannot be undone.\n` +
+          `Type the tenant id (${shownTenant(tenant)}) to confirm: `,
       );
-      if (answer.trim() !== tenant) {
-        throw new CliError('USAGE', `not confirmed: nothing of tenant ${tenant} was erased`, EXIT.USAGE);
+      // The id as typed, or without the spaces a terminal adds: a padded id (stored before the rule
+      // of tenant ids) is confirmed only with its padding.
+      if (answer !== tenant && answer.trim() !== tenant) {
+        throw new CliError(
+          'USAGE',
+          `not confirmed: nothing of tenant ${shownTenant(tenant)} was erased`,
+          EXIT.USAGE,
+        );
       }
     }
     const deleted: TenantRows = {};
@@ -168,7 +176,7 @@ async function runPurge(ctx: CliContext, command: Command): Promise<number> {
     }
     const total = Object.values(deleted).reduce((sum: number, n) => sum + (n ?? 0), 0);
     out.line(
-      `erased tenant ${tenant}: ${total} row(s) in ${Object.keys(deleted).length} table(s), ${removed} workspace(s)`,
+      `erased tenant ${shownTenant(tenant)}: ${total} row(s) in ${Object.keys(deleted).length} table(s), ${removed} workspace(s)`,
     );
     out.note(
       `kept: ${describeRows(kept)} (${KEPT_NOTE}). ` +
@@ -196,7 +204,7 @@ function refuseUnfinished(tenant: string, inventory: TenantInventory): never {
     .join(', ');
   throw new CliError(
     'INVALID_STATE',
-    `tenant ${tenant} has ${unfinished.count} session(s) that have not finished (${statuses}): ` +
+    `tenant ${shownTenant(tenant)} has ${unfinished.count} session(s) that have not finished (${statuses}): ` +
       'cancel them first (maos sessions cancel <id>, with a key of the tenant), then run the purge again',
     EXIT.CONFLICT,
     unfinished.ids.map((id) => `unfinished: ${id}`),
@@ -225,7 +233,7 @@ function printInventory(
     String(inventory.rows[table.name]),
   ]);
   rows.push(['workspaces (this data directory)', String(workspaces)]);
-  out.line(`tenant ${tenant}: ${verb}`);
+  out.line(`tenant ${shownTenant(tenant)}: ${verb}`);
   for (const line of formatTable(['TABLE', 'ROWS'], rows, out.paint)) out.line(line);
   if (inventory.name !== undefined) {
     out.line(`and the tenant row's name ${JSON.stringify(inventory.name)} (set to the id)`);
