@@ -535,4 +535,39 @@ describe('console: an open question across a redraw of its list', { timeout: 180
     await notice.getByRole('button', { name: 'Done' }).click();
     assert.equal(await page.locator('#page-notices .page-notice').count(), 0);
   });
+
+  test('a subscription or a role grant refused after the person left its page is said on the page they went to', async () => {
+    await page.goto(`${server.url}/console/#/webhooks`);
+    // An internal network's address: the server refuses it (only 127.0.0.1 is allowed here).
+    const internal = 'https://10.0.0.1/hook';
+    await page.getByLabel('URL', { exact: true }).fill(internal);
+    let hold = await holdRequests(page, (method, path) => method === 'POST' && path === '/v1/webhooks');
+    await page.getByRole('button', { name: 'Create subscription' }).click();
+    await hold.held;
+    await page.getByRole('link', { name: 'Sessions', exact: true }).click();
+    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    await hold.releaseAndSettle();
+    const notice = page.locator('#page-notices .page-notice');
+    await notice.waitFor();
+    let said = (await notice.textContent()) ?? '';
+    assert.ok(said.startsWith(`The subscription to \u2068${internal}\u2069 was not created.`), said);
+    assert.match(said, /HTTP 400/);
+    await notice.getByRole('button', { name: 'Dismiss' }).click();
+
+    await page.getByRole('link', { name: 'API keys', exact: true }).click();
+    // Spaces around an id: the server refuses it, the form sends it as typed.
+    await page.getByLabel('Principal').fill(' alice ');
+    hold = await holdRequests(page, (method, path) => method === 'PUT' && path === '/v1/admin/role-bindings');
+    await page.getByRole('button', { name: 'Grant role' }).click();
+    await hold.held;
+    await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+    await page.getByRole('heading', { name: 'Webhooks', exact: true }).waitFor();
+    await hold.releaseAndSettle();
+    await notice.waitFor();
+    said = (await notice.textContent()) ?? '';
+    assert.ok(said.startsWith('The role \u2068viewer\u2069 was not granted to \u2068 alice \u2069.'), said);
+    assert.match(said, /HTTP 400/);
+    await notice.getByRole('button', { name: 'Dismiss' }).click();
+    assert.equal(await page.locator('#page-notices .page-notice').count(), 0);
+  });
 });

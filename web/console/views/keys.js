@@ -9,7 +9,7 @@ import { disableWhileRunning, field, formatTime, h, isolate, replaceChildren } f
 import { confirmInline, redrawRows } from '../inline-confirm.js';
 import { latestRead } from '../latest-read.js';
 import { hideSection } from '../nav.js';
-import { showSecretNotice } from '../page-notice.js';
+import { showPageNotice, showSecretNotice } from '../page-notice.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 import { showSecretOnce } from '../secret-once.js';
 import { renderRoleBindings } from './role-bindings.js';
@@ -184,6 +184,13 @@ export function renderKeys(root) {
       if (!left) await load();
     } catch (error) {
       fail(error, 'Creating the key');
+      // Answered after the person left the page: said on the page open now (a 401 by the sign-in).
+      if (left && error?.status !== 401) {
+        showPageNotice(
+          `The key “${isolate(body.name)}” was not created.`,
+          renderProblem(error, 'Creating the key'),
+        );
+      }
     } finally {
       enable();
     }

@@ -7,6 +7,7 @@ import { BUILT_IN_ROLES } from '../built-in-roles.js';
 import { disableWhileRunning, field, formatTime, h, isolate, replaceChildren } from '../dom.js';
 import { confirmInline, redrawRows } from '../inline-confirm.js';
 import { latestRead } from '../latest-read.js';
+import { showPageNotice } from '../page-notice.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 
 /**
@@ -148,6 +149,13 @@ export function renderRoleBindings(container, failView) {
     } catch (error) {
       // The server's reason (a reserved id, an id with spaces around it) is shown by the form.
       fail(error, 'Granting the role');
+      // Answered after the person left the page: said on the page open now (a 401 by the sign-in).
+      if (!container.isConnected && error?.status !== 401) {
+        showPageNotice(
+          `The role ${isolate(binding.role)} was not granted to ${isolate(binding.principal)}.`,
+          renderProblem(error, 'Granting the role'),
+        );
+      }
     } finally {
       enable();
     }

@@ -17,7 +17,7 @@ import {
 import { confirmInline, redrawRows } from '../inline-confirm.js';
 import { latestRead } from '../latest-read.js';
 import { hideSection } from '../nav.js';
-import { showSecretNotice } from '../page-notice.js';
+import { showPageNotice, showSecretNotice } from '../page-notice.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 import { showSecretOnce } from '../secret-once.js';
 import { DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENT_LABELS, WEBHOOK_EVENTS } from '../webhook-events.js';
@@ -488,7 +488,13 @@ export function renderWebhooks(root) {
       if (!left) await load();
     } catch (error) {
       fail(error, 'Creating the subscription', formErrors);
-      if (error?.status !== 403) url.focus();
+      // Answered after the person left the page: said on the page open now (a 401 by the sign-in).
+      if (left && error?.status !== 401) {
+        showPageNotice(
+          `The subscription to ${isolate(target)} was not created.`,
+          renderProblem(error, 'Creating the subscription'),
+        );
+      } else if (error?.status !== 403) url.focus();
     } finally {
       submit.disabled = false;
     }
