@@ -1723,6 +1723,35 @@ test('documented helm commands name values files that exist, run from the reposi
   );
 });
 
+test('documented upgrades keep the release values with the new chart defaults (--reset-then-reuse-values)', () => {
+  // `helm upgrade --reuse-values` renders the new chart with the old chart's coalesced defaults
+  // (helm's reuseValues: chart.Values = the old values), so a key a new chart version adds is absent.
+  // Stand-in for an older chart: today's defaults without a section a later version added (null
+  // removes it), which the templates read as helm does: the render fails.
+  const mine = { ...POSTGRES, replicaCount: 3 };
+  assert.throws(
+    () => renderChart(CHART, { ...mine, auditCheckpoints: null }),
+    /nil pointer evaluating .*auditCheckpoints/,
+  );
+  // --reset-then-reuse-values: the new chart's defaults, then the release's own values.
+  const upgraded = render(mine);
+  assert.equal(at(one(upgraded.byKind, 'Deployment'), 'spec.replicas'), 3);
+  const upgrades = ['docs/operations.md', join(CHART, 'README.md'), join(CHART, 'templates/NOTES.txt')]
+    .flatMap((file) =>
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .map((line) => ({ file, line })),
+    )
+    .filter(({ line }) => /helm upgrade \S+ deploy\/helm\/maos/.test(line));
+  assert.ok(upgrades.length >= 3, 'the docs upgrade releases with helm');
+  for (const { file, line } of upgrades) {
+    assert.doesNotMatch(line, /--reuse-values/, `${file}: ${line.trim()}`);
+    if (!/ -f | --values /.test(line)) {
+      assert.match(line, /--reset-then-reuse-values/, `${file}: ${line.trim()}`);
+    }
+  }
+});
+
 test('documented PostgreSQL installs and upgrades wait for the migration Job as long as it may run', () => {
   // helm waits --timeout (default 5 minutes) for a hook Job, which may run activeDeadlineSeconds.
   const deadline = parseYaml(readFileSync(join(CHART, 'values.yaml'), 'utf8')).migration
@@ -1731,7 +1760,7 @@ test('documented PostgreSQL installs and upgrades wait for the migration Job as 
     readFileSync(file, 'utf8')
       .split('\n')
       .filter((line) =>
-        /helm (install|upgrade) maos deploy\/helm\/maos .*(values-postgres|--reuse-values)/.test(line),
+        /helm (install|upgrade) maos deploy\/helm\/maos .*(values-postgres|-reuse-values)/.test(line),
       )
       .map((line) => ({ file, line })),
   );
