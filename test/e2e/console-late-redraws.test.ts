@@ -137,7 +137,7 @@ describe('console: answers after the person went elsewhere', { timeout: 180_000 
     assert.equal(await notice.getByRole('alert').count(), 1, 'the refusal is announced');
 
     // Back at the form, what was typed is there to fix; the notice stays until dismissed.
-    await notice.getByRole('link', { name: 'Back to the form' }).click();
+    await notice.getByRole('button', { name: 'Put it back in the form' }).click();
     await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
     assert.equal(await page.getByLabel('Objective').inputValue(), objective);
     assert.equal(await page.getByLabel('Max tokens').inputValue(), '777');
@@ -173,6 +173,31 @@ describe('console: answers after the person went elsewhere', { timeout: 180_000 
     assert.match((await notice.textContent()) ?? '', /is back in the New session form/);
     assert.equal(await page.getByLabel('Objective').inputValue(), 'Refused, back on the list');
     assert.equal(await page.getByLabel('Deadline (seconds)').inputValue(), '999999999');
+    await notice.getByRole('button', { name: 'Dismiss' }).click();
+    await page.getByLabel('Objective').fill('');
+    await page.getByLabel('Deadline (seconds)').fill('');
+  });
+
+  test('refused while the person types another objective on the sessions page: put back when asked', async () => {
+    await page.goto(`${server.url}/console/#/sessions`);
+    await page.getByLabel('Objective').fill('Refused, asked back');
+    await page.getByLabel('Deadline (seconds)').fill('999999999');
+    const hold = await holdRequests(page, (method, path) => method === 'POST' && path === '/v1/sessions');
+    await page.getByRole('button', { name: 'Create session' }).click();
+    await hold.held;
+    await page.getByRole('link', { name: 'Usage', exact: true }).click();
+    await page.getByRole('heading', { name: 'Usage', exact: true }).waitFor();
+    await page.getByRole('link', { name: 'Sessions', exact: true }).click();
+    await page.getByLabel('Objective').fill('Something else meanwhile');
+    await hold.releaseAndSettle();
+    const notice = page.locator('#page-notices .page-notice');
+    await notice.waitFor();
+    // What the person types now is left alone until they ask.
+    assert.equal(await page.getByLabel('Objective').inputValue(), 'Something else meanwhile');
+    await notice.getByRole('button', { name: 'Put it back in the form' }).click();
+    assert.equal(await page.getByLabel('Objective').inputValue(), 'Refused, asked back');
+    assert.equal(await page.getByLabel('Deadline (seconds)').inputValue(), '999999999');
+    assert.match((await notice.textContent()) ?? '', /is back in the New session form/);
     await notice.getByRole('button', { name: 'Dismiss' }).click();
     await page.getByLabel('Objective').fill('');
     await page.getByLabel('Deadline (seconds)').fill('');

@@ -142,9 +142,12 @@ export function createNewSessionForm({ onCreated }) {
     errors,
   );
 
-  /** Fills the form with the refused draft when nothing was typed in it yet; true when it did. */
-  const fillWithRefusedDraft = () => {
-    if (refusedDraft === null || !untouched()) return false;
+  /**
+   * Fills the form with the refused draft when nothing was typed in it yet, or anyway when `asked`
+   * (the person asked for it); true when it did.
+   */
+  const fillWithRefusedDraft = (asked = false) => {
+    if (refusedDraft === null || !(asked || untouched())) return false;
     for (const [control, property] of kept) {
       const value = refusedDraft.values[control.id];
       if (value !== undefined) control[property] = value;
@@ -154,28 +157,40 @@ export function createNewSessionForm({ onCreated }) {
     return true;
   };
   fillWithRefusedDraft();
-  offerRefusedDraft = () => form.isConnected && fillWithRefusedDraft();
+  offerRefusedDraft = (asked = false) => form.isConnected && fillWithRefusedDraft(asked);
   return form;
 }
 
 /**
  * Says on whatever page is open that the create of `objective` was refused, with the server's
  * problem, and keeps what was typed for the next new-session form (the one shown now when the
- * person is back on the sessions page with nothing typed in it).
+ * person is back on the sessions page with nothing typed in it). Otherwise the notice's button
+ * puts it there: on the sessions page, in place of what is typed in the form; elsewhere, it opens
+ * the sessions page, whose new form takes it.
  */
 function reportRefusedAway(objective, error, values, idempotencyKey) {
   refusedDraft = { values, idempotencyKey };
-  const back = offerRefusedDraft();
+  const backText = 'What you typed is back in the New session form, to fix and send again.';
+  const line = h('p', {}, backText);
+  if (!offerRefusedDraft()) {
+    const putBack = h('button', { type: 'button', className: 'secondary' }, 'Put it back in the form');
+    putBack.addEventListener('click', () => {
+      const objectiveField = document.getElementById('new-objective');
+      if (objectiveField?.isConnected) {
+        offerRefusedDraft(true);
+        objectiveField.focus();
+      } else location.hash = '#/sessions';
+      replaceChildren(line, backText);
+    });
+    replaceChildren(
+      line,
+      'What you typed is kept for the New session form, to fix and send again. ',
+      putBack,
+    );
+  }
   showPageNotice(
     `The session “${isolate(shorten(objective, 80))}” was not created.`,
     renderProblem(error, 'Creating the session'),
-    h(
-      'p',
-      {},
-      back
-        ? 'What you typed is back in the New session form, to fix and send again.'
-        : 'What you typed is kept in the New session form, to fix and send again: ',
-      back ? null : h('a', { href: '#/sessions' }, 'Back to the form'),
-    ),
+    line,
   );
 }
