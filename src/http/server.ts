@@ -299,6 +299,7 @@ function recordRoutes(app: FastifyInstance): void {
       url: route.url,
       public: route.config?.public === true,
       permission: route.config?.permission,
+      auditAction: route.config?.audit?.action,
       anyAuthenticated: route.config?.anyAuthenticated === true,
       hidden: (route.schema as { hide?: boolean } | undefined)?.hide === true,
     })),

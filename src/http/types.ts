@@ -9,6 +9,8 @@ export interface RegisteredRoute {
   url: string;
   public: boolean;
   permission: Permission | undefined;
+  /** The action its audit records name where it is not the permission (FastifyContextConfig.audit). */
+  auditAction: string | undefined;
   /** Open to every authenticated caller, without a permission (see FastifyContextConfig). */
   anyAuthenticated: boolean;
   /** Left out of the OpenAPI document (the document itself, the docs UI). */
@@ -44,14 +46,15 @@ declare module 'fastify' {
     /** Reachable without credentials (health, readiness, OpenAPI, docs). */
     public?: boolean;
     /**
-     * How the audit log names this route's records, where its permission alone would not tell them
-     * apart (role bindings share `keys:manage` with API keys): the action, the target's type and,
-     * from the request's path or query parameters, its id. Default: the permission, its resource,
-     * `:id` or `:name`.
+     * How the audit log names this route's records, where its permission alone would not say what
+     * the request did (a key's creation and its revocation both need `keys:manage`): the action
+     * (`<resource>:<verb>`), the target's type and, from the request's path or query parameters,
+     * its id. Defaults: the permission, its resource, `:id` or `:name` (or the created object's
+     * `Location`).
      */
     audit?: {
       action: string;
-      targetType: string;
+      targetType?: string;
       targetId?(request: { params: unknown; query: unknown }): string | null;
     };
     /**

@@ -24,9 +24,9 @@ describe('audit records of API-key changes', () => {
   });
   after(async () => server?.close());
 
-  const recordOf = async (requestId: string | null) => {
+  const recordOf = async (requestId: string | null, action = 'keys:revoke') => {
     const page = await requestJson<{ items: AuditRecordDto[] }>(
-      `${server.url}/v1/audit?action=keys:manage&order=desc&limit=10`,
+      `${server.url}/v1/audit?action=${action}&order=desc&limit=10`,
       { headers },
     );
     const record = page.body.items.find((item) => item.request_id === requestId);
@@ -41,7 +41,10 @@ describe('audit records of API-key changes', () => {
       body: { name: 'ci', roles: ['viewer'] },
     });
     assert.equal(created.status, 201);
-    assert.equal((await recordOf(created.headers.get('x-request-id'))).target?.id, created.body.id);
+    assert.equal(
+      (await recordOf(created.headers.get('x-request-id'), 'keys:create')).target?.id,
+      created.body.id,
+    );
 
     for (const named of [created.body.prefix.toUpperCase(), created.body.prefix]) {
       const revoked = await requestJson(`${server.url}/v1/admin/keys/${named}`, {

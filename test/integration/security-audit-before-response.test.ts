@@ -144,7 +144,7 @@ for (const backend of BACKENDS) {
       }
       // And through the API, in the caller's tenant's listing.
       const listed = await requestJson<{ items: { request_id: string; action: string }[] }>(
-        `${server.url}/v1/audit?action=keys:manage&limit=100`,
+        `${server.url}/v1/audit?action=keys:create&limit=100`,
         { headers: auth() },
       );
       assert.equal(listed.status, 200);

@@ -314,11 +314,11 @@ describe('HTTP security layer', { timeout: 120_000 }, () => {
           r.reason === 'missing permission sessions:create',
       ),
     );
-    assert.ok(items.some((r) => r.action === 'keys:manage' && r.outcome === 'success'));
+    assert.ok(items.some((r) => r.action === 'keys:create' && r.outcome === 'success'));
     // A create names the object it made (from its Location header).
     assert.ok(
-      items.some((r) => r.action === 'keys:manage' && r.target?.id === madeId),
-      JSON.stringify(items.filter((r) => r.action === 'keys:manage')),
+      items.some((r) => r.action === 'keys:create' && r.target?.id === madeId),
+      JSON.stringify(items.filter((r) => r.action === 'keys:create')),
     );
     // login failures have no tenant: visible in the full log (CLI export), not via a tenant's API
     const all = await security.auditLog.list({ limit: 1000 });

@@ -224,11 +224,15 @@ describe('tenant provider credentials', () => {
       .selectFrom('audit_log')
       .select(['action', 'outcome', 'event'])
       .where('tenant_id', '=', 'acme')
-      .where('action', '=', 'providers:manage')
+      .where('action', 'in', ['providers:set', 'providers:delete'])
+      .orderBy('seq')
       .execute();
     assert.deepEqual(
-      audit.map((row) => row.outcome),
-      ['success', 'success'],
+      audit.map((row) => [row.action, row.outcome]),
+      [
+        ['providers:set', 'success'],
+        ['providers:delete', 'success'],
+      ],
       'the store and the removal are audited',
     );
     assert.ok(audit.every((row) => !row.event.includes(TENANT_KEY)));

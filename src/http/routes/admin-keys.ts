@@ -54,7 +54,7 @@ export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRo
   typed.post(
     '/v1/admin/keys',
     {
-      config: { permission: 'keys:manage' },
+      config: { permission: 'keys:manage', audit: { action: 'keys:create' } },
       schema: {
         operationId: 'createApiKey',
         summary: 'Create an API key',
@@ -110,7 +110,7 @@ export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRo
     {
       config: {
         permission: 'keys:manage',
-        audit: { action: 'keys:manage', targetType: 'keys', targetId: revokedKeyId },
+        audit: { action: 'keys:revoke', targetId: revokedKeyId },
       },
       schema: {
         operationId: 'revokeApiKey',

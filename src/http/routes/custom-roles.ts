@@ -18,7 +18,7 @@ export function registerCustomRoleRoutes(app: FastifyInstance, options: CustomRo
   typed.post(
     '/v1/roles',
     {
-      config: { permission: 'roles:manage' },
+      config: { permission: 'roles:manage', audit: { action: 'roles:create' } },
       schema: {
         operationId: 'createRole',
         summary: 'Create a custom role',
@@ -45,7 +45,7 @@ export function registerCustomRoleRoutes(app: FastifyInstance, options: CustomRo
   typed.delete(
     '/v1/roles/:name',
     {
-      config: { permission: 'roles:manage' },
+      config: { permission: 'roles:manage', audit: { action: 'roles:delete' } },
       schema: {
         operationId: 'deleteRole',
         summary: 'Delete a custom role',

@@ -34,7 +34,7 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
   typed.post(
     '/v1/sessions/:id/messages',
     {
-      config: { permission: 'sessions:create' },
+      config: { permission: 'sessions:create', audit: { action: 'sessions:steer' } },
       schema: {
         operationId: 'sendSessionMessage',
         summary: 'Steer a session',
@@ -95,7 +95,7 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
   typed.post(
     '/v1/sessions/:id/reject',
     {
-      config: { permission: 'sessions:approve' },
+      config: { permission: 'sessions:approve', audit: { action: 'sessions:reject' } },
       schema: {
         operationId: 'rejectPlan',
         summary: 'Reject the plan',

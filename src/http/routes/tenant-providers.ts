@@ -68,7 +68,7 @@ export function createTenantProviderRoutesPlugin(options: TenantProviderRoutesOp
     typed.put(
       '/v1/providers/:name/credentials',
       {
-        config: { permission: 'providers:manage' },
+        config: { permission: 'providers:manage', audit: { action: 'providers:set' } },
         schema: {
           operationId: 'putProviderCredential',
           summary: 'Store the tenant’s credential for a provider',
@@ -102,7 +102,7 @@ export function createTenantProviderRoutesPlugin(options: TenantProviderRoutesOp
     typed.delete(
       '/v1/providers/:name/credentials',
       {
-        config: { permission: 'providers:manage' },
+        config: { permission: 'providers:manage', audit: { action: 'providers:delete' } },
         schema: {
           operationId: 'deleteProviderCredential',
           summary: 'Remove the tenant’s credential for a provider',

@@ -95,7 +95,7 @@ export function createWebhookRoutesPlugin(options: WebhookRoutesOptions): Fastif
     typed.post(
       '/v1/webhooks',
       {
-        config: { permission: 'webhooks:manage' },
+        config: { permission: 'webhooks:manage', audit: { action: 'webhooks:create' } },
         schema: {
           operationId: 'createWebhook',
           summary: 'Subscribe a URL to session events',
@@ -155,7 +155,7 @@ export function createWebhookRoutesPlugin(options: WebhookRoutesOptions): Fastif
     typed.delete(
       '/v1/webhooks/:id',
       {
-        config: { permission: 'webhooks:manage' },
+        config: { permission: 'webhooks:manage', audit: { action: 'webhooks:delete' } },
         schema: {
           operationId: 'deleteWebhook',
           summary: 'Delete a webhook subscription',
@@ -174,7 +174,7 @@ export function createWebhookRoutesPlugin(options: WebhookRoutesOptions): Fastif
     typed.post(
       '/v1/webhooks/:id/rotate-secret',
       {
-        config: { permission: 'webhooks:manage' },
+        config: { permission: 'webhooks:manage', audit: { action: 'webhooks:rotate_secret' } },
         schema: {
           operationId: 'rotateWebhookSecret',
           summary: 'Rotate a webhook’s signing secret',
@@ -198,7 +198,7 @@ export function createWebhookRoutesPlugin(options: WebhookRoutesOptions): Fastif
     typed.post(
       '/v1/webhooks/:id/enable',
       {
-        config: { permission: 'webhooks:manage' },
+        config: { permission: 'webhooks:manage', audit: { action: 'webhooks:enable' } },
         schema: {
           operationId: 'enableWebhook',
           summary: 'Re-enable a disabled webhook subscription',
