@@ -261,6 +261,11 @@ for (const helm of helms) {
         ['--set', 'ingress.enabled=true', '--set-json', 'ingress.hosts=[]'],
         /ingress[./]hosts'?:? (Array must have at least 1 items|minItems)/,
       );
+      // A ServiceMonitor prometheus-operator would reject whole: timeout above the interval.
+      assertRejected(
+        ['--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.serviceMonitor.interval=5s'],
+        /scrapeTimeout \(10s\) is longer than metrics\.serviceMonitor\.interval \(5s\)/,
+      );
       // A budget Kubernetes cannot read.
       assertRejected(['--set-string', 'podDisruptionBudget.minAvailable=half'], /minAvailable/);
       assertRejected(['--set-string', 'podDisruptionBudget.minAvailable=150%'], /minAvailable/);
@@ -489,6 +494,7 @@ for (const helm of helms) {
           networkPolicy: { apiFrom: [{ podSelector: { matchLabels: { app: 'gw' } } }] },
         },
         { ...POSTGRES, keda: { enabled: true, trigger: 'postgresql' } },
+        { metrics: { serviceMonitor: { enabled: true, interval: '1m', scrapeTimeout: '500ms' } } },
         // A budget in percent, counted at the floor as Kubernetes rounds it: kept, then left out.
         { ...POSTGRES, replicaCount: 3, podDisruptionBudget: { minAvailable: '66%' } },
         { ...POSTGRES, replicaCount: 2, podDisruptionBudget: { minAvailable: '51%' } },

@@ -456,6 +456,35 @@ describe('Helm chart', () => {
     assert.match(render({ auth: both }).notes, firstKey);
   });
 
+  test('a ServiceMonitor scrape timeout longer than its interval (which prometheus-operator rejects whole) is refused', () => {
+    const monitor = (serviceMonitor: Doc) =>
+      render({ metrics: { serviceMonitor: { enabled: true, ...serviceMonitor } } });
+    for (const [interval, scrapeTimeout] of [
+      ['10s', '10s'],
+      ['1m', '60s'],
+      ['1m', '500ms'],
+      ['1h', '10s'],
+    ]) {
+      const endpoint = at(
+        one(monitor({ interval, scrapeTimeout }).byKind, 'ServiceMonitor'),
+        'spec.endpoints.0',
+      );
+      assert.deepEqual([endpoint.interval, endpoint.scrapeTimeout], [interval, scrapeTimeout]);
+    }
+    // The default timeout (10s) under a shorter interval, and units mixed.
+    assert.throws(
+      () => monitor({ interval: '5s' }),
+      /metrics\.serviceMonitor\.scrapeTimeout \(10s\) is longer than metrics\.serviceMonitor\.interval \(5s\)/,
+    );
+    assert.throws(() => monitor({ interval: '1m', scrapeTimeout: '61s' }), /\(61s\) is longer than .*\(1m\)/);
+    assert.throws(
+      () => monitor({ interval: '900ms', scrapeTimeout: '1s' }),
+      /\(1s\) is longer than .*\(900ms\)/,
+    );
+    // No ServiceMonitor, no check.
+    assert.ok(render({ metrics: { serviceMonitor: { interval: '5s' } } }));
+  });
+
   test('the ServiceMonitor labels its targets as the instance alerts select them, whatever the job name', () => {
     const rules = parseYaml(readFileSync('deploy/prometheus/rules/maos-alerts.yml', 'utf8'));
     const exprs = rules.groups
