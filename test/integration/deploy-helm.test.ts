@@ -311,7 +311,7 @@ describe('Helm chart', () => {
     }
   });
 
-  test('autoscaling bounds: a floor above the ceiling is refused, which Kubernetes and KEDA refuse', () => {
+  test('autoscaling: a floor above the ceiling, or an HPA without a CPU request, is refused', () => {
     // The HPA and the ScaledObject validate against their schemas either way: only the bounds fail.
     const hpa = (minReplicas: number, maxReplicas: number) =>
       render({ ...POSTGRES, autoscaling: { enabled: true, minReplicas, maxReplicas } });
@@ -321,6 +321,14 @@ describe('Helm chart', () => {
     assert.equal(at(one(keda(3, 3).byKind, 'ScaledObject'), 'spec.maxReplicaCount'), 3);
     assert.throws(() => hpa(5, 3), /autoscaling\.minReplicas \(5\) is above autoscaling\.maxReplicas \(3\)/);
     assert.throws(() => keda(5, 3), /keda\.minReplicaCount \(5\) is above keda\.maxReplicaCount \(3\)/);
+    // CPU utilization is a share of the CPU request (a limit alone becomes it): without either the
+    // HPA reads no CPU and never scales.
+    const cpu = (resources: Doc) => render({ ...POSTGRES, autoscaling: { enabled: true }, resources });
+    for (const resources of [null, { requests: null }, { requests: { cpu: null } }]) {
+      assert.throws(() => cpu(resources as Doc), /resources\.requests\.cpu, which is not set/);
+    }
+    assert.ok(cpu({ requests: { cpu: null }, limits: { cpu: '1' } }).byKind.has('HorizontalPodAutoscaler'));
+    assert.ok(render({ ...POSTGRES, keda: { enabled: true }, resources: null }).byKind.has('ScaledObject'));
     // Left unused (SQLite mode, or the HPA beside KEDA), the bounds are not checked.
     assert.ok(render({ autoscaling: { enabled: true, minReplicas: 5, maxReplicas: 3 } }));
     assert.ok(
