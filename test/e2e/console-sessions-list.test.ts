@@ -305,6 +305,24 @@ describe('console: sign-in and sessions list', { timeout: 180_000 }, () => {
     assert.equal(session.body.budget.maxCostUsd, 2.5);
   });
 
+  test('a max cost in fractions of a cent is sent as typed; $0 is refused in the page', async () => {
+    await page.goto(`${server.url}/console/#/sessions`);
+    await page.getByLabel('Objective').fill('Cheap run');
+    await page.getByLabel('Max cost (USD)').fill('0');
+    await page.getByRole('button', { name: 'Create session' }).click();
+    await page.getByText('The max cost must be more than $0').waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'new-max-cost');
+    // An LLM call costs fractions of a cent: such a limit is one the API takes.
+    await page.getByLabel('Max cost (USD)').fill('0.125');
+    await page.getByRole('button', { name: 'Create session' }).click();
+    await page.waitForURL(/#\/sessions\/[0-9a-f-]{36}$/);
+    const id = page.url().split('/').at(-1) as string;
+    const session = await requestJson<{ budget: { maxCostUsd: number } }>(`${server.url}/v1/sessions/${id}`, {
+      headers: auth(),
+    });
+    assert.equal(session.body.budget.maxCostUsd, 0.125);
+  });
+
   test('an objective of only spaces is refused in the page, in words, and nothing is sent', async () => {
     await page.goto(`${server.url}/console/#/sessions`);
     await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();

@@ -46,8 +46,9 @@ export function createNewSessionForm({ onCreated }) {
   );
   const approval = h('input', { id: 'new-approval', name: 'approval', type: 'checkbox' });
   const maxTokens = numberInput('new-max-tokens', '1');
-  const maxCost = numberInput('new-max-cost', '0.01');
-  maxCost.min = '0.01';
+  // Any amount above $0 (an LLM call costs fractions of a cent): a step of cents would refuse $0.125.
+  const maxCost = numberInput('new-max-cost', 'any');
+  maxCost.min = '0';
   const deadline = numberInput('new-deadline', '1');
   const submit = h('button', { type: 'submit' }, 'Create session');
   const errors = h('div', { attrs: { 'aria-live': 'polite' } });
@@ -86,6 +87,16 @@ export function createNewSessionForm({ onCreated }) {
               'Creating the session',
               'Write the objective: what the agents should achieve.',
               objective,
+            );
+            return;
+          }
+          // $0 passes the field's `min` (which cannot exclude it); the server would refuse it.
+          if (maxCost.value !== '' && !(Number(maxCost.value) > 0)) {
+            showFormMistake(
+              errors,
+              'Creating the session',
+              'The max cost must be more than $0 (or left empty: no cost limit).',
+              maxCost,
             );
             return;
           }
