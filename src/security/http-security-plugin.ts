@@ -355,7 +355,7 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       return undefined;
     });
     const addResponseHeaders = (request: FastifyRequest, reply: FastifyReply): void => {
-      applySecurityHeaders(reply);
+      applySecurityHeaders(reply, request.protocol === 'https');
       applyCorsHeaders(request, reply, cors);
       const state = states.get(request);
       if (state?.rateLimitHeaders) {

@@ -11,7 +11,7 @@ import { parseVerifierKey } from '../../src/security/audit/checkpoint.ts';
 import { verifyAuditEntries } from '../../src/security/audit/verify.ts';
 import type { Security } from '../../src/security/create-security.ts';
 import { BUILT_IN_ROLES, hasPermission, isPermission, type Permission } from '../../src/security/rbac.ts';
-import { SECURITY_HEADERS } from '../../src/security/security-headers.ts';
+import { PLAIN_HTTP_SECURITY_HEADERS } from '../../src/security/security-headers.ts';
 import { createTestSecurityDb, type TestSecurityDb } from '../../src/security/test-support.ts';
 import { freePort } from '../fixtures/free-port.ts';
 import { startTestOidcProvider, TEST_AUDIENCE, type TestOidcProvider } from '../fixtures/oidc-provider.ts';
@@ -220,7 +220,8 @@ describe('HTTP security layer', { timeout: 120_000 }, () => {
       await call({ method: 'GET', url: '/healthz' }),
       await call({ method: 'GET', url: '/v1/roles', key: keys.viewer }),
     ]) {
-      for (const [name, value] of Object.entries(SECURITY_HEADERS))
+      // Injected requests come over plain http (the CSP without upgrade-insecure-requests).
+      for (const [name, value] of Object.entries(PLAIN_HTTP_SECURITY_HEADERS))
         assert.equal(response.headers[name], value, name);
       assert.equal(response.headers['x-powered-by'], undefined);
     }

@@ -9,7 +9,7 @@ import type { FakeSessionService } from '../../src/http/fake-session-service.tes
 import { createApiKey } from '../../src/security/api-keys.ts';
 import type { Security } from '../../src/security/create-security.ts';
 import { createOidcVerifier } from '../../src/security/oidc.ts';
-import { SECURITY_HEADERS } from '../../src/security/security-headers.ts';
+import { PLAIN_HTTP_SECURITY_HEADERS } from '../../src/security/security-headers.ts';
 import { assertPublicUrl, fetchPublicUrl } from '../../src/security/ssrf-guard.ts';
 import { createTestSecurityDb, type TestSecurityDb } from '../../src/security/test-support.ts';
 import { buildSecurityTestApp, type RouteInfo } from '../fixtures/security-app.ts';
@@ -227,7 +227,8 @@ describe('OWASP API Security Top 10 (2023)', { timeout: 120_000 }, () => {
         !failed.body.includes(' at '),
     );
     assert.equal(failed.headers['access-control-allow-origin'], undefined);
-    for (const [name, value] of Object.entries(SECURITY_HEADERS))
+    // Injected requests come over plain http (the CSP without upgrade-insecure-requests).
+    for (const [name, value] of Object.entries(PLAIN_HTTP_SECURITY_HEADERS))
       assert.equal(failed.headers[name], value, name);
 
     // CORS allow-list: only the configured origin gets CORS headers, on preflights and responses

@@ -3,6 +3,7 @@
 // client anywhere else could write any X-Forwarded-For it likes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { PLAIN_HTTP_SECURITY_HEADERS, SECURITY_HEADERS } from '../../src/security/security-headers.ts';
 import { createTestSecurityDb } from '../../src/security/test-support.ts';
 import { buildSecurityTestApp } from '../fixtures/security-app.ts';
 
@@ -70,6 +71,43 @@ test('a trusted proxy that is not an address or network is a config problem', as
       /is not an IP address or a network in CIDR notation/,
     );
   } finally {
+    await t.cleanup();
+  }
+});
+
+test('the CSP asks browsers to upgrade to https only for clients that came over https', async () => {
+  const t = await createTestSecurityDb();
+  const { app } = await buildSecurityTestApp(t, {
+    auth: { mode: 'apikey' },
+    http: { trustedProxies: ['10.0.0.0/8'] },
+  });
+  const csp = async (remoteAddress: string, proto?: string) =>
+    String(
+      (
+        await app.inject({
+          method: 'GET',
+          url: '/healthz',
+          remoteAddress,
+          headers: proto ? { 'x-forwarded-proto': proto } : {},
+        })
+      ).headers['content-security-policy'],
+    );
+  try {
+    // Over https at the proxy: helmet's default CSP, unchanged.
+    assert.equal(await csp('10.1.2.3', 'https'), SECURITY_HEADERS['content-security-policy']);
+    // Plain http, or a header no trusted proxy wrote: the same CSP without the upgrade, which would
+    // have the browser fetch the console's files over https from a server speaking http.
+    for (const answer of [
+      await csp('10.1.2.3', 'http'),
+      await csp('192.0.2.50', 'https'),
+      await csp('10.1.2.3'),
+    ]) {
+      assert.equal(answer, PLAIN_HTTP_SECURITY_HEADERS['content-security-policy']);
+      assert.doesNotMatch(answer, /upgrade-insecure-requests/);
+      assert.match(answer, /^default-src 'self';.*style-src 'self' https: 'unsafe-inline'$/);
+    }
+  } finally {
+    await app.close();
     await t.cleanup();
   }
 });

@@ -231,7 +231,32 @@ document.querySelector('.skip-link')?.addEventListener('click', (event) => {
   main.focus();
 });
 
+/**
+ * Over plain http to an address other than this machine, the browser withholds what the console
+ * needs (random ids, hashing for the OIDC sign-in, Web Locks), and a key or token typed here would
+ * cross the network readable on the way: the console says so instead of asking for one.
+ */
+function renderInsecureContext() {
+  return h(
+    'div',
+    { className: 'problem', attrs: { role: 'alert' } },
+    h('strong', { className: 'problem-title' }, 'The console needs a secure connection'),
+    h(
+      'p',
+      { className: 'problem-detail' },
+      `Open it over https (or, on the server's own machine, at http://localhost or http://127.0.0.1). ` +
+        `Over plain http to ${isolate(location.host)} an API key or access token would cross the network readable by anyone on the way, ` +
+        'and the browser withholds what the console needs. The API and the command line are not affected.',
+    ),
+  );
+}
+
 async function start() {
+  if (!window.isSecureContext) {
+    setPageTitle('Secure connection needed');
+    replaceChildren(main, renderInsecureContext());
+    return;
+  }
   // Back from the IdP (?code=…&state=… or ?error=…): finish the sign-in, or show why it failed.
   if (isSignInCallback()) {
     try {
