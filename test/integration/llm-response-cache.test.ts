@@ -17,7 +17,7 @@ interface EventView {
   data: Record<string, unknown>;
 }
 
-async function cacheCounter(baseUrl: string, result: 'hit' | 'miss'): Promise<number> {
+async function cacheCounter(baseUrl: string, result: 'hit' | 'miss' | 'error'): Promise<number> {
   const text = await fetch(`${baseUrl}/metrics`).then((response) => response.text());
   const line = text
     .split('\n')
@@ -118,4 +118,68 @@ test('a session whose budget is all but spent runs from the cache: replayed answ
   assert.equal(second.status, 'completed', second.error ?? '');
   assert.equal(llm.requests.length, requests, 'every call came from the cache');
   assert.equal(second.usage.inputTokens, 0);
+});
+
+test('damaged cache rows are misses: the session completes, the provider answers, the rows are replaced', {
+  timeout: 60_000,
+}, async (t) => {
+  const { llm, server } = await startLlmAppStack(t, {
+    handler: answerScoutWriter,
+    provider: { cache: true },
+    llm: {
+      roles: {
+        orchestrator: { provider: 'local', temperature: 0 },
+        researcher: { provider: 'local', temperature: 0 },
+        documenter: { provider: 'local', temperature: 0 },
+      },
+    },
+  });
+  async function runSession() {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'Research and write' },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    return waitForSession<{ status: string; error: string | null; result: string | null }>(
+      server.url,
+      created.body.id,
+    );
+  }
+  const first = await runSession();
+  assert.equal(first.status, 'completed', first.error ?? '');
+  const asked = llm.requests.length;
+  const db = server.app.database.db as unknown as LlmDb;
+  const kept = await db.selectFrom('llm_response_cache').select(['key', 'response']).execute();
+  assert.equal(kept.length, asked);
+  // Rows as a broken disk or a hand edit leaves them: valid JSON with a part that is no part, and
+  // JSON cut short. The first failed the model call (and so the task); neither was ever replaced.
+  await db
+    .updateTable('llm_response_cache')
+    .set({ response: '{"content":[null],"finishReason":{"unified":"stop","raw":"stop"}}' })
+    .execute();
+  const [oneKey] = kept;
+  assert.ok(oneKey);
+  await db
+    .updateTable('llm_response_cache')
+    .set({ response: oneKey.response.slice(0, 20) })
+    .where('key', '=', oneKey.key)
+    .execute();
+
+  const second = await runSession();
+  assert.equal(second.status, 'completed', second.error ?? '');
+  assert.equal(second.result, first.result);
+  assert.equal(llm.requests.length, asked * 2, 'every damaged row was a miss: the provider answered');
+  assert.equal(await cacheCounter(server.url, 'error'), asked, 'each counted as a lookup without an answer');
+  const replaced = await db.selectFrom('llm_response_cache').select(['key', 'response', 'hits']).execute();
+  // The same answers as first kept, but for the tool call's id, which the provider makes afresh.
+  const sameAnswer = (response: string) => response.replace(/"toolCallId":"[^"]*"/g, '"toolCallId":"…"');
+  assert.deepEqual(
+    replaced.map((row) => [row.key, sameAnswer(row.response), row.hits]).sort(),
+    kept.map((row) => [row.key, sameAnswer(row.response), 0]).sort(),
+    'the fresh answers replaced the damaged rows',
+  );
+
+  const third = await runSession();
+  assert.equal(third.status, 'completed', third.error ?? '');
+  assert.equal(llm.requests.length, asked * 2, 'answered from the replaced rows');
 });

@@ -126,6 +126,16 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
         `LLM response cache ${stage} failed; the call goes on uncached`,
       );
     },
+    // A damaged entry is a lookup without an answer, as a failed read is (result="error").
+    onUnreadable: (provider, first) => {
+      options.telemetry?.cacheReadFailed?.(provider);
+      if (first) {
+        llmLogger.warn(
+          { provider },
+          'LLM response cache entry could not be read (damaged); the call went to the provider and its answer replaces the entry',
+        );
+      }
+    },
   };
   const client = createLlmClient({
     providers: config.providers,

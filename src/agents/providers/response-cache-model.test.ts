@@ -74,14 +74,51 @@ function setup(
   const fake = fakeModel(answer);
   const lookups: boolean[] = [];
   const errors: unknown[] = [];
+  const unreadable: boolean[] = [];
   const getModel = withResponseCache(() => fake.model, {
     providers,
     cache,
     onLookup: (_provider, hit) => lookups.push(hit),
     onError: (error) => errors.push(error),
+    onUnreadable: (_provider, first) => unreadable.push(first),
   });
   const model = getModel('p', 'm') as LanguageModelV4;
-  return { model, calls: fake.calls, lookups, errors };
+  return { model, calls: fake.calls, lookups, errors, unreadable };
+}
+
+/** A cache over a map the test can read and damage, keeping the first answer of a key as the store does. */
+function mapCache(): { cache: ResponseCache; entries: Map<string, string> } {
+  const entries = new Map<string, string>();
+  return {
+    entries,
+    cache: {
+      get: async (tenantId, key) => entries.get(`${tenantId}:${key}`),
+      put: async (tenantId, key, entry, options) => {
+        if (options?.replace || !entries.has(`${tenantId}:${key}`)) {
+          entries.set(`${tenantId}:${key}`, entry.response);
+        }
+      },
+      stats: () => ({ hits: 0, misses: 0 }),
+    },
+  };
+}
+
+/** An agent's model call through the runtime (model-stream.ts), as the cached answer is replayed to it. */
+function agentCall(model: LanguageModelV4): Promise<string> {
+  return runAsTenant('t1', () =>
+    streamModelCall({
+      model,
+      system: 'You answer.',
+      tools: undefined,
+      messages: [{ role: 'user', content: 'hi' }],
+      maxSteps: 1,
+      maxOutputTokens: 100,
+      temperature: 0,
+      signal: new AbortController().signal,
+      push: () => {},
+      onStepUsage: () => {},
+    }),
+  );
 }
 
 const request = (overrides: Partial<LanguageModelV4CallOptions> = {}): LanguageModelV4CallOptions => ({
@@ -289,6 +326,55 @@ describe('response cache at the model call', () => {
     assert.equal(calls.length, 1);
     assert.equal(errors.length, 2, 'the read and the write');
     assert.deepEqual(lookups, []);
+  });
+
+  test('an entry that is no answer (a damaged row) is a miss: the provider answers, and replaces it', async () => {
+    const damaged = [
+      '{"content":[{"type":"text","te',
+      'null',
+      '{"content":[null],"finishReason":{"unified":"stop","raw":"stop"}}',
+      '{"content":[{"type":"text"}],"finishReason":{"unified":"stop","raw":"stop"}}',
+      '{"content":[{"type":"text","text":"x"}],"finishReason":{}}',
+      '{"content":[{"type":"tool-call","toolName":"send_message"}],"finishReason":{"unified":"tool-calls","raw":"tool_calls"}}',
+    ];
+    for (const row of damaged) {
+      const { cache, entries } = mapCache();
+      const { model, calls, lookups, unreadable } = setup(undefined, cache);
+      assert.equal(await agentCall(model), 'hello');
+      const [key] = [...entries.keys()];
+      assert.ok(key, 'the answer was kept');
+      const kept = entries.get(key);
+      entries.set(key, row);
+      // It failed the call (a part that is null), or replayed "undefined" as the text.
+      assert.equal(await agentCall(model), 'hello', row);
+      assert.equal(calls.length, 2, `${row}: asked the provider again`);
+      assert.equal(entries.get(key), kept, `${row}: the fresh answer replaced the entry`);
+      assert.equal(await agentCall(model), 'hello', row);
+      assert.equal(calls.length, 2, `${row}: answered from the cache again`);
+      assert.deepEqual(lookups, [false, true], `${row}: neither a hit nor a plain miss`);
+      assert.deepEqual(unreadable, [true], row);
+    }
+  });
+
+  test('a damaged entry that no answer replaces is counted at every call, reported as first once', async () => {
+    const { cache, entries } = mapCache();
+    assert.equal(await agentCall(setup(undefined, cache).model), 'hello');
+    const [key] = [...entries.keys()];
+    assert.ok(key, 'the answer was kept');
+    entries.set(key, '{"content":[null]}');
+    // Answers that end in an unknown way are not kept: nothing replaces the damaged entry.
+    const odd = setup(
+      () => [
+        ...textAnswer('hello').slice(0, -1),
+        { type: 'finish', usage: USAGE, finishReason: { unified: 'other', raw: undefined } },
+      ],
+      cache,
+    );
+    await agentCall(odd.model);
+    await agentCall(odd.model);
+    assert.equal(odd.calls.length, 2, 'both calls went to the provider');
+    assert.deepEqual(odd.unreadable, [true, false], 'logged once, counted each time');
+    assert.equal(entries.get(key), '{"content":[null]}');
   });
 
   test("a replay stops at the call's abort: the next read fails with its reason, nothing after it comes", async () => {

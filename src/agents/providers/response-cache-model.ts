@@ -47,6 +47,12 @@ export interface ResponseCacheModelOptions {
    * A failed read is a lookup without an answer (`result="error"` of the counter).
    */
   onError?(error: unknown, provider: string, stage: 'read' | 'write'): void;
+  /**
+   * The store held an entry for the call that is no answer of this format (a damaged row, one cut
+   * short or edited): the call went to the provider as on a miss, and its answer replaces the entry.
+   * `first`: the first time this process met this entry (to log once; counted every time).
+   */
+  onUnreadable?(provider: string, first: boolean): void;
 }
 
 /** How the model calls of one LLM client attempt were answered (see countModelCalls). */
@@ -104,12 +110,14 @@ const ZERO_USAGE: LanguageModelV4Usage = {
  */
 export function createCacheModel(options: ResponseCacheModelOptions): CacheModel {
   const wrapped = new WeakMap<LanguageModelV4, LanguageModelV4>();
+  // One for all the models of the cache: an entry is logged once, whichever model meets it.
+  const unreadableSeen = createSeenSet(UNREADABLE_REMEMBERED);
   return (model, provider, modelId, endpoint) => {
     if (!options.providers[provider]?.cache) return model;
     if (typeof model === 'string' || model.specificationVersion !== 'v4') return model;
     let caching = wrapped.get(model);
     if (!caching) {
-      caching = createCachingModel(model, provider, modelId, endpoint, options);
+      caching = createCachingModel(model, provider, modelId, endpoint, { ...options, unreadableSeen });
       wrapped.set(model, caching);
     }
     return caching;
@@ -149,9 +157,9 @@ function createCachingModel(
   provider: string,
   modelId: string,
   endpoint: string | undefined,
-  options: ResponseCacheModelOptions,
+  options: ResponseCacheModelOptions & { unreadableSeen: { first(key: string): boolean } },
 ): LanguageModelV4 {
-  const { cache } = options;
+  const { cache, unreadableSeen } = options;
   const wire = wireOf(options.providers[provider], endpoint);
 
   /** The tenant and key of a cacheable call; none for the others. */
@@ -165,26 +173,46 @@ function createCachingModel(
     return { tenantId, key: computeCacheKey({ tenantId, provider, model: modelId, request }) };
   }
 
-  async function lookup(slot: { tenantId: string; key: string }): Promise<CachedAnswer | undefined> {
+  /**
+   * The cached answer of the call, if the store has a readable one. `unreadable`: it has an entry
+   * that is none (the fresh answer then replaces it); that is a miss, never a failed call.
+   */
+  async function lookup(slot: {
+    tenantId: string;
+    key: string;
+  }): Promise<{ answer?: CachedAnswer; unreadable: boolean }> {
     let stored: string | undefined;
     try {
       stored = await cache.get(slot.tenantId, slot.key);
     } catch (error) {
       options.onError?.(error, provider, 'read');
-      return undefined;
+      return { unreadable: false };
     }
-    const answer = stored === undefined ? undefined : parseAnswer(stored);
-    options.onLookup?.(provider, answer !== undefined);
-    return answer;
+    if (stored === undefined) {
+      options.onLookup?.(provider, false);
+      return { unreadable: false };
+    }
+    const answer = parseAnswer(stored);
+    if (answer === undefined) {
+      options.onUnreadable?.(provider, unreadableSeen.first(`${slot.tenantId}\u0000${slot.key}`));
+      return { unreadable: true };
+    }
+    options.onLookup?.(provider, true);
+    return { answer, unreadable: false };
   }
 
-  async function store(slot: { tenantId: string; key: string }, answer: CachedAnswer): Promise<void> {
+  async function store(
+    slot: { tenantId: string; key: string },
+    answer: CachedAnswer,
+    replace: boolean,
+  ): Promise<void> {
     try {
-      await cache.put(slot.tenantId, slot.key, {
-        provider,
-        model: modelId,
-        response: JSON.stringify(answer),
-      });
+      await cache.put(
+        slot.tenantId,
+        slot.key,
+        { provider, model: modelId, response: JSON.stringify(answer) },
+        { replace },
+      );
     } catch (error) {
       options.onError?.(error, provider, 'write');
     }
@@ -197,7 +225,8 @@ function createCachingModel(
     supportedUrls: model.supportedUrls,
     async doGenerate(call) {
       const slot = cacheSlot(call);
-      const hit = slot ? await lookup(slot) : undefined;
+      const found = slot ? await lookup(slot) : undefined;
+      const hit = found?.answer;
       count(hit !== undefined);
       if (!slot) return model.doGenerate(call);
       if (hit) {
@@ -207,12 +236,13 @@ function createCachingModel(
       }
       const result = await model.doGenerate(call);
       const answer = toCachedAnswer(result.content, result.finishReason, result.structuredOutputText);
-      if (answer) await store(slot, answer);
+      if (answer) await store(slot, answer, found?.unreadable === true);
       return result;
     },
     async doStream(call) {
       const slot = cacheSlot(call);
-      const hit = slot ? await lookup(slot) : undefined;
+      const found = slot ? await lookup(slot) : undefined;
+      const hit = found?.answer;
       count(hit !== undefined);
       if (!slot) return model.doStream(call);
       if (hit) {
@@ -221,8 +251,12 @@ function createCachingModel(
         replayed.add(stream);
         return { stream };
       }
+      const replace = found?.unreadable === true;
       const result = await model.doStream(call);
-      return { ...result, stream: result.stream.pipeThrough(recordStream((answer) => store(slot, answer))) };
+      return {
+        ...result,
+        stream: result.stream.pipeThrough(recordStream((answer) => store(slot, answer, replace))),
+      };
     },
   };
 }
@@ -302,15 +336,64 @@ function toCachedAnswer(
   };
 }
 
-function parseAnswer(stored: string): CachedAnswer | undefined {
+/**
+ * The stored answer, or undefined when the entry is not one of this format in every part (a row cut
+ * short, damaged or edited). Checked whole before anything is replayed: a part without its text or
+ * a `null` among the parts failed the call (or streamed "undefined" as the answer's text).
+ */
+function parseAnswer(stored: unknown): CachedAnswer | undefined {
+  let value: unknown;
   try {
-    const value = JSON.parse(stored) as Partial<CachedAnswer> | null;
-    if (!value || !Array.isArray(value.content) || typeof value.finishReason !== 'object') return undefined;
-    return value as CachedAnswer;
+    value = typeof stored === 'string' ? JSON.parse(stored) : undefined;
   } catch {
-    // Not an answer of this format (e.g. a damaged row): asked again, as on a miss.
     return undefined;
   }
+  if (!isRecord(value) || !Array.isArray(value.content) || !value.content.every(isCachedPart)) {
+    return undefined;
+  }
+  const { finishReason, structuredOutputText } = value;
+  if (!isRecord(finishReason) || typeof finishReason.unified !== 'string') return undefined;
+  if (finishReason.raw !== undefined && typeof finishReason.raw !== 'string') return undefined;
+  if (!isCacheableFinish(finishReason as LanguageModelV4FinishReason)) return undefined;
+  if (structuredOutputText !== undefined && typeof structuredOutputText !== 'string') return undefined;
+  return value as unknown as CachedAnswer;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A part as toCachedAnswer keeps it: text or reasoning with its text, a tool call with its input. */
+function isCachedPart(part: unknown): boolean {
+  if (!isRecord(part)) return false;
+  if (part.providerMetadata !== undefined && !isRecord(part.providerMetadata)) return false;
+  if (part.type === 'text' || part.type === 'reasoning') return typeof part.text === 'string';
+  return (
+    part.type === 'tool-call' &&
+    typeof part.toolCallId === 'string' &&
+    typeof part.toolName === 'string' &&
+    typeof part.input === 'string' &&
+    part.providerExecuted !== true
+  );
+}
+
+/**
+ * Entries found unreadable, so each is logged once per process, not at every call that meets it
+ * (before its replacement lands, or when the fresh answer cannot be kept). Bounded: forgotten
+ * when full, after which an entry may be logged once more.
+ */
+const UNREADABLE_REMEMBERED = 1_000;
+
+function createSeenSet(limit: number): { first(key: string): boolean } {
+  const seen = new Set<string>();
+  return {
+    first(key) {
+      if (seen.has(key)) return false;
+      if (seen.size >= limit) seen.clear();
+      seen.add(key);
+      return true;
+    },
+  };
 }
 
 function replayGenerate(answer: CachedAnswer): LanguageModelV4GenerateResult {

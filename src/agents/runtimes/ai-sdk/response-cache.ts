@@ -6,11 +6,15 @@ import { createHash } from 'node:crypto';
 
 export interface ResponseCache {
   get(tenantId: string, key: string): Promise<string | undefined>;
-  /** Keeps the first answer of a key; a later write of the same key changes nothing. */
+  /**
+   * Keeps the first answer of a key; a later write of the same key changes nothing, unless
+   * `replace` (the entry there could not be read: a damaged row is overwritten, not kept forever).
+   */
   put(
     tenantId: string,
     key: string,
     entry: { provider: string; model: string; response: string },
+    options?: { replace?: boolean },
   ): Promise<void>;
   stats(): { hits: number; misses: number };
 }
@@ -50,8 +54,10 @@ export function createMemoryResponseCache(): ResponseCache {
       else hits += 1;
       return value;
     },
-    async put(tenantId, key, entry) {
-      if (!entries.has(`${tenantId}:${key}`)) entries.set(`${tenantId}:${key}`, entry.response);
+    async put(tenantId, key, entry, options) {
+      if (options?.replace || !entries.has(`${tenantId}:${key}`)) {
+        entries.set(`${tenantId}:${key}`, entry.response);
+      }
     },
     stats: () => ({ hits, misses }),
   };

@@ -43,6 +43,26 @@ describe('store response cache', () => {
     assert.equal(row.last_hit_at, 1000);
   });
 
+  test('a write with replace overwrites the entry as a new one (a damaged row); other tenants keep theirs', async () => {
+    const db = handle.db as unknown as LlmDb;
+    const cache = createStoreResponseCache(db, () => 2000);
+    const key = computeCacheKey({ tenantId: 't3', provider: 'p', model: 'm', request: { prompt: ['x'] } });
+    await cache.put('t3', key, { provider: 'p', model: 'm', response: '{"content":[nul' });
+    await cache.put('t4', key, { provider: 'p', model: 'm', response: 'theirs' });
+    assert.equal(await cache.get('t3', key), '{"content":[nul');
+    await cache.put('t3', key, { provider: 'p', model: 'm2', response: 'fresh' }, { replace: true });
+    assert.equal(await cache.get('t4', key), 'theirs');
+    const row = await db
+      .selectFrom('llm_response_cache')
+      .selectAll()
+      .where('tenant_id', '=', 't3')
+      .executeTakeFirstOrThrow();
+    assert.deepEqual(
+      [row.response, row.model, row.hits, row.created_at, row.last_hit_at],
+      ['fresh', 'm2', 0, 2000, null],
+    );
+  });
+
   test('the key changes with anything that shapes the answer', () => {
     const request = { prompt: [{ role: 'system', content: 's' }], maxOutputTokens: 10 };
     const base = { tenantId: 't', provider: 'p', model: 'm', request };

@@ -29,7 +29,8 @@ export function createStoreResponseCache(db: LlmDb, now: () => number = Date.now
         .execute();
       return row.response;
     },
-    async put(tenantId, key, entry) {
+    async put(tenantId, key, entry, options) {
+      const created = now();
       await db
         .insertInto('llm_response_cache')
         .values({
@@ -39,10 +40,23 @@ export function createStoreResponseCache(db: LlmDb, now: () => number = Date.now
           model: entry.model,
           response: entry.response,
           hits: 0,
-          created_at: now(),
+          created_at: created,
           last_hit_at: null,
         })
-        .onConflict((oc) => oc.columns(['tenant_id', 'key']).doNothing())
+        .onConflict((oc) => {
+          const target = oc.columns(['tenant_id', 'key']);
+          // A damaged entry is replaced as a new one; a readable one stays the first answer.
+          return options?.replace
+            ? target.doUpdateSet({
+                provider: entry.provider,
+                model: entry.model,
+                response: entry.response,
+                hits: 0,
+                created_at: created,
+                last_hit_at: null,
+              })
+            : target.doNothing();
+        })
         .execute();
     },
     stats: () => ({ hits, misses }),
