@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { runMaos } from '../fixtures/cli.ts';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
-import { startTestServer, waitForSession } from '../fixtures/server.ts';
+import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 
 interface SessionView {
   status: string;
@@ -125,6 +125,32 @@ test('maos approve / reject', { timeout: 60_000 }, async (t) => {
     );
     assert.equal(later.code, 0, later.stderr);
     assert.match(later.stdout, /left waiting; decide later with: maos approve/);
+  });
+
+  await t.test('a --plan file that is not UTF-8 is refused; the plan still waits', async () => {
+    const id = await submitWaiting();
+    // Saved in Latin-1 (`à` as the byte 0xE0): read lossily, the task ran with `�` in its place.
+    const file = join(dir, 'latin1-plan.json');
+    const plan = {
+      phases: [
+        {
+          name: 'main',
+          tasks: [{ name: 'first', role: 'qa', instructions: 'dis bonjour à tous', runner: 'echo' }],
+        },
+      ],
+    };
+    await writeFile(file, Buffer.from(JSON.stringify(plan), 'latin1'));
+    const refused = await runMaos(['approve', id, '--plan', file], { env });
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /^error USAGE: --plan .*latin1-plan\.json is not UTF-8 text/m);
+    const session = await requestJson<SessionView>(`${server.url}/v1/sessions/${id}`);
+    assert.equal(session.body.status, 'awaiting_approval');
+    // The same plan saved as UTF-8 (with the byte-order mark some editors write) is approved.
+    await writeFile(file, `\uFEFF${JSON.stringify(plan)}`);
+    const approved = await runMaos(['approve', id, '--plan', file, '--json'], { env });
+    assert.equal(approved.code, 0, approved.stderr);
+    const done = await waitForSession<SessionView>(server.url, id);
+    assert.equal(done.status, 'completed', done.error ?? '');
   });
 
   await t.test('bad --plan file and missing --reason are usage errors', async () => {

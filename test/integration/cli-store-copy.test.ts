@@ -365,12 +365,17 @@ describe('maos store copy', { timeout: 240_000 }, () => {
   });
 
   test('bad targets are usage errors', async () => {
+    // A URL file saved in Latin-1 (`é` as the byte 0xE9): read lossily, it named another file
+    // (`copi�.db`), which a copy would have created.
+    const latin1 = join(dir, 'latin1-url.txt');
+    writeFileSync(latin1, Buffer.from(`sqlite:${join(dir, 'copié.db')}\n`, 'latin1'));
     const cases: [string[], RegExp][] = [
       [[], /the target database is required/],
       [['--to', 'mysql://db/maos'], /--to must start with postgres:\/\/ \(or postgresql:\/\/\) or sqlite:/],
       [['--to', `sqlite:${join(sourceDir, 'maos.db')}`], /--to names the configured database itself/],
       [['--to', 'sqlite:x.db', '--to-file', join(dir, 'url.txt')], /not both/],
       [['--to-file', join(dir, 'missing.txt')], /cannot read --to-file .*missing\.txt \(ENOENT\)/],
+      [['--to-file', latin1, '--dry-run'], /--to-file .*latin1-url\.txt is not UTF-8 text/],
       [['--to', `sqlite:${join(dir, 'trailing.db ')}`], /ending in whitespace/],
     ];
     for (const [args, message] of cases) {

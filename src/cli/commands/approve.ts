@@ -1,10 +1,10 @@
 // `maos approve <id> [--plan file.json]` and `maos reject <id> --reason <text>`: decide on a plan
 // that waits for approval (sessions submitted with approval "required"); `maos steer <id> <message>`:
 // a message for the orchestrator of a session it plans.
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
+import { readUtf8File } from '../utf8-file.ts';
 
 /** Registers `maos approve`. */
 export function registerApproveCommand(program: Command, act: ActionFactory): void {
@@ -41,14 +41,12 @@ export function registerSteerCommand(program: Command, act: ActionFactory): void
   addCommonOptions(command, true).action(act(steerSession));
 }
 
-/** Reads the edited plan; a missing file or bad JSON is a usage error, not a stack trace. */
+/**
+ * Reads the edited plan; a missing file, one that is not UTF-8 (read lossily, its tasks' text would
+ * be approved with `�` in place of each such character) or bad JSON is a usage error.
+ */
 async function readPlanFile(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    throw new CliError('USAGE', `cannot read --plan ${path}: ${(error as Error).message}`, EXIT.USAGE);
-  }
+  const text = await readUtf8File(path, '--plan');
   let parsed: unknown;
   try {
     parsed = JSON.parse(text) as unknown;

@@ -1,11 +1,11 @@
 // `maos roles`: the role catalogue of the server (names, capabilities, descriptions); `maos roles
 // show`: one role with its system prompt; `maos roles create|delete`: the tenant's custom roles
 // (POST and DELETE /v1/roles).
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { formatTable, showControls, truncate } from '../output.ts';
+import { readUtf8File } from '../utf8-file.ts';
 
 interface CreateOptions {
   description: string;
@@ -90,28 +90,9 @@ async function readInstructions(options: CreateOptions): Promise<string> {
     );
   }
   if (options.instructions !== undefined) return options.instructions;
-  const path = options.instructionsFile as string;
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (error) {
-    throw new CliError(
-      'USAGE',
-      `cannot read --instructions-file ${path}: ${(error as Error).message}`,
-      EXIT.USAGE,
-    );
-  }
-  try {
-    // Strict: a prompt saved in another encoding (Latin-1 `é`) is refused, as the API refuses such a
-    // body, instead of created with `�` in place of each such character.
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw new CliError(
-      'USAGE',
-      `--instructions-file ${path} is not UTF-8 text: save it as UTF-8 and run the command again`,
-      EXIT.USAGE,
-    );
-  }
+  // Strict: a prompt saved in another encoding (Latin-1 `é`) is refused, as the API refuses such a
+  // body, instead of created with `�` in place of each such character.
+  return readUtf8File(options.instructionsFile as string, '--instructions-file');
 }
 
 async function createRole(ctx: CliContext, command: Command): Promise<number> {

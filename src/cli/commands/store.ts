@@ -41,6 +41,7 @@ import {
 } from '../../store/store-copy.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
+import { decodeUtf8File } from '../utf8-file.ts';
 
 interface CopyOptions {
   config?: string;
@@ -213,12 +214,15 @@ function readTargetUrl(options: CopyOptions): string {
   }
   let url = options.to;
   if (options.toFile !== undefined) {
+    let bytes: Buffer;
     try {
-      url = readFileSync(resolve(options.toFile), 'utf8').trim();
+      bytes = readFileSync(resolve(options.toFile));
     } catch (error) {
       const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
       throw new CliError('USAGE', `cannot read --to-file ${resolve(options.toFile)} (${reason})`, EXIT.USAGE);
     }
+    // Not read lossily: a password byte that is not UTF-8 would become `�` and fail to sign in.
+    url = decodeUtf8File(bytes, '--to-file', resolve(options.toFile)).trim();
   }
   if (url === undefined || url.trim() === '') {
     throw new CliError(
