@@ -145,7 +145,26 @@ describe('checking an older signed checkpoint against a newer one', () => {
     );
     // From a power of two the proof verifies by itself; the roots the server holds now do not match.
     const changed = { ...consistencyAnswer(4, 9), fromRoot: b64(checkpointOf(3).root) };
-    assert.match(String(checkConsistency(checkpointOf(4), checkpointOf(9), changed)), /changed after/);
+    assert.match(
+      String(checkConsistency(checkpointOf(4), checkpointOf(9), changed)),
+      /its first 4 records were changed after they were signed/,
+    );
+    // Only a record after the older checkpoint's: the later records are named, not the first ones.
+    const later = { ...consistencyAnswer(4, 9), toRoot: b64(checkpointOf(8).root) };
+    assert.match(
+      String(checkConsistency(checkpointOf(4), checkpointOf(9), later)),
+      /its records 4\.\.8 were changed after they were signed/,
+    );
+    // Two checkpoints of one size: one number, not "its first 6 or 6 records".
+    const same = {
+      ...consistencyAnswer(6, 6),
+      fromRoot: b64(checkpointOf(5).root),
+      toRoot: b64(checkpointOf(5).root),
+    };
+    assert.equal(
+      checkConsistency(checkpointOf(6), checkpointOf(6), same),
+      'the log no longer holds what was signed: its first 6 records were changed after they were signed',
+    );
     assert.match(
       String(checkConsistency(checkpointOf(4), checkpointOf(9), consistencyAnswer(4, 8))),
       /no consistency proof from 4 to 9/,

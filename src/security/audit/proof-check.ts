@@ -108,8 +108,13 @@ export function checkConsistency(
   // changed after both were signed shows in the roots the server computes now, unless its block's
   // root was stored before the change (then its own inclusion proof fails, and `maos audit verify`
   // names it).
-  if (!older.root.equals(roots[0] as Buffer) || !newer.root.equals(roots[1] as Buffer)) {
-    return `the log no longer holds what was signed: its first ${older.size} or ${newer.size} records were changed after they were signed`;
+  // Named as narrowly as the roots tell: the first `older.size` records, or only the later ones
+  // ("its first 10 or 10 records" named neither when both checkpoints were of one size).
+  if (!older.root.equals(roots[0] as Buffer)) {
+    return `the log no longer holds what was signed: its first ${older.size} records were changed after they were signed`;
+  }
+  if (!newer.root.equals(roots[1] as Buffer)) {
+    return `the log no longer holds what was signed: its records ${older.size}..${newer.size - 1} were changed after they were signed`;
   }
   return null;
 }
