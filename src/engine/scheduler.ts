@@ -1,13 +1,14 @@
 // The lease-based scheduler of one process: worker slots claim ready tasks in batches, run them,
 // heartbeat their leases and finish them through the group-commit write queue; a reaper re-runs
 // tasks whose lease expired. See docs/adr/0002-lease-based-scheduler.md.
+import { context, ROOT_CONTEXT } from '@opentelemetry/api';
 import type { Kysely } from 'kysely';
 import type { RuntimeRegistry, RuntimeTask } from '../agents/runtimes/runtime.ts';
 import type { TaskStatus } from '../domain/types.ts';
 import { AppError, coerceError } from '../errors/app-error.ts';
 import type { GenAiTracer } from '../observability/genai-spans.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { StoredTraceContext } from '../observability/tracing.ts';
+import { restoreTraceContext, type StoredTraceContext } from '../observability/tracing.ts';
 import { createCoalescer } from '../store/coalesce.ts';
 import type { DialectName } from '../store/db.ts';
 import type { Database, TasksTable } from '../store/schema.ts';
@@ -231,7 +232,17 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     run.controller.abort(new AppError('TIMEOUT', `task stopped: ${reason.replace('_', ' ')}`));
   }
 
+  /**
+   * Asks idle slots to claim. The claim round and everything it starts run in the root context,
+   * not the caller's: a request that wakes the loop (or a run whose finish does) would otherwise
+   * lend its trace to the claims, finishes and log lines of other sessions' tasks, of any tenant,
+   * long after it was answered. Each run then continues its own session's trace (startRun).
+   */
   function wake(): void {
+    context.with(ROOT_CONTEXT, claimRound);
+  }
+
+  function claimRound(): void {
     if (!started || stopping) return;
     if (freeSlots() <= 0) {
       backlog = true;
@@ -343,6 +354,19 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   }
 
   function startRun(
+    task: RuntimeTask,
+    readyAt: number,
+    trace: StoredTraceContext | undefined,
+    leasedAt: number,
+  ): void {
+    // In its session's trace, whatever context launched it (a claim round, another session's
+    // finish that handed the task over): its finish and log lines carry that trace's id; a session
+    // stored without one (created while tracing was off) runs in none.
+    const runContext = context.with(ROOT_CONTEXT, () => restoreTraceContext(trace));
+    context.with(runContext, () => runInContext(task, readyAt, trace, leasedAt));
+  }
+
+  function runInContext(
     task: RuntimeTask,
     readyAt: number,
     trace: StoredTraceContext | undefined,
@@ -492,10 +516,13 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       started = true;
       lastBeatAt = now();
       unsubscribe = deps.notifier.subscribe(READY_CHANNEL, onReadyNotice);
-      const third = Math.max(100, Math.floor(deps.leaseMs / 3));
-      timers.push(setInterval(wake, deps.pollIntervalMs), setInterval(reap, third));
-      heartbeatTimer = setInterval(heartbeat, third);
-      reap();
+      // The timers keep the context they are set in: the root one, not the starter's.
+      context.with(ROOT_CONTEXT, () => {
+        const third = Math.max(100, Math.floor(deps.leaseMs / 3));
+        timers.push(setInterval(wake, deps.pollIntervalMs), setInterval(reap, third));
+        heartbeatTimer = setInterval(heartbeat, third);
+        reap();
+      });
       wake();
     },
     async stop({ graceMs, abandon = false }) {
