@@ -383,10 +383,25 @@ describe('console: one session', { timeout: 180_000 }, () => {
   });
 
   test('an unknown session is shown as its problem, not a blank page', async () => {
+    const streams: string[] = [];
+    const onRequest = (request: { url: () => string }) => {
+      if (request.url().endsWith('/events')) streams.push(request.url());
+    };
+    page.on('request', onRequest);
     await page.goto(`${server.url}/console/#/sessions/00000000-0000-4000-8000-000000000000`);
     const alert = page.locator('.problem').first();
     await alert.waitFor();
     assert.match((await alert.textContent()) ?? '', /SESSION_NOT_FOUND/);
+    // Nothing is loading any more, and there is nothing to act on or follow: no "Loading…", no
+    // disabled actions, no event stream asked for (whose refusal would be a second alert).
+    assert.equal(await page.locator('main .loading').count(), 0);
+    assert.equal(await page.getByRole('heading', { name: 'Plan approval' }).isVisible(), false);
+    assert.equal(await page.getByRole('button', { name: 'Cancel session' }).isVisible(), false);
+    await page.waitForLoadState('networkidle');
+    page.off('request', onRequest);
+    assert.deepEqual(streams, []);
+    assert.equal(await page.locator('.problem').count(), 1);
+    assert.equal(await page.getByRole('link', { name: '← Sessions' }).isVisible(), true);
   });
 
   test('no errors or warnings in the page', () => {

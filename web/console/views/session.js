@@ -210,6 +210,13 @@ export function renderSession(root, id) {
     } catch (error) {
       // A failed read older than the one shown says nothing about the page.
       if (!closed && read >= readShown) replaceChildren(errors, renderProblem(error, 'Loading the session'));
+      // No such session (unknown, deleted, not of this tenant) or no valid id, before anything was
+      // shown: nothing is loading any more, and there is nothing to act on or follow.
+      if (!closed && shown === null && (error?.status === 404 || error?.status === 400)) {
+        replaceChildren(facts);
+        sections.hidden = true;
+        missing = true;
+      }
     }
   }
 
@@ -244,13 +251,10 @@ export function renderSession(root, id) {
     },
   });
 
-  replaceChildren(
-    root,
-    h('p', {}, h('a', { href: '#/sessions' }, '← Sessions')),
-    title,
-    statusNote,
-    errors,
-    facts,
+  /** What the page shows of a session read: hidden when there is none to read (missing). */
+  const sections = h(
+    'div',
+    {},
     result.element,
     h('h2', {}, 'Tasks'),
     tasks,
@@ -266,11 +270,22 @@ export function renderSession(root, id) {
     h('h2', {}, 'Plan versions'),
     plans.element,
   );
+  /** The first read found no such session: no stream is opened. */
+  let missing = false;
+  replaceChildren(
+    root,
+    h('p', {}, h('a', { href: '#/sessions' }, '← Sessions')),
+    title,
+    statusNote,
+    errors,
+    facts,
+    sections,
+  );
 
   /** Whether the stream has been live before: a later `live` is a resumption. */
   let streamOpened = false;
   refresh().then(() => {
-    if (closed) return;
+    if (closed || missing) return;
     stream = followSessionEvents(id, {
       onEvent: (event) => {
         live.handleEvent(event);
