@@ -4,9 +4,9 @@
 import { createInterface, type Interface } from 'node:readline/promises';
 import type { SessionDto, TaskDto } from '../http/dto.ts';
 import type { CliContext } from './context.ts';
-import { CliError } from './exit-codes.ts';
+import { CliError, EXIT } from './exit-codes.ts';
 import { showControls } from './output.ts';
-import { describeRetry, interruptedError, retryWhileUnavailable } from './retry.ts';
+import { describeRetry, interruptedError, isTransient, retryWhileUnavailable } from './retry.ts';
 
 export type ApprovalDecision = 'approved' | 'rejected' | 'later';
 
@@ -124,15 +124,35 @@ export function createApprovalPrompter(ctx: CliContext, options: ApprovalPrompte
         .toLowerCase();
       // Retried attempts of this answer: a later INVALID_STATE may then be an earlier attempt's doing.
       let retried = false;
-      const send = <T>(call: () => Promise<T>) =>
-        retryWhileUnavailable(call, {
-          retryForMs,
-          signal: ctx.interruptSignal(),
-          onRetry: (retry, error, delayMs) => {
-            retried = true;
-            out.note(describeRetry(error, retry, delayMs, retryForMs));
-          },
-        });
+      const send = async <T>(call: () => Promise<T>): Promise<T> => {
+        try {
+          return await retryWhileUnavailable(call, {
+            retryForMs,
+            signal: ctx.interruptSignal(),
+            onRetry: (retry, error, delayMs) => {
+              retried = true;
+              out.note(describeRetry(error, retry, delayMs, retryForMs));
+            },
+          });
+        } catch (error) {
+          // Given up (or a Retry-After past --retry-for): the command ends (never retried as a
+          // dropped stream by the follower, which would go on past the question), and says that
+          // the typed answer may be lost and how to decide now.
+          if (!(error instanceof CliError) || error.exitCode === EXIT.INTERRUPTED) throw error;
+          // Refused for good (403, 404, someone else decided): as it is.
+          if (error.code === 'INVALID_STATE' || (!isTransient(error) && !retried)) throw error;
+          throw new CliError(
+            error.code,
+            error.message,
+            error.exitCode,
+            [
+              ...error.details,
+              `the answer may not have been recorded: check with maos sessions show ${session.id}, then decide with maos approve ${session.id} / maos reject ${session.id} --reason "…"`,
+            ],
+            { retryable: false },
+          );
+        }
+      };
       try {
         if (answer === 'y' || answer === 'yes') {
           const result = await send(() => ctx.client().approveSession(session.id));

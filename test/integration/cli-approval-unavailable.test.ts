@@ -21,6 +21,7 @@ async function refuseFirst(
   t: TestContext,
   upstream: string,
   matches: (method: string, path: string) => boolean,
+  headers: Record<string, string> = {},
 ): Promise<{ url: string; refused: () => number }> {
   let refused = 0;
   const proxy = createServer((req, res) => {
@@ -28,7 +29,7 @@ async function refuseFirst(
     if (matches(req.method ?? 'GET', path) && refused === 0) {
       refused += 1;
       req.resume();
-      res.writeHead(503, { 'content-type': 'text/plain' }).end('restarting');
+      res.writeHead(503, { 'content-type': 'text/plain', ...headers }).end('restarting');
       return;
     }
     const forwarded = request(
@@ -149,6 +150,38 @@ test('run --follow --ask: an "n" whose reject request meets a 503 is sent again,
   const session = JSON.parse(shown.stdout) as { status: string; error?: { message?: string } };
   assert.equal(session.status, 'failed');
   assert.match(JSON.stringify(session), /wrong scope/);
+});
+
+test('run --follow --ask: an approve that cannot be sent within --retry-for ends the command, saying so', {
+  timeout: 60_000,
+}, async (t) => {
+  const { server } = await startLlmAppStack(t);
+  // Asked to wait an hour, past --retry-for: the answer cannot be sent in time.
+  const { url, refused } = await refuseFirst(
+    t,
+    server.url,
+    (method, path) => method === 'POST' && path.endsWith('/approve'),
+    { 'retry-after': '3600' },
+  );
+  const result = await runMaos(
+    [
+      'run',
+      'Approved too late',
+      '--agent',
+      'first=qa:say hi:echo',
+      '--require-approval',
+      '--ask',
+      '--follow',
+      '--deadline',
+      '20',
+    ],
+    { env: { MAOS_SERVER: url }, input: 'y\n' },
+  );
+  assert.equal(refused(), 1);
+  // It ended with the 503 alone: nothing said that the typed answer may be lost, nor how to decide.
+  assert.equal(result.code, 7, result.stdout + result.stderr);
+  assert.match(result.stderr, /HTTP_503/);
+  assert.match(result.stderr, /the answer may not have been recorded: check with maos sessions show \S+/);
 });
 
 /** The orchestrator plans one task; its agent answers. */
