@@ -489,6 +489,17 @@ for (const helm of helms) {
         {
           ...POSTGRES,
           nodeSelector: { n: 'x' },
+          tolerations: [{ key: 'pool', operator: 'Exists', effect: 'NoSchedule' }],
+          affinity: {
+            nodeAffinity: {
+              preferredDuringSchedulingIgnoredDuringExecution: [
+                {
+                  weight: 1,
+                  preference: { matchExpressions: [{ key: 'z', operator: 'In', values: ['a'] }] },
+                },
+              ],
+            },
+          },
           extraEnv: [{ name: 'X', value: '1' }],
           podAnnotations: { 'example.com/a': 'b' },
           networkPolicy: { apiFrom: [{ podSelector: { matchLabels: { app: 'gw' } } }] },

@@ -1040,6 +1040,55 @@ describe('Helm chart', () => {
     }
   });
 
+  test('the migration Job runs on the nodes the server may run on (node selector, tolerations, node affinity)', () => {
+    const nodeAffinity = {
+      requiredDuringSchedulingIgnoredDuringExecution: {
+        nodeSelectorTerms: [{ matchExpressions: [{ key: 'pool', operator: 'In', values: ['maos'] }] }],
+      },
+    };
+    // Required anti-affinity to the server's own pods: with a server on every node, the Job could
+    // not be placed at all; it concerns the replicas, not the Job.
+    const podAntiAffinity = {
+      requiredDuringSchedulingIgnoredDuringExecution: [
+        {
+          topologyKey: 'kubernetes.io/hostname',
+          labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'maos' } },
+        },
+      ],
+    };
+    const placement = {
+      nodeSelector: { 'kubernetes.io/arch': 'amd64' },
+      tolerations: [{ key: 'pool', operator: 'Equal', value: 'maos', effect: 'NoSchedule' }],
+      affinity: { nodeAffinity, podAntiAffinity },
+      topologySpreadConstraints: [
+        {
+          maxSkew: 1,
+          topologyKey: 'zone',
+          whenUnsatisfiable: 'DoNotSchedule',
+          labelSelector: { matchLabels: { a: 'b' } },
+        },
+      ],
+    };
+    const { byKind } = render({ ...POSTGRES, ...placement });
+    const server = at(one(byKind, 'Deployment'), 'spec.template.spec');
+    const job = at(one(byKind, 'Job'), 'spec.template.spec');
+    assert.deepEqual(server.nodeSelector, placement.nodeSelector);
+    assert.deepEqual(job.nodeSelector, server.nodeSelector);
+    assert.deepEqual(job.tolerations, server.tolerations);
+    assert.deepEqual(job.affinity, { nodeAffinity });
+    assert.equal(job.topologySpreadConstraints, undefined);
+    // Without any, the Job's pod spec has none of them.
+    const plain = at(one(render(POSTGRES).byKind, 'Job'), 'spec.template.spec');
+    for (const key of ['nodeSelector', 'tolerations', 'affinity']) assert.equal(plain[key], undefined, key);
+    assert.equal(
+      at(
+        one(render({ ...POSTGRES, affinity: { podAntiAffinity } }).byKind, 'Job'),
+        'spec.template.spec.affinity',
+      ),
+      undefined,
+    );
+  });
+
   test('a termination grace shorter than the shutdown drain + grace is refused', () => {
     const stopRule = /terminationGracePeriodSeconds \(45\) must be at least .*\(130\)/;
     assert.throws(() => renderChart(CHART, { config: { shutdown: { graceSeconds: 120 } } }), stopRule);
