@@ -107,8 +107,11 @@ export async function backupSqliteDatabase(sourcePath: string, targetPath: strin
   }
 }
 
-/** The copy a backup writes before it is complete: `<file>.partial-<pid>-<random>-<host>`. */
-const PARTIAL_NAMING = { tag: 'partial' } as const;
+/**
+ * The copy a backup writes before it is complete: `<file>.partial-<pid>-<random>-<host>`, and the
+ * rollback journal SQLite keeps beside it while it writes (left too when the backup is killed).
+ */
+const PARTIAL_NAMING = { tag: 'partial', sideSuffixes: SIDE_FILE_SUFFIXES } as const;
 
 /**
  * Moves the finished copy `partial` to `targetPath`, never over a file that appeared there meanwhile

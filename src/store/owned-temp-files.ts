@@ -14,6 +14,11 @@ export interface TempNaming {
   tag: string;
   /** @defaultValue '' */
   suffix?: string;
+  /**
+   * Files that go with a temporary file, named after it plus one of these (SQLite's `-journal`
+   * beside a copy it writes): removed with it, also when it is gone already. @defaultValue []
+   */
+  sideSuffixes?: readonly string[];
 }
 
 /** This host's name as it goes into a file name (letters, digits, `.` and `-`; at most 64). */
@@ -47,15 +52,15 @@ function processAlive(pid: number): boolean {
 }
 
 /**
- * Removes the temporary files of this kind beside `output` that a run which is gone left behind (a
- * `kill -9`, a power cut): named for `output` and this host, a regular file of this user, and its
- * process no longer running. Files of other hosts (a shared backup volume), of other users, of
+ * Removes the temporary files of this kind beside `output` (and their side files) that a run which
+ * is gone left behind (a `kill -9`, a power cut): named for `output` and this host, a regular file
+ * of this user, and its process no longer running. Files of other hosts (a shared backup volume), of other users, of
  * running processes and names of any other shape are left alone. Returns the paths removed.
  */
 export function removeStaleOwnedTemps(output: string, naming: TempNaming): string[] {
   const folder = dirname(output);
   const pattern = new RegExp(
-    `^${escapeRegExp(`${naming.prefix ?? ''}${basename(output)}.${naming.tag}-`)}(\\d+)-[0-9a-f]{12}-(.+)${escapeRegExp(naming.suffix ?? '')}$`,
+    `^${escapeRegExp(`${naming.prefix ?? ''}${basename(output)}.${naming.tag}-`)}(\\d+)-[0-9a-f]{12}-(.+)$`,
   );
   let names: string[];
   try {
@@ -63,12 +68,15 @@ export function removeStaleOwnedTemps(output: string, naming: TempNaming): strin
   } catch {
     return [];
   }
-  const host = hostTag();
+  // What follows the random part: this host's name and the suffix, then a side file's own, if any.
+  const ends = ['', ...(naming.sideSuffixes ?? [])].map(
+    (side) => `${hostTag()}${naming.suffix ?? ''}${side}`,
+  );
   const uid = process.getuid?.();
   const removed: string[] = [];
   for (const name of names) {
     const match = pattern.exec(name);
-    if (!match || match[2] !== host) continue;
+    if (!match || !ends.includes(match[2] ?? '')) continue;
     const pid = Number(match[1]);
     if (!Number.isSafeInteger(pid) || pid <= 0 || processAlive(pid)) continue;
     const path = join(folder, name);

@@ -335,11 +335,16 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
       `nightly.db.partial-${gone.stdout}-0123456789ab-${hostname().replace(/[^A-Za-z0-9.-]/g, '_')}`,
     );
     writeFileSync(left, 'half a copy', { mode: 0o600 });
-    // Not its own to remove: a running process's copy, another host's, another output's, an odd name.
+    // SQLite's journal beside it, and that of another killed copy whose own file is gone already.
+    const journals = [`${left}-journal`, `${left.replace('0123456789ab', 'fedcba987654')}-journal`];
+    for (const file of journals) writeFileSync(file, 'journal', { mode: 0o600 });
+    // Not its own to remove: a running process's copy (and journal), another host's, another
+    // output's, an odd name.
     const running = left.replace(`-${gone.stdout}-`, `-${process.pid}-`);
     const otherHost = left.replace(/-[^-]+$/, '-another-host.example');
     const others = [
       running,
+      `${running}-journal`,
       otherHost,
       join(shelf, 'weekly.db.partial-1-0123456789ab-x'),
       join(shelf, 'nightly.db.partial'),
@@ -348,6 +353,7 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
     const result = await backupSqliteDatabase(liveDb, target);
     assert.equal(result.path, target);
     assert.ok(!existsSync(left), "the killed backup's copy is removed");
+    for (const file of journals) assert.ok(!existsSync(file), `${basename(file)} is removed`);
     assert.deepEqual(
       readdirSync(shelf).sort(),
       [...others.map((file) => basename(file)), 'nightly.db'].sort(),
