@@ -24,6 +24,29 @@ function keyState(key) {
   return 'active';
 }
 
+/**
+ * The instant of a datetime-local `value` (the browser's local time), or null when RFC 3339, which
+ * the API takes, cannot write it: the field takes years of up to six digits, and `new Date(value)`
+ * reads those as no date at all.
+ */
+function localInstant(value) {
+  const match = /^(\d{4,6})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?$/.exec(value);
+  if (!match) return null;
+  const [, year, month, day, hour, minute, second = '0', fraction = '0'] = match;
+  const date = new Date(
+    2000,
+    0,
+    1,
+    Number(hour),
+    Number(minute),
+    Number(second),
+    Number(fraction.padEnd(3, '0')),
+  );
+  // Set apart: the constructor would read the years 0-99 as 1900-1999.
+  date.setFullYear(Number(year), Number(month) - 1, Number(day));
+  return Number.isNaN(date.getTime()) || date.getUTCFullYear() > 9999 ? null : date;
+}
+
 /** Renders the view into `root`; returns its teardown. */
 export function renderKeys(root) {
   /** Whether the view was left: a key created after it is shown in a page-wide notice. */
@@ -162,15 +185,22 @@ export function renderKeys(root) {
     replaceChildren(errors);
     const roles = roleBoxes.filter((box) => box.checked).map((box) => box.value);
     const body = { name: name.value.trim(), roles };
-    if (expires.value) body.expiresAt = new Date(expires.value).toISOString();
+    const expiry = expires.value ? localInstant(expires.value) : null;
+    if (expiry) body.expiresAt = expiry.toISOString();
     // Said here in the form's words; the server would refuse these in its validator's.
     const mistake = !body.name
       ? ['Give the key a name.', name]
       : roles.length === 0
         ? ['Choose at least one role.', roleBoxes[0]]
-        : body.expiresAt && Date.parse(body.expiresAt) <= Date.now()
-          ? ['The expiry must be in the future (or left empty: the key does not expire).', expires]
-          : null;
+        : // Partly typed, its value is empty, as if none was given (a key that would never expire).
+          expires.validity.badInput || (expires.value && !expiry)
+          ? [
+              'The expiry must be a whole date and time up to the year 9999 (or left empty: the key does not expire).',
+              expires,
+            ]
+          : expiry && expiry.getTime() <= Date.now()
+            ? ['The expiry must be in the future (or left empty: the key does not expire).', expires]
+            : null;
     if (mistake) {
       showFormMistake(errors, 'Creating the key', ...mistake);
       return;
