@@ -192,10 +192,9 @@ export function renderKeys(root) {
       ? ['Give the key a name.', name]
       : roles.length === 0
         ? ['Choose at least one role.', roleBoxes[0]]
-        : // Partly typed, its value is empty, as if none was given (a key that would never expire).
-          expires.validity.badInput || (expires.value && !expiry)
+        : expires.value && !expiry
           ? [
-              'The expiry must be a whole date and time up to the year 9999 (or left empty: the key does not expire).',
+              'The expiry must be a date up to the year 9999 (or left empty: the key does not expire).',
               expires,
             ]
           : expiry && expiry.getTime() <= Date.now()
