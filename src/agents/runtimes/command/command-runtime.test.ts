@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { isAlive, waitUntilGone } from '../../../../test/fixtures/processes.ts';
 import { waitFor } from '../../../../test/fixtures/wait-for.ts';
 import type { RunnerConfig } from '../../../config/schema.ts';
@@ -118,6 +120,66 @@ describe('command runtime', { timeout: 30_000 }, () => {
 
   test('a program that cannot start fails clearly', async () => {
     await assert.rejects(runtime.run(task('missing'), context().ctx), /could not start/);
+  });
+
+  test('a runner refused before it starts fails as RUNNER_FAILED saying why, and leaves no HOME', async () => {
+    const homes = mkdtempSync(join(dir, 'homes-'));
+    const refused = createCommandRuntime({
+      dataDir: dir,
+      homesDir: homes,
+      baseEnv: { PATH: process.env.PATH },
+      runners: {
+        echo: runner(['sh', '-c', 'echo "$MAOS_TASK"']),
+        elsewhere: runner(['sh', '-c', 'pwd'], { cwd: join(dir, 'no-such-directory') }),
+        nul: runner(['true'], { env: { TOKEN: 'secret-value\u0000' } }),
+      },
+    });
+    const fails = (name: string, instructions: string, message: RegExp) =>
+      assert.rejects(refused.run({ ...task(name), instructions }, context().ctx), (error: unknown) => {
+        assert.ok(error instanceof AppError, String(error));
+        assert.equal(error.code, 'RUNNER_FAILED');
+        assert.match(error.message, message);
+        assert.doesNotMatch(error.message, /secret-value/);
+        return true;
+      });
+    // Larger than the kernel takes in one variable (128 KiB): spawn throws E2BIG at once.
+    await fails(
+      'echo',
+      'x'.repeat(200_000),
+      /could not start: its environment is larger .*MAOS_TASK: 200000 bytes/,
+    );
+    await fails(
+      'elsewhere',
+      'x',
+      /could not start: its working directory .*no-such-directory does not exist/,
+    );
+    await fails('nul', 'x', /could not start: its environment variable TOKEN holds a NUL character/);
+    assert.deepEqual(readdirSync(homes), [], 'the HOMEs of runs that never started are removed');
+  });
+
+  test('out of file descriptors, a runner fails to start and the server lives on', async () => {
+    // In a process of its own whose descriptors are all taken: spawn then emits EMFILE on the next
+    // tick, which, unheard, ended the process.
+    const script = join(dir, 'emfile.ts');
+    writeFileSync(
+      script,
+      `import { openSync } from 'node:fs';
+import { createCommandRuntime } from ${JSON.stringify(pathToFileURL(join(import.meta.dirname, 'command-runtime.ts')).href)};
+const runtime = createCommandRuntime({ dataDir: process.argv[2], runners: { echo: { command: ['true'], timeoutSeconds: 5, env: {} } } });
+const ctx = { signal: new AbortController().signal, logger: { warn() {} }, emitOutput() {} };
+const fds = [];
+try { for (;;) fds.push(openSync('/dev/null', 'r')); } catch {}
+const outcome = await runtime.run({ sessionId: 's', tenantId: 't', objective: 'o', taskId: 'x', name: 'n', role: 'engineer', instructions: 'i', runner: 'echo', agentId: null, attempt: 1, dependencies: [], kind: 'agent' }, ctx)
+  .then(() => 'ran', (error) => error.code + ': ' + error.message);
+await new Promise((resolve) => setTimeout(resolve, 100));
+console.log(outcome);
+`,
+    );
+    const run = spawnSync('sh', ['-c', 'ulimit -n 64 && exec "$0" "$@"', process.execPath, script, dir], {
+      encoding: 'utf8',
+    });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /^RUNNER_FAILED: Runner echo could not start: spawn true EMFILE/);
   });
 
   test('unknown runner is refused', async () => {

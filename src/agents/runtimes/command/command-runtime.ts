@@ -1,10 +1,11 @@
 // The `command` runtime: runs a runner declared in the server config (never one supplied by an API
 // caller) as a child process without a shell, in its own process group so the whole tree can be
 // killed on timeout, cancellation or shutdown. Output streams into the session's events.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { type ChildProcess, type ChildProcessByStdio, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
 import type { RunnerConfig } from '../../../config/schema.ts';
 import { tailOf } from '../../../domain/text-cut.ts';
 import { AppError } from '../../../errors/app-error.ts';
@@ -112,6 +113,38 @@ function createTaskHome(runnerName: string, homesDir: string): string {
   }
 }
 
+/**
+ * The error of a runner that could not start, saying why in the operator's terms: spawn reports a
+ * missing working directory as the program's ENOENT, and E2BIG names no variable.
+ */
+function cannotStart(
+  runnerName: string,
+  error: unknown,
+  env: Record<string, string>,
+  cwd?: string,
+): AppError {
+  const code = (error as NodeJS.ErrnoException).code;
+  let why = (error as Error).message;
+  if (code === 'ENOENT' && cwd !== undefined && !existsSync(cwd)) {
+    why = `its working directory ${cwd} does not exist`;
+  } else if (code === 'ERR_INVALID_ARG_VALUE') {
+    // Node's message quotes the value, which may be a secret of the runner's `env`: named only.
+    const name = /options\.env\['([^']*)'\]/.exec(why)?.[1];
+    why =
+      name === undefined
+        ? 'its arguments or environment hold a NUL character'
+        : `its environment variable ${name} holds a NUL character`;
+  } else if (code === 'E2BIG') {
+    const sizes = Object.entries(env)
+      .map(([name, value]) => ({ name, bytes: Buffer.byteLength(value) }))
+      .sort((a, b) => b.bytes - a.bytes)
+      .slice(0, 2)
+      .map(({ name, bytes }) => `${name}: ${bytes} bytes`);
+    why = `its environment is larger than the system allows (largest: ${sizes.join(', ')})`;
+  }
+  return new AppError('RUNNER_FAILED', `Runner ${runnerName} could not start: ${why}`, { cause: error });
+}
+
 function runCommand(
   runnerName: string,
   runner: RunnerConfig,
@@ -146,7 +179,38 @@ function runCommand(
     const home = Object.hasOwn(runner.env, 'HOME') ? undefined : createTaskHome(runnerName, homesDir);
     if (home !== undefined) env.HOME = home;
     const [program, ...args] = runner.command as [string, ...string[]];
-    const child = spawn(program, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Refused before any process started, nothing runs: the HOME goes at once and the run fails as
+    // one that could not start, not with a bare `spawn E2BIG` or a TypeError.
+    const notStarted = (error: unknown): void => {
+      const failed = cannotStart(runnerName, error, env, cwd);
+      if (home === undefined) {
+        rejectPromise(failed);
+        return;
+      }
+      void rm(home, { recursive: true, force: true, maxRetries: 3 })
+        .catch((removal: unknown) => {
+          ctx.logger.warn({ err: removal, home }, 'could not remove the HOME of a runner that did not start');
+        })
+        .finally(() => rejectPromise(failed));
+    };
+    let child: ChildProcessByStdio<null, Readable, Readable>;
+    try {
+      child = spawn(program, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (error) {
+      // Thrown at once: E2BIG (its environment, the task text included, is larger than the kernel
+      // takes), an environment value holding NUL.
+      notStarted(error);
+      return;
+    }
+    // Out of file descriptors (EMFILE, ENFILE), spawn gives up before it makes the pipes and emits
+    // its 'error' on the next tick: unheard, that error would end the server.
+    if (
+      (child.stdout as Readable | null | undefined) == null ||
+      (child.stderr as Readable | null | undefined) == null
+    ) {
+      child.once('error', notStarted);
+      return;
+    }
     // Read while it surely runs: the run's processes started no earlier (killRunLeftoversInBackground).
     const startTime = child.pid === undefined ? null : (readProcessStat(child.pid)?.startTime ?? null);
     // Recorded while it runs: should the server die without stopping it, the next start kills it.
@@ -217,9 +281,7 @@ function runCommand(
 
     child.on('error', (error) => {
       finish(() => {
-        throw new AppError('RUNNER_FAILED', `Runner ${runnerName} could not start: ${error.message}`, {
-          cause: error,
-        });
+        throw cannotStart(runnerName, error, env, cwd);
       });
     });
     child.on('exit', () => {
