@@ -1,6 +1,7 @@
 // The dependency outputs a handed-off task needs, when the finishes that readied it are in hand: a
 // chain's next step gets its predecessor's answer from memory instead of reading it back.
 import type { DependencyOutput } from '../agents/runtimes/runtime.ts';
+import { toStorableText } from '../store/storable-text.ts';
 import type { GraphTask } from '../store/task-graph.ts';
 import type { Claim, RunOutcome } from './task-outcome.ts';
 
@@ -13,7 +14,11 @@ export function outputsFinishedHere(
   dependencies: ReadonlyMap<string, GraphTask[]>,
 ): Map<string, DependencyOutput[]> {
   const outputs = new Map<string, string>();
-  for (const { claim, outcome } of finished) if (outcome.ok) outputs.set(claim.taskId, outcome.output);
+  // As the store keeps them (U+0000 and unpaired surrogates as U+FFFD), which a task that is claimed
+  // instead reads: a prompt the same either way, never holding a lone surrogate a provider refuses.
+  for (const { claim, outcome } of finished) {
+    if (outcome.ok) outputs.set(claim.taskId, toStorableText(outcome.output.toWellFormed()));
+  }
   const known = new Map<string, DependencyOutput[]>();
   for (const [taskId, tasks] of dependencies) {
     if (!tasks.every((task) => outputs.has(task.id))) continue;

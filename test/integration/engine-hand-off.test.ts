@@ -99,6 +99,37 @@ describe('hand-off of readied tasks to the finishing process', { timeout: 60_000
     assert.deepEqual([...objectives], ['dependency outputs']);
   });
 
+  test('a handed-off task gets an output holding NUL or a lone surrogate as the store keeps it, as a claimed one would', async () => {
+    const seen = new Map<string, DependencyOutput[]>();
+    const llm: AgentRuntime = {
+      kind: 'fake-llm',
+      async run(task) {
+        seen.set(task.name, task.dependencies);
+        // A runner's stdout may hold NUL; a model's text an unpaired surrogate, which a strict
+        // provider refuses in a prompt (JSON.stringify writes it as a lone \udXXX escape).
+        return { output: `${task.name}:\u0000:\ud800:end` };
+      },
+    };
+    const h = await createHarness({ llm, concurrency: 2, pollIntervalMs: 600_000, leaseSeconds: 600 });
+    harnesses.push(h);
+    const { session } = await h.engine.service.createSession(ACTOR, {
+      objective: 'unstorable output',
+      strategy: 'pipeline',
+      agents: [
+        { name: 'first', role: 'architect', task: 'first' },
+        { name: 'second', role: 'engineer', task: 'second', depends_on: ['first'] },
+      ],
+    });
+    const detail = await h.waitForSession(session.id);
+    assert.equal(detail.status, 'completed');
+    const stored = detail.tasks.find((task) => task.name === 'first')?.result;
+    assert.equal(stored, 'first:\ufffd:\ufffd:end');
+    assert.deepEqual(
+      seen.get('second')?.map((dependency) => dependency.output),
+      [stored],
+    );
+  });
+
   test("a hand-off takes its session's objective and trace from the runs that finished, unread", async () => {
     const h = await createHarness({ start: false, llm: { kind: 'idle', run: async () => ({ output: '' }) } });
     harnesses.push(h);
