@@ -313,6 +313,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
 
     const readiness = createReadinessChecks({
       db: database.db,
+      dialect: database.dialect,
       isShuttingDown: () => shuttingDown,
       worker: {
         slots: config.workers.concurrency,

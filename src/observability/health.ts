@@ -1,8 +1,9 @@
 // Readiness checks shared by GET /readyz, the maos_readiness_check_passing gauge and `maos doctor`:
-// the database answers, its migrations match this build, the worker loop is alive, and the process
-// is not shutting down. Each check reports its own failure (with a time limit) instead of throwing.
+// the database answers (and PostgreSQL accepts writes), its migrations match this build, the worker
+// loop is alive, and the process is not shutting down. Each check reports its own failure (with a time limit) instead of throwing.
 import { type Kysely, sql } from 'kysely';
 import { coerceError } from '../errors/app-error.ts';
+import type { DialectName } from '../store/db.ts';
 import { getMigrationStatus } from '../store/migrate.ts';
 
 /** Outcome of one check; `detail` is short, human-readable and safe to show to anyone. */
@@ -28,6 +29,11 @@ export interface WorkerLiveness {
 export interface ReadinessOptions {
   // biome-ignore lint/suspicious/noExplicitAny: the checks work on any schema
   db: Kysely<any>;
+  /**
+   * `postgres`: the database check also fails when the server accepts only reads (a standby after a
+   * failover, or read-only transactions by default), where `select 1` passes and every write fails.
+   */
+  dialect?: DialectName;
   /** True once shutdown began: readiness fails first so load balancers drain the instance. */
   isShuttingDown?: () => boolean;
   /** Worker loop liveness; the `worker` check is left out when absent. */
@@ -42,10 +48,12 @@ export interface ReadinessOptions {
 export function createReadinessChecks(options: ReadinessOptions): () => Promise<Record<string, CheckResult>> {
   const timeoutMs = options.timeoutMs ?? 2000;
   return async () => {
-    const database = await withTimeout(checkDatabase(options.db), timeoutMs, 'database');
-    const migrations = database.ok
-      ? await withTimeout(checkMigrations(options.db), timeoutMs, 'migrations')
-      : { ok: false, detail: 'not checked: database unreachable' };
+    const database = await withTimeout(checkDatabase(options.db, options.dialect), timeoutMs, 'database');
+    // A read-only database still tells which migrations it holds.
+    const migrations =
+      database.ok || database.detail.startsWith(READ_ONLY)
+        ? await withTimeout(checkMigrations(options.db), timeoutMs, 'migrations')
+        : { ok: false, detail: 'not checked: database unreachable' };
     const checks: Record<string, CheckResult> = { database, migrations };
     if (options.worker) checks.worker = checkWorker(options.worker, (options.now ?? Date.now)());
     const shuttingDown = options.isShuttingDown?.() ?? false;
@@ -60,10 +68,29 @@ export async function runReadinessChecks(options: ReadinessOptions): Promise<Rea
   return { ready: Object.values(checks).every((check) => check.ok), checks };
 }
 
+/** How the database check's detail starts when the database answers but takes no writes. */
+const READ_ONLY = 'read-only:';
+
 // biome-ignore lint/suspicious/noExplicitAny: any schema
-async function checkDatabase(db: Kysely<any>): Promise<CheckResult> {
+async function checkDatabase(db: Kysely<any>, dialect: DialectName | undefined): Promise<CheckResult> {
   try {
-    await sql`select 1`.execute(db);
+    if (dialect !== 'postgres') {
+      await sql`select 1`.execute(db);
+      return { ok: true, detail: 'reachable' };
+    }
+    // One statement, so one connection of the pool answers both: a standby (recovery), or a
+    // session whose transactions start read-only (default_transaction_read_only, set for the
+    // database, the role or the session), refuses every write with 25006.
+    const { rows } = await sql<{ in_recovery: boolean; read_only: string }>`
+      select pg_is_in_recovery() as in_recovery, current_setting('transaction_read_only') as read_only
+    `.execute(db);
+    const [row] = rows;
+    if (row?.in_recovery === true) {
+      return { ok: false, detail: `${READ_ONLY} the server is a standby in recovery (pg_is_in_recovery)` };
+    }
+    if (row?.read_only === 'on') {
+      return { ok: false, detail: `${READ_ONLY} transactions are read-only (default_transaction_read_only)` };
+    }
     return { ok: true, detail: 'reachable' };
   } catch (error) {
     return { ok: false, detail: `unreachable (${failureCode(error)})` };

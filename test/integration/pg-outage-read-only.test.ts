@@ -2,6 +2,8 @@
 // before the address moved; simulated with default_transaction_read_only): reads are served, and
 // every kind of write, in the write queue or in a transaction of its own, gets 503
 // STORE_UNAVAILABLE naming the reason instead of 500; once writes are accepted again, so are requests.
+// /readyz answers 503 meanwhile, its database check naming the read-only server (`select 1` alone
+// passed there: the instance stayed in rotation while every write failed).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
@@ -43,6 +45,12 @@ describe('PostgreSQL that accepts only reads', { timeout: 120_000 }, () => {
       body: { url: 'http://127.0.0.1:8099/hook', events: ['session.completed'] },
     });
 
+  interface Readiness {
+    status: string;
+    checks: Record<string, { ok: boolean; detail: string }>;
+  }
+  const readiness = () => requestJson<Readiness>(`${server.url}/readyz`);
+
   /** New sessions of the database start read-only; the replica's open ones are ended. */
   async function setReadOnly(on: boolean): Promise<void> {
     const name = new URL(database.url).pathname.slice(1);
@@ -70,6 +78,20 @@ describe('PostgreSQL that accepts only reads', { timeout: 120_000 }, () => {
     }
     const read = await requestJson(`${server.url}/v1/sessions/${earlier.body.id}`);
     assert.equal(read.status, 200, JSON.stringify(read.body));
+    // Not ready, for the reason the writes fail; the migrations are still read.
+    const notReady = await waitFor(async () => {
+      const answer = await readiness();
+      return /^unreachable/.test(answer.body.checks.database?.detail ?? '') ? undefined : answer;
+    }, 30_000);
+    assert.equal(notReady.status, 503, JSON.stringify(notReady.body));
+    assert.equal(notReady.body.status, 'not_ready');
+    assert.deepEqual(notReady.body.checks.database, {
+      ok: false,
+      detail: 'read-only: transactions are read-only (default_transaction_read_only)',
+    });
+    assert.equal(notReady.body.checks.migrations?.ok, true, JSON.stringify(notReady.body));
+    const scrape = await fetch(`${server.url}/metrics`).then((response) => response.text());
+    assert.match(scrape, /maos_readiness_check_passing\{check="database"\} 0/);
 
     await setReadOnly(false);
     const accepted = await waitFor(async () => {
@@ -81,5 +103,11 @@ describe('PostgreSQL that accepts only reads', { timeout: 120_000 }, () => {
       'completed',
     );
     assert.equal((await createWebhook()).status, 201);
+    // Ready again (a connection the termination closed may fail one probe first).
+    const ready = await waitFor(async () => {
+      const answer = await readiness();
+      return answer.status === 200 ? answer : undefined;
+    }, 30_000);
+    assert.deepEqual(ready.body.checks.database, { ok: true, detail: 'reachable' });
   });
 });

@@ -1,5 +1,6 @@
-// GET /healthz (the process answers) and GET /readyz (it can serve: database reachable, migrations
-// current, not shutting down). Both are public so that probes need no credentials.
+// GET /healthz (the process answers) and GET /readyz (it can serve: database reachable and, on
+// PostgreSQL, accepting writes; migrations current, not shutting down). Both are public so that
+// probes need no credentials. The checks themselves are in observability/health.ts.
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
