@@ -16,6 +16,22 @@ export type OpOutcome = { ok: true; value: unknown } | { ok: false; error: unkno
 /** Attempts per operation when PostgreSQL aborts it for a deadlock or serialization failure. */
 const TRANSIENT_RETRIES = 5;
 
+/**
+ * How long the server waits for this replica inside one operation's transaction before it ends the
+ * connection (`idle_in_transaction_session_timeout`, for that transaction only). An operation sends
+ * its statements back to back, so it is idle for milliseconds; a replica frozen mid-operation
+ * (SIGSTOP, a paused VM or container, a node lost without a reset) would otherwise keep its row locks
+ * and the reaper's advisory lock until it resumes, or until TCP keepalive gives up (2 h by default):
+ * every other replica's write queue waited behind the first session row it shared, heartbeats
+ * included, and no replica reaped the frozen one's leases. Well below a third of any sane lease.
+ */
+export const IDLE_IN_OPERATION_TIMEOUT_MS = 5000;
+
+/** Starts an operation's transaction, bounded as above: one round trip (simple query protocol). */
+const BEGIN = sql.raw(
+  `begin; set local idle_in_transaction_session_timeout = ${IDLE_IN_OPERATION_TIMEOUT_MS}`,
+);
+
 /** PostgreSQL deadlock_detected (40P01) or serialization_failure (40001). */
 function isTransientConflict(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
@@ -45,7 +61,7 @@ async function runOne(
   for (let attempt = 1; ; attempt++) {
     let value: unknown;
     try {
-      await sql`begin`.execute(conn);
+      await BEGIN.execute(conn);
       value = await op(conn);
     } catch (error) {
       await sql`rollback`.execute(conn).catch(() => undefined);
