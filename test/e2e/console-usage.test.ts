@@ -138,6 +138,13 @@ describe('console: usage', { timeout: 240_000 }, () => {
       (await refused.textContent()) ?? '',
       /Reading usage: .*The end date must not be before the start date\./,
     );
+    // A year of five digits (the field takes up to six): said as such, not as a date missing.
+    await page.getByLabel('To').fill('20200-01-31');
+    await page.getByRole('button', { name: 'Show usage' }).click();
+    await page.getByRole('alert').filter({ hasText: 'Choose days up to the year 9999.' }).waitFor();
+    await page.getByLabel('To').fill('2019-12-31');
+    await page.getByRole('button', { name: 'Show usage' }).click();
+    await page.getByRole('alert').filter({ hasText: 'must not be before' }).waitFor();
     assert.equal(await page.locator('#usage-period-totals td').count(), 0);
     assert.equal(await page.locator('#usage-period-table').isHidden(), true, 'no empty table of figures');
     assert.equal(

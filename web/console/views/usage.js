@@ -78,9 +78,12 @@ function utcDay(ms, days = 0) {
 
 /** The API range for the UTC days `fromDay` to `toDay`, both included: [from 00:00Z, day after toDay). */
 function periodRange(fromDay, toDay) {
+  if (!fromDay || !toDay) return { error: 'Choose both dates.' };
   const fromMs = Date.parse(`${fromDay}T00:00:00Z`);
   const toMs = Date.parse(`${toDay}T00:00:00Z`) + DAY_MS;
-  if (!Number.isFinite(fromMs) || !Number.isFinite(toMs)) return { error: 'Choose both dates.' };
+  // The date fields take years of up to six digits, which are no date of the API (RFC 3339).
+  if (!Number.isFinite(fromMs) || !Number.isFinite(toMs))
+    return { error: 'Choose days up to the year 9999.' };
   if (toMs <= fromMs) return { error: 'The end date must not be before the start date.' };
   if (toMs - fromMs > MAX_DAYS * DAY_MS) return { error: `Choose at most ${MAX_DAYS} days.` };
   return { from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString() };
