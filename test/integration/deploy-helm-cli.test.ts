@@ -405,6 +405,71 @@ for (const helm of helms) {
       );
     });
 
+    test('a section or setting of values.yaml set to null is refused by name, never a template nil error', () => {
+      // Helm deletes a key set to null (`--set config=null`, `probes: {startup: null}` in a file),
+      // and a template reading a field below it failed with `nil pointer evaluating interface {}`.
+      // Every section (map) of values.yaml and every number, boolean or choice in one, nulled in
+      // SQLite mode and in PostgreSQL mode with everything on: it renders, or the error names it. The
+      // templates are the same under every helm: the whole walk under the first one only.
+      assertRejected(['--set', 'config=null'], /\(root\): config is required|missing property 'config'/);
+      assertRejected(
+        ['--set', 'probes.startup=null'],
+        /probes: startup is required|at '\/probes': missing property 'startup'/,
+      );
+      if (helm !== helms[0]) return;
+      const defaults = parseYaml(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as Doc;
+      const everythingOn: Doc = {
+        ...POSTGRES_FULL,
+        auth: { mode: 'both', oidc: { ...POSTGRES_FULL.auth.oidc, console: { clientId: 'maos-console' } } },
+        keda: { enabled: true },
+        ingress: { ...POSTGRES_FULL.ingress, canary: { enabled: true } },
+        podDisruptionBudget: { enabled: true },
+        replicaCount: 3,
+        tls: { secretName: 'maos-tls' },
+        auditCheckpoints: { persistence: { enabled: true } },
+      };
+      const paths: string[][] = [];
+      const walk = (node: Doc, path: string[]) => {
+        for (const [key, value] of Object.entries(node)) {
+          if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+            paths.push([...path, key]);
+            walk(value as Doc, [...path, key]);
+          } else if (typeof value === 'number' || typeof value === 'boolean') paths.push([...path, key]);
+        }
+      };
+      walk(defaults, []);
+      assert.ok(paths.some((p) => p.join('.') === 'probes.startup') && paths.length > 50);
+      const withNull = (base: Doc, path: string[]): Doc => {
+        const out = structuredClone(base);
+        let node = out;
+        for (const key of path.slice(0, -1)) {
+          if (typeof node[key] !== 'object' || node[key] === null) node[key] = {};
+          node = node[key] as Doc;
+        }
+        node[path.at(-1) as string] = null;
+        return out;
+      };
+      const nilErrors: string[] = [];
+      const unnamed: string[] = [];
+      for (const [mode, base] of [
+        ['sqlite', {}],
+        ['postgres', everythingOn],
+      ] as const) {
+        for (const path of paths) {
+          const result = run(['template', 'maos', CHART, '-f', valuesFile(withNull(base, path))]);
+          if (result.status === 0) continue;
+          const where = `${mode}: ${path.join('.')}=null`;
+          if (/nil pointer|untyped nil|wrong type for value/.test(result.stderr)) {
+            nilErrors.push(`${where}: ${result.stderr.trim().split('\n').pop()}`);
+          } else if (!result.stderr.includes(path.at(-1) as string)) {
+            unnamed.push(`${where}: ${result.stderr.trim()}`);
+          }
+        }
+      }
+      assert.deepEqual(nilErrors, []);
+      assert.deepEqual(unnamed, []);
+    });
+
     test('pods roll when the config file or the chart Secret changes', () => {
       const checksums = (values: Doc) =>
         at(
