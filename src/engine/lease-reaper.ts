@@ -10,7 +10,7 @@ import { findExpiredLeases } from '../store/task-store.ts';
 import { ENGINE_PROGRESS, type WriteQueue } from '../store/write-queue.ts';
 import { type EngineObserver, notifyObserver } from './engine-observer.ts';
 import { expireTaskLease } from './lease-expiry.ts';
-import { type Notifier, sessionChannel } from './notifier.ts';
+import { type Notifier, READY_CHANNEL, sessionChannel } from './notifier.ts';
 
 /** Expired leases handled per reaper pass (the rest wait for the next pass). */
 const REAP_BATCH = 200;
@@ -63,7 +63,12 @@ export async function reapExpiredLeases(deps: ReaperDeps): Promise<void> {
       deps.notifier.publish(sessionChannel(row.session_id));
       deps.logger.warn({ taskId: row.id, retried: effects.retried }, 'task lease expired');
     }
-    if (readied > 0) deps.onReadied();
+    if (readied > 0) {
+      deps.onReadied();
+      // Announced to the other replicas too: this one's slots may all be busy (its reaper runs all
+      // the same), and an idle replica elsewhere would otherwise wait for its next poll.
+      deps.notifier.publish(READY_CHANNEL);
+    }
   } catch (error) {
     deps.logger.warn({ err: coerceError(error) }, 'reaper pass failed');
   }
