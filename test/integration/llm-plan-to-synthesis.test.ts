@@ -115,8 +115,8 @@ test('objective → plan with parallel and dependent tasks → synthesis as the 
   );
   const recommendPrompt = agentPrompts.get('recommend') ?? '';
   assert.match(recommendPrompt, /## Outputs of the tasks you depend on/);
-  assert.match(recommendPrompt, /### market \(researcher\)\nfindings of market/);
-  assert.match(recommendPrompt, /### costs \(analyst\)\nfindings of costs/);
+  assert.match(recommendPrompt, /### market \(researcher\)\n```\nfindings of market/);
+  assert.match(recommendPrompt, /### costs \(analyst\)\n```\nfindings of costs/);
   assert.doesNotMatch(agentPrompts.get('market') ?? '', /Outputs of the tasks you depend on/);
   // The synthesis is written from the tasks' outputs.
   const synthesisPrompt = llm.requests.find((r) => llmRequestKind(r) === 'synthesis')?.promptText ?? '';

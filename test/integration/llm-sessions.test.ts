@@ -89,8 +89,8 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
       });
       const reviewPrompt =
         llm.server.requests.find((r) => r.promptText.includes('Your task (review)'))?.promptText ?? '';
-      assert.match(reviewPrompt, /### api \(backend_engineer\)\noutput of api/);
-      assert.match(reviewPrompt, /### docs \(documenter\)\noutput of docs/);
+      assert.match(reviewPrompt, /### api \(backend_engineer\)\n```\noutput of api/);
+      assert.match(reviewPrompt, /### docs \(documenter\)\n```\noutput of docs/);
       assert.doesNotMatch(
         llm.server.requests.find((r) => r.promptText.includes('Your task (design)'))?.promptText ?? '',
         /orchestrator:plan/,
