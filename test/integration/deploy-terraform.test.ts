@@ -342,6 +342,40 @@ function planModuleVariables(vars: Record<string, string>): { status: number | n
   }
 }
 
+/**
+ * `terraform plan` of the module's locals and of its outputs that read only locals and variables,
+ * with `vars` (no providers, no resources): fails as a plan of the module does on the preconditions
+ * of those outputs, which check the inputs before anything is created.
+ */
+function planModuleOutputs(vars: Record<string, string>): { status: number | null; output: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-tf-outputs-'));
+  try {
+    const main = readFileSync(join(MODULE, 'main.tf'), 'utf8');
+    const locals = /^locals \{\n[\s\S]*?\n\}\n/m.exec(main);
+    assert.ok(locals, 'main.tf has a top-level locals block');
+    const outputs = [
+      ...readFileSync(join(MODULE, 'outputs.tf'), 'utf8').matchAll(/^output "[a-z_]+" \{\n[\s\S]*?\n\}\n/gm),
+    ]
+      .map((m) => m[0])
+      .filter((block) => !/\b(resource|data|helm_release|kubernetes_[a-z0-9_]+)\./.test(block));
+    assert.ok(
+      outputs.some((block) => block.includes('precondition')),
+      'an output that reads only inputs has a precondition',
+    );
+    writeFileSync(join(dir, 'main.tf'), `${locals[0]}\n${outputs.join('\n')}`);
+    copyFileSync(join(MODULE, 'variables.tf'), join(dir, 'variables.tf'));
+    const env = { ...process.env, CHECKPOINT_DISABLE: '1', TF_IN_AUTOMATION: '1', TF_INPUT: '0' };
+    const run = (args: string[]) =>
+      spawnSync('terraform', [...args, '-no-color'], { cwd: dir, env, encoding: 'utf8', timeout: 120_000 });
+    const init = run(['init', '-backend=false']);
+    assert.equal(init.status, 0, `terraform init:\n${init.stdout}${init.stderr}`);
+    const plan = run(['plan', ...Object.entries(vars).flatMap(([k, v]) => ['-var', `${k}=${v}`])]);
+    return { status: plan.status, output: `${plan.stdout}${plan.stderr}`.replace(/\s+/g, ' ') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('Terraform module evaluated by terraform', () => {
   test('audit_checkpoints_persistence: a size or access mode the chart schema refuses fails the plan', {
     skip: hasTerraform ? false : TERRAFORM_HINT,
@@ -483,6 +517,24 @@ describe('Terraform module evaluated by terraform', () => {
     }
     const labels = planModuleVariables({ extra_values: JSON.stringify(['podLabels: {team: a}']) });
     assert.equal(labels.status, 0, labels.output);
+  });
+
+  test('database_url next to existing_secret_name (whose Secret the pods read instead) fails the plan', {
+    skip: hasTerraform ? false : TERRAFORM_HINT,
+    timeout: 300_000,
+  }, () => {
+    const url = 'postgres://maos:pw@db:5432/maos';
+    const refused = planModuleOutputs({ existing_secret_name: 'maos-env', database_url: url });
+    assert.notEqual(refused.status, 0, refused.output);
+    assert.match(
+      refused.output,
+      /database_url is set together with existing_secret_name, whose Secret the pods read instead of the module's: the URL would be ignored/,
+    );
+    assert.ok(!refused.output.includes('maos:pw'), 'the URL is not shown');
+    for (const vars of [{ existing_secret_name: 'maos-env' }, { database_url: url }]) {
+      const accepted = planModuleOutputs(vars);
+      assert.equal(accepted.status, 0, `${JSON.stringify(Object.keys(vars))}: ${accepted.output}`);
+    }
   });
 
   test('extra_values letting the migration Job run as long as the release waits for it fails the plan', {

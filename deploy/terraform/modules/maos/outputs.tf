@@ -18,4 +18,13 @@ output "service_url" {
 output "secret_name" {
   description = "Secret the pods read their secret environment from."
   value       = local.secret_name
+
+  # Checked here, on inputs alone, so the plan fails before anything is created (a variable
+  # validation naming another variable needs Terraform 1.9).
+  precondition {
+    # The module writes database_url only into the Secret it creates: next to an existing Secret it
+    # would be dropped without a word, and the pods would run on that Secret's MAOS_STORE__URL.
+    condition     = var.existing_secret_name == null || nonsensitive(var.database_url == null)
+    error_message = "database_url is set together with existing_secret_name, whose Secret the pods read instead of the module's: the URL would be ignored. Put MAOS_STORE__URL in that Secret and leave database_url null, or leave existing_secret_name null."
+  }
 }

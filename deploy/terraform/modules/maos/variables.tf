@@ -54,7 +54,7 @@ variable "database_mode" {
 }
 
 variable "database_url" {
-  description = "PostgreSQL URL (postgres://user:password@host:5432/db?sslmode=require); stored in the module's Secret. Leave null with existing_secret_name."
+  description = "PostgreSQL URL (postgres://user:password@host:5432/db?sslmode=require); stored in the module's Secret. Leave null with existing_secret_name (the plan fails: that Secret holds MAOS_STORE__URL)."
   type        = string
   default     = null
   sensitive   = true
