@@ -531,7 +531,11 @@ describe('Terraform module evaluated by terraform', () => {
       /database_url is set together with existing_secret_name, whose Secret the pods read instead of the module's: the URL would be ignored/,
     );
     assert.ok(!refused.output.includes('maos:pw'), 'the URL is not shown');
-    for (const vars of [{ existing_secret_name: 'maos-env' }, { database_url: url }]) {
+    const alone: Array<Record<string, string>> = [
+      { existing_secret_name: 'maos-env' },
+      { database_url: url },
+    ];
+    for (const vars of alone) {
       const accepted = planModuleOutputs(vars);
       assert.equal(accepted.status, 0, `${JSON.stringify(Object.keys(vars))}: ${accepted.output}`);
     }
