@@ -561,6 +561,81 @@ describe('console: an open question across a redraw of its list', { timeout: 180
     assert.equal(await page.locator('#page-notices .page-notice').count(), 0);
   });
 
+  test('a key revoke or a subscription delete that fails after the person left the page is said on the page they went to', async () => {
+    /**
+     * Holds the page's `DELETE` of `url` until `release()`, then fails it as a connection that
+     * broke on the way (it never reaches the server).
+     */
+    const failDeleteOf = async (url: string) => {
+      let release: () => void = () => {};
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let heldOne: () => void = () => {};
+      const held = new Promise<void>((resolve) => {
+        heldOne = resolve;
+      });
+      await page.route(url, async (route) => {
+        if (route.request().method() !== 'DELETE') return route.continue();
+        heldOne();
+        await released;
+        await route.abort('connectionfailed');
+      });
+      return { held, release };
+    };
+    const made = await requestJson<{ id: string; key: string }>(`${server.url}/v1/admin/keys`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}` },
+      body: { name: 'kept-while-away', roles: ['viewer'] },
+    });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    await page.goto(`${server.url}/console/#/keys`);
+    // Read again (the page may show the keys already, read before this one was made).
+    await page.reload();
+    await page.getByRole('button', { name: 'Revoke kept-while-away' }).click();
+    const keyUrl = `${server.url}/v1/admin/keys/${made.body.id}`;
+    let failing = await failDeleteOf(keyUrl);
+    await page.getByRole('button', { name: 'Confirm revoke' }).click();
+    await failing.held;
+    await page.getByRole('link', { name: 'Sessions', exact: true }).click();
+    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    failing.release();
+    const notice = page.locator('#page-notices .page-notice');
+    await notice.waitFor();
+    let said = (await notice.textContent()) ?? '';
+    assert.ok(said.startsWith('The key \u2068kept-while-away\u2069 was not revoked.'), said);
+    assert.match(said, /The server cannot be reached/);
+    await page.unroute(keyUrl);
+    const works = await requestJson(`${server.url}/v1/sessions`, {
+      headers: { authorization: `Bearer ${made.body.key}` },
+    });
+    assert.equal(works.status, 200, 'the key is indeed still active');
+    await notice.getByRole('button', { name: 'Dismiss' }).click();
+
+    const url = `${NOWHERE}/kept-away`;
+    const subscribed = await requestJson<{ id: string }>(`${server.url}/v1/webhooks`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}` },
+      body: { url, events: ['session.completed'] },
+    });
+    assert.equal(subscribed.status, 201, JSON.stringify(subscribed.body));
+    await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+    await page.getByRole('button', { name: `Delete ${url}` }).click();
+    const webhookUrl = `${server.url}/v1/webhooks/${subscribed.body.id}`;
+    failing = await failDeleteOf(webhookUrl);
+    await page.getByRole('button', { name: 'Confirm delete' }).click();
+    await failing.held;
+    await page.getByRole('link', { name: 'API keys', exact: true }).click();
+    await page.getByRole('heading', { name: 'API keys', exact: true }).waitFor();
+    failing.release();
+    await notice.waitFor();
+    said = (await notice.textContent()) ?? '';
+    assert.ok(said.startsWith(`The subscription to \u2068${url}\u2069 was not deleted.`), said);
+    await page.unroute(webhookUrl);
+    await notice.getByRole('button', { name: 'Dismiss' }).click();
+    assert.equal(await page.locator('#page-notices .page-notice').count(), 0);
+  });
+
   test('a subscription or a role grant refused after the person left its page is said on the page they went to', async () => {
     await page.goto(`${server.url}/console/#/webhooks`);
     // An internal network's address: the server refuses it (only 127.0.0.1 is allowed here).

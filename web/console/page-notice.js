@@ -55,6 +55,17 @@ export function showSessionActionFailed({ context, objective, sessionId, error, 
   );
 }
 
+/**
+ * Says `title` (what was not done, naming it) and the problem of `error` (`context` as renderProblem
+ * takes it) on the page open now, for an action answered after the person left its page. A 401
+ * says nothing here: the sign-in form that took the page's place says it.
+ * @param {string} title @param {unknown} error @param {string} context
+ */
+export function showFailedAway(title, error, context) {
+  if (/** @type {{status?: number}} */ (error)?.status === 401) return;
+  showPageNotice(title, renderProblem(error, context));
+}
+
 /** Numbers the secrets' fields, unique in the page (the page they came from may show one too). */
 let secrets = 0;
 

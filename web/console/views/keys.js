@@ -9,7 +9,7 @@ import { disableWhileRunning, field, formatTime, h, isolate, replaceChildren } f
 import { confirmInline, redrawRows } from '../inline-confirm.js';
 import { latestRead } from '../latest-read.js';
 import { hideSection } from '../nav.js';
-import { showPageNotice, showSecretNotice } from '../page-notice.js';
+import { showFailedAway, showPageNotice, showSecretNotice } from '../page-notice.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 import { showSecretOnce } from '../secret-once.js';
 import { renderRoleBindings } from './role-bindings.js';
@@ -140,6 +140,9 @@ export function renderKeys(root) {
           return true;
         } catch (error) {
           fail(error, 'Revoking the key');
+          // Answered after the person left the page: who believes it revoked is told it is not.
+          if (left)
+            showFailedAway(`The key ${isolate(key.name)} was not revoked.`, error, 'Revoking the key');
           return false;
         }
       },

@@ -7,7 +7,7 @@ import { BUILT_IN_ROLES } from '../built-in-roles.js';
 import { disableWhileRunning, field, formatTime, h, isolate, replaceChildren } from '../dom.js';
 import { confirmInline, redrawRows } from '../inline-confirm.js';
 import { latestRead } from '../latest-read.js';
-import { showPageNotice } from '../page-notice.js';
+import { showFailedAway, showPageNotice } from '../page-notice.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 
 /**
@@ -98,7 +98,13 @@ export function renderRoleBindings(container, failView) {
           return true;
         } catch (error) {
           fail(error, 'Revoking the role');
-          if (error?.status !== 404) return false;
+          if (error?.status !== 404) {
+            // Answered after the person left the page: who believes it revoked is told it is not.
+            if (!container.isConnected) {
+              showFailedAway(`The role ${shownLabel(binding)} was not revoked.`, error, 'Revoking the role');
+            }
+            return false;
+          }
           // Revoked elsewhere meanwhile: the list is read again, which no longer has it, and the
           // focus goes to the reason (done: the row and its buttons do not come back).
           await load();

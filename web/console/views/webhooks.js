@@ -17,7 +17,7 @@ import {
 import { confirmInline, redrawRows } from '../inline-confirm.js';
 import { latestRead } from '../latest-read.js';
 import { hideSection } from '../nav.js';
-import { showPageNotice, showSecretNotice } from '../page-notice.js';
+import { showFailedAway, showPageNotice, showSecretNotice } from '../page-notice.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 import { showSecretOnce } from '../secret-once.js';
 import { DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENT_LABELS, WEBHOOK_EVENTS } from '../webhook-events.js';
@@ -228,6 +228,14 @@ export function renderWebhooks(root) {
         return true;
       }
       fail(error, 'Deleting the subscription');
+      // Answered after the person left the page: who believes it deleted is told it is not.
+      if (left) {
+        showFailedAway(
+          `The subscription to ${isolate(webhook.url)} was not deleted.`,
+          error,
+          'Deleting the subscription',
+        );
+      }
       return false;
     }
     await load();
@@ -247,6 +255,13 @@ export function renderWebhooks(root) {
       rotated = await request(webhookPath(webhook.id, '/rotate-secret'), { method: 'POST' });
     } catch (error) {
       fail(error, 'Rotating the secret');
+      if (left && error?.status !== 404) {
+        showFailedAway(
+          `The signing secret of ${isolate(webhook.url)} was not rotated.`,
+          error,
+          'Rotating the secret',
+        );
+      }
       if (error?.status !== 404) return false;
       await load();
       return true;
@@ -279,6 +294,13 @@ export function renderWebhooks(root) {
       notice.textContent = `Subscription to ${isolate(webhook.url)} enabled: the next event is delivered again (deliveries failed while it was disabled are not sent again).`;
     } catch (error) {
       fail(error, 'Enabling the subscription');
+      if (left && error?.status !== 404) {
+        showFailedAway(
+          `The subscription to ${isolate(webhook.url)} was not enabled.`,
+          error,
+          'Enabling the subscription',
+        );
+      }
       outcome = errors;
       if (error?.status === 404) await load();
     } finally {
