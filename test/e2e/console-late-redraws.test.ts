@@ -203,6 +203,31 @@ describe('console: answers after the person went elsewhere', { timeout: 180_000 
     await page.getByLabel('Deadline (seconds)').fill('');
   });
 
+  test('two creates refused away: each notice puts back its own draft', async () => {
+    const hold = await holdRequests(page, (method, path) => method === 'POST' && path === '/v1/sessions');
+    for (const objective of ['First refused', 'Second refused']) {
+      await page.goto(`${server.url}/console/#/sessions`);
+      await page.getByLabel('Objective').fill(objective);
+      await page.getByLabel('Deadline (seconds)').fill('999999999');
+      await page.getByRole('button', { name: 'Create session' }).click();
+      await page.getByRole('link', { name: 'Usage', exact: true }).click();
+      await page.getByRole('heading', { name: 'Usage', exact: true }).waitFor();
+    }
+    await hold.releaseAndSettle();
+    const notices = page.locator('#page-notices .page-notice');
+    await notices.nth(1).waitFor();
+    const first = notices.filter({ hasText: 'First refused' });
+    await first.getByRole('button', { name: 'Put it back in the form' }).click();
+    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    assert.equal(await page.getByLabel('Objective').inputValue(), 'First refused');
+    const second = notices.filter({ hasText: 'Second refused' });
+    await second.getByRole('button', { name: 'Put it back in the form' }).click();
+    assert.equal(await page.getByLabel('Objective').inputValue(), 'Second refused');
+    for (const notice of [first, second]) await notice.getByRole('button', { name: 'Dismiss' }).click();
+    await page.getByLabel('Objective').fill('');
+    await page.getByLabel('Deadline (seconds)').fill('');
+  });
+
   test('a message to steer refused after the person went to Usage: a notice there says so; the message waits in its field', async () => {
     const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
       method: 'POST',

@@ -180,12 +180,15 @@ export function createNewSessionForm({ onCreated }) {
  * the sessions page, whose new form takes it.
  */
 function reportRefusedAway(objective, error, values, idempotencyKey) {
-  refusedDraft = { values, idempotencyKey };
+  const draft = { values, idempotencyKey };
+  refusedDraft = draft;
   const backText = 'What you typed is back in the New session form, to fix and send again.';
   const line = h('p', {}, backText);
   if (!offerRefusedDraft()) {
     const putBack = h('button', { type: 'button', className: 'secondary' }, 'Put it back in the form');
     putBack.addEventListener('click', () => {
+      // This notice's draft, not another create's refused since.
+      refusedDraft = draft;
       const objectiveField = document.getElementById('new-objective');
       if (objectiveField?.isConnected) {
         offerRefusedDraft(true);
