@@ -159,14 +159,28 @@ describe('output buffer', () => {
     assert.equal(pieces.map((piece) => piece.line).join(''), text);
   });
 
-  test('cuts long lines and stops after the line cap with one notice', () => {
+  test('a long line that arrives whole with its line break comes in pieces, nothing cut away', () => {
+    // A minified blob written at once: one chunk holds the whole line and its break.
+    const line = `${'x'.repeat(MAX_LINE_CHARS - 1)}😀${'y'.repeat(MAX_LINE_CHARS * 2)}`;
     const buffer = createOutputBuffer();
-    buffer.push('stdout', `${'x'.repeat(MAX_LINE_CHARS + 10)}\n`);
-    const [line] = buffer.take(false);
-    assert.ok(line!.line.endsWith('[line truncated]'));
+    buffer.push('stdout', `${line}\r\nnext\n`);
+    const pieces = buffer.take(false);
+    assert.equal(rebuild(pieces), `${line}\nnext\n`);
+    assert.deepEqual(
+      pieces.map((piece) => piece.partial ?? false),
+      [true, true, true, false, false],
+    );
+    for (const piece of pieces) {
+      assert.ok(piece.line.length <= MAX_LINE_CHARS);
+      assert.ok(piece.line.isWellFormed());
+    }
+  });
+
+  test('stops after the line cap with one notice', () => {
+    const buffer = createOutputBuffer();
     buffer.push('stdout', 'a\n'.repeat(MAX_LINES_PER_RUN + 5));
     const lines = buffer.take(false);
-    assert.equal(lines.length, MAX_LINES_PER_RUN);
+    assert.equal(lines.length, MAX_LINES_PER_RUN + 1);
     assert.match(lines.at(-1)!.line, /output truncated/);
   });
 
@@ -183,11 +197,12 @@ describe('output buffer', () => {
     assert.deepEqual(buffer.openStreams(), []);
   });
 
-  test('a long line cut where an emoji straddles the limit keeps no half of it', () => {
+  test('a long line split where an emoji straddles the limit keeps no half of it in either piece', () => {
     const buffer = createOutputBuffer();
     buffer.push('stdout', `${'x'.repeat(MAX_LINE_CHARS - 1)}😀 and more\n`);
-    const [line] = buffer.take(false);
-    assert.ok(line!.line.isWellFormed());
-    assert.equal(line!.line, `${'x'.repeat(MAX_LINE_CHARS - 1)}… [line truncated]`);
+    assert.deepEqual(buffer.take(false), [
+      { stream: 'stdout', line: 'x'.repeat(MAX_LINE_CHARS - 1), partial: true },
+      { stream: 'stdout', line: '😀 and more' },
+    ]);
   });
 });

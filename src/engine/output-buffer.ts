@@ -2,9 +2,12 @@
 // costs one write per flush interval rather than one transaction per line. A line still unfinished
 // after an interval (a model writing a paragraph) is handed over in pieces, so readers see it grow.
 import type { OutputStream } from '../agents/runtimes/runtime.ts';
-import { headOf, pairSafeEnd } from '../domain/text-cut.ts';
+import { pairSafeEnd } from '../domain/text-cut.ts';
 
-/** Longest line kept in an event; longer ones are cut (a single minified blob must not bloat the log). */
+/**
+ * Longest piece of a line in one event: a longer line (a minified blob) comes in pieces, marked
+ * partial but the last, whether it arrived in one chunk with its line break or over several.
+ */
 export const MAX_LINE_CHARS = 8192;
 /** Lines per task run kept in events; beyond that one notice is written (protects the database). */
 export const MAX_LINES_PER_RUN = 20_000;
@@ -75,16 +78,12 @@ export function createOutputBuffer(): OutputBuffer {
     lines.push(entry);
   }
 
-  function addLine(stream: OutputStream, line: string): void {
-    const text = line.endsWith('\r') ? line.slice(0, -1) : line;
-    add({
-      stream,
-      line: text.length > MAX_LINE_CHARS ? `${headOf(text, MAX_LINE_CHARS)}… [line truncated]` : text,
-    });
-  }
-
-  /** Hands over unfinished text whole, in pieces of at most MAX_LINE_CHARS (nothing is cut away). */
-  function addPartial(stream: OutputStream, text: string): void {
+  /**
+   * Hands over text whole, in pieces of at most MAX_LINE_CHARS (nothing is cut away): all of them
+   * partial for unfinished text, all but the last for a line that `ended`. Before, a complete line
+   * longer than that was cut to its head, so what readers rebuilt depended on how it was chunked.
+   */
+  function addPieces(stream: OutputStream, text: string, ended: boolean): void {
     let start = 0;
     while (text.length - start > MAX_LINE_CHARS) {
       // Never split a surrogate pair: each piece must be valid text on its own (JSON, PostgreSQL).
@@ -92,7 +91,16 @@ export function createOutputBuffer(): OutputBuffer {
       add({ stream, line: text.slice(start, end), partial: true });
       start = end;
     }
-    add({ stream, line: start === 0 ? text : text.slice(start), partial: true });
+    const last = start === 0 ? text : text.slice(start);
+    add(ended ? { stream, line: last } : { stream, line: last, partial: true });
+  }
+
+  function addLine(stream: OutputStream, line: string): void {
+    addPieces(stream, line.endsWith('\r') ? line.slice(0, -1) : line, true);
+  }
+
+  function addPartial(stream: OutputStream, text: string): void {
+    addPieces(stream, text, false);
   }
 
   return {
