@@ -34,7 +34,7 @@ function fenced(text: string): string {
 
 /** A message as one list item: a body of one line after its sender, a longer one fenced below it. */
 function formatMessage(message: InboxLine): string {
-  return /[\r\n\u2028\u2029]/.test(message.body)
+  return /[\n\v\f\r\u0085\u2028\u2029]/.test(message.body)
     ? `- from ${message.from}:\n${fenced(message.body)}`
     : `- from ${message.from}: ${message.body}`;
 }
