@@ -55,7 +55,8 @@ export async function expireSessionDeadlines(trx: Kysely<Database>, now: number)
   // The deadline alone is checked here (the clock starts at submission); tokens and cost are checked
   // where usage grows (advance-sessions.ts). Budgets and created_at never change: no re-check below.
   const due = candidates.flatMap((row) => {
-    const { deadlineSeconds } = JSON.parse(row.budget as string) as Budget;
+    const deadlineSeconds = readDeadline(row.budget);
+    if (deadlineSeconds === undefined) return [];
     const reason = findBudgetOverrun({ deadlineSeconds }, zeroUsage(), Number(row.created_at), now);
     return reason === null ? [] : [{ ...row, reason }];
   });
@@ -73,6 +74,19 @@ export async function expireSessionDeadlines(trx: Kysely<Database>, now: number)
     }
   }
   return expired;
+}
+
+/**
+ * The deadline of a stored budget, or undefined when it has none or it cannot be read: one damaged
+ * row (a hand edit gone wrong) must not fail the sweep, every second, for every other session.
+ */
+function readDeadline(text: string | null): number | undefined {
+  try {
+    const deadline = (JSON.parse(text ?? 'null') as Budget | null)?.deadlineSeconds;
+    return typeof deadline === 'number' && Number.isFinite(deadline) ? deadline : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

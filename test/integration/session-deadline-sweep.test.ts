@@ -1,5 +1,6 @@
 // The deadline sweep itself, with the clock given: only sessions past submission + deadlineSeconds
-// end, cost-only or budget-free sessions are left alone, and a second sweep changes nothing.
+// end, cost-only or budget-free sessions are left alone, a second sweep changes nothing, and one
+// session's unreadable budget does not keep the others from ending.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { expireSessionDeadlines } from '../../src/engine/session-deadlines.ts';
@@ -50,5 +51,21 @@ describe('deadline sweep', { timeout: 30_000 }, () => {
     for (const other of [costOnly, free]) {
       assert.equal((await h.engine.service.getSession(ACTOR, other.id)).status, 'running');
     }
+  });
+
+  test('a stored budget that cannot be read does not stop the sweep of the other sessions', async () => {
+    // Damaged by hand (an operator's edit of the JSON gone wrong, say): that one session is passed over.
+    const damaged = await submit({ deadlineSeconds: 5 });
+    const timed = await submit({ deadlineSeconds: 5 });
+    await h.handle.db
+      .updateTable('session_settings')
+      .set({ budget: '{"deadlineSeconds": 5,' })
+      .where('session_id', '=', damaged.id)
+      .execute();
+    const expired = await h.handle.db
+      .transaction()
+      .execute((trx) => expireSessionDeadlines(trx, timed.createdAt + 6_000));
+    assert.deepEqual(expired, [{ id: timed.id, tenantId: ACTOR.tenantId }]);
+    assert.equal((await h.engine.service.getSession(ACTOR, timed.id)).status, 'failed');
   });
 });
