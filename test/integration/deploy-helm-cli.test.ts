@@ -286,6 +286,16 @@ for (const helm of helms) {
         ['-f', valuesFile({ ...POSTGRES, secretEnv: { MAOS_STORE__URL: 'postgres://maos:other@db/maos' } })],
         /secretEnv\.MAOS_STORE__URL: in postgres mode the database URL is database\.postgres\.url/,
       );
+      // SQLite mode with a database URL the one pod would run on (the chart's Secret, extraEnv).
+      assertRejected(
+        ['--set', 'secretEnv.MAOS_STORE__URL=postgres://db/maos'],
+        /secretEnv\.MAOS_STORE__URL is a database URL other than a sqlite: path \(not shown\) but database\.mode is sqlite/,
+      );
+      assertRejected(
+        ['--set', 'database.postgres.url=postgres://db/maos'],
+        /database\.postgres\.url is set but database\.mode is sqlite/,
+      );
+      template(CHART, '--set', 'existingSecret=maos-env');
       assertRejected(['--kube-version', '1.26.0'], /kubeVersion/);
       assertRejected(['--set', 'config.store.url=postgres://maos:pw@db/maos'], /password in a ConfigMap/);
       assertRejected(['--set', 'config.metrics.port=9100'], /service\.metricsPort/);
@@ -570,6 +580,8 @@ for (const helm of helms) {
           networkPolicy: { apiFrom: [{ podSelector: { matchLabels: { app: 'gw' } } }] },
         },
         { ...POSTGRES, keda: { enabled: true, trigger: 'postgresql' } },
+        // SQLite mode with an existingSecret: the check-store init container and its script.
+        { existingSecret: 'ex', extraEnv: [{ name: 'X', value: '1' }] },
         { metrics: { serviceMonitor: { enabled: true, interval: '1m', scrapeTimeout: '500ms' } } },
         // A budget in percent, counted at the floor as Kubernetes rounds it: kept, then left out.
         { ...POSTGRES, replicaCount: 3, podDisruptionBudget: { minAvailable: '66%' } },

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { renderChart } from '../fixtures/helm-chart.ts';
 import { at, CHART, type Doc, groupByKind, one } from '../fixtures/helm-manifests.ts';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
@@ -26,7 +27,7 @@ const KEY_FROM_SECRET = {
 type Secrets = Record<string, Record<string, string>>;
 
 /**
- * Runs `node bin/maos.js <args>` of `container` as the kubelet would: envFrom Secrets, then env (plain
+ * Runs `node bin/maos.js <args>` (or the `command` given) of `container` as the kubelet would: envFrom Secrets, then env (plain
  * values and secretKeyRef), the ConfigMap, Secret and emptyDir/PVC volumes it mounts as directories
  * of `dir`, and every path under a mount point mapped to that directory.
  */
@@ -80,7 +81,11 @@ function runContainer(
     assert.ok(value !== undefined, `${variable.name}: the kubelet would refuse to start the container`);
     env[String(variable.name)] = toLocal(String(value));
   }
-  const result = spawnSync(process.execPath, ['bin/maos.js', ...(container.args as string[])], {
+  // The image's entrypoint runs `node bin/maos.js <args>`; a container's `command` replaces it
+  // (`node -e <script>`: node is the image's one program).
+  const command = (container.command ?? ['node', 'bin/maos.js']) as string[];
+  assert.equal(command[0], 'node', 'the image runs node');
+  const result = spawnSync(process.execPath, [...command.slice(1), ...(container.args as string[])], {
     cwd: ROOT,
     env,
     encoding: 'utf8',
@@ -105,6 +110,74 @@ describe("the chart's migration steps load the server's configuration", () => {
     const result = runContainer(init, pod, docs, { 'llm-keys': { openai: 'sk-test' } }, work);
     assert.equal(result.status, 0, result.stderr);
     assert.match(result.stdout, /applied/);
+  });
+
+  describe('SQLite mode with existingSecret holding a PostgreSQL URL', () => {
+    let database: TestDatabase | undefined;
+    before(async () => {
+      database = await createTestDatabase({ empty: true });
+    });
+    after(async () => {
+      await database?.drop();
+    });
+
+    /** The pod's init containers in order, as the kubelet runs them: up to the first that fails. */
+    const startPod = (secrets: Secrets, name: string) => {
+      const docs = renderChart(CHART, { existingSecret: 'maos-env' }).manifests.map((m) => m.doc);
+      const deployment = one(groupByKind(docs), 'Deployment');
+      assert.equal(at(deployment, 'spec.strategy.type'), 'Recreate', 'shaped for SQLite');
+      const pod = at(deployment, 'spec.template.spec');
+      const ran: { name: string; status: number | null; stderr: string }[] = [];
+      for (const init of pod.initContainers as Doc[]) {
+        const result = runContainer(init, pod, docs, secrets, join(dir, name));
+        ran.push({ name: String(init.name), status: result.status, stderr: result.stderr });
+        if (result.status !== 0) break;
+      }
+      return ran;
+    };
+
+    test('the pod stops in its first init container, naming the key, before anything runs on that database', async () => {
+      const url = database?.url as string;
+      const ran = startPod({ 'maos-env': { MAOS_STORE__URL: url } }, 'sqlite-pg-url');
+      const failed = ran.find((step) => step.status !== 0);
+      assert.ok(
+        failed,
+        `every init container passed (${ran.map((s) => s.name).join(', ')}): the server would run on PostgreSQL in a pod shaped for SQLite`,
+      );
+      assert.equal(failed.name, ran[0]?.name, 'the first init container');
+      assert.match(
+        failed.stderr,
+        /MAOS_STORE__URL in existingSecret maos-env gives a database URL other than a sqlite: path \(not shown\), but database\.mode is sqlite: .*Set database\.mode=postgres to run on it/,
+      );
+      assert.ok(!failed.stderr.includes(url), 'the URL is not shown');
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        const tables = await client.query(
+          'SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = current_schema()',
+        );
+        assert.equal(tables.rows[0].n, 0, 'nothing was migrated on the PostgreSQL database');
+      } finally {
+        await client.end();
+      }
+    });
+
+    test('a Secret without a database URL, or with a sqlite: path, starts as before', () => {
+      for (const [name, secret] of [
+        ['sqlite-no-url', { MAOS_LOG_LEVEL: 'debug' }],
+        ['sqlite-path', { MAOS_STORE__URL: 'sqlite:/data/other.db' }],
+      ] as const) {
+        const ran = startPod({ 'maos-env': { ...secret } }, name);
+        assert.deepEqual(
+          ran.map((step) => [step.name, step.status]),
+          [
+            ['check-store', 0],
+            ['migrate', 0],
+          ],
+          ran.map((step) => step.stderr).join('\n'),
+        );
+      }
+    });
   });
 
   describe('PostgreSQL hook Job', () => {

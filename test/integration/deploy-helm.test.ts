@@ -920,6 +920,85 @@ describe('Helm chart', () => {
     }
   });
 
+  test('SQLite mode refuses a database URL the pod would run on instead of its SQLite file; existingSecret is checked in the pod', () => {
+    const url = 'postgres://maos:s3cret@db.internal:5432/maos';
+    const why =
+      /but database\.mode is sqlite: the one pod would run on that database while the chart renders SQLite mode \(one replica, Recreate, a PVC for the database\): set database\.mode=postgres with the URL in database\.postgres\.url or as MAOS_STORE__URL in existingSecret/;
+    const refused: Array<[Doc, RegExp]> = [
+      [
+        { secretEnv: { MAOS_STORE__URL: url } },
+        /^.*secretEnv\.MAOS_STORE__URL is a database URL other than a sqlite: path \(not shown\) /,
+      ],
+      [
+        { secretEnv: { MAOS_STORE__URL_FILE: '/run/secrets/maos/url' } },
+        /secretEnv\.MAOS_STORE__URL_FILE names a database URL file /,
+      ],
+      // Without a password (one with a password is refused as a secret in the Deployment first).
+      [
+        { extraEnv: [{ name: 'MAOS_STORE__URL', value: 'postgres://db.internal:5432/maos' }] },
+        /extraEnv MAOS_STORE__URL gives the database URL/,
+      ],
+      [
+        { extraEnv: [{ name: 'MAOS_STORE__URL', valueFrom: { secretKeyRef: { name: 'db', key: 'url' } } }] },
+        /extraEnv MAOS_STORE__URL gives the database URL \(a value other than a sqlite: path, or one the chart cannot see\)/,
+      ],
+      [
+        { extraEnv: [{ name: 'MAOS_STORE__URL_FILE', value: '/run/secrets/maos/url' }] },
+        /extraEnv MAOS_STORE__URL_FILE gives the database URL/,
+      ],
+    ];
+    for (const [values, message] of refused) {
+      const error = (() => {
+        try {
+          render(values);
+        } catch (caught) {
+          return String(caught);
+        }
+        assert.fail(`rendered: ${JSON.stringify(values)}`);
+      })();
+      assert.match(error, message, JSON.stringify(values));
+      assert.match(error, why, JSON.stringify(values));
+      assert.ok(!error.includes('s3cret'), 'the URL is not repeated');
+    }
+    // Ignored in SQLite mode: the pod would run on SQLite, not on the database meant.
+    assert.throws(
+      () => render({ database: { postgres: { url } } }),
+      /database\.postgres\.url is set but database\.mode is sqlite: the chart would not pass the URL on/,
+    );
+    // A sqlite: path is a SQLite file: it passes, as config.store.url does.
+    render({ secretEnv: { MAOS_STORE__URL: 'sqlite:/data/other.db' } });
+    render({ extraEnv: [{ name: 'MAOS_STORE__URL', value: 'sqlite:/data/other.db' }] });
+    // PostgreSQL mode takes the URL from its own places, as before.
+    render({ ...POSTGRES, extraEnv: [{ name: 'MAOS_STORE__URL_FILE', value: '/run/secrets/maos/url' }] });
+    // existingSecret, which the chart cannot read: the pod's first init container checks what the
+    // server would read (env over envFrom) before the migration or the server touch a database.
+    const initOf = (values: Doc) =>
+      (at(one(render(values).byKind, 'Deployment'), 'spec.template.spec.initContainers') ?? []) as Doc[];
+    const withSecret = initOf({ existingSecret: 'maos-env', extraEnv: [{ name: 'A', value: 'b' }] });
+    assert.deepEqual(
+      withSecret.map((c) => c.name),
+      ['check-store', 'migrate'],
+    );
+    const check = withSecret[0] as Doc;
+    assert.deepEqual(check.command, ['node', '-e']);
+    assert.deepEqual(check.envFrom, [{ secretRef: { name: 'maos-env' } }]);
+    assert.deepEqual(
+      check.env,
+      (withSecret[1] as Doc).env,
+      'the environment the migration and the server get',
+    );
+    assert.deepEqual(
+      initOf({ existingSecret: 'maos-env', migration: { enabled: false } }).map((c) => c.name),
+      ['check-store'],
+    );
+    assert.deepEqual(
+      initOf({}).map((c) => c.name),
+      ['migrate'],
+      'the chart Secret is checked at render',
+    );
+    assert.deepEqual(initOf({ database: { mode: 'postgres' }, existingSecret: 'maos-env' }), []);
+  });
+
   test('existingSecret: no chart Secret, pods and the Job read the named one', () => {
     const { byKind } = render({ database: { mode: 'postgres' }, existingSecret: 'maos-prod-env' });
     assert.equal(byKind.has('Secret'), false);

@@ -541,6 +541,55 @@ describe('Terraform module evaluated by terraform', () => {
     }
   });
 
+  test('a database URL in sqlite mode (the one pod would run on it, the chart cannot see it) fails the plan', {
+    skip: hasTerraform ? false : TERRAFORM_HINT,
+    timeout: 300_000,
+  }, () => {
+    const url = 'postgres://maos:pw@db:5432/maos';
+    const refused: Array<[Record<string, string>, RegExp]> = [
+      [
+        { database_mode: 'sqlite', database_url: url },
+        /database_url is set but database_mode is sqlite: the one pod would run on that database while the chart renders SQLite mode/,
+      ],
+      [
+        { database_mode: 'sqlite', secret_env: `{MAOS_STORE__URL = "${url}"}` },
+        /secret_env holds MAOS_STORE__URL \(other than a sqlite: path\) or MAOS_STORE__URL_FILE: the database URL is database_url/,
+      ],
+      [
+        { database_mode: 'sqlite', secret_env: '{MAOS_STORE__URL_FILE = "/run/secrets/maos/url"}' },
+        /secret_env holds MAOS_STORE__URL .* or MAOS_STORE__URL_FILE/,
+      ],
+      // postgres mode: database_url is written over it, without a word.
+      [
+        { database_url: url, secret_env: '{MAOS_STORE__URL = "postgres://maos:other@db2/maos"}' },
+        /secret_env holds MAOS_STORE__URL .* in postgres mode database_url is written over it/,
+      ],
+    ];
+    for (const [vars, message] of refused) {
+      const { status, output } = planModuleOutputs(vars);
+      assert.notEqual(status, 0, JSON.stringify(vars));
+      assert.match(output, message, JSON.stringify(vars));
+      assert.ok(!output.includes(':pw@'), `the URL is shown: ${output}`);
+    }
+    const accepted: Array<Record<string, string>> = [
+      { database_mode: 'sqlite' },
+      { database_mode: 'sqlite', secret_env: '{MAOS_STORE__URL = "sqlite:/data/other.db"}' },
+      { database_url: url, secret_env: '{MAOS_AUDIT__SIGNING_KEY = "pem"}' },
+    ];
+    for (const vars of accepted) {
+      const { status, output } = planModuleOutputs(vars);
+      assert.equal(status, 0, `${JSON.stringify(vars)}: ${output}`);
+    }
+    // The module always hands the chart its Secret as existingSecret: in sqlite mode the pod checks
+    // it (the chart's check-store init container), as for any existingSecret.
+    const { serviceUrl: _, ...values } = evaluateModuleValues({ database_mode: 'sqlite' });
+    const pod = at(
+      one(groupByKind(renderChart(CHART, values).manifests.map((m) => m.doc)), 'Deployment'),
+      'spec.template.spec',
+    );
+    assert.equal(at(pod, 'initContainers.0.name'), 'check-store');
+  });
+
   test('extra_values letting the migration Job run as long as the release waits for it fails the plan', {
     skip: hasTerraform ? false : TERRAFORM_HINT,
     timeout: 300_000,

@@ -350,6 +350,51 @@ config.store.startupWaitMs (one in existingSecret is not visible here).
 {{- end -}}
 {{- end -}}
 
+{{/*
+Fails, in SQLite mode, when the pod would get a database URL other than a `sqlite:` path from the
+values: `maos serve` runs on whatever store.url its environment names, so the one pod would quietly
+run on PostgreSQL while the chart renders SQLite mode (one replica, Recreate, a PVC for a database
+nobody uses). secretEnv (the chart's Secret) and extraEnv are checked here, the value never repeated,
+and database.postgres.url, which SQLite mode ignores (the pod would run on SQLite, not on it); a URL in existingSecret the chart cannot read: the check-store init
+container (maos.checkStoreScript) stops the pod on it. A sqlite: path belongs in config.store.url.
+*/}}
+{{- define "maos.refuseDatabaseUrlInSqliteMode" -}}
+{{- if not (include "maos.isPostgres" .) -}}
+{{- $fix := "set database.mode=postgres with the URL in database.postgres.url or as MAOS_STORE__URL in existingSecret (the pods then share that database and scale out), or remove it to keep the SQLite file on the PVC; a sqlite: path goes in config.store.url" -}}
+{{- $why := "but database.mode is sqlite: the one pod would run on that database while the chart renders SQLite mode (one replica, Recreate, a PVC for the database)" -}}
+{{- if .Values.database.postgres.url -}}
+{{- fail "database.postgres.url is set but database.mode is sqlite: the chart would not pass the URL on, and the one pod would run on a SQLite file on the PVC instead of that database. Set database.mode=postgres to run on it, or remove database.postgres.url" -}}
+{{- end -}}
+{{- if not .Values.existingSecret -}}
+{{- if and (hasKey .Values.secretEnv "MAOS_STORE__URL") (not (hasPrefix "sqlite:" (toString (get .Values.secretEnv "MAOS_STORE__URL")))) -}}
+{{- fail (printf "secretEnv.MAOS_STORE__URL is a database URL other than a sqlite: path (not shown) %s: %s" $why $fix) -}}
+{{- end -}}
+{{- if hasKey .Values.secretEnv "MAOS_STORE__URL_FILE" -}}
+{{- fail (printf "secretEnv.MAOS_STORE__URL_FILE names a database URL file %s: %s" $why $fix) -}}
+{{- end -}}
+{{- end -}}
+{{- range .Values.extraEnv -}}
+{{- if or (eq .name "MAOS_STORE__URL_FILE") (and (eq .name "MAOS_STORE__URL") (not (and (hasKey . "value") (hasPrefix "sqlite:" (toString .value))))) -}}
+{{- fail (printf "extraEnv %s gives the database URL (a value other than a sqlite: path, or one the chart cannot see) %s: %s" .name $why $fix) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The script of the check-store init container (SQLite mode with existingSecret): exits 1, naming the
+variable but not its value, when the pod's environment gives a database URL other than a sqlite:
+path, which `maos serve` would run on (see maos.refuseDatabaseUrlInSqliteMode). Run by `node -e`.
+*/}}
+{{- define "maos.checkStoreScript" -}}
+const url = process.env.MAOS_STORE__URL;
+const name = process.env.MAOS_STORE__URL_FILE !== undefined ? 'MAOS_STORE__URL_FILE' : url !== undefined && !url.startsWith('sqlite:') ? 'MAOS_STORE__URL' : '';
+if (name) {
+  console.error('maos chart: ' + name + ' in existingSecret ' + {{ .Values.existingSecret | toJson }} + ' gives a database URL other than a sqlite: path (not shown), but database.mode is sqlite: the one pod would run on that database while the chart renders SQLite mode (one replica, Recreate, a PVC for the database). Set database.mode=postgres to run on it (the pods then share it and scale out), or remove ' + name + ' from the Secret to keep the SQLite file on the PVC.');
+  process.exit(1);
+}
+{{- end -}}
+
 {{/* The PVC of the audit checkpoint files (auditCheckpoints.persistence). */}}
 {{- define "maos.auditCheckpointsClaim" -}}
 {{- default (printf "%s-audit-checkpoints" (include "maos.fullname" .)) .Values.auditCheckpoints.persistence.existingClaim -}}

@@ -27,4 +27,20 @@ output "secret_name" {
     condition     = var.existing_secret_name == null || nonsensitive(var.database_url == null)
     error_message = "database_url is set together with existing_secret_name, whose Secret the pods read instead of the module's: the URL would be ignored. Put MAOS_STORE__URL in that Secret and leave database_url null, or leave existing_secret_name null."
   }
+  # The chart reads the module's Secret as existingSecret, which it cannot look into: a database URL
+  # there in sqlite mode would have the one pod run on that database while the chart renders SQLite
+  # mode (one replica, Recreate, a PVC). The chart's check-store init container stops such a pod;
+  # the plan fails first.
+  precondition {
+    condition     = var.database_mode != "sqlite" || nonsensitive(var.database_url == null)
+    error_message = "database_url is set but database_mode is sqlite: the one pod would run on that database while the chart renders SQLite mode (one replica, Recreate, a PVC for the database). Set database_mode = \"postgres\" to run on it (the pods then share it and scale out), or leave database_url null to keep the SQLite file on the PVC."
+  }
+  precondition {
+    # In postgres mode the module writes database_url as MAOS_STORE__URL, over one in secret_env; in
+    # sqlite mode only a sqlite: path keeps the pod on SQLite (as config.store.url in the chart).
+    condition = nonsensitive(var.database_mode == "sqlite" ? (
+      !contains(keys(var.secret_env), "MAOS_STORE__URL_FILE") && startswith(lookup(var.secret_env, "MAOS_STORE__URL", "sqlite:"), "sqlite:")
+    ) : length(setintersection(keys(var.secret_env), ["MAOS_STORE__URL", "MAOS_STORE__URL_FILE"])) == 0)
+    error_message = "secret_env holds MAOS_STORE__URL (other than a sqlite: path) or MAOS_STORE__URL_FILE: the database URL is database_url, with database_mode = \"postgres\" (in sqlite mode the one pod would run on that database while the chart renders SQLite mode; in postgres mode database_url is written over it)."
+  }
 }
