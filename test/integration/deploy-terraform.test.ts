@@ -519,7 +519,7 @@ describe('Terraform module evaluated by terraform', () => {
     assert.equal(labels.status, 0, labels.output);
   });
 
-  test('database_url next to existing_secret_name (whose Secret the pods read instead) fails the plan', {
+  test('database_url or secret_env next to existing_secret_name (whose Secret the pods read instead) fails the plan', {
     skip: hasTerraform ? false : TERRAFORM_HINT,
     timeout: 300_000,
   }, () => {
@@ -531,6 +531,17 @@ describe('Terraform module evaluated by terraform', () => {
       /database_url is set together with existing_secret_name, whose Secret the pods read instead of the module's: the URL would be ignored/,
     );
     assert.ok(!refused.output.includes('maos:pw'), 'the URL is not shown');
+    // Likewise secret_env, which the module writes only into its own Secret.
+    const env = planModuleOutputs({
+      existing_secret_name: 'maos-env',
+      secret_env: '{MAOS_AUDIT__SIGNING_KEY = "pem-s3cret"}',
+    });
+    assert.notEqual(env.status, 0, env.output);
+    assert.match(
+      env.output,
+      /secret_env is set together with existing_secret_name, .*its variables would be ignored/,
+    );
+    assert.ok(!env.output.includes('pem-s3cret'), 'the value is not shown');
     const alone: Array<Record<string, string>> = [
       { existing_secret_name: 'maos-env' },
       { database_url: url },

@@ -27,6 +27,11 @@ output "secret_name" {
     condition     = var.existing_secret_name == null || nonsensitive(var.database_url == null)
     error_message = "database_url is set together with existing_secret_name, whose Secret the pods read instead of the module's: the URL would be ignored. Put MAOS_STORE__URL in that Secret and leave database_url null, or leave existing_secret_name null."
   }
+  precondition {
+    # Likewise secret_env: the variables would never reach the pods (an audit signing key, a KEK ring).
+    condition     = var.existing_secret_name == null || nonsensitive(length(var.secret_env) == 0)
+    error_message = "secret_env is set together with existing_secret_name, whose Secret the pods read instead of the module's: its variables would be ignored. Put them in that Secret and leave secret_env empty, or leave existing_secret_name null."
+  }
   # The chart reads the module's Secret as existingSecret, which it cannot look into: a database URL
   # there in sqlite mode would have the one pod run on that database while the chart renders SQLite
   # mode (one replica, Recreate, a PVC). The chart's check-store init container stops such a pod;

@@ -67,7 +67,7 @@ variable "existing_secret_name" {
 }
 
 variable "secret_env" {
-  description = "Extra secret environment variables (e.g. MAOS_AUDIT__SIGNING_KEY) for the module's Secret."
+  description = "Extra secret environment variables (e.g. MAOS_AUDIT__SIGNING_KEY) for the module's Secret; empty with existing_secret_name (the plan fails: the pods read that Secret instead)."
   type        = map(string)
   default     = {}
   sensitive   = true
