@@ -47,6 +47,14 @@ const runtime = createCommandRuntime({
       '-c',
       'env -u MAOS_RUN_ID setsid sh -c \'touch "$0"; exec sleep 3\' "$HOME/in-own-session" & while [ ! -e "$HOME/in-own-session" ]; do sleep 0.01; done; echo done',
     ]),
+    // Starts a daemon that must live on (no MAOS_RUN_ID) without redirecting its output: it holds
+    // the run's pipes open for a minute. Its pid goes to a file in the workspace once it is in its
+    // own session (the group is killed at the program's exit).
+    'daemon-on-pipes': runner([
+      'sh',
+      '-c',
+      "env -u MAOS_RUN_ID setsid sh -c 'echo $$ > daemon.pid.tmp && mv daemon.pid.tmp daemon.pid; exec sleep 60' & while [ ! -e daemon.pid ]; do sleep 0.01; done; echo done",
+    ]),
     // Start a daemon (a session of its own, out of the runner's group) and exit: one with its output
     // elsewhere, one that holds the run's stdout open.
     daemon: runner(['sh', '-c', 'setsid sleep 60 >/dev/null 2>&1 & echo "child $!"']),
@@ -231,6 +239,19 @@ console.log(outcome);
     await waitFor(() => !existsSync(record), 10_000, 'the program to exit');
     controller.abort(new AppError('TIMEOUT', 'shutdown'));
     assert.deepEqual(await running, { output: 'done' });
+  });
+
+  test("a daemon without the run's id that holds its pipes open does not hold the run: it ends with its program", async (t) => {
+    const pidFile = join(dir, 'workspaces', 'sess-1', 'daemon.pid');
+    rmSync(pidFile, { force: true });
+    const result = await runtime.run(task('daemon-on-pipes'), context().ctx);
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    t.after(() => {
+      if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    });
+    assert.deepEqual(result, { output: 'done' });
+    // Before, the run waited for the daemon's pipes to close: a minute here, past any timeout or cancel.
+    assert.ok(isAlive(pid), 'the daemon lives on, and the run did not wait for it');
   });
 
   test('a running command is recorded under <dataDir>/runs, and forgotten when it ends', async () => {

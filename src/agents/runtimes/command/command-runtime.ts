@@ -21,6 +21,13 @@ export const STDOUT_TAIL_CHARS = 64 * 1024;
 const STDERR_TAIL_CHARS = 4 * 1024;
 /** Between SIGTERM and SIGKILL: enough for a well-behaved process to clean up. */
 const KILL_GRACE_MS = 2000;
+/**
+ * How long the output pipes are read after the program exited and its leftovers were killed: what
+ * it wrote is read in milliseconds. Only a process that left its group without MAOS_RUN_ID (a
+ * daemon started with `env -u MAOS_RUN_ID setsid …`) can hold them open longer; its writes are cut
+ * off then, instead of holding the run, past its timeout and a cancel, until it exits.
+ */
+const PIPE_GRACE_MS = 2000;
 /** Variables passed through from the server's environment; everything else (keys!) stays out. */
 // Not HOME: every task gets its own (or the one its runner's `env` names), never the server's.
 const INHERITED_ENV = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'USER', 'LOGNAME', 'SHELL'];
@@ -223,6 +230,7 @@ function runCommand(
     let stopped: 'timeout' | 'abort' | null = null;
     let exited = false;
     let killTimer: NodeJS.Timeout | undefined;
+    let pipeTimer: NodeJS.Timeout | undefined;
     let settled = false;
     // The kill of what the run left at its exit (killRunLeftoversInBackground); settled before the
     // run is, so no process of a finished run is left and its HOME is removed after them.
@@ -292,9 +300,19 @@ function runCommand(
       signalGroup(child, 'SIGKILL');
       // Its record goes once they are dead: a crash before that leaves them to the next sweep.
       leftoversKilled = killRunLeftoversInBackground(runId, startTime).finally(forgetRun);
+      void leftoversKilled.finally(() => {
+        if (settled) return;
+        pipeTimer = setTimeout(() => {
+          // Destroyed, the streams close, and with them the child ('close' with its exit code).
+          child.stdout.destroy();
+          child.stderr.destroy();
+        }, PIPE_GRACE_MS);
+        pipeTimer.unref();
+      });
     });
     child.on('close', (code, signal) => {
       if (killTimer) clearTimeout(killTimer);
+      if (pipeTimer) clearTimeout(pipeTimer);
       finish(() => {
         if (stopped === 'abort') {
           throw ctx.signal.reason instanceof Error
