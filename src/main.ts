@@ -92,16 +92,26 @@ function stoppedWhileStarting(signal: AbortSignal, logger: Logger): AppError {
   return new AppError('SHUTTING_DOWN', `stopped by ${String(signal.reason)} before the server started`);
 }
 
+/** A server started by startServerUnlessStopped, and the graceful stop its signals lead to. */
+export interface ServingServer {
+  server: RunningServer;
+  /** Resolves once SIGTERM or SIGINT stopped the server gracefully (see waitForShutdownSignal). */
+  stopped: Promise<void>;
+}
+
 /**
  * startServer with SIGTERM and SIGINT handled while it starts, which takes up to
  * store.startupWaitMs when PostgreSQL is not up yet: the first signal ends the start at once,
  * removing what it created, and resolves undefined (stopped as asked: the caller exits 0, as after a
- * graceful stop); a second exits at once with 130. Once the server listens, the caller hands the
- * signals to waitForShutdownSignal in the same tick, so none goes unhandled.
+ * graceful stop); a second exits at once with 130. Once the server listens, the signals go to
+ * waitForShutdownSignal, whose listeners are added before the start's are removed: a signal that
+ * arrived in between (Node dispatches it on the next turn of the event loop) would otherwise go to
+ * no listener, and be lost with the signal watcher Node drops when a signal's last listener goes,
+ * leaving the server running after a supervisor's SIGTERM.
  */
 export async function startServerUnlessStopped(
   options: Omit<StartServerOptions, 'signal'> = {},
-): Promise<RunningServer | undefined> {
+): Promise<ServingServer | undefined> {
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {
     if (controller.signal.aborted) {
@@ -115,7 +125,8 @@ export async function startServerUnlessStopped(
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   try {
-    return await startServer({ ...options, signal: controller.signal });
+    const server = await startServer({ ...options, signal: controller.signal });
+    return { server, stopped: waitForShutdownSignal(server) };
   } catch (error) {
     if (controller.signal.aborted) return undefined;
     throw error;
@@ -190,10 +201,10 @@ if (import.meta.main) {
     );
     process.exit(EXIT.USAGE);
   }
-  const server = await startServerUnlessStopped();
-  if (server) {
-    process.stderr.write(`MAOS ${VERSION} listening on ${server.url}\n`);
-    await waitForShutdownSignal(server);
+  const started = await startServerUnlessStopped();
+  if (started) {
+    process.stderr.write(`MAOS ${VERSION} listening on ${started.server.url}\n`);
+    await started.stopped;
   }
   process.exitCode = 0;
 }

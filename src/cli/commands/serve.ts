@@ -3,7 +3,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type ConfigEnvVariable, storeEnvVariables } from '../../config/load.ts';
-import { startServerUnlessStopped, waitForShutdownSignal } from '../../main.ts';
+import { startServerUnlessStopped } from '../../main.ts';
 import { resolveSqlitePath } from '../../store/db.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -39,11 +39,12 @@ async function serve(ctx: CliContext, command: Command): Promise<number> {
   }
   if (options.dataDir !== undefined) overrides.dataDir = options.dataDir;
   // A signal while it starts (waiting for PostgreSQL, say) stops it there: nothing to serve.
-  const server = await startServerUnlessStopped({ configPath: options.config, overrides });
-  if (server === undefined) return EXIT.OK;
-  // Listen for SIGTERM/SIGINT before announcing the server: a supervisor may stop it as soon as the
-  // banner appears, and a signal without a handler would kill it without a graceful shutdown.
-  const stopped = waitForShutdownSignal(server);
+  // SIGTERM/SIGINT are handled from here on, before the server is announced: a supervisor may stop
+  // it as soon as the banner appears, and a signal without a handler would kill it without a
+  // graceful shutdown.
+  const started = await startServerUnlessStopped({ configPath: options.config, overrides });
+  if (started === undefined) return EXIT.OK;
+  const { server, stopped } = started;
   const { out } = ctx;
   if (out.json) {
     out.printJsonLine({ url: server.url, dataDir: server.dataDir, authMode: server.authMode });
