@@ -1,7 +1,12 @@
 // The scheduler's heartbeat: one write renews the leases of all of this process's running tasks,
 // and tells which claims no longer hold (the lease expired in a stall and another attempt took over).
+// On PostgreSQL it runs on the pool, not through the write queue (store/postgres-lease-renewal.ts).
+import type { Kysely } from 'kysely';
 import { coerceError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { DialectName } from '../store/db.ts';
+import { renewLeasesPostgres } from '../store/postgres-lease-renewal.ts';
+import type { Database } from '../store/schema.ts';
 import { extendLeases } from '../store/task-store.ts';
 import { ENGINE_PROGRESS, type WriteQueue } from '../store/write-queue.ts';
 import { isStoreUnavailable, noteOutageEnd, noteOutageFailure, type StoreOutage } from './store-outage.ts';
@@ -15,22 +20,28 @@ import type { Claim } from './task-outcome.ts';
  * Heartbeats run only while this process runs tasks: the second line waits for one.
  */
 export async function renewLeases(
-  deps: { queue: WriteQueue; logger: Logger; workerId: string; leaseMs: number; outage: StoreOutage },
+  deps: {
+    queue: WriteQueue;
+    logger: Logger;
+    workerId: string;
+    leaseMs: number;
+    outage: StoreOutage;
+    /** PostgreSQL: the renewal runs on `db`'s pool, beside the write queue. */
+    db?: Kysely<Database>;
+    dialect?: DialectName;
+  },
   claims: readonly Claim[],
   now: number,
 ): Promise<Set<Claim> | null> {
+  const taskIds = claims.map((claim) => claim.taskId);
   try {
-    const held = await deps.queue.run(
-      (trx) =>
-        extendLeases(
-          trx,
-          deps.workerId,
-          claims.map((claim) => claim.taskId),
-          now,
-          deps.leaseMs,
-        ),
-      ENGINE_PROGRESS,
-    );
+    const held =
+      deps.dialect === 'postgres' && deps.db
+        ? await renewLeasesPostgres(deps.db, deps.workerId, taskIds, now, deps.leaseMs)
+        : await deps.queue.run(
+            (trx) => extendLeases(trx, deps.workerId, taskIds, now, deps.leaseMs),
+            ENGINE_PROGRESS,
+          );
     noteOutageEnd(
       deps.outage,
       deps.logger,
