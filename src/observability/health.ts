@@ -71,6 +71,23 @@ export async function runReadinessChecks(options: ReadinessOptions): Promise<Rea
 /** How the database check's detail starts when the database answers but takes no writes. */
 const READ_ONLY = 'read-only:';
 
+/**
+ * Why a PostgreSQL database that answers takes no writes, or null when it takes them: a standby
+ * (recovery), or a session whose transactions start read-only (default_transaction_read_only, set
+ * for the database, the role or the session), refuses every write with 25006. One statement, so
+ * one connection of the pool answers both.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: any schema
+export async function postgresReadOnlyReason(db: Kysely<any>): Promise<string | null> {
+  const { rows } = await sql<{ in_recovery: boolean; read_only: string }>`
+    select pg_is_in_recovery() as in_recovery, current_setting('transaction_read_only') as read_only
+  `.execute(db);
+  const [row] = rows;
+  if (row?.in_recovery === true) return 'the server is a standby in recovery (pg_is_in_recovery)';
+  if (row?.read_only === 'on') return 'transactions are read-only (default_transaction_read_only)';
+  return null;
+}
+
 // biome-ignore lint/suspicious/noExplicitAny: any schema
 async function checkDatabase(db: Kysely<any>, dialect: DialectName | undefined): Promise<CheckResult> {
   try {
@@ -78,19 +95,8 @@ async function checkDatabase(db: Kysely<any>, dialect: DialectName | undefined):
       await sql`select 1`.execute(db);
       return { ok: true, detail: 'reachable' };
     }
-    // One statement, so one connection of the pool answers both: a standby (recovery), or a
-    // session whose transactions start read-only (default_transaction_read_only, set for the
-    // database, the role or the session), refuses every write with 25006.
-    const { rows } = await sql<{ in_recovery: boolean; read_only: string }>`
-      select pg_is_in_recovery() as in_recovery, current_setting('transaction_read_only') as read_only
-    `.execute(db);
-    const [row] = rows;
-    if (row?.in_recovery === true) {
-      return { ok: false, detail: `${READ_ONLY} the server is a standby in recovery (pg_is_in_recovery)` };
-    }
-    if (row?.read_only === 'on') {
-      return { ok: false, detail: `${READ_ONLY} transactions are read-only (default_transaction_read_only)` };
-    }
+    const readOnly = await postgresReadOnlyReason(db);
+    if (readOnly !== null) return { ok: false, detail: `${READ_ONLY} ${readOnly}` };
     return { ok: true, detail: 'reachable' };
   } catch (error) {
     return { ok: false, detail: `unreachable (${failureCode(error)})` };

@@ -2,11 +2,13 @@
 // before the address moved; simulated with default_transaction_read_only): reads are served, and
 // every kind of write, in the write queue or in a transaction of its own, gets 503
 // STORE_UNAVAILABLE naming the reason instead of 500; once writes are accepted again, so are requests.
-// /readyz answers 503 meanwhile, its database check naming the read-only server (`select 1` alone
-// passed there: the instance stayed in rotation while every write failed).
+// /readyz answers 503 meanwhile (and `maos doctor` fails), its database check naming the read-only
+// server (`select 1` alone passed there: the instance stayed in rotation while every write failed).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
+import { checkDatabase as doctorDatabaseChecks } from '../../src/cli/ops/doctor-checks.ts';
+import { configSchema } from '../../src/config/schema.ts';
 import { generateKekEntry } from '../../src/security/secrets.ts';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
 import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
@@ -29,6 +31,8 @@ describe('PostgreSQL that accepts only reads', { timeout: 120_000 }, () => {
     await admin.connect();
   });
   after(async () => {
+    // A failed check leaves the database read-only: the server's shutdown writes.
+    if (admin) await setReadOnly(false).catch(() => undefined);
     await server?.close();
     await admin?.end();
     await database?.drop();
@@ -92,6 +96,15 @@ describe('PostgreSQL that accepts only reads', { timeout: 120_000 }, () => {
     assert.equal(notReady.body.checks.migrations?.ok, true, JSON.stringify(notReady.body));
     const scrape = await fetch(`${server.url}/metrics`).then((response) => response.text());
     assert.match(scrape, /maos_readiness_check_passing\{check="database"\} 0/);
+    // `maos doctor` says the same: reachable, but it takes no writes.
+    const doctor = () => doctorDatabaseChecks(configSchema.parse({ store: { url: database.url } }));
+    const [readOnlyCheck] = await doctor();
+    assert.equal(readOnlyCheck?.status, 'fail', JSON.stringify(readOnlyCheck));
+    assert.match(
+      readOnlyCheck?.message ?? '',
+      /^reachable but read-only: transactions are read-only \(default_transaction_read_only\)/,
+    );
+    assert.match(readOnlyCheck?.fix ?? '', /primary/);
 
     await setReadOnly(false);
     const accepted = await waitFor(async () => {
@@ -109,5 +122,6 @@ describe('PostgreSQL that accepts only reads', { timeout: 120_000 }, () => {
       return answer.status === 200 ? answer : undefined;
     }, 30_000);
     assert.deepEqual(ready.body.checks.database, { ok: true, detail: 'reachable' });
+    assert.equal((await doctor())[0]?.status, 'pass');
   });
 });

@@ -8,6 +8,7 @@ import { workspacesDir } from '../../agents/runtimes/command/session-workspaces.
 import { loadConfig } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
 import { AppError } from '../../errors/app-error.ts';
+import { postgresReadOnlyReason } from '../../observability/health.ts';
 import { resolveCheckpointDir } from '../../security/create-security.ts';
 import { createEgress } from '../../security/egress-proxy.ts';
 import { nearestExisting } from '../../store/data-dir-owner.ts';
@@ -299,7 +300,10 @@ function isInside(path: string, dir: string): boolean {
   return !isAbsolute(rel) && rel.split(sep)[0] !== '..';
 }
 
-/** Opens the database, runs `select 1`, and compares its migrations with this build's. */
+/**
+ * Opens the database, runs `select 1` (on PostgreSQL: also whether it takes writes), and compares
+ * its migrations with this build's.
+ */
 export async function checkDatabase(config: Readonly<Config>): Promise<CheckResult[]> {
   let sqlitePath: string | undefined;
   try {
@@ -340,8 +344,17 @@ export async function checkDatabase(config: Readonly<Config>): Promise<CheckResu
     ];
   }
   try {
+    // PostgreSQL answering a standby's or read-only sessions' `select 1` still refuses every write.
+    const readOnly = handle.dialect === 'postgres' ? await postgresReadOnlyReason(handle.db) : null;
     const results: CheckResult[] = [
-      { name: 'database', status: 'pass', message: `reachable (${handle.location})` },
+      readOnly === null
+        ? { name: 'database', status: 'pass', message: `reachable (${handle.location})` }
+        : {
+            name: 'database',
+            status: 'fail',
+            message: `reachable but read-only: ${readOnly} (${handle.location})`,
+            fix: 'Point store.url at the current primary, or reset default_transaction_read_only where it is set (runbook MaosNotReady).',
+          },
     ];
     const status = await getMigrationStatus(handle.db);
     if (status.unknown.length > 0) {
