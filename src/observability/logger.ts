@@ -123,10 +123,7 @@ export function createLogger(options: LoggerOptions): Logger {
     'log.logger': loggerName(serviceName, logger),
     ...traceFields(),
   });
-  return pino(
-    { ...withEcsObjectFields(withCauseStacks(format)), level: options.level, redact, mixin },
-    destination,
-  );
+  return pino({ ...withAmendedFields(format), level: options.level, redact, mixin }, destination);
 }
 
 /** Causes a logged error's stack trace follows: enough for a wrapped driver error, bounded for cycles. */
@@ -135,11 +132,10 @@ const MAX_LOGGED_CAUSES = 4;
 type EcsPinoOptions = ReturnType<typeof ecsFormat>;
 
 /**
- * The ECS format with each logged error's causes appended to `error.stack_trace` ("Caused by: …",
- * as Java and Elastic show them): the ECS formatter keeps only the outer error, so a
- * STORE_UNAVAILABLE would be logged without the database error that explains it.
+ * The ECS format with each line's fields completed where the ECS formatter falls short: the causes'
+ * stacks of a logged error, then a plain value given to an ECS field set moved where it can be indexed.
  */
-function withCauseStacks(format: EcsPinoOptions): EcsPinoOptions {
+function withAmendedFields(format: EcsPinoOptions): EcsPinoOptions {
   const formatLog = format.formatters?.log;
   if (!formatLog) return format;
   return {
@@ -148,14 +144,24 @@ function withCauseStacks(format: EcsPinoOptions): EcsPinoOptions {
       ...format.formatters,
       log(object) {
         const fields = formatLog(object);
-        const error = fields.error as { stack_trace?: string } | undefined;
-        const logged = object.err;
-        if (logged instanceof Error && logged.cause !== undefined && error)
-          error.stack_trace = stackWithCauses(logged);
+        appendCauseStacks(fields, object);
+        moveEcsPlainValues(fields);
         return fields;
       },
     },
   };
+}
+
+/**
+ * Each logged error's causes appended to `error.stack_trace` ("Caused by: …", as Java and Elastic
+ * show them): the ECS formatter keeps only the outer error, so a STORE_UNAVAILABLE would be logged
+ * without the database error that explains it.
+ */
+function appendCauseStacks(fields: Record<string, unknown>, object: Record<string, unknown>): void {
+  const error = fields.error as { stack_trace?: string } | undefined;
+  const logged = object.err;
+  if (logged instanceof Error && logged.cause !== undefined && error)
+    error.stack_trace = stackWithCauses(logged);
 }
 
 /**
@@ -211,29 +217,17 @@ const ECS_FIELD_SETS = new Set([
 const PLAIN_VALUE_FIELDS: Readonly<Record<string, string>> = { error: 'error.message', url: 'url.full' };
 
 /**
- * The ECS format with a plain value (string, number, array …) given to an ECS field set moved to
- * the field it stands for (`error` → `error.message`, `url` → `url.full`) or to `labels.<name>`, so
- * that every line can be indexed whatever field names its call site chose.
+ * A plain value (string, number, array …) given to an ECS field set moved to the field it stands
+ * for (`error` → `error.message`, `url` → `url.full`) or to `labels.<name>`, so that every line can
+ * be indexed whatever field names its call site chose.
  */
-function withEcsObjectFields(format: EcsPinoOptions): EcsPinoOptions {
-  const formatLog = format.formatters?.log;
-  if (!formatLog) return format;
-  return {
-    ...format,
-    formatters: {
-      ...format.formatters,
-      log(object) {
-        const fields = formatLog(object);
-        for (const [name, value] of Object.entries(fields)) {
-          if (!ECS_FIELD_SETS.has(name) || isPlainObject(value)) continue;
-          delete fields[name];
-          const target = (typeof value === 'string' && PLAIN_VALUE_FIELDS[name]) || `labels.${name}`;
-          if (!(target in fields)) fields[target] = value;
-        }
-        return fields;
-      },
-    },
-  };
+function moveEcsPlainValues(fields: Record<string, unknown>): void {
+  for (const [name, value] of Object.entries(fields)) {
+    if (!ECS_FIELD_SETS.has(name) || isPlainObject(value)) continue;
+    delete fields[name];
+    const target = (typeof value === 'string' && PLAIN_VALUE_FIELDS[name]) || `labels.${name}`;
+    if (!(target in fields)) fields[target] = value;
+  }
 }
 
 function isPlainObject(value: unknown): boolean {
