@@ -30,32 +30,22 @@ export function createStoreResponseCache(db: LlmDb, now: () => number = Date.now
       return row.response;
     },
     async put(tenantId, key, entry, options) {
-      const created = now();
+      // A fresh entry's columns, for a new row or one replacing a damaged row.
+      const fresh = {
+        provider: entry.provider,
+        model: entry.model,
+        response: entry.response,
+        hits: 0,
+        created_at: now(),
+        last_hit_at: null,
+      };
       await db
         .insertInto('llm_response_cache')
-        .values({
-          tenant_id: tenantId,
-          key,
-          provider: entry.provider,
-          model: entry.model,
-          response: entry.response,
-          hits: 0,
-          created_at: created,
-          last_hit_at: null,
-        })
+        .values({ tenant_id: tenantId, key, ...fresh })
         .onConflict((oc) => {
           const target = oc.columns(['tenant_id', 'key']);
           // A damaged entry is replaced as a new one; a readable one stays the first answer.
-          return options?.replace
-            ? target.doUpdateSet({
-                provider: entry.provider,
-                model: entry.model,
-                response: entry.response,
-                hits: 0,
-                created_at: created,
-                last_hit_at: null,
-              })
-            : target.doNothing();
+          return options?.replace ? target.doUpdateSet(fresh) : target.doNothing();
         })
         .execute();
     },
