@@ -3,7 +3,7 @@
 // twice is answered the second time from the store, planner and synthesis included, and an agent
 // answer that called a tool replays the call, so the message is sent again. Scripted LLM, SQLite.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import type { LlmDb } from '../../src/agents/providers/llm-tables.ts';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import { answerScoutWriter, SCOUT_MESSAGE } from '../fixtures/scout-writer.ts';
@@ -25,12 +25,16 @@ async function cacheCounter(baseUrl: string, result: 'hit' | 'miss' | 'error'): 
   return line ? Number(line.split(' ').at(-1)) : 0;
 }
 
-test('response cache with tools offered (default agent messaging)', { timeout: 60_000 }, async (t) => {
-  const { llm, server } = await startLlmAppStack(t, {
+/**
+ * The app with the scripted scout and writer behind a provider with `cache: true`, every role it
+ * uses at temperature 0 (cacheable), and `llm` over the fixture's LLM settings.
+ */
+function startCachingStack(t: TestContext, llm: { agentMessaging?: boolean } = {}) {
+  return startLlmAppStack(t, {
     handler: answerScoutWriter,
     provider: { cache: true },
     llm: {
-      agentMessaging: true, // the default, which the fixture turns off
+      ...llm,
       roles: {
         orchestrator: { provider: 'local', temperature: 0 },
         researcher: { provider: 'local', temperature: 0 },
@@ -38,21 +42,33 @@ test('response cache with tools offered (default agent messaging)', { timeout: 6
       },
     },
   });
+}
+
+interface SessionView {
+  id: string;
+  status: string;
+  error: string | null;
+  result: string | null;
+  tasks: Array<{ name: string; output: string | null }>;
+  usage: { inputTokens: number };
+}
+
+/** Creates a session of the scout-and-writer objective (with `budget`, if given) and waits for its end. */
+async function runResearchSession(baseUrl: string, budget?: Record<string, number>): Promise<SessionView> {
+  const created = await requestJson<{ id: string }>(`${baseUrl}/v1/sessions`, {
+    method: 'POST',
+    body: { objective: 'Research and write', ...(budget ? { budget } : {}) },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  return waitForSession<SessionView>(baseUrl, created.body.id);
+}
+
+test('response cache with tools offered (default agent messaging)', { timeout: 60_000 }, async (t) => {
+  // Agent messaging on: the default, which the fixture turns off.
+  const { llm, server } = await startCachingStack(t, { agentMessaging: true });
 
   async function runSession() {
-    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
-      method: 'POST',
-      body: { objective: 'Research and write' },
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    const done = await waitForSession<{
-      id: string;
-      status: string;
-      error: string | null;
-      result: string | null;
-      tasks: Array<{ name: string; output: string | null }>;
-      usage: { inputTokens: number };
-    }>(server.url, created.body.id);
+    const done = await runResearchSession(server.url);
     assert.equal(done.status, 'completed', done.error ?? '');
     const events = await readAllEvents<EventView>(server.url, done.id);
     return { done, messages: events.filter((event) => event.type === 'agent.message') };
@@ -88,28 +104,8 @@ test('response cache with tools offered (default agent messaging)', { timeout: 6
 test('a session whose budget is all but spent runs from the cache: replayed answers count nothing in flight', {
   timeout: 60_000,
 }, async (t) => {
-  const { llm, server } = await startLlmAppStack(t, {
-    handler: answerScoutWriter,
-    provider: { cache: true },
-    llm: {
-      roles: {
-        orchestrator: { provider: 'local', temperature: 0 },
-        researcher: { provider: 'local', temperature: 0 },
-        documenter: { provider: 'local', temperature: 0 },
-      },
-    },
-  });
-  async function runSession(budget?: Record<string, number>) {
-    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
-      method: 'POST',
-      body: { objective: 'Research and write', ...(budget ? { budget } : {}) },
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    return waitForSession<{ status: string; error: string | null; usage: { inputTokens: number } }>(
-      server.url,
-      created.body.id,
-    );
-  }
+  const { llm, server } = await startCachingStack(t);
+  const runSession = (budget?: Record<string, number>) => runResearchSession(server.url, budget);
   const first = await runSession();
   assert.equal(first.status, 'completed', first.error ?? '');
   const requests = llm.requests.length;
@@ -123,28 +119,8 @@ test('a session whose budget is all but spent runs from the cache: replayed answ
 test('damaged cache rows are misses: the session completes, the provider answers, the rows are replaced', {
   timeout: 60_000,
 }, async (t) => {
-  const { llm, server } = await startLlmAppStack(t, {
-    handler: answerScoutWriter,
-    provider: { cache: true },
-    llm: {
-      roles: {
-        orchestrator: { provider: 'local', temperature: 0 },
-        researcher: { provider: 'local', temperature: 0 },
-        documenter: { provider: 'local', temperature: 0 },
-      },
-    },
-  });
-  async function runSession() {
-    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
-      method: 'POST',
-      body: { objective: 'Research and write' },
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    return waitForSession<{ status: string; error: string | null; result: string | null }>(
-      server.url,
-      created.body.id,
-    );
-  }
+  const { llm, server } = await startCachingStack(t);
+  const runSession = () => runResearchSession(server.url);
   const first = await runSession();
   assert.equal(first.status, 'completed', first.error ?? '');
   const asked = llm.requests.length;
