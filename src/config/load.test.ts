@@ -332,6 +332,51 @@ describe('loadConfig', () => {
     assert.equal(config.tasks.maxAttempts, 2);
   });
 
+  test("a runner's env variable the system cannot set is CONFIG_INVALID naming runner and variable, not the value", () => {
+    const file = write(
+      'runner-env-nul.json',
+      JSON.stringify({
+        runners: {
+          deploy: {
+            command: ['./deploy.sh'],
+            env: {
+              REGION: 'eu-west-1',
+              TOKEN: 'tok-SECRET\u0000tail',
+              'A=B': 'x',
+              'NUL\u0000NAME': 'y',
+              '': 'z',
+            },
+          },
+          fine: { command: ['true'], env: { CI: 'true' } },
+        },
+      }),
+    );
+    const problems = problemsOf(() => loadConfig({ configPath: file, env: {} }));
+    assert.deepEqual(problems, [
+      'runners.deploy.env.TOKEN: variable "TOKEN" of runner deploy cannot be set: a NUL character in its value (value not shown); no process environment can hold it',
+      'runners.deploy.env: variable "A=B" of runner deploy cannot be set: an "=" in its name (the system ends a name at its first "="); no process environment can hold it',
+      'runners.deploy.env: variable "NUL\\u0000NAME" of runner deploy cannot be set: a NUL character in its name; no process environment can hold it',
+      'runners.deploy.env: variable "" of runner deploy cannot be set: an empty name; no process environment can hold it',
+    ]);
+    assert.ok(!problems.join('\n').includes('SECRET'), 'the value is not shown');
+    // The same value read from a file the environment names: the variable is named too.
+    const token = write('runner-token.txt', 'tok-SECRET\u0000tail');
+    const fromEnv = problemsOf(() =>
+      loadConfig({
+        env: {
+          MAOS_RUNNERS__DEPLOY__COMMAND: '["./deploy.sh"]',
+          MAOS_RUNNERS__DEPLOY__ENV__TOKEN_FILE: token,
+        },
+      }),
+    );
+    assert.equal(fromEnv.length, 1, fromEnv.join('\n'));
+    assert.match(
+      fromEnv[0] ?? '',
+      /^runners\.deploy\.env\.TOKEN: variable "TOKEN" of runner deploy cannot be set: a NUL character in its value/,
+    );
+    assert.ok(!fromEnv[0]?.includes('SECRET'));
+  });
+
   test('a key named …File is set by its MAOS_* variable, not read from a file', () => {
     const config = loadConfig({
       env: { MAOS_TLS__CERT_FILE: '/etc/maos/cert.pem', MAOS_TLS__KEY_FILE: '/etc/maos/key.pem' },

@@ -55,13 +55,49 @@ const runnerSchema = z
     env: z
       .record(z.string(), z.string())
       .default({})
-      .describe('Extra environment variables for the process.'),
+      .describe(
+        'Extra environment variables for the process. A name must not be empty or hold `=` or a NUL character, a value no NUL character: the system takes neither.',
+      ),
   })
   .describe(
     'A command an agent of the `command` runtime may run. Declared by the operator, never by API callers.',
   );
 
 export type RunnerConfig = z.infer<typeof runnerSchema>;
+
+/**
+ * Why the system would not take variable `name` = `value` into a process's environment (each is a
+ * `name=value` C string: a NUL ends it early, the first `=` ends the name), or undefined. Checked
+ * here so that `maos config check` and the start refuse it, not the spawn of the runner's tasks.
+ */
+function runnerEnvProblem(name: string, value: string): { inName: boolean; why: string } | undefined {
+  if (name === '') return { inName: true, why: 'an empty name' };
+  if (name.includes('\0')) return { inName: true, why: 'a NUL character in its name' };
+  if (name.includes('=')) {
+    return { inName: true, why: 'an "=" in its name (the system ends a name at its first "=")' };
+  }
+  if (value.includes('\0')) return { inName: false, why: 'a NUL character in its value (value not shown)' };
+  return undefined;
+}
+
+/**
+ * CONFIG_INVALID for each runner `env` variable the system cannot set, naming the runner and the
+ * variable, never its value (it may be a secret). A name that is itself refused is shown quoted
+ * (escaped) in the message, not in the key path, where a NUL or a control character would be raw.
+ */
+function refineRunnerEnv(runners: Record<string, RunnerConfig>, ctx: z.RefinementCtx): void {
+  for (const [runner, config] of Object.entries(runners)) {
+    for (const [name, value] of Object.entries(config.env)) {
+      const problem = runnerEnvProblem(name, value);
+      if (problem === undefined) continue;
+      ctx.addIssue({
+        code: 'custom',
+        path: problem.inName ? [runner, 'env'] : [runner, 'env', name],
+        message: `variable ${JSON.stringify(name)} of runner ${runner} cannot be set: ${problem.why}; no process environment can hold it`,
+      });
+    }
+  }
+}
 
 const configShape = z.strictObject({
   dataDir: z
@@ -427,6 +463,7 @@ const configShape = z.strictObject({
     .describe('MCP server (Streamable HTTP at `/mcp`; `maos mcp` for stdio).'),
   runners: z
     .record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/), runnerSchema)
+    .superRefine(refineRunnerEnv)
     .default({})
     .describe('Named commands for agents of the `command` runtime.'),
   providers: providersConfigSchema,
