@@ -48,37 +48,60 @@ async function refuseFirst(
   return { url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, refused: () => refused };
 }
 
-/** The first read of a session (not its event stream) is refused. */
-function refuseFirstSessionRead(t: TestContext, upstream: string) {
-  return refuseFirst(
-    t,
-    upstream,
-    (method, path) => method === 'GET' && /^\/v1\/sessions\/[0-9a-f-]{36}$/.test(path),
-  );
+/** A read of a session (not its event stream). */
+function isSessionRead(method: string, path: string): boolean {
+  return method === 'GET' && /^\/v1\/sessions\/[0-9a-f-]{36}$/.test(path);
 }
 
-test('run --follow --ask asks about a waiting plan although reading it first got a 503', {
-  timeout: 60_000,
-}, async (t) => {
-  const { server } = await startLlmAppStack(t);
-  const { url, refused } = await refuseFirstSessionRead(t, server.url);
+/** A POST whose path ends with `/<action>` (approve, reject). */
+function posting(action: string) {
+  return (method: string, path: string) => method === 'POST' && path.endsWith(`/${action}`);
+}
 
+/**
+ * `maos run --follow --ask` of one agent's plan that waits for approval, answered with `input`,
+ * through a proxy that refuses with 503 (and `headers`) the first request `matches` picks; the
+ * session ends at its deadline of `deadline` seconds if it is never decided.
+ */
+async function runAskedThroughRefusal(
+  t: TestContext,
+  objective: string,
+  options: {
+    matches: (method: string, path: string) => boolean;
+    input: string;
+    deadline: string;
+    headers?: Record<string, string>;
+  },
+) {
+  const { server } = await startLlmAppStack(t);
+  const { url, refused } = await refuseFirst(t, server.url, options.matches, options.headers);
   const result = await runMaos(
     [
       'run',
-      'Asked through a restart',
+      objective,
       '--agent',
       'first=qa:say hi:echo',
       '--require-approval',
       '--ask',
       '--follow',
-      // Before the fix the plan was never asked about: the deadline ends the session instead.
       '--deadline',
-      '10',
+      options.deadline,
     ],
-    { env: { MAOS_SERVER: url }, input: 'y\n' },
+    { env: { MAOS_SERVER: url }, input: options.input },
   );
-  assert.equal(refused(), 1, 'the session read was refused once');
+  return { server, result, refused: refused() };
+}
+
+test('run --follow --ask asks about a waiting plan although reading it first got a 503', {
+  timeout: 60_000,
+}, async (t) => {
+  const { result, refused } = await runAskedThroughRefusal(t, 'Asked through a restart', {
+    matches: isSessionRead,
+    input: 'y\n',
+    // Before the fix the plan was never asked about: the deadline ends the session instead.
+    deadline: '10',
+  });
+  assert.equal(refused, 1, 'the session read was refused once');
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.match(result.stdout, /waiting for plan approval; planned tasks:\n {2}first \[qa\]: say hi\n/);
   assert.match(result.stdout, /\napproved \(plan version 1\)\n/);
@@ -89,28 +112,13 @@ test('run --follow --ask asks about a waiting plan although reading it first got
 test('run --follow --ask: a "y" whose approve request meets a 503 is sent again, not lost', {
   timeout: 60_000,
 }, async (t) => {
-  const { server } = await startLlmAppStack(t);
-  const { url, refused } = await refuseFirst(
-    t,
-    server.url,
-    (method, path) => method === 'POST' && path.endsWith('/approve'),
-  );
-  const result = await runMaos(
-    [
-      'run',
-      'Approved through a restart',
-      '--agent',
-      'first=qa:say hi:echo',
-      '--require-approval',
-      '--ask',
-      '--follow',
-      // Before the fix the 503 ended the command (exit 7) and the plan waited until this deadline.
-      '--deadline',
-      '20',
-    ],
-    { env: { MAOS_SERVER: url }, input: 'y\n' },
-  );
-  assert.equal(refused(), 1, 'the approve request was refused once');
+  const { result, refused } = await runAskedThroughRefusal(t, 'Approved through a restart', {
+    matches: posting('approve'),
+    input: 'y\n',
+    // Before the fix the 503 ended the command (exit 7) and the plan waited until this deadline.
+    deadline: '20',
+  });
+  assert.equal(refused, 1, 'the approve request was refused once');
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.match(result.stdout, /\napproved \(plan version 1\)\n/);
   assert.match(result.stdout, /session \S+ completed: 1\/1 tasks succeeded/);
@@ -120,27 +128,12 @@ test('run --follow --ask: a "y" whose approve request meets a 503 is sent again,
 test('run --follow --ask: an "n" whose reject request meets a 503 is sent again, with its reason', {
   timeout: 60_000,
 }, async (t) => {
-  const { server } = await startLlmAppStack(t);
-  const { url, refused } = await refuseFirst(
-    t,
-    server.url,
-    (method, path) => method === 'POST' && path.endsWith('/reject'),
-  );
-  const result = await runMaos(
-    [
-      'run',
-      'Rejected through a restart',
-      '--agent',
-      'first=qa:say hi:echo',
-      '--require-approval',
-      '--ask',
-      '--follow',
-      '--deadline',
-      '20',
-    ],
-    { env: { MAOS_SERVER: url }, input: 'n\nwrong scope\n' },
-  );
-  assert.equal(refused(), 1, 'the reject request was refused once');
+  const { server, result, refused } = await runAskedThroughRefusal(t, 'Rejected through a restart', {
+    matches: posting('reject'),
+    input: 'n\nwrong scope\n',
+    deadline: '20',
+  });
+  assert.equal(refused, 1, 'the reject request was refused once');
   // A rejected plan ends the command with exit 1 (the session failed), not 7 (the 503).
   assert.equal(result.code, 1, result.stdout + result.stderr);
   assert.match(result.stdout, /session \S+ rejected: wrong scope\n/);
@@ -155,29 +148,14 @@ test('run --follow --ask: an "n" whose reject request meets a 503 is sent again,
 test('run --follow --ask: an approve that cannot be sent within --retry-for ends the command, saying so', {
   timeout: 60_000,
 }, async (t) => {
-  const { server } = await startLlmAppStack(t);
-  // Asked to wait an hour, past --retry-for: the answer cannot be sent in time.
-  const { url, refused } = await refuseFirst(
-    t,
-    server.url,
-    (method, path) => method === 'POST' && path.endsWith('/approve'),
-    { 'retry-after': '3600' },
-  );
-  const result = await runMaos(
-    [
-      'run',
-      'Approved too late',
-      '--agent',
-      'first=qa:say hi:echo',
-      '--require-approval',
-      '--ask',
-      '--follow',
-      '--deadline',
-      '20',
-    ],
-    { env: { MAOS_SERVER: url }, input: 'y\n' },
-  );
-  assert.equal(refused(), 1);
+  const { result, refused } = await runAskedThroughRefusal(t, 'Approved too late', {
+    matches: posting('approve'),
+    input: 'y\n',
+    deadline: '20',
+    // Asked to wait an hour, past --retry-for: the answer cannot be sent in time.
+    headers: { 'retry-after': '3600' },
+  });
+  assert.equal(refused, 1);
   // It ended with the 503 alone: nothing said that the typed answer may be lost, nor how to decide.
   assert.equal(result.code, 7, result.stdout + result.stderr);
   assert.match(result.stderr, /HTTP_503/);
@@ -198,7 +176,7 @@ test("run --require-approval waits for the orchestrator's plan through a 503, th
   timeout: 60_000,
 }, async (t) => {
   const { server } = await startLlmAppStack(t, { handler: answer });
-  const { url, refused } = await refuseFirstSessionRead(t, server.url);
+  const { url, refused } = await refuseFirst(t, server.url, isSessionRead);
   const result = await runMaos(['run', 'Planned through a restart', '--require-approval'], {
     env: { MAOS_SERVER: url },
   });
