@@ -34,13 +34,15 @@ interface SeedSession {
   status: string;
   finishedDaysAgo: number | null;
   lifecycleEvents: number;
-  outputEvents: number;
-  messages: number;
-  artifacts: number;
+  /** 0 unless given, as are messages and artifacts: a session with its lifecycle events alone. */
+  outputEvents?: number;
+  messages?: number;
+  artifacts?: number;
   keyDaysAgo?: number;
 }
 
-async function seedSession(db: AnyDb, s: SeedSession): Promise<void> {
+async function seedSession(db: AnyDb, seed: SeedSession): Promise<void> {
+  const s = { outputEvents: 0, messages: 0, artifacts: 0, ...seed };
   const finishedAt = s.finishedDaysAgo === null ? null : NOW - s.finishedDaysAgo * DAY;
   const created = NOW - 400 * DAY;
   await db
@@ -308,9 +310,6 @@ for (const backend of STORE_BACKENDS) {
         status: 'completed',
         finishedDaysAgo: 50,
         lifecycleEvents: 1,
-        outputEvents: 0,
-        messages: 0,
-        artifacts: 0,
       });
       await a.db
         .insertInto('deleted_sessions')
@@ -341,9 +340,6 @@ for (const backend of STORE_BACKENDS) {
           status: 'completed',
           finishedDaysAgo: 200,
           lifecycleEvents: 2,
-          outputEvents: 0,
-          messages: 0,
-          artifacts: 0,
         });
         await a.db
           .insertInto('rate_limits' as never)
@@ -381,9 +377,6 @@ for (const backend of STORE_BACKENDS) {
         status: 'completed',
         finishedDaysAgo: 200,
         lifecycleEvents: 2,
-        outputEvents: 0,
-        messages: 0,
-        artifacts: 0,
       });
       const targets = buildRetentionTargets(retentionConfig({ ...TABLE_TTLS_OFF, eventsDays: 90 }), {
         postgres: backend.name === 'postgres',
