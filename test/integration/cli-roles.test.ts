@@ -75,24 +75,13 @@ test('maos roles create, list, use and delete a custom role', { timeout: 60_000 
 test('maos roles create: bad input exits 2 with every problem, before or from the server', async (t) => {
   const { server } = await startLlmAppStack(t);
   const env = { MAOS_SERVER: server.url };
-  const noPrompt = await runMaos(
-    ['roles', 'create', 'poet', '--description', 'Writes poems about the work.'],
-    { env },
-  );
+  /** `maos roles create poet` with a valid description and `rest`. */
+  const createPoet = (...rest: string[]) =>
+    runMaos(['roles', 'create', 'poet', '--description', 'Writes poems about the work.', ...rest], { env });
+  const noPrompt = await createPoet();
   assert.equal(noPrompt.code, 2, noPrompt.stderr);
   assert.match(noPrompt.stderr, /--instructions or --instructions-file/);
-  const missingFile = await runMaos(
-    [
-      'roles',
-      'create',
-      'poet',
-      '--description',
-      'Writes poems about the work.',
-      '--instructions-file',
-      '/nonexistent/p.md',
-    ],
-    { env },
-  );
+  const missingFile = await createPoet('--instructions-file', '/nonexistent/p.md');
   assert.equal(missingFile.code, 2, missingFile.stderr);
   assert.match(missingFile.stderr, /cannot read --instructions-file \/nonexistent\/p\.md/);
   // A prompt saved in Latin-1 (`é` as the byte 0xE9): refused, not created with `�` in its place.
@@ -100,18 +89,7 @@ test('maos roles create: bad input exits 2 with every problem, before or from th
   t.after(() => rm(dir, { recursive: true, force: true }));
   const latin1 = join(dir, 'poet.md');
   await writeFile(latin1, Buffer.from('Écris des poèmes sur le travail accompli.', 'latin1'));
-  const notUtf8 = await runMaos(
-    [
-      'roles',
-      'create',
-      'poet',
-      '--description',
-      'Writes poems about the work.',
-      '--instructions-file',
-      latin1,
-    ],
-    { env },
-  );
+  const notUtf8 = await createPoet('--instructions-file', latin1);
   assert.equal(notUtf8.code, 2, notUtf8.stderr);
   assert.match(notUtf8.stderr, /^error USAGE: --instructions-file .*poet\.md is not UTF-8 text/m);
   const roles = await runMaos(['roles', '--json'], { env });
