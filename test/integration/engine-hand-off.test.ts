@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import type { AgentRuntime, DependencyOutput } from '../../src/agents/runtimes/runtime.ts';
+import type { AgentSpec } from '../../src/domain/session-input.ts';
 import { prepareRuns } from '../../src/engine/run-preparation.ts';
 import { createDatabase } from '../../src/store/db.ts';
 import { ACTOR, createHarness, type Harness } from '../fixtures/engine-harness.ts';
@@ -15,6 +16,23 @@ describe('hand-off of readied tasks to the finishing process', { timeout: 60_000
   after(async () => {
     for (const h of harnesses) await h.close();
   });
+
+  /**
+   * Runs a pipeline session of `agents` with `llm` on `concurrency` worker slots to its end (it must
+   * complete), with the poll interval and the leases out of the way (10 min each).
+   */
+  async function runPipeline(llm: AgentRuntime, concurrency: number, objective: string, agents: AgentSpec[]) {
+    const h = await createHarness({ llm, concurrency, pollIntervalMs: 600_000, leaseSeconds: 600 });
+    harnesses.push(h);
+    const { session } = await h.engine.service.createSession(ACTOR, {
+      objective,
+      strategy: 'pipeline',
+      agents,
+    });
+    const detail = await h.waitForSession(session.id);
+    assert.equal(detail.status, 'completed');
+    return detail;
+  }
 
   test('a finish that readies more tasks than free slots starts only as many; the rest are claimed later', async () => {
     let running = 0;
@@ -29,8 +47,6 @@ describe('hand-off of readied tasks to the finishing process', { timeout: 60_000
         return { output: `done ${task.name}` };
       },
     };
-    const h = await createHarness({ llm, concurrency: 2, pollIntervalMs: 600_000, leaseSeconds: 600 });
-    harnesses.push(h);
     // root → 6 branches → join: the root's finish readies 6 tasks with 2 slots.
     const branches = Array.from({ length: 6 }, (_, i) => ({
       name: `b${i}`,
@@ -38,17 +54,11 @@ describe('hand-off of readied tasks to the finishing process', { timeout: 60_000
       task: `branch ${i}`,
       depends_on: ['root'],
     }));
-    const { session } = await h.engine.service.createSession(ACTOR, {
-      objective: 'fan-out',
-      strategy: 'pipeline',
-      agents: [
-        { name: 'root', role: 'architect', task: 'root' },
-        ...branches,
-        { name: 'join', role: 'reviewer', task: 'join', depends_on: branches.map((branch) => branch.name) },
-      ],
-    });
-    const detail = await h.waitForSession(session.id);
-    assert.equal(detail.status, 'completed');
+    const detail = await runPipeline(llm, 2, 'fan-out', [
+      { name: 'root', role: 'architect', task: 'root' },
+      ...branches,
+      { name: 'join', role: 'reviewer', task: 'join', depends_on: branches.map((branch) => branch.name) },
+    ]);
     assert.equal(maxRunning, 2, 'never more runs than worker slots');
     for (const task of detail.tasks) assert.equal(task.status, 'succeeded');
   });
@@ -66,21 +76,13 @@ describe('hand-off of readied tasks to the finishing process', { timeout: 60_000
         return { output: `output of ${task.name} (${task.role})` };
       },
     };
-    const h = await createHarness({ llm, concurrency: 4, pollIntervalMs: 600_000, leaseSeconds: 600 });
-    harnesses.push(h);
-    const { session } = await h.engine.service.createSession(ACTOR, {
-      objective: 'dependency outputs',
-      strategy: 'pipeline',
-      agents: [
-        { name: 'first', role: 'architect', task: 'first' },
-        { name: 'second', role: 'engineer', task: 'second', depends_on: ['first'] },
-        { name: 'slow', role: 'researcher', task: 'slow', depends_on: ['second'] },
-        { name: 'fast', role: 'qa', task: 'fast', depends_on: ['second'] },
-        { name: 'both', role: 'reviewer', task: 'both', depends_on: ['slow', 'fast'] },
-      ],
-    });
-    const detail = await h.waitForSession(session.id);
-    assert.equal(detail.status, 'completed');
+    const detail = await runPipeline(llm, 4, 'dependency outputs', [
+      { name: 'first', role: 'architect', task: 'first' },
+      { name: 'second', role: 'engineer', task: 'second', depends_on: ['first'] },
+      { name: 'slow', role: 'researcher', task: 'slow', depends_on: ['second'] },
+      { name: 'fast', role: 'qa', task: 'fast', depends_on: ['second'] },
+      { name: 'both', role: 'reviewer', task: 'both', depends_on: ['slow', 'fast'] },
+    ]);
     const idOf = new Map(detail.tasks.map((task) => [task.name, task.id]));
     const expected = (names: string[], roles: string[]) =>
       names.map((name, i) => ({
@@ -110,18 +112,10 @@ describe('hand-off of readied tasks to the finishing process', { timeout: 60_000
         return { output: `${task.name}:\u0000:\ud800:end` };
       },
     };
-    const h = await createHarness({ llm, concurrency: 2, pollIntervalMs: 600_000, leaseSeconds: 600 });
-    harnesses.push(h);
-    const { session } = await h.engine.service.createSession(ACTOR, {
-      objective: 'unstorable output',
-      strategy: 'pipeline',
-      agents: [
-        { name: 'first', role: 'architect', task: 'first' },
-        { name: 'second', role: 'engineer', task: 'second', depends_on: ['first'] },
-      ],
-    });
-    const detail = await h.waitForSession(session.id);
-    assert.equal(detail.status, 'completed');
+    const detail = await runPipeline(llm, 2, 'unstorable output', [
+      { name: 'first', role: 'architect', task: 'first' },
+      { name: 'second', role: 'engineer', task: 'second', depends_on: ['first'] },
+    ]);
     const stored = detail.tasks.find((task) => task.name === 'first')?.result;
     assert.equal(stored, 'first:\ufffd:\ufffd:end');
     assert.deepEqual(
