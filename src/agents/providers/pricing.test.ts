@@ -101,37 +101,43 @@ describe('pricing', () => {
     const estimate = { inputTokens: 250, outputTokens: 40, cacheReadTokens: 0 };
     // The OpenAI(-compatible) packages turn `usage: {"completion_tokens": 12}` into 0 input tokens;
     // the provider's own usage object (raw) shows there was no count.
-    const outputOnly = toReportedCounts({
-      inputTokens: 0,
-      outputTokens: 12,
-      inputTokenDetails: { cacheReadTokens: 0 },
-      raw: { completion_tokens: 12 },
-    } as never);
-    assert.deepEqual(outputOnly, { inputTokens: undefined, outputTokens: 12, cacheReadTokens: 0 });
-    assert.deepEqual(withEstimates(outputOnly, estimate), {
-      inputTokens: 250,
+    const cases: Array<[string, unknown, ReturnType<typeof withEstimates>]> = [
+      [
+        'output only (OpenAI names): the input estimated',
+        {
+          inputTokens: 0,
+          outputTokens: 12,
+          inputTokenDetails: { cacheReadTokens: 0 },
+          raw: { completion_tokens: 12 },
+        },
+        { inputTokens: 250, outputTokens: 12, cacheReadTokens: 0 },
+      ],
+      [
+        'input only: the output estimated',
+        { inputTokens: 90, outputTokens: 0, raw: { prompt_tokens: 90 } },
+        { inputTokens: 90, outputTokens: 40, cacheReadTokens: 0 },
+      ],
+      // A count of 0 the provider did report stays 0 (Anthropic's names, or no raw object at all).
+      [
+        'a reported 0 (Anthropic names)',
+        { inputTokens: 0, outputTokens: 5, raw: { input_tokens: 0, output_tokens: 5 } },
+        { inputTokens: 0, outputTokens: 5, cacheReadTokens: 0 },
+      ],
+      [
+        'no raw object',
+        { inputTokens: 0, outputTokens: 5 },
+        { inputTokens: 0, outputTokens: 5, cacheReadTokens: 0 },
+      ],
+    ];
+    // The left-out count is no count, not 0.
+    assert.deepEqual(toReportedCounts(cases[0]?.[1] as never), {
+      inputTokens: undefined,
       outputTokens: 12,
       cacheReadTokens: 0,
     });
-    const inputOnly = toReportedCounts({
-      inputTokens: 90,
-      outputTokens: 0,
-      raw: { prompt_tokens: 90 },
-    } as never);
-    assert.deepEqual(withEstimates(inputOnly, estimate), {
-      inputTokens: 90,
-      outputTokens: 40,
-      cacheReadTokens: 0,
-    });
-    // A count of 0 the provider did report stays 0 (Anthropic's names, or no raw object at all).
-    const zero = toReportedCounts({
-      inputTokens: 0,
-      outputTokens: 5,
-      raw: { input_tokens: 0, output_tokens: 5 },
-    } as never);
-    assert.deepEqual(withEstimates(zero, estimate), { inputTokens: 0, outputTokens: 5, cacheReadTokens: 0 });
-    const noRaw = toReportedCounts({ inputTokens: 0, outputTokens: 5 } as never);
-    assert.deepEqual(withEstimates(noRaw, estimate), { inputTokens: 0, outputTokens: 5, cacheReadTokens: 0 });
+    for (const [name, usage, charged] of cases) {
+      assert.deepEqual(withEstimates(toReportedCounts(usage as never), estimate), charged, name);
+    }
     // Neither count: all estimated, as before.
     assert.equal(toReportedCounts({ inputTokens: undefined, outputTokens: undefined } as never), undefined);
     assert.equal(toReportedCounts({ inputTokens: 3, outputTokens: 4, raw: {} } as never), undefined);
