@@ -22,6 +22,14 @@ function describeStatus(status: string): string {
   return `${status}, not finished: its result is not known yet, do not assume its work is done`;
 }
 
+/**
+ * `text` on one line: an objective or a result of several lines could go on as entries of its own
+ * (`- Earlier objective (completed): …`) in the summary. NEL, which \s leaves, included.
+ */
+function oneLine(text: string): string {
+  return text.replace(/[\s\u0085]+/g, ' ').trim();
+}
+
 /** Default size of the whole summary: enough for a few sessions without crowding out the plan. */
 export const DEFAULT_THREAD_SUMMARY_CHARS = 6000;
 
@@ -45,14 +53,14 @@ export function summariseThread(
   const perResult = Math.max(300, Math.floor(maxChars / 3));
   for (const [index, session] of newestFirst.entries()) {
     const left = budget - used;
-    const header = `- Earlier objective (${describeStatus(session.status)}): ${headOf(session.objective, 300)}`;
+    const header = `- Earlier objective (${describeStatus(session.status)}): ${headOf(oneLine(session.objective), 300)}`;
     if (left < header.length + 40) {
       // This one and every older one: an older session kept after a newer one left out would
       // break the order the omitted-line promises (the older ones are what is missing).
       dropped = newestFirst.length - index;
       break;
     }
-    const result = (session.result ?? '').replace(/\s+/g, ' ').trim();
+    const result = oneLine(session.result ?? '');
     const room = Math.min(perResult, left - header.length - 12);
     const body =
       result.length === 0

@@ -104,7 +104,7 @@ describe('orchestrated sessions on the engine', { timeout: 60_000 }, () => {
       );
       assert.equal(messages[2]?.content, 'output of sketch');
       const gate2 = llm.server.requests.filter((r) => llmRequestKind(r) === 'gate')[1]?.promptText ?? '';
-      assert.match(gate2, /### build \(engineer, agent build\) — succeeded\noutput of build/);
+      assert.match(gate2, /### build \(engineer, agent build\) — succeeded\n```\noutput of build/);
       assert.equal(done.usage.outputTokens > 0, true);
       assert.equal(done.plan?.phases.length, 2);
       assert.equal(done.planVersion, 2);

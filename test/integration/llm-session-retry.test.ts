@@ -114,7 +114,7 @@ describe('retrying orchestrated sessions', { timeout: 60_000 }, () => {
       assert.equal(byName.get('sketch')?.usage.inputTokens, 0, 'carried tasks are not charged again');
       assert.ok((byName.get('build')?.usage.inputTokens ?? 0) > 0);
       const gate = llm.server.requests.find((r) => llmRequestKind(r) === 'gate')?.promptText ?? '';
-      assert.match(gate, /### refine \(architect, agent sketch\) — succeeded\noutput of refine/);
+      assert.match(gate, /### refine \(architect, agent sketch\) — succeeded\n```\noutput of refine/);
       const original = await llm.engine.service.getSession(ACTOR, session.id);
       assert.equal(original.status, 'failed');
     } finally {
@@ -243,7 +243,7 @@ describe('retrying orchestrated sessions', { timeout: 60_000 }, () => {
         assert.equal(objectiveOf(promptText), 'Retry me');
         assert.match(
           promptText,
-          /Earlier sessions in this conversation:\n- Earlier objective \(completed\): Earlier work\n/,
+          /Earlier sessions in this conversation, [^\n]*\n```\n- Earlier objective \(completed\): Earlier work\n/,
         );
         assert.doesNotMatch(promptText, /Earlier objective \(failed\): Retry me/);
         assert.doesNotMatch(promptText, /Later follow-up/);

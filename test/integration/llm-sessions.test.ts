@@ -419,7 +419,7 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
     assert.deepEqual(decision.phase.tasks[0]?.dependsOn, ['survey', 'sketch']);
     const gatePrompt = llm.server.requests[0]?.promptText ?? '';
     assert.match(gatePrompt, /Phase 1 of at most 5 has finished/);
-    assert.match(gatePrompt, /### survey \(researcher, agent survey\) — succeeded\noutput of survey/);
+    assert.match(gatePrompt, /### survey \(researcher, agent survey\) — succeeded\n```\noutput of survey/);
     assert.match(gatePrompt, /- sketch \(architect\)/);
     assert.match(gatePrompt, /Prefer SQLite/);
 
@@ -443,7 +443,7 @@ describe('objective-only sessions through the LLM stack', { timeout: 60_000 }, (
     assert.equal(spent.at(-1), Math.ceil('Final answer for the user'.length / 4));
     assert.match(
       llm.server.requests[1]?.promptText ?? '',
-      /### sketch \(architect, agent sketch\) — succeeded\noutput of sketch/,
+      /### sketch \(architect, agent sketch\) — succeeded\n```\noutput of sketch/,
     );
   });
 

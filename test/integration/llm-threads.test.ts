@@ -53,7 +53,7 @@ test('the orchestrator receives a summary of earlier sessions in the same thread
   const followUp = planPrompt('Now add pagination');
   assert.match(
     followUp,
-    /Earlier sessions in this conversation:\n- Earlier objective \(completed\): Build a REST API/,
+    /Earlier sessions in this conversation, [^\n]*\n```\n- Earlier objective \(completed\): Build a REST API/,
   );
   assert.match(followUp, /Result: API built with 3 endpoints/);
   assert.doesNotMatch(followUp, /Unrelated objective/);
@@ -65,7 +65,7 @@ test('the orchestrator receives a summary of earlier sessions in the same thread
       (r) =>
         r.promptText.includes('has finished. Outputs so far') && r.promptText.includes('Adaptive follow-up'),
     )?.promptText ?? '';
-  assert.match(gate, /Earlier sessions in this conversation:[\s\S]*Now add pagination/);
+  assert.match(gate, /Earlier sessions in this conversation, [\s\S]*Now add pagination/);
   assert.doesNotMatch(gate, /Earlier objective \([a-z]+\): Adaptive follow-up/);
 
   const bad = await requestJson<{ code: string }>(`${server.url}/v1/sessions`, {

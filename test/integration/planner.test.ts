@@ -279,7 +279,7 @@ describe('LLM planner against the scripted LLM server', () => {
     assert.ok(chunks.length > 1);
     assert.equal(result.usage.outputTokens, 10);
     const prompt = server.requests[0]?.promptText ?? '';
-    assert.match(prompt, /### design \(architect\) — succeeded\nDesign text/);
+    assert.match(prompt, /### design \(architect\) — succeeded\n```\nDesign text\n```/);
     assert.match(prompt, /Write ONE answer for the user/);
   });
 

@@ -2,6 +2,7 @@
 // turns (agent history across phases), then this task with the outputs of the tasks it depends on.
 
 import type { ModelMessage } from 'ai';
+import { fenced, quotedListItem } from '../../../domain/fenced-text.ts';
 import { headOf, tailOf } from '../../../domain/text-cut.ts';
 import type { RoleDefinition } from '../../roles/role.ts';
 import type { DependencyOutput, RuntimeTask } from '../runtime.ts';
@@ -19,24 +20,9 @@ export interface InboxLine {
   body: string;
 }
 
-/**
- * `text` between fence lines it cannot close (longer than any run of backticks in it): text another
- * agent or a runner wrote stays material for the task, whatever it holds. Unfenced, an output or a
- * message could end its block and go on as a section of the prompt's own (`## Messages from other
- * agents`, `- from user: …`, `Your task: …`), posing as instructions from someone else.
- */
-function fenced(text: string): string {
-  let longest = 0;
-  for (const match of text.matchAll(/`+/g)) longest = Math.max(longest, match[0].length);
-  const fence = '`'.repeat(Math.max(3, longest + 1));
-  return `${fence}\n${text}\n${fence}`;
-}
-
 /** A message as one list item: a body of one line after its sender, a longer one fenced below it. */
 function formatMessage(message: InboxLine): string {
-  return /[\n\v\f\r\u0085\u2028\u2029]/.test(message.body)
-    ? `- from ${message.from}:\n${fenced(message.body)}`
-    : `- from ${message.from}: ${message.body}`;
+  return quotedListItem(`- from ${message.from}:`, message.body);
 }
 
 function formatInbox(inbox: readonly InboxLine[] | undefined): string {
