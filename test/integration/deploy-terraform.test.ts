@@ -6,7 +6,7 @@
 // cluster needed), helm (where installed) accepts them under values.schema.json, and the chart renders
 // them into a configuration MAOS accepts. (`terraform validate` needs the providers: not run here.)
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import {
   copyFileSync,
   mkdtempSync,
@@ -244,45 +244,73 @@ describe('Terraform', () => {
 const TERRAFORM_HINT = 'terraform not found: put a terraform >= 1.5 binary on PATH to evaluate the module';
 const hasTerraform = spawnSync('terraform', ['version'], { stdio: 'ignore' }).status === 0;
 
+type TerraformRun = SpawnSyncReturns<string>;
+
 /**
- * The chart values the module hands to helm_release, as terraform computes them for `vars`: the
- * module's locals and variables in a root module of their own (no providers, no resources, so no
- * download and no cluster), applied with local state in a temporary directory.
+ * Runs `use` in a root module of its own (a temporary directory, removed after) holding `mainTf`
+ * when given and the module's variables.tf, once `terraform init` there has passed: no providers,
+ * no resources, so no download and no cluster, and local state. `use` gets terraform in that
+ * directory (no colours, no prompts).
  */
-function evaluateModuleValues(vars: Record<string, string>): Doc & { serviceUrl: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'maos-tf-'));
+function inRootModule<T>(
+  prefix: string,
+  mainTf: string | undefined,
+  use: (terraform: (args: string[]) => TerraformRun) => T,
+): T {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
   try {
-    const main = readFileSync(join(MODULE, 'main.tf'), 'utf8');
-    const locals = /^locals \{\n[\s\S]*?\n\}\n/m.exec(main);
-    assert.ok(locals, 'main.tf has a top-level locals block');
-    // The module's service_url output too (it reads only locals and variables).
-    const serviceUrl = /^output "service_url" \{\n[\s\S]*?\n\}\n/m.exec(
-      readFileSync(join(MODULE, 'outputs.tf'), 'utf8'),
-    );
-    assert.ok(serviceUrl, 'outputs.tf has a service_url output');
-    writeFileSync(
-      join(dir, 'main.tf'),
-      `${locals[0]}\noutput "values" {\n  value = local.values\n}\n${serviceUrl[0]}`,
-    );
+    if (mainTf !== undefined) writeFileSync(join(dir, 'main.tf'), mainTf);
     copyFileSync(join(MODULE, 'variables.tf'), join(dir, 'variables.tf'));
     const env = { ...process.env, CHECKPOINT_DISABLE: '1', TF_IN_AUTOMATION: '1', TF_INPUT: '0' };
-    const run = (args: string[]) => {
-      const result = spawnSync('terraform', [...args, '-no-color'], {
-        cwd: dir,
-        env,
-        encoding: 'utf8',
-        timeout: 120_000,
-      });
-      assert.equal(result.status, 0, `terraform ${args[0]}:\n${result.stdout}${result.stderr}`);
-      return result.stdout;
-    };
-    run(['init', '-backend=false']);
-    run(['apply', '-auto-approve', ...Object.entries(vars).flatMap(([k, v]) => ['-var', `${k}=${v}`])]);
-    const outputs = JSON.parse(run(['output', '-json']));
-    return { ...(outputs.values.value as Doc), serviceUrl: outputs.service_url.value as string };
+    const terraform = (args: string[]) =>
+      spawnSync('terraform', [...args, '-no-color'], { cwd: dir, env, encoding: 'utf8', timeout: 120_000 });
+    assertSucceeded(terraform(['init', '-backend=false']), 'init');
+    return use(terraform);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function assertSucceeded(run: TerraformRun, command: string): void {
+  assert.equal(run.status, 0, `terraform ${command}:\n${run.stdout}${run.stderr}`);
+}
+
+/** `vars` as terraform's `-var name=value` arguments. */
+function varArgs(vars: Record<string, string>): string[] {
+  return Object.entries(vars).flatMap(([k, v]) => ['-var', `${k}=${v}`]);
+}
+
+/** The module's top-level locals block. */
+function moduleLocals(): string {
+  const locals = /^locals \{\n[\s\S]*?\n\}\n/m.exec(readFileSync(join(MODULE, 'main.tf'), 'utf8'));
+  assert.ok(locals, 'main.tf has a top-level locals block');
+  return locals[0];
+}
+
+/** A plan's exit status and output, one space for every run of white space. */
+function planIn(terraform: (args: string[]) => TerraformRun, vars: Record<string, string>) {
+  const plan = terraform(['plan', ...varArgs(vars)]);
+  return { status: plan.status, output: `${plan.stdout}${plan.stderr}`.replace(/\s+/g, ' ') };
+}
+
+/**
+ * The chart values the module hands to helm_release, as terraform computes them for `vars`: the
+ * module's locals and variables in a root module of their own, applied.
+ */
+function evaluateModuleValues(vars: Record<string, string>): Doc & { serviceUrl: string } {
+  // The module's service_url output too (it reads only locals and variables).
+  const serviceUrl = /^output "service_url" \{\n[\s\S]*?\n\}\n/m.exec(
+    readFileSync(join(MODULE, 'outputs.tf'), 'utf8'),
+  );
+  assert.ok(serviceUrl, 'outputs.tf has a service_url output');
+  const main = `${moduleLocals()}\noutput "values" {\n  value = local.values\n}\n${serviceUrl[0]}`;
+  return inRootModule('maos-tf-', main, (terraform) => {
+    assertSucceeded(terraform(['apply', '-auto-approve', ...varArgs(vars)]), 'apply');
+    const read = terraform(['output', '-json']);
+    assertSucceeded(read, 'output');
+    const outputs = JSON.parse(read.stdout);
+    return { ...(outputs.values.value as Doc), serviceUrl: outputs.service_url.value as string };
+  });
 }
 
 /**
@@ -290,56 +318,24 @@ function evaluateModuleValues(vars: Record<string, string>): Doc & { serviceUrl:
  * resources): the warnings a plan or apply of the module prints for `vars`.
  */
 function moduleCheckWarnings(vars: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'maos-tf-check-'));
-  try {
-    const main = readFileSync(join(MODULE, 'main.tf'), 'utf8');
-    const checks = [...main.matchAll(/^check "[a-z_]+" \{\n[\s\S]*?\n\}\n/gm)].map((m) => m[0]);
-    assert.ok(checks.length > 0, 'main.tf has check blocks');
-    writeFileSync(join(dir, 'main.tf'), checks.join('\n'));
-    copyFileSync(join(MODULE, 'variables.tf'), join(dir, 'variables.tf'));
-    const env = { ...process.env, CHECKPOINT_DISABLE: '1', TF_IN_AUTOMATION: '1', TF_INPUT: '0' };
-    const run = (args: string[]) => {
-      const result = spawnSync('terraform', [...args, '-no-color'], {
-        cwd: dir,
-        env,
-        encoding: 'utf8',
-        timeout: 120_000,
-      });
-      assert.equal(result.status, 0, `terraform ${args[0]}:\n${result.stdout}${result.stderr}`);
-      return `${result.stdout}${result.stderr}`;
-    };
-    run(['init', '-backend=false']);
-    const output = run([
-      'apply',
-      '-auto-approve',
-      ...Object.entries(vars).flatMap(([k, v]) => ['-var', `${k}=${v}`]),
-    ]);
+  const main = readFileSync(join(MODULE, 'main.tf'), 'utf8');
+  const checks = [...main.matchAll(/^check "[a-z_]+" \{\n[\s\S]*?\n\}\n/gm)].map((m) => m[0]);
+  assert.ok(checks.length > 0, 'main.tf has check blocks');
+  return inRootModule('maos-tf-check-', checks.join('\n'), (terraform) => {
+    const apply = terraform(['apply', '-auto-approve', ...varArgs(vars)]);
+    assertSucceeded(apply, 'apply');
     // Terraform wraps the message: one space for every run of white space.
-    return output
+    return `${apply.stdout}${apply.stderr}`
       .split('\n')
       .filter((line) => !/CLI configuration/.test(line))
       .join('\n')
       .replace(/\s+/g, ' ');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 /** `terraform plan` of the module's variables alone with `vars`: its exit status and output. */
 function planModuleVariables(vars: Record<string, string>): { status: number | null; output: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'maos-tf-vars-'));
-  try {
-    copyFileSync(join(MODULE, 'variables.tf'), join(dir, 'variables.tf'));
-    const env = { ...process.env, CHECKPOINT_DISABLE: '1', TF_IN_AUTOMATION: '1', TF_INPUT: '0' };
-    const run = (args: string[]) =>
-      spawnSync('terraform', [...args, '-no-color'], { cwd: dir, env, encoding: 'utf8', timeout: 120_000 });
-    const init = run(['init', '-backend=false']);
-    assert.equal(init.status, 0, `terraform init:\n${init.stdout}${init.stderr}`);
-    const plan = run(['plan', ...Object.entries(vars).flatMap(([k, v]) => ['-var', `${k}=${v}`])]);
-    return { status: plan.status, output: `${plan.stdout}${plan.stderr}`.replace(/\s+/g, ' ') };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  return inRootModule('maos-tf-vars-', undefined, (terraform) => planIn(terraform, vars));
 }
 
 /**
@@ -348,32 +344,17 @@ function planModuleVariables(vars: Record<string, string>): { status: number | n
  * of those outputs, which check the inputs before anything is created.
  */
 function planModuleOutputs(vars: Record<string, string>): { status: number | null; output: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'maos-tf-outputs-'));
-  try {
-    const main = readFileSync(join(MODULE, 'main.tf'), 'utf8');
-    const locals = /^locals \{\n[\s\S]*?\n\}\n/m.exec(main);
-    assert.ok(locals, 'main.tf has a top-level locals block');
-    const outputs = [
-      ...readFileSync(join(MODULE, 'outputs.tf'), 'utf8').matchAll(/^output "[a-z_]+" \{\n[\s\S]*?\n\}\n/gm),
-    ]
-      .map((m) => m[0])
-      .filter((block) => !/\b(resource|data|helm_release|kubernetes_[a-z0-9_]+)\./.test(block));
-    assert.ok(
-      outputs.some((block) => block.includes('precondition')),
-      'an output that reads only inputs has a precondition',
-    );
-    writeFileSync(join(dir, 'main.tf'), `${locals[0]}\n${outputs.join('\n')}`);
-    copyFileSync(join(MODULE, 'variables.tf'), join(dir, 'variables.tf'));
-    const env = { ...process.env, CHECKPOINT_DISABLE: '1', TF_IN_AUTOMATION: '1', TF_INPUT: '0' };
-    const run = (args: string[]) =>
-      spawnSync('terraform', [...args, '-no-color'], { cwd: dir, env, encoding: 'utf8', timeout: 120_000 });
-    const init = run(['init', '-backend=false']);
-    assert.equal(init.status, 0, `terraform init:\n${init.stdout}${init.stderr}`);
-    const plan = run(['plan', ...Object.entries(vars).flatMap(([k, v]) => ['-var', `${k}=${v}`])]);
-    return { status: plan.status, output: `${plan.stdout}${plan.stderr}`.replace(/\s+/g, ' ') };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const outputs = [
+    ...readFileSync(join(MODULE, 'outputs.tf'), 'utf8').matchAll(/^output "[a-z_]+" \{\n[\s\S]*?\n\}\n/gm),
+  ]
+    .map((m) => m[0])
+    .filter((block) => !/\b(resource|data|helm_release|kubernetes_[a-z0-9_]+)\./.test(block));
+  assert.ok(
+    outputs.some((block) => block.includes('precondition')),
+    'an output that reads only inputs has a precondition',
+  );
+  const main = `${moduleLocals()}\n${outputs.join('\n')}`;
+  return inRootModule('maos-tf-outputs-', main, (terraform) => planIn(terraform, vars));
 }
 
 describe('Terraform module evaluated by terraform', () => {
