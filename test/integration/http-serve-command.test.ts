@@ -9,28 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { runServeCommand, waitForBanner } from '../fixtures/serve-command.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-function runServe(args: string[]) {
-  const child = spawn(process.execPath, ['bin/maos.js', 'serve', ...args], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const killTimer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-  exited.finally(() => clearTimeout(killTimer));
-  return { child, exited, output: () => ({ stdout, stderr }) };
-}
 
 function tempConfig(): { dir: string; config: string } {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'maos-serve-')));
@@ -43,14 +24,13 @@ test('maos serve prints URL, data directory and auth mode; SIGTERM exits 0', asy
   const { dir, config } = tempConfig();
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const dataDir = join(dir, 'data');
-  const serve = runServe(['--config', config, '--port', '0', '--data-dir', dataDir]);
+  const serve = runServeCommand(['--config', config, '--port', '0', '--data-dir', dataDir]);
   t.after(() => serve.child.kill('SIGKILL'));
-  let url = '';
   // The banner's lines may arrive in separate chunks: wait for its last line, the auth mode.
-  for (let i = 0; i < 900 && !(url && /auth mode:/.test(serve.output().stderr)); i++) {
-    url = /MAOS listening on (http:\/\/\S+)/.exec(serve.output().stderr)?.[1] ?? '';
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  const url = await waitForBanner(
+    serve,
+    (stderr) => /MAOS listening on/.test(stderr) && /auth mode:/.test(stderr),
+  );
   assert.ok(url, `banner printed:\n${serve.output().stdout}\n${serve.output().stderr}`);
   const { stderr } = serve.output();
   assert.match(stderr, new RegExp(`data directory: ${dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
@@ -69,7 +49,7 @@ test('maos serve on a taken port fails with PORT_IN_USE and exit code 6, creatin
   t.after(() => blocker.close());
   const address = blocker.address();
   assert.ok(address && typeof address === 'object');
-  const serve = runServe([
+  const serve = runServeCommand([
     '--config',
     config,
     '--port',
@@ -106,7 +86,14 @@ test('maos serve with a taken metrics.port names that port and setting, not the 
       metrics: { host: '127.0.0.1', port: address.port },
     }),
   );
-  const serve = runServe(['--config', withMetricsPort, '--port', '0', '--data-dir', join(dir, 'data')]);
+  const serve = runServeCommand([
+    '--config',
+    withMetricsPort,
+    '--port',
+    '0',
+    '--data-dir',
+    join(dir, 'data'),
+  ]);
   t.after(() => serve.child.kill('SIGKILL'));
   assert.equal(await serve.exited, 6);
   assert.match(
