@@ -69,6 +69,34 @@ async function holdRequests(page: Page, matches: (method: string, url: string) =
   };
 }
 
+/** Goes to the page `name` by its link in the navigation and waits for its heading. */
+async function goTo(page: Page, name: string): Promise<void> {
+  await page.getByRole('link', { name, exact: true }).click();
+  await page.getByRole('heading', { name, exact: true }).waitFor();
+}
+
+/**
+ * Clicks the button `send`, holding back the `request` it makes; once it is held, goes to the pages
+ * `away` in turn, then lets its answer come.
+ */
+async function answerAfterLeaving(
+  page: Page,
+  request: string,
+  send: string,
+  ...away: string[]
+): Promise<void> {
+  const hold = await holdRequests(page, isRequest(request));
+  await page.getByRole('button', { name: send }).click();
+  await hold.held;
+  for (const name of away) await goTo(page, name);
+  await hold.releaseAndSettle();
+}
+
+/** Picks the requests `request` ("METHOD /path") names. */
+function isRequest(request: string): (method: string, path: string) => boolean {
+  return (method, path) => `${method} ${path}` === request;
+}
+
 describe('console: answers after the person went elsewhere', { timeout: 180_000 }, () => {
   // Its own: each group closes what it started.
   const cleanups: Array<() => unknown> = [];
@@ -95,15 +123,23 @@ describe('console: answers after the person went elsewhere', { timeout: 180_000 
     for (const cleanup of cleanups.reverse()) await cleanup();
   });
 
+  const clickCreate = () => page.getByRole('button', { name: 'Create session' }).click();
+
+  /** The New session form with `objective` and a deadline the server refuses (over ten years). */
+  async function fillRefusedDraft(objective: string): Promise<void> {
+    await page.getByLabel('Objective').fill(objective);
+    await page.getByLabel('Deadline (seconds)').fill('999999999');
+  }
+
+  async function clearDraft(): Promise<void> {
+    await page.getByLabel('Objective').fill('');
+    await page.getByLabel('Deadline (seconds)').fill('');
+  }
+
   test('a session created after the person went to Usage: they stay on Usage; it is created', async () => {
     await page.goto(`${server.url}/console/`);
     await page.getByLabel('Objective').fill('Created while away');
-    const hold = await holdRequests(page, (method, path) => method === 'POST' && path === '/v1/sessions');
-    await page.getByRole('button', { name: 'Create session' }).click();
-    await hold.held;
-    await page.getByRole('link', { name: 'Usage', exact: true }).click();
-    await page.getByRole('heading', { name: 'Usage', exact: true }).waitFor();
-    await hold.releaseAndSettle();
+    await answerAfterLeaving(page, 'POST /v1/sessions', 'Create session', 'Usage');
     assert.equal(await page.evaluate(() => location.hash), '#/usage');
     assert.equal(await page.title(), 'Usage · MAOS console');
     const listed = await requestJson<{ items: Array<{ objective: string }> }>(`${server.url}/v1/sessions`);
@@ -120,12 +156,7 @@ describe('console: answers after the person went elsewhere', { timeout: 180_000 
     await page.getByLabel('Max tokens').fill('777');
     // Over the ten years a deadline may be: the form sends it, the server refuses it (400).
     await page.getByLabel('Deadline (seconds)').fill('999999999');
-    const hold = await holdRequests(page, (method, path) => method === 'POST' && path === '/v1/sessions');
-    await page.getByRole('button', { name: 'Create session' }).click();
-    await hold.held;
-    await page.getByRole('link', { name: 'Usage', exact: true }).click();
-    await page.getByRole('heading', { name: 'Usage', exact: true }).waitFor();
-    await hold.releaseAndSettle();
+    await answerAfterLeaving(page, 'POST /v1/sessions', 'Create session', 'Usage');
     assert.equal(await page.evaluate(() => location.hash), '#/usage');
     const notice = page.locator('#page-notices .page-notice');
     await notice.waitFor();
@@ -146,7 +177,7 @@ describe('console: answers after the person went elsewhere', { timeout: 180_000 
     assert.equal(await page.locator('#page-notices .page-notice').count(), 0);
 
     await page.getByLabel('Deadline (seconds)').fill('600');
-    await page.getByRole('button', { name: 'Create session' }).click();
+    await clickCreate();
     await page.waitForURL(/#\/sessions\/[0-9a-f-]{36}$/);
     const id = page.url().split('/').at(-1) as string;
     const created = await requestJson<{ objective: string; budget: { maxTokens: number } }>(
@@ -158,35 +189,24 @@ describe('console: answers after the person went elsewhere', { timeout: 180_000 
 
   test('refused while the person is on a fresh sessions page: the form there gets what was typed', async () => {
     await page.goto(`${server.url}/console/#/sessions`);
-    await page.getByLabel('Objective').fill('Refused, back on the list');
-    await page.getByLabel('Deadline (seconds)').fill('999999999');
-    const hold = await holdRequests(page, (method, path) => method === 'POST' && path === '/v1/sessions');
-    await page.getByRole('button', { name: 'Create session' }).click();
-    await hold.held;
-    await page.getByRole('link', { name: 'Usage', exact: true }).click();
-    await page.getByRole('heading', { name: 'Usage', exact: true }).waitFor();
-    await page.getByRole('link', { name: 'Sessions', exact: true }).click();
-    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
-    await hold.releaseAndSettle();
+    await fillRefusedDraft('Refused, back on the list');
+    await answerAfterLeaving(page, 'POST /v1/sessions', 'Create session', 'Usage', 'Sessions');
     const notice = page.locator('#page-notices .page-notice');
     await notice.waitFor();
     assert.match((await notice.textContent()) ?? '', /is back in the New session form/);
     assert.equal(await page.getByLabel('Objective').inputValue(), 'Refused, back on the list');
     assert.equal(await page.getByLabel('Deadline (seconds)').inputValue(), '999999999');
     await notice.getByRole('button', { name: 'Dismiss' }).click();
-    await page.getByLabel('Objective').fill('');
-    await page.getByLabel('Deadline (seconds)').fill('');
+    await clearDraft();
   });
 
   test('refused while the person types another objective on the sessions page: put back when asked', async () => {
     await page.goto(`${server.url}/console/#/sessions`);
-    await page.getByLabel('Objective').fill('Refused, asked back');
-    await page.getByLabel('Deadline (seconds)').fill('999999999');
-    const hold = await holdRequests(page, (method, path) => method === 'POST' && path === '/v1/sessions');
-    await page.getByRole('button', { name: 'Create session' }).click();
+    await fillRefusedDraft('Refused, asked back');
+    const hold = await holdRequests(page, isRequest('POST /v1/sessions'));
+    await clickCreate();
     await hold.held;
-    await page.getByRole('link', { name: 'Usage', exact: true }).click();
-    await page.getByRole('heading', { name: 'Usage', exact: true }).waitFor();
+    await goTo(page, 'Usage');
     await page.getByRole('link', { name: 'Sessions', exact: true }).click();
     await page.getByLabel('Objective').fill('Something else meanwhile');
     await hold.releaseAndSettle();
@@ -199,19 +219,16 @@ describe('console: answers after the person went elsewhere', { timeout: 180_000 
     assert.equal(await page.getByLabel('Deadline (seconds)').inputValue(), '999999999');
     assert.match((await notice.textContent()) ?? '', /is back in the New session form/);
     await notice.getByRole('button', { name: 'Dismiss' }).click();
-    await page.getByLabel('Objective').fill('');
-    await page.getByLabel('Deadline (seconds)').fill('');
+    await clearDraft();
   });
 
   test('two creates refused away: each notice puts back its own draft', async () => {
-    const hold = await holdRequests(page, (method, path) => method === 'POST' && path === '/v1/sessions');
+    const hold = await holdRequests(page, isRequest('POST /v1/sessions'));
     for (const objective of ['First refused', 'Second refused']) {
       await page.goto(`${server.url}/console/#/sessions`);
-      await page.getByLabel('Objective').fill(objective);
-      await page.getByLabel('Deadline (seconds)').fill('999999999');
-      await page.getByRole('button', { name: 'Create session' }).click();
-      await page.getByRole('link', { name: 'Usage', exact: true }).click();
-      await page.getByRole('heading', { name: 'Usage', exact: true }).waitFor();
+      await fillRefusedDraft(objective);
+      await clickCreate();
+      await goTo(page, 'Usage');
     }
     await hold.releaseAndSettle();
     const notices = page.locator('#page-notices .page-notice');
@@ -224,8 +241,7 @@ describe('console: answers after the person went elsewhere', { timeout: 180_000 
     await second.getByRole('button', { name: 'Put it back in the form' }).click();
     assert.equal(await page.getByLabel('Objective').inputValue(), 'Second refused');
     for (const notice of [first, second]) await notice.getByRole('button', { name: 'Dismiss' }).click();
-    await page.getByLabel('Objective').fill('');
-    await page.getByLabel('Deadline (seconds)').fill('');
+    await clearDraft();
   });
 
   test('a message to steer refused after the person went to Usage: a notice there says so; the message waits in its field', async () => {
@@ -240,14 +256,10 @@ describe('console: answers after the person went elsewhere', { timeout: 180_000 
     await waitForStatus(page, 'awaiting_approval');
     const text = 'Mind the second source';
     await page.getByLabel('Message to the orchestrator').fill(text);
-    const hold = await holdRequests(
-      page,
-      (method, path) => method === 'POST' && path === `/v1/sessions/${id}/messages`,
-    );
+    const hold = await holdRequests(page, isRequest(`POST /v1/sessions/${id}/messages`));
     await page.getByRole('button', { name: 'Send message' }).click();
     await hold.held;
-    await page.getByRole('link', { name: 'Usage', exact: true }).click();
-    await page.getByRole('heading', { name: 'Usage', exact: true }).waitFor();
+    await goTo(page, 'Usage');
     // Ended meanwhile (elsewhere): the message held back is refused.
     const cancelled = await requestJson(`${server.url}/v1/sessions/${id}/cancel`, { method: 'POST' });
     assert.ok(cancelled.status < 300, String(cancelled.status));
@@ -283,10 +295,7 @@ describe('console: answers after the person went elsewhere', { timeout: 180_000 
     const other = await create('Looked at meanwhile');
     await openSession(page, server.url, doomed);
     await waitForStatus(page, 'completed');
-    const hold = await holdRequests(
-      page,
-      (method, path) => method === 'DELETE' && path === `/v1/sessions/${doomed}`,
-    );
+    const hold = await holdRequests(page, isRequest(`DELETE /v1/sessions/${doomed}`));
     await page.getByRole('button', { name: 'Delete session' }).click();
     await page.getByRole('button', { name: 'Yes, delete session' }).click();
     await hold.held;
@@ -316,10 +325,7 @@ describe('console: answers after the person went elsewhere', { timeout: 180_000 
     await waitForSession(server.url, id);
     await openSession(page, server.url, id);
     await waitForStatus(page, 'failed');
-    const hold = await holdRequests(
-      page,
-      (method, path) => method === 'POST' && path === `/v1/sessions/${id}/retry`,
-    );
+    const hold = await holdRequests(page, isRequest(`POST /v1/sessions/${id}/retry`));
     await page.getByRole('button', { name: 'Retry session' }).click();
     await page.getByRole('button', { name: 'Yes, retry session' }).click();
     await hold.held;
@@ -422,6 +428,17 @@ describe('console: an open question across a redraw of its list', { timeout: 180
 
   const activeText = () => page.evaluate(() => document.activeElement?.textContent ?? null);
 
+  /** Subscribes `url` to session.completed through the API; returns the subscription's id. */
+  async function subscribe(url: string): Promise<string> {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/webhooks`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}` },
+      body: { url, events: ['session.completed'] },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    return created.body.id;
+  }
+
   test('the question stays open on its row, with the focus, when the list is drawn anew', async () => {
     const hold = await holdNextListRead();
     await createKeyInForm('second-key');
@@ -476,15 +493,6 @@ describe('console: an open question across a redraw of its list', { timeout: 180
   });
 
   test('webhooks: Keep after a redraw puts back the buttons of the row; a subscription deleted elsewhere closes its question', async () => {
-    const subscribe = async (url: string) => {
-      const created = await requestJson<{ id: string }>(`${server.url}/v1/webhooks`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${admin}` },
-        body: { url, events: ['session.completed'] },
-      });
-      assert.equal(created.status, 201, JSON.stringify(created.body));
-      return created.body.id;
-    };
     const doomed = `${NOWHERE}/doomed`;
     const other = `${NOWHERE}/other`;
     const doomedId = await subscribe(doomed);
@@ -541,12 +549,7 @@ describe('console: an open question across a redraw of its list', { timeout: 180
   test('a new key or signing secret answered after the person left its page is shown on the page they went to', async () => {
     await page.goto(`${server.url}/console/#/keys`);
     await page.getByLabel('Name', { exact: true }).fill('made-while-away');
-    let hold = await holdRequests(page, (method, path) => method === 'POST' && path === '/v1/admin/keys');
-    await page.getByRole('button', { name: 'Create key' }).click();
-    await hold.held;
-    await page.getByRole('link', { name: 'Sessions', exact: true }).click();
-    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
-    await hold.releaseAndSettle();
+    await answerAfterLeaving(page, 'POST /v1/admin/keys', 'Create key', 'Sessions');
     const notice = page.locator('#page-notices .page-notice');
     await notice.getByText('Key “\u2068made-while-away\u2069” created.').waitFor();
     const key = await notice.getByLabel('New API key').inputValue();
@@ -563,23 +566,10 @@ describe('console: an open question across a redraw of its list', { timeout: 180
 
     // A rotated signing secret: without it the receiver fails once the previous one stops signing.
     const url = `${NOWHERE}/rotated-away`;
-    const created = await requestJson<{ id: string }>(`${server.url}/v1/webhooks`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${admin}` },
-      body: { url, events: ['session.completed'] },
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const id = await subscribe(url);
     await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
     await page.getByRole('button', { name: `Rotate the secret of ${url}` }).click();
-    hold = await holdRequests(
-      page,
-      (method, path) => method === 'POST' && path === `/v1/webhooks/${created.body.id}/rotate-secret`,
-    );
-    await page.getByRole('button', { name: 'Confirm rotate' }).click();
-    await hold.held;
-    await page.getByRole('link', { name: 'API keys', exact: true }).click();
-    await page.getByRole('heading', { name: 'API keys', exact: true }).waitFor();
-    await hold.releaseAndSettle();
+    await answerAfterLeaving(page, `POST /v1/webhooks/${id}/rotate-secret`, 'Confirm rotate', 'API keys');
     await notice.getByText(`New signing secret of \u2068${url}\u2069.`).waitFor();
     assert.match(await notice.getByLabel('Signing secret').inputValue(), /^whsec_/);
     await notice.getByRole('button', { name: 'Done' }).click();
@@ -622,8 +612,7 @@ describe('console: an open question across a redraw of its list', { timeout: 180
     let failing = await failDeleteOf(keyUrl);
     await page.getByRole('button', { name: 'Confirm revoke' }).click();
     await failing.held;
-    await page.getByRole('link', { name: 'Sessions', exact: true }).click();
-    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    await goTo(page, 'Sessions');
     failing.release();
     const notice = page.locator('#page-notices .page-notice');
     await notice.waitFor();
@@ -638,20 +627,14 @@ describe('console: an open question across a redraw of its list', { timeout: 180
     await notice.getByRole('button', { name: 'Dismiss' }).click();
 
     const url = `${NOWHERE}/kept-away`;
-    const subscribed = await requestJson<{ id: string }>(`${server.url}/v1/webhooks`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${admin}` },
-      body: { url, events: ['session.completed'] },
-    });
-    assert.equal(subscribed.status, 201, JSON.stringify(subscribed.body));
+    const subscribed = await subscribe(url);
     await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
     await page.getByRole('button', { name: `Delete ${url}` }).click();
-    const webhookUrl = `${server.url}/v1/webhooks/${subscribed.body.id}`;
+    const webhookUrl = `${server.url}/v1/webhooks/${subscribed}`;
     failing = await failDeleteOf(webhookUrl);
     await page.getByRole('button', { name: 'Confirm delete' }).click();
     await failing.held;
-    await page.getByRole('link', { name: 'API keys', exact: true }).click();
-    await page.getByRole('heading', { name: 'API keys', exact: true }).waitFor();
+    await goTo(page, 'API keys');
     failing.release();
     await notice.waitFor();
     said = (await notice.textContent()) ?? '';
@@ -666,12 +649,7 @@ describe('console: an open question across a redraw of its list', { timeout: 180
     // An internal network's address: the server refuses it (only 127.0.0.1 is allowed here).
     const internal = 'https://10.0.0.1/hook';
     await page.getByLabel('URL', { exact: true }).fill(internal);
-    let hold = await holdRequests(page, (method, path) => method === 'POST' && path === '/v1/webhooks');
-    await page.getByRole('button', { name: 'Create subscription' }).click();
-    await hold.held;
-    await page.getByRole('link', { name: 'Sessions', exact: true }).click();
-    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
-    await hold.releaseAndSettle();
+    await answerAfterLeaving(page, 'POST /v1/webhooks', 'Create subscription', 'Sessions');
     const notice = page.locator('#page-notices .page-notice');
     await notice.waitFor();
     let said = (await notice.textContent()) ?? '';
@@ -682,12 +660,7 @@ describe('console: an open question across a redraw of its list', { timeout: 180
     await page.getByRole('link', { name: 'API keys', exact: true }).click();
     // Spaces around an id: the server refuses it, the form sends it as typed.
     await page.getByLabel('Principal').fill(' alice ');
-    hold = await holdRequests(page, (method, path) => method === 'PUT' && path === '/v1/admin/role-bindings');
-    await page.getByRole('button', { name: 'Grant role' }).click();
-    await hold.held;
-    await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
-    await page.getByRole('heading', { name: 'Webhooks', exact: true }).waitFor();
-    await hold.releaseAndSettle();
+    await answerAfterLeaving(page, 'PUT /v1/admin/role-bindings', 'Grant role', 'Webhooks');
     await notice.waitFor();
     said = (await notice.textContent()) ?? '';
     assert.ok(said.startsWith('The role \u2068viewer\u2069 was not granted to \u2068 alice \u2069.'), said);
