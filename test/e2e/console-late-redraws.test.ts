@@ -35,14 +35,8 @@ import { requestJson, startTestServer, type TestServer, waitForSession } from '.
  * `answered` once its answer has been read by the page.
  */
 async function holdRequests(page: Page, matches: (method: string, url: string) => boolean) {
-  let release: () => void = () => {};
-  const released = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  let heldOne: () => void = () => {};
-  const held = new Promise<void>((resolve) => {
-    heldOne = resolve;
-  });
+  const { promise: released, resolve: release } = Promise.withResolvers<void>();
+  const { promise: held, resolve: heldOne } = Promise.withResolvers<void>();
   const handler = async (route: Route) => {
     if (!matches(route.request().method(), new URL(route.request().url()).pathname)) {
       await route.fallback();
@@ -393,15 +387,9 @@ describe('console: an open question across a redraw of its list', { timeout: 180
     path = '/v1/admin/keys',
   ): Promise<{ seen: Promise<void>; release: () => Promise<void> }> {
     const url = `${server.url}${path}`;
-    let release = () => {};
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
+    const { promise: released, resolve: release } = Promise.withResolvers<void>();
     let held = false;
-    let seen = () => {};
-    const seenPromise = new Promise<void>((resolve) => {
-      seen = resolve;
-    });
+    const { promise: seenPromise, resolve: seen } = Promise.withResolvers<void>();
     let sent: Promise<void> = Promise.resolve();
     await page.route(url, async (route) => {
       if (route.request().method() !== 'GET' || held) return route.continue();
@@ -582,14 +570,8 @@ describe('console: an open question across a redraw of its list', { timeout: 180
      * broke on the way (it never reaches the server).
      */
     const failDeleteOf = async (url: string) => {
-      let release: () => void = () => {};
-      const released = new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      let heldOne: () => void = () => {};
-      const held = new Promise<void>((resolve) => {
-        heldOne = resolve;
-      });
+      const { promise: released, resolve: release } = Promise.withResolvers<void>();
+      const { promise: held, resolve: heldOne } = Promise.withResolvers<void>();
       await page.route(url, async (route) => {
         if (route.request().method() !== 'DELETE') return route.continue();
         heldOne();
