@@ -366,7 +366,9 @@ export const corsConfigSchema = z
       .array(
         z
           .string()
-          .regex(/^https?:\/\/[^/\s]+$/, 'must be an origin like https://console.example.com')
+          // No user (`@`), query, fragment or backslash: the URL parser would read another origin
+          // out of them (`https://console.example.com@evil.example` is https://evil.example).
+          .regex(/^https?:\/\/[^/\s@?#\\]+$/, 'must be an origin like https://console.example.com')
           .refine((value) => !value.includes('*'), {
             error: 'wildcards are not supported: list each origin (https://console.example.com)',
           })

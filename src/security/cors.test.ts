@@ -73,3 +73,24 @@ test('a preflight allows the trace context headers the server continues (tracepa
     await app.close();
   }
 });
+
+test('an allowed origin with a user, query or fragment is a config error, not trust in the host after the @', () => {
+  // `new URL(...).origin` of these is another origin than the one written (https://evil.example for
+  // the first): kept, the comparison as browsers send Origin would trust that one.
+  for (const entry of [
+    'https://console.example.com@evil.example',
+    'https://user:pw@console.example.com',
+    'https://console.example.com?x',
+    'https://console.example.com#x',
+    'https://console.example.com\\evil',
+  ]) {
+    assert.throws(
+      () => loadConfig({ env: {}, overrides: { cors: { allowedOrigins: [entry] } } }),
+      (error: unknown) =>
+        error instanceof AppError &&
+        error.code === 'CONFIG_INVALID' &&
+        /must be an origin like https:\/\/console\.example\.com/.test(error.message),
+      entry,
+    );
+  }
+});
