@@ -88,6 +88,36 @@ describe('tenant secret store', () => {
     await t.db.deleteFrom('tenant_secrets').where('tenant_id', 'in', ['orphan', 'kept']).execute();
   });
 
+  test('a value unreadable at first but stored anew during the re-wrap is not reported as unreadable', async () => {
+    // The tenant stores its key again (under the active KEK) while the re-wrap runs, and another
+    // value changes under it too, so that the re-wrap reads the rows left on an old KEK a second time.
+    const k0 = generateKekEntry('k0');
+    const k1 = generateKekEntry('k1');
+    const k2 = generateKekEntry('k2');
+    const ring = parseKekRing(`${k2},${k1}`);
+    await createSecretStore(t.db, parseKekRing(k0)).put('restored', 'provider:gw', 'sk-lost');
+    await createSecretStore(t.db, parseKekRing(k1)).put('busy', 'provider:gw', 'sk-old');
+    let armed = true;
+    const racing = t.db.withPlugin({
+      transformQuery: (args) => args.node,
+      async transformResult(args) {
+        // After the first pass's SELECT, before its UPDATEs.
+        if (armed && args.result.rows.length > 0) {
+          armed = false;
+          await createSecretStore(t.db, ring).put('restored', 'provider:gw', 'sk-again');
+          await createSecretStore(t.db, parseKekRing(k1)).put('busy', 'provider:gw', 'sk-new');
+        }
+        return args.result;
+      },
+    });
+    assert.equal(await createSecretStore(racing, ring).rewrapAll(), 1);
+    assert.equal(armed, false);
+    const onlyK2 = createSecretStore(t.db, parseKekRing(k2));
+    assert.equal(await onlyK2.get('restored', 'provider:gw'), 'sk-again');
+    assert.equal(await onlyK2.get('busy', 'provider:gw'), 'sk-new');
+    await t.db.deleteFrom('tenant_secrets').where('tenant_id', 'in', ['restored', 'busy']).execute();
+  });
+
   for (const writer of ['new', 'old'] as const) {
     test(`a value stored during a re-wrap (${writer} keyring) is kept, not replaced by the re-wrapped old one`, async () => {
       // `maos secrets rewrap` runs while the servers do: a tenant stores a new key (or rotates a

@@ -89,8 +89,11 @@ export function createSecretStore(db: SecurityDb, ring: KekRing, now = () => new
       // A row that cannot be read (its KEK already gone) is skipped, not the end of the run: the
       // others still move to the active KEK, and the error names the ones left.
       let rewrapped = 0;
+      // Of the last pass only: each pass reads every row still on an old KEK, and one unreadable
+      // before may since have been stored anew (or removed) and be fine.
       const unreadable = new Map<string, string>();
       for (let pass = 0; pass < MAX_REWRAP_PASSES; pass += 1) {
+        unreadable.clear();
         const rows = await db
           .selectFrom('tenant_secrets')
           .select(['tenant_id', 'name', 'ciphertext'])
@@ -107,7 +110,6 @@ export function createSecretStore(db: SecurityDb, ring: KekRing, now = () => new
             unreadable.set(where, error.message.replace(/^Stored secret cannot be decrypted: /, ''));
             continue;
           }
-          unreadable.delete(where);
           const result = await db
             .updateTable('tenant_secrets')
             // The value is unchanged: updated_at (when it was last stored) stays.
