@@ -118,6 +118,43 @@ describe('tenant secret store', () => {
     await t.db.deleteFrom('tenant_secrets').where('tenant_id', 'in', ['restored', 'busy']).execute();
   });
 
+  test('a re-wrap whose value keeps changing under it fails instead of saying the old KEK can go', async () => {
+    // A server not yet on the new keyring stores the value again (under the old KEK) at every pass.
+    const k1 = generateKekEntry('k1');
+    const k2 = generateKekEntry('k2');
+    const ring = parseKekRing(`${k2},${k1}`);
+    const oldServer = createSecretStore(t.db, parseKekRing(k1));
+    await oldServer.put('churn', 'provider:gw', 'sk-0');
+    let stores = 0;
+    let armed = true;
+    const racing = t.db.withPlugin({
+      transformQuery: (args) => args.node,
+      async transformResult(args) {
+        if (armed && args.result.rows.some((row) => (row as { tenant_id?: unknown }).tenant_id === 'churn')) {
+          stores += 1;
+          await oldServer.put('churn', 'provider:gw', `sk-${stores}`);
+        }
+        return args.result;
+      },
+    });
+    try {
+      await assert.rejects(
+        createSecretStore(racing, ring).rewrapAll(),
+        (e: unknown) =>
+          e instanceof AppError && e.code === 'CONFLICT' && /tenant churn, provider:gw/.test(e.message),
+      );
+      assert.ok(stores > 1);
+      armed = false;
+      assert.equal(await createSecretStore(racing, ring).rewrapAll(), 1);
+      assert.equal(
+        await createSecretStore(t.db, parseKekRing(k2)).get('churn', 'provider:gw'),
+        `sk-${stores}`,
+      );
+    } finally {
+      await t.db.deleteFrom('tenant_secrets').where('tenant_id', '=', 'churn').execute();
+    }
+  });
+
   for (const writer of ['new', 'old'] as const) {
     test(`a value stored during a re-wrap (${writer} keyring) is kept, not replaced by the re-wrapped old one`, async () => {
       // `maos secrets rewrap` runs while the servers do: a tenant stores a new key (or rotates a

@@ -27,7 +27,8 @@ export interface SecretStore {
   delete(tenantId: string, name: string): Promise<boolean>;
   /**
    * Re-wraps every value not yet under the active KEK; returns how many changed. Throws
-   * SECRET_UNREADABLE naming the values it could not read, after re-wrapping all the others.
+   * SECRET_UNREADABLE naming the values it could not read, after re-wrapping all the others, and
+   * CONFLICT naming those still being stored again after its last pass.
    */
   rewrapAll(): Promise<number>;
 }
@@ -92,14 +93,16 @@ export function createSecretStore(db: SecurityDb, ring: KekRing, now = () => new
       // Of the last pass only: each pass reads every row still on an old KEK, and one unreadable
       // before may since have been stored anew (or removed) and be fine.
       const unreadable = new Map<string, string>();
+      // Rows stored again between the read and the write of the last pass: still maybe on an old KEK.
+      const changing: string[] = [];
       for (let pass = 0; pass < MAX_REWRAP_PASSES; pass += 1) {
         unreadable.clear();
+        changing.length = 0;
         const rows = await db
           .selectFrom('tenant_secrets')
           .select(['tenant_id', 'name', 'ciphertext'])
           .where('kek_id', '!=', ring.activeId)
           .execute();
-        let changedMeanwhile = false;
         for (const row of rows) {
           const where = `tenant ${row.tenant_id}, ${row.name}`;
           let ciphertext: string;
@@ -119,9 +122,9 @@ export function createSecretStore(db: SecurityDb, ring: KekRing, now = () => new
             .where('ciphertext', '=', row.ciphertext)
             .executeTakeFirst();
           if (Number(result.numUpdatedRows) > 0) rewrapped += 1;
-          else changedMeanwhile = true;
+          else changing.push(where);
         }
-        if (!changedMeanwhile) break;
+        if (changing.length === 0) break;
       }
       if (unreadable.size > 0) {
         const named = [...unreadable]
@@ -131,6 +134,13 @@ export function createSecretStore(db: SecurityDb, ring: KekRing, now = () => new
         throw new AppError(
           'SECRET_UNREADABLE',
           `re-wrapped ${rewrapped} stored secret(s); ${unreadable.size} cannot be read with secrets.kekRing and stay as they are: ${named.join('; ')}${more}`,
+        );
+      }
+      if (changing.length > 0) {
+        // Saying it succeeded would tell the operator the old KEKs can go while these may need them.
+        throw new AppError(
+          'CONFLICT',
+          `re-wrapped ${rewrapped} stored secret(s); ${changing.length} kept being stored again while re-wrapped (${MAX_REWRAP_PASSES} passes) and may still be under an old KEK: ${changing.slice(0, MAX_NAMED_UNREADABLE).join('; ')}${changing.length > MAX_NAMED_UNREADABLE ? `; and ${changing.length - MAX_NAMED_UNREADABLE} more` : ''}. Run it again once every server has the new keyring`,
         );
       }
       return rewrapped;
