@@ -3,6 +3,7 @@
 // `roleMapping`). authenticate.ts adds them at every authentication; this module lists, grants and
 // revokes them (/v1/admin/role-bindings, `maos access`).
 import { sql } from 'kysely';
+import { NO_CONTROL_CHARACTERS } from '../domain/trimmed-text.ts';
 import { AppError } from '../errors/app-error.ts';
 import { isPostgres } from '../store/advisory-lock.ts';
 import { reservedPrincipalName } from './principal.ts';
@@ -21,13 +22,6 @@ export interface RoleBinding {
 // client ids and URLs used as subjects, without letting a caller store arbitrary blobs.
 export const MAX_PRINCIPAL_LENGTH = 512;
 
-// C0 and C1 controls (U+009B starts a terminal escape as ESC [ does) and the bidirectional
-// overrides and isolates, which print a principal in `maos access list` in another order than it is
-// stored, so that it passes for another: as key names (domain/trimmed-text.ts). An OIDC subject is
-// ASCII (OpenID Connect Core §2).
-// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-const UNBINDABLE_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
-
 /**
  * Throws VALIDATION_FAILED unless `principal` can hold a binding: not empty, not padded, no control
  * characters or bidirectional overrides, and not an id MAOS gives its own callers (`key:…`,
@@ -39,7 +33,11 @@ export function assertBindablePrincipal(principal: string): void {
     principal.length === 0 ||
     principal.length > MAX_PRINCIPAL_LENGTH ||
     principal.trim() !== principal ||
-    UNBINDABLE_CHARACTERS.test(principal)
+    // C0 and C1 controls (U+009B starts a terminal escape as ESC [ does) and the bidirectional
+    // overrides and isolates, which print a principal in `maos access list` in another order than
+    // it is stored, so that it passes for another: the rule of key names. An OIDC subject is ASCII
+    // (OpenID Connect Core §2).
+    !NO_CONTROL_CHARACTERS.test(principal)
   ) {
     throw new AppError(
       'VALIDATION_FAILED',
