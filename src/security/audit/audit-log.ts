@@ -8,6 +8,7 @@ import type { Logger } from '../../observability/logger.ts';
 import { isPostgres, LOCK_KEYS } from '../../store/advisory-lock.ts';
 import { writeFileDurablySync } from '../../store/durable-file.ts';
 import { newId } from '../../store/ids.ts';
+import { IDLE_IN_OPERATION_TIMEOUT_MS } from '../../store/postgres-write-batch.ts';
 import type { SecurityDb } from '../security-tables.ts';
 import {
   type AuditConsistencyProof,
@@ -49,6 +50,12 @@ const DEFAULT_MAX_PENDING = 10_000;
 // PostgreSQL: how long an append waits for another replica's append lock before it fails (and is
 // counted as lost) instead of queueing behind a replica that froze inside its transaction.
 const APPEND_LOCK_TIMEOUT = '30s';
+// PostgreSQL: how long the server waits for this replica inside an append's transaction before it
+// ends the connection, as for the engine's write operations (store/postgres-write-batch.ts). An
+// append sends its statements back to back; a replica frozen mid-append (SIGSTOP, a paused VM)
+// would otherwise hold the append lock until it resumes or TCP keepalive gives up (2 h by default),
+// and every other replica's appends would fail after APPEND_LOCK_TIMEOUT and be counted as lost.
+const APPEND_IDLE_TIMEOUT = String(IDLE_IN_OPERATION_TIMEOUT_MS);
 
 export interface AuditLogOptions {
   db: SecurityDb;
@@ -158,12 +165,15 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
    * second writer); a writer that lost the race hits the seq primary key and retries. PostgreSQL:
    * the head is read and the batch inserted under a transaction-level advisory lock, so the
    * replicas append one at a time; with retries alone, replicas racing for the head kept losing and
-   * gave appends up after APPEND_ATTEMPTS.
+   * gave appends up after APPEND_ATTEMPTS. The transaction is bounded (APPEND_IDLE_TIMEOUT), so a
+   * replica frozen inside it holds the lock for seconds, not hours.
    */
   async function appendBatch(inputs: readonly AuditEventInput[]): Promise<AuditRecord[]> {
     if (!isPostgres(db)) return appendAfterHead(db, inputs);
     return db.transaction().execute(async (trx) => {
-      await sql`select set_config('lock_timeout', ${APPEND_LOCK_TIMEOUT}, true)`.execute(trx);
+      await sql`select set_config('lock_timeout', ${APPEND_LOCK_TIMEOUT}, true), set_config('idle_in_transaction_session_timeout', ${APPEND_IDLE_TIMEOUT}, true)`.execute(
+        trx,
+      );
       await sql`select pg_advisory_xact_lock(${LOCK_KEYS.auditAppend})`.execute(trx);
       return appendAfterHead(trx, inputs);
     });
