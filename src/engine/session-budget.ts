@@ -9,6 +9,7 @@ import {
 } from '../domain/budget.ts';
 import { isTerminalSessionStatus } from '../domain/session-state.ts';
 import { addUsage, type SessionStatus, type Usage } from '../domain/types.ts';
+import type { Logger } from '../observability/logger.ts';
 import { precompileQuery } from '../store/compiled-query.ts';
 import { toUsage } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
@@ -57,6 +58,23 @@ const UNBUDGETED_MAX = 10_000;
 function rememberUnbudgeted(sessionId: string): void {
   if (unbudgetedSessions.size >= UNBUDGETED_MAX) unbudgetedSessions.clear();
   unbudgetedSessions.add(sessionId);
+}
+
+/**
+ * A stored budget, or null when it cannot be read (a hand edit of session_settings gone wrong): the
+ * session is then treated as having none. One damaged row must not fail the lease reaper's pass
+ * (every pass, cluster-wide: the row sorts first) or every batch of finishes that includes it, as
+ * it must not fail the deadline sweep (session-deadlines.ts).
+ */
+function parseStoredBudget(text: string): Budget | null {
+  try {
+    const budget = JSON.parse(text) as unknown;
+    return typeof budget === 'object' && budget !== null && !Array.isArray(budget)
+      ? (budget as Budget)
+      : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Why a session must stop now: its budget (the reason) or its tenant's daily token quota. */
@@ -112,13 +130,10 @@ export async function findBudgetOverruns(
       const usage = toUsage(row);
       const batch = touched.get(row.id)?.usage;
       if (batch) addUsage(usage, batch);
+      const budget = parseStoredBudget(row.budget as string);
+      if (budget === null) continue;
       // The deadline counts from submission: time waiting for approval counts (session-deadlines.ts).
-      const reason = findBudgetOverrun(
-        JSON.parse(row.budget as string) as Budget,
-        usage,
-        Number(row.created_at),
-        now,
-      );
+      const reason = findBudgetOverrun(budget, usage, Number(row.created_at), now);
       if (reason) overruns.set(row.id, { code: 'BUDGET_EXCEEDED', reason });
     }
   }
@@ -164,7 +179,13 @@ export interface BudgetGuard {
  */
 export function createBudgetGuard(
   db: Kysely<Database>,
-  options: { refreshMs?: number; now?: () => number; maxDailyTokensPerTenant?: number } = {},
+  options: {
+    refreshMs?: number;
+    now?: () => number;
+    maxDailyTokensPerTenant?: number;
+    /** Told (warn) of a session whose stored budget cannot be read, once per session. */
+    logger?: Logger;
+  } = {},
 ): BudgetGuard {
   const refreshMs = options.refreshMs ?? 250;
   const now = options.now ?? Date.now;
@@ -195,8 +216,19 @@ export function createBudgetGuard(
       if (row) rememberUnbudgeted(sessionId);
       return;
     }
+    const budget = parseStoredBudget(row.budget);
+    if (budget === null) {
+      // Treated as none, as the finishes and the reaper do: remembered, so it is read (and told) once.
+      cache.delete(sessionId);
+      rememberUnbudgeted(sessionId);
+      options.logger?.warn(
+        { sessionId },
+        "the session's stored budget cannot be read (session_settings.budget); it runs without one",
+      );
+      return;
+    }
     cache.set(sessionId, {
-      budget: JSON.parse(row.budget) as Budget,
+      budget,
       usage: toUsage(row),
       createdAt: Number(row.created_at),
       loadedAt: now(),

@@ -287,6 +287,90 @@ describe('leases', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a session whose stored budget cannot be read is reaped and finished as one without a budget, and does not stop the others', async () => {
+    const h = await createHarness({ llm: instant, start: false, maxAttempts: 3 });
+    try {
+      const create = (budget: Record<string, number>) =>
+        h.engine.service.createSession(ACTOR, {
+          objective: 'x',
+          agents: [{ name: 'a', role: 'engineer', task: 't' }],
+          budget,
+        });
+      const { session: damaged } = await create({ maxTokens: 100 });
+      const { session: other } = await create({ maxTokens: 100 });
+      // Damaged by hand (an operator's edit of the JSON gone wrong, say).
+      await h.handle.db
+        .updateTable('session_settings')
+        .set({ budget: '{"maxTokens": 100,' })
+        .where('session_id', '=', damaged.id)
+        .execute();
+      const claimed = await claimAsGhost(h, 'ghost');
+      assert.equal(claimed.length, 2);
+      // The reaper's pass goes on: both lost runs are retried.
+      const results = await reapAll(h);
+      assert.deepEqual(
+        results.map((result) => result.retried),
+        [true, true],
+      );
+      // One batch of finishes holding both sessions is applied.
+      const again = await h.engine.queue.run((trx) =>
+        claimReadyTasks(trx, 'sqlite', { owner: 'w', limit: 100, leaseMs: 60_000, now: Date.now() }),
+      );
+      assert.equal(again.length, 2);
+      await h.engine.queue.run((trx) =>
+        trx
+          .updateTable('tasks')
+          .set({ status: 'running' })
+          .where(
+            'id',
+            'in',
+            again.map((task) => task.id),
+          )
+          .execute(),
+      );
+      const ok = { ok: true as const, output: 'x', usage: { ...zero, inputTokens: 10 } };
+      const finished = await h.engine.queue.run(async (trx) => {
+        const out = [];
+        for (const task of again)
+          out.push(
+            await finishTask(
+              trx,
+              {
+                taskId: task.id,
+                sessionId: task.session_id,
+                tenantId: 'default',
+                name: 'a',
+                owner: 'w',
+                attempt: 2,
+              },
+              ok,
+              Date.now(),
+            ),
+          );
+        return out;
+      });
+      assert.deepEqual(
+        finished.map((effects) => effects.sessionFinished),
+        ['completed', 'completed'],
+      );
+      const stored = await h.handle.db
+        .selectFrom('sessions')
+        .select(['id', 'status', 'input_tokens'])
+        .where('id', 'in', [damaged.id, other.id])
+        .orderBy('id')
+        .execute();
+      assert.deepEqual(
+        stored.map((row) => [row.status, Number(row.input_tokens)]),
+        [
+          ['completed', 10],
+          ['completed', 10],
+        ],
+      );
+    } finally {
+      await h.close();
+    }
+  });
+
   test('a completion for a lease no longer held is rejected and never applied twice', async () => {
     const h = await createHarness({ llm: instant, start: false });
     try {

@@ -160,7 +160,10 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
   const messaging = createStoreMessaging(options.db, options.onAgentMessage);
   const budgetGuard = options.checkBudget
     ? undefined
-    : createBudgetGuard(options.db, { maxDailyTokensPerTenant: options.maxDailyTokensPerTenant ?? 0 });
+    : createBudgetGuard(options.db, {
+        maxDailyTokensPerTenant: options.maxDailyTokensPerTenant ?? 0,
+        logger: llmLogger,
+      });
   const agentRuntime = createAiSdkRuntime({
     client,
     resolveRole: (tenantId, name) => roles.findRole(tenantId, name),
