@@ -9,6 +9,7 @@ import { retentionConfigSchema } from './retention-schema.ts';
 import {
   auditConfigSchema,
   authConfigSchema,
+  browserOriginSchema,
   corsConfigSchema,
   rateLimitConfigSchema,
   secretsConfigSchema,
@@ -395,10 +396,10 @@ const configShape = z.strictObject({
         .default(true)
         .describe('Serve the MCP Streamable HTTP endpoint at `/mcp`. @defaultValue true'),
       allowedOrigins: z
-        .array(z.url())
+        .array(browserOriginSchema)
         .default([])
         .describe(
-          'Browser origins (e.g. https://console.example.com) allowed to call `/mcp` besides loopback ones; any other Origin header is rejected (DNS-rebinding protection). @defaultValue []',
+          'Browser origins (e.g. https://console.example.com) allowed to call `/mcp` besides loopback ones, compared as browsers send them (host in lower case, default port dropped; no user, path or wildcard); any other Origin header is rejected (DNS-rebinding protection). @defaultValue []',
         ),
       allowedHosts: z
         .array(z.string().min(1))

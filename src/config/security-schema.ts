@@ -360,25 +360,28 @@ export const ssrfConfigSchema = z
     "SSRF guard for URLs MAOS calls on a tenant's behalf (tenant-set provider base URLs). Operator-configured `providers` URLs are trusted.",
   );
 
+/**
+ * A browser origin an allow-list names (`cors.allowedOrigins`, `mcp.allowedOrigins`), kept as a
+ * browser sends it in `Origin` (host in lower case and punycode, no default port), so that an exact
+ * match finds `https://Console.example.com:443` too.
+ */
+export const browserOriginSchema = z
+  .string()
+  // No user (`@`), query, fragment or backslash: the URL parser would read another origin
+  // out of them (`https://console.example.com@evil.example` is https://evil.example).
+  .regex(/^https?:\/\/[^/\s@?#\\]+$/, 'must be an origin like https://console.example.com')
+  .refine((value) => !value.includes('*'), {
+    error: 'wildcards are not supported: list each origin (https://console.example.com)',
+  })
+  .refine((value) => URL.canParse(value), {
+    error: 'must be an origin like https://console.example.com',
+  })
+  .overwrite((value) => (URL.canParse(value) ? new URL(value).origin : value));
+
 export const corsConfigSchema = z
   .strictObject({
     allowedOrigins: z
-      .array(
-        z
-          .string()
-          // No user (`@`), query, fragment or backslash: the URL parser would read another origin
-          // out of them (`https://console.example.com@evil.example` is https://evil.example).
-          .regex(/^https?:\/\/[^/\s@?#\\]+$/, 'must be an origin like https://console.example.com')
-          .refine((value) => !value.includes('*'), {
-            error: 'wildcards are not supported: list each origin (https://console.example.com)',
-          })
-          .refine((value) => URL.canParse(value), {
-            error: 'must be an origin like https://console.example.com',
-          })
-          // As a browser sends it in `Origin` (host in lower case and punycode, no default port),
-          // so that the exact match (security/cors.ts) finds `https://Console.example.com:443` too.
-          .overwrite((value) => (URL.canParse(value) ? new URL(value).origin : value)),
-      )
+      .array(browserOriginSchema)
       .default([])
       .describe(
         'Browser origins allowed to call the API cross-origin (exact match, e.g. `https://console.example.com`; compared as browsers send them: host in lower case, default port dropped; no wildcards). Empty = same-origin only. @defaultValue []',

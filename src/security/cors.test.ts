@@ -74,7 +74,7 @@ test('a preflight allows the trace context headers the server continues (tracepa
   }
 });
 
-test('an allowed origin with a user, query or fragment is a config error, not trust in the host after the @', () => {
+test('an allowed origin (CORS or MCP) with a user, query or fragment is a config error, not trust in the host after the @', () => {
   // `new URL(...).origin` of these is another origin than the one written (https://evil.example for
   // the first): kept, the comparison as browsers send Origin would trust that one.
   for (const entry of [
@@ -84,13 +84,22 @@ test('an allowed origin with a user, query or fragment is a config error, not tr
     'https://console.example.com#x',
     'https://console.example.com\\evil',
   ]) {
-    assert.throws(
-      () => loadConfig({ env: {}, overrides: { cors: { allowedOrigins: [entry] } } }),
-      (error: unknown) =>
-        error instanceof AppError &&
-        error.code === 'CONFIG_INVALID' &&
-        /must be an origin like https:\/\/console\.example\.com/.test(error.message),
-      entry,
-    );
+    // mcp.allowedOrigins is the same kind of list (a browser MCP client is listed in both).
+    for (const overrides of [{ cors: { allowedOrigins: [entry] } }, { mcp: { allowedOrigins: [entry] } }]) {
+      assert.throws(
+        () => loadConfig({ env: {}, overrides }),
+        (error: unknown) =>
+          error instanceof AppError &&
+          error.code === 'CONFIG_INVALID' &&
+          /must be an origin like https:\/\/console\.example\.com/.test(error.message),
+        `${Object.keys(overrides)[0]}: ${entry}`,
+      );
+    }
   }
+  // Kept as browsers send Origin there too.
+  const config = loadConfig({
+    env: {},
+    overrides: { mcp: { allowedOrigins: ['https://Console.example.com:443'] } },
+  });
+  assert.deepEqual(config.mcp.allowedOrigins, ['https://console.example.com']);
 });
