@@ -40,7 +40,7 @@ import { describeRuntime, runClaimedTask } from './task-runner.ts';
 const ABORT_WAIT_MS = 5000;
 /** A finish that failed because the database could not be reached is tried again after this, doubling… */
 const FINISH_RETRY_FIRST_MS = 250;
-/** …up to this, for as long as the run's lease holds (see finishHeld). */
+/** …up to this, for as long as the database cannot be reached (the run's lease may run out meanwhile). */
 const FINISH_RETRY_MAX_MS = 4000;
 /** Longest pause between claim rounds while the database cannot be reached (doubling from the poll interval). */
 const MAX_CLAIM_BACKOFF_MS = 5000;
@@ -215,15 +215,6 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
 
   function onReadyNotice(): void {
     if (!ownReadySeen) wake();
-  }
-
-  /**
-   * Whether the run's lease is still held, with a margin (a finish is tried again only then: after
-   * it the lease reaper may have given the task to another attempt).
-   */
-  function finishHeld(leaseUntil: number, pauseMs: number): boolean {
-    const margin = Math.max(FINISH_RETRY_FIRST_MS, Math.floor(deps.leaseMs / 10));
-    return !stopping && now() + pauseMs < leaseUntil - margin;
   }
 
   function abort(run: ActiveRun, reason: StopReason): void {
@@ -439,7 +430,11 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       if (deps.dialect !== 'sqlite' || backlog) wake();
       let finished: Awaited<typeof finishing>;
       // The database could not be reached: the finish is tried again (the result of a paid run is
-      // not thrown away) for as long as the lease holds; after that the task runs again.
+      // not thrown away) until it answers, also once the run's lease has run out: the completion is
+      // fenced by owner and attempt, so if the lease reaper gave the task to another attempt
+      // meanwhile, this finish is rejected and charges what the run spent beyond the spend record
+      // the reaper charged (chargeUnappliedRun); given up, that part of the spend was lost. Only a
+      // stop of this process ends the tries.
       for (let pauseMs = FINISH_RETRY_FIRST_MS; ; pauseMs = Math.min(pauseMs * 2, FINISH_RETRY_MAX_MS)) {
         try {
           finished = await finishing;
@@ -449,7 +444,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
           // commit happened although its answer was lost: their leases expire and they run again).
           reserved -= item.handedOff?.length ?? 0;
           delete item.handedOff;
-          if (!isStoreUnavailable(error) || !finishHeld(run.leaseUntil, pauseMs)) throw error;
+          if (!isStoreUnavailable(error) || stopping) throw error;
           item.retried = true;
           await new Promise((resolve) => setTimeout(resolve, pauseMs));
           finishing = finish(item);

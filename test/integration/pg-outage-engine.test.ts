@@ -1,5 +1,6 @@
 // The engine while PostgreSQL is stopped and started again: a task that ends during the outage keeps
-// its result (its finish is tried again while its lease holds) instead of running a second time, and
+// its result (its finish is tried again until the database answers) instead of running a second
+// time, one whose outage outlasts its lease still charges all it spent, once, and
 // the worker loop backs off its claims, and claims and lease heartbeats log the outage once when it
 // starts and once when it ends.
 import assert from 'node:assert/strict';
@@ -185,6 +186,76 @@ describe('the engine during a PostgreSQL outage', { timeout: 120_000 }, () => {
       assert.equal(done.usage.inputTokens, 7, 'charged once');
       const results = (await h.allEvents(session.id)).filter((event) => event.type === 'task.result');
       assert.equal(results.length, 1);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test("a finish held up by an outage past the run's lease still charges everything the run spent, once", async () => {
+    const runs: number[] = [];
+    let answer: (() => void) | undefined;
+    let spendMore: (() => void) | undefined;
+    const spender: AgentRuntime = {
+      kind: 'fake',
+      async run(task, ctx) {
+        runs.push(task.attempt);
+        if (task.attempt > 1) return { output: `done ${task.name} attempt ${task.attempt}`, usage: {} };
+        // Two model calls: the first one's spend is recorded on the task, the second one's not (the
+        // database is down by then); the run answers with both.
+        ctx.reportSpend?.({ inputTokens: 300, outputTokens: 200, cacheReadTokens: 0, costUsd: 0 });
+        await new Promise<void>((resolve) => {
+          spendMore = resolve;
+        });
+        ctx.reportSpend?.({ inputTokens: 600, outputTokens: 400, cacheReadTokens: 0, costUsd: 0 });
+        await new Promise<void>((resolve) => {
+          answer = resolve;
+        });
+        return { output: `done ${task.name} attempt 1`, usage: { inputTokens: 600, outputTokens: 400 } };
+      },
+    };
+    const finished: string[] = [];
+    const h = await createHarness({
+      storeUrl: database.url,
+      llm: spender,
+      leaseSeconds: 2,
+      pollIntervalMs: 50,
+      observer: { taskFinished: ({ status }) => finished.push(status) },
+    });
+    try {
+      const { session } = await h.engine.service.createSession(ACTOR, {
+        objective: 'finish after the lease in an outage',
+        agents: [{ name: 'only', role: 'engineer', task: 't' }],
+      });
+      await waitFor(
+        async () =>
+          (
+            await h.handle.db
+              .selectFrom('tasks')
+              .select('unsettled_usage')
+              .where('session_id', '=', session.id)
+              .executeTakeFirst()
+          )?.unsettled_usage?.includes('300'),
+        30_000,
+        'the first spend recorded',
+      );
+      await database.stop('fast');
+      spendMore!();
+      await waitFor(() => answer !== undefined, 30_000, 'the second model call');
+      answer!();
+      // The outage outlasts the run's lease: its finish is still failing when the lease runs out.
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      await database.start();
+      const done = await h.waitForSession(session.id, 60_000);
+      assert.equal(done.status, 'completed');
+      // Every run has reported its end (a finish rejected for a lost lease reports it too).
+      await waitFor(() => finished.length === runs.length, 30_000, 'every run reported finished');
+      const detail = await h.engine.service.getSession(ACTOR, session.id);
+      assert.deepEqual(
+        [detail.usage.inputTokens, detail.usage.outputTokens],
+        [600, 400],
+        'both model calls charged, once',
+      );
+      assert.deepEqual([detail.tasks[0]!.usage.inputTokens, detail.tasks[0]!.usage.outputTokens], [600, 400]);
     } finally {
       await h.close();
     }
