@@ -47,3 +47,60 @@ test('a workspace holding a FIFO and a socket is copied without them; files and 
   await undo();
   assert.equal(existsSync(to), false);
 });
+
+test('an original without a workspace here: nothing to copy, no refusal', async () => {
+  const from = '01a21f3a-8000-7000-8000-000000000001';
+  const to = '01a21f3a-8000-7000-8000-000000000002';
+  const undo = await copySessionWorkspace(dataDir, from, to);
+  assert.equal(existsSync(sessionWorkspaceDir(dataDir, to)), false);
+  await undo();
+});
+
+test('an entry removed while the workspace is copied is left out; the rest is copied', async () => {
+  const from = '01a21f3a-8000-7000-8000-000000000003';
+  const to = '01a21f3a-8000-7000-8000-000000000004';
+  const source = sessionWorkspaceDir(dataDir, from);
+  mkdirSync(join(source, 'out'), { recursive: true });
+  writeFileSync(join(source, 'out', 'artifact.txt'), 'built');
+  writeFileSync(join(source, 'old.log'), 'expired');
+  writeFileSync(join(source, 'notes.md'), 'kept');
+  // Retention deletes old.log between its check and its copy.
+  const undo = await copySessionWorkspace(dataDir, from, to, {
+    afterEntryChecked: (entry) => {
+      if (entry === join(source, 'old.log')) rmSync(entry);
+    },
+  });
+  const target = sessionWorkspaceDir(dataDir, to);
+  assert.equal(readFileSync(join(target, 'out', 'artifact.txt'), 'utf8'), 'built');
+  assert.equal(readFileSync(join(target, 'notes.md'), 'utf8'), 'kept');
+  assert.equal(existsSync(join(target, 'old.log')), false);
+  await undo();
+  assert.equal(existsSync(target), false);
+});
+
+test('a workspace whose entries keep vanishing while copied refuses the retry, naming one', async () => {
+  const from = '01a21f3a-8000-7000-8000-000000000005';
+  const to = '01a21f3a-8000-7000-8000-000000000006';
+  const source = sessionWorkspaceDir(dataDir, from);
+  mkdirSync(source, { recursive: true });
+  writeFileSync(join(source, 'gen-1'), 'x');
+  let generation = 1;
+  await assert.rejects(
+    copySessionWorkspace(dataDir, from, to, {
+      afterEntryChecked: (entry) => {
+        if (entry !== join(source, `gen-${generation}`)) return;
+        // Each attempt finds a new file, removed before it is copied.
+        rmSync(entry);
+        generation += 1;
+        writeFileSync(join(source, `gen-${generation}`), 'x');
+      },
+    }),
+    (error: Error & { code?: string; details?: { path?: string; reason?: string } }) => {
+      assert.equal(error.code, 'INVALID_STATE');
+      assert.deepEqual(error.details, { path: 'gen-3', reason: 'changed' });
+      assert.match(error.message, /changed while it was copied \(gen-3 was removed\)/);
+      return true;
+    },
+  );
+  assert.equal(existsSync(sessionWorkspaceDir(dataDir, to)), false);
+});

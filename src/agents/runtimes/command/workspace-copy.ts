@@ -1,5 +1,6 @@
 // A retried session's workspace (POST /v1/sessions/:id/retry): its runners find the files the
 // original's tasks left, above all those of the tasks carried over, which do not run again.
+import type { Stats } from 'node:fs';
 import { cp, lstat, rm } from 'node:fs/promises';
 import { isAbsolute, relative, sep } from 'node:path';
 import { AppError } from '../../../errors/app-error.ts';
@@ -11,14 +12,34 @@ import { sessionWorkspaceDir } from './session-workspaces.ts';
  * retry with a 500; nothing listens on it any more, so the retry's tasks lose nothing without it.
  */
 async function isCopied(source: string): Promise<boolean> {
-  const stats = await lstat(source);
+  let stats: Stats;
+  try {
+    stats = await lstat(source);
+  } catch (error) {
+    // Gone since its directory was listed (retention, or the original's delete, racing the retry).
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
   return stats.isFile() || stats.isDirectory() || stats.isSymbolicLink();
+}
+
+/** Copies started over when entries vanish mid-copy, before the retry is refused. */
+const MAX_COPY_ATTEMPTS = 3;
+
+/** For tests: called for each entry found copyable, before it is copied. */
+export interface WorkspaceCopyOptions {
+  afterEntryChecked?: (source: string) => Promise<void> | void;
 }
 
 /**
  * Copies the workspace of session `fromId` on this replica to that of `toId` (symbolic links as
  * links, never followed; FIFOs, sockets and devices left out) and returns how to take the copy back
  * (the retry was refused or was a replay). Nothing to copy when the original has no workspace here.
+ * An entry that vanishes while the workspace is copied (the original is finished: only retention or
+ * its delete, racing the retry, removes files) is left out and the rest copied: the copy starts over
+ * (the entry is then not listed) up to MAX_COPY_ATTEMPTS times, then the retry is refused
+ * (INVALID_STATE). Before, the vanished entry's ENOENT was read as "no workspace": the retry went
+ * ahead with no copy at all.
  * INVALID_STATE, naming the entry by its path in the workspace, when the server's user may not read
  * one (a runner made it unreadable, or it runs as another user): the copy made so far is removed,
  * and the retry is refused before anything of it is stored.
@@ -27,25 +48,61 @@ export async function copySessionWorkspace(
   dataDir: string,
   fromId: string,
   toId: string,
+  options: WorkspaceCopyOptions = {},
 ): Promise<() => Promise<void>> {
   const source = sessionWorkspaceDir(dataDir, fromId);
   const target = sessionWorkspaceDir(dataDir, toId);
   const remove = () => rm(target, { recursive: true, force: true });
-  try {
-    await cp(source, target, {
-      recursive: true,
-      errorOnExist: true,
-      force: false,
-      verbatimSymlinks: true,
-      preserveTimestamps: true,
-      filter: isCopied,
-    });
-  } catch (error) {
-    await remove();
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return async () => {};
-    throw unreadableEntry(fromId, source, error) ?? error;
+  const { afterEntryChecked } = options;
+  const filter = afterEntryChecked
+    ? async (entry: string) => {
+        if (!(await isCopied(entry))) return false;
+        await afterEntryChecked(entry);
+        return true;
+      }
+    : isCopied;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await cp(source, target, {
+        recursive: true,
+        errorOnExist: true,
+        force: false,
+        verbatimSymlinks: true,
+        preserveTimestamps: true,
+        filter,
+      });
+      return remove;
+    } catch (error) {
+      await remove();
+      const vanished = vanishedEntry(source, error);
+      if (vanished === '.') return async () => {};
+      if (vanished === undefined) throw unreadableEntry(fromId, source, error) ?? error;
+      if (attempt >= MAX_COPY_ATTEMPTS) {
+        throw new AppError(
+          'INVALID_STATE',
+          `Session ${fromId} cannot be retried: its workspace changed while it was copied (${vanished} was removed); retry again`,
+          { details: { path: vanished, reason: 'changed' }, cause: error },
+        );
+      }
+    }
   }
-  return remove;
+}
+
+/**
+ * For an ENOENT on the original's side, the path inside workspace `source` of what vanished ('.':
+ * the workspace itself, so nothing to copy); undefined for any other failure.
+ */
+function vanishedEntry(source: string, error: unknown): string | undefined {
+  const { code, path } = error as NodeJS.ErrnoException;
+  if (code !== 'ENOENT' || typeof path !== 'string') return undefined;
+  return insideWorkspace(source, path);
+}
+
+/** The path of `path` inside workspace `source`, '/'-separated ('.' for the workspace itself). */
+function insideWorkspace(source: string, path: string): string | undefined {
+  const inside = relative(source, path);
+  if (inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside)) return undefined;
+  return inside === '' ? '.' : inside.split(sep).join('/');
 }
 
 /**
@@ -56,9 +113,8 @@ export async function copySessionWorkspace(
 function unreadableEntry(sessionId: string, source: string, error: unknown): AppError | undefined {
   const { code, path } = error as NodeJS.ErrnoException;
   if ((code !== 'EACCES' && code !== 'EPERM') || typeof path !== 'string') return undefined;
-  const inside = relative(source, path);
-  if (inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside)) return undefined;
-  const shown = inside === '' ? '.' : inside.split(sep).join('/');
+  const shown = insideWorkspace(source, path);
+  if (shown === undefined) return undefined;
   return new AppError(
     'INVALID_STATE',
     `Session ${sessionId} cannot be retried: its workspace holds ${shown}, which the server may not read (${code}); make it readable to the server's user, or remove it, and retry again`,
