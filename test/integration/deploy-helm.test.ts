@@ -528,6 +528,36 @@ describe('Helm chart', () => {
     assert.doesNotMatch(render({}).notes, /ServiceMonitor/);
   });
 
+  test('the scraped job is the release name whatever the Service type: an upgrade to a LoadBalancer keeps the series', () => {
+    // prometheus-operator names the job after the Service the endpoint port is on (no jobLabel),
+    // then applies the endpoint's relabelings.
+    const jobs = ['ClusterIP', 'NodePort', 'LoadBalancer'].map((type) => {
+      const { byKind } = render({
+        ...POSTGRES,
+        service: { type },
+        metrics: { serviceMonitor: { enabled: true } },
+      });
+      const monitor = one(byKind, 'ServiceMonitor');
+      assert.equal(at(monitor, 'spec.jobLabel'), undefined);
+      const selector = at(monitor, 'spec.selector.matchLabels') as Doc;
+      const scraped = (byKind.get('Service') ?? []).filter(
+        (s) =>
+          Object.entries(selector).every(([k, v]) => at(s, 'metadata.labels')[k] === v) &&
+          (at(s, 'spec.ports') as Doc[]).some((p) => p.name === at(monitor, 'spec.endpoints.0.port')),
+      );
+      assert.equal(scraped.length, 1, `${type}: one Service carries the metrics port`);
+      let job = String(at(scraped[0] as Doc, 'metadata.name'));
+      for (const r of (at(monitor, 'spec.endpoints.0.relabelings') ?? []) as Doc[]) {
+        if (String(r.action).toLowerCase() === 'replace' && !r.sourceLabels && r.targetLabel === 'job') {
+          job = String(r.replacement);
+        }
+      }
+      return job;
+    });
+    // A new job would start new SLO series and page MaosInstancesAbsent for the old one for a day.
+    assert.deepEqual(jobs, ['maos', 'maos', 'maos']);
+  });
+
   test(
     'metrics.prometheusRule: alerts left out, changed and labelled by values; promtool runs the unit tests on the render',
     requireBinary(),
