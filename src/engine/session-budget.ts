@@ -14,6 +14,7 @@ import { precompileQuery } from '../store/compiled-query.ts';
 import { toUsage } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 import type { Touched } from './advance-sessions.ts';
+import { parseStoredBudget } from './session-settings.ts';
 import { createTenantTokenGuard } from './tenant-token-guard.ts';
 
 // Ids per `IN (…)` list: well below SQLite's bound-variable limit.
@@ -58,23 +59,6 @@ const UNBUDGETED_MAX = 10_000;
 function rememberUnbudgeted(sessionId: string): void {
   if (unbudgetedSessions.size >= UNBUDGETED_MAX) unbudgetedSessions.clear();
   unbudgetedSessions.add(sessionId);
-}
-
-/**
- * A stored budget, or null when it cannot be read (a hand edit of session_settings gone wrong): the
- * session is then treated as having none. One damaged row must not fail the lease reaper's pass
- * (every pass, cluster-wide: the row sorts first) or every batch of finishes that includes it, as
- * it must not fail the deadline sweep (session-deadlines.ts).
- */
-function parseStoredBudget(text: string): Budget | null {
-  try {
-    const budget = JSON.parse(text) as unknown;
-    return typeof budget === 'object' && budget !== null && !Array.isArray(budget)
-      ? (budget as Budget)
-      : null;
-  } catch {
-    return null;
-  }
 }
 
 /** Why a session must stop now: its budget (the reason) or its tenant's daily token quota. */

@@ -23,7 +23,7 @@ export async function loadSessionSettings(db: Kysely<Database>, sessionId: strin
   if (!row) return NO_SETTINGS;
   return Object.freeze({
     approval: row.approval === 'required' ? 'required' : 'none',
-    budget: row.budget === null ? null : (Object.freeze(JSON.parse(row.budget)) as Budget),
+    budget: row.budget === null ? null : parseStoredBudget(row.budget),
     threadId: row.thread_id,
   });
 }
@@ -38,7 +38,24 @@ export async function loadRequestedBudget(db: Kysely<Database>, sessionId: strin
     .select('requested_budget')
     .where('session_id', '=', sessionId)
     .executeTakeFirst();
-  return row?.requested_budget ? (JSON.parse(row.requested_budget) as Budget) : null;
+  return row?.requested_budget ? parseStoredBudget(row.requested_budget) : null;
+}
+
+/**
+ * A stored budget (frozen), or null when it cannot be read (a hand edit of session_settings gone
+ * wrong): the session is then treated as having none wherever its settings are read. A damaged row
+ * must not fail the lease reaper's pass (every pass, cluster-wide: the row sorts first), a batch of
+ * finishes that includes it (of any session), the deadline sweep or a request reading the session.
+ */
+export function parseStoredBudget(text: string): Budget | null {
+  try {
+    const budget = JSON.parse(text) as unknown;
+    return typeof budget === 'object' && budget !== null && !Array.isArray(budget)
+      ? (Object.freeze(budget) as Budget)
+      : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Sessions whose settings are kept; a few hundred bytes each. */
