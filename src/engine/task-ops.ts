@@ -11,6 +11,7 @@ import { appendEvents, appendEventsMany } from '../store/event-store.ts';
 import { markMessagesDelivered } from '../store/message-store.ts';
 import type { Database } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
+import { toStorableText } from '../store/storable-text.ts';
 import { sortModelUsage } from '../store/task-model-usage.ts';
 import { completeClaimedTasks } from '../store/task-store.ts';
 import {
@@ -212,12 +213,19 @@ export async function findFinishedRuns<T extends { claim: Claim; outcome: RunOut
     const row = byId.get(item.claim.taskId);
     if (!row || Number(row.attempts) !== item.claim.attempt || row.lease_owner !== null) continue;
     const { outcome } = item;
+    // Compared as the store keeps text (U+0000 and unpaired surrogates as U+FFFD): as given, an
+    // output holding either was never found, and its usage charged again as an unapplied run's.
     const stored = outcome.ok
-      ? row.status === 'succeeded' && row.result === outcome.output
-      : row.status === 'failed' && row.error === outcome.error;
+      ? row.status === 'succeeded' && row.result === asStored(outcome.output)
+      : row.status === 'failed' && row.error === asStored(outcome.error);
     if (stored) done.add(item);
   }
   return done;
+}
+
+/** `text` as the store keeps it (both drivers write an unpaired surrogate as U+FFFD). */
+function asStored(text: string): string {
+  return toStorableText(text.toWellFormed());
 }
 
 /**
