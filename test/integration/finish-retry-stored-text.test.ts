@@ -46,6 +46,14 @@ describe('a finish tried again', { timeout: 60_000 }, () => {
         // The second try looks for it first.
         const done = await h.engine.queue.run((trx) => findFinishedRuns(trx, [item]));
         assert.equal(done.has(item), true);
+        // As the scheduler's retry does: only a finish not found stored is applied again.
+        if (!done.has(item)) await h.engine.queue.run((trx) => finishTasks(trx, [item], Date.now()));
+        const stored = await h.handle.db
+          .selectFrom('sessions')
+          .select(['input_tokens', 'output_tokens'])
+          .where('id', '=', session.id)
+          .executeTakeFirstOrThrow();
+        assert.deepEqual([Number(stored.input_tokens), Number(stored.output_tokens)], [100, 50]);
       } finally {
         await h.close();
       }
