@@ -15,6 +15,7 @@ import { coerceError } from '../errors/app-error.ts';
 import type { CommitDurability } from '../store/commit-durability.ts';
 import type { DialectName } from '../store/db.ts';
 import { newId } from '../store/ids.ts';
+import { setDamagedSessionJsonLogger } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 import { createWriteQueue, type WriteQueue } from '../store/write-queue.ts';
 import { withDurableReads } from './durable-reads.ts';
@@ -69,6 +70,7 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
   });
   const workerId = options.workerId ?? `${hostname()}:${process.pid}:${newId().slice(-12)}`;
   const logger = options.logger.child({ component: 'engine', workerId });
+  setDamagedSessionJsonLogger(logger);
   // A cancel, deadline or budget committed on another replica stops this one's runs of the session
   // at once. PostgreSQL only: on SQLite this process commits every stop itself and aborts its runs
   // directly, so runs need no subscription (it would cost every step a subscribe and unsubscribe).

@@ -4,6 +4,7 @@
 import type { Kysely } from 'kysely';
 import type { Budget } from '../domain/budget.ts';
 import type { SessionSettings } from '../domain/types.ts';
+import { parseSessionJson } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 
 /** What a session without a `session_settings` row has. */
@@ -23,7 +24,7 @@ export async function loadSessionSettings(db: Kysely<Database>, sessionId: strin
   if (!row) return NO_SETTINGS;
   return Object.freeze({
     approval: row.approval === 'required' ? 'required' : 'none',
-    budget: row.budget === null ? null : parseStoredBudget(row.budget),
+    budget: row.budget === null ? null : readBudget(row.budget, sessionId, 'session_settings.budget'),
     threadId: row.thread_id,
   });
 }
@@ -38,7 +39,15 @@ export async function loadRequestedBudget(db: Kysely<Database>, sessionId: strin
     .select('requested_budget')
     .where('session_id', '=', sessionId)
     .executeTakeFirst();
-  return row?.requested_budget ? parseStoredBudget(row.requested_budget) : null;
+  return row?.requested_budget
+    ? readBudget(row.requested_budget, sessionId, 'session_settings.requested_budget')
+    : null;
+}
+
+/** parseStoredBudget, with a warning (once per session and column) when it cannot be read. */
+function readBudget(text: string, sessionId: string, column: string): Budget | null {
+  const budget = parseSessionJson(text, sessionId, column);
+  return budget === undefined ? null : (Object.freeze(budget) as Budget);
 }
 
 /**

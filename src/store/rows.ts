@@ -11,6 +11,7 @@ import {
   type Usage,
   ZERO_USAGE,
 } from '../domain/types.ts';
+import type { Logger } from '../observability/logger.ts';
 import type { SessionsTable, TasksTable } from './schema.ts';
 import { parseModelUsage } from './task-model-usage.ts';
 
@@ -33,6 +34,42 @@ export function toUsage(row: UsageColumns): Usage {
   };
 }
 
+/** Where a warning about a session's unreadable stored JSON goes (the engine's logger); none before. */
+let damagedJsonLogger: Logger | undefined;
+/** `<column> <session id>` already warned of: once per session and column per process. Bounded. */
+const warnedDamagedJson = new Set<string>();
+const MAX_WARNED_DAMAGED_JSON = 10_000;
+
+/** Sends the warnings of parseSessionJson to `logger` (the engine calls it when it is created). */
+export function setDamagedSessionJsonLogger(logger: Logger): void {
+  damagedJsonLogger = logger;
+}
+
+/**
+ * A JSON object stored for a session (`column`: its table and column), or undefined when it cannot
+ * be read: not JSON, or not an object (a hand edit of the row gone wrong). The caller reads it as
+ * absent, so a damaged value never makes the session unreadable (a 500 on its document, its list);
+ * a warning is logged once per session and column in this process.
+ */
+export function parseSessionJson(text: string, sessionId: string, column: string): object | undefined {
+  try {
+    const value = JSON.parse(text) as unknown;
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value;
+  } catch {
+    // Reported below.
+  }
+  const key = `${column} ${sessionId}`;
+  if (!warnedDamagedJson.has(key)) {
+    if (warnedDamagedJson.size >= MAX_WARNED_DAMAGED_JSON) warnedDamagedJson.clear();
+    warnedDamagedJson.add(key);
+    damagedJsonLogger?.warn(
+      { sessionId, column },
+      "a session's stored JSON cannot be read (a hand edit gone wrong?); it is read as absent",
+    );
+  }
+  return undefined;
+}
+
 export function toSessionRecord(row: SessionsTable): SessionRecord {
   return {
     id: row.id,
@@ -40,7 +77,7 @@ export function toSessionRecord(row: SessionsTable): SessionRecord {
     objective: row.objective,
     strategy: row.strategy as Strategy,
     status: row.status as SessionStatus,
-    metadata: JSON.parse(row.metadata) as Record<string, unknown>,
+    metadata: (parseSessionJson(row.metadata, row.id, 'sessions.metadata') ?? {}) as Record<string, unknown>,
     planVersion: Number(row.plan_version),
     usage: toUsage(row),
     error: row.error,

@@ -12,7 +12,7 @@ import type {
 import { AppError } from '../errors/app-error.ts';
 import { precompileQuery } from './compiled-query.ts';
 import { findReadConnection, precompileReadQuery } from './read-connection.ts';
-import { toAgentRecords, toSessionRecord, toTaskRecord } from './rows.ts';
+import { parseSessionJson, toAgentRecords, toSessionRecord, toTaskRecord } from './rows.ts';
 import type { AgentsTable, Database, SessionsTable, TaskDependenciesTable, TasksTable } from './schema.ts';
 import { stringifyForStore } from './storable-text.ts';
 import { loadDependencyNames } from './task-graph.ts';
@@ -160,7 +160,9 @@ export async function loadSessionContents(db: Kysely<Database>, sessionId: strin
   const agents = (await selectSessionAgents(db, sessionId)).rows;
   const tasks = rows.map((task) => toTaskRecord(task, deps.get(task.id) ?? []));
   return {
-    plan: plan ? (JSON.parse(plan.body) as PlanBody) : null,
+    plan: plan
+      ? ((parseSessionJson(plan.body, sessionId, 'plans.body') as PlanBody | undefined) ?? null)
+      : null,
     tasks,
     agents: toAgentRecords(agents, tasks),
   };
