@@ -115,8 +115,11 @@ test('maos serve re-reads a renewed certificate on SIGHUP (kubelet-style ..data 
     child?.kill('SIGKILL');
     await exited;
   });
-  await waitFor(() => lines.some((line) => typeof line.authMode === 'string'), 60_000, 'the banner');
-  const url = String(lines.find((line) => typeof line.authMode === 'string')?.url);
+  // The banner, not the "server started" log line (which names the URL as ECS `url.full`).
+  const isBanner = (line: Record<string, unknown>) =>
+    typeof line.authMode === 'string' && typeof line.url === 'string';
+  await waitFor(() => lines.some(isBanner), 60_000, 'the banner');
+  const url = String(lines.find(isBanner)?.url);
   assert.match(url, /^https:\/\/127\.0\.0\.1:\d+$/);
   const port = Number(new URL(url).port);
   const hup = () => assert.ok(child?.kill('SIGHUP'));
