@@ -531,20 +531,29 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           // Readiness is 503 from here; the API keeps answering until load balancers have noticed.
           const drainMs = config.shutdown.drainDelaySeconds * 1000;
           if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
-          await http.close();
-          await engine.stop({ graceMs: config.shutdown.graceSeconds * 1000 });
-          await deliveryWorker?.stop();
-          await retention?.stop();
-          await workspaceSweeper?.stop();
-          await replicaSweeper?.stop();
-          await notifier?.close();
-          await metricsListener?.close();
-          await security.close();
-          await egress.close();
-          await database.close();
+          // Every step runs even when one before it failed (e.g. the database was lost meanwhile):
+          // a step skipped would leave its timers, sockets or pool open and the process would not exit.
+          const step = async (name: string, work: () => unknown): Promise<void> => {
+            try {
+              await work();
+            } catch (error) {
+              logger.error({ err: error, step: name }, 'shutdown step failed; continuing');
+            }
+          };
+          await step('http', () => http.close());
+          await step('engine', () => engine.stop({ graceMs: config.shutdown.graceSeconds * 1000 }));
+          await step('webhooks', () => deliveryWorker?.stop());
+          await step('retention', () => retention?.stop());
+          await step('workspace sweeper', () => workspaceSweeper?.stop());
+          await step('replica sweeper', () => replicaSweeper?.stop());
+          await step('notifier', () => notifier?.close());
+          await step('metrics listener', () => metricsListener?.close());
+          await step('security', () => security.close());
+          await step('egress', () => egress.close());
+          await step('database', () => database.close());
           serverLock?.release();
           replicaDir?.release();
-          await telemetry.shutdown();
+          await step('telemetry', () => telemetry.shutdown());
         })();
         return stopping;
       },

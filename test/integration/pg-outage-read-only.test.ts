@@ -18,6 +18,7 @@ describe('PostgreSQL that accepts only reads', { timeout: 120_000 }, () => {
   let database: TestDatabase;
   let server: TestServer;
   let admin: pg.Client;
+  let closedByTest = false;
   before(async () => {
     database = await createTestDatabase();
     server = await startTestServer({
@@ -31,7 +32,7 @@ describe('PostgreSQL that accepts only reads', { timeout: 120_000 }, () => {
     await admin.connect();
   });
   after(async () => {
-    await server?.close();
+    if (!closedByTest) await server?.close();
     await admin?.end();
     await database?.drop();
   });
@@ -122,4 +123,63 @@ describe('PostgreSQL that accepts only reads', { timeout: 120_000 }, () => {
     assert.deepEqual(ready.body.checks.database, { ok: true, detail: 'reachable' });
     assert.equal((await doctor())[0]?.status, 'pass');
   });
+
+  // The pool's idle connections were ended by the server just before the shutdown: the final audit
+  // checkpoint's query met one of them and failed (57P01), which stopped the shutdown there, leaving
+  // the database pool and the rest open, so the process never exited.
+  test('the server shuts down after its connections are ended at the end of a read-only period', async () => {
+    const { body } = await submit();
+    await waitForSession(server.url, body.id);
+    await setReadOnly(true);
+    await waitFor(async () => (await submit()).status === 503, 30_000);
+    // Reads keep connections in the pool, idle when the server ends them.
+    await waitFor(
+      async () => /^read-only/.test((await readiness()).body.checks.database?.detail ?? ''),
+      30_000,
+    );
+    await setReadOnly(false);
+    closedByTest = true;
+    assert.equal(await closeWithin30s(server), 'closed');
+  });
+
+  // Deterministic on the old code too: the final checkpoint's insert is refused (25006).
+  test('the server shuts down while the database still accepts only reads', async () => {
+    const other = await startTestServer({
+      config: {
+        store: { url: database.url, poolSize: 4 },
+        secrets: { kekRing: generateKekEntry('k1') },
+        ssrf: { allowedHosts: ['127.0.0.1'] },
+      },
+    });
+    try {
+      const created = await requestJson<{ id: string }>(`${other.url}/v1/sessions`, {
+        method: 'POST',
+        body: { objective: 'standby', agents: [{ name: 'a', role: 'engineer', task: 't', runner: 'ok' }] },
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      await waitForSession(other.url, created.body.id);
+      await setReadOnly(true);
+      assert.equal(await closeWithin30s(other), 'closed');
+    } finally {
+      await setReadOnly(false);
+    }
+  });
 });
+
+/** 'closed', or why not: the close's error, or that it still runs after 30 s (a hang fails, not stalls). */
+async function closeWithin30s(server: TestServer): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      server.close().then(
+        () => 'closed',
+        (error: unknown) => `close failed: ${String(error)}`,
+      ),
+      new Promise<string>((resolve) => {
+        timer = setTimeout(() => resolve('still closing after 30 s'), 30_000);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -125,7 +125,7 @@ export interface AuditLog {
   consistencyProof(from: number, to: number, requester?: ProofRequester): Promise<AuditConsistencyProof>;
   /** Writes a checkpoint every `intervalMs` (timer does not keep the process alive). */
   startCheckpointTimer(intervalMs: number): void;
-  /** Stops the timer, waits for pending appends and writes a final checkpoint. */
+  /** Stops the timer, waits for pending appends and writes a final checkpoint (tried twice). */
   close(): Promise<void>;
 }
 
@@ -473,7 +473,13 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
         await queue;
         await new Promise((resolve) => setImmediate(resolve));
       }
-      await writeCheckpoint();
+      // Once more on failure: a pooled connection the server ended while idle (failover,
+      // pg_terminate_backend) fails the first query, and the pool has dropped it by the retry.
+      try {
+        await writeCheckpoint();
+      } catch {
+        await writeCheckpoint();
+      }
     },
   };
 }
