@@ -1,6 +1,6 @@
 // `maos usage` as a child process against the real server and a scripted LLM: the totals and the
 // per-model rows (an LLM agent's model, the runner task unattributed), the JSON answer, the
-// default range (this UTC month), and usage errors for a bad --group-by, date or range.
+// default range (this UTC month through today), and usage errors for a bad --group-by, date or range.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { runMaos } from '../fixtures/cli.ts';
@@ -94,20 +94,20 @@ describe('maos usage', { timeout: 120_000 }, () => {
     assert.equal(whole.stderr, '');
   });
 
-  test('--json prints the API answer; without --from/--to the range is this UTC month', async () => {
-    const monthOf = (now: Date) => [
+  test('--json prints the API answer; without --from/--to the range is this UTC month through today', async () => {
+    const defaultRange = (now: Date) => [
       new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)).toISOString(),
-      new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)).toISOString(),
+      new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1)).toISOString(),
     ];
-    const monthBefore = monthOf(new Date());
+    const rangeBefore = defaultRange(new Date());
     const result = await runMaos(['usage', '--json', '--group-by', 'model'], { env });
     assert.equal(result.code, 0, result.stderr);
     const report = JSON.parse(result.stdout) as Report;
-    // The month the CLI ran in: the one before it started or, past a month's end meanwhile, after.
-    const month = [report.from, report.to];
+    // The day the CLI ran on: the one before it started or, past a UTC midnight meanwhile, after.
+    const range = [report.from, report.to];
     assert.ok(
-      [monthBefore, monthOf(new Date())].some((m) => m[0] === month[0] && m[1] === month[1]),
-      JSON.stringify(month),
+      [rangeBefore, defaultRange(new Date())].some((r) => r[0] === range[0] && r[1] === range[1]),
+      JSON.stringify(range),
     );
     assert.deepEqual(
       report.groups?.map((group) => [group.key, group.tasks, group.inputTokens, group.costUsd]),
@@ -117,6 +117,27 @@ describe('maos usage', { timeout: 120_000 }, () => {
       ],
     );
     assert.deepEqual([report.totals.sessions, report.totals.tasks, report.totals.costUsd], [1, 2, 2]);
+  });
+
+  test("--from alone counts through the end of today (UTC): today's spend is in, a year back is not refused", async () => {
+    // 364 days before today: with today 365 whole days (366 past a UTC midnight meanwhile), within the
+    // server's 366, which a range ending next month would pass.
+    const yearBack = utcDay(Date.parse(`${today}T00:00:00Z`) - 364 * 86_400_000);
+    const result = await runMaos(['usage', '--from', yearBack], { env });
+    assert.equal(result.code, 0, result.stderr);
+    // Past a UTC midnight since the set-up, the end is the day after tomorrow.
+    const ends = [tomorrow, utcDay(Date.parse(`${tomorrow}T00:00:00Z`) + 86_400_000)];
+    assert.ok(
+      ends.some(
+        (end) =>
+          result.stdout.split('\n')[0] ===
+          `charged on the UTC days from ${yearBack}T00:00:00.000Z to ${end}T00:00:00.000Z (excluded); sessions created on them`,
+      ),
+      result.stdout,
+    );
+    assert.match(result.stdout, /^\(total\)\s+1\s+2\s+1000\s+100\s+0\s+\$2\.000000$/m);
+    // Whole days: no note on the range.
+    assert.equal(result.stderr, '');
   });
 
   test('an unknown --group-by and a range the server refuses are usage errors (exit 2)', async () => {

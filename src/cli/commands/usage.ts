@@ -1,5 +1,6 @@
 // `maos usage`: the tenant's tokens and cost over a time range from GET /v1/usage, in total and
-// optionally per UTC day, task role or model (`--group-by`). Default range: this UTC month.
+// optionally per UTC day, task role or model (`--group-by`). Default range: this UTC month up to
+// and including today (UTC).
 import type { Command } from 'commander';
 import { z } from 'zod';
 import type { UsageReportDto } from '../../http/routes/usage.ts';
@@ -24,7 +25,10 @@ export function registerUsageCommand(program: Command, act: ActionFactory): void
       '--from <date>',
       'start (included): YYYY-MM-DD (UTC) or an RFC 3339 date-time; default: this month',
     )
-    .option('--to <date>', 'end (excluded): YYYY-MM-DD (UTC) or an RFC 3339 date-time; default: next month')
+    .option(
+      '--to <date>',
+      'end (excluded): YYYY-MM-DD (UTC) or an RFC 3339 date-time; default: the end of today (UTC)',
+    )
     .option('--group-by <what>', `break the totals down (${GROUPINGS.join('|')})`)
     .action(act(showUsage));
 }
@@ -46,10 +50,15 @@ function toInstant(flag: string, value: string): string {
   return instant;
 }
 
-/** The current UTC month: [first day 00:00Z, first day of the next month 00:00Z). */
-function thisMonth(now: Date): { from: string; to: string } {
+/**
+ * The range without `--from`/`--to`: from the first day of the current UTC month, 00:00Z, to the
+ * 00:00Z that ends today (UTC), so today's spend counts and no day to come is named. An end of
+ * "now" would leave out what the server charged after the CLI's clock (clock skew) and turn the
+ * whole days counted into a part-day range.
+ */
+export function defaultUsageRange(now: Date): { from: string; to: string } {
   const from = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);
-  const to = Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1);
+  const to = (Math.floor(now.getTime() / DAY_MS) + 1) * DAY_MS;
   return { from: new Date(from).toISOString(), to: new Date(to).toISOString() };
 }
 
@@ -65,10 +74,10 @@ async function showUsage(ctx: CliContext, command: Command): Promise<number> {
   if (groupBy !== undefined && !(GROUPINGS as readonly string[]).includes(groupBy)) {
     throw new CliError('USAGE', `--group-by must be one of ${GROUPINGS.join(', ')}`, EXIT.USAGE);
   }
-  const month = thisMonth(new Date());
+  const range = defaultUsageRange(new Date());
   const report = await ctx.client().usageReport({
-    from: options.from === undefined ? month.from : toInstant('--from', options.from),
-    to: options.to === undefined ? month.to : toInstant('--to', options.to),
+    from: options.from === undefined ? range.from : toInstant('--from', options.from),
+    to: options.to === undefined ? range.to : toInstant('--to', options.to),
     ...(groupBy ? { groupBy: groupBy as (typeof GROUPINGS)[number] } : {}),
   });
   const { out } = ctx;
