@@ -5,14 +5,34 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { AppError } from '../errors/app-error.ts';
-import { SECURITY_HEADERS } from '../security/security-headers.ts';
+import { securityHeadersFor } from '../security/security-headers.ts';
 import { REQUEST_ID_HEADER } from './plugins/request-id.ts';
 import { createProblem, PROBLEM_CONTENT_TYPE, type Problem } from './problem.ts';
 
-// The security headers every other answer carries (added there by a hook, which never runs here).
-const SECURITY_HEADER_LINES = Object.entries(SECURITY_HEADERS)
-  .map(([name, value]) => `${name}: ${value}\r\n`)
-  .join('');
+/**
+ * The security headers every other answer carries (added there by a hook, which never runs here),
+ * in the form for the connection's scheme, as that hook chooses it: with the CSP's
+ * `upgrade-insecure-requests` on TLS only. Built once per form.
+ */
+const SECURITY_HEADER_LINES = {
+  secure: headerLines(securityHeadersFor(true)),
+  plain: headerLines(securityHeadersFor(false)),
+};
+
+function headerLines(headers: Readonly<Record<string, string>>): string {
+  return Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
+}
+
+/**
+ * Whether the connection is TLS (a socket of the HTTPS server). No request was parsed, so no
+ * forwarded scheme can be read: behind a TLS-terminating proxy the answer has the plain-http form,
+ * which only lacks a directive that matters to pages, not to a problem document.
+ */
+function isTls(socket: Duplex): boolean {
+  return (socket as Duplex & { encrypted?: unknown }).encrypted === true;
+}
 
 /** The AppError for a parser error code (llhttp's `HPE_*`, Node's `ERR_HTTP_*`). */
 function toAppError(code: string | undefined): AppError {
@@ -44,7 +64,7 @@ export function answerClientError(error: Error & { code?: string }, socket: Dupl
       `Content-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
       `${REQUEST_ID_HEADER}: ${requestId}\r\n` +
-      SECURITY_HEADER_LINES +
+      SECURITY_HEADER_LINES[isTls(socket) ? 'secure' : 'plain'] +
       'Connection: close\r\n\r\n' +
       body,
   );

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { SECURITY_HEADERS } from '../../src/security/security-headers.ts';
+import { PLAIN_HTTP_SECURITY_HEADERS } from '../../src/security/security-headers.ts';
 import { captureLog } from '../fixtures/log-capture.ts';
 import { sampleOf } from '../fixtures/metrics-scrape.ts';
 import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
@@ -380,11 +380,19 @@ describe('malformed requests against the real server', () => {
       assert.equal(problem.status, status);
       assert.match(problem.requestId, /^[0-9a-f-]{36}$/);
       assert.match(head, new RegExp(`^x-request-id: ${problem.requestId}$`, 'im'));
-      // The security headers of every other answer.
-      for (const [header, value] of Object.entries(SECURITY_HEADERS)) {
+      // The security headers of every other answer over plain http: a CSP without
+      // upgrade-insecure-requests, which would send a browser to https on a server that has none.
+      for (const [header, value] of Object.entries(PLAIN_HTTP_SECURITY_HEADERS)) {
         const line = head.split('\r\n').find((l) => l.toLowerCase().startsWith(`${header}:`));
         assert.equal(line?.slice(header.length + 1).trim(), value, header);
       }
+      assert.doesNotMatch(head, /upgrade-insecure-requests/i);
+      const normal = await fetch(`${server.url}/v1/roles`);
+      assert.equal(
+        /^content-security-policy: (.*)$/im.exec(head)?.[1],
+        normal.headers.get('content-security-policy'),
+        'the CSP of an answer through the normal path',
+      );
     });
   }
 

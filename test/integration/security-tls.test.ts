@@ -1,6 +1,7 @@
 // The real application over HTTPS (tls.certFile/keyFile): it listens with TLS, reports an https
-// URL, and answers with the security headers, HSTS included; `maos serve` re-reads a renewed
-// certificate on SIGHUP without dropping open connections.
+// URL, and answers with the security headers, HSTS included (also in an answer to a request the
+// HTTP parser refuses); `maos serve` re-reads a renewed certificate on SIGHUP without dropping open
+// connections.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,7 +9,7 @@ import { Agent, get, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { TLSSocket } from 'node:tls';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { runMaos } from '../fixtures/cli.ts';
 import { startTestServer } from '../fixtures/server.ts';
 import {
@@ -46,6 +47,27 @@ test('maos serves HTTPS when tls.certFile and tls.keyFile are set', {
   );
   assert.equal(response.status, 200, response.body);
   assert.equal(response.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains');
+  // Over TLS the CSP keeps upgrade-insecure-requests, also in an answer the HTTP parser's refusal
+  // writes itself (client-error.ts), as the normal path does.
+  assert.match(String(response.headers['content-security-policy']), /;upgrade-insecure-requests$/);
+  const raw = await new Promise<string>((resolve, reject) => {
+    const { port } = new URL(server.url);
+    const socket = tlsConnect(
+      { host: '127.0.0.1', port: Number(port), ca: readFileSync(certFile, 'utf8') },
+      () => socket.write(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`),
+    );
+    let text = '';
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+    });
+    socket.on('end', () => resolve(text));
+    socket.on('error', reject);
+  });
+  assert.match(raw, /^HTTP\/1\.1 431 /);
+  assert.equal(
+    /^content-security-policy: (.*)$/im.exec(raw)?.[1],
+    response.headers['content-security-policy'],
+  );
 });
 
 /** GET `path` over `agent`: status, body, whether an open connection was reused, and its certificate. */
