@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -370,6 +380,38 @@ console.log(outcome);
     assert.equal(recorded, 'recorded');
     assert.deepEqual(readdirSync(join(replicaDir, 'homes')), []);
     assert.deepEqual(readdirSync(join(replicaDir, 'runs')), []);
+  });
+
+  test('workspaces, HOMEs and run records are owner-only whatever the umask, also a workspace an older version made 0755', async () => {
+    const modeOf = (path: string) => statSync(path).mode & 0o777;
+    // The usual umask, under which a directory made with the default mode is 0755 (every local user).
+    const previous = process.umask(0o022);
+    try {
+      const dataDir = mkdtempSync(join(dir, 'modes-'));
+      const old = join(dataDir, 'workspaces', 'sess-old');
+      mkdirSync(old, { recursive: true });
+      chmodSync(join(dataDir, 'workspaces'), 0o755);
+      chmodSync(old, 0o755);
+      const modes = createCommandRuntime({
+        dataDir,
+        runners: {
+          // Waits for its run record, then shows its mode and that of the directory holding it.
+          record: runner([
+            'sh',
+            '-c',
+            'r="$HOME/../../runs/$MAOS_TASK_ID-1.json"; until [ -e "$r" ]; do sleep 0.02; done; stat -c %a "$r" "$HOME/../../runs" "$HOME/.." "$HOME"',
+          ]),
+        },
+      });
+      const { output } = await modes.run(task('record'), context().ctx);
+      assert.deepEqual(output.split('\n'), ['600', '700', '700', '700'], 'record, runs/, homes/, HOME');
+      assert.equal(modeOf(join(dataDir, 'workspaces')), 0o700);
+      assert.equal(modeOf(join(dataDir, 'workspaces', 'sess-1')), 0o700);
+      await modes.run({ ...task('record'), sessionId: 'sess-old', taskId: 'task-old' }, context().ctx);
+      assert.equal(modeOf(old), 0o700, 'the older workspace is tightened at its next run');
+    } finally {
+      process.umask(previous);
+    }
   });
 
   test('pickInheritedEnv keeps only the allow-listed variables', () => {

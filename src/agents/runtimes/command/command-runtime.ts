@@ -2,7 +2,7 @@
 // caller) as a child process without a shell, in its own process group so the whole tree can be
 // killed on timeout, cancellation or shutdown. Output streams into the session's events.
 import { type ChildProcess, type ChildProcessByStdio, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -12,8 +12,9 @@ import { AppError } from '../../../errors/app-error.ts';
 import { newId } from '../../../store/ids.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
 import { killRunLeftoversInBackground, readProcessStat } from './child-process-groups.ts';
+import { makeOwnerOnlyDir, OWNER_ONLY_DIR_MODE } from './owner-only.ts';
 import { recordRun, taskHomesDir } from './run-records.ts';
-import { sessionWorkspaceDir } from './session-workspaces.ts';
+import { sessionWorkspaceDir, workspacesDir } from './session-workspaces.ts';
 
 /** Kept of stdout as the task's output (the full text is in the events). */
 export const STDOUT_TAIL_CHARS = 64 * 1024;
@@ -109,8 +110,11 @@ export function createCommandRuntime(options: CommandRuntimeOptions): AgentRunti
  */
 function createTaskHome(runnerName: string, homesDir: string): string {
   try {
-    mkdirSync(homesDir, { recursive: true, mode: 0o700 });
-    return mkdtempSync(join(homesDir, 'maos-home-'));
+    makeOwnerOnlyDir(homesDir);
+    const home = mkdtempSync(join(homesDir, 'maos-home-'));
+    // mkdtemp asks for 0700, which a umask could still take bits off.
+    chmodSync(home, OWNER_ONLY_DIR_MODE);
+    return home;
   } catch (error) {
     throw new AppError(
       'RUNNER_FAILED',
@@ -161,7 +165,12 @@ function runCommand(
 ): Promise<RuntimeResult> {
   const { dataDir, replicaDir, homesDir, inherited } = where;
   const cwd = runner.cwd ? resolve(runner.cwd) : sessionWorkspaceDir(dataDir, task.sessionId);
-  if (!runner.cwd) mkdirSync(cwd, { recursive: true });
+  if (!runner.cwd) {
+    // Owner-only, also the directory of every session's workspace (a runner's `cwd` is the
+    // operator's to set up).
+    makeOwnerOnlyDir(workspacesDir(dataDir));
+    makeOwnerOnlyDir(cwd);
+  }
   // Of this run alone (a task given back runs again under the same attempt): every process the
   // runner starts inherits it, so the next start finds those a crash left, in its group or not.
   const runId = newId();

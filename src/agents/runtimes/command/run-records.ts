@@ -8,9 +8,10 @@
 // server died after forgetting the run, before removing its HOME) are removed at start too. The
 // run's id, which every process of the run inherits as MAOS_RUN_ID, finds the processes that left
 // the group (setsid) or outlived the runner itself (child-process-groups.ts).
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { killGroups, killRunLeftovers, readProcessStat } from './child-process-groups.ts';
+import { makeOwnerOnlyDir, OWNER_ONLY_FILE_MODE } from './owner-only.ts';
 
 interface RunRecord {
   pid: number;
@@ -58,14 +59,15 @@ export function recordRun(
   const dir = runsDir(dataDir);
   const file = join(dir, `${name}.json`);
   try {
-    mkdirSync(dir, { recursive: true });
+    makeOwnerOnlyDir(dir);
     const record: RunRecord = {
       pid,
       startTime: readStartTime(pid),
       ...(home === undefined ? {} : { home }),
       ...(runId === undefined ? {} : { runId }),
     };
-    writeFileSync(file, JSON.stringify(record));
+    // Owner-only: it names the run's id and HOME (the umask can only take bits off 0600).
+    writeFileSync(file, JSON.stringify(record), { mode: OWNER_ONLY_FILE_MODE });
   } catch {
     // Best effort: a run without a record is only unprotected against a later crash.
     return () => {};

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import {
+  chmodSync,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -10,6 +11,7 @@ import {
   readFileSync,
   readlinkSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -103,4 +105,42 @@ test('a workspace whose entries keep vanishing while copied refuses the retry, n
     },
   );
   assert.equal(existsSync(sessionWorkspaceDir(dataDir, to)), false);
+});
+
+test("a retry's copy is owner-only whatever the modes and umask the original's files had, also while it is copied", async () => {
+  const from = '01a21f3a-8000-7000-8000-000000000007';
+  const to = '01a21f3a-8000-7000-8000-000000000008';
+  const source = sessionWorkspaceDir(dataDir, from);
+  const target = sessionWorkspaceDir(dataDir, to);
+  const modeOf = (path: string) => statSync(path).mode & 0o7777;
+  // As a runner under the usual umask (or an older version) left them: readable by every local user.
+  mkdirSync(join(source, 'out'), { recursive: true });
+  writeFileSync(join(source, 'out', 'report.txt'), 'secret findings');
+  writeFileSync(join(source, 'build.sh'), '#!/bin/sh\n');
+  symlinkSync('out/report.txt', join(source, 'latest'));
+  chmodSync(join(source, '..'), 0o755);
+  chmodSync(source, 0o755);
+  chmodSync(join(source, 'out'), 0o775);
+  chmodSync(join(source, 'out', 'report.txt'), 0o664);
+  chmodSync(join(source, 'build.sh'), 0o2755);
+  const previous = process.umask(0o022);
+  const seenWhileCopying: number[] = [];
+  try {
+    const undo = await copySessionWorkspace(dataDir, from, to, {
+      afterEntryChecked: () => {
+        if (existsSync(target)) seenWhileCopying.push(modeOf(target));
+      },
+    });
+    assert.ok(seenWhileCopying.length > 0);
+    assert.deepEqual(new Set(seenWhileCopying), new Set([0o700]), 'the copy is never open to others');
+    assert.equal(modeOf(join(target, '..')), 0o700, 'the workspaces directory');
+    assert.equal(modeOf(target), 0o700);
+    assert.equal(modeOf(join(target, 'out')), 0o700);
+    assert.equal(modeOf(join(target, 'out', 'report.txt')), 0o600);
+    assert.equal(modeOf(join(target, 'build.sh')), 0o700, "the owner's execute bit stays; set-group-id goes");
+    assert.equal(readFileSync(join(target, 'latest'), 'utf8'), 'secret findings');
+    await undo();
+  } finally {
+    process.umask(previous);
+  }
 });

@@ -1,10 +1,11 @@
 // A retried session's workspace (POST /v1/sessions/:id/retry): its runners find the files the
 // original's tasks left, above all those of the tasks carried over, which do not run again.
 import type { Stats } from 'node:fs';
-import { cp, lstat, rm } from 'node:fs/promises';
+import { chmod, cp, lstat, mkdir, rm } from 'node:fs/promises';
 import { isAbsolute, relative, sep } from 'node:path';
 import { AppError } from '../../../errors/app-error.ts';
-import { sessionWorkspaceDir } from './session-workspaces.ts';
+import { makeOwnerOnlyDir, OWNER_ONLY_DIR_MODE, restrictTreeToOwner } from './owner-only.ts';
+import { sessionWorkspaceDir, workspacesDir } from './session-workspaces.ts';
 
 /**
  * Whether an entry of a workspace is copied: files, directories and symbolic links. A FIFO or a
@@ -43,6 +44,9 @@ export interface WorkspaceCopyOptions {
  * INVALID_STATE, naming the entry by its path in the workspace, when the server's user may not read
  * one (a runner made it unreadable, or it runs as another user): the copy made so far is removed,
  * and the retry is refused before anything of it is stored.
+ * The copy is owner-only (directories 0700, files 0600, an executable 0700), whatever modes the
+ * original's entries had: its directory is made 0700 before anything is copied into it, so no
+ * entry is open to other local users even while it is copied.
  */
 export async function copySessionWorkspace(
   dataDir: string,
@@ -61,16 +65,24 @@ export async function copySessionWorkspace(
         return true;
       }
     : isCopied;
+  // No workspace here, nothing to copy: no (empty) directory is made for the retry either.
+  if (!(await isCopied(source))) return async () => {};
   for (let attempt = 1; ; attempt++) {
     try {
+      // Made first, empty (a new session's: mkdir fails should it exist), then copied into: cp
+      // keeps the mode of a directory that exists instead of giving it the original's.
+      makeOwnerOnlyDir(workspacesDir(dataDir));
+      await mkdir(target, { mode: OWNER_ONLY_DIR_MODE });
+      await chmod(target, OWNER_ONLY_DIR_MODE);
       await cp(source, target, {
         recursive: true,
-        errorOnExist: true,
+        // Not errorOnExist, which refuses the directory made above; nothing in it is overwritten.
         force: false,
         verbatimSymlinks: true,
         preserveTimestamps: true,
         filter,
       });
+      await restrictTreeToOwner(target);
       return remove;
     } catch (error) {
       await remove();
