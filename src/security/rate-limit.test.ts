@@ -70,6 +70,42 @@ describe('rate limits', () => {
     assert.equal((await limiter.consume({ tenantId: 't1', principalId: 'p2' })).allowed, true);
   });
 
+  test('with both caps hit, Retry-After is the later of their resets: when the request would be allowed', async () => {
+    // The principal's window resets long before the tenant's.
+    const limits = {
+      ...config,
+      principal: { points: 2, windowSeconds: 10 },
+      tenant: { points: 3, windowSeconds: 100 },
+    };
+    const limiter = createRateLimiter(limits);
+    const alice = { tenantId: 'both', principalId: 'alice' };
+    for (let i = 0; i < 2; i += 1) assert.equal((await limiter.consume(alice)).allowed, true);
+    // Refused by the principal's cap; the tenant's is reached by the same request (no point left):
+    // a retry at the principal's reset would be refused by the tenant's until its own reset.
+    const refused = await limiter.consume(alice);
+    assert.equal(refused.allowed, false);
+    const [tenant, principal] = refused.policies;
+    assert.deepEqual(
+      [tenant?.name, tenant?.remaining, principal?.name, principal?.remaining],
+      ['tenant', 0, 'principal', 0],
+    );
+    assert.ok((principal?.resetSeconds as number) <= 10);
+    assert.ok((tenant?.resetSeconds as number) > 10);
+    assert.equal(refused.retryAfterSeconds, tenant?.resetSeconds);
+    // Both refused outright: the same, the tenant's reset.
+    const again = await limiter.consume(alice);
+    assert.equal(again.allowed, false);
+    assert.equal(again.retryAfterSeconds, again.policies[0]?.resetSeconds);
+    assert.ok(again.retryAfterSeconds > 10);
+    // A cap with points left does not hold a refusal back: only the principal's reset counts.
+    const roomy = createRateLimiter({ ...limits, tenant: { points: 50, windowSeconds: 100 } });
+    for (let i = 0; i < 2; i += 1) await roomy.consume(alice);
+    const byPrincipal = await roomy.consume(alice);
+    assert.equal(byPrincipal.allowed, false);
+    assert.equal(byPrincipal.retryAfterSeconds, byPrincipal.policies[1]?.resetSeconds);
+    assert.ok(byPrincipal.retryAfterSeconds <= 10);
+  });
+
   test('the tenant limit caps all principals together', async () => {
     const limiter = createRateLimiter(config);
     const results = [];

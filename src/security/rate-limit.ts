@@ -44,7 +44,10 @@ export interface PolicyState {
 
 export interface RateLimitDecision {
   allowed: boolean;
-  /** Seconds until a retry can succeed (for Retry-After); 0 when allowed. */
+  /**
+   * Seconds until a retry can succeed (for Retry-After): the latest reset of the counters with no
+   * request left, so that both caps allow it then; 0 when allowed.
+   */
   retryAfterSeconds: number;
   /** Header fields to add to the response (also on 429). */
   headers: Record<string, string>;
@@ -206,15 +209,18 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
     const states: PolicyState[] = [];
     let allowed = true;
     let firstRefusal = false;
+    // When a retry would be allowed: once every counter without a point left has reset, the one
+    // that refused and any other this request (refused or not) used up. A retry at the first
+    // reset alone would be refused by the other cap.
     let retryAfterMs = 0;
     for (let index = 0; index < outcomes.length; index++) {
       const outcome = outcomes[index] as Charged;
       const policy = policies[index] as Policy;
       if (outcome.refused) {
         allowed = false;
-        retryAfterMs = Math.max(retryAfterMs, outcome.msBeforeNext);
         if (outcome.consumed === policy.limit.points + 1) firstRefusal = true;
       }
+      if (outcome.remaining <= 0) retryAfterMs = Math.max(retryAfterMs, outcome.msBeforeNext);
       states.push({
         name: policy.name,
         quota: policy.limit.points,
