@@ -122,6 +122,7 @@ function describeSession(tasks: readonly TaskRow[]): EditedPlanSession {
       dependsOn: task.dependsOn,
       agent: task.agent_name ?? task.name,
       started,
+      phase: task.phase,
     };
     if (task.runner !== null) entry.runner = task.runner;
     current.set(task.name, entry);

@@ -769,6 +769,48 @@ describe('edits at a phase gate', () => {
     const error = failure(() => validateEditedPlan(plan, rules, atGate));
     assert.match(error.message, /task "x" is new but in phase 0 \("explore"\), which has already run/);
   });
+  test('a task that ran cannot move to another phase, even with dependencies that read the same there', () => {
+    // check ran in phase 0 after scan; moved into the waiting phase it still waits for scan alone
+    // (the barrier of phase 0 is scan), so only its phase tells the move.
+    const ranTwo: EditedPlanSession = {
+      ...session([
+        { ...current('scan', 'qa', { started: true }), phase: 0 },
+        { ...current('check', 'qa', { started: true, dependsOn: ['scan'] }), phase: 0 },
+        { ...current('deepen', 'engineer', { dependsOn: ['check'] }), phase: 1 },
+      ]),
+      pendingPhase: 1,
+    };
+    const scan = { name: 'scan', role: 'qa', instructions: 'do scan' };
+    const check = { name: 'check', role: 'qa', instructions: 'do check', dependsOn: ['scan'] };
+    const deepen = { name: 'deepen', role: 'engineer', instructions: 'do deepen' };
+    const moved = failure(() =>
+      validateEditedPlan(
+        {
+          phases: [
+            { name: 'explore', tasks: [scan] },
+            { name: 'next', tasks: [check, deepen] },
+          ],
+        },
+        rules,
+        ranTwo,
+      ),
+    );
+    assert.match(moved.message, /"check" has already started and cannot be changed/);
+    const kept = validateEditedPlan(
+      {
+        phases: [
+          { name: 'explore', tasks: [scan, check] },
+          { name: 'next', tasks: [deepen] },
+        ],
+      },
+      rules,
+      ranTwo,
+    );
+    assert.deepEqual(
+      kept.phases.map((phase) => phase.tasks.map((task) => task.name)),
+      [['scan', 'check'], ['deepen']],
+    );
+  });
   test('new tasks in the waiting phase or later are accepted', () => {
     const plan = {
       phases: [

@@ -127,6 +127,11 @@ export interface CurrentTask extends PlannedTask {
   agent: string;
   /** It already ran or runs: an edit may not remove or change it. */
   started: boolean;
+  /**
+   * Index of the phase it is in (the `phase` of its row): a started task must stay in it, the plan
+   * otherwise showing it where it did not run. Unset: not checked.
+   */
+  phase?: number;
 }
 
 /** What an edit meets in the session: the tasks it has, and the agents that already worked. */
@@ -254,6 +259,7 @@ function checkInstructionLengths(edited: readonly EditedTask[], session: EditedP
 function checkEdit(
   edited: readonly EditedTask[],
   built: ReadonlyMap<string, GeneratedTask>,
+  phaseOf: ReadonlyMap<string, number>,
   rules: EditedPlanRules,
   session: EditedPlanSession,
 ): string[] {
@@ -275,7 +281,10 @@ function checkEdit(
     const agent = after.runner === undefined ? (after.agent ?? name) : name;
     // The agent is compared by the name it resolves to (a task's own agent is named after it).
     const changed = describeTaskChanges(current, after).some((change) => change.field !== 'agent');
-    if (changed || agent !== current.agent)
+    // Moved to another phase (with dependencies that read the same there) is a change too: the task
+    // ran in its phase, and the plan would show it in another.
+    const moved = current.phase !== undefined && phaseOf.get(name) !== current.phase;
+    if (changed || moved || agent !== current.agent)
       errors.push(`task "${name}" has already started and cannot be changed`);
   }
   return errors;
@@ -384,6 +393,9 @@ export function checkEditedPlan(
   const built = new Map(
     body.phases.flatMap((phase) => phase.tasks.map((task) => [task.name, task as GeneratedTask] as const)),
   );
+  const phaseOf = new Map(
+    body.phases.flatMap((phase, index) => phase.tasks.map((task) => [task.name, index] as const)),
+  );
   const errors = [
     ...checkPhaseCount(editedPhases.length, session),
     ...checkInstructionLengths(
@@ -394,6 +406,7 @@ export function checkEditedPlan(
     ...checkEdit(
       editedPhases.flatMap((phase) => phase.tasks),
       built,
+      phaseOf,
       rules,
       session,
     ),

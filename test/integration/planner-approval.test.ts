@@ -150,6 +150,45 @@ describe('plan approval', { timeout: 30_000 }, () => {
     assert.match(again.message, /The session is failed, not awaiting approval/);
   });
 
+  test('an edit may not move a task that ran to another phase', async () => {
+    // build and check ran in phase `main`; check waits for build. Moved into a new phase after
+    // `main`, check still waits for build alone (the phase's barrier), so only its phase changed.
+    const sessionId = await awaitingSession();
+    await handle.db
+      .updateTable('tasks')
+      .set({ status: 'succeeded', result: 'done' })
+      .where('session_id', '=', sessionId)
+      .execute();
+    const editedPlan = {
+      phases: [
+        { name: 'main', tasks: [{ name: 'build', role: 'engineer', instructions: 'Build it' }] },
+        {
+          name: 'next',
+          tasks: [
+            { name: 'check', role: 'qa', instructions: 'Check it', dependsOn: ['build'] },
+            { name: 'docs', role: 'documenter', instructions: 'Document it' },
+          ],
+        },
+      ],
+    };
+    const error = await handle.db
+      .transaction()
+      .execute((trx) =>
+        approvePlan(
+          trx,
+          { id: sessionId, tenantId: ACTOR.tenantId },
+          { editedPlan, rules, maxAttempts: 1 },
+          Date.now(),
+        ),
+      )
+      .catch((e: unknown) => e);
+    assert.ok(error instanceof AppError, String(error));
+    assert.equal(error.code, 'INVALID_PLAN');
+    assert.match(error.message, /task "check" has already started and cannot be changed/);
+    const versions = await listPlanVersions(handle.db, ACTOR.tenantId, sessionId);
+    assert.equal(versions.length, 1, 'no plan version showing check in a phase it did not run in');
+  });
+
   // Last: it starts the engine, after which new sessions would begin running at once.
   test('approve with edits: the edited plan runs and is stored as version 2', async () => {
     const sessionId = await awaitingSession();
