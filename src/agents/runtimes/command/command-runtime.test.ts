@@ -414,7 +414,56 @@ console.log(outcome);
     }
   });
 
+  test("each run has a private temporary directory (TMPDIR, TMP, TEMP), not the server's, removed when it ends, also after a crash", async () => {
+    const dataDir = mkdtempSync(join(dir, 'temps-'));
+    const temps = join(dataDir, 'tmp');
+    // The server's own TMPDIR, shared by every run before: one run could read or plant another's files.
+    const serverTmp = mkdtempSync(join(dir, 'server-tmp-'));
+    const privateTemps = createCommandRuntime({
+      dataDir,
+      baseEnv: { PATH: process.env.PATH, TMPDIR: serverTmp },
+      runners: {
+        // Leaves a file in its temporary directory, waits until the other run has left its own (a
+        // rendezvous outside both), then lists its temporary directory.
+        temp: runner(
+          [
+            'sh',
+            '-c',
+            'echo x > "$TMPDIR/$MAOS_SESSION_ID"; touch "$SYNC/$MAOS_SESSION_ID"; until [ "$(ls "$SYNC" | wc -l)" -ge 2 ]; do sleep 0.02; done; echo "$TMPDIR|$TMP|$TEMP"; stat -c %a "$TMPDIR"; ls -A "$TMPDIR" | tr "\\n" " "',
+          ],
+          { env: { SYNC: mkdtempSync(join(dir, 'sync-')) } },
+        ),
+        crash: runner(['sh', '-c', 'echo x > "$TMPDIR/partial"; kill -9 $$']),
+        pinned: runner(['sh', '-c', 'echo "$TMPDIR|$TMP|$TEMP"'], { env: { TMPDIR: '/srv/scratch' } }),
+      },
+    });
+    const run = (sessionId: string) =>
+      privateTemps.run({ ...task('temp'), sessionId, taskId: `task-${sessionId}` }, context().ctx);
+    const [first, second] = await Promise.all([run('sess-a'), run('sess-b')]);
+    const [varsA, modeA, listedA] = first.output.split('\n');
+    const [varsB, , listedB] = second.output.split('\n');
+    const [tmpA, tmpB] = [varsA?.split('|')[0], varsB?.split('|')[0]];
+    assert.ok(tmpA?.startsWith(join(temps, 'maos-tmp-')), tmpA);
+    assert.ok(tmpB?.startsWith(join(temps, 'maos-tmp-')), tmpB);
+    assert.notEqual(tmpA, tmpB, 'another run has another temporary directory');
+    assert.equal(varsA, `${tmpA}|${tmpA}|${tmpA}`, 'TMPDIR, TMP and TEMP name the same directory');
+    assert.equal(modeA, '700');
+    assert.equal(listedA?.trim(), 'sess-a', "it sees its own file, not the other run's");
+    assert.equal(listedB?.trim(), 'sess-b');
+    assert.deepEqual(readdirSync(serverTmp), [], "nothing goes to the server's TMPDIR");
+    assert.deepEqual(readdirSync(temps), [], 'the temporary directories are removed with their runs');
+    // A runner killed mid-run (its own SIGKILL here) loses its temporary directory too.
+    await assert.rejects(privateTemps.run(task('crash'), context().ctx), /was killed by SIGKILL/);
+    assert.deepEqual(readdirSync(temps), []);
+    // A TMPDIR in the runner's env is the operator's choice: kept for all three, nothing created.
+    const pinned = await privateTemps.run(task('pinned'), context().ctx);
+    assert.equal(pinned.output, '/srv/scratch|/srv/scratch|/srv/scratch');
+    assert.deepEqual(readdirSync(temps), []);
+  });
+
   test('pickInheritedEnv keeps only the allow-listed variables', () => {
-    assert.deepEqual(pickInheritedEnv({ PATH: '/bin', OPENAI_API_KEY: 'k', HOME: '/h' }), { PATH: '/bin' });
+    assert.deepEqual(pickInheritedEnv({ PATH: '/bin', OPENAI_API_KEY: 'k', HOME: '/h', TMPDIR: '/tmp' }), {
+      PATH: '/bin',
+    });
   });
 });

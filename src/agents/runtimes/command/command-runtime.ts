@@ -13,7 +13,7 @@ import { newId } from '../../../store/ids.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
 import { killRunLeftoversInBackground, readProcessStat } from './child-process-groups.ts';
 import { makeOwnerOnlyDir, OWNER_ONLY_DIR_MODE } from './owner-only.ts';
-import { recordRun, taskHomesDir } from './run-records.ts';
+import { RUN_TEMP_PREFIX, recordRun, runTempsDir, TASK_HOME_PREFIX, taskHomesDir } from './run-records.ts';
 import { sessionWorkspaceDir, workspacesDir } from './session-workspaces.ts';
 
 /** Kept of stdout as the task's output (the full text is in the events). */
@@ -30,8 +30,11 @@ const KILL_GRACE_MS = 2000;
  */
 const PIPE_GRACE_MS = 2000;
 /** Variables passed through from the server's environment; everything else (keys!) stays out. */
-// Not HOME: every task gets its own (or the one its runner's `env` names), never the server's.
-const INHERITED_ENV = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'USER', 'LOGNAME', 'SHELL'];
+// Not HOME nor TMPDIR: every run gets its own (or the one its runner's `env` names), never the
+// server's, which all runs would share.
+const INHERITED_ENV = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'USER', 'LOGNAME', 'SHELL'];
+/** The variables programs read their temporary directory from (POSIX, then others' spellings). */
+const TEMP_DIR_VARIABLES = ['TMPDIR', 'TMP', 'TEMP'] as const;
 
 export interface CommandRuntimeOptions {
   runners: Readonly<Record<string, RunnerConfig>>;
@@ -50,6 +53,11 @@ export interface CommandRuntimeOptions {
    * runner's `env` sets HOME. @defaultValue `<replicaDir>/homes`
    */
   homesDir?: string;
+  /**
+   * Where each run gets a private temporary directory (`maos-tmp-*`, mode 0700, removed when the run
+   * ends), its TMPDIR, TMP and TEMP, unless its runner's `env` sets TMPDIR. @defaultValue `<replicaDir>/tmp`
+   */
+  tempsDir?: string;
 }
 
 /** Picks the variables runners inherit (PATH, locale…) from an environment. */
@@ -93,10 +101,12 @@ export function createCommandRuntime(options: CommandRuntimeOptions): AgentRunti
       }
       const replicaDir = options.replicaDir ?? options.dataDir;
       const homesDir = options.homesDir ?? taskHomesDir(replicaDir);
+      const tempsDir = options.tempsDir ?? runTempsDir(replicaDir);
       return runCommand(runnerName, runner, task, ctx, {
         dataDir: options.dataDir,
         replicaDir,
         homesDir,
+        tempsDir,
         inherited,
       });
     },
@@ -104,23 +114,37 @@ export function createCommandRuntime(options: CommandRuntimeOptions): AgentRunti
 }
 
 /**
- * Creates a task's HOME (a fresh name, mode 0700): tools such as git, npm and pip write there, which
- * the server's own HOME does not allow on a read-only root file system, and which the tasks of other
- * sessions and tenants must not share (a `~/.gitconfig` or `~/.npmrc` one of them wrote).
+ * Creates a directory of the run's own (a fresh name under `parent`, mode 0700 whatever the umask),
+ * `what` it is for the error should it fail:
+ * - its HOME: tools such as git, npm and pip write there, which the server's own HOME does not allow
+ *   on a read-only root file system, and which the tasks of other sessions and tenants must not
+ *   share (a `~/.gitconfig` or `~/.npmrc` one of them wrote);
+ * - its temporary directory: in the server's shared TMPDIR one run could read another's temporary
+ *   files, or plant one where another would pick it up.
  */
-function createTaskHome(runnerName: string, homesDir: string): string {
+function createRunDir(runnerName: string, parent: string, prefix: string, what: string): string {
   try {
-    makeOwnerOnlyDir(homesDir);
-    const home = mkdtempSync(join(homesDir, 'maos-home-'));
+    makeOwnerOnlyDir(parent);
+    const path = mkdtempSync(join(parent, prefix));
     // mkdtemp asks for 0700, which a umask could still take bits off.
-    chmodSync(home, OWNER_ONLY_DIR_MODE);
-    return home;
+    chmodSync(path, OWNER_ONLY_DIR_MODE);
+    return path;
   } catch (error) {
     throw new AppError(
       'RUNNER_FAILED',
-      `Runner ${runnerName} could not start: cannot create its HOME in ${homesDir}: ${(error as Error).message}`,
+      `Runner ${runnerName} could not start: cannot create its ${what} in ${parent}: ${(error as Error).message}`,
       { cause: error },
     );
+  }
+}
+
+/** Removes a run's own directories (HOME, temporary directory); logs those it could not remove. */
+async function removeRunDirs(dirs: readonly string[], ctx: RuntimeContext, why: string): Promise<void> {
+  for (const dir of dirs) {
+    // The group is dead; `rm` retries a few times should an escaped process still add files.
+    await rm(dir, { recursive: true, force: true, maxRetries: 3 }).catch((error: unknown) => {
+      ctx.logger.warn({ err: error, dir }, `could not remove a directory of a runner that ${why}`);
+    });
   }
 }
 
@@ -161,9 +185,15 @@ function runCommand(
   runner: RunnerConfig,
   task: RuntimeTask,
   ctx: RuntimeContext,
-  where: { dataDir: string; replicaDir: string; homesDir: string; inherited: Record<string, string> },
+  where: {
+    dataDir: string;
+    replicaDir: string;
+    homesDir: string;
+    tempsDir: string;
+    inherited: Record<string, string>;
+  },
 ): Promise<RuntimeResult> {
-  const { dataDir, replicaDir, homesDir, inherited } = where;
+  const { dataDir, replicaDir, homesDir, tempsDir, inherited } = where;
   const cwd = runner.cwd ? resolve(runner.cwd) : sessionWorkspaceDir(dataDir, task.sessionId);
   if (!runner.cwd) {
     // Owner-only, also the directory of every session's workspace (a runner's `cwd` is the
@@ -192,22 +222,36 @@ function runCommand(
       return;
     }
     // A HOME of the task's own, unless the runner's `env` names one.
-    const home = Object.hasOwn(runner.env, 'HOME') ? undefined : createTaskHome(runnerName, homesDir);
+    const home = Object.hasOwn(runner.env, 'HOME')
+      ? undefined
+      : createRunDir(runnerName, homesDir, TASK_HOME_PREFIX, 'HOME');
     if (home !== undefined) env.HOME = home;
-    const [program, ...args] = runner.command as [string, ...string[]];
-    // Refused before any process started, nothing runs: the HOME goes at once and the run fails as
-    // one that could not start, not with a bare `spawn E2BIG` or a TypeError.
-    const notStarted = (error: unknown): void => {
-      const failed = cannotStart(runnerName, error, env, cwd);
-      if (home === undefined) {
-        rejectPromise(failed);
+    // A temporary directory of the run's own, unless the runner's `env` names one (its TMPDIR, then
+    // also its TMP and TEMP unless set too).
+    let tmp: string | undefined;
+    if (!Object.hasOwn(runner.env, 'TMPDIR')) {
+      try {
+        tmp = createRunDir(runnerName, tempsDir, RUN_TEMP_PREFIX, 'temporary directory');
+      } catch (error) {
+        void removeRunDirs(home === undefined ? [] : [home], ctx, 'did not start').finally(() =>
+          rejectPromise(error),
+        );
         return;
       }
-      void rm(home, { recursive: true, force: true, maxRetries: 3 })
-        .catch((removal: unknown) => {
-          ctx.logger.warn({ err: removal, home }, 'could not remove the HOME of a runner that did not start');
-        })
-        .finally(() => rejectPromise(failed));
+    }
+    const tempDir = tmp ?? runner.env.TMPDIR;
+    if (tempDir !== undefined) {
+      for (const name of TEMP_DIR_VARIABLES) {
+        if (!Object.hasOwn(runner.env, name)) env[name] = tempDir;
+      }
+    }
+    const ownDirs = [home, tmp].filter((dir) => dir !== undefined);
+    const [program, ...args] = runner.command as [string, ...string[]];
+    // Refused before any process started, nothing runs: its directories go at once and the run fails
+    // as one that could not start, not with a bare `spawn E2BIG` or a TypeError.
+    const notStarted = (error: unknown): void => {
+      const failed = cannotStart(runnerName, error, env, cwd);
+      void removeRunDirs(ownDirs, ctx, 'did not start').finally(() => rejectPromise(failed));
     };
     let child: ChildProcessByStdio<null, Readable, Readable>;
     try {
@@ -233,7 +277,7 @@ function runCommand(
     const forgetRun =
       child.pid === undefined
         ? () => {}
-        : recordRun(replicaDir, `${task.taskId}-${task.attempt}`, child.pid, home, runId);
+        : recordRun(replicaDir, `${task.taskId}-${task.attempt}`, child.pid, home, runId, tmp);
     let stdoutTail = '';
     let stderrTail = '';
     let stopped: 'timeout' | 'abort' | null = null;
@@ -242,7 +286,7 @@ function runCommand(
     let pipeTimer: NodeJS.Timeout | undefined;
     let settled = false;
     // The kill of what the run left at its exit (killRunLeftoversInBackground); settled before the
-    // run is, so no process of a finished run is left and its HOME is removed after them.
+    // run is, so no process of a finished run is left and its directories are removed after them.
     let leftoversKilled: Promise<unknown> = Promise.resolve();
 
     const stop = (why: 'timeout' | 'abort'): void => {
@@ -282,17 +326,13 @@ function runCommand(
           rejectPromise(error);
         }
       };
-      if (home === undefined) {
-        void leftoversKilled.finally(settle);
-        return;
-      }
-      // The task's HOME goes with it (caches can be large); the group is dead, `rm` retries a few
-      // times should an escaped process still add files.
+      // The run's HOME and temporary directory go with it (caches can be large), however it ended:
+      // exit, crash, timeout or cancel.
       void leftoversKilled
-        .then(() => rm(home, { recursive: true, force: true, maxRetries: 3 }))
         .catch((error: unknown) => {
-          ctx.logger.warn({ err: error, home }, 'could not remove the HOME of a finished runner');
+          ctx.logger.warn({ err: error }, 'could not stop or forget what a finished runner left');
         })
+        .then(() => removeRunDirs(ownDirs, ctx, 'finished'))
         .finally(settle);
     };
 

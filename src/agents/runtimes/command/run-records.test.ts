@@ -9,7 +9,13 @@ import { type TestContext, test } from 'node:test';
 import { isAlive, spawnDetachedGroup, waitUntilGone } from '../../../../test/fixtures/processes.ts';
 import { waitFor } from '../../../../test/fixtures/wait-for.ts';
 import { newId } from '../../../store/ids.ts';
-import { killOrphanedRuns, recordRun, removeUnrecordedHomes, taskHomesDir } from './run-records.ts';
+import {
+  killOrphanedRuns,
+  recordRun,
+  removeUnrecordedRunDirs,
+  runTempsDir,
+  taskHomesDir,
+} from './run-records.ts';
 
 /**
  * Starts `sh -c script` as a runner starts (its own group, with MAOS_RUN_ID=runId); the script
@@ -91,6 +97,30 @@ test("a crashed server's runs lose their HOME at the next start; other directori
   assert.equal(existsSync(other), true);
 });
 
+test("a crashed server's runs lose their temporary directories at the next start, recorded or not; other names stay", (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'maos-runs-'));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const temps = runTempsDir(dataDir);
+  mkdirSync(temps, { recursive: true, mode: 0o700 });
+  // A run the server died during (recorded), and one it died right after (record forgotten).
+  const recorded = mkdtempSync(join(temps, 'maos-tmp-'));
+  writeFileSync(join(recorded, 'partial.o'), 'x');
+  recordRun(dataDir, 'task-1-1', 2_000_000_000, undefined, undefined, recorded);
+  const stray = mkdtempSync(join(temps, 'maos-tmp-'));
+  writeFileSync(join(stray, 'sess.lock'), 'x');
+  // Not a run's temporary directory: never removed, even when a record names it.
+  const other = join(temps, 'notes');
+  mkdirSync(other);
+  writeFileSync(
+    join(dataDir, 'runs', 'odd.json'),
+    JSON.stringify({ pid: 2_000_000_000, startTime: '1', tmp: other }),
+  );
+  killOrphanedRuns(dataDir);
+  assert.equal(existsSync(recorded), false, 'the recorded run loses its temporary directory');
+  assert.equal(existsSync(stray), false, 'so does the run no record names any more');
+  assert.equal(existsSync(other), true);
+});
+
 test('HOMEs under <dataDir>/homes that no run record names go at the next start; recorded ones stay', (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'maos-runs-'));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -107,7 +137,7 @@ test('HOMEs under <dataDir>/homes that no run record names go at the next start;
   const other = join(homes, 'notes');
   mkdirSync(other);
 
-  assert.equal(removeUnrecordedHomes(dataDir), 1);
+  assert.equal(removeUnrecordedRunDirs(dataDir), 1);
   assert.equal(existsSync(stray), false, 'the stray HOME is removed');
   assert.equal(existsSync(live), true, "a recorded run's HOME stays");
   assert.equal(existsSync(other), true);
@@ -121,7 +151,7 @@ test('HOMEs under <dataDir>/homes that no run record names go at the next start;
   assert.equal(existsSync(other), true);
   // No homes directory (no runner ran yet): nothing to do.
   rmSync(homes, { recursive: true });
-  assert.equal(removeUnrecordedHomes(dataDir), 0);
+  assert.equal(removeUnrecordedRunDirs(dataDir), 0);
 });
 
 test('a runner that died after its server: the processes it left in its group are killed at the next start', async (t) => {

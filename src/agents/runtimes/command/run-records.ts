@@ -4,8 +4,9 @@
 // recorded are orphans (one server per data directory: store/server-lock.ts) and are killed before
 // the engine re-runs their tasks, so no command runs twice at once. A record also holds the process
 // start time (Linux /proc), so a recycled pid is never mistaken for the orphan, and the run's own
-// HOME, removed with the record (a crashed server never removed it). HOMEs no record names (the
-// server died after forgetting the run, before removing its HOME) are removed at start too. The
+// HOME and temporary directory, removed with the record (a crashed server never removed them).
+// Those no record names (the server died after forgetting the run, before removing them) are
+// removed at start too. The
 // run's id, which every process of the run inherits as MAOS_RUN_ID, finds the processes that left
 // the group (setsid) or outlived the runner itself (child-process-groups.ts).
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,10 +22,14 @@ interface RunRecord {
   home?: string;
   /** The run's MAOS_RUN_ID (records of older versions have none). */
   runId?: string;
+  /** The run's private TMPDIR (`maos-tmp-*`, command-runtime.ts), when it got one. */
+  tmp?: string;
 }
 
 /** Only a directory named as the command runtime names task HOMEs is ever removed from a record. */
-const TASK_HOME_PREFIX = 'maos-home-';
+export const TASK_HOME_PREFIX = 'maos-home-';
+/** Likewise for the runs' private temporary directories. */
+export const RUN_TEMP_PREFIX = 'maos-tmp-';
 
 function runsDir(dataDir: string): string {
   return join(resolve(dataDir), 'runs');
@@ -40,14 +45,23 @@ export function taskHomesDir(dataDir: string): string {
   return join(resolve(dataDir), 'homes');
 }
 
+/**
+ * Where the command runtime makes each run's private temporary directory (TMPDIR, TMP, TEMP): beside
+ * the HOMEs, for the same reasons, and never the server's own TMPDIR, which every run shared (one
+ * could read or plant files in another's temporary files).
+ */
+export function runTempsDir(dataDir: string): string {
+  return join(resolve(dataDir), 'tmp');
+}
+
 /** The start time of process `pid` (Linux), or null when it cannot be read (gone, or no /proc). */
 function readStartTime(pid: number): string | null {
   return readProcessStat(pid)?.startTime || null;
 }
 
 /**
- * Records the process group `pid` of a run (and its HOME, and the MAOS_RUN_ID its processes carry)
- * as `<dataDir>/runs/<name>.json`; returns the function that forgets it.
+ * Records the process group `pid` of a run (and its HOME, the MAOS_RUN_ID its processes carry and
+ * its temporary directory) as `<dataDir>/runs/<name>.json`; returns the function that forgets it.
  */
 export function recordRun(
   dataDir: string,
@@ -55,6 +69,7 @@ export function recordRun(
   pid: number,
   home?: string,
   runId?: string,
+  tmp?: string,
 ): () => void {
   const dir = runsDir(dataDir);
   const file = join(dir, `${name}.json`);
@@ -65,6 +80,7 @@ export function recordRun(
       startTime: readStartTime(pid),
       ...(home === undefined ? {} : { home }),
       ...(runId === undefined ? {} : { runId }),
+      ...(tmp === undefined ? {} : { tmp }),
     };
     // Owner-only: it names the run's id and HOME (the umask can only take bits off 0600).
     writeFileSync(file, JSON.stringify(record), { mode: OWNER_ONLY_FILE_MODE });
@@ -76,8 +92,8 @@ export function recordRun(
 }
 
 /**
- * Kills the processes of runs a previous server left behind and removes their HOMEs; returns how
- * many runs still had processes.
+ * Kills the processes of runs a previous server left behind and removes their HOMEs and temporary
+ * directories; returns how many runs still had processes.
  */
 export function killOrphanedRuns(dataDir: string): number {
   const dir = runsDir(dataDir);
@@ -95,10 +111,10 @@ export function killOrphanedRuns(dataDir: string): number {
     } catch {
       // Unreadable or not ours: nothing to stop.
     }
-    removeTaskHome(file);
+    removeRecordedDirs(file);
     rmSync(file, { force: true });
   }
-  removeUnrecordedHomes(dataDir);
+  removeUnrecordedRunDirs(dataDir);
   return killed;
 }
 
@@ -116,36 +132,42 @@ function killRun(record: RunRecord): boolean {
 }
 
 /**
- * Removes the task HOMEs (`maos-home-*`) under `<dataDir>/homes` that no run record names: a runner's
- * record is forgotten when it exits and its HOME removed just after, so a server that died in between
- * left the HOME without a record. Only where no run may start meanwhile (at start, before the engine):
- * a HOME exists a moment before its run is recorded. Returns how many were removed.
+ * Removes the task HOMEs (`maos-home-*` under `<dataDir>/homes`) and the runs' temporary directories
+ * (`maos-tmp-*` under `<dataDir>/tmp`) that no run record names: a runner's record is forgotten when
+ * it exits and its directories removed just after, so a server that died in between left them
+ * without a record. Only where no run may start meanwhile (at start, before the engine): they exist
+ * a moment before their run is recorded. Returns how many were removed.
  */
-export function removeUnrecordedHomes(dataDir: string): number {
-  const dir = taskHomesDir(dataDir);
-  let names: string[];
-  try {
-    names = readdirSync(dir).filter((name) => name.startsWith(TASK_HOME_PREFIX));
-  } catch {
-    return 0;
-  }
-  const recorded = new Set(readRecordedHomes(dataDir));
+export function removeUnrecordedRunDirs(dataDir: string): number {
+  const recorded = new Set(readRecordedDirs(dataDir));
   let removed = 0;
-  for (const name of names) {
-    const home = join(dir, name);
-    if (recorded.has(home)) continue;
+  const places: ReadonlyArray<[string, string]> = [
+    [taskHomesDir(dataDir), TASK_HOME_PREFIX],
+    [runTempsDir(dataDir), RUN_TEMP_PREFIX],
+  ];
+  for (const [dir, prefix] of places) {
+    let names: string[];
     try {
-      rmSync(home, { recursive: true, force: true, maxRetries: 3 });
-      removed += 1;
+      names = readdirSync(dir).filter((name) => name.startsWith(prefix));
     } catch {
-      // Cannot be removed (permissions): it stays, as before.
+      continue;
+    }
+    for (const name of names) {
+      const path = join(dir, name);
+      if (recorded.has(path)) continue;
+      try {
+        rmSync(path, { recursive: true, force: true, maxRetries: 3 });
+        removed += 1;
+      } catch {
+        // Cannot be removed (permissions): it stays, as before.
+      }
     }
   }
   return removed;
 }
 
-/** The HOMEs the current run records name (resolved). */
-function readRecordedHomes(dataDir: string): string[] {
+/** The HOMEs and temporary directories the current run records name (resolved). */
+function readRecordedDirs(dataDir: string): string[] {
   const dir = runsDir(dataDir);
   let names: string[];
   try {
@@ -153,25 +175,39 @@ function readRecordedHomes(dataDir: string): string[] {
   } catch {
     return [];
   }
-  const homes: string[] = [];
+  const dirs: string[] = [];
   for (const name of names) {
     try {
-      const { home } = JSON.parse(readFileSync(join(dir, name), 'utf8')) as RunRecord;
-      if (typeof home === 'string') homes.push(resolve(home));
+      const { home, tmp } = JSON.parse(readFileSync(join(dir, name), 'utf8')) as RunRecord;
+      if (typeof home === 'string') dirs.push(resolve(home));
+      if (typeof tmp === 'string') dirs.push(resolve(tmp));
     } catch {
-      // Unreadable or gone meanwhile: it names no HOME to keep.
+      // Unreadable or gone meanwhile: it names nothing to keep.
     }
   }
-  return homes;
+  return dirs;
 }
 
-/** Removes the HOME a run record names, if it is one the command runtime made; best effort. */
-function removeTaskHome(recordFile: string): void {
+/**
+ * Removes the HOME and temporary directory a run record names, each only if it is one the command
+ * runtime made (named so, an absolute path); best effort.
+ */
+function removeRecordedDirs(recordFile: string): void {
+  let record: RunRecord;
   try {
-    const { home } = JSON.parse(readFileSync(recordFile, 'utf8')) as RunRecord;
-    if (typeof home !== 'string' || !isAbsolute(home) || !basename(home).startsWith(TASK_HOME_PREFIX)) return;
-    rmSync(home, { recursive: true, force: true, maxRetries: 3 });
+    record = JSON.parse(readFileSync(recordFile, 'utf8')) as RunRecord;
   } catch {
-    // Unreadable record or a HOME that cannot be removed: it stays.
+    return;
+  }
+  for (const [path, prefix] of [
+    [record.home, TASK_HOME_PREFIX],
+    [record.tmp, RUN_TEMP_PREFIX],
+  ] as const) {
+    if (typeof path !== 'string' || !isAbsolute(path) || !basename(path).startsWith(prefix)) continue;
+    try {
+      rmSync(path, { recursive: true, force: true, maxRetries: 3 });
+    } catch {
+      // Cannot be removed: it stays.
+    }
   }
 }
