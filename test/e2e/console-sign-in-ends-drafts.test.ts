@@ -1,8 +1,10 @@
 // What was typed and not sent when the sign-in ends by itself (the key revoked: the next call is
 // answered 401), in real Chromium against the real server (auth mode apikey) and a scripted LLM:
 // the sign-in form takes the page's place, and once the tenant is signed in again the page comes
-// back with the text in its fields: a new session's objective and budget, a message to steer, an
-// edited plan, a key's name (never a secret shown once). Not for another tenant's sign-in, and not after Sign out.
+// back with the text in its fields once the same person (principal, here the same key, its
+// revocation undone) of the tenant signs in again: a new session's objective and budget, a message
+// to steer, an edited plan, a key's name (never a secret shown once). Not for another key of the
+// tenant (another person on the same browser), nor another tenant's sign-in, nor after Sign out.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
@@ -89,8 +91,28 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
   async function callerRead(): Promise<void> {
     await page.locator('#account-who').waitFor({ state: 'attached' });
   }
+  /** Undoes the revocation of `id` in the database: the same principal can sign in again. */
+  async function reinstate(id: string): Promise<void> {
+    const db = server.app.database.db as unknown as SecurityDb;
+    await db.updateTable('api_keys').set({ revoked_at: null }).where('id', '=', id).execute();
+  }
+  /** The drafts kept in the tab's storage, by storage key. */
+  async function draftItems(): Promise<Record<string, string>> {
+    return page.evaluate(() =>
+      Object.fromEntries(
+        Object.keys(sessionStorage)
+          .filter((key) => key.startsWith('maos.console.drafts'))
+          .map((key) => [key, sessionStorage.getItem(key) ?? '']),
+      ),
+    );
+  }
+  /** The fields kept for the person signed in last with key `id` (of TENANT). */
+  async function keptFields(id: string): Promise<Record<string, string>> {
+    const text = (await draftItems())[`maos.console.drafts:${JSON.stringify([TENANT, `key:${id}`])}`];
+    return text === undefined ? {} : JSON.parse(text).fields;
+  }
 
-  test('the objective and budget of a new session come back for another key of the tenant', async () => {
+  test('the objective and budget of a new session come back when the same key signs in again', async () => {
     const first = await operatorKey();
     await page.goto(`${server.url}/console/`);
     await signIn(first.key);
@@ -101,7 +123,8 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
     await page.getByRole('button', { name: 'Refresh' }).click();
     await page.getByText('API key revoked').waitFor();
 
-    await signIn((await operatorKey()).key);
+    await reinstate(first.id);
+    await signIn(first.key);
     await callerRead();
     assert.equal(await page.getByLabel('Objective').inputValue(), 'Survey the market\nwith care');
     assert.equal(await page.getByLabel('Max tokens').inputValue(), '5000');
@@ -144,7 +167,8 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
     });
     await page.getByText('API key revoked').waitFor();
 
-    await signIn((await operatorKey()).key);
+    await reinstate(key.id);
+    await signIn(key.key);
     await callerRead();
     await waitForStatus(page, 'running');
     assert.equal(
@@ -188,12 +212,10 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
       approve?.click();
     });
     await page.getByText('API key revoked').waitFor();
-    const kept = JSON.parse(
-      (await page.evaluate(() => sessionStorage.getItem('maos.console.drafts'))) ?? '{}',
-    );
-    assert.deepEqual(Object.keys(kept.fields ?? {}), ['plan-editor']);
+    assert.deepEqual(Object.keys(await keptFields(key.id)), ['plan-editor']);
 
-    await signIn((await operatorKey()).key);
+    await reinstate(key.id);
+    await signIn(key.key);
     await callerRead();
     await waitForStatus(page, 'awaiting_approval');
     await page.waitForFunction(
@@ -229,10 +251,7 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
       send?.click();
     });
     await page.getByText('API key revoked').waitFor();
-    const keptNow = JSON.parse(
-      (await page.evaluate(() => sessionStorage.getItem('maos.console.drafts'))) ?? '{}',
-    );
-    assert.deepEqual(keptNow.fields, { 'steer-message': 'typed' });
+    assert.deepEqual(await keptFields(other.id), { 'steer-message': 'typed' });
     for (const session of [id, second.body.id]) {
       await requestJson(`${server.url}/v1/sessions/${session}/cancel`, {
         method: 'POST',
@@ -261,7 +280,10 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
     await signIn((await operatorKey('another-tenant')).key);
     await callerRead();
     assert.equal(await page.getByLabel('Objective').inputValue(), '');
-    assert.equal(await page.evaluate(() => sessionStorage.getItem('maos.console.drafts')), null);
+    // What the other tenant's person typed is gone; the first key's draft stays its own.
+    assert.deepEqual(Object.keys(await draftItems()), [
+      `maos.console.drafts:${JSON.stringify([TENANT, `key:${first.id}`])}`,
+    ]);
   });
 
   test('a secret shown once is not kept with them: only the text typed is', async () => {
@@ -285,17 +307,75 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
     await revoke(keyAdmin.info.id);
     await page.getByRole('button', { name: 'Create key' }).click();
     await page.getByText('API key revoked').waitFor();
-    const kept = (await page.evaluate(() => sessionStorage.getItem('maos.console.drafts'))) ?? '';
-    assert.ok(!kept.includes(secret), 'the secret is not in the tab storage');
-    assert.deepEqual(JSON.parse(kept).fields, { 'key-name': 'second key' });
+    assert.ok(!JSON.stringify(await draftItems()).includes(secret), 'the secret is not in the tab storage');
+    assert.deepEqual(await keptFields(keyAdmin.info.id), { 'key-name': 'second key' });
 
-    await signIn(
-      (await createApiKey(db, { tenantId: TENANT, name: 'admin-2', roles: ['admin'], createdBy: 'test' }))
-        .key,
-    );
+    await reinstate(keyAdmin.info.id);
+    await signIn(keyAdmin.key);
     await callerRead();
     assert.equal(await page.getByLabel('Name', { exact: true }).inputValue(), 'second key');
     assert.equal(await page.locator('#key-secret').count(), 0);
+  });
+
+  test("another person of the tenant (another key) gets neither theirs nor a draft kept by an older console; each person's Sign out forgets only theirs", async () => {
+    await page.evaluate(() => sessionStorage.clear());
+    await page.goto(`${server.url}/console/#/sessions`);
+    await page.reload();
+    const first = await operatorKey();
+    await signIn(first.key);
+    await callerRead();
+    await page.getByLabel('Objective').fill('What the first person typed');
+    await revoke(first.id);
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page.getByText('API key revoked').waitFor();
+
+    // Another person signs in to the same tenant in this tab: an empty form, theirs to type in.
+    const second = await operatorKey();
+    await signIn(second.key);
+    await callerRead();
+    assert.equal(await page.getByLabel('Objective').inputValue(), '');
+    await page.getByLabel('Objective').fill('What the second person typed');
+    await revoke(second.id);
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page.getByText('API key revoked').waitFor();
+
+    // Each person gets their own back, the first's still kept while the second worked.
+    await reinstate(first.id);
+    await signIn(first.key);
+    await callerRead();
+    assert.equal(await page.getByLabel('Objective').inputValue(), 'What the first person typed');
+    // Sign out forgets the first person's drafts, not the second's.
+    await page.getByLabel('Objective').fill('Typed by the first person before signing out');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    assert.deepEqual(Object.keys(await keptFields(first.id)), []);
+    assert.deepEqual(await keptFields(second.id), { 'new-objective': 'What the second person typed' });
+    await reinstate(second.id);
+    await signIn(second.key);
+    await callerRead();
+    assert.equal(await page.getByLabel('Objective').inputValue(), 'What the second person typed');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    assert.deepEqual(await draftItems(), {});
+
+    // A draft an older console kept for the tenant (under its former storage key) names no person:
+    // dropped when the console loads, not put back for whoever signs in.
+    await page.evaluate(
+      (tenantId) =>
+        sessionStorage.setItem(
+          'maos.console.drafts',
+          JSON.stringify({
+            tenantId,
+            hash: '#/sessions',
+            fields: { 'new-objective': 'An old draft' },
+            of: {},
+          }),
+        ),
+      TENANT,
+    );
+    await page.reload();
+    await signIn((await operatorKey()).key);
+    await callerRead();
+    assert.equal(await page.getByLabel('Objective').inputValue(), '');
+    assert.deepEqual(await draftItems(), {});
   });
 
   test('no errors or warnings in the page but the refusals', () => {

@@ -12,7 +12,7 @@ import {
 import { forgetCaller, readCaller } from './caller.js';
 import { labelTablesIn } from './cell-labels.js';
 import { h, isolate, replaceChildren, setPageTitle } from './dom.js';
-import { forgetDrafts, keepDrafts, restoreDrafts } from './drafts.js';
+import { forgetDrafts, keepDrafts, restoreDrafts, setDraftsOwner } from './drafts.js';
 import { hideSection, markCurrentSection, showNav } from './nav.js';
 import { completeSignIn, isSignInCallback, takeIdpSignOutUrl } from './oidc.js';
 import { clearPageNotices } from './page-notice.js';
@@ -89,7 +89,9 @@ async function showCaller() {
   if (read === null || !signedIn) return;
   caller = read;
   renderAccount();
-  restoreDrafts(main, caller.tenantId);
+  // The drafts are this person's: those kept for them come back, and theirs are kept from now on.
+  setDraftsOwner(caller);
+  restoreDrafts(main);
 }
 
 function renderAccount() {
@@ -168,6 +170,7 @@ function signOutAndShowForm(error) {
   storeToken(null);
   signedIn = false;
   caller = null;
+  setDraftsOwner(null);
   forgetCaller();
   // What a page-wide notice says (a create refused) and the draft it kept belong to this sign-in.
   clearPageNotices();
@@ -219,9 +222,8 @@ function focusHeading() {
 // their own 401s.
 setUnauthorizedHandler((error) => {
   if (!signedIn) return;
-  // The caller not read: the tenant the text was typed for is not known, so it is not kept.
-  if (caller !== null) keepDrafts(main, caller.tenantId);
-  else forgetDrafts();
+  // Kept for the person signed in; the caller not read, whose the text is is not known: not kept.
+  keepDrafts(main);
   signOutAndShowForm(error);
 });
 window.addEventListener('hashchange', () => route());
