@@ -143,8 +143,16 @@ export interface App {
    * Graceful stop: readiness turns 503 (for `shutdown.drainDelaySeconds` while the API still
    * serves), the server stops accepting and ends SSE streams, running
    * tasks get `shutdown.graceSeconds` to finish before their leases are released, the store closes.
+   * Every step runs even when one before it failed (each failure is logged); the outcome names the
+   * failed ones, so that `maos serve` can exit non-zero after a stop that was not clean.
    */
-  stop(): Promise<void>;
+  stop(): Promise<StopOutcome>;
+}
+
+/** How a stop went: the shutdown steps that failed (`http`, `engine`, … `telemetry`), in order. */
+export interface StopOutcome {
+  /** Empty after a clean stop. */
+  failedSteps: string[];
 }
 
 /** Builds the application from a resolved config. Nothing listens or runs until `start()`. */
@@ -423,7 +431,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     let replicaSweeper: PeriodicJob<unknown> | undefined;
     let deliveryWorker: DeliveryWorker | undefined;
     let providerKeyCheck: ProviderKeyCheck | undefined;
-    let stopping: Promise<void> | undefined;
+    let stopping: Promise<StopOutcome> | undefined;
     return {
       config,
       database,
@@ -533,10 +541,12 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
           // Every step runs even when one before it failed (e.g. the database was lost meanwhile):
           // a step skipped would leave its timers, sockets or pool open and the process would not exit.
+          const failedSteps: string[] = [];
           const step = async (name: string, work: () => unknown): Promise<void> => {
             try {
               await work();
             } catch (error) {
+              failedSteps.push(name);
               logger.error({ err: error, step: name }, 'shutdown step failed; continuing');
             }
           };
@@ -554,6 +564,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           serverLock?.release();
           replicaDir?.release();
           await step('telemetry', () => telemetry.shutdown());
+          return { failedSteps };
         })();
         return stopping;
       },

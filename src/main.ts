@@ -5,7 +5,7 @@
 // to `maos serve`).
 import { resolve } from 'node:path';
 import { killChildProcessGroups } from './agents/runtimes/command/child-process-groups.ts';
-import { type App, type AuthMode, createApp } from './app.ts';
+import { type App, type AuthMode, createApp, type StopOutcome } from './app.ts';
 import { EXIT } from './cli/exit-codes.ts';
 import { loadConfig, resolveConfigFile } from './config/load.ts';
 import { AppError } from './errors/app-error.ts';
@@ -40,8 +40,8 @@ export interface RunningServer {
   authMode: AuthMode;
   app: App;
   logger: Logger;
-  /** Graceful stop (idempotent). */
-  stop(): Promise<void>;
+  /** Graceful stop (idempotent); names the shutdown steps that failed. */
+  stop(): Promise<StopOutcome>;
 }
 
 /**
@@ -87,6 +87,16 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
   };
 }
 
+/**
+ * Why `maos serve` (and `node src/main.ts`) exit 7 after a stop: the steps that failed, and where
+ * their errors are.
+ */
+export function shutdownIncompleteMessage(failedSteps: readonly string[]): string {
+  const what =
+    failedSteps.length === 1 ? 'a shutdown step failed' : `${failedSteps.length} shutdown steps failed`;
+  return `the server stopped, but ${what}: ${failedSteps.join(', ')} (logged as "shutdown step failed; continuing")`;
+}
+
 function stoppedWhileStarting(signal: AbortSignal, logger: Logger): AppError {
   logger.info({ signal: String(signal.reason) }, 'stopped before the server started');
   return new AppError('SHUTTING_DOWN', `stopped by ${String(signal.reason)} before the server started`);
@@ -95,8 +105,11 @@ function stoppedWhileStarting(signal: AbortSignal, logger: Logger): AppError {
 /** A server started by startServerUnlessStopped, and the graceful stop its signals lead to. */
 export interface ServingServer {
   server: RunningServer;
-  /** Resolves once SIGTERM or SIGINT stopped the server gracefully (see waitForShutdownSignal). */
-  stopped: Promise<void>;
+  /**
+   * Resolves once SIGTERM or SIGINT stopped the server (see waitForShutdownSignal), with the
+   * shutdown steps that failed: the stop was not clean unless there are none.
+   */
+  stopped: Promise<StopOutcome>;
 }
 
 /**
@@ -151,12 +164,13 @@ export async function startOrStop(app: App): Promise<string> {
 }
 
 /**
- * Stops the server gracefully on the first SIGTERM or SIGINT and resolves when it has stopped.
+ * Stops the server gracefully on the first SIGTERM or SIGINT and resolves when it has stopped, with
+ * the shutdown steps that failed (each logged as it failed).
  * A second signal during the grace period exits at once with 130 (the operator insists).
  * Until then, with TLS, SIGHUP re-reads the certificate and key (as nginx does); without TLS,
  * SIGHUP keeps Node's default and ends the process.
  */
-export function waitForShutdownSignal(server: RunningServer): Promise<void> {
+export function waitForShutdownSignal(server: RunningServer): Promise<StopOutcome> {
   return new Promise((resolvePromise, reject) => {
     let stopping = false;
     const { reloadTls } = server.app;
@@ -174,12 +188,13 @@ export function waitForShutdownSignal(server: RunningServer): Promise<void> {
       }
       stopping = true;
       server.logger.info({ signal }, 'shutting down');
-      server.stop().then(() => {
+      server.stop().then((outcome) => {
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);
         if (onReload) process.off('SIGHUP', onReload);
-        server.logger.info('stopped');
-        resolvePromise();
+        if (outcome.failedSteps.length === 0) server.logger.info('stopped');
+        else server.logger.error({ failedSteps: outcome.failedSteps }, 'stopped; shutdown steps failed');
+        resolvePromise(outcome);
       }, reject);
     };
     process.on('SIGTERM', onSignal);
@@ -202,9 +217,14 @@ if (import.meta.main) {
     process.exit(EXIT.USAGE);
   }
   const started = await startServerUnlessStopped();
+  let exitCode: number = EXIT.OK;
   if (started) {
     process.stderr.write(`MAOS ${VERSION} listening on ${started.server.url}\n`);
-    await started.stopped;
+    const { failedSteps } = await started.stopped;
+    if (failedSteps.length > 0) {
+      process.stderr.write(`error SHUTDOWN_INCOMPLETE: ${shutdownIncompleteMessage(failedSteps)}\n`);
+      exitCode = EXIT.SERVER;
+    }
   }
-  process.exitCode = 0;
+  process.exitCode = exitCode;
 }

@@ -21,7 +21,10 @@ export const EXIT = {
    * `maos serve`, another process holds its port (PORT_IN_USE) or its SQLite database (CONFLICT).
    */
   CONFLICT: 6,
-  /** Server-side or local system failure (HTTP 5xx, 429, unexpected response, database error). */
+  /**
+   * Server-side or local system failure (HTTP 5xx, 429, unexpected response, database error); for
+   * `maos serve`, a step of its shutdown failed (SHUTDOWN_INCOMPLETE: it stopped, not cleanly).
+   */
   SERVER: 7,
   /** Interrupted by Ctrl-C (128 + SIGINT). */
   INTERRUPTED: 130,

@@ -3,10 +3,10 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type ConfigEnvVariable, storeEnvVariables } from '../../config/load.ts';
-import { startServerUnlessStopped } from '../../main.ts';
+import { shutdownIncompleteMessage, startServerUnlessStopped } from '../../main.ts';
 import { resolveSqlitePath } from '../../store/db.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
-import { EXIT } from '../exit-codes.ts';
+import { CliError, EXIT } from '../exit-codes.ts';
 import { shellWord } from '../invocation.ts';
 import { parseIntegerOption } from '../number-options.ts';
 
@@ -66,7 +66,12 @@ async function serve(ctx: CliContext, command: Command): Promise<number> {
     }
     out.note(`  API docs:       ${server.url}/docs`);
   }
-  await stopped;
+  // A step of the stop that failed (the final audit checkpoint on a database lost meanwhile, say)
+  // did not keep the process from exiting, but a supervisor must see that the stop was not clean.
+  const { failedSteps } = await stopped;
+  if (failedSteps.length > 0) {
+    throw new CliError('SHUTDOWN_INCOMPLETE', shutdownIncompleteMessage(failedSteps), EXIT.SERVER);
+  }
   return EXIT.OK;
 }
 
