@@ -483,20 +483,24 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
 
   /**
    * Resumes a stream of an MCP session this process does not hold (another replica's, or one from
-   * before a restart) from the durable log. Only the session's own tenant and principal get it.
+   * before a restart) from the durable log; true once it is being sent. Only the session's own
+   * tenant and principal get it. Not the reply itself: a FastifyReply is a thenable that settles when
+   * its response has ended, so an awaited one would hold the handler until the stream's end and
+   * then give it undefined (as if nothing had been served).
    */
   async function resumeElsewhere(
     request: FastifyRequest,
     reply: FastifyReply,
     mcpSessionId: string,
     lastEventId: string,
-  ): Promise<FastifyReply | undefined> {
-    if (streamEvents === undefined || request.method !== 'GET') return undefined;
+  ): Promise<boolean> {
+    if (streamEvents === undefined || request.method !== 'GET') return false;
     const owner = streamOwnerOf(request, mcpSessionId);
     const stream = await streamEvents.findStream(owner, lastEventId);
-    if (stream === undefined) return undefined;
+    if (stream === undefined) return false;
     authorizeResume(request, stream);
-    return resumeFromLog(request, reply, streamEvents, owner, stream, lastEventId);
+    resumeFromLog(request, reply, streamEvents, owner, stream, lastEventId);
+    return true;
   }
 
   /** Counts and logs a stream ended because the log pruned messages its client had not got. */
@@ -573,8 +577,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     } else {
       const found = sessions.get(sessionId);
       if (found === undefined && lastEventId !== undefined) {
-        const resumed = await resumeElsewhere(request, reply, sessionId, lastEventId);
-        if (resumed !== undefined) return resumed;
+        if (await resumeElsewhere(request, reply, sessionId, lastEventId)) return reply;
       }
       // Another principal's session id is as good as unknown: no hijacking by guessing or leaking.
       if (found === undefined || !sameActor(found.owner, request.actor)) {

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
+import { captureLog } from '../fixtures/log-capture.ts';
 import { type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
 import { type Frame, readFrames } from '../fixtures/mcp-wire.ts';
 import {
@@ -214,6 +215,40 @@ describe('MCP stream resumption on another server instance', { timeout: 180_000 
       } finally {
         await second.close();
       }
+    });
+
+    test('a stream served from the log to its end leaves no error behind', async () => {
+      const config = sqliteFileConfig('maos-mcp-restart-log');
+      const first = await startMcpTestServer({ config });
+      let resumeWith: { headers: Record<string, string>; lastEventId: string };
+      try {
+        const { sessionId, headers } = await openMcpSession(first.url);
+        const { lastEventId } = await startAndDrop(first, headers);
+        await untilResponseStored(first, CALL_ID, sessionId);
+        resumeWith = { headers, lastEventId };
+      } finally {
+        await first.close();
+      }
+
+      const log = captureLog<{ 'log.level': string; message: string }>();
+      const second = await startMcpTestServer({
+        config: { ...config, logLevel: 'warn' },
+        logDestination: log.destination,
+      });
+      try {
+        const resumed = await resumeStream(second.url, resumeWith.headers, resumeWith.lastEventId);
+        assert.equal(resumed.status, 200);
+        // To its end: the server ends it after the response.
+        assert.match(await resumed.text(), /"result"/);
+      } finally {
+        await second.close();
+      }
+      // The handler went on once the stream had ended, as if the session had not been found, and
+      // Fastify logged that failure of an answered request at error level.
+      assert.deepEqual(
+        log.lines.filter((line) => line['log.level'] === 'error').map((line) => line.message),
+        [],
+      );
     });
   });
 });
