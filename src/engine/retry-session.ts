@@ -31,6 +31,7 @@ import {
   insertIdempotencyKey,
   insertSessionSettings,
 } from './create-session.ts';
+import { INITIAL_PLAN_TASK_NAME } from './planner-continuation.ts';
 import { loadRequestedBudget, loadSessionSettings } from './session-settings.ts';
 
 /** Statuses a session can be retried from: it ended without completing. */
@@ -108,18 +109,25 @@ export async function storeSessionRetry(
   // carried over, nothing following them) starts no work and is never unfinished, so no quota
   // stops it; any other is refused with it (the transaction is rolled back).
   const refusal = await admitOrRefusal(trx, spec);
-  const tasks = await trx
+  const allTasks = await trx
     .selectFrom('tasks')
     .selectAll()
     .where('session_id', '=', original.id)
     .orderBy('position')
     .execute();
-  const edges = await trx
+  const allEdges = await trx
     .selectFrom('task_dependencies')
     .selectAll()
     .where('session_id', '=', original.id)
     .execute();
-  const runAgain = tasksToRunAgain(original.id, tasks, edges, named);
+  const runAgain = tasksToRunAgain(original.id, allTasks, allEdges, named);
+  // A phase gate to plan anew is not copied (see gatesToPlanAgain): the engine adds it again once
+  // the tasks before it have succeeded, as it did in the original.
+  const replanned = gatesToPlanAgain(allTasks, runAgain);
+  const tasks = allTasks.filter((task) => !replanned.has(task.id));
+  const edges = allEdges.filter(
+    (edge) => !replanned.has(edge.task_id) && !replanned.has(edge.depends_on_task_id),
+  );
   const rerun = tasks.filter((task) => runAgain.has(task.id));
   spec.checkRunnable(rerun);
   await assertTaskRolesExist(
@@ -305,6 +313,29 @@ function tasksToRunAgain(
     pending.push(...(dependants.get(id) ?? []));
   }
   return ids;
+}
+
+/**
+ * The phase gates that did not succeed (the one the original stopped at) while a task of an
+ * earlier phase runs again (named in `rerun`, or a dependant of one). A gate has no dependencies:
+ * the engine adds it when every task of the session has succeeded (planner-continuation.ts).
+ * Copied as a task to run again, it was ready at once and decided the next phase while those
+ * tasks ran, without their new outputs; left out, it is added again after them.
+ */
+function gatesToPlanAgain(
+  tasks: ReadonlyArray<Pick<TasksTable, 'id' | 'kind' | 'name' | 'phase'>>,
+  runAgain: ReadonlySet<string>,
+): Set<string> {
+  const gates = tasks.filter(
+    (task) => task.kind === 'plan' && task.name !== INITIAL_PLAN_TASK_NAME && runAgain.has(task.id),
+  );
+  return new Set(
+    gates
+      .filter((gate) =>
+        tasks.some((task) => task.id !== gate.id && task.phase < gate.phase && runAgain.has(task.id)),
+      )
+      .map((gate) => gate.id),
+  );
 }
 
 /**

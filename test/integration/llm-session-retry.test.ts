@@ -200,6 +200,66 @@ describe('retrying orchestrated sessions', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a phase gate that failed decides after the tasks of its phase that run again, on their new outputs', async () => {
+    let gateFails = true;
+    let sketches = 0;
+    llm.server.setHandler((request) => {
+      switch (llmRequestKind(request)) {
+        case 'plan':
+          return {
+            object: {
+              rationale: 'start',
+              phases: [{ name: 'explore', tasks: [plannedTask('sketch', 'architect')] }],
+            },
+          };
+        case 'gate':
+          if (gateFails) return { error: 400, message: 'bad request' };
+          return { object: { decision: 'complete', reason: 'Objective met.', next_phase: null } };
+        case 'synthesis':
+          return { text: 'Synthesised answer' };
+        default:
+          sketches += 1;
+          // The retry's sketch answers late: a gate that does not wait for it is called first.
+          return { text: `sketch ${sketches}`, ...(sketches > 1 ? { delayMs: 300 } : {}) };
+      }
+    });
+    try {
+      const { session } = await llm.engine.service.createSession(ACTOR, {
+        objective: 'Sketch and decide',
+        strategy: 'adaptive',
+      });
+      const failed = await llm.waitForSession(session.id);
+      assert.equal(failed.status, 'failed');
+      assert.deepEqual(
+        failed.tasks.map((t) => [t.name, t.status]),
+        [
+          ['orchestrator:plan', 'succeeded'],
+          ['sketch', 'succeeded'],
+          ['orchestrator:phase-gate-1', 'failed'],
+        ],
+      );
+      gateFails = false;
+      llm.server.requests.length = 0;
+      const retried = await llm.engine.service.retrySession(ACTOR, session.id, { rerun: ['sketch'] });
+      const done = await llm.waitForSession(retried.session.id);
+      assert.equal(done.status, 'completed', done.error ?? '');
+      assert.deepEqual(kinds(), ['agent:sketch', 'gate:', 'synthesis:'], 'the gate waits for the sketch');
+      const gate = llm.server.requests.find((r) => llmRequestKind(r) === 'gate')?.promptText ?? '';
+      assert.match(gate, /### sketch \(architect, agent sketch\) — succeeded\n```\nsketch 2/);
+      assert.deepEqual(
+        done.tasks.map((t) => [t.name, t.status]),
+        [
+          ['orchestrator:plan', 'succeeded'],
+          ['sketch', 'succeeded'],
+          ['orchestrator:phase-gate-1', 'succeeded'],
+          ['orchestrator:synthesis', 'succeeded'],
+        ],
+      );
+    } finally {
+      llm.server.setHandler(undefined);
+    }
+  });
+
   test('a retry in a thread is planned with what its original read: not the original, nor later follow-ups', async () => {
     const failing = new Set(['Retry me']);
     llm.server.setHandler((request) => {
