@@ -32,6 +32,7 @@ import {
   readOidcIssuer,
 } from './protected-resource.ts';
 import { assertOriginAllowed } from './request-guard.ts';
+import { invalidParamsAnswer } from './request-params-check.ts';
 import { endAfterResponse } from './resumed-stream.ts';
 import { createMcpServer, type MaosMcpServer } from './server.ts';
 import type { SessionSteering } from './steering-tools.ts';
@@ -567,6 +568,14 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     let fresh = false;
     if (sessionId === undefined) {
       if (request.method !== 'POST' || !isInitializeRequest(request.body)) {
+        // An initialize whose params are malformed is answered as any such request (-32602, naming
+        // the problem), without opening a session: not told to start with an initialize.
+        const { method } = (request.body ?? {}) as { method?: unknown };
+        const malformed =
+          request.method === 'POST' && method === 'initialize'
+            ? invalidParamsAnswer(request.body)
+            : undefined;
+        if (malformed !== undefined) return reply.code(400).type('application/json').send(malformed);
         throw new AppError(
           'VALIDATION_FAILED',
           'Missing Mcp-Session-Id header: start with an initialize request, then send the session id it returns',

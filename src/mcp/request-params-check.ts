@@ -9,6 +9,7 @@ import {
   ErrorCode,
   InitializeRequestSchema,
   isJSONRPCRequest,
+  type JSONRPCErrorResponse,
   ListResourcesRequestSchema,
   ListResourceTemplatesRequestSchema,
   ListToolsRequestSchema,
@@ -39,39 +40,47 @@ export function checkRequestParams(server: McpServer): void {
   };
 }
 
+/**
+ * The JSON-RPC error answering `message` when it is a request of a method MAOS serves whose params do
+ * not have the shape the MCP specification gives it (-32602, VALIDATION_FAILED, every problem in
+ * `data.details`); undefined for anything else.
+ */
+export function invalidParamsAnswer(message: unknown): JSONRPCErrorResponse | undefined {
+  if (!isJSONRPCRequest(message)) return undefined;
+  const schema = REQUEST_SCHEMAS.get(message.method);
+  const parsed = schema?.safeParse({ method: message.method, params: message.params });
+  if (parsed === undefined || parsed.success) return undefined;
+  const details = parsed.error.issues.map((issue) => ({
+    location: 'params',
+    path: `/${issue.path
+      .filter((part) => part !== 'params')
+      .map(String)
+      .join('/')}`,
+    message: issue.message,
+  }));
+  const first = details[0];
+  const where = first && first.path !== '/' ? `${first.path.slice(1)}: ` : '';
+  return {
+    jsonrpc: '2.0',
+    id: message.id,
+    error: {
+      code: ErrorCode.InvalidParams,
+      message: `VALIDATION_FAILED: Invalid params for ${message.method}${first ? `: ${where}${first.message}` : ''}`,
+      data: { code: 'VALIDATION_FAILED', details },
+    },
+  };
+}
+
 /** Answers malformed requests itself; every other message goes on to the protocol layer as before. */
 function rejectMalformedRequests(transport: Transport): void {
   const next = transport.onmessage;
   transport.onmessage = (message, extra) => {
-    if (isJSONRPCRequest(message)) {
-      const schema = REQUEST_SCHEMAS.get(message.method);
-      const parsed = schema?.safeParse({ method: message.method, params: message.params });
-      if (parsed !== undefined && !parsed.success) {
-        const details = parsed.error.issues.map((issue) => ({
-          location: 'params',
-          path: `/${issue.path
-            .filter((part) => part !== 'params')
-            .map(String)
-            .join('/')}`,
-          message: issue.message,
-        }));
-        const first = details[0];
-        const where = first && first.path !== '/' ? `${first.path.slice(1)}: ` : '';
-        transport
-          .send({
-            jsonrpc: '2.0',
-            id: message.id,
-            error: {
-              code: ErrorCode.InvalidParams,
-              message: `VALIDATION_FAILED: Invalid params for ${message.method}${first ? `: ${where}${first.message}` : ''}`,
-              data: { code: 'VALIDATION_FAILED', details },
-            },
-          })
-          .catch(() => {
-            // The client went away; nothing is waiting for the answer.
-          });
-        return;
-      }
+    const answer = invalidParamsAnswer(message);
+    if (answer !== undefined) {
+      transport.send(answer).catch(() => {
+        // The client went away; nothing is waiting for the answer.
+      });
+      return;
     }
     next?.(message, extra);
   };

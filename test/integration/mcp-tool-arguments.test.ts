@@ -15,6 +15,7 @@ import {
   type ToolErrorView,
   toolErrorOf,
 } from '../fixtures/mcp-server.ts';
+import { initializeRequest, postMcp } from '../fixtures/mcp-wire.ts';
 
 type ArgumentErrorView = ToolErrorView & {
   details?: Array<{ location: string; path: string; message: string }>;
@@ -115,5 +116,35 @@ describe('MCP tool calls with bad arguments', { timeout: 60_000 }, () => {
     t.after(() => client.close());
     await checkArgumentErrors(client);
     await checkMalformedParams(client);
+  });
+
+  test('a malformed initialize over /mcp is -32602 naming the problem, and opens no session', async () => {
+    const initialize = initializeRequest('maos-args-test');
+    const { clientInfo: _left, ...withoutClientInfo } = initialize.params;
+    for (const [params, path] of [
+      [withoutClientInfo, '/clientInfo'],
+      [{ ...initialize.params, protocolVersion: 5 }, '/protocolVersion'],
+    ] as const) {
+      const response = await postMcp(server.url, { ...initialize, id: 7, params });
+      assert.equal(response.status, 400);
+      assert.equal(response.headers.get('mcp-session-id'), null);
+      const answer = (await response.json()) as {
+        id: unknown;
+        error: { code: number; message: string; data: { code: string; details: Array<{ path: string }> } };
+      };
+      assert.equal(answer.id, 7);
+      assert.equal(answer.error.code, -32602, answer.error.message);
+      assert.match(
+        answer.error.message,
+        new RegExp(`VALIDATION_FAILED: Invalid params for initialize: ${path.slice(1)}: `),
+      );
+      assert.equal(answer.error.data.code, 'VALIDATION_FAILED');
+      assert.equal(answer.error.data.details[0]?.path, path);
+    }
+    // A well-formed one still opens a session.
+    const opened = await postMcp(server.url, initialize);
+    assert.equal(opened.status, 200);
+    assert.ok(opened.headers.get('mcp-session-id'));
+    await opened.body?.cancel();
   });
 });
