@@ -303,12 +303,25 @@ export function createApiClient(options: ApiClientOptions) {
       return requestJson<UsageReportDto>('GET', `v1/usage?${params}`);
     },
 
-    /** `GET /v1/admin/role-bindings`: the roles granted to principals of the tenant (of one, when given). */
+    /**
+     * `GET /v1/admin/role-bindings`: the roles granted to principals of the tenant (of one, when
+     * given), every page of them.
+     */
     async listRoleBindings(principal?: string): Promise<RoleBinding[]> {
-      const query = principal === undefined ? '' : `?${new URLSearchParams({ principal })}`;
-      return (
-        (await requestJson<{ items?: RoleBinding[] }>('GET', `v1/admin/role-bindings${query}`)).items ?? []
-      );
+      const items: RoleBinding[] = [];
+      let cursor: string | null = null;
+      do {
+        const params = new URLSearchParams(principal === undefined ? {} : { principal });
+        if (cursor !== null) params.set('cursor', cursor);
+        const qs = params.size > 0 ? `?${params}` : '';
+        const page = await requestJson<{ items?: RoleBinding[]; nextCursor?: string | null }>(
+          'GET',
+          `v1/admin/role-bindings${qs}`,
+        );
+        items.push(...(page.items ?? []));
+        cursor = page.nextCursor ?? null;
+      } while (cursor !== null);
+      return items;
     },
 
     /** `PUT /v1/admin/role-bindings?principal=&role=`: grants the role; `created` false when it was already. */

@@ -51,11 +51,20 @@ export function createLimitSchema(maxPageSize: number, defaultLimit: number) {
     .describe(`Page size, 1 to ${maxPageSize} (larger values are lowered to ${maxPageSize}).`);
 }
 
-/** An opaque cursor from a previous page; only its size and alphabet are checked here. */
-export const cursorSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9_=.-]{1,512}$/, 'must be a cursor returned by a previous page')
-  .describe('`nextCursor` of the previous page.');
+/**
+ * An opaque cursor from a previous page; only its size and alphabet are checked here, the list
+ * reading it checks the rest (INVALID_CURSOR). `maxLength`: for a list whose cursor holds more than
+ * an id or two (a role binding's principal).
+ */
+export function createCursorSchema(maxLength = 512) {
+  return z
+    .string()
+    .regex(new RegExp(`^[A-Za-z0-9_=.-]{1,${maxLength}}$`), 'must be a cursor returned by a previous page')
+    .describe('`nextCursor` of the previous page.');
+}
+
+/** The cursor parameter of the lists whose cursors are short (sessions, audit, deliveries, keys). */
+export const cursorSchema = createCursorSchema();
 
 /** A non-negative event sequence number, from `?after=` or `Last-Event-ID`. */
 export const seqSchema = queryInteger(z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)).describe(

@@ -105,6 +105,27 @@ export async function listApiKeys(db: SecurityDb, tenantId: string): Promise<Api
   return rows.map(toInfo);
 }
 
+/**
+ * One page of the tenant's keys, newest first: `limit` keys created before the key `before` (the
+ * previous page's last, its id), and that of this page's last when more follow.
+ */
+export async function listApiKeyPage(
+  db: SecurityDb,
+  tenantId: string,
+  page: { limit: number; before?: string },
+): Promise<{ items: ApiKeyInfo[]; nextCursor: string | null }> {
+  let query = db.selectFrom('api_keys').selectAll().where('tenant_id', '=', tenantId);
+  // Ids are UUIDv7, stored in lower case: their order is the order of creation.
+  if (page.before !== undefined) query = query.where('id', '<', page.before);
+  const rows = await query
+    .orderBy('id', 'desc')
+    .limit(page.limit + 1)
+    .execute();
+  const items = rows.slice(0, page.limit).map(toInfo);
+  const last = items.at(-1);
+  return { items, nextCursor: rows.length > page.limit && last ? last.id : null };
+}
+
 // Counts revocations made by this process; caches of verified keys (api-key-cache.ts) drop every
 // entry whose epoch is older, so a revocation here takes effect on the next request.
 let revocationEpoch = 0;

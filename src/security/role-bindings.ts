@@ -7,7 +7,7 @@ import { NO_CONTROL_CHARACTERS } from '../domain/trimmed-text.ts';
 import { AppError } from '../errors/app-error.ts';
 import { isPostgres } from '../store/advisory-lock.ts';
 import { reservedPrincipalName } from './principal.ts';
-import { isRoleName, type RoleName } from './rbac.ts';
+import { BUILT_IN_ROLES, isRoleName, type RoleName } from './rbac.ts';
 import type { SecurityDb } from './security-tables.ts';
 
 /** One binding as the API shows it. */
@@ -73,19 +73,99 @@ export async function listRoleBindings(
   tenantId: string,
   principal?: string,
 ): Promise<RoleBinding[]> {
+  return (await selectRoleBindings(db, tenantId, { principal })).map(toBinding);
+}
+
+/**
+ * One page of the tenant's bindings (of one principal when given), by principal then role: `limit`
+ * bindings after the one `cursor` names (the previous page's last), and the cursor of this page's
+ * last when more follow. INVALID_CURSOR for a cursor encodeBindingCursor did not write.
+ */
+export async function listRoleBindingPage(
+  db: SecurityDb,
+  tenantId: string,
+  page: { principal?: string | undefined; limit: number; cursor?: string | undefined },
+): Promise<{ items: RoleBinding[]; nextCursor: string | null }> {
+  const after = page.cursor === undefined ? undefined : decodeBindingCursor(page.cursor);
+  const rows = await selectRoleBindings(db, tenantId, {
+    principal: page.principal,
+    after,
+    limit: page.limit + 1,
+  });
+  const items = rows.slice(0, page.limit).map(toBinding);
+  const last = items.at(-1);
+  return { items, nextCursor: rows.length > page.limit && last ? encodeBindingCursor(last) : null };
+}
+
+/** The rows of known roles, by principal then role in code point order, after `after` when given. */
+function selectRoleBindings(
+  db: SecurityDb,
+  tenantId: string,
+  options: { principal?: string | undefined; after?: BindingPosition | undefined; limit?: number },
+) {
+  const postgres = isPostgres(db);
+  // Code point order on both stores: SQLite compares bytes (BINARY); a PostgreSQL database's own
+  // collation may be a language's, which folds case and accents.
+  const principalColumn = postgres ? sql<string>`principal_id collate "C"` : sql<string>`principal_id`;
+  const roleColumn = postgres ? sql<string>`role collate "C"` : sql<string>`role`;
   let query = db
     .selectFrom('role_bindings')
     .select(['principal_id', 'role', 'created_at', 'created_by'])
-    .where('tenant_id', '=', tenantId);
-  if (principal !== undefined) query = query.where('principal_id', '=', principal);
-  // Code point order on both stores: SQLite compares bytes (BINARY); a PostgreSQL database's own
-  // collation may be a language's, which folds case and accents.
-  const rows = await (isPostgres(db)
-    ? query.orderBy(sql`principal_id collate "C"`).orderBy(sql`role collate "C"`)
-    : query.orderBy('principal_id').orderBy('role')
-  ).execute();
-  // Rows of roles MAOS no longer knows grant nothing (authenticate.ts skips them): not shown.
-  return rows.filter((row) => isRoleName(row.role)).map(toBinding);
+    .where('tenant_id', '=', tenantId)
+    // Rows of roles MAOS no longer knows grant nothing (authenticate.ts skips them): not shown.
+    .where('role', 'in', [...BUILT_IN_ROLES]);
+  if (options.principal !== undefined) query = query.where('principal_id', '=', options.principal);
+  const after = options.after;
+  if (after !== undefined) {
+    query = query.where((eb) =>
+      eb.or([
+        eb(principalColumn, '>', after.principal),
+        eb.and([eb('principal_id', '=', after.principal), eb(roleColumn, '>', after.role)]),
+      ]),
+    );
+  }
+  query = query.orderBy(principalColumn).orderBy(roleColumn);
+  if (options.limit !== undefined) query = query.limit(options.limit);
+  return query.execute();
+}
+
+interface BindingPosition {
+  principal: string;
+  role: RoleName;
+}
+
+/** Opaque cursor of a binding list: base64url of the last binding's [principal, role]. */
+function encodeBindingCursor(binding: BindingPosition): string {
+  return Buffer.from(JSON.stringify([binding.principal, binding.role])).toString('base64url');
+}
+
+/**
+ * Longest cursor encodeBindingCursor writes: a principal of MAX_PRINCIPAL_LENGTH UTF-16 units, each
+ * at most 6 bytes in JSON (`\uXXXX`; 3 in UTF-8), with the role and the brackets, in base64.
+ */
+export const MAX_BINDING_CURSOR_LENGTH = 4 * Math.ceil((6 * MAX_PRINCIPAL_LENGTH + 32) / 3);
+
+/**
+ * The position a cursor names; INVALID_CURSOR unless encodeBindingCursor wrote it (it must encode
+ * back to itself, so no character added or changed that base64 decoding would let pass).
+ */
+function decodeBindingCursor(cursor: string): BindingPosition {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      typeof value[0] === 'string' &&
+      typeof value[1] === 'string' &&
+      isRoleName(value[1])
+    ) {
+      const position = { principal: value[0], role: value[1] };
+      if (encodeBindingCursor(position) === cursor) return position;
+    }
+  } catch {
+    // Falls through to the error below.
+  }
+  throw new AppError('INVALID_CURSOR', 'The cursor is not one returned by this endpoint.');
 }
 
 // Why 3: a second turn already needs a revocation between two statements of this grant.

@@ -16,8 +16,8 @@ export interface SecurityRoutesOptions {
 /** Creates the plugin that registers the API-key, role-binding and audit routes. */
 export function createSecurityRoutesPlugin(options: SecurityRoutesOptions): FastifyPluginAsync {
   return async (app) => {
-    registerAdminKeyRoutes(app, { db: options.db });
-    registerAdminRoleBindingRoutes(app, { db: options.db });
+    registerAdminKeyRoutes(app, { db: options.db, maxPageSize: options.maxPageSize });
+    registerAdminRoleBindingRoutes(app, { db: options.db, maxPageSize: options.maxPageSize });
     registerAuditRoutes(app, {
       auditLog: options.security.auditLog,
       verifierKey: options.security.verifierKey,

@@ -1,11 +1,13 @@
 // The console's audit and API-key views in real Chromium against the real server (auth mode
 // apikey): the audit log shows the test's own requests with their actor and pages with its cursor,
 // roles without audit:read or keys:manage see the 403 and lose the section, and a key created in
-// the console works once, then is refused after it is revoked there.
+// the console works once, then is refused after it is revoked there; the key and role-binding lists
+// show every page.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createApiKey } from '../../src/security/api-keys.ts';
+import { createApiKey, listApiKeys } from '../../src/security/api-keys.ts';
 import { BUILT_IN_ROLES, PERMISSIONS } from '../../src/security/rbac.ts';
+import { grantRole, listRoleBindings } from '../../src/security/role-bindings.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import {
   ADMIN_TENANT,
@@ -509,6 +511,35 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
     assert.equal((await row.locator('td').nth(6).textContent())?.trim(), 'expired');
     const admin = page.locator(`#keys-body tr[data-key-id="${stack.admin.id}"]`);
     assert.equal((await admin.locator('td').nth(6).textContent())?.trim(), 'active');
+  });
+
+  test('keys and role bindings: every page of the lists is shown, not only the first', async () => {
+    // More than a page (50 by default) of each.
+    const db = stack.server.app.database.db as unknown as SecurityDb;
+    for (let i = 0; i < 55; i += 1) {
+      await createApiKey(db, {
+        tenantId: ADMIN_TENANT,
+        name: `paged ${i}`,
+        roles: ['viewer'],
+        createdBy: 'test',
+      });
+      await grantRole(db, {
+        tenantId: ADMIN_TENANT,
+        principal: `paged-${i}`,
+        role: 'viewer',
+        createdBy: 'test',
+      });
+    }
+    const keys = (await listApiKeys(db, ADMIN_TENANT)).length;
+    const bindings = (await listRoleBindings(db, ADMIN_TENANT)).length;
+    assert.ok(keys > 55 && bindings >= 55);
+    const page = await stack.openPage();
+    await signIn(page, stack.server.url, stack.admin.key, '#/keys');
+    // The oldest key (the admin's, created first) is on the last page.
+    await page.locator(`#keys-body tr[data-key-id="${stack.admin.id}"]`).waitFor();
+    assert.equal(await page.locator('#keys-body tr').count(), keys);
+    await page.locator('#bindings-body tr[data-principal="paged-9"]').waitFor();
+    assert.equal(await page.locator('#bindings-body tr').count(), bindings);
   });
 
   test('no errors or warnings in the pages', () => {

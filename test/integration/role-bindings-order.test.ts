@@ -1,10 +1,11 @@
 // GET /v1/admin/role-bindings lists a tenant's bindings in one defined order on both stores: by
 // principal, then role, in code point order, whatever the database's collation (SQLite compares
-// bytes; a PostgreSQL database created with a language locale would fold case and accents).
+// bytes; a PostgreSQL database created with a language locale would fold case and accents); its
+// pages follow that order, each binding on one page.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { sql } from 'kysely';
-import { grantRole, listRoleBindings } from '../../src/security/role-bindings.ts';
+import { grantRole, listRoleBindingPage, listRoleBindings } from '../../src/security/role-bindings.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { STORE_BACKENDS } from '../fixtures/store-backends.ts';
 
@@ -47,6 +48,18 @@ for (const backend of STORE_BACKENDS) {
           'émile admin',
           'émile viewer',
         ]);
+        // Page by page (the cursor compared in the same order), also one page per binding.
+        for (const limit of [1, 3]) {
+          const paged: string[] = [];
+          let cursor: string | undefined;
+          do {
+            const page = await listRoleBindingPage(db, 't1', { limit, cursor });
+            assert.ok(page.items.length <= limit);
+            paged.push(...page.items.map((binding) => `${binding.principal} ${binding.role}`));
+            cursor = page.nextCursor ?? undefined;
+          } while (cursor !== undefined);
+          assert.deepEqual(paged, listed, `pages of ${limit}`);
+        }
       } finally {
         await dispose();
       }

@@ -258,6 +258,27 @@ export async function request(path, init = {}) {
   return text ? JSON.parse(text) : null;
 }
 
+/**
+ * Every item of a paged list (`items`, `nextCursor`), read page by page, as `{ items }`: for the
+ * views that show a whole list (API keys, role bindings).
+ * @param {string} path the list's path, with its query if any
+ * @param {{signal?: AbortSignal}} [init]
+ */
+export async function requestAllPages(path, init = {}) {
+  const items = [];
+  let cursor = null;
+  do {
+    const separator = path.includes('?') ? '&' : '?';
+    const page = await request(
+      cursor === null ? path : `${path}${separator}${new URLSearchParams({ cursor })}`,
+      init,
+    );
+    items.push(...page.items);
+    cursor = page.nextCursor ?? null;
+  } while (cursor !== null);
+  return { items };
+}
+
 /** The API calls the views use, one per route of docs/api.md. */
 export const api = {
   listSessions: ({ status, retryOf, cursor, limit = 20, signal } = {}) => {

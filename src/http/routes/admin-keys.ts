@@ -1,15 +1,20 @@
-// /v1/admin/keys: create (key shown once), list and revoke the API keys of the caller's tenant.
+// /v1/admin/keys: create (key shown once), list (in pages) and revoke the API keys of the caller's
+// tenant.
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { trimmedLine } from '../../domain/trimmed-text.ts';
-import { type ApiKeyInfo, createApiKey, listApiKeys, revokeApiKey } from '../../security/api-keys.ts';
+import { AppError } from '../../errors/app-error.ts';
+import { type ApiKeyInfo, createApiKey, listApiKeyPage, revokeApiKey } from '../../security/api-keys.ts';
 import { BUILT_IN_ROLES } from '../../security/rbac.ts';
 import type { SecurityDb } from '../../security/security-tables.ts';
+import { createLimitSchema, cursorSchema, storedIdSchema } from '../params.ts';
 import { problemResponses } from '../problem.ts';
 
 export interface AdminKeyRoutesOptions {
   db: SecurityDb;
+  /** Largest page of `GET /v1/admin/keys` (`http.maxPageSize`). */
+  maxPageSize: number;
 }
 
 const apiKeySchema = z
@@ -48,7 +53,7 @@ function toDto(info: ApiKeyInfo) {
 
 /** Registers the API-key administration routes on `app`. */
 export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRoutesOptions): void {
-  const { db } = options;
+  const { db, maxPageSize } = options;
   const typed = app.withTypeProvider<ZodTypeProvider>();
 
   typed.post(
@@ -95,14 +100,33 @@ export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRo
       schema: {
         operationId: 'listApiKeys',
         summary: 'List API keys',
+        description: 'Newest first, cursor-paginated: active, expired and revoked keys.',
         tags: ['admin'],
+        querystring: z.strictObject({
+          limit: createLimitSchema(maxPageSize, Math.min(50, maxPageSize)),
+          cursor: cursorSchema.optional(),
+        }),
         response: {
-          200: z.object({ items: z.array(apiKeySchema) }).describe('The tenant’s API keys.'),
-          ...problemResponses(401, 403, 429),
+          200: z
+            .object({ items: z.array(apiKeySchema), nextCursor: z.string().nullable() })
+            .describe('A page of the tenant’s API keys; `nextCursor` continues it, null on the last page.'),
+          ...problemResponses(400, 401, 403, 429),
         },
       },
     },
-    async (request) => ({ items: (await listApiKeys(db, request.actor.tenantId)).map(toDto) }),
+    async (request) => {
+      const { limit, cursor } = request.query;
+      // A key id, read as stored (lower case) like every id parameter.
+      const before = cursor === undefined ? undefined : storedIdSchema.safeParse(cursor);
+      if (before?.success === false) {
+        throw new AppError('INVALID_CURSOR', 'The cursor is not one returned by this endpoint.');
+      }
+      const page = await listApiKeyPage(db, request.actor.tenantId, {
+        limit,
+        ...(before === undefined ? {} : { before: before.data }),
+      });
+      return { items: page.items.map(toDto), nextCursor: page.nextCursor };
+    },
   );
 
   typed.delete(

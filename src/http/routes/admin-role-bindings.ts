@@ -7,15 +7,19 @@ import { z } from 'zod';
 import { BUILT_IN_ROLES } from '../../security/rbac.ts';
 import {
   grantRole,
-  listRoleBindings,
+  listRoleBindingPage,
+  MAX_BINDING_CURSOR_LENGTH,
   MAX_PRINCIPAL_LENGTH,
   revokeRole,
 } from '../../security/role-bindings.ts';
 import type { SecurityDb } from '../../security/security-tables.ts';
+import { createCursorSchema, createLimitSchema } from '../params.ts';
 import { problemResponses } from '../problem.ts';
 
 export interface AdminRoleBindingRoutesOptions {
   db: SecurityDb;
+  /** Largest page of `GET /v1/admin/role-bindings` (`http.maxPageSize`). */
+  maxPageSize: number;
 }
 
 const roleBindingSchema = z
@@ -83,7 +87,7 @@ export function registerAdminRoleBindingRoutes(
   app: FastifyInstance,
   options: AdminRoleBindingRoutesOptions,
 ): void {
-  const { db } = options;
+  const { db, maxPageSize } = options;
   const typed = app.withTypeProvider<ZodTypeProvider>();
 
   typed.get(
@@ -93,7 +97,8 @@ export function registerAdminRoleBindingRoutes(
       schema: {
         operationId: 'listRoleBindings',
         summary: 'List role bindings',
-        description: 'The roles granted to principals of the caller’s tenant, by principal and role.',
+        description:
+          'The roles granted to principals of the caller’s tenant, by principal and role (code point order), cursor-paginated.',
         tags: ['admin'],
         querystring: z.strictObject({
           principal: z
@@ -102,16 +107,24 @@ export function registerAdminRoleBindingRoutes(
             .max(MAX_PRINCIPAL_LENGTH)
             .optional()
             .describe('Only this principal’s bindings.'),
+          limit: createLimitSchema(maxPageSize, Math.min(50, maxPageSize)),
+          // Longer than other lists' cursors: it holds the last binding's principal.
+          cursor: createCursorSchema(MAX_BINDING_CURSOR_LENGTH).optional(),
         }),
         response: {
-          200: z.object({ items: z.array(roleBindingSchema) }).describe('The tenant’s role bindings.'),
+          200: z
+            .object({ items: z.array(roleBindingSchema), nextCursor: z.string().nullable() })
+            .describe(
+              'A page of the tenant’s role bindings; `nextCursor` continues it, null on the last page.',
+            ),
           ...problemResponses(400, 401, 403, 429),
         },
       },
     },
-    async (request) => ({
-      items: await listRoleBindings(db, request.actor.tenantId, request.query.principal),
-    }),
+    async (request) => {
+      const { principal, limit, cursor } = request.query;
+      return listRoleBindingPage(db, request.actor.tenantId, { principal, limit, cursor });
+    },
   );
 
   for (const { suffix, operation, schema, read } of ADDRESSINGS) {

@@ -2,7 +2,7 @@
 // give), a create form whose new key is shown once with a copy button, and revoke after a
 // confirmation; below them the roles granted to principals (role-bindings.js). Needs keys:manage
 // (role admin): a 403 is shown and the section leaves the navigation.
-import { request } from '../api.js';
+import { request, requestAllPages } from '../api.js';
 import { BUILT_IN_ROLES } from '../built-in-roles.js';
 import { describeKeys } from '../count-phrases.js';
 import { disableWhileRunning, field, formatTime, h, isolate, replaceChildren } from '../dom.js';
@@ -77,7 +77,7 @@ export function renderKeys(root) {
   }
 
   const keys = latestRead({
-    read: (signal) => request('/v1/admin/keys', { signal }),
+    read: (signal) => requestAllPages('/v1/admin/keys', { signal }),
     show(result) {
       redrawRows(body, result.items.map(keyRow), {
         key: (row) => row.dataset.keyId,

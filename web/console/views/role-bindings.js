@@ -2,7 +2,7 @@
 // built-in roles granted to principals (OIDC subjects, client ids) on top of what their credentials
 // carry. A grant form (principal, role), the list by principal, and revoke after a confirmation.
 // Same permission as API keys (keys:manage): the keys view handles a 403.
-import { request } from '../api.js';
+import { request, requestAllPages } from '../api.js';
 import { BUILT_IN_ROLES } from '../built-in-roles.js';
 import { disableWhileRunning, field, formatTime, h, isolate, replaceChildren } from '../dom.js';
 import { confirmInline, redrawRows } from '../inline-confirm.js';
@@ -33,7 +33,7 @@ export function renderRoleBindings(container, failView) {
   }
 
   const bindings = latestRead({
-    read: (signal) => request('/v1/admin/role-bindings', { signal }),
+    read: (signal) => requestAllPages('/v1/admin/role-bindings', { signal }),
     show(result) {
       redrawRows(body, result.items.map(bindingRow), {
         key: (row) => JSON.stringify([row.dataset.principal, row.dataset.role]),
