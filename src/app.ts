@@ -16,6 +16,7 @@ import {
   startReplicaDirSweeper,
 } from './agents/runtimes/command/replica-dirs.ts';
 import { killOrphanedRuns } from './agents/runtimes/command/run-records.ts';
+import { createRunnerAccessCheck } from './agents/runtimes/command/runner-access.ts';
 import {
   createSessionWorkspaceRemover,
   startWorkspaceSweeper,
@@ -270,6 +271,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     runtimes.registerCommand(
       createCommandRuntime({
         runners: config.runners,
+        mayUseRunner: createRunnerAccessCheck(config.runnerAccess),
         dataDir: config.dataDir,
         ...(replicaDir ? { replicaDir: replicaDir.path } : {}),
         baseEnv: readRunnerBaseEnv(),

@@ -6,6 +6,7 @@ import { parseCidr } from '../security/cidr.ts';
 import { egressConfigSchema } from './egress-schema.ts';
 import { llmConfigSchema, providersConfigSchema, refineLlmReferences } from './llm-schema.ts';
 import { retentionConfigSchema } from './retention-schema.ts';
+import { refineRunnerAccess, runnerAccessConfigSchema } from './runner-access-schema.ts';
 import {
   auditConfigSchema,
   authConfigSchema,
@@ -467,6 +468,7 @@ const configShape = z.strictObject({
     .superRefine(refineRunnerEnv)
     .default({})
     .describe('Named commands for agents of the `command` runtime.'),
+  runnerAccess: runnerAccessConfigSchema,
   providers: providersConfigSchema,
   llm: llmConfigSchema,
   auth: authConfigSchema,
@@ -481,8 +483,14 @@ const configShape = z.strictObject({
   egress: egressConfigSchema,
 });
 
-/** The whole schema, with the cross-section rule: every LLM route and fallback names a configured provider. */
-export const configSchema = configShape.superRefine(refineLlmReferences);
+/**
+ * The whole schema, with the cross-section rules: every LLM route and fallback names a configured
+ * provider, and every runner `runnerAccess` lists is declared.
+ */
+export const configSchema = configShape.superRefine((config, ctx) => {
+  refineLlmReferences(config, ctx);
+  refineRunnerAccess(config, ctx);
+});
 
 /** The resolved, frozen configuration. */
 export type Config = z.infer<typeof configSchema>;

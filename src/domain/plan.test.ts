@@ -140,6 +140,14 @@ describe('buildPlan', () => {
     );
   });
 
+  test('a runner the tenant may not use is refused with RUNNER_NOT_ALLOWED, naming the task', () => {
+    const restricted = { ...checkers, mayUseRunner: (runner: string) => runner !== 'ok' };
+    rejectsWith('RUNNER_NOT_ALLOWED', ["'ok' \\(task tester-1\\)", 'may not be used by your tenant'], () =>
+      buildPlan('parallel', specs, restricted),
+    );
+    assert.equal(buildPlan('parallel', specs, { ...checkers, mayUseRunner: () => true }).phases.length, 1);
+  });
+
   test('unknown role and runner rejected with their codes', () => {
     rejectsWith('INVALID_ROLE', ['wizard', 'w'], () =>
       buildPlan('parallel', [{ name: 'w', role: 'wizard', task: 'x' }], checkers),

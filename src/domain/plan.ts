@@ -15,6 +15,8 @@ export interface PlanCheckers {
   isKnownRole(role: string): boolean;
   /** True when the runner is declared in the server config. */
   isKnownRunner(runner: string): boolean;
+  /** True when the session's tenant may use the declared runner (`runnerAccess`). @defaultValue all */
+  mayUseRunner?(runner: string): boolean;
 }
 
 /**
@@ -29,7 +31,8 @@ export function resolveStrategy(strategy: Strategy | undefined, agents: readonly
 
 /**
  * Turns explicit agent specs into a one-phase plan for `parallel`, `sequential` or `pipeline`.
- * Throws INVALID_PLAN (names, DAG), INVALID_ROLE or UNKNOWN_RUNNER naming the offending tasks.
+ * Throws INVALID_PLAN (names, DAG), INVALID_ROLE, UNKNOWN_RUNNER or RUNNER_NOT_ALLOWED naming the
+ * offending tasks.
  */
 export function buildPlan(
   strategy: Strategy,
@@ -143,6 +146,17 @@ export function validatePlan(body: PlanBody, checkers: PlanCheckers): void {
       'UNKNOWN_RUNNER',
       `Runner ${badRunners.map((task) => `'${task.runner}' (task ${task.name})`).join(', ')} is not declared in the server config`,
       { details: { tasks: badRunners.map((task) => task.name) } },
+    );
+  }
+  const { mayUseRunner } = checkers;
+  const refused = mayUseRunner
+    ? tasks.filter((task) => task.runner !== undefined && !mayUseRunner(task.runner))
+    : [];
+  if (refused.length > 0) {
+    throw new AppError(
+      'RUNNER_NOT_ALLOWED',
+      `Runner ${refused.map((task) => `'${task.runner}' (task ${task.name})`).join(', ')} may not be used by your tenant (the server's runnerAccess config); ask the operator, or pick another runner`,
+      { details: { tasks: refused.map((task) => task.name) } },
     );
   }
 }

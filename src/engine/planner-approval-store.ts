@@ -225,6 +225,10 @@ function checkWaitingTasks(tasks: readonly TaskRow[], rules: EditedPlanRules): v
     if (!rules.isKnownRole(task.role)) errors.push(`task "${task.name}": unknown role "${task.role}"`);
     if (task.runner !== null && !rules.isKnownRunner(task.runner))
       errors.push(`task "${task.name}": runner "${task.runner}" is not declared in the server config`);
+    else if (task.runner !== null && rules.mayUseRunner && !rules.mayUseRunner(task.runner))
+      errors.push(
+        `task "${task.name}": runner "${task.runner}" may not be used by this tenant (runnerAccess)`,
+      );
   }
   if (errors.length === 0) return;
   throw new AppError(

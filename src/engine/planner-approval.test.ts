@@ -139,6 +139,18 @@ describe('validateEditedPlan', () => {
     assert.match(error.message, /extra/);
   });
 
+  test("an edited plan may not name a runner the session's tenant may not use (runnerAccess)", () => {
+    const edited = {
+      phases: [{ name: 'p', tasks: [{ name: 'ship', role: 'qa', instructions: 'x', runner: 'tests' }] }],
+    };
+    assert.doesNotThrow(() => validateEditedPlan(edited, rules));
+    const error = failure(() => validateEditedPlan(edited, { ...rules, mayUseRunner: () => false }));
+    assert.match(
+      error.message,
+      /task "ship": runner "tests" may not be used by this tenant \(runnerAccess\)/,
+    );
+  });
+
   test('lists every rule broken', () => {
     const error = failure(() =>
       validateEditedPlan(

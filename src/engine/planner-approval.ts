@@ -116,6 +116,8 @@ function toEditedTask({ dependsOn, depends_on, ...task }: ParsedTask): EditedTas
 export interface EditedPlanRules {
   isKnownRole(role: string): boolean;
   isKnownRunner(runner: string): boolean;
+  /** Whether the session's tenant may use the declared runner (`runnerAccess`). @defaultValue all */
+  mayUseRunner?(runner: string): boolean;
   maxAgentsPerRole: number;
   /** llm.planner.maxTasksPerPhase, as for a generated plan. */
   maxTasksPerPhase: number;
@@ -268,6 +270,10 @@ function checkEdit(
     if (task.runner === undefined) continue;
     if (!rules.isKnownRunner(task.runner))
       errors.push(`task "${task.name}": runner "${task.runner}" is not declared in the server config`);
+    else if (rules.mayUseRunner && !rules.mayUseRunner(task.runner))
+      errors.push(
+        `task "${task.name}": runner "${task.runner}" may not be used by this tenant (runnerAccess)`,
+      );
     if (typeof task.agent === 'string')
       errors.push(`task "${task.name}" runs runner "${task.runner}" and cannot reuse agent "${task.agent}"`);
   }

@@ -4,6 +4,7 @@
 import type { Kysely } from 'kysely';
 import type { z } from 'zod';
 import { findBuiltInRole } from '../agents/roles/catalogue.ts';
+import { runnerNotAllowed } from '../agents/runtimes/command/runner-access.ts';
 import type { RuntimeRegistry } from '../agents/runtimes/runtime.ts';
 import { mergeBudgets } from '../domain/budget.ts';
 import type { NewEvent } from '../domain/events.ts';
@@ -96,6 +97,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     return {
       isKnownRole: (role: string) => findBuiltInRole(role) !== undefined || custom.has(role),
       isKnownRunner: (runner: string) => deps.runtimes.hasRunner(runner),
+      mayUseRunner: (runner: string) => deps.runtimes.mayUseRunner(tenantId, runner),
     };
   }
 
@@ -169,8 +171,14 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     return { sessionId: existing, created: false, readied: 0, detail: null, finished: null };
   }
 
-  /** VALIDATION_FAILED unless a task to run again in a retry can run on this server. */
-  function checkRunnable(tasks: ReadonlyArray<{ name: string; kind: string; runner: string | null }>): void {
+  /**
+   * VALIDATION_FAILED unless a task to run again in a retry can run on this server; RUNNER_NOT_ALLOWED
+   * for a runner the tenant may no longer use.
+   */
+  function checkRunnable(
+    tenantId: string,
+    tasks: ReadonlyArray<{ name: string; kind: string; runner: string | null }>,
+  ): void {
     const refuse = (task: { name: string }, why: string) => {
       throw new AppError('VALIDATION_FAILED', `Task ${task.name} cannot run again: ${why}`, {
         details: { task: task.name },
@@ -182,6 +190,9 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       } else if (task.runner !== null) {
         if (!deps.runtimes.hasRunner(task.runner)) {
           refuse(task, `its runner ${task.runner} is not declared in the server config any more`);
+        }
+        if (!deps.runtimes.mayUseRunner(tenantId, task.runner)) {
+          throw runnerNotAllowed(tenantId, [task.runner], [task.name]);
         }
       } else if (!deps.runtimes.hasLlm()) {
         refuse(task, 'it runs on the LLM, and no LLM provider is configured');
@@ -304,7 +315,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
                   requestedBudget: own,
                 };
               },
-              checkRunnable,
+              checkRunnable: (tasks) => checkRunnable(actor.tenantId, tasks),
               ...(input.rerun ? { rerun: input.rerun } : {}),
               ...(traceContext ? { traceContext } : {}),
               ...(admitSession ? { admit: (trx) => admitSession(trx, actor.tenantId) } : {}),

@@ -60,6 +60,7 @@ export function withSessionStops(runtimes: RuntimeRegistry, deps: SessionStopDep
     registerLlm: (runtime) => runtimes.registerLlm(runtime),
     hasLlm: () => runtimes.hasLlm(),
     hasRunner: (runner) => runtimes.hasRunner(runner),
+    mayUseRunner: (tenantId, runner) => runtimes.mayUseRunner(tenantId, runner),
     resolve: (task) => wrap(runtimes.resolve(task)),
   };
 }

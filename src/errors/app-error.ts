@@ -20,6 +20,8 @@ export const ERROR_CODES = {
   UNAUTHENTICATED: { status: 401, category: 'user', title: 'Authentication required' },
   INVALID_TOKEN: { status: 401, category: 'user', title: 'Invalid credentials' },
   PERMISSION_DENIED: { status: 403, category: 'user', title: 'Permission denied' },
+  // The operator's runnerAccess config keeps this runner from the caller's tenant.
+  RUNNER_NOT_ALLOWED: { status: 403, category: 'user', title: 'Runner not allowed for this tenant' },
   NOT_FOUND: { status: 404, category: 'user', title: 'Not found' },
   SESSION_NOT_FOUND: { status: 404, category: 'user', title: 'Session not found' },
   ROLE_NOT_FOUND: { status: 404, category: 'user', title: 'Role not found' },

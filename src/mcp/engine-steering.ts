@@ -110,14 +110,14 @@ export function createEngineSteering(options: EngineSteeringOptions): SessionSte
 
 /**
  * The steering of a server with an LLM orchestrator: edited plans are checked against the tenant's
- * roles (read in the approval's transaction, so a role deleted meanwhile is seen) and the declared
- * runners, and a change wakes the workers and the session's event readers.
+ * roles (read in the approval's transaction, so a role deleted meanwhile is seen), the declared
+ * runners and those the tenant may use, and a change wakes the workers and the session's event readers.
  */
 export function createOrchestratorSteering(options: {
   config: Readonly<Pick<Config, 'llm' | 'tasks'>>;
   db: Kysely<Database>;
   roles: Pick<RoleService, 'listRoles'>;
-  runtimes: Pick<RuntimeRegistry, 'hasRunner'>;
+  runtimes: Pick<RuntimeRegistry, 'hasRunner' | 'mayUseRunner'>;
   notifier: Pick<Notifier, 'publish'>;
   checkTenantDailyTokens?: CheckTenantDailyTokens;
   observer?: EngineObserver;
@@ -132,6 +132,7 @@ export function createOrchestratorSteering(options: {
       return {
         isKnownRole: (role: string) => names.has(role),
         isKnownRunner: (runner: string) => runtimes.hasRunner(runner),
+        mayUseRunner: (runner: string) => runtimes.mayUseRunner(tenantId, runner),
         maxAgentsPerRole: config.llm.planner.maxAgentsPerRole,
         maxTasksPerPhase: config.llm.planner.maxTasksPerPhase,
       };

@@ -81,6 +81,8 @@ export interface AgentRuntime {
   run(task: RuntimeTask, ctx: RuntimeContext): Promise<RuntimeResult>;
   /** Whether this runtime can run tasks with the given runner (command runtime: declared runners). */
   hasRunner?(runner: string): boolean;
+  /** Whether tenant `tenantId` may use the declared runner `runner` (the `runnerAccess` config). */
+  mayUseRunner?(tenantId: string, runner: string): boolean;
 }
 
 /** Where the engine looks up runtimes. */
@@ -92,6 +94,11 @@ export interface RuntimeRegistry {
   hasLlm(): boolean;
   /** Whether a runner name is declared (validated at submit time). */
   hasRunner(runner: string): boolean;
+  /**
+   * Whether tenant `tenantId` may use the declared runner `runner` (validated at submit time, with
+   * plans, and again by the command runtime before it starts the runner).
+   */
+  mayUseRunner(tenantId: string, runner: string): boolean;
   /** The runtime for a task; throws a 400 AppError when none can run it. */
   resolve(task: { runner: string | null }): AgentRuntime;
 }
@@ -109,6 +116,7 @@ export function createRuntimeRegistry(): RuntimeRegistry {
     },
     hasLlm: () => llm !== undefined,
     hasRunner: (runner) => command?.hasRunner?.(runner) ?? false,
+    mayUseRunner: (tenantId, runner) => command?.mayUseRunner?.(tenantId, runner) ?? true,
     resolve(task) {
       if (task.runner !== null) {
         if (!command || !(command.hasRunner?.(task.runner) ?? false)) {

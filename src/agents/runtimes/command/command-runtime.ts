@@ -14,6 +14,7 @@ import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '.
 import { killRunLeftoversInBackground, readProcessStat } from './child-process-groups.ts';
 import { makeOwnerOnlyDir, OWNER_ONLY_DIR_MODE } from './owner-only.ts';
 import { RUN_TEMP_PREFIX, recordRun, runTempsDir, TASK_HOME_PREFIX, taskHomesDir } from './run-records.ts';
+import { type RunnerAccessCheck, runnerNotAllowed } from './runner-access.ts';
 import { sessionWorkspaceDir, workspacesDir } from './session-workspaces.ts';
 
 /** Kept of stdout as the task's output (the full text is in the events). */
@@ -38,6 +39,11 @@ const TEMP_DIR_VARIABLES = ['TMPDIR', 'TMP', 'TEMP'] as const;
 
 export interface CommandRuntimeOptions {
   runners: Readonly<Record<string, RunnerConfig>>;
+  /**
+   * Whether a tenant may use a runner (runner-access.ts, the `runnerAccess` config); a run it refuses
+   * fails with RUNNER_NOT_ALLOWED before anything starts. @defaultValue every tenant every runner
+   */
+  mayUseRunner?: RunnerAccessCheck;
   /** Data directory; a runner without `cwd` runs in `<dataDir>/workspaces/<session id>`. */
   dataDir: string;
   /** The server's environment: only INHERITED_ENV names are passed to runners. */
@@ -90,6 +96,7 @@ export function createCommandRuntime(options: CommandRuntimeOptions): AgentRunti
   return {
     kind: 'command',
     hasRunner: (runner) => Object.hasOwn(options.runners, runner),
+    mayUseRunner: (tenantId, runner) => options.mayUseRunner?.(tenantId, runner) ?? true,
     run(task, ctx) {
       const runnerName = task.runner;
       const runner = runnerName === null ? undefined : options.runners[runnerName];
@@ -98,6 +105,11 @@ export function createCommandRuntime(options: CommandRuntimeOptions): AgentRunti
           'UNKNOWN_RUNNER',
           `Runner '${runnerName ?? ''}' is not declared in the server config`,
         );
+      }
+      // Checked when the session and its plans were accepted; again here for a task stored before
+      // the operator took the runner from its tenant (a plan waiting, a task given back at a stop).
+      if (options.mayUseRunner && !options.mayUseRunner(task.tenantId, runnerName)) {
+        throw runnerNotAllowed(task.tenantId, [runnerName]);
       }
       const replicaDir = options.replicaDir ?? options.dataDir;
       const homesDir = options.homesDir ?? taskHomesDir(replicaDir);
