@@ -141,6 +141,8 @@ describe('output buffer', () => {
       taken.push(...buffer.take(true));
       assert.equal(rebuild(taken), text, `round ${round}`);
       for (const piece of taken) assert.ok(piece.line.length <= MAX_LINE_CHARS);
+      // Chunks split emoji; no piece keeps half of one (the store would keep it as U+FFFD).
+      for (const piece of taken) assert.ok(piece.line.isWellFormed(), `round ${round}: ${piece.line}`);
     }
   });
 
@@ -195,6 +197,24 @@ describe('output buffer', () => {
     const notice = `[maos: output truncated after ${MAX_LINES_PER_RUN} lines]`;
     assert.equal(rebuild(taken), `${'a\n'.repeat(MAX_LINES_PER_RUN - 1)}progress 10%\n${notice}\n`);
     assert.deepEqual(buffer.openStreams(), []);
+  });
+
+  test('an emoji split between two chunks is handed over whole, with the chunk that completes it', () => {
+    const buffer = createOutputBuffer();
+    buffer.push('text', 'c\ud83d');
+    buffer.startInterval();
+    assert.deepEqual(buffer.take(false), [{ stream: 'text', line: 'c', partial: true }]);
+    buffer.startInterval();
+    assert.deepEqual(buffer.take(false), [], 'the half alone is not handed over');
+    buffer.push('text', '\ude00\ud83d');
+    assert.deepEqual(buffer.take(false), [{ stream: 'text', line: '😀', partial: true }]);
+    // About 1 KiB is handed over at once, but for a last half.
+    buffer.push('text', `\ude80${'x'.repeat(PARTIAL_LINE_CHARS)}\ud83c`);
+    assert.deepEqual(buffer.take(false), [
+      { stream: 'text', line: `🚀${'x'.repeat(PARTIAL_LINE_CHARS)}`, partial: true },
+    ]);
+    buffer.push('text', '\udf89 end');
+    assert.deepEqual(buffer.take(true), [{ stream: 'text', line: '🎉 end', partial: true }]);
   });
 
   test('a long line split where an emoji straddles the limit keeps no half of it in either piece', () => {

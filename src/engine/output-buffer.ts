@@ -45,6 +45,16 @@ export interface OutputBuffer {
   openStreams(): OutputStream[];
 }
 
+/**
+ * How much of a stream's unfinished text can be handed over before its line ends: all of it but a
+ * last first half of a surrogate pair, whose second half comes with the next chunk (a model's
+ * streamed deltas may split an emoji). Handed over alone, each half would be stored as U+FFFD.
+ */
+function handOverEnd(text: string): number {
+  const last = text.charCodeAt(text.length - 1);
+  return last >= 0xd800 && last <= 0xdbff ? text.length - 1 : text.length;
+}
+
 /** A stream's unfinished line; `due` once it was held when a flush interval started. */
 interface HeldText {
   text: string;
@@ -117,8 +127,9 @@ export function createOutputBuffer(): OutputBuffer {
         due = false;
       }
       if (text.length >= PARTIAL_LINE_CHARS) {
-        addPartial(stream, text);
-        text = '';
+        const end = handOverEnd(text);
+        addPartial(stream, text.slice(0, end));
+        text = text.slice(end);
       }
       if (text.length === 0) held.delete(stream);
       else if (previous) {
@@ -132,8 +143,11 @@ export function createOutputBuffer(): OutputBuffer {
     take(final) {
       for (const [stream, rest] of held) {
         if (!final && !rest.due) continue;
-        addPartial(stream, rest.text);
-        held.delete(stream);
+        // At the end everything goes, a half pair too (stored as U+FFFD: the output held one).
+        const end = final ? rest.text.length : handOverEnd(rest.text);
+        if (end > 0) addPartial(stream, rest.text.slice(0, end));
+        if (end === rest.text.length) held.delete(stream);
+        else rest.text = rest.text.slice(end);
       }
       const taken = lines;
       lines = [];
