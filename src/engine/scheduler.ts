@@ -20,6 +20,7 @@ import { outputsFinishedHere } from './hand-off-outputs.ts';
 import { renewLeases } from './lease-heartbeat.ts';
 import { reapExpiredLeases } from './lease-reaper.ts';
 import { type Notifier, READY_CHANNEL, sessionChannel } from './notifier.ts';
+import { createProgressRecorder } from './progress-recorder.ts';
 import { type PreparedRun, prepareRuns, type RunSession } from './run-preparation.ts';
 import { settleWithin } from './settle-within.ts';
 import { endStoppedRun, releaseIgnoredRuns, type StopReason } from './stopped-run.ts';
@@ -146,6 +147,8 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   // Heartbeats keep beating through an outage (leases must be renewed as soon as it ends); only their log is kept short.
   const heartbeatOutage: StoreOutage = { current: null };
   const freeSlots = () => deps.concurrency - active.size - reserved;
+  // The output flushes of all runs of one tick share one operation (progress-recorder.ts).
+  const recordProgress = createProgressRecorder(deps.queue, now);
   // Finishes of all slots coalesce into one operation per write batch.
   const finish = createCoalescer(
     deps.queue,
@@ -401,7 +404,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         task,
         signal: run.controller.signal,
         runtimes: deps.runtimes,
-        queue: deps.queue,
+        recordProgress,
         logger: deps.logger,
         now,
         onOutputStored: () => deps.notifier.publish(sessionChannel(claim.sessionId)),

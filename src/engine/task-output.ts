@@ -3,32 +3,92 @@
 import type { Kysely } from 'kysely';
 import type { NewEvent } from '../domain/events.ts';
 import type { ModelUsage, Usage } from '../domain/types.ts';
-import { appendEvents } from '../store/event-store.ts';
+import { appendEvents, appendEventsMany } from '../store/event-store.ts';
 import type { Database } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
 import { recordUnsettledUsage } from './run-spend.ts';
 import type { Claim, TrailingOutput } from './task-outcome.ts';
 
+/** One output flush of a run: its output lines, and its spend so far when that changed. */
+export interface RunProgress {
+  claim: Claim;
+  lines: NonNullable<TrailingOutput['lines']>;
+  spend?: Usage | undefined;
+  /** `spend` per provider and model, when known. */
+  models?: readonly ModelUsage[] | undefined;
+}
+
+// Task ids per claim-checking SELECT: one bound value each, far below SQLite's variable limit.
+const CLAIM_CHUNK = 500;
+
 /**
- * One output flush of a run: its spend so far (when it changed, with its split per provider and
- * model when known) and its output lines, if the claim still holds. The session row is locked
- * before the task row, as finishes and cancels lock them, so a flush and a cancel on two replicas
- * never wait for each other in a cycle.
+ * Output flushes of many runs (of one or many sessions) in the caller's transaction: each run's
+ * spend (checking its claim) and its lines, if its claim still holds; returns, per flush in order,
+ * whether it did. The sessions' rows are locked first, in id order, before any task row, as
+ * finishes and cancels lock them, so a flush and a cancel on two replicas never wait for each
+ * other in a cycle; the claims are then checked under that lock. The lines of all runs are
+ * appended with one seq-reserving UPDATE and one INSERT; a session's lines keep the order of
+ * `progress` (a run's two flushes may both be in it when the queue was busy), and each run's lines
+ * their own.
  */
-export async function recordRunProgress(
+export async function recordRunsProgress(
   trx: Kysely<Database>,
-  claim: Claim,
-  lines: NonNullable<TrailingOutput['lines']>,
-  spend: Usage | undefined,
+  progress: readonly RunProgress[],
   now: number,
-  models?: readonly ModelUsage[],
-): Promise<boolean> {
-  if (spend === undefined) return appendTaskOutput(trx, claim, lines, now);
-  await lockSessions(trx, [claim.sessionId]);
-  // Recording the spend checks the claim holds, as the output lines need.
-  if (!(await recordUnsettledUsage(trx, claim, spend, now, models))) return false;
-  await appendOutputEvents(trx, claim, lines, now);
-  return true;
+): Promise<boolean[]> {
+  const writing = progress.filter((item) => item.lines.length > 0 || item.spend !== undefined);
+  await lockSessions(
+    trx,
+    writing.map((item) => item.claim.sessionId),
+  );
+  const held = await heldClaims(
+    trx,
+    writing.filter((item) => item.spend === undefined).map((item) => item.claim),
+  );
+  const stored: boolean[] = [];
+  for (const item of progress) {
+    if (item.spend !== undefined) {
+      // Recording the spend checks the claim holds, as the output lines need.
+      stored.push(await recordUnsettledUsage(trx, item.claim, item.spend, now, item.models));
+    } else {
+      stored.push(item.lines.length === 0 || held.has(item.claim));
+    }
+  }
+  await appendEventsMany(
+    trx,
+    progress
+      .filter((item, index) => stored[index] && item.lines.length > 0)
+      .map((item) => ({
+        session: { id: item.claim.sessionId, tenantId: item.claim.tenantId },
+        events: toOutputEvents(item.claim, item.lines),
+      })),
+    now,
+  );
+  return stored;
+}
+
+/** The claims whose attempt still holds its task (leased or running, same owner and attempt). */
+async function heldClaims(trx: Kysely<Database>, claims: readonly Claim[]): Promise<Set<Claim>> {
+  const held = new Set<Claim>();
+  for (let i = 0; i < claims.length; i += CLAIM_CHUNK) {
+    const chunk = claims.slice(i, i + CLAIM_CHUNK);
+    const rows = await trx
+      .selectFrom('tasks')
+      .select(['id', 'lease_owner', 'attempts'])
+      .where(
+        'id',
+        'in',
+        chunk.map((claim) => claim.taskId),
+      )
+      .where('status', 'in', ['leased', 'running'])
+      .execute();
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    for (const claim of chunk) {
+      const row = byId.get(claim.taskId);
+      if (row && row.lease_owner === claim.owner && Number(row.attempts) === claim.attempt) held.add(claim);
+    }
+  }
+  return held;
 }
 
 /** Appends output lines while the claim still holds (never after the session's final event). */

@@ -9,16 +9,16 @@ import type { Logger } from '../observability/logger.ts';
 import { runInSessionTrace } from '../observability/session-trace.ts';
 import { logTaskAttemptFailed } from '../observability/task-attempt-log.ts';
 import type { StoredTraceContext } from '../observability/tracing.ts';
-import { ENGINE_PROGRESS, type WriteQueue } from '../store/write-queue.ts';
 import { createFlushClock } from './flush-clock.ts';
 import { createOutputBuffer } from './output-buffer.ts';
+import type { RecordProgress } from './progress-recorder.ts';
 import { createRunLogger } from './run-logger.ts';
 import type { Claim, RunOutcome } from './task-outcome.ts';
-import { recordRunProgress } from './task-output.ts';
 
 /**
- * How often gathered output lines are written (one transaction per flush, not per line); an
- * unfinished line is written in pieces once it has waited a whole interval (see output-buffer.ts).
+ * How often gathered output lines are written (the flushes of all runs of a tick in one write
+ * operation, engine/progress-recorder.ts; not one per line); an unfinished line is written in
+ * pieces once it has waited a whole interval (see output-buffer.ts).
  */
 const OUTPUT_FLUSH_MS = 100;
 const outputFlushClock = createFlushClock(OUTPUT_FLUSH_MS);
@@ -32,7 +32,8 @@ export interface TaskRunInput {
   task: RuntimeTask;
   signal: AbortSignal;
   runtimes: RuntimeRegistry;
-  queue: WriteQueue;
+  /** Writes the run's output flushes (together with those of the other runs of the same tick). */
+  recordProgress: RecordProgress;
   logger: Logger;
   now(): number;
   /** Called after output lines were committed (wake event watchers). */
@@ -79,7 +80,7 @@ export function describeRuntime(runtimes: RuntimeRegistry, runner: string | null
  * returned in `outcome.lines` for the finish to write in its own transaction.
  */
 export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
-  const { claim, queue } = input;
+  const { claim } = input;
   const buffer = createOutputBuffer();
   // Whether this run's flush waits for the clock's next tick.
   let waiting = false;
@@ -125,21 +126,19 @@ export async function runClaimedTask(input: TaskRunInput): Promise<RunOutcome> {
       spendQueued = newSpend;
       spendQueuedAt = input.now();
     }
-    const write = queue
-      .run((trx) => recordRunProgress(trx, claim, lines, newSpend, input.now(), newModels), ENGINE_PROGRESS)
-      .then(
-        (stored) => {
-          if (!stored) return;
-          if (newSpend) {
-            spendOnRecord = newSpend;
-            modelsOnRecord = newModels;
-          }
-          if (lines.length > 0) input.onOutputStored();
-        },
-        (error: unknown) => {
-          logger.warn({ err: coerceError(error) }, 'could not store task output');
-        },
-      );
+    const write = input.recordProgress({ claim, lines, spend: newSpend, models: newModels }).then(
+      (stored) => {
+        if (!stored) return;
+        if (newSpend) {
+          spendOnRecord = newSpend;
+          modelsOnRecord = newModels;
+        }
+        if (lines.length > 0) input.onOutputStored();
+      },
+      (error: unknown) => {
+        logger.warn({ err: coerceError(error) }, 'could not store task output');
+      },
+    );
     writes.push(write);
   };
 

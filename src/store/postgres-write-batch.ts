@@ -5,7 +5,7 @@
 // was a deadlock PostgreSQL only breaks after deadlock_timeout (1 s by default), measured as
 // several per second with 2 replicas (bench/cluster.ts). Round trips stay the same as with a
 // savepoint per operation (BEGIN/COMMIT instead of SAVEPOINT/RELEASE); the coalesced operations
-// (all finishes, all claims of a tick) keep the number of commits per task low.
+// (all finishes, all claims, all runs' output flushes of a tick) keep the number of commits per task low.
 import { type Kysely, sql } from 'kysely';
 import type { Database } from './schema.ts';
 import { asStorageFailure, toStoreWriteError } from './store-failure.ts';
@@ -33,7 +33,7 @@ const BEGIN = sql.raw(
 );
 
 /** PostgreSQL deadlock_detected (40P01) or serialization_failure (40001). */
-function isTransientConflict(error: unknown): boolean {
+export function isTransientConflict(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === '40P01' || code === '40001';
 }

@@ -11,7 +11,7 @@ import { expireTaskLease } from '../../src/engine/lease-expiry.ts';
 import { recordUnsettledUsage } from '../../src/engine/run-spend.ts';
 import { chargeUnappliedRun, releaseTask } from '../../src/engine/task-ops.ts';
 import type { Claim } from '../../src/engine/task-outcome.ts';
-import { recordRunProgress } from '../../src/engine/task-output.ts';
+import { recordRunsProgress } from '../../src/engine/task-output.ts';
 import { findExpiredLeases } from '../../src/store/task-store.ts';
 import { ACTOR, createHarness, type Harness } from '../fixtures/engine-harness.ts';
 import { createTestDatabase } from '../fixtures/postgres.ts';
@@ -224,6 +224,8 @@ test('postgres: a flush that records spend locks the session before the task, as
       transformResult: async (args) => args.result,
     })
     .transaction()
-    .execute((trx) => recordRunProgress(trx, claim, [{ stream: 'text', line: 'x' }], RECORD, Date.now()));
+    .execute((trx) =>
+      recordRunsProgress(trx, [{ claim, lines: [{ stream: 'text', line: 'x' }], spend: RECORD }], Date.now()),
+    );
   assert.deepEqual(order.slice(0, 2), ['session lock', 'task update']);
 });
