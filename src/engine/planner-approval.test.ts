@@ -870,6 +870,64 @@ describe('checkEditedPlan', () => {
       ],
     );
   });
+
+  test('a name the session has already is valid as it is, the orchestrator’s prefix too; not a new one', () => {
+    // A plan submitted with its agents may name one `orchestrator:…`: sent back as read, it is approved.
+    const waiting: PlanBody = {
+      phases: [
+        {
+          name: 'main',
+          tasks: [
+            { name: 'orchestrator:check', role: 'qa', instructions: 'do check', dependsOn: [] },
+            { name: 'fix', role: 'qa', instructions: 'do fix', dependsOn: ['orchestrator:check'] },
+          ],
+        },
+      ],
+    };
+    const submitted: EditedPlanSession = {
+      ...session([
+        current('orchestrator:check', 'qa'),
+        current('fix', 'qa', { dependsOn: ['orchestrator:check'] }),
+      ]),
+      waitingPlan: waiting,
+    };
+    const asRead = checkEditedPlan(waiting, rules, submitted);
+    assert.equal(asRead.unchanged, true);
+    const edited = checkEditedPlan(
+      {
+        phases: [
+          {
+            name: 'main',
+            tasks: [
+              { name: 'orchestrator:check', role: 'qa', instructions: 'check it all' },
+              { name: 'fix', role: 'qa', instructions: 'do fix', dependsOn: ['orchestrator:check'] },
+            ],
+          },
+        ],
+      },
+      rules,
+      submitted,
+    );
+    assert.equal(edited.unchanged, false);
+    const added = failure(() =>
+      checkEditedPlan(
+        {
+          phases: [
+            {
+              name: 'main',
+              tasks: [
+                ...waiting.phases[0]!.tasks,
+                { name: 'orchestrator:new', role: 'qa', instructions: 'x' },
+              ],
+            },
+          ],
+        },
+        rules,
+        submitted,
+      ),
+    );
+    assert.match(added.message, /task name "orchestrator:new" is not a valid name/);
+  });
 });
 
 describe('the dependencies of an edited task', () => {

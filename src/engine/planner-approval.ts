@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import type { PlanBody, PlannedTask } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
-import { EDITED_TASK_NAMES, normaliseTaskNames } from './planner-names.ts';
+import { EDITED_TASK_NAMES, normaliseTaskNames, type TaskNameForm } from './planner-names.ts';
 import {
   checkGeneratedPhases,
   type ExistingAgent,
@@ -330,6 +330,20 @@ function checkGateEdit(
 }
 
 /**
+ * The name form of an edit: EDITED_TASK_NAMES, where the names of the session's tasks are valid as
+ * they are. A plan submitted with its agents may name one `orchestrator:…` (its tasks never meet the
+ * orchestrator's own), and the plan as read must be sendable back.
+ */
+function namesOfEdit(session: EditedPlanSession): TaskNameForm {
+  const kept = new Set([
+    ...session.tasks.keys(),
+    ...(session.waitingPlan?.phases.flatMap((phase) => phase.tasks.map((task) => task.name)) ?? []),
+  ]);
+  if (![...kept].some((name) => !EDITED_TASK_NAMES.isValid(name))) return EDITED_TASK_NAMES;
+  return { ...EDITED_TASK_NAMES, isValid: (name) => kept.has(name) || EDITED_TASK_NAMES.isValid(name) };
+}
+
+/**
  * Parses and checks an edited plan exactly as a generated one is checked (checkGeneratedPhases:
  * tasks per phase, names, roles, dependencies that exist and are not in a later phase, cycles,
  * reused agents, per-role cap) and builds it the same way (each phase waits for the one before),
@@ -367,7 +381,7 @@ export function checkEditedPlan(
   const named = normaliseTaskNames(
     parsed.data.phases.map((phase) => ({ ...phase, tasks: phase.tasks.map(toEditedTask) })),
     { earlierTaskNames: [], agentNames: session.agents.map((agent) => agent.name) },
-    EDITED_TASK_NAMES,
+    namesOfEdit(session),
   );
   if (!named.ok) {
     throw new AppError('INVALID_PLAN', `The edited plan is not valid: ${named.errors.join('; ')}`, {

@@ -243,6 +243,22 @@ describe('steering and approval routes', { timeout: 30_000 }, () => {
     );
   });
 
+  test('a plan submitted with an agent named orchestrator:… is approved as read', async () => {
+    // Submitted agents may take the prefix an edit may not give a new task.
+    const id = await awaitingSession([
+      { name: 'orchestrator:build', role: 'engineer', task: 'Build', runner: 'ok' },
+      { name: 'test', role: 'qa', task: 'Test', runner: 'ok', depends_on: ['orchestrator:build'] },
+    ]);
+    const plan = await planAsShown(id);
+    const response = await app.inject({
+      method: 'POST',
+      url: `/v1/sessions/${id}/approve`,
+      payload: { plan },
+    });
+    assert.equal(response.statusCode, 200, response.body);
+    assert.deepEqual(response.json(), { planVersion: 1, readied: 1, renamedTasks: {} });
+  });
+
   test('an invalid edited plan is 400 with the problems', async () => {
     const id = await awaitingSession();
     const response = await app.inject({
