@@ -18,6 +18,7 @@ import {
 } from 'node:fs';
 import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
@@ -70,6 +71,12 @@ function execForm(args: string): string[] {
 
 /** The init of the image (Debian's tini package). */
 const TINI = '/usr/bin/tini';
+
+/** Root on Linux with unshare: a process can be run as PID 1 of a new PID namespace. */
+const canUnshare =
+  process.platform === 'linux' &&
+  process.getuid?.() === 0 &&
+  spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true'], { stdio: 'ignore' }).status === 0;
 
 const dockerfile = parseDockerfile(readFileSync('deploy/docker/Dockerfile', 'utf8'));
 const dockerignore = readFileSync('.dockerignore', 'utf8')
@@ -199,24 +206,53 @@ describe('Dockerfile', () => {
     const server = createServer((req, res) => {
       res.writeHead(req.url === '/healthz' ? status : 404).end();
     });
-    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-    const port = (server.address() as { port: number }).port;
-    const runCheck = (checkPort: number) =>
-      new Promise<number | null>((done) => {
-        const child = spawn(process.execPath, ['deploy/docker/healthcheck.mjs'], {
-          env: { ...process.env, MAOS_PORT: String(checkPort) },
-          stdio: 'ignore',
-        });
-        child.on('close', done);
-      });
+    const port = await listenOnLoopback(server);
+    const runCheck = (checkPort: number) => runHealthcheck({ MAOS_PORT: String(checkPort) });
     try {
-      assert.equal(await runCheck(port), 0);
+      assert.deepEqual(await runCheck(port), { code: 0, stderr: '' });
       status = 503;
-      assert.equal(await runCheck(port), 1);
+      assert.deepEqual(await runCheck(port), {
+        code: 1,
+        stderr: `healthcheck: GET http://127.0.0.1:${port}/healthz: 503\n`,
+      });
     } finally {
       await new Promise((done) => server.close(done));
     }
-    assert.equal(await runCheck(port), 1, 'nothing listening');
+    const closed = await runCheck(port);
+    assert.equal(closed.code, 1, 'nothing listening');
+    assert.match(closed.stderr, /ECONNREFUSED/);
+  });
+
+  test('the healthcheck script probes the port the server reads: config file, MAOS_PORT over it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maos-healthcheck-'));
+    const server = createServer((req, res) => res.writeHead(req.url === '/healthz' ? 200 : 404).end());
+    const port = await listenOnLoopback(server);
+    // A port nothing listens on: another server's, closed again.
+    const other = createServer();
+    const otherPort = await listenOnLoopback(other);
+    await new Promise((done) => other.close(done));
+    try {
+      const config = join(dir, 'maos.yaml');
+      writeFileSync(config, `port: ${port}\n`);
+      assert.deepEqual(await runHealthcheck({ MAOS_CONFIG: config }), { code: 0, stderr: '' });
+      // The variable wins over the file, for the server as for the check (the image sets MAOS_PORT).
+      assert.equal((await runHealthcheck({ MAOS_CONFIG: config, MAOS_PORT: String(otherPort) })).code, 1);
+      writeFileSync(config, `port: ${otherPort}\n`);
+      assert.deepEqual(await runHealthcheck({ MAOS_CONFIG: config, MAOS_PORT: String(port) }), {
+        code: 0,
+        stderr: '',
+      });
+      // No fixed port to probe, and a configuration the server would refuse: unhealthy, saying why.
+      const picked = await runHealthcheck({ MAOS_PORT: '0' });
+      assert.equal(picked.code, 1);
+      assert.match(picked.stderr, /^healthcheck: the server listens on port 0 /);
+      const invalid = await runHealthcheck({ MAOS_PORT: 'eighty' });
+      assert.equal(invalid.code, 1);
+      assert.match(invalid.stderr, /^healthcheck: cannot read the server's configuration: /);
+    } finally {
+      await new Promise((done) => server.close(done));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('the healthcheck script follows a server that serves HTTPS (tls.certFile)', {
@@ -231,26 +267,131 @@ describe('Dockerfile', () => {
         res.writeHead(req.url === '/healthz' ? status : 404).end();
       },
     );
-    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-    const port = (server.address() as { port: number }).port;
+    const port = await listenOnLoopback(server);
     const runCheck = () =>
-      new Promise<number | null>((done) => {
-        const child = spawn(process.execPath, ['deploy/docker/healthcheck.mjs'], {
-          env: { ...process.env, MAOS_PORT: String(port) },
-          stdio: 'ignore',
-        });
-        child.on('close', done);
+      runHealthcheck({
+        MAOS_PORT: String(port),
+        MAOS_TLS__CERT_FILE: certFile,
+        MAOS_TLS__KEY_FILE: keyFile,
       });
     try {
-      assert.equal(await runCheck(), 0, 'healthy over HTTPS');
+      assert.equal((await runCheck()).code, 0, 'healthy over HTTPS');
       status = 503;
-      assert.equal(await runCheck(), 1, 'unhealthy over HTTPS');
+      assert.equal((await runCheck()).code, 1, 'unhealthy over HTTPS');
     } finally {
       await new Promise((done) => server.close(done));
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  // The image's command with flags (`docker run maos:… serve --port 8080`): the check, run in the
+  // container beside it, reads them from PID 1 (tini) as `maos serve` read them.
+  test('the healthcheck script follows the flags of the serve command the container runs', {
+    skip: canUnshare
+      ? existsSync(TINI)
+        ? spawnSync('nsenter', ['--version'], { stdio: 'ignore' }).status === 0
+          ? false
+          : 'needs nsenter (util-linux)'
+        : `${TINI} not found: apt-get install -y --no-install-recommends tini`
+      : 'needs Linux, root and unshare to run a process as PID 1',
+    timeout: 120_000,
+  }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maos-healthcheck-pid1-'));
+    const free = createServer();
+    const port = await listenOnLoopback(free);
+    await new Promise((done) => free.close(done));
+    // The address in a config file named by --config, the port by --port, over the image's
+    // MAOS_PORT=7070 (another port here: 7070 may be taken on this machine).
+    const config = join(dir, 'maos.json');
+    writeFileSync(config, JSON.stringify({ host: '127.0.0.2', auth: { mode: 'none' }, logLevel: 'warn' }));
+    const imagePort = String(port === 65535 ? port - 1 : port + 1);
+    const runtime = stages(dockerfile).at(-1) as Instruction[];
+    const entrypoint = execForm(runtime.find((i) => i.keyword === 'ENTRYPOINT')?.args ?? '[]');
+    const cmd = execForm(runtime.find((i) => i.keyword === 'CMD')?.args ?? '[]');
+    const argv = [
+      ...entrypoint.map((arg) => (arg === 'node' ? process.execPath : arg)),
+      ...cmd,
+      '--config',
+      config,
+      `--port=${port}`,
+      '-d',
+      join(dir, 'data'),
+    ];
+    const env = { ...environmentWithoutMaos(), MAOS_PORT: imagePort };
+    // --kill-child: the namespace (its PID 1, and with it the server) ends with unshare.
+    const container = spawn('unshare', ['--pid', '--fork', '--kill-child=SIGTERM', '--mount-proc', ...argv], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    const exited = new Promise((done) => container.on('close', done));
+    let pid1 = '';
+    try {
+      await new Promise<void>((started, failed) => {
+        container.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+          stderr += chunk;
+          if (/MAOS listening on http:\/\/127\.0\.0\.2:\d+/.test(stderr)) started();
+        });
+        container.on('close', (code) => failed(new Error(`the server exited (${code}): ${stderr}`)));
+      });
+      assert.match(stderr, new RegExp(`listening on http://127\\.0\\.0\\.2:${port}\\b`));
+      // PID 1 of the namespace as this machine numbers it: unshare's only child.
+      pid1 = readFileSync(`/proc/${container.pid}/task/${container.pid}/children`, 'utf8').trim();
+      assert.match(pid1, /^\d+$/);
+      const check = spawnSync(
+        'nsenter',
+        [
+          '--target',
+          pid1,
+          '--pid',
+          '--mount',
+          '--',
+          process.execPath,
+          resolve('deploy/docker/healthcheck.mjs'),
+        ],
+        { env, encoding: 'utf8', timeout: 30_000 },
+      );
+      assert.equal(check.status, 0, check.stderr);
+      assert.equal(check.stderr, '');
+    } finally {
+      // tini hands SIGTERM to the server, as `docker stop` does.
+      if (/^\d+$/.test(pid1)) process.kill(Number(pid1), 'SIGTERM');
+      else container.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
+
+/** The environment of this process without MAOS_* variables (as the image starts: only its own). */
+function environmentWithoutMaos(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value !== undefined && !key.startsWith('MAOS_')) env[key] = value;
+  }
+  return env;
+}
+
+/** Runs deploy/docker/healthcheck.mjs with `env` over a MAOS_-free environment. */
+function runHealthcheck(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, ['deploy/docker/healthcheck.mjs'], {
+      env: { ...environmentWithoutMaos(), ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    child.on('close', (code) => done({ code, stderr }));
+  });
+}
+
+/** Listens on 127.0.0.1, a free port; returns the port. */
+async function listenOnLoopback(server: Server): Promise<number> {
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  return (server.address() as { port: number }).port;
+}
 
 /** Zombie processes in the current PID namespace (state Z in /proc/<pid>/stat). */
 const COUNT_ZOMBIES = `
@@ -277,11 +418,6 @@ function runAsPid1(argv: string[]): string {
   assert.equal(result.status, 0, result.stderr);
   return result.stdout.trim();
 }
-
-const canUnshare =
-  process.platform === 'linux' &&
-  process.getuid?.() === 0 &&
-  spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true'], { stdio: 'ignore' }).status === 0;
 
 describe('the image init (tini) as PID 1', () => {
   const skip = !canUnshare

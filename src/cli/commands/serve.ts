@@ -8,36 +8,21 @@ import { resolveSqlitePath } from '../../store/db.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { shellWord } from '../invocation.ts';
-import { parseIntegerOption } from '../number-options.ts';
-
-interface ServeOptions {
-  config?: string;
-  host?: string;
-  port?: string;
-  dataDir?: string;
-}
+import { addServeOptions, type ServeOptions, serveOverrides } from '../serve-options.ts';
 
 /** Registers `maos serve`. */
 export function registerServeCommand(program: Command, act: ActionFactory): void {
   // Only --json: the server talks to no other server, so --server/--token would mean nothing here.
-  addCommonOptions(program.command('serve'), false)
-    .description('run the MAOS server: REST + SSE API, engine and workers, on the local data directory')
-    .option('-c, --config <path>', 'config file, YAML or JSON (env MAOS_CONFIG)')
-    .option('--host <address>', 'address to bind (config `host`, default 127.0.0.1)')
-    .option('-p, --port <port>', 'port to listen on; 0 picks a free one (config `port`, default 7070)')
-    .option('-d, --data-dir <path>', 'data directory (config `dataDir`, default ./.maos)')
-    .action(act(serve));
+  addServeOptions(
+    addCommonOptions(program.command('serve'), false).description(
+      'run the MAOS server: REST + SSE API, engine and workers, on the local data directory',
+    ),
+  ).action(act(serve));
 }
 
 async function serve(ctx: CliContext, command: Command): Promise<number> {
   const options = command.opts<ServeOptions>();
-  const overrides: Record<string, unknown> = {};
-  if (options.host !== undefined) overrides.host = options.host;
-  // Checked here, naming the flag: passed on as text, `-1` or `1.5` read as "expected number, received string".
-  if (options.port !== undefined) {
-    overrides.port = parseIntegerOption('--port', options.port, { min: 0, max: 65535 });
-  }
-  if (options.dataDir !== undefined) overrides.dataDir = options.dataDir;
+  const overrides = serveOverrides(options);
   // A signal while it starts (waiting for PostgreSQL, say) stops it there: nothing to serve.
   // SIGTERM/SIGINT are handled from here on, before the server is announced: a supervisor may stop
   // it as soon as the banner appears, and a signal without a handler would kill it without a
