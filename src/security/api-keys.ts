@@ -8,6 +8,13 @@ import { newId } from '../store/ids.ts';
 import { isRoleName, type RoleName } from './rbac.ts';
 import type { ApiKeysTable, SecurityDb, SecurityTables } from './security-tables.ts';
 
+/**
+ * The audit target type of a key's creation and revocation, over HTTP (the resource of `keys:create`
+ * and `keys:revoke`, as every route's) and with the CLI alike. Earlier CLI records say `api_key`
+ * (audit-record.ts RENAMED_TARGET_TYPES).
+ */
+export const API_KEY_AUDIT_TARGET_TYPE = 'keys';
+
 /** Every key starts with this, so secret scanners and log redaction can recognise it. */
 export const API_KEY_PREFIX = 'maos_';
 const LOOKUP_ID_LENGTH = 12;

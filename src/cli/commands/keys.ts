@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.ts';
 import {
+  API_KEY_AUDIT_TARGET_TYPE,
   type ApiKeyInfo,
   createApiKey,
   keyNameProblem,
@@ -143,7 +144,7 @@ async function runCreate(ctx: CliContext, command: Command): Promise<number> {
     await store.auditLog.append({
       action: 'keys:create',
       actor,
-      target: { type: 'api_key', id: created.info.id, tenant: options.tenant },
+      target: { type: API_KEY_AUDIT_TARGET_TYPE, id: created.info.id, tenant: options.tenant },
       outcome: 'success',
     });
     const { out } = ctx;
@@ -216,7 +217,7 @@ async function runRevoke(ctx: CliContext, command: Command): Promise<number> {
     await store.auditLog.append({
       action: 'keys:revoke',
       actor: localOperatorActor(options.tenant),
-      target: { type: 'api_key', id: revoked.id, tenant: options.tenant },
+      target: { type: API_KEY_AUDIT_TARGET_TYPE, id: revoked.id, tenant: options.tenant },
       outcome: 'success',
     });
     if (ctx.out.json) ctx.out.printJson(revoked);

@@ -5,7 +5,13 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { trimmedLine } from '../../domain/trimmed-text.ts';
 import { AppError } from '../../errors/app-error.ts';
-import { type ApiKeyInfo, createApiKey, listApiKeyPage, revokeApiKey } from '../../security/api-keys.ts';
+import {
+  API_KEY_AUDIT_TARGET_TYPE,
+  type ApiKeyInfo,
+  createApiKey,
+  listApiKeyPage,
+  revokeApiKey,
+} from '../../security/api-keys.ts';
 import { BUILT_IN_ROLES } from '../../security/rbac.ts';
 import type { SecurityDb } from '../../security/security-tables.ts';
 import { createLimitSchema, cursorSchema, storedIdSchema } from '../params.ts';
@@ -59,7 +65,10 @@ export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRo
   typed.post(
     '/v1/admin/keys',
     {
-      config: { permission: 'keys:manage', audit: { action: 'keys:create' } },
+      config: {
+        permission: 'keys:manage',
+        audit: { action: 'keys:create', targetType: API_KEY_AUDIT_TARGET_TYPE },
+      },
       schema: {
         operationId: 'createApiKey',
         summary: 'Create an API key',
@@ -134,7 +143,7 @@ export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRo
     {
       config: {
         permission: 'keys:manage',
-        audit: { action: 'keys:revoke', targetId: revokedKeyId },
+        audit: { action: 'keys:revoke', targetType: API_KEY_AUDIT_TARGET_TYPE, targetId: revokedKeyId },
       },
       schema: {
         operationId: 'revokeApiKey',

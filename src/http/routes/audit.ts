@@ -152,6 +152,15 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
           // Empty (an unset shell variable) is refused: read as no filter, it listed every record.
           action: z.string().min(1).max(200).optional(),
           outcome: z.enum(['success', 'failure', 'unknown']).optional(),
+          // Letters, digits and `_.:-`: what MAOS names target types with (`keys`, `role_binding`,
+          // `mcp_tool`), the same whether the store reads them as JSON or as its text.
+          targetType: z
+            .string()
+            .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be a target type such as keys or sessions')
+            .optional()
+            .describe(
+              'Only records whose target has this type (`target.type`); also those an earlier version wrote under another name for it (`keys` and `api_key`, either way).',
+            ),
           order: z
             .enum(['asc', 'desc'])
             .default('asc')
@@ -168,7 +177,7 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
       },
     },
     async (request) => {
-      const { id, action, outcome, order, limit, cursor } = request.query;
+      const { id, action, outcome, targetType, order, limit, cursor } = request.query;
       const seq = cursor === undefined ? undefined : readCursor(cursor, order);
       const page = await options.auditLog.list({
         tenantId: request.actor.tenantId,
@@ -177,6 +186,7 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
         ...(id ? { id } : {}),
         ...(action ? { action } : {}),
         ...(outcome ? { outcome } : {}),
+        ...(targetType ? { targetType } : {}),
         ...(seq === undefined ? {} : order === 'desc' ? { beforeSeq: seq } : { afterSeq: seq }),
       });
       return {

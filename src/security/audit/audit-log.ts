@@ -8,6 +8,7 @@ import type { Logger } from '../../observability/logger.ts';
 import { isPostgres, LOCK_KEYS } from '../../store/advisory-lock.ts';
 import { writeFileDurablySync } from '../../store/durable-file.ts';
 import { newId } from '../../store/ids.ts';
+import { auditTargetTypeExpression } from '../../store/migrations/0030-audit-target-type-index.ts';
 import { IDLE_IN_OPERATION_TIMEOUT_MS } from '../../store/postgres-write-batch.ts';
 import type { SecurityDb } from '../security-tables.ts';
 import {
@@ -28,6 +29,7 @@ import {
   GENESIS_HASH,
   indexedColumnsOf,
   serializeAuditRecord,
+  targetTypeNames,
 } from './audit-record.ts';
 import { type Checkpoint, type CheckpointSigner, openCheckpoint, signCheckpoint } from './checkpoint.ts';
 import { hashLeaf, MerkleFrontier } from './merkle.ts';
@@ -82,6 +84,8 @@ export interface AuditListQuery {
   id?: string;
   action?: string;
   outcome?: string;
+  /** Only records whose target has this type, under its current or an earlier name (targetTypeNames). */
+  targetType?: string;
   /** Only records with seq greater than this (the ascending cursor). */
   afterSeq?: number;
   /** Only records with seq less than this (the descending cursor). */
@@ -275,6 +279,11 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     if (query.id !== undefined) q = q.where('id', '=', query.id);
     if (query.action !== undefined) q = q.where('action', '=', query.action);
     if (query.outcome !== undefined) q = q.where('outcome', '=', query.outcome);
+    if (query.targetType !== undefined) {
+      // The expression of the (tenant_id, target type, seq) index, so that it serves the page.
+      // PostgreSQL's holds the type as JSON writes it: the same for the names MAOS gives.
+      q = q.where(auditTargetTypeExpression(isPostgres(db)), 'in', targetTypeNames(query.targetType));
+    }
     if (query.afterSeq !== undefined) q = q.where('seq', '>', query.afterSeq);
     if (query.beforeSeq !== undefined) q = q.where('seq', '<', query.beforeSeq);
     const rows = await q.limit(query.limit + 1).execute();

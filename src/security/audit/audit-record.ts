@@ -45,6 +45,20 @@ export interface AuditTarget {
   tenant: string | null;
 }
 
+/**
+ * Target types earlier versions wrote under another name: that name → the current one. Stored
+ * records keep the name they were hashed with; a filter on either finds both (targetTypeNames).
+ * `api_key`: API keys created or revoked with the CLI, before it wrote `keys` as the HTTP routes do.
+ */
+export const RENAMED_TARGET_TYPES: ReadonlyMap<string, string> = new Map([['api_key', 'keys']]);
+
+/** The names records of `type`'s target type may carry: the current one, then its earlier ones. */
+export function targetTypeNames(type: string): string[] {
+  const current = RENAMED_TARGET_TYPES.get(type) ?? type;
+  const earlier = [...RENAMED_TARGET_TYPES].filter(([, now]) => now === current).map(([old]) => old);
+  return [current, ...earlier];
+}
+
 /** What a caller supplies; id, seq and time are assigned by the log. */
 export interface AuditEventInput {
   /** The permission checked, or a name of that form, e.g. `sessions:create`, `tenants:purge`. */

@@ -29,6 +29,7 @@ import * as tenantExportIndexes from './0026-tenant-export-indexes.ts';
 import * as taskReadyTenantIndex from './0027-task-ready-tenant-index.ts';
 import * as mcpStreamEventPositions from './0028-mcp-stream-event-positions.ts';
 import * as auditFilterIndexes from './0029-audit-filter-indexes.ts';
+import * as auditTargetTypeIndex from './0030-audit-target-type-index.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -66,4 +67,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0027_task_ready_tenant_index', migration: taskReadyTenantIndex },
   { name: '0028_mcp_stream_event_positions', migration: mcpStreamEventPositions },
   { name: '0029_audit_filter_indexes', migration: auditFilterIndexes },
+  { name: '0030_audit_target_type_index', migration: auditTargetTypeIndex },
 ];

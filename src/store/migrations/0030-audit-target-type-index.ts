@@ -1,0 +1,43 @@
+// Migration 0030_audit_target_type_index: `GET /v1/audit?targetType=` lists a tenant's records of
+// one target type, in seq order, through an index led by the tenant and the target type that each
+// record's hashed event holds (no column of its own: stored records are never rewritten, so older
+// ones could not be given one). Without it a page of a rare type read every record of the tenant,
+// as a rare action did before 0029.
+import { type Kysely, type RawBuilder, sql } from 'kysely';
+import { isPostgres } from '../advisory-lock.ts';
+
+// biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists.
+type AnyDb = Kysely<any>;
+
+/**
+ * PostgreSQL reads the type out of the event's text with a regular expression, not as JSON: a
+ * record may hold `\u0000` or an unpaired surrogate escaped (a refused MCP call's method, say),
+ * which PostgreSQL's JSON types refuse, and an index expression that fails would fail the append.
+ * The event is RFC 8785 canonical JSON: `"target":{"id":…,"tenant":…,"type":"…"}` (keys sorted,
+ * no spaces), and a quote inside a string is always escaped, so the text `"target":{` is only ever
+ * the top-level key. The type is matched as JSON writes it (escapes kept).
+ */
+const POSTGRES_TARGET_TYPE = String.raw`"target":\{(?:"id":(?:null|"(?:[^"\\]|\\.)*"),)?(?:"tenant":(?:null|"(?:[^"\\]|\\.)*"),)?"type":"((?:[^"\\]|\\.)*)"`;
+
+/**
+ * The target type of an `audit_log` row's event (null without a target), as the index holds it: a
+ * query must use this very expression for the index to serve it. SQLite's JSON functions read
+ * every escape JSON allows.
+ */
+export function auditTargetTypeExpression(postgres: boolean): RawBuilder<string | null> {
+  return postgres
+    ? sql<string | null>`substring(event from ${sql.lit(POSTGRES_TARGET_TYPE)})`
+    : sql<string | null>`json_extract(event, '$.target.type')`;
+}
+
+export async function up(db: AnyDb): Promise<void> {
+  const target = auditTargetTypeExpression(isPostgres(db));
+  await sql`create index audit_log_tenant_target_type_idx on audit_log (tenant_id, (${target}), seq)`.execute(
+    db,
+  );
+}
+
+/** Drops the index. */
+export async function down(db: AnyDb): Promise<void> {
+  await db.schema.dropIndex('audit_log_tenant_target_type_idx').execute();
+}
