@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { headOf, pairSafeEnd, tailOf } from './text-cut.ts';
+import { charCount, headOf, pairSafeEnd, tailOf } from './text-cut.ts';
 
 describe('text cuts', () => {
   test('headOf never ends on half a surrogate pair', () => {
@@ -32,5 +32,14 @@ describe('text cuts', () => {
       assert.ok(tailOf(text, max).isWellFormed(), `tail ${max}`);
       assert.ok(headOf(text, max).length <= max && tailOf(text, max).length <= max);
     }
+  });
+
+  test('charCount counts code points: a pair is one character, a lone half one too', () => {
+    assert.equal(charCount(''), 0);
+    assert.equal(charCount('abc'), 3);
+    assert.equal(charCount('a😀b🎉'), 4);
+    assert.equal(charCount('\ud83d'), 1);
+    assert.equal(charCount('\ude00\ud83d'), 2);
+    assert.equal(charCount('x\ud83d\ude00\ud83d'), 3);
   });
 });

@@ -23,6 +23,22 @@ export function tailOf(text: string, max: number): string {
   return text.slice(isLowSurrogate(text.charCodeAt(start)) ? start + 1 : start);
 }
 
+/**
+ * The characters of `text` as the request schemas count them (zod, JSON Schema `maxLength`): code
+ * points, so an emoji is one, not the two UTF-16 units of `text.length`. A limit checked past the
+ * schema must count the same way, or text the API document accepts is refused.
+ */
+export function charCount(text: string): number {
+  let count = text.length;
+  for (let i = 0; i < text.length - 1; i++) {
+    if (isHighSurrogate(text.charCodeAt(i)) && isLowSurrogate(text.charCodeAt(i + 1))) {
+      count--;
+      i++;
+    }
+  }
+  return count;
+}
+
 function isHighSurrogate(code: number): boolean {
   return code >= 0xd800 && code <= 0xdbff;
 }

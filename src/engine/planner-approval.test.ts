@@ -630,6 +630,18 @@ describe('validateEditedPlan', () => {
     );
   });
 
+  test('instructions are counted in characters as at a submit: an emoji is one', () => {
+    const plan = (instructions: string) => ({
+      phases: [{ name: 'p', tasks: [{ name: 'poem', role: 'qa', instructions }] }],
+    });
+    // 20,000 emoji: 40,000 UTF-16 units, 20,000 characters, as the submit's schema counts them.
+    assert.equal(validateEditedPlan(plan('😀'.repeat(20_000)), rules).phases.length, 1);
+    assert.match(
+      failure(() => validateEditedPlan(plan('😀'.repeat(20_001)), rules)).message,
+      /task "poem": its instructions have 20001 characters; at most 20000 are allowed/,
+    );
+  });
+
   test("a phase's allowance is the one of the waiting plan's phase at its position, whatever its name", () => {
     const phase = (name: string, prefix: string, count: number) => ({
       name,

@@ -2,6 +2,7 @@
 // between two plan versions (shown by GET /v1/sessions/:id/plans). Pure.
 
 import { z } from 'zod';
+import { charCount } from '../domain/text-cut.ts';
 import type { PlanBody, PlannedTask } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import { EDITED_TASK_NAMES, normaliseTaskNames, type TaskNameForm } from './planner-names.ts';
@@ -241,17 +242,20 @@ function checkPhaseCount(phases: number, session: EditedPlanSession): string[] {
 function checkInstructionLengths(edited: readonly EditedTask[], session: EditedPlanSession): string[] {
   const longest = new Map<string, number>();
   const waitingTasks = session.waitingPlan?.phases.flatMap((phase) => phase.tasks) ?? [];
+  // Characters as the request schemas count them (code points: an emoji is one), as at a submit.
   for (const task of [...waitingTasks, ...session.tasks.values()]) {
-    longest.set(task.name, Math.max(longest.get(task.name) ?? 0, task.instructions.length));
+    longest.set(task.name, Math.max(longest.get(task.name) ?? 0, charCount(task.instructions)));
   }
   const errors: string[] = [];
   for (const task of edited) {
     const kept = longest.get(task.name) ?? 0;
     const cap = Math.max(MAX_EDITED_INSTRUCTIONS, kept);
-    if (task.instructions.length <= cap) continue;
+    // Fewer units than the cap are fewer characters too: only a long text is counted.
+    const chars = task.instructions.length <= cap ? task.instructions.length : charCount(task.instructions);
+    if (chars <= cap) continue;
     const accepted = cap > MAX_EDITED_INSTRUCTIONS ? ' (as many as the waiting task has)' : '';
     errors.push(
-      `task "${task.name}": its instructions have ${task.instructions.length} characters; at most ${cap} are allowed${accepted}`,
+      `task "${task.name}": its instructions have ${chars} characters; at most ${cap} are allowed${accepted}`,
     );
   }
   return errors;

@@ -5,6 +5,7 @@
 // refuses the message instead of storing one that nobody reads.
 
 import type { Kysely } from 'kysely';
+import { charCount } from '../domain/text-cut.ts';
 import { AppError } from '../errors/app-error.ts';
 import { newId } from '../store/ids.ts';
 import { insertMessage } from '../store/message-store.ts';
@@ -30,7 +31,8 @@ export async function addSteeringMessage(
   checkTenantDailyTokens?: CheckTenantDailyTokens,
 ): Promise<{ id: string; createdAt: number }> {
   const text = body.trim();
-  if (text.length === 0 || text.length > MAX_STEERING_MESSAGE_CHARS) {
+  // Counted as the route's schema counts (code points): an emoji is one character.
+  if (text.length === 0 || charCount(text) > MAX_STEERING_MESSAGE_CHARS) {
     throw new AppError('VALIDATION_FAILED', `message must be 1-${MAX_STEERING_MESSAGE_CHARS} characters`);
   }
   const id = newId();

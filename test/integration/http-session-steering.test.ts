@@ -84,6 +84,18 @@ describe('steering and approval routes', { timeout: 30_000 }, () => {
     );
   });
 
+  test('a message is limited to 4000 characters as the API document counts them: an emoji is one', async () => {
+    const id = await awaitingSession();
+    await markPlanOrchestrated(h.handle.db, id);
+    const send = (message: string) =>
+      app.inject({ method: 'POST', url: `/v1/sessions/${id}/messages`, payload: { message } });
+    const longest = await send('🎉'.repeat(4000));
+    assert.equal(longest.statusCode, 202, longest.body);
+    const tooLong = await send('🎉'.repeat(4001));
+    assert.equal(tooLong.statusCode, 400);
+    assert.equal(tooLong.json().code, 'VALIDATION_FAILED');
+  });
+
   test('steering is refused where no orchestrator would read it: given agents, synthesis begun', async () => {
     const given = await awaitingSession();
     const refused = await app.inject({
