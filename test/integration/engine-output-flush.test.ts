@@ -5,6 +5,7 @@
 // PostgreSQL needs --test-global-setup=test/fixtures/postgres-global-setup.ts.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import { SpanStatusCode } from '@opentelemetry/api';
 import { sql } from 'kysely';
 import type { AgentRuntime } from '../../src/agents/runtimes/runtime.ts';
 import type { SessionEvent } from '../../src/domain/types.ts';
@@ -66,6 +67,27 @@ function lockstepRuntime(expected: number) {
 /** The `task.output` lines of a session, in seq order. */
 function outputLines(events: SessionEvent[]): string[] {
   return events.filter((event) => event.type === 'task.output').map((event) => String(event.data.line));
+}
+
+/** Makes the store refuse `task.output` events of one session (a trigger), until `allowOutput`. */
+async function refuseOutput(h: Harness, store: 'sqlite' | 'postgres', sessionId: string): Promise<void> {
+  await sql
+    .raw(
+      store === 'sqlite'
+        ? `create trigger refuse_output before insert on events when new.session_id = '${sessionId}' and new.type = 'task.output' begin select raise(abort, 'refused by the test'); end`
+        : `create function refuse_output() returns trigger language plpgsql as $$ begin if new.session_id = '${sessionId}' and new.type = 'task.output' then raise exception 'refused by the test'; end if; return new; end $$; create trigger refuse_output before insert on events for each row execute function refuse_output()`,
+    )
+    .execute(h.handle.db);
+}
+
+async function allowOutput(h: Harness, store: 'sqlite' | 'postgres'): Promise<void> {
+  await sql
+    .raw(
+      store === 'sqlite'
+        ? 'drop trigger refuse_output'
+        : 'drop trigger refuse_output on events; drop function refuse_output()',
+    )
+    .execute(h.handle.db);
 }
 
 async function createSessions(h: Harness, shape: number[]): Promise<string[]> {
@@ -170,21 +192,17 @@ for (const store of ['sqlite', 'postgres'] as const) {
         logger: createLogger({ level: 'warn', destination: log.destination }),
       });
       try {
+        // The runs write their first lines once the trigger is in place.
+        let triggerSet: (() => void) | undefined;
+        lockstep.beforeFirstLines(
+          () =>
+            new Promise<void>((resolve) => {
+              triggerSet = resolve;
+            }),
+        );
         const [refused, ...others] = await createSessions(h, [1, 1, 1]);
-        const { db } = h.handle;
-        if (store === 'sqlite') {
-          await sql
-            .raw(
-              `create trigger refuse_output before insert on events when new.session_id = '${refused}' and new.type = 'task.output' begin select raise(abort, 'refused by the test'); end`,
-            )
-            .execute(db);
-        } else {
-          await sql
-            .raw(
-              `create function refuse_output() returns trigger language plpgsql as $$ begin if new.session_id = '${refused}' and new.type = 'task.output' then raise exception 'refused by the test'; end if; return new; end $$; create trigger refuse_output before insert on events for each row execute function refuse_output()`,
-            )
-            .execute(db);
-        }
+        await refuseOutput(h, store, refused!);
+        (await waitFor(() => triggerSet, 10_000, 'every run started'))();
         await lockstep.streaming;
         const refusedTask = (await h.engine.service.getSession(ACTOR, refused!)).tasks[0]!.id;
         await waitFor(
@@ -200,13 +218,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
           10_000,
           "the other runs' first lines",
         );
-        await sql
-          .raw(
-            store === 'sqlite'
-              ? 'drop trigger refuse_output'
-              : 'drop trigger refuse_output on events; drop function refuse_output()',
-          )
-          .execute(db);
+        await allowOutput(h, store);
         lockstep.release();
         for (const id of [refused!, ...others])
           assert.equal((await h.waitForSession(id)).status, 'completed');
@@ -228,7 +240,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
 describe('tracing of output flushes', { timeout: 60_000 }, () => {
   const traces = useInMemoryTracing();
 
-  test("each run's flush is a span under its own run's span, also when its flush shares a transaction with another session's", async () => {
+  test("each run's flush is a span under its own run's span, also when it shares a write with another session's; a refused one fails", async () => {
     const lockstep = lockstepRuntime(2);
     const h = await createHarness({
       llm: lockstep.runtime,
@@ -238,16 +250,24 @@ describe('tracing of output flushes', { timeout: 60_000 }, () => {
       genAi: createGenAiTracer({ tracer: traces.tracing.tracer, captureMessageContent: false }),
     });
     try {
+      let triggerSet: (() => void) | undefined;
+      lockstep.beforeFirstLines(
+        () =>
+          new Promise<void>((resolve) => {
+            triggerSet = resolve;
+          }),
+      );
       const ids = await createSessions(h, [1, 1]);
+      // The first session's first line is refused: its flush fails, the other's is stored.
+      await refuseOutput(h, 'sqlite', ids[0]!);
+      (await waitFor(() => triggerSet, 10_000, 'every run started'))();
       await lockstep.streaming;
       await waitFor(
-        async () => {
-          for (const id of ids) if (outputLines(await h.allEvents(id)).length === 0) return false;
-          return true;
-        },
+        async () => outputLines(await h.allEvents(ids[1]!)).length > 0,
         10_000,
-        'the first lines',
+        "the second session's first line",
       );
+      await allowOutput(h, 'sqlite');
       lockstep.release();
       for (const id of ids) assert.equal((await h.waitForSession(id)).status, 'completed');
       const spans = traces.exporter.getFinishedSpans();
@@ -255,15 +275,19 @@ describe('tracing of output flushes', { timeout: 60_000 }, () => {
       assert.ok(flushes.length >= 2, `${flushes.length} flush spans`);
       const shared = flushes.filter((span) => span.attributes['maos.output.batch.runs'] === 2);
       assert.equal(shared.length, 2, 'the first lines of both runs were one write');
-      const agents = new Set<string>();
+      const statusBySession = new Map<string, number>();
       for (const flush of shared) {
         const parent = spans.find((span) => span.spanContext().spanId === flush.parentSpanContext?.spanId);
         assert.ok(parent, 'its parent span was exported');
         assert.match(parent.name, /^invoke_agent /);
         assert.equal(parent.spanContext().traceId, flush.spanContext().traceId);
-        agents.add(String(parent.attributes['gen_ai.conversation.id']));
+        statusBySession.set(String(parent.attributes['gen_ai.conversation.id']), flush.status.code);
       }
-      assert.deepEqual([...agents].sort(), [...ids].sort(), "each under its own session's agent");
+      assert.deepEqual(
+        Object.fromEntries(statusBySession),
+        { [ids[0]!]: SpanStatusCode.ERROR, [ids[1]!]: SpanStatusCode.UNSET },
+        "each under its own session's agent; the refused one failed",
+      );
     } finally {
       await h.close();
     }
