@@ -14,6 +14,7 @@ import {
 import pg from 'pg';
 import { AppError } from '../errors/app-error.ts';
 import type { DatabaseHandle } from './db.ts';
+import { createCheckoutPool } from './postgres-checkout.ts';
 import {
   createWatchedClientClass,
   KEEPALIVE_INITIAL_DELAY_MS,
@@ -111,7 +112,9 @@ export function createPostgresDatabase(options: PostgresStoreOptions): DatabaseH
     client.on('error', () => undefined);
   });
   const db = new Kysely<Database>({
-    dialect: createUnavailableMappingDialect(new PostgresDialect({ pool })),
+    // A checkout's first statement meeting a connection the server ended while it sat idle is sent
+    // again on another connection (postgres-checkout.ts).
+    dialect: createUnavailableMappingDialect(new PostgresDialect({ pool: createCheckoutPool(pool) })),
     ...(options.log ? { log: options.log } : {}),
   });
   poolsByDb.set(db, pool);

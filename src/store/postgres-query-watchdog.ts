@@ -38,6 +38,17 @@ type SessionStates = Map<number, { active: boolean; quietMs: number }> | null | 
  */
 const backendPids = new WeakMap<pg.Client, number>();
 
+/** Clients whose connection the check closed: their query was lost on the network, not refused. */
+const abandoned = new WeakSet<object>();
+
+/**
+ * True when the stalled-query check closed `client`'s connection: its failed statement may have
+ * been served (only its answer lost), and is not sent again (postgres-checkout.ts).
+ */
+export function wasClosedAsStalled(client: object): boolean {
+  return abandoned.has(client);
+}
+
 /**
  * Asks a new connection for its server process id. Awaited by the pool before it hands the client
  * out (its `onConnect`): a query sent while this one runs would be a second query in flight on one
@@ -93,6 +104,7 @@ export function createWatchedClientClass(options: QueryWatchdogOptions): typeof 
       // Lost: the server cannot be asked, no longer has the session, or has had it idle for a whole
       // check interval while this query waited (the query or its answer was lost on the way).
       if (!states || !state || (!state.active && state.quietMs >= options.checkAfterMs)) {
+        abandoned.add(client);
         client.connection.stream.destroy();
         return;
       }

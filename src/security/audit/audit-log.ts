@@ -129,7 +129,7 @@ export interface AuditLog {
   consistencyProof(from: number, to: number, requester?: ProofRequester): Promise<AuditConsistencyProof>;
   /** Writes a checkpoint every `intervalMs` (timer does not keep the process alive). */
   startCheckpointTimer(intervalMs: number): void;
-  /** Stops the timer, waits for pending appends and writes a final checkpoint (tried twice). */
+  /** Stops the timer, waits for pending appends and writes a final checkpoint. */
   close(): Promise<void>;
 }
 
@@ -482,13 +482,9 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
         await queue;
         await new Promise((resolve) => setImmediate(resolve));
       }
-      // Once more on failure: a pooled connection the server ended while idle (failover,
-      // pg_terminate_backend) fails the first query, and the pool has dropped it by the retry.
-      try {
-        await writeCheckpoint();
-      } catch {
-        await writeCheckpoint();
-      }
+      // A pooled connection the server ended while idle (failover, pg_terminate_backend) is
+      // replaced by the pool itself (store/postgres-checkout.ts): one try.
+      await writeCheckpoint();
     },
   };
 }
