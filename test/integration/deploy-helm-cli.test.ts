@@ -582,6 +582,13 @@ for (const helm of helms) {
         { ...POSTGRES, keda: { enabled: true, trigger: 'postgresql' } },
         // SQLite mode with an existingSecret: the check-store init container and its script.
         { existingSecret: 'ex', extraEnv: [{ name: 'X', value: '1' }] },
+        // SQLite mode with a database URL file: check-store with the mounts of the files it reads.
+        {
+          extraEnv: [{ name: 'MAOS_STORE__URL_FILE', value: '/run/secrets/maos/url' }],
+          extraVolumes: [{ name: 'files', secret: { secretName: 'maos-files' } }],
+          extraVolumeMounts: [{ name: 'files', mountPath: '/run/secrets/maos', readOnly: true }],
+        },
+        { existingSecret: 'ex', secretEnv: { MAOS_STORE__URL_FILE: '/run/secrets/maos/url' } },
         { metrics: { serviceMonitor: { enabled: true, interval: '1m', scrapeTimeout: '500ms' } } },
         // A budget in percent, counted at the floor as Kubernetes rounds it: kept, then left out.
         { ...POSTGRES, replicaCount: 3, podDisruptionBudget: { minAvailable: '66%' } },

@@ -5,7 +5,7 @@
 // beside the provider in `config`, must not stop them with CONFIG_INVALID.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -62,10 +62,13 @@ function runContainer(
         : {};
     for (const [name, text] of Object.entries(files)) writeFileSync(join(local, name), text);
   }
+  // A path under a mount point, also as a `sqlite:` URL: this machine's directory of that volume.
   const toLocal = (value: string) => {
+    const scheme = value.startsWith('sqlite:') ? 'sqlite:' : '';
+    const path = value.slice(scheme.length);
     for (const [mountPath, local] of mounts) {
-      if (value === mountPath || value.startsWith(`${mountPath}/`))
-        return local + value.slice(mountPath.length);
+      if (path === mountPath || path.startsWith(`${mountPath}/`))
+        return scheme + local + path.slice(mountPath.length);
     }
     return value;
   };
@@ -73,7 +76,7 @@ function runContainer(
   for (const from of (container.envFrom ?? []) as Doc[]) {
     const secret = allSecrets[at(from, 'secretRef.name')];
     assert.ok(secret, `envFrom names the Secret ${at(from, 'secretRef.name')}`);
-    Object.assign(env, secret);
+    for (const [name, value] of Object.entries(secret)) env[name] = toLocal(value);
   }
   for (const variable of (container.env ?? []) as Doc[]) {
     const ref = at(variable, 'valueFrom.secretKeyRef');
@@ -122,8 +125,8 @@ describe("the chart's migration steps load the server's configuration", () => {
     });
 
     /** The pod's init containers in order, as the kubelet runs them: up to the first that fails. */
-    const startPod = (secrets: Secrets, name: string) => {
-      const docs = renderChart(CHART, { existingSecret: 'maos-env' }).manifests.map((m) => m.doc);
+    const startPod = (secrets: Secrets, name: string, values: Doc = {}) => {
+      const docs = renderChart(CHART, { existingSecret: 'maos-env', ...values }).manifests.map((m) => m.doc);
       const deployment = one(groupByKind(docs), 'Deployment');
       assert.equal(at(deployment, 'spec.strategy.type'), 'Recreate', 'shaped for SQLite');
       const pod = at(deployment, 'spec.template.spec');
@@ -177,6 +180,67 @@ describe("the chart's migration steps load the server's configuration", () => {
           ran.map((step) => step.stderr).join('\n'),
         );
       }
+    });
+    // The secret-file convention: the URL in a file of a mounted Secret, named by MAOS_STORE__URL_FILE
+    // (in existingSecret or extraEnv). The server reads the file: a sqlite: path there is SQLite.
+    test('a database URL file (MAOS_STORE__URL_FILE) is read as the server reads it', async () => {
+      const files = {
+        extraVolumes: [{ name: 'files', secret: { secretName: 'maos-files' } }],
+        extraVolumeMounts: [{ name: 'files', mountPath: '/run/secrets/maos', readOnly: true }],
+      };
+      const sqliteFile = (name: string) => `sqlite:${join(dir, name, 'data', 'other.db')}\n`;
+      const inSecret = startPod(
+        {
+          'maos-env': { MAOS_STORE__URL_FILE: '/run/secrets/maos/url' },
+          'maos-files': { url: sqliteFile('sqlite-url-file') },
+        },
+        'sqlite-url-file',
+        files,
+      );
+      assert.deepEqual(
+        inSecret.map((step) => [step.name, step.status]),
+        [
+          ['check-store', 0],
+          ['migrate', 0],
+        ],
+        inSecret.map((step) => step.stderr).join('\n'),
+      );
+      assert.ok(existsSync(join(dir, 'sqlite-url-file', 'data', 'other.db')), 'migrated the file it names');
+      // From extraEnv, beside the chart's own Secret: checked in the pod too.
+      const docs = renderChart(CHART, {
+        ...files,
+        extraEnv: [{ name: 'MAOS_STORE__URL_FILE', value: '/run/secrets/maos/url' }],
+      }).manifests.map((m) => m.doc);
+      const pod = at(one(groupByKind(docs), 'Deployment'), 'spec.template.spec');
+      assert.deepEqual(
+        (pod.initContainers as Doc[]).map((c) => c.name),
+        ['check-store', 'migrate'],
+      );
+      const local = join(dir, 'sqlite-url-file-env');
+      const extra = runContainer(
+        pod.initContainers[0],
+        pod,
+        docs,
+        { 'maos-files': { url: sqliteFile('x') } },
+        local,
+      );
+      assert.equal(extra.status, 0, extra.stderr);
+      // A PostgreSQL URL in the file: stopped before anything runs on it, the URL not shown.
+      const url = database?.url as string;
+      const ran = startPod(
+        { 'maos-env': { MAOS_STORE__URL_FILE: '/run/secrets/maos/url' }, 'maos-files': { url: `${url}\n` } },
+        'pg-url-file',
+        files,
+      );
+      assert.deepEqual(
+        ran.map((step) => [step.name, step.status]),
+        [['check-store', 1]],
+      );
+      assert.match(
+        ran[0]?.stderr ?? '',
+        /MAOS_STORE__URL_FILE in existingSecret maos-env gives a database URL other than a sqlite: path \(not shown\), but database\.mode is sqlite/,
+      );
+      assert.ok(!ran[0]?.stderr.includes(url), 'the URL is not shown');
     });
   });
 

@@ -950,7 +950,7 @@ describe('Helm chart', () => {
     }
   });
 
-  test('SQLite mode refuses a database URL the pod would run on instead of its SQLite file; existingSecret is checked in the pod', () => {
+  test('SQLite mode refuses a database URL the pod would run on instead of its SQLite file; existingSecret and URL files are checked in the pod', () => {
     const url = 'postgres://maos:s3cret@db.internal:5432/maos';
     const why =
       /but database\.mode is sqlite: the one pod would run on that database while the chart renders SQLite mode \(one replica, Recreate, a PVC for the database\): set database\.mode=postgres with the URL in database\.postgres\.url or as MAOS_STORE__URL in existingSecret/;
@@ -958,10 +958,6 @@ describe('Helm chart', () => {
       [
         { secretEnv: { MAOS_STORE__URL: url } },
         /^.*secretEnv\.MAOS_STORE__URL is a database URL other than a sqlite: path \(not shown\) /,
-      ],
-      [
-        { secretEnv: { MAOS_STORE__URL_FILE: '/run/secrets/maos/url' } },
-        /secretEnv\.MAOS_STORE__URL_FILE names a database URL file /,
       ],
       // Without a password (one with a password is refused as a secret in the Deployment first).
       [
@@ -971,10 +967,6 @@ describe('Helm chart', () => {
       [
         { extraEnv: [{ name: 'MAOS_STORE__URL', valueFrom: { secretKeyRef: { name: 'db', key: 'url' } } }] },
         /extraEnv MAOS_STORE__URL gives the database URL \(a value other than a sqlite: path, or one the chart cannot see\)/,
-      ],
-      [
-        { extraEnv: [{ name: 'MAOS_STORE__URL_FILE', value: '/run/secrets/maos/url' }] },
-        /extraEnv MAOS_STORE__URL_FILE gives the database URL/,
       ],
     ];
     for (const [values, message] of refused) {
@@ -1027,6 +1019,27 @@ describe('Helm chart', () => {
       'the chart Secret is checked at render',
     );
     assert.deepEqual(initOf({ database: { mode: 'postgres' }, existingSecret: 'maos-env' }), []);
+    // A file named by MAOS_STORE__URL_FILE, which may hold a sqlite: path (the server reads it): not
+    // refused at render, checked in the pod, with the config file and the mounted files it reads.
+    const files = {
+      extraVolumes: [{ name: 'files', secret: { secretName: 'maos-files' } }],
+      extraVolumeMounts: [{ name: 'files', mountPath: '/run/secrets/maos', readOnly: true }],
+    };
+    for (const values of [
+      { ...files, secretEnv: { MAOS_STORE__URL_FILE: '/run/secrets/maos/url' } },
+      { ...files, extraEnv: [{ name: 'MAOS_STORE__URL_FILE', value: '/run/secrets/maos/url' }] },
+    ]) {
+      const init = initOf(values);
+      assert.deepEqual(
+        init.map((c) => c.name),
+        ['check-store', 'migrate'],
+        JSON.stringify(values),
+      );
+      assert.deepEqual((init[0] as Doc).volumeMounts, [
+        { name: 'config', mountPath: '/etc/maos', readOnly: true },
+        ...files.extraVolumeMounts,
+      ]);
+    }
   });
 
   test('existingSecret: no chart Secret, pods and the Job read the named one', () => {

@@ -545,11 +545,11 @@ describe('Terraform module evaluated by terraform', () => {
       ],
       [
         { database_mode: 'sqlite', secret_env: `{MAOS_STORE__URL = "${url}"}` },
-        /secret_env holds MAOS_STORE__URL \(other than a sqlite: path\) or MAOS_STORE__URL_FILE: the database URL is database_url/,
+        /secret_env holds MAOS_STORE__URL \(other than a sqlite: path\) or, in postgres mode, MAOS_STORE__URL_FILE: the database URL is database_url/,
       ],
       [
-        { database_mode: 'sqlite', secret_env: '{MAOS_STORE__URL_FILE = "/run/secrets/maos/url"}' },
-        /secret_env holds MAOS_STORE__URL .* or MAOS_STORE__URL_FILE/,
+        { database_url: url, secret_env: '{MAOS_STORE__URL_FILE = "/run/secrets/maos/url"}' },
+        /secret_env holds MAOS_STORE__URL .* or, in postgres mode, MAOS_STORE__URL_FILE/,
       ],
       // postgres mode: database_url is written over it, without a word.
       [
@@ -566,6 +566,8 @@ describe('Terraform module evaluated by terraform', () => {
     const accepted: Array<Record<string, string>> = [
       { database_mode: 'sqlite' },
       { database_mode: 'sqlite', secret_env: '{MAOS_STORE__URL = "sqlite:/data/other.db"}' },
+      // A file the plan cannot read (it may hold a sqlite: path): the pod's check-store reads it.
+      { database_mode: 'sqlite', secret_env: '{MAOS_STORE__URL_FILE = "/run/secrets/maos/url"}' },
       { database_url: url, secret_env: '{MAOS_AUDIT__SIGNING_KEY = "pem"}' },
     ];
     for (const vars of accepted) {

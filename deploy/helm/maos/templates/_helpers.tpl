@@ -355,8 +355,10 @@ Fails, in SQLite mode, when the pod would get a database URL other than a `sqlit
 values: `maos serve` runs on whatever store.url its environment names, so the one pod would quietly
 run on PostgreSQL while the chart renders SQLite mode (one replica, Recreate, a PVC for a database
 nobody uses). secretEnv (the chart's Secret) and extraEnv are checked here, the value never repeated,
-and database.postgres.url, which SQLite mode ignores (the pod would run on SQLite, not on it); a URL in existingSecret the chart cannot read: the check-store init
-container (maos.checkStoreScript) stops the pod on it. A sqlite: path belongs in config.store.url.
+and database.postgres.url, which SQLite mode ignores (the pod would run on SQLite, not on it); what the
+chart cannot read (existingSecret, a MAOS_STORE__URL_FILE naming a mounted file, which may hold a
+sqlite: path as the server reads it) is checked in the pod by the check-store init container
+(maos.checkStoreScript). A sqlite: path belongs in config.store.url.
 */}}
 {{- define "maos.refuseDatabaseUrlInSqliteMode" -}}
 {{- if not (include "maos.isPostgres" .) -}}
@@ -369,12 +371,9 @@ container (maos.checkStoreScript) stops the pod on it. A sqlite: path belongs in
 {{- if and (hasKey .Values.secretEnv "MAOS_STORE__URL") (not (hasPrefix "sqlite:" (toString (get .Values.secretEnv "MAOS_STORE__URL")))) -}}
 {{- fail (printf "secretEnv.MAOS_STORE__URL is a database URL other than a sqlite: path (not shown) %s: %s" $why $fix) -}}
 {{- end -}}
-{{- if hasKey .Values.secretEnv "MAOS_STORE__URL_FILE" -}}
-{{- fail (printf "secretEnv.MAOS_STORE__URL_FILE names a database URL file %s: %s" $why $fix) -}}
-{{- end -}}
 {{- end -}}
 {{- range .Values.extraEnv -}}
-{{- if or (eq .name "MAOS_STORE__URL_FILE") (and (eq .name "MAOS_STORE__URL") (not (and (hasKey . "value") (hasPrefix "sqlite:" (toString .value))))) -}}
+{{- if and (eq .name "MAOS_STORE__URL") (not (and (hasKey . "value") (hasPrefix "sqlite:" (toString .value)))) -}}
 {{- fail (printf "extraEnv %s gives the database URL (a value other than a sqlite: path, or one the chart cannot see) %s: %s" .name $why $fix) -}}
 {{- end -}}
 {{- end -}}
@@ -382,17 +381,47 @@ container (maos.checkStoreScript) stops the pod on it. A sqlite: path belongs in
 {{- end -}}
 
 {{/*
-The script of the check-store init container (SQLite mode with existingSecret): exits 1, naming the
-variable but not its value, when the pod's environment gives a database URL other than a sqlite:
-path, which `maos serve` would run on (see maos.refuseDatabaseUrlInSqliteMode). Run by `node -e`.
+Whether the pod needs the check-store init container: SQLite mode with a database URL the chart cannot
+read, in existingSecret or in a file named by MAOS_STORE__URL_FILE (secretEnv or extraEnv). "true" or "".
+*/}}
+{{- define "maos.checkStore" -}}
+{{- if not (include "maos.isPostgres" .) -}}
+{{- $file := false -}}
+{{- range .Values.extraEnv -}}
+{{- if eq .name "MAOS_STORE__URL_FILE" }}{{ $file = true }}{{ end -}}
+{{- end -}}
+{{- if or .Values.existingSecret $file (hasKey .Values.secretEnv "MAOS_STORE__URL_FILE") -}}true{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The script of the check-store init container (see maos.checkStore): loads the configuration as
+`maos serve` does (env over envFrom over the config file, a _FILE variable read from its file) and
+exits 1 when it names a database URL other than a sqlite: path, which the server would run on (see
+maos.refuseDatabaseUrlInSqliteMode), naming the variable and where it came from but not the URL; or
+when the configuration cannot be read, as the server could not. Run by `node -e` in /app.
 */}}
 {{- define "maos.checkStoreScript" -}}
-const url = process.env.MAOS_STORE__URL;
-const name = process.env.MAOS_STORE__URL_FILE !== undefined ? 'MAOS_STORE__URL_FILE' : url !== undefined && !url.startsWith('sqlite:') ? 'MAOS_STORE__URL' : '';
-if (name) {
-  console.error('maos chart: ' + name + ' in existingSecret ' + {{ .Values.existingSecret | toJson }} + ' gives a database URL other than a sqlite: path (not shown), but database.mode is sqlite: the one pod would run on that database while the chart renders SQLite mode (one replica, Recreate, a PVC for the database). Set database.mode=postgres to run on it (the pods then share it and scale out), or remove ' + name + ' from the Secret to keep the SQLite file on the PVC.');
+{{- $secret := ternary (printf "existingSecret %s" .Values.existingSecret) "secretEnv" (not (empty .Values.existingSecret)) -}}
+{{- $sources := dict "MAOS_STORE__URL" $secret "MAOS_STORE__URL_FILE" $secret -}}
+{{- range .Values.extraEnv -}}
+{{- if or (eq .name "MAOS_STORE__URL") (eq .name "MAOS_STORE__URL_FILE") }}{{ $_ := set $sources .name "extraEnv" }}{{ end -}}
+{{- end -}}
+const sources = {{ $sources | toJson }};
+import('./src/config/load.ts').then(({ loadConfig }) => {
+  let url;
+  try {
+    url = loadConfig().store.url;
+  } catch (error) {
+    console.error('maos chart: the server could not start on this configuration: ' + [error.message, ...(Array.isArray(error.details) ? error.details : [])].join('\n  '));
+    process.exit(1);
+  }
+  if (url === undefined || url.startsWith('sqlite:')) return;
+  const name = process.env.MAOS_STORE__URL_FILE !== undefined ? 'MAOS_STORE__URL_FILE' : process.env.MAOS_STORE__URL !== undefined ? 'MAOS_STORE__URL' : '';
+  const given = name ? name + ' in ' + sources[name] : 'store.url in the config file';
+  console.error('maos chart: ' + given + ' gives a database URL other than a sqlite: path (not shown), but database.mode is sqlite: the one pod would run on that database while the chart renders SQLite mode (one replica, Recreate, a PVC for the database). Set database.mode=postgres to run on it (the pods then share it and scale out), or remove ' + (name || 'store.url') + ' to keep the SQLite file on the PVC.');
   process.exit(1);
-}
+});
 {{- end -}}
 
 {{/* The PVC of the audit checkpoint files (auditCheckpoints.persistence). */}}

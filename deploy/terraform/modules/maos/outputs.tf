@@ -42,10 +42,12 @@ output "secret_name" {
   }
   precondition {
     # In postgres mode the module writes database_url as MAOS_STORE__URL, over one in secret_env; in
-    # sqlite mode only a sqlite: path keeps the pod on SQLite (as config.store.url in the chart).
+    # sqlite mode only a sqlite: path keeps the pod on SQLite (as config.store.url in the chart). A
+    # MAOS_STORE__URL_FILE names a file the plan cannot read, which may hold a sqlite: path as the
+    # server reads it: in sqlite mode the chart's check-store init container reads it in the pod.
     condition = nonsensitive(var.database_mode == "sqlite" ? (
-      !contains(keys(var.secret_env), "MAOS_STORE__URL_FILE") && startswith(lookup(var.secret_env, "MAOS_STORE__URL", "sqlite:"), "sqlite:")
+      startswith(lookup(var.secret_env, "MAOS_STORE__URL", "sqlite:"), "sqlite:")
     ) : length(setintersection(keys(var.secret_env), ["MAOS_STORE__URL", "MAOS_STORE__URL_FILE"])) == 0)
-    error_message = "secret_env holds MAOS_STORE__URL (other than a sqlite: path) or MAOS_STORE__URL_FILE: the database URL is database_url, with database_mode = \"postgres\" (in sqlite mode the one pod would run on that database while the chart renders SQLite mode; in postgres mode database_url is written over it)."
+    error_message = "secret_env holds MAOS_STORE__URL (other than a sqlite: path) or, in postgres mode, MAOS_STORE__URL_FILE: the database URL is database_url, with database_mode = \"postgres\" (in sqlite mode the one pod would run on that database while the chart renders SQLite mode; in postgres mode database_url is written over it)."
   }
 }
