@@ -10,14 +10,16 @@ import { isPostgres } from '../advisory-lock.ts';
 type AnyDb = Kysely<any>;
 
 /**
- * PostgreSQL reads the type out of the event's text with a regular expression, not as JSON: a
- * record may hold `\u0000` or an unpaired surrogate escaped (a refused MCP call's method, say),
- * which PostgreSQL's JSON types refuse, and an index expression that fails would fail the append.
- * The event is RFC 8785 canonical JSON: `"target":{"id":…,"tenant":…,"type":"…"}` (keys sorted,
- * no spaces), and a quote inside a string is always escaped, so the text `"target":{` is only ever
- * the top-level key. The type is matched as JSON writes it (escapes kept).
+ * PostgreSQL reads the type out of the event's text, not as JSON: a record may hold `\u0000` or an
+ * unpaired surrogate escaped (a refused MCP call's method, say), which PostgreSQL's JSON types
+ * refuse, and an index expression that fails would fail the append. In JSON text a quote inside a
+ * string is always escaped, so `"target":{` is only ever the record's target key (null targets
+ * have none), and the first `"type":"` after it is that object's own key (the event is RFC 8785
+ * canonical JSON: `"target":{"id":…,"tenant":…,"type":"…"}`). The type is taken up to the next
+ * quote, as JSON writes it: the names MAOS gives have no escapes. String functions, not a regular
+ * expression: five times faster to build (1.7 s instead of 9.9 s for 200,000 records).
  */
-const POSTGRES_TARGET_TYPE = String.raw`"target":\{(?:"id":(?:null|"(?:[^"\\]|\\.)*"),)?(?:"tenant":(?:null|"(?:[^"\\]|\\.)*"),)?"type":"((?:[^"\\]|\\.)*)"`;
+const POSTGRES_TARGET_TYPE = `(case when strpos(event, '"target":{') > 0 then split_part(split_part(substring(event from strpos(event, '"target":{')), '"type":"', 2), '"', 1) end)`;
 
 /**
  * The target type of an `audit_log` row's event (null without a target), as the index holds it: a
@@ -26,7 +28,7 @@ const POSTGRES_TARGET_TYPE = String.raw`"target":\{(?:"id":(?:null|"(?:[^"\\]|\\
  */
 export function auditTargetTypeExpression(postgres: boolean): RawBuilder<string | null> {
   return postgres
-    ? sql<string | null>`substring(event from ${sql.lit(POSTGRES_TARGET_TYPE)})`
+    ? sql.raw<string | null>(POSTGRES_TARGET_TYPE)
     : sql<string | null>`json_extract(event, '$.target.type')`;
 }
 
