@@ -54,7 +54,14 @@ export async function streamSynthesis(
   const { system, prompt } = synthesisPrompt(outputChars, request);
   const promptChars = system.length + prompt.length;
   const spent = request.meter ?? createRunUsageMeter(promptChars);
-  const answer = client.call(route, signal, async ({ model, target, signal: callSignal }) => {
+  // Whether any text went out: an attempt after it starts the answer over, and says so in the
+  // output (as an agent's does), so that what readers rebuild is not the first attempt's beginning
+  // run into the whole answer.
+  let emittedAny = false;
+  const answer = client.call(route, signal, async ({ model, target, signal: callSignal, attempt }) => {
+    if (attempt > 1 && emittedAny) {
+      request.emitOutput?.(`\n\n[attempt ${attempt} via ${target.provider}: the answer starts over]\n\n`);
+    }
     spent.startAttempt(target.price);
     try {
       const stream = streamText({
@@ -74,6 +81,7 @@ export async function streamSynthesis(
         if (part.type === 'text-delta') {
           text += part.text;
           spent.streamed(part.text.length);
+          if (part.text.length > 0) emittedAny = true;
           request.emitOutput?.(part.text);
         } else if (part.type === 'error') {
           throw part.error;

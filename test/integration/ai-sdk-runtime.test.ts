@@ -338,6 +338,27 @@ describe('ai-sdk runtime against the scripted LLM server', () => {
     assert.ok(usage.inputTokens > 0);
   });
 
+  test("the orchestrator's synthesis restarted after a mid-stream failure says so in the output", async () => {
+    setup.primary.enqueue(
+      { text: 'partial synthesis that breaks', chunkSize: 4, dropAfterFrames: 4 },
+      { text: 'complete synthesis' },
+    );
+    const chunks: string[] = [];
+    const { result } = await streamSynthesis(makeClient(setup), ORCHESTRATOR_ROUTE, 2000, {
+      tenantId: 'default',
+      objective: 'Ship it',
+      outputs: [{ name: 'impl', role: 'engineer', status: 'succeeded', output: 'done' }],
+      emitOutput: (text) => chunks.push(text),
+    });
+    assert.equal(result, 'complete synthesis');
+    // What a reader of the output rebuilds: the first attempt's beginning, the notice, the answer.
+    assert.match(
+      chunks.join(''),
+      /^part.*\n\n\[attempt 2 via main: the answer starts over\]\n\ncomplete synthesis$/s,
+    );
+    assert.equal(setup.primary.requests.length, 2);
+  });
+
   for (const type of ['anthropic', 'openai']) {
     test(`the orchestrator's synthesis that the ${type} provider ends early is retried, not taken as the answer`, async () => {
       setup.primary.enqueue(
