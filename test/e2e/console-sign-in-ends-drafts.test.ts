@@ -106,10 +106,17 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
       ),
     );
   }
-  /** The fields kept for the person signed in last with key `id` (of TENANT). */
+  /** The text kept of each field (by its id, on any page) for the person signed in with key `id`. */
   async function keptFields(id: string): Promise<Record<string, string>> {
     const text = (await draftItems())[`maos.console.drafts:${JSON.stringify([TENANT, `key:${id}`])}`];
-    return text === undefined ? {} : JSON.parse(text).fields;
+    const pages: Record<string, Record<string, { value: string }>> = text === undefined
+      ? {}
+      : JSON.parse(text).pages;
+    return Object.fromEntries(
+      Object.values(pages).flatMap((fields) =>
+        Object.entries(fields).map(([field, { value }]) => [field, value]),
+      ),
+    );
   }
 
   test('the objective and budget of a new session come back when the same key signs in again', async () => {
@@ -152,8 +159,8 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
     });
     assert.equal(created.status, 201);
     const key = await operatorKey();
-    await page.evaluate(() => sessionStorage.clear());
     await page.goto(`${server.url}/console/#/sessions/${created.body.id}`);
+    await page.evaluate(() => sessionStorage.clear());
     await page.reload();
     await signIn(key.key);
     await callerRead();
@@ -191,8 +198,8 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
     const id = created.body.id;
     const key = await operatorKey();
     await page.goto(`${server.url}/console/`);
-    await page.evaluate(() => sessionStorage.clear());
     await page.goto(`${server.url}/console/#/sessions/${id}`);
+    await page.evaluate(() => sessionStorage.clear());
     await page.reload();
     await signIn(key.key);
     await callerRead();
@@ -238,8 +245,8 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
       body: { objective: 'Leave my plan', approval: 'required' },
     });
     const other = await operatorKey();
-    await page.evaluate(() => sessionStorage.clear());
     await page.goto(`${server.url}/console/#/sessions/${second.body.id}`);
+    await page.evaluate(() => sessionStorage.clear());
     await page.reload();
     await signIn(other.key);
     await callerRead();
@@ -261,8 +268,8 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
   });
 
   test("another tenant's sign-in does not get them, nor a sign-in after Sign out", async () => {
-    await page.evaluate(() => sessionStorage.clear());
     await page.goto(`${server.url}/console/#/sessions`);
+    await page.evaluate(() => sessionStorage.clear());
     await page.reload();
     const first = await operatorKey();
     await signIn(first.key);
@@ -287,8 +294,8 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
   });
 
   test('a secret shown once is not kept with them: only the text typed is', async () => {
-    await page.evaluate(() => sessionStorage.clear());
     await page.goto(`${server.url}/console/#/keys`);
+    await page.evaluate(() => sessionStorage.clear());
     await page.reload();
     const db = server.app.database.db as unknown as SecurityDb;
     const keyAdmin = await createApiKey(db, {
@@ -318,8 +325,8 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
   });
 
   test("another person of the tenant (another key) gets neither theirs nor a draft kept by an older console; each person's Sign out forgets only theirs", async () => {
-    await page.evaluate(() => sessionStorage.clear());
     await page.goto(`${server.url}/console/#/sessions`);
+    await page.evaluate(() => sessionStorage.clear());
     await page.reload();
     const first = await operatorKey();
     await signIn(first.key);

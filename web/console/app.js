@@ -12,7 +12,7 @@ import {
 import { forgetCaller, readCaller } from './caller.js';
 import { labelTablesIn } from './cell-labels.js';
 import { h, isolate, replaceChildren, setPageTitle } from './dom.js';
-import { forgetDrafts, keepDrafts, restoreDrafts, setDraftsOwner } from './drafts.js';
+import { forgetDrafts, keepDrafts, restoreDrafts, setDraftsOwner, setDraftsPage } from './drafts.js';
 import { hideSection, markCurrentSection, showNav } from './nav.js';
 import { completeSignIn, isSignInCallback, takeIdpSignOutUrl } from './oidc.js';
 import { clearPageNotices } from './page-notice.js';
@@ -49,6 +49,8 @@ const SECTION_TITLES = {
 labelTablesIn(main);
 
 let signedIn = false;
+/** Whether `main` shows a page of the console (not the sign-in form): what is typed there is a draft. */
+let pageOpen = false;
 /** Teardown of the current view (closes its event stream). */
 let leaveView = () => {};
 
@@ -169,8 +171,10 @@ function signOutAndShowForm(error) {
   takeIdpSignOutUrl();
   storeToken(null);
   signedIn = false;
+  pageOpen = false;
   caller = null;
   setDraftsOwner(null);
+  setDraftsPage(null);
   forgetCaller();
   // What a page-wide notice says (a create refused) and the draft it kept belong to this sign-in.
   clearPageNotices();
@@ -183,6 +187,8 @@ function signOutAndShowForm(error) {
 function onSignedIn({ moveFocus = true } = {}) {
   signedIn = true;
   caller = null;
+  // Whose the drafts are is known once the caller is read (showCaller).
+  setDraftsOwner(null);
   showCaller();
   forgetSessionsListPlace();
   forgetDeleteRefusal();
@@ -197,9 +203,14 @@ function route({ moveFocus = true } = {}) {
   if (!signedIn) return;
   const match = SESSION_ROUTE.exec(location.hash);
   const section = Object.hasOwn(SECTION_VIEWS, location.hash) ? SECTION_VIEWS[location.hash] : null;
+  // What was typed on the page left and not sent waits for the way back (drafts.js).
+  if (pageOpen) keepDrafts(main);
+  setDraftsPage(match ? `#/sessions/${match[1]}` : section ? location.hash : '#/sessions');
   markCurrentSection(location.hash);
   setPageTitle(match ? 'Session' : section ? SECTION_TITLES[location.hash] : 'Sessions');
   showView(() => (match ? renderSession(main, match[1]) : section ? section(main) : renderSessions(main)));
+  pageOpen = true;
+  restoreDrafts(main);
   if (moveFocus) focusHeading();
 }
 
@@ -223,7 +234,7 @@ function focusHeading() {
 setUnauthorizedHandler((error) => {
   if (!signedIn) return;
   // Kept for the person signed in; the caller not read, whose the text is is not known: not kept.
-  keepDrafts(main);
+  if (pageOpen) keepDrafts(main);
   signOutAndShowForm(error);
 });
 window.addEventListener('hashchange', () => route());

@@ -6,6 +6,7 @@ import { request, requestAllPages } from '../api.js';
 import { BUILT_IN_ROLES } from '../built-in-roles.js';
 import { describeKeys } from '../count-phrases.js';
 import { disableWhileRunning, field, formatTime, h, isolate, replaceChildren } from '../dom.js';
+import { draftsSent } from '../drafts.js';
 import { confirmInline, redrawRows } from '../inline-confirm.js';
 import { latestRead } from '../latest-read.js';
 import { hideSection } from '../nav.js';
@@ -211,6 +212,8 @@ export function renderKeys(root) {
     try {
       const key = await request('/v1/admin/keys', { method: 'POST', body });
       form.reset();
+      // Created: its name is no draft any more, also where it waits as one (drafts.js).
+      draftsSent(form);
       roleBoxes[0].checked = true;
       showCreatedKey(key);
       if (!left) await load();

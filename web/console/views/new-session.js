@@ -2,6 +2,7 @@
 // POST /v1/sessions with an Idempotency-Key so a double submit creates one session.
 import { api } from '../api.js';
 import { disableWhileRunning, field, h, isolate, replaceChildren, shorten } from '../dom.js';
+import { draftsSent } from '../drafts.js';
 import { showPageNotice } from '../page-notice.js';
 import { renderProblem, showFormMistake } from '../problem.js';
 
@@ -68,6 +69,12 @@ export function createNewSessionForm({ onCreated }) {
     strategy.selectedIndex === 0 &&
     !approval.checked &&
     [objective, maxTokens, maxCost, deadline].every((control) => control.value === '');
+  /**
+   * Whether the form holds what `draft` has, and nothing else: put back as the page was shown
+   * again while its create was on its way (drafts.js), not typed anew.
+   */
+  const holds = (draft) =>
+    kept.every(([control, property]) => (draft.values[control.id] ?? '') === control[property]);
 
   const form = h(
     'form',
@@ -112,6 +119,8 @@ export function createNewSessionForm({ onCreated }) {
           try {
             const session = await api.createSession(body, idempotencyKey);
             form.reset();
+            // Created: what was typed is no draft any more, also where it waits as one (drafts.js).
+            draftsSent(form);
             idempotencyKey = crypto.randomUUID();
             // Answered after the person went to another page: they stay there (the list shows it).
             if (form.isConnected) onCreated(session);
@@ -158,7 +167,7 @@ export function createNewSessionForm({ onCreated }) {
    * (the person asked for it); true when it did.
    */
   const fillWithRefusedDraft = (asked = false) => {
-    if (refusedDraft === null || !(asked || untouched())) return false;
+    if (refusedDraft === null || !(asked || untouched() || holds(refusedDraft))) return false;
     for (const [control, property] of kept) {
       const value = refusedDraft.values[control.id];
       if (value !== undefined) control[property] = value;

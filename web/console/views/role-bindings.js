@@ -5,6 +5,7 @@
 import { request, requestAllPages } from '../api.js';
 import { BUILT_IN_ROLES } from '../built-in-roles.js';
 import { disableWhileRunning, field, formatTime, h, isolate, replaceChildren } from '../dom.js';
+import { draftsSent } from '../drafts.js';
 import { confirmInline, redrawRows } from '../inline-confirm.js';
 import { latestRead } from '../latest-read.js';
 import { showFailedAway, showPageNotice } from '../page-notice.js';
@@ -150,6 +151,8 @@ export function renderRoleBindings(container, failView) {
     try {
       await request(bindingPath(binding), { method: 'PUT' });
       form.reset();
+      // Granted: the principal typed is no draft any more, also where it waits as one (drafts.js).
+      draftsSent(form);
       await load();
       notice.textContent = `Granted ${isolate(binding.role)} to ${isolate(binding.principal)}: it holds it from its next request.`;
     } catch (error) {

@@ -4,7 +4,7 @@
 // problem code.
 import { api } from '../api.js';
 import { countOf, field, h, replaceChildren } from '../dom.js';
-import { keepDraftFor, takeDraft } from '../drafts.js';
+import { draftsSent, takeDraft } from '../drafts.js';
 import { confirmInline } from '../inline-confirm.js';
 import { showSessionActionFailed } from '../page-notice.js';
 import { renderProblem, showFormMistake } from '../problem.js';
@@ -109,14 +109,13 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
 
   /**
    * What an action answered after the person left this page calls with its problem: the page open
-   * now says it (showSessionActionFailed), and the text sent (`field`: the message, the reason,
-   * the edited plan) waits for this page in its field (`fieldNote` says so).
+   * now says it (showSessionActionFailed); the text sent (`field`: the message, the reason, the
+   * edited plan), kept as this page went (drafts.js), waits for it in its field (`fieldNote` says so).
    */
   const failedAway =
     (context, field = null, fieldNote = '') =>
     (error) => {
       if (error?.status === 401) return;
-      if (field) keepDraftFor(field);
       showSessionActionFailed({
         context,
         objective: session?.objective ?? '',
@@ -217,8 +216,12 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
           'Your edited plan is back in the editor on the session’s page, while the same plan waits for approval.',
         ),
       );
-      // A refused edit stays in the editor to be fixed.
-      if (approved) planEdited = false;
+      // A refused edit stays in the editor to be fixed; one approved is the plan now, no draft.
+      if (approved) {
+        planEdited = false;
+        planText.defaultValue = planText.value;
+        draftsSent(planText);
+      }
     }),
   );
   reject.addEventListener(
@@ -228,7 +231,7 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
         showFormMistake(approveOutput, 'Rejecting', 'Give a reason for rejecting the plan.', reason);
         return;
       }
-      await runAction(
+      const rejected = await runAction(
         reject,
         approveOutput,
         'Rejecting the plan',
@@ -237,6 +240,11 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
         onChanged,
         failedAway('Rejecting the plan', reason, 'Your reason is back in its field on the session’s page.'),
       );
+      // Given: the reason stays in sight beside the rejection, but is no draft any more.
+      if (rejected) {
+        reason.defaultValue = reason.value;
+        draftsSent(reason);
+      }
     }),
   );
   send.addEventListener(
@@ -253,6 +261,7 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
         async () => {
           const sent = await api.sendMessage(id, message.value.trim());
           message.value = '';
+          draftsSent(message);
           return sent;
         },
         () => 'Message sent: the orchestrator reads it at the next phase gate or the final synthesis.',
@@ -380,7 +389,7 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
       ? `The plan (phase ${(next.approval.pendingPhase ?? 0) + 1}) waits for your approval.`
       : 'No plan is waiting for approval.';
     const key = `${next.planVersion}:${next.approval?.pendingPhase}`;
-    // What an edit is typed against: a draft kept at a sign-in's end comes back only onto this plan.
+    // What an edit is typed against: a draft kept as the page went comes back only onto this plan.
     planText.dataset.draftOf = `${id}:${key}`;
     if (waiting && (!planEdited || key !== planKey)) {
       const text = JSON.stringify(toEditablePlan(next.plan), null, 2);

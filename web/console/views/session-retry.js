@@ -5,6 +5,7 @@
 import { api } from '../api.js';
 import { callerMay } from '../caller.js';
 import { countOf, field, h, isolate, replaceChildren } from '../dom.js';
+import { draftsSent } from '../drafts.js';
 import { confirmInline } from '../inline-confirm.js';
 import { showSessionActionFailed } from '../page-notice.js';
 import { renderProblem, showFormMistake } from '../problem.js';
@@ -207,6 +208,9 @@ export function createSessionRetry({ id, onRetried }) {
       failure = error;
     }
     if (!failure) {
+      // Retried with it: the budget typed is no draft to find on this page again (drafts.js).
+      maxTokens.value = '';
+      draftsSent(maxTokens);
       onRetried(created);
       return true;
     }

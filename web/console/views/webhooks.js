@@ -14,6 +14,7 @@ import {
   keepPagerFocus,
   replaceChildren,
 } from '../dom.js';
+import { draftsSent } from '../drafts.js';
 import { confirmInline, redrawRows } from '../inline-confirm.js';
 import { latestRead } from '../latest-read.js';
 import { hideSection } from '../nav.js';
@@ -501,6 +502,8 @@ export function renderWebhooks(root) {
     try {
       const created = await request('/v1/webhooks', { method: 'POST', body: { url: target, events } });
       form.reset();
+      // Created: its URL is no draft any more, also where it waits as one (drafts.js).
+      draftsSent(form);
       resetEvents();
       showSecret({
         title: `Subscription to ${isolate(created.url)} created. Store its signing secret now: it is shown only this once and cannot be read again.`,
