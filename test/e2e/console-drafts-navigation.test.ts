@@ -3,7 +3,8 @@
 // on the way back, as after a sign-in that ends (console-sign-in-ends-drafts.test.ts): a new
 // session's objective and budget, a session's message to steer and edited plan (on that session's
 // page only, not on another session's). What was sent and done is no draft: a message sent, a
-// session created (also when its answer comes after the person left, or after they came back).
+// session created (also when its answer comes after the person left, or after they came back);
+// nor is an audit filter applied (the Audit page opens unfiltered, its field empty).
 // The drafts of the pages left are kept with the person's others: across a reload whose key is
 // refused, for the same key signing in again, not for another key of the tenant.
 import assert from 'node:assert/strict';
@@ -295,6 +296,28 @@ describe('console: what was typed waits on its page while the person is on anoth
     await goTo('Usage');
     await goTo('Sessions');
     assert.equal(await page.getByLabel('Objective').inputValue(), 'Typed before the key was refused');
+  });
+
+  test('an audit filter applied is no draft (the Audit page opens unfiltered); one typed and not applied waits there', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await signIn(admin);
+    const openAudit = async () => {
+      await page.getByRole('link', { name: 'Audit', exact: true }).click();
+      await page.getByRole('heading', { name: 'Audit log', exact: true }).waitFor();
+      await page.getByText(/^Page 1: /).waitFor();
+    };
+    await openAudit();
+    await page.getByLabel('Action', { exact: true }).fill('sessions:create');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await page.locator('#audit-body tr', { hasText: 'sessions:create' }).first().waitFor();
+    await goTo('Sessions');
+    await openAudit();
+    assert.equal(await page.getByLabel('Action', { exact: true }).inputValue(), '');
+
+    await page.getByLabel('Action', { exact: true }).fill('sessions:cancel');
+    await goTo('Sessions');
+    await openAudit();
+    assert.equal(await page.getByLabel('Action', { exact: true }).inputValue(), 'sessions:cancel');
   });
 
   test('no errors or warnings in the page but the refusals', () => {

@@ -143,6 +143,8 @@ export function renderAudit(root) {
         loadCheckpoint();
       }
       applied = filters;
+      // The filter the list shows is no draft (drafts.js keeps only an action typed, not applied).
+      action.defaultValue = filters.action;
       pageNumber = page;
       cursor = result.nextCursor;
       replaceChildren(body, ...result.items.map(auditRow));
