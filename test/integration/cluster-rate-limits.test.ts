@@ -142,3 +142,41 @@ describe('cluster: rate limits and quotas shared across replicas', { timeout: 12
     assert.equal(second.body.code, 'QUOTA_EXCEEDED');
   });
 });
+
+describe('Retry-After with both the principal and the tenant limit hit', { timeout: 120_000 }, () => {
+  const suite = useReplicaSuite();
+
+  test('is the later reset of the two, on PostgreSQL and SQLite alike', async () => {
+    // The principal's window resets long before the tenant's; the third request is refused by the
+    // principal's limit and uses up the tenant's.
+    const config = {
+      rateLimit: {
+        enabled: true,
+        principal: { points: 2, windowSeconds: 10 },
+        tenant: { points: 3, windowSeconds: 100 },
+      },
+      workers: { concurrency: 0 },
+    };
+    const shared = await suite.start({
+      config: { ...config, store: { url: suite.database.url, poolSize: 3 } },
+    });
+    const single = await suite.start({ config });
+    for (const server of [shared, single]) {
+      const statuses = [];
+      let last: Awaited<ReturnType<typeof requestJson>> | undefined;
+      for (let i = 0; i < 3; i += 1) {
+        last = await requestJson(`${server.url}/v1/sessions`);
+        statuses.push(last.status);
+      }
+      assert.deepEqual(statuses, [200, 200, 429]);
+      const state = last?.headers.get('ratelimit') ?? '';
+      const tenant = /"tenant";r=(\d+);t=(\d+)/.exec(state);
+      const principal = /"principal";r=(\d+);t=(\d+)/.exec(state);
+      assert.ok(tenant && principal, state);
+      assert.deepEqual([tenant[1], principal[1]], ['0', '0'], state);
+      assert.ok(Number(principal[2]) <= 10 && Number(tenant[2]) > 10, state);
+      // A retry at the principal's reset would meet the tenant's limit: told the tenant's reset.
+      assert.equal(last?.headers.get('retry-after'), tenant[2], state);
+    }
+  });
+});
