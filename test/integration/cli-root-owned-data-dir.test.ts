@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { cannotRunCheckoutAs } from '../fixtures/run-as-user.ts';
+import { cannotRunCheckoutAs, nodeAs } from '../fixtures/run-as-user.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
 // The service user of these tests; any uid other than root's will do.
@@ -35,9 +35,9 @@ function runAs(
   env: Record<string, string> = {},
   timeout = 60_000,
 ): SpawnSyncReturns<string> {
-  return spawnSync(process.execPath, [BIN, ...args], {
-    uid,
-    gid: uid,
+  const asUser = nodeAs(uid, [BIN, ...args]);
+  return spawnSync(asUser.file, asUser.args, {
+    ...asUser.options,
     encoding: 'utf8',
     timeout,
     input: '',

@@ -24,7 +24,7 @@ import { dirname, join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { SECRET_KEY_PATTERN } from '../../src/config/schema.ts';
-import { cannotRunCheckoutAs } from '../fixtures/run-as-user.ts';
+import { cannotRunCheckoutAs, nodeAs } from '../fixtures/run-as-user.ts';
 import { createSelfSignedCert, skipWithoutOpenssl } from '../fixtures/tls-cert.ts';
 
 interface Instruction {
@@ -466,10 +466,10 @@ describe('the docs container commands, as the image user', () => {
       const made = spawnSync('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', key]);
       assert.equal(made.status, 0, String(made.stderr));
       // `maos config check` as the image's user, with the variable the docs set.
+      const asUser = nodeAs(1000, ['bin/maos.js', 'config', 'check']);
       const check = () =>
-        spawnSync(process.execPath, ['bin/maos.js', 'config', 'check'], {
-          uid: 1000,
-          gid: 1000,
+        spawnSync(asUser.file, asUser.args, {
+          ...asUser.options,
           encoding: 'utf8',
           timeout: 60_000,
           env: {

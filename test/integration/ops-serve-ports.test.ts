@@ -16,7 +16,7 @@ import { startOrStop, startServer } from '../../src/main.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { acquireServerLock } from '../../src/store/server-lock.ts';
 import { freePort } from '../fixtures/free-port.ts';
-import { cannotRunCheckoutAs } from '../fixtures/run-as-user.ts';
+import { cannotRunCheckoutAs, nodeAs } from '../fixtures/run-as-user.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
 
@@ -87,18 +87,23 @@ test('a privileged port for a user without the privilege: PORT_NOT_PERMITTED (ex
   chownSync(dir, 1000, 1000);
   const config = join(dir, 'config.json');
   writeFileSync(config, JSON.stringify({ auth: { mode: 'none' }, logLevel: 'warn' }));
-  const result = spawnSync(
-    process.execPath,
-    [BIN, 'serve', '--config', config, '--port', String(port), '--data-dir', join(dir, 'data')],
-    {
-      uid: 1000,
-      gid: 1000,
-      encoding: 'utf8',
-      // Should the check be gone, the server would run: the timeout then fails the test.
-      timeout: 60_000,
-      env: { PATH: process.env.PATH ?? '', HOME: dir },
-    },
-  );
+  const asUser = nodeAs(1000, [
+    BIN,
+    'serve',
+    '--config',
+    config,
+    '--port',
+    String(port),
+    '--data-dir',
+    join(dir, 'data'),
+  ]);
+  const result = spawnSync(asUser.file, asUser.args, {
+    ...asUser.options,
+    encoding: 'utf8',
+    // Should the check be gone, the server would run: the timeout then fails the test.
+    timeout: 60_000,
+    env: { PATH: process.env.PATH ?? '', HOME: dir },
+  });
   assert.equal(result.status, 7, result.stderr);
   assert.match(
     result.stderr,
