@@ -31,56 +31,70 @@ export interface ClaimOptions {
  * out), the longest waiting first (ties by id), up to `limit`: leases it to `owner` until
  * `at + leaseMs` and counts the attempt. A receiver that hangs holds one slot then, not every slot
  * its backlog would fill, and the other subscriptions' deliveries go out meanwhile.
+ *
+ * The statement reads a few index entries per subscription with pending deliveries, never the
+ * backlog behind them (migration 0031): `subs` steps through the subscriptions from one id to the
+ * next, each one's head (due time and id) is the first entry of its range, and whether one is in flight is read from
+ * the index of leased rows (any status: recording an outcome clears the lease, and a delivery
+ * failed by a disabling keeps a due time already past). A receiver down for hours, its deliveries piling up (waiting for their
+ * retries, or due behind the one it holds), costs each claim nothing more; reading them all, as
+ * grouping the due rows did, made every claim's write (on SQLite, the one write connection every
+ * session waits for) grow with that backlog.
  */
 export async function claimDueDeliveries(db: WebhooksDb, options: ClaimOptions): Promise<ClaimedDelivery[]> {
   const { owner, at, leaseMs, limit } = options;
-  const inFlight = db
-    .selectFrom('webhook_deliveries')
-    .select('webhook_id')
-    .where('status', '=', 'pending')
-    .where('next_attempt_at', '>', at)
-    .where('lease_owner', 'is not', null);
-  // Pending rows only, read through the due index: each subscription's first due time.
-  const heads = db
-    .selectFrom('webhook_deliveries')
-    .select((eb) => ['webhook_id', eb.fn.min('next_attempt_at').as('first')])
-    .where('status', '=', 'pending')
-    .where('next_attempt_at', '<=', at)
-    .where('webhook_id', 'not in', inFlight)
-    .groupBy('webhook_id')
-    .orderBy('first')
-    .limit(limit)
-    .as('head');
-  // The delivery due then (ties: the lowest id), found through the due index again.
-  const firsts = db
-    .selectFrom('webhook_deliveries as d')
-    .innerJoin(heads, (join) =>
-      join.onRef('head.webhook_id', '=', 'd.webhook_id').onRef('head.first', '=', 'd.next_attempt_at'),
+  // Checked again on the row itself, on PostgreSQL: another replica may have claimed a head since
+  // the statement's snapshot (skipped while it holds the row; no longer due once it committed). On
+  // SQLite the statement runs alone on the one write connection, and the heads are its rows.
+  const recheck = isPostgres(db)
+    ? sql`and status = 'pending' and next_attempt_at <= ${at} for update skip locked`
+    : sql``;
+  // `picked` is MATERIALIZED, evaluated once, as the task claim is (store/postgres-claim.ts): the
+  // rows the UPDATE leases are exactly those picked, whatever plan it gets.
+  const { rows: claimed } = await sql<
+    Pick<WebhookDeliveriesTable, 'id' | 'tenant_id' | 'webhook_id' | 'event' | 'payload' | 'attempts'>
+  >`
+    with recursive subs(webhook_id) as (
+      select (
+        select d.webhook_id from webhook_deliveries d
+        where d.status = 'pending' order by d.webhook_id limit 1
+      )
+      union all
+      select (
+        select d.webhook_id from webhook_deliveries d
+        where d.status = 'pending' and d.webhook_id > s.webhook_id
+        order by d.webhook_id limit 1
+      )
+      from subs s where s.webhook_id is not null
+    ),
+    heads(webhook_id, first, id) as (
+      select s.webhook_id, (
+        select d.next_attempt_at from webhook_deliveries d
+        where d.status = 'pending' and d.webhook_id = s.webhook_id
+        order by d.next_attempt_at, d.id limit 1
+      ), (
+        select d.id from webhook_deliveries d
+        where d.status = 'pending' and d.webhook_id = s.webhook_id
+        order by d.next_attempt_at, d.id limit 1
+      )
+      from subs s where s.webhook_id is not null
+    ),
+    picked as materialized (
+      select id from webhook_deliveries where id in (
+        select h.id from heads h
+        where h.first <= ${at}
+          and not exists (
+            select 1 from webhook_deliveries f
+            where f.webhook_id = h.webhook_id and f.lease_owner is not null and f.next_attempt_at > ${at}
+          )
+        order by h.first, h.id
+        limit ${limit}
+      ) ${recheck}
     )
-    .select((eb) => eb.fn.min('d.id').as('id'))
-    .where('d.status', '=', 'pending')
-    .groupBy('d.webhook_id');
-  // Checked again on the row itself: on PostgreSQL another replica may have claimed a head since the
-  // statement's snapshot (skipped while it holds the row; no longer due once it committed).
-  let claimable = db
-    .selectFrom('webhook_deliveries')
-    .select('id')
-    .where('id', 'in', firsts)
-    .where('status', '=', 'pending')
-    .where('next_attempt_at', '<=', at);
-  if (isPostgres(db)) claimable = claimable.forUpdate().skipLocked();
-  // Picked in a MATERIALIZED CTE, evaluated once, as the task claim is (store/postgres-claim.ts):
-  // the rows the UPDATE leases are exactly those picked, whatever plan it gets.
-  const claimed = await db
-    .with(
-      (cte) => cte('picked').materialized(),
-      () => claimable,
-    )
-    .updateTable('webhook_deliveries')
-    .set({ lease_owner: owner, next_attempt_at: at + leaseMs, attempts: sql`attempts + 1` })
-    .where('id', 'in', (eb) => eb.selectFrom('picked').select('picked.id'))
-    .returning(['id', 'tenant_id', 'webhook_id', 'event', 'payload', 'attempts'])
-    .execute();
+    update webhook_deliveries
+    set lease_owner = ${owner}, next_attempt_at = ${at + leaseMs}, attempts = attempts + 1
+    where id in (select id from picked)
+    returning id, tenant_id, webhook_id, event, payload, attempts`.execute(db);
   if (claimed.length === 0) return [];
   const subscriptions = await db
     .selectFrom('webhooks')

@@ -2,9 +2,11 @@
 // delivery (the longest waiting first, ties by id), none of a subscription with one in flight, one
 // whose lease ran out again; leased with the attempt counted, with its subscription's URL and state
 // (none when the subscription was deleted). Two replicas claiming at once take each delivery once;
-// on PostgreSQL a replica skips the rows another one is claiming instead of waiting for it.
+// on PostgreSQL a replica skips the rows another one is claiming instead of waiting for it. A
+// receiver's backlog (due behind the delivery it holds, or waiting for retries) is not read by a claim.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { type CompiledQuery, sql } from 'kysely';
 import { DEFAULT_TENANT_ID } from '../../src/store/migrations/0001-foundation.ts';
 import { claimDueDeliveries } from '../../src/webhooks/delivery-claim.ts';
 import type { WebhookDeliveriesTable, WebhooksDb } from '../../src/webhooks/webhook-tables.ts';
@@ -54,6 +56,30 @@ async function enqueue(
 }
 
 const ids = (rows: ReadonlyArray<{ id: string }>) => rows.map((row) => row.id).sort();
+
+/** `db`, recording the statements it runs as they are compiled. */
+function recording(db: WebhooksDb): { db: WebhooksDb; statements: CompiledQuery[] } {
+  const statements: CompiledQuery[] = [];
+  const recorded = db.withPlugin({
+    transformQuery({ node, queryId }) {
+      statements.push(db.getExecutor().compileQuery(node, queryId));
+      return node;
+    },
+    transformResult: async ({ result }) => result,
+  });
+  return { db: recorded, statements };
+}
+
+/** Rows the plan nodes of `plan` (EXPLAIN ANALYZE, FORMAT JSON) read from `table`, filtered out ones too. */
+function rowsRead(plan: Record<string, unknown>, table: string): number {
+  const own =
+    plan['Relation Name'] === table
+      ? (Number(plan['Actual Rows']) + Number(plan['Rows Removed by Filter'] ?? 0)) *
+        Number(plan['Actual Loops'])
+      : 0;
+  const children = (plan.Plans as Record<string, unknown>[] | undefined) ?? [];
+  return own + children.reduce((sum, child) => sum + rowsRead(child, table), 0);
+}
 
 for (const backend of STORE_BACKENDS) {
   describe(`webhook delivery claim: ${backend.name}`, { timeout: 60_000 }, () => {
@@ -142,6 +168,82 @@ for (const backend of STORE_BACKENDS) {
       const rest = await claimDueDeliveries(db(0), { owner: 'after', at: AT, leaseMs: LEASE_MS, limit: 100 });
       const all = [...claims.flat(), ...rest].filter((row) => row.webhook_id.startsWith('r'));
       assert.deepEqual(ids(all), subscriptions.map((id) => `${id}-0`).sort());
+    });
+
+    test('a receiver’s backlog is not read: a claim reads a few rows per subscription', async () => {
+      const replica = db(0);
+      await subscribe(replica, 'big');
+      await subscribe(replica, 'quiet');
+      // `big`'s receiver hangs on one delivery, with many due behind it and many more waiting for
+      // their retries (a receiver down for hours); `quiet` has one due delivery.
+      await enqueue(replica, 'big-00000', 'big', AT + 5000, { lease_owner: 'other', attempts: 1 });
+      const backlog = Array.from({ length: 20_000 }, (_, n) => ({
+        id: `big-${String(n + 1).padStart(5, '0')}`,
+        tenant_id: DEFAULT_TENANT_ID,
+        webhook_id: 'big',
+        event: 'session.completed',
+        session_id: 's1',
+        payload: '{}',
+        status: 'pending' as const,
+        attempts: n % 2,
+        next_attempt_at: n % 2 === 0 ? AT - 10_000 + n : AT + 60_000 + n,
+        created_at: AT - 60_000,
+      }));
+      for (let i = 0; i < backlog.length; i += 500) {
+        await replica
+          .insertInto('webhook_deliveries')
+          .values(backlog.slice(i, i + 500))
+          .execute();
+      }
+      await enqueue(replica, 'quiet-a', 'quiet', AT - 1000);
+
+      const { db: recorded, statements } = recording(replica);
+      const claimed = await claimDueDeliveries(recorded, {
+        owner: 'me',
+        at: AT,
+        leaseMs: LEASE_MS,
+        limit: 8,
+      });
+      assert.deepEqual(ids(claimed), ['quiet-a']);
+      const claim = statements[0]!;
+      // The same claim again, on the state before it (quiet-a due, not leased), reading its plan.
+      await replica
+        .updateTable('webhook_deliveries')
+        .set({ lease_owner: null, next_attempt_at: AT - 1000, attempts: 0 })
+        .where('id', '=', 'quiet-a')
+        .execute();
+      if (backend.name === 'sqlite') {
+        const { rows } = await replica.executeQuery<{ detail: string }>({
+          ...claim,
+          sql: `explain query plan ${claim.sql}`,
+        });
+        const plan = rows.map((row) => row.detail).join('\n');
+        // Only ranges of one subscription (or from one to the next), the leased rows and ids.
+        assert.doesNotMatch(plan, /webhook_deliveries_due|SCAN (webhook_deliveries|d|f|head)\b/, plan);
+        assert.match(plan, /webhook_deliveries_heads \(status=\? AND webhook_id>\?\)/, plan);
+        assert.match(plan, /webhook_deliveries_leased \(webhook_id=\?/, plan);
+      } else {
+        // The statistics autovacuum keeps (a table this size is seldom left without them).
+        await sql`analyze webhook_deliveries`.execute(replica);
+        // EXPLAIN ANALYZE runs the claim: in a transaction rolled back, so that it leases nothing.
+        let plan: Record<string, unknown> = {};
+        const undo = new Error('undo the explained claim');
+        await assert.rejects(
+          replica.transaction().execute(async (trx) => {
+            const { rows } = await trx.executeQuery<{
+              'QUERY PLAN': Array<{ Plan: Record<string, unknown> }>;
+            }>({
+              ...claim,
+              sql: `explain (analyze, format json) ${claim.sql}`,
+            });
+            plan = rows[0]!['QUERY PLAN'][0]!.Plan;
+            throw undo;
+          }),
+          (error) => error === undo,
+        );
+        const read = rowsRead(plan, 'webhook_deliveries');
+        assert.ok(read < 100, `the claim read ${read} rows of webhook_deliveries: ${JSON.stringify(plan)}`);
+      }
     });
 
     if (backend.name === 'postgres') {

@@ -30,6 +30,7 @@ import * as taskReadyTenantIndex from './0027-task-ready-tenant-index.ts';
 import * as mcpStreamEventPositions from './0028-mcp-stream-event-positions.ts';
 import * as auditFilterIndexes from './0029-audit-filter-indexes.ts';
 import * as auditTargetTypeIndex from './0030-audit-target-type-index.ts';
+import * as webhookClaimIndexes from './0031-webhook-claim-indexes.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -68,4 +69,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0028_mcp_stream_event_positions', migration: mcpStreamEventPositions },
   { name: '0029_audit_filter_indexes', migration: auditFilterIndexes },
   { name: '0030_audit_target_type_index', migration: auditTargetTypeIndex },
+  { name: '0031_webhook_claim_indexes', migration: webhookClaimIndexes },
 ];
