@@ -256,11 +256,16 @@ function mapJoseError(error: unknown): AppError {
   }
 }
 
-/** Reads a claim by dotted path (`realm_access.roles`). */
+/**
+ * Reads a claim by its name, or by dotted path (`realm_access.roles`) when the token has no claim of
+ * that whole name: Auth0's custom claims must be named by a URL (`https://maos.example.com/tenant`),
+ * whose dots are no path. Own keys only, at every step (a claim `constructor` is not Object's).
+ */
 export function readClaim(payload: Record<string, unknown>, path: string): unknown {
+  if (Object.hasOwn(payload, path)) return payload[path];
   let node: unknown = payload;
   for (const segment of path.split('.')) {
-    if (typeof node !== 'object' || node === null) return undefined;
+    if (typeof node !== 'object' || node === null || !Object.hasOwn(node, segment)) return undefined;
     node = (node as Record<string, unknown>)[segment];
   }
   return node;

@@ -94,6 +94,37 @@ describe('OIDC access tokens from a real provider', { timeout: 60_000 }, () => {
     assert.deepEqual(principal.roles, ['viewer']);
   });
 
+  test('claim names with dots (Auth0 namespaced claims, a URL) are read as one claim, dotted paths still nest', async () => {
+    // The configuration docs/security.md gives for Auth0: the tenant and roles in claims named by a URL.
+    const auth = createAuthenticator({
+      auth: authConfig(idp.issuer, {
+        tenantClaim: 'https://maos.example.com/tenant',
+        rolesClaim: 'https://maos.example.com/roles',
+      }),
+      db: t.db,
+    });
+    const token = await idp.getToken({
+      claims: {
+        'https://maos.example.com/tenant': 'initech',
+        'https://maos.example.com/roles': ['operator', 'idp-admins'],
+      },
+    });
+    const principal = await auth.authenticate({ authorization: `Bearer ${token}` });
+    assert.equal(principal.tenantId, 'initech');
+    assert.deepEqual([...principal.roles].sort(), ['admin', 'operator']);
+    // A path into nested claims (Keycloak's realm_access.roles) is still followed.
+    const nested = createAuthenticator({
+      auth: authConfig(idp.issuer, { tenantClaim: 'org.tenant', rolesClaim: 'realm_access.roles' }),
+      db: t.db,
+    });
+    const nestedToken = await idp.getToken({
+      claims: { org: { tenant: 'initech' }, realm_access: { roles: ['viewer'] } },
+    });
+    const nestedPrincipal = await nested.authenticate({ authorization: `Bearer ${nestedToken}` });
+    assert.equal(nestedPrincipal.tenantId, 'initech');
+    assert.deepEqual(nestedPrincipal.roles, ['viewer']);
+  });
+
   test('a token without a tenant is refused unless a default tenant is configured', async () => {
     const token = await idp.getToken();
     const strict = createOidcVerifier(authConfig(idp.issuer).oidc);
