@@ -128,6 +128,54 @@ export async function takeUnsettledUsage(
   return record;
 }
 
+/** A run whose finish was rejected, as `tasks.unapplied_run_charges` lists the ones charged. */
+interface ChargedRun {
+  owner: string;
+  attempt: number;
+}
+
+/** Parses the stored list; empty for none or anything unreadable (never throws on stored data). */
+function parseChargedRuns(text: string | null | undefined): ChargedRun[] {
+  if (!text) return [];
+  try {
+    const value: unknown = JSON.parse(text);
+    if (!Array.isArray(value)) return [];
+    return value.filter(
+      (entry): entry is ChargedRun => typeof entry?.owner === 'string' && typeof entry?.attempt === 'number',
+    );
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Records, once per run, that the spend of a run whose finish was rejected is being charged (in the
+ * charge's transaction). False when its run was charged already: a finish tried again after its
+ * first try's commit happened but its answer was lost (engine/scheduler.ts) must not charge again.
+ * The caller holds its session's lock, as every charger of the run does, so the list read is the
+ * last one written. Owner and attempt name one run: worker ids are unique per process, and a
+ * process gives an attempt back (release at shutdown) only when it claims no more.
+ */
+export async function claimUnappliedCharge(trx: Kysely<Database>, attempt: AttemptRef): Promise<boolean> {
+  const row = await trx
+    .selectFrom('tasks')
+    .select('unapplied_run_charges')
+    .where('id', '=', attempt.taskId)
+    .executeTakeFirst();
+  // The task is gone (its session deleted meanwhile): nothing to record it on; charged as before.
+  if (!row) return true;
+  const charged = parseChargedRuns(row.unapplied_run_charges);
+  if (charged.some((run) => run.owner === attempt.owner && run.attempt === attempt.attempt)) return false;
+  await trx
+    .updateTable('tasks')
+    .set({
+      unapplied_run_charges: JSON.stringify([...charged, { owner: attempt.owner, attempt: attempt.attempt }]),
+    })
+    .where('id', '=', attempt.taskId)
+    .execute();
+  return true;
+}
+
 /**
  * Adds `usage` to the task's usage, and `models` (its split per provider and model, if any) to the
  * task's `model_usage` in the same UPDATE (its session's usage is the caller's to charge).

@@ -24,6 +24,7 @@ import {
 } from './advance-sessions.ts';
 import {
   addTaskUsage,
+  claimUnappliedCharge,
   recordCharge,
   type SpendCharge,
   settleStoppedRun,
@@ -230,7 +231,8 @@ function asStored(text: string): string {
 
 /**
  * Adds what a run spent to its task (whatever its state now) and session: for a run whose claim no
- * longer held when it ended (cancelled, lease lost, given back at shutdown). Once per run.
+ * longer held when it ended (cancelled, lease lost, given back at shutdown). Once per run, also
+ * when its finish is tried again after a commit whose answer was lost (claimUnappliedCharge).
  */
 export async function chargeUnappliedRun(
   trx: Kysely<Database>,
@@ -240,6 +242,9 @@ export async function chargeUnappliedRun(
 ): Promise<void> {
   // Session before task, as finishes and cancels lock them (no lock cycle between replicas).
   await lockSessions(trx, [claim.sessionId]);
+  // Once per run: a finish tried again after its first try committed (only the COMMIT's answer was
+  // lost) finds that try's charge recorded.
+  if (!(await claimUnappliedCharge(trx, claim))) return;
   // Less what a cancel or the lease reaper already charged from the spend this run recorded; per
   // model as well, so the stopped run counts under the models that served it.
   const charge = await settleStoppedRun(trx, claim, outcome.usage, outcome.spendOnRecord, {

@@ -88,6 +88,11 @@ export interface TasksTable {
    */
   unsettled_usage?: string | null;
   /**
+   * The runs whose spend was charged although their finish was rejected (migration 0032): a JSON
+   * array of `{owner, attempt}` (engine/run-spend.ts), so a finish tried again charges them once.
+   */
+  unapplied_run_charges?: string | null;
+  /**
    * What the task spent per provider and model that served it (migration 0012): a JSON array of
    * `{provider, model, inputTokens, outputTokens, cacheReadTokens, costUsd}`, appended to at each
    * applied finish of an LLM run (store/task-model-usage.ts); null when no model served it.

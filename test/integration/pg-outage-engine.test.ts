@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { type KyselyPlugin, RawNode } from 'kysely';
+import { type KyselyPlugin, RawNode, sql } from 'kysely';
 import type { AgentRuntime } from '../../src/agents/runtimes/runtime.ts';
 import { findFinishedRuns, finishTask, markTasksRunning } from '../../src/engine/task-ops.ts';
 import { claimOf, type RunOutcome } from '../../src/engine/task-outcome.ts';
@@ -370,6 +370,82 @@ describe('the engine during a PostgreSQL outage', { timeout: 120_000 }, () => {
       assert.equal(done.usage.inputTokens, 7, 'the session is charged once');
       const results = (await h.allEvents(session.id)).filter((event) => event.type === 'task.result');
       assert.equal(results.length, 1);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('a rejected finish whose COMMIT answer is lost is tried again and charges the run once', async () => {
+    // The COMMIT reaches PostgreSQL and commits, but its answer is replaced by a lost connection.
+    let armed = false;
+    let lostAnswers = 0;
+    const commits = new WeakSet<object>();
+    const loseCommitAnswer: KyselyPlugin = {
+      transformQuery({ node, queryId }) {
+        if (armed && RawNode.is(node) && node.sqlFragments.join('').trim() === 'commit') {
+          armed = false;
+          commits.add(queryId);
+        }
+        return node;
+      },
+      async transformResult({ result, queryId }) {
+        if (!commits.has(queryId)) return result;
+        lostAnswers++;
+        throw new AppError('STORE_UNAVAILABLE', 'The database cannot be reached (ECONNRESET)');
+      },
+    };
+    let answer: (() => void) | undefined;
+    const gated: AgentRuntime = {
+      kind: 'fake',
+      async run(task) {
+        await new Promise<void>((resolve) => {
+          answer = resolve;
+        });
+        return {
+          output: `done ${task.name} attempt ${task.attempt}`,
+          usage: { inputTokens: 7, outputTokens: 3 },
+        };
+      },
+    };
+    const finished: string[] = [];
+    // No claim poll, heartbeat or reaper pass between the answer and the finish: its COMMIT is the next one.
+    const h = await createHarness({
+      storeUrl: database.url,
+      llm: gated,
+      pollIntervalMs: 60_000,
+      leaseSeconds: 60,
+      engineDb: (db) => db.withPlugin(loseCommitAnswer),
+      observer: { taskFinished: ({ status }) => finished.push(status) },
+    });
+    try {
+      const { session } = await h.engine.service.createSession(ACTOR, {
+        objective: 'rejected finish, lost commit answer',
+        agents: [{ name: 'only', role: 'engineer', task: 't' }],
+      });
+      await waitFor(() => answer !== undefined, 30_000, 'the task runs');
+      // Another replica holds the task now (as after a lease lost in a stall): this run's finish is
+      // rejected, and charges what the run spent as an unapplied run's.
+      await h.handle.db
+        .updateTable('tasks')
+        .set({ attempts: sql`attempts + 1`, lease_owner: 'another-replica' })
+        .where('session_id', '=', session.id)
+        .execute();
+      armed = true;
+      answer!();
+      await waitFor(() => finished.length > 0, 30_000, 'the run reported finished');
+      assert.equal(lostAnswers, 1, 'the finish lost the answer to its COMMIT');
+      assert.deepEqual(finished, ['cancelled'], 'rejected: the claim no longer held');
+      const detail = await h.engine.service.getSession(ACTOR, session.id);
+      assert.deepEqual(
+        [detail.tasks[0]!.usage.inputTokens, detail.tasks[0]!.usage.outputTokens],
+        [7, 3],
+        'the task is charged once',
+      );
+      assert.deepEqual(
+        [detail.usage.inputTokens, detail.usage.outputTokens],
+        [7, 3],
+        'the session is charged once',
+      );
     } finally {
       await h.close();
     }

@@ -31,6 +31,7 @@ import * as mcpStreamEventPositions from './0028-mcp-stream-event-positions.ts';
 import * as auditFilterIndexes from './0029-audit-filter-indexes.ts';
 import * as auditTargetTypeIndex from './0030-audit-target-type-index.ts';
 import * as webhookClaimIndexes from './0031-webhook-claim-indexes.ts';
+import * as taskUnappliedRunCharges from './0032-task-unapplied-run-charges.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -70,4 +71,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0029_audit_filter_indexes', migration: auditFilterIndexes },
   { name: '0030_audit_target_type_index', migration: auditTargetTypeIndex },
   { name: '0031_webhook_claim_indexes', migration: webhookClaimIndexes },
+  { name: '0032_task_unapplied_run_charges', migration: taskUnappliedRunCharges },
 ];
