@@ -121,3 +121,48 @@ test('a base URL on a port fetch refuses for every request is refused at start, 
     );
   }
 });
+
+test('a base URL that is not http or https is refused at start, naming provider, key and scheme', () => {
+  // Each passed `maos config check`; every call then failed as "Cannot connect to API: unknown
+  // scheme", retried as a network failure until the circuit opened, and doctor said "not reachable".
+  for (const [baseURL, scheme] of [
+    ['ftp://127.0.0.1:11434/v1', 'ftp:'],
+    ['file:///srv/models/v1', 'file:'],
+    ['localhost:11434/v1', 'localhost:'],
+    ['htps://api.example.com/v1', 'htps:'],
+  ] as const) {
+    const parsed = providersConfigSchema.safeParse({
+      main: { type: 'openai-compatible', model: 'm', baseURL },
+    });
+    assert.equal(parsed.success, false, baseURL);
+    const issues = parsed.error?.issues ?? [];
+    assert.deepEqual(
+      issues.map((issue) => issue.path.join('.')),
+      ['main.baseURL'],
+      baseURL,
+    );
+    assert.equal(issues[0]?.message, `must be an http:// or https:// URL (got the scheme ${scheme})`);
+  }
+  assert.throws(
+    () =>
+      loadConfig({
+        env: {
+          MAOS_PROVIDERS__CLAUDE__TYPE: 'anthropic',
+          MAOS_PROVIDERS__CLAUDE__MODEL: 'm',
+          MAOS_PROVIDERS__CLAUDE__API_KEY: 'k',
+          MAOS_PROVIDERS__CLAUDE__BASE_URL: 'ftp://llm.example.com/v1',
+        },
+      }),
+    (error: unknown) =>
+      error instanceof AppError &&
+      error.code === 'CONFIG_INVALID' &&
+      /providers\.claude\.baseURL: must be an http:\/\/ or https:\/\/ URL/.test(error.message),
+  );
+  for (const baseURL of ['HTTP://127.0.0.1:11434/v1', 'https://api.example.com/v1?api-version=1']) {
+    assert.equal(
+      providersConfigSchema.safeParse({ main: { type: 'openai-compatible', model: 'm', baseURL } }).success,
+      true,
+      baseURL,
+    );
+  }
+});

@@ -44,7 +44,7 @@ const providerSchema = z
       .url()
       .optional()
       .describe(
-        'API base URL including the version path (e.g. `http://localhost:11434/v1`); a query string (`?api-version=…`) is kept and sent with every request, after the endpoint path. Not on a port fetch refuses (6000, 6665–6669, 10080 and the other WHATWG bad ports). Required for `openai-compatible`.',
+        'API base URL, http:// or https://, including the version path (e.g. `http://localhost:11434/v1`); a query string (`?api-version=…`) is kept and sent with every request, after the endpoint path. Not on a port fetch refuses (6000, 6665–6669, 10080 and the other WHATWG bad ports). Required for `openai-compatible`.',
       ),
     headers: z
       .record(z.string(), z.string().regex(HEADER_VALUE_PATTERN, HEADER_VALUE_MESSAGE))
@@ -116,6 +116,15 @@ const providerSchema = z
     }
     // fetch refuses such a URL on every call, and its error quotes it, password and all.
     const url = provider.baseURL === undefined ? null : URL.parse(provider.baseURL);
+    // Any other scheme (ftp:, file:, a mistyped htps:) fails every call with "unknown scheme", which
+    // reads as a network failure: retried with backoff, then the circuit opens.
+    if (url !== null && url.protocol !== 'http:' && url.protocol !== 'https:') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['baseURL'],
+        message: `must be an http:// or https:// URL (got the scheme ${url.protocol})`,
+      });
+    }
     if (url !== null && (url.username !== '' || url.password !== '')) {
       ctx.addIssue({
         code: 'custom',
