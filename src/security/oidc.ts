@@ -200,7 +200,10 @@ async function discover(
   try {
     const response = await fetchImpl(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error' });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    doc = (await response.json()) as Partial<DiscoveryDocument>;
+    // JSON `null` (or a list, a number) is no document: read as one without members, so it is
+    // refused below as a 503 like any other wrong document, not a TypeError answered 500.
+    const body: unknown = await response.json();
+    doc = typeof body === 'object' && body !== null ? (body as Partial<DiscoveryDocument>) : {};
   } catch (error) {
     throw new AppError('AUTH_PROVIDER_UNAVAILABLE', 'The identity provider cannot be reached', {
       cause: error,
@@ -211,6 +214,13 @@ async function discover(
     throw new AppError(
       'AUTH_PROVIDER_UNAVAILABLE',
       'The identity provider discovery document does not match auth.oidc.issuer',
+    );
+  }
+  // A relative or malformed jwks_uri would fail `new URL` when the key set is made: a TypeError (500).
+  if (!URL.canParse(doc.jwks_uri)) {
+    throw new AppError(
+      'AUTH_PROVIDER_UNAVAILABLE',
+      "The identity provider discovery document's jwks_uri is not a URL",
     );
   }
   // fetch would refuse every key fetch there with a bare "fetch failed" (a WHATWG bad port): said

@@ -490,6 +490,32 @@ describe('OIDC access tokens from a real provider', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a discovery document that is null or names no URL as jwks_uri is 503 AUTH_PROVIDER_UNAVAILABLE, not a 500', async () => {
+    let document: (issuer: string) => unknown = () => null;
+    const idpServer = createServer((_request, response) => {
+      response.setHeader('content-type', 'application/json');
+      response.end(JSON.stringify(document(issuer)));
+    });
+    await new Promise<void>((resolve) => idpServer.listen(0, '127.0.0.1', resolve));
+    const issuer = `http://127.0.0.1:${(idpServer.address() as AddressInfo).port}`;
+    try {
+      for (const [body, message] of [
+        [() => null, /does not match auth\.oidc\.issuer/],
+        [(at: string) => ({ issuer: at, jwks_uri: '/jwks' }), /jwks_uri is not a URL/],
+        [(at: string) => ({ issuer: at, jwks_uri: 'not a url' }), /jwks_uri is not a URL/],
+      ] as const) {
+        document = body;
+        await assert.rejects(
+          createOidcVerifier(authConfig(issuer).oidc).verify('a.b.c'),
+          (e: unknown) =>
+            e instanceof AppError && e.code === 'AUTH_PROVIDER_UNAVAILABLE' && message.test(e.message),
+        );
+      }
+    } finally {
+      idpServer.close();
+    }
+  });
+
   test('an unreachable provider is 503 AUTH_PROVIDER_UNAVAILABLE, not a token error', async () => {
     // A port just let go: nothing answers there.
     const issuer = `http://127.0.0.1:${await freePort()}/`;
