@@ -74,4 +74,19 @@ describe('checkProviders', () => {
     assert.equal(result?.status, 'pass', result?.message);
     assert.equal(result?.message, `${server.url}/openai/deployments/d1 reachable, key accepted (model m)`);
   });
+
+  test('a rejected key: the fix names the variable that sets it, none for a name with a hyphen', async () => {
+    const providers = providersConfigSchema.parse({
+      my_llm: { type: 'openai-compatible', baseURL: server.openaiBaseURL, model: 'm', apiKey: 'wrong' },
+      'my-llm': { type: 'openai-compatible', baseURL: server.openaiBaseURL, model: 'm', apiKey: 'wrong' },
+    });
+    const [underscore, hyphen] = await checkProviders(providers, { timeoutMs: 2000 });
+    assert.equal(
+      underscore?.fix,
+      'Set a valid key in providers.my_llm.apiKey (or apiKey_FILE / MAOS_PROVIDERS__MY_LLM__API_KEY).',
+    );
+    // MAOS_PROVIDERS__MY_LLM__API_KEY sets provider my_llm: following that advice added a provider
+    // without type or model, and the server no longer started. No variable names my-llm.
+    assert.equal(hyphen?.fix, 'Set a valid key in providers.my-llm.apiKey (or apiKey_FILE).');
+  });
 });

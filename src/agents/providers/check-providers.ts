@@ -137,7 +137,10 @@ async function checkOne(
   const { status } = probe;
   const credentials = credentialsOf(provider);
   if (isKeyRejected(status)) {
-    const keyFix = `Set a valid key in providers.${name}.apiKey (or apiKey_FILE / MAOS_PROVIDERS__${name.toUpperCase().replace(/-/g, '_')}__API_KEY).`;
+    // A variable's words are a provider name in lower case with `_`: none can name one with `-`
+    // (MAOS_PROVIDERS__MY_LLM__API_KEY sets provider my_llm, not my-llm).
+    const variable = name.includes('-') ? '' : ` / MAOS_PROVIDERS__${name.toUpperCase()}__API_KEY`;
+    const keyFix = `Set a valid key in providers.${name}.apiKey (or apiKey_FILE${variable}).`;
     return {
       name: `provider:${name}`,
       status: 'fail',
