@@ -855,6 +855,39 @@ describe('schema problems of an edited plan', () => {
     );
     assert.match(failure(() => validateEditedPlan({}, rules)).message, /: plan\.phases: Invalid input/);
   });
+
+  test('an edit too large to be a plan is refused by its size, not with a problem per element', () => {
+    // What a 1 MiB body can hold: 340,000 empty phases, or 480,000 numbers among the dependencies.
+    const phases = failure(() => validateEditedPlan({ phases: Array(340_000).fill({}) }, rules));
+    assert.equal(phases.code, 'INVALID_PLAN');
+    assert.deepEqual(phases.details, ['the plan has 340000 phases; at most 20 are allowed']);
+    const task = (n: number) => ({
+      name: `t${n}`,
+      role: 'qa',
+      instructions: 'x',
+      dependsOn: Array(40_000).fill(1),
+    });
+    const numbers = failure(() =>
+      validateEditedPlan(
+        { phases: [{ name: 'p', tasks: Array.from({ length: 12 }, (_, n) => task(n)) }] },
+        rules,
+      ),
+    );
+    assert.equal(numbers.code, 'INVALID_PLAN');
+    assert.deepEqual(numbers.details, [
+      'plan.phases.0.tasks.0.dependsOn: 480000 dependencies are not task names (text of 1-200 characters)',
+    ]);
+    // A few are listed one by one, as every other problem.
+    const few = failure(() =>
+      validateEditedPlan(
+        {
+          phases: [{ name: 'p', tasks: [{ name: 't', role: 'qa', instructions: 'x', dependsOn: ['', 7] }] }],
+        },
+        rules,
+      ),
+    );
+    assert.equal((few.details as string[]).length, 2);
+  });
 });
 
 describe('checkEditedPlan', () => {

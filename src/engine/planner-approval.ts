@@ -19,7 +19,9 @@ import {
 
 // The name form (planner-names.ts EDITED_TASK_NAMES) is checked after the parse: a name written
 // with spaces ("Design API") is read as "Design-API", in the dependencies and `agent` too.
-const taskNameSchema = z.string().min(1).max(200);
+/** Longest task name read (checked against the name rules after the parse). */
+const MAX_TASK_NAME_READ = 200;
+const taskNameSchema = z.string().min(1).max(MAX_TASK_NAME_READ);
 
 /**
  * Most phases of an edited plan: not llm.planner.maxPhases, which bounds the phase gates the
@@ -42,7 +44,8 @@ const MAX_INSTRUCTIONS_READ = 1_000_000;
 // The plan as read shows the phase barrier among a task's dependencies (each task waits for the
 // last tasks of the phase before), so a bound below what a waiting plan shows would refuse a plan
 // sent back as it was read; 40,000 is far above that (the tasks of two phases).
-const dependenciesSchema = z.array(taskNameSchema).max(200 * MAX_EDITED_TASKS_PER_PHASE);
+const MAX_DEPENDENCIES = 200 * MAX_EDITED_TASKS_PER_PHASE;
+const dependenciesSchema = z.array(taskNameSchema).max(MAX_DEPENDENCIES);
 
 /** True when both lists name the same tasks (order and repeats aside). */
 function sameNames(a: readonly string[], b: readonly string[]): boolean {
@@ -333,6 +336,52 @@ function checkGateEdit(
   return errors;
 }
 
+/** Dependency entries that are not task names, beyond which an edit is refused before it is parsed. */
+const MAX_BAD_DEPENDENCIES = 100;
+
+/**
+ * Refuses, before the schema sees it, an edit whose size alone makes it invalid: more phases than
+ * allowed (checkPhaseCount), or more than MAX_BAD_DEPENDENCIES dependency entries that are no task
+ * names. The schema lists a problem per element: a 1 MiB body of empty phases, or of numbers among
+ * the dependencies, made hundreds of thousands of problems, built and joined for seconds while the
+ * process served nothing else, and overflowed the stack (a 500) when gathered. Arrays over their
+ * schema bound are left to the schema, which refuses them without reading their elements.
+ */
+function refuseOutsizedShape(input: unknown, session: EditedPlanSession): void {
+  const phases = isRecord(input) ? input.phases : undefined;
+  if (!Array.isArray(phases)) return;
+  const tooMany = checkPhaseCount(phases.length, session);
+  if (tooMany.length > 0) {
+    throw new AppError('INVALID_PLAN', `The edited plan is not valid: ${tooMany.join('; ')}`, {
+      details: tooMany,
+    });
+  }
+  let bad = 0;
+  let first: string | undefined;
+  phases.forEach((phase, p) => {
+    const tasks = isRecord(phase) ? phase.tasks : undefined;
+    if (!Array.isArray(tasks) || tasks.length > MAX_EDITED_TASKS_PER_PHASE) return;
+    tasks.forEach((task, t) => {
+      for (const key of ['dependsOn', 'depends_on'] as const) {
+        const dependencies = isRecord(task) ? task[key] : undefined;
+        if (!Array.isArray(dependencies) || dependencies.length > MAX_DEPENDENCIES) continue;
+        for (const name of dependencies) {
+          if (typeof name === 'string' && name.length > 0 && charCount(name) <= MAX_TASK_NAME_READ) continue;
+          bad += 1;
+          first ??= `plan.phases.${p}.tasks.${t}.${key}`;
+        }
+      }
+    });
+  });
+  if (bad <= MAX_BAD_DEPENDENCIES) return;
+  const problem = `${first}: ${bad} dependencies are not task names (text of 1-${MAX_TASK_NAME_READ} characters)`;
+  throw new AppError('INVALID_PLAN', `The edited plan is not valid: ${problem}`, { details: [problem] });
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
+}
+
 /**
  * The name form of an edit: EDITED_TASK_NAMES, where the names of the session's tasks are valid as
  * they are. A plan submitted with its agents may name one `orchestrator:…` (its tasks never meet the
@@ -373,6 +422,7 @@ export function checkEditedPlan(
   rules: EditedPlanRules,
   session: EditedPlanSession = NEW_SESSION,
 ): { plan: PlanBody; renamedTasks: Record<string, string>; unchanged: boolean } {
+  refuseOutsizedShape(input, session);
   const parsed = editedPlanSchema.safeParse(input);
   if (!parsed.success) {
     const issues = parsed.error.issues.map(
