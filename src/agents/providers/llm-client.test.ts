@@ -76,3 +76,35 @@ describe('LLM client breaker and bulkhead', () => {
     third.abort(new Error('done'));
   });
 });
+
+describe('LLM client provider chain', () => {
+  test('a provider named twice among the fallbacks is tried once, in its first place', async () => {
+    const server = await startLlmServer({ handler: () => ({ error: 503, message: 'down' }) });
+    after(() => server.close());
+    const provider = { type: 'openai-compatible', model: 'm', apiKey: 'k', baseURL: server.openaiBaseURL };
+    const client = createLlmClient({
+      providers: providersConfigSchema.parse({ main: provider, backup: provider, spare: provider }),
+      llm: llmConfigSchema.parse({
+        defaultProvider: 'main',
+        defaultFallback: ['backup', 'main', 'backup'],
+        retry: { maxAttempts: 2, baseDelayMs: 0, maxDelayMs: 0 },
+        roles: { engineer: { provider: 'main', fallback: ['spare', 'backup', 'spare', 'backup'] } },
+      }),
+      logger: pino({ level: 'silent' }),
+    });
+    const names = (role: string) => client.resolveChain(role).map((target) => target.provider);
+    assert.deepEqual(names('engineer'), ['main', 'spare', 'backup']);
+    assert.deepEqual(names('qa'), ['main', 'backup']);
+    // Each provider had its retries once: not twice the backoff against one that is down, nor
+    // named twice in the error.
+    await assert.rejects(
+      client.call('engineer', new AbortController().signal, ({ model, signal }) =>
+        generateText({ model, prompt: 'hi', maxRetries: 0, abortSignal: signal }),
+      ),
+      (error: Error & { details?: { failures?: string[] } }) =>
+        JSON.stringify(error.details?.failures?.map((failure) => failure.split(':')[0])) ===
+        JSON.stringify(['main', 'spare', 'backup']),
+    );
+    assert.equal(server.requests.length, 6);
+  });
+});

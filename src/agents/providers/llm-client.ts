@@ -275,7 +275,9 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
     }
     const fallback = route ? route.fallback : llm.defaultFallback;
     const chain = [targetFor(primary, route?.model, route?.temperature)];
-    for (const name of fallback) {
+    // A provider named twice (the primary among the fallbacks, a fallback listed again) is tried
+    // once: another round of retries against a provider that just failed them would only wait.
+    for (const name of new Set(fallback)) {
       if (name !== primary) chain.push(targetFor(name, undefined, route?.temperature));
     }
     return chain;
