@@ -136,6 +136,7 @@ export function registerSessionTools(server: McpServer, deps: ToolDependencies):
             service,
             actor: caller.actor,
             sessionId: detail.id,
+            known: detail,
             timeoutMs: waitFor * 1000,
             signal: extra.signal,
             ...(deps.progressKeepAliveMs === undefined ? {} : { keepAliveMs: deps.progressKeepAliveMs }),

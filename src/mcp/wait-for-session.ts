@@ -2,6 +2,7 @@
 // when the caller asked for progress notifications or set `wait_seconds`.
 import type { SessionDetail } from '../domain/types.ts';
 import type { Actor, SessionService } from '../engine/session-service.ts';
+import { AppError } from '../errors/app-error.ts';
 import { countTasks, FINAL_STATUSES } from './session-view.ts';
 
 export interface WaitOptions {
@@ -26,6 +27,11 @@ export interface WaitOptions {
   }) => Promise<void>;
   /** Longest time without a progress call. @defaultValue PROGRESS_KEEP_ALIVE_MS */
   keepAliveMs?: number;
+  /**
+   * The session's state as last known before the wait (orchestrate: as created): while the session
+   * cannot be read for a passing reason, the wait goes on with it, and ends with it if that lasts.
+   */
+  known?: SessionDetail;
 }
 
 /**
@@ -50,6 +56,18 @@ function stopsWaiting(detail: SessionDetail): boolean {
 const FALLBACK_POLL_MS = 1_000;
 
 /**
+ * Failures of a read that may pass by themselves (the policy of the CLI's retries): a server
+ * restarting or out of reach (remote mode: refused connection, 502/503/504), the store failing over,
+ * a rate limit. The session goes on meanwhile, so the wait does too; any other failure ends it.
+ */
+function isPassing(error: unknown): boolean {
+  if (!(error instanceof AppError)) return false;
+  return (
+    error.code === 'RATE_LIMITED' || error.status === 502 || error.status === 503 || error.status === 504
+  );
+}
+
+/**
  * Waits until the session ends or waits for its plan to be approved, the timeout passes or the
  * signal aborts; returns the last state.
  */
@@ -63,9 +81,17 @@ export async function waitForSession(options: WaitOptions): Promise<SessionDetai
   /** Keep-alives sent since the last whole task: the fraction of the next one is 1 - 1/(n+1). */
   let keepAlives = 0;
   let lastProgressAt = Date.now();
+  let known = options.known;
   try {
     for (;;) {
-      const detail = await service.getSession(actor, sessionId);
+      let detail: SessionDetail;
+      try {
+        detail = await service.getSession(actor, sessionId);
+      } catch (error) {
+        if (known === undefined || !isPassing(error)) throw error;
+        detail = known;
+      }
+      known = detail;
       const { finished, total } = countTasks(detail);
       if (finished > lastFinished) {
         lastFinished = finished;

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { Kysely } from 'kysely';
 import {
   type ConnectedClient,
   connectHttpClient,
@@ -15,6 +16,8 @@ import {
   type ToolErrorView,
   toolErrorOf,
 } from '../fixtures/mcp-server.ts';
+import { TEST_RUNNERS } from '../fixtures/server.ts';
+import { startTcpRelay, type TcpRelay } from '../fixtures/tcp-relay.ts';
 
 async function call(client: Client, name: string, args: Record<string, unknown>): Promise<CallToolResult> {
   return (await client.callTool({ name, arguments: args })) as CallToolResult;
@@ -96,5 +99,67 @@ describe('maos mcp in remote mode', { timeout: 60_000 }, () => {
       assert.deepEqual(await failure(remote.readResource({ uri })), expected, `${uri} read in remote mode`);
       assert.deepEqual(await failure(remote.subscribeResource({ uri })), expected, `${uri} subscribed`);
     }
+  });
+});
+
+describe('maos mcp in remote mode, the server unreachable during a wait', { timeout: 60_000 }, () => {
+  let server: McpTestServer;
+  let relay: TcpRelay;
+  let remote: Client;
+
+  before(async () => {
+    server = await startMcpTestServer({
+      config: { runners: { ...TEST_RUNNERS, pause: { command: ['sleep', '2'] } } },
+    });
+    relay = await startTcpRelay({ host: '127.0.0.1', port: Number(new URL(server.url).port) });
+    remote = await connectRemoteStdioClient(`http://127.0.0.1:${relay.port}`, 'maos-remote-outage');
+  });
+  after(async () => {
+    await remote?.close();
+    // Cut stops the relay listening (the test restored it).
+    await relay?.cut();
+    await server?.close();
+  });
+
+  test('an orchestrate that waits goes on through the outage and returns the session', async () => {
+    const db = server.app.database.db as unknown as Kysely<{
+      sessions: { id: string; status: string; created_at: number };
+    }>;
+    let cut: Promise<void> | undefined;
+    const waited = remote.callTool(
+      {
+        name: 'orchestrate',
+        arguments: {
+          objective: 'outlast an outage',
+          agents: [{ name: 'p', role: 'tester', task: 'wait', runner: 'pause' }],
+          wait_seconds: 50,
+        },
+      },
+      undefined,
+      {
+        // The first progress comes once the wait has read the session: the server goes away then.
+        onprogress: () => {
+          cut ??= relay.cut();
+        },
+      },
+    );
+    // Unreachable until the session has ended on the server: every read of the wait meanwhile fails.
+    for (;;) {
+      const row = await db
+        .selectFrom('sessions')
+        .select('status')
+        .orderBy('created_at', 'desc')
+        .executeTakeFirst();
+      if (cut !== undefined && row?.status === 'completed') break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await cut;
+    await relay.restore();
+    const result = (await waited) as CallToolResult;
+    assert.equal(toolErrorOf(result), undefined, JSON.stringify(result.content));
+    const status = result.structuredContent as { created: boolean; status: string; done: boolean };
+    assert.equal(status.created, true);
+    assert.equal(status.status, 'completed');
+    assert.equal(status.done, true);
   });
 });
