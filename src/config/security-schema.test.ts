@@ -92,3 +92,30 @@ test('a configured tenant id padded or with a control character is refused at st
     'Acme Corp',
   );
 });
+
+test('a rate-limit window longer than a timer can wait is refused at start, naming the limit', () => {
+  // On PostgreSQL the memory limiter that keeps the limits during an outage ends its counters with
+  // a timer; Node fires a longer one after 1 ms, so such a window limited nothing then.
+  for (const limiter of ['PRINCIPAL', 'TENANT', 'ANONYMOUS']) {
+    assert.throws(
+      () =>
+        loadConfig({
+          env: {
+            [`MAOS_RATE_LIMIT__${limiter}__POINTS`]: '100000',
+            [`MAOS_RATE_LIMIT__${limiter}__WINDOW_SECONDS`]: String(30 * 86_400),
+          },
+        }),
+      (error: unknown) =>
+        error instanceof AppError &&
+        error.code === 'CONFIG_INVALID' &&
+        new RegExp(
+          `rateLimit\\.${limiter.toLowerCase()}\\.windowSeconds: must be at most 2147483 \\(about 24\\.8 days`,
+        ).test(error.message),
+      limiter,
+    );
+  }
+  const config = loadConfig({
+    env: { MAOS_RATE_LIMIT__ANONYMOUS__POINTS: '60', MAOS_RATE_LIMIT__ANONYMOUS__WINDOW_SECONDS: '2147483' },
+  });
+  assert.equal(config.rateLimit.anonymous.windowSeconds, 2_147_483);
+});

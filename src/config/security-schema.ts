@@ -247,7 +247,12 @@ export const auditConfigSchema = z
 
 const limitSchema = z.strictObject({
   points: z.number().int().positive().describe('Requests allowed per window.'),
-  windowSeconds: z.number().int().positive().describe('Window length in seconds.'),
+  // A timer's limit: on PostgreSQL the in-memory limiter that holds the limits while the database
+  // is unreachable ends each counter with a timer, which a longer window would fire after 1 ms.
+  windowSeconds: timerSeconds()
+    .int()
+    .positive()
+    .describe('Window length in seconds (at most about 24.8 days).'),
 });
 
 export const rateLimitConfigSchema = z
