@@ -99,6 +99,10 @@ export async function appendTaskOutput(
   now: number,
 ): Promise<boolean> {
   if (lines.length === 0) return true;
+  // The session first, as a flush (recordRunsProgress) and a cancel lock it: checked before, the
+  // claim could read the task still running while a cancel on another replica was uncommitted, and
+  // the lines went in after its session.finished once it committed (PostgreSQL).
+  await lockSessions(trx, [claim.sessionId]);
   const held = await trx
     .selectFrom('tasks')
     .select('id')
