@@ -2,9 +2,16 @@
 // rules, repaired by re-asking with the errors), decides adaptive phase gates, synthesises the
 // answer (planner-synthesis.ts).
 
-import { generateText, type LanguageModelUsage, type ModelMessage, NoObjectGeneratedError, Output } from 'ai';
+import {
+  generateText,
+  type LanguageModelUsage,
+  type ModelMessage,
+  NoObjectGeneratedError,
+  NoOutputGeneratedError,
+  Output,
+} from 'ai';
 import type { z } from 'zod';
-import type { LlmClient } from '../agents/providers/llm-client.ts';
+import type { CallTarget, LlmClient } from '../agents/providers/llm-client.ts';
 import { priceUsage, toReportedCounts, withEstimates } from '../agents/providers/pricing.ts';
 import type { RoleDefinition } from '../agents/roles/role.ts';
 import type { RunUsageMeter } from '../agents/runtimes/ai-sdk/run-usage.ts';
@@ -110,7 +117,24 @@ export interface LlmPlanner extends Planner {
 
 type RoundOutcome<T> =
   | { kind: 'object'; value: T; text: string; usage: Usage }
-  | { kind: 'invalid'; text: string; errors: string[]; usage: Usage };
+  | { kind: 'invalid'; text: string; errors: string[]; usage: Usage }
+  /** The model refused, or the provider's content filter stopped the answer, before any text. */
+  | { kind: 'refused'; reason: string; usage: Usage };
+
+/** What reading a planning answer's structured output throws, if anything. */
+function outputError(response: { readonly output: unknown }): unknown {
+  try {
+    void response.output;
+    return undefined;
+  } catch (error) {
+    return error;
+  }
+}
+
+/** The repair problem of an answer cut off at the output token limit before its JSON was complete. */
+function cutOffProblem(target: CallTarget): string {
+  return `the answer was cut off at the output token limit (${target.maxOutputTokens} tokens, providers.${target.provider}.maxOutputTokens) before the JSON object was complete: answer with fewer tasks and shorter instructions`;
+}
 
 /** Lists schema problems of an unparseable/invalid answer in words the model can act on. */
 function describeSchemaFailure(text: string | undefined, schema: z.ZodType): string[] {
@@ -192,7 +216,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
     let errors: string[] = [];
     const maxRounds = limits.maxRepairs + 1;
     for (let round = 1; round <= maxRounds; round += 1) {
-      const { value: outcome } = await client.call(
+      const { value: outcome, target } = await client.call(
         ORCHESTRATOR_ROUTE,
         signal,
         async ({ model, target, signal: callSignal }): Promise<RoundOutcome<T>> => {
@@ -207,12 +231,27 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
               maxRetries: 0,
               abortSignal: callSignal,
             });
-            const value = response.output as T;
+            const usage = roundUsage(response.usage, target.price, messages, response.text);
+            // No JSON was read at all when the answer did not end normally and holds no text (the
+            // SDK's `output` then throws NoOutputGeneratedError): refused or filtered, cut off at
+            // the token limit before any text (a reasoning model), or ended for another reason.
+            if (!NoOutputGeneratedError.isInstance(outputError(response))) {
+              const value = response.output as T;
+              return { kind: 'object', value, text: JSON.stringify(value), usage };
+            }
+            if (response.finishReason === 'content-filter') {
+              return { kind: 'refused', reason: response.rawFinishReason ?? response.finishReason, usage };
+            }
             return {
-              kind: 'object',
-              value,
-              text: JSON.stringify(value),
-              usage: roundUsage(response.usage, target.price, messages, response.text),
+              kind: 'invalid',
+              text: response.text,
+              errors:
+                response.finishReason === 'length'
+                  ? [cutOffProblem(target)]
+                  : [
+                      `the answer was empty (finish reason: ${response.rawFinishReason ?? response.finishReason}); return the JSON object`,
+                    ],
+              usage,
             };
           } catch (error) {
             if (!NoObjectGeneratedError.isInstance(error)) throw error;
@@ -229,12 +268,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
             }
             // Cut off at the token limit: the JSON is incomplete, and saying only "not valid JSON"
             // would have the model (and the operator reading the error) retry the same length.
-            const cutOff =
-              error.finishReason === 'length'
-                ? [
-                    `the answer was cut off at the output token limit (${target.maxOutputTokens} tokens, providers.${target.provider}.maxOutputTokens) before the JSON object was complete: answer with fewer tasks and shorter instructions`,
-                  ]
-                : [];
+            const cutOff = error.finishReason === 'length' ? [cutOffProblem(target)] : [];
             return {
               kind: 'invalid',
               text: error.text ?? '',
@@ -246,6 +280,15 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
       );
       addUsage(usage, outcome.usage);
       onSpend?.({ ...usage });
+      // Not repaired: asking again would only be refused again. Charged like any round (above).
+      if (outcome.kind === 'refused') {
+        const { provider, model } = target;
+        throw new AppError(
+          'PROVIDER_REFUSED',
+          `provider '${provider}' (model ${model}) failed: the model refused to answer or its content filter stopped the answer (finish reason: ${outcome.reason})`,
+          { details: { provider, model, usage, rounds: round } },
+        );
+      }
       if (outcome.kind === 'object') {
         const checked = check(outcome.value);
         if (checked.ok) return { result: checked.result, usage, rounds: round };

@@ -172,3 +172,63 @@ describe('a plan cut off at the output token limit', { timeout: 60_000 }, () => 
     assert.match(repair?.promptText ?? '', /cut off at the output token limit[^\n]*fewer tasks/);
   });
 });
+
+interface ChargedSessionView extends SessionView {
+  usage: { inputTokens: number; outputTokens: number };
+}
+
+for (const api of ['openai', 'anthropic'] as const satisfies readonly WireFormat[]) {
+  describe(`a planning answer without any text, over the ${api} wire format`, { timeout: 60_000 }, () => {
+    // Each failed the plan task with "provider 'local' (model m) failed: No output generated."
+    // (PROVIDER_ERROR), without a repair, and charged nothing for a call the provider bills.
+    test('refused: PROVIDER_REFUSED naming the finish reason, not repaired, the call charged', async (t) => {
+      const stack = await startOrchestratorStack(t, { api });
+      stack.llm.setHandler(
+        handlerFor({
+          plan: () => ({ text: '', refused: true, usage: { inputTokens: 700, outputTokens: 3 } }),
+        }),
+      );
+      const id = await stack.submit({ objective: 'Plan something it will not' });
+      const done = await stack.wait<ChargedSessionView>(id);
+      assert.equal(done.status, 'failed');
+      const reason = api === 'openai' ? 'content_filter' : 'refusal';
+      assert.equal(
+        done.error,
+        `task orchestrator:plan failed: provider 'local' (model m) failed: the model refused to answer or its content filter stopped the answer (finish reason: ${reason})`,
+      );
+      assert.equal(count(stack.llm.requests, 'plan'), 1, 'no repair round');
+      assert.deepEqual([done.usage.inputTokens, done.usage.outputTokens], [700, 3]);
+    });
+
+    test('cut off at the token limit before any text: repaired, naming the limit', async (t) => {
+      const stack = await startOrchestratorStack(t, { api });
+      let round = 0;
+      stack.llm.setHandler(
+        handlerFor({
+          plan: () => {
+            round += 1;
+            return round === 1
+              ? { text: '', truncated: true, usage: { inputTokens: 700, outputTokens: 8192 } }
+              : { object: PLAN };
+          },
+        }),
+      );
+      const id = await stack.submit({ objective: 'Plan something long-winded' });
+      const done = await stack.wait<ChargedSessionView>(id);
+      assert.equal(done.status, 'completed', done.error ?? '');
+      const repair = stack.llm.requests.filter((request) => llmRequestKind(request) === 'plan')[1];
+      assert.match(repair?.promptText ?? '', /cut off at the output token limit \(8192 tokens/);
+      assert.ok(done.usage.outputTokens >= 8192, JSON.stringify(done.usage));
+    });
+
+    test('ended for another reason before any text: repaired, naming the finish reason', async (t) => {
+      const stack = await startOrchestratorStack(t, { api, llm: { planner: { maxRepairs: 1 } } });
+      stack.llm.setHandler(handlerFor({ plan: () => ({ text: '', finishReason: 'abort' }) }));
+      const id = await stack.submit({ objective: 'Plan something that stops' });
+      const done = await stack.wait<ChargedSessionView>(id);
+      assert.equal(done.status, 'failed');
+      assert.match(done.error ?? '', /^INVALID_PLAN: .*the answer was empty \(finish reason: abort\)/);
+      assert.equal(count(stack.llm.requests, 'plan'), 2);
+    });
+  });
+}
