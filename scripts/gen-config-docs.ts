@@ -104,7 +104,7 @@ export function renderConfigDocs(): string {
     'A key and its `_FILE` form are one setting of the order above (`MAOS_STORE__URL_FILE` wins over the',
     "file's `store.url` as `MAOS_STORE__URL` does); setting both in one source is an error, and so is an",
     'empty path or a file that cannot be read or is empty (a secret not filled in). An empty variable is a',
-    'value, not unset (`MAOS_PORT=` and `MAOS_STORE__URL=` are refused): the environment can change a key',
+    'value, not unset (`MAOS_PORT=`, `MAOS_STORE__URL=` and `MAOS_CONFIG=` are refused): the environment can change a key',
     'the file sets, not remove it; remove it from the file instead. Invalid configuration stops the start',
     'and lists every problem (naming the `MAOS_*` variable of a value the environment set: a variable that',
     'is no setting reads as an unknown key); `maos config check` does the same without starting, and',

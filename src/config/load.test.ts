@@ -305,6 +305,23 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({ env: {} }).store.url, undefined);
   });
 
+  test('an empty MAOS_CONFIG is refused, not read as no config file (the defaults and ./.maos)', () => {
+    // `MAOS_CONFIG=$CONFIG` with CONFIG unset, as `--config ""` is refused by the CLI.
+    for (const empty of ['', '  ']) {
+      assert.deepEqual(
+        problemsOf(() => loadConfig({ env: { MAOS_CONFIG: empty } })),
+        ['MAOS_CONFIG: is empty, not a file path; unset it to run without a config file'],
+      );
+    }
+    // An empty path given as the option is the same mistake.
+    assert.deepEqual(
+      problemsOf(() => loadConfig({ configPath: '', env: {} })),
+      ['config file path: is empty, not a file path; leave it out to run without a config file'],
+    );
+    const file = write('port-2000.yaml', 'port: 2000\n');
+    assert.equal(loadConfig({ env: { MAOS_CONFIG: file } }).port, 2000);
+  });
+
   test('a byte order mark at the start of a JSON config or a *_FILE secret is not part of it', () => {
     const file = write('bom.json', '\uFEFF{"port": 8080}');
     const secret = write('bom-url.txt', '\uFEFFsqlite:/tmp/bom.db\r\n');

@@ -41,7 +41,17 @@ export function resolveConfigFile(
 export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
   const env = options.env ?? process.env;
   const problems: string[] = [];
-  const configPath = options.configPath ?? env.MAOS_CONFIG;
+  let configPath = options.configPath ?? env.MAOS_CONFIG;
+  // Empty is not unset, as for every MAOS_* variable: `MAOS_CONFIG=$CONFIG` with CONFIG unset ran on
+  // the defaults (SQLite in ./.maos, another database than the one meant) without a word.
+  if (configPath !== undefined && configPath.trim() === '') {
+    problems.push(
+      options.configPath === undefined
+        ? 'MAOS_CONFIG: is empty, not a file path; unset it to run without a config file'
+        : 'config file path: is empty, not a file path; leave it out to run without a config file',
+    );
+    configPath = undefined;
+  }
   const envNames = new Map<string, string>();
   const reportProtoKey = (path: readonly string[]) => {
     const name = envNameOf([...path, '__proto__'], envNames);
