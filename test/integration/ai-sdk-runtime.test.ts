@@ -380,23 +380,29 @@ describe('ai-sdk runtime against the scripted LLM server', () => {
     });
   }
 
-  test('an error reported mid-stream that will not pass on retry fails at once, with its message', async () => {
-    setup.primary.enqueue({
-      text: 'partial answer that breaks',
-      chunkSize: 4,
-      streamError: { afterFrames: 4, status: 400, message: 'prompt is too long' },
+  // On the OpenAI wire the error chunk's `type` (invalid_request_error) tells it; it was retried
+  // there as a broken-off answer, the same refused request sent again.
+  for (const type of ['anthropic', 'openai', 'openai-compatible'] as const) {
+    test(`an error the ${type} provider reports mid-stream that will not pass on retry fails at once, with its message`, async () => {
+      setup.primary.enqueue({
+        text: 'partial answer that breaks',
+        chunkSize: 4,
+        streamError: { afterFrames: 4, status: 400, message: 'prompt is too long' },
+      });
+      const client = makeClient(setup, { primaryType: type });
+      const error = await makeRuntime(client)
+        .run(makeTask(), makeContext().ctx)
+        .catch((e: unknown) => e);
+      assert.ok(error instanceof AppError);
+      assert.equal(error.code, 'PROVIDER_ERROR');
+      const [target] = client.resolveChain('architect');
+      assert.equal(
+        error.message,
+        `provider 'main' (model ${target?.model}) rejected the request (HTTP 400): prompt is too long`,
+      );
+      assert.equal(setup.primary.requests.length, 1);
     });
-    const error = await makeRuntime(makeClient(setup, { primaryType: 'anthropic' }))
-      .run(makeTask(), makeContext().ctx)
-      .catch((e: unknown) => e);
-    assert.ok(error instanceof AppError);
-    assert.equal(error.code, 'PROVIDER_ERROR');
-    assert.equal(
-      error.message,
-      "provider 'main' (model claude-test) rejected the request (HTTP 400): prompt is too long",
-    );
-    assert.equal(setup.primary.requests.length, 1);
-  });
+  }
 
   for (const type of ['anthropic', 'openai']) {
     test(`works with the ${type} provider type`, async () => {

@@ -122,6 +122,34 @@ describe('classifyProviderError', () => {
     }
   });
 
+  test('an error chunk of the OpenAI wire is judged by its code or type, as its HTTP status would be', () => {
+    // What the openai-compatible package hands over: the chunk's `error` object as sent.
+    const cases: Array<[Record<string, unknown>, string, boolean, number | undefined]> = [
+      // vLLM: the status as a number; LiteLLM: as text.
+      [{ type: 'BadRequestError', code: 400 }, 'bad_request', false, 400],
+      [{ type: 'None', code: '400' }, 'bad_request', false, 400],
+      [{ type: 'None', code: '429' }, 'rate_limited', true, 429],
+      [{ type: 'None', code: '503' }, 'server', true, 503],
+      // OpenAI's own names.
+      [{ type: 'invalid_request_error', code: null }, 'bad_request', false, 400],
+      [{ type: 'invalid_request_error', code: 'invalid_api_key' }, 'auth', false, 401],
+      [{ type: 'rate_limit_exceeded', code: 'rate_limit_exceeded' }, 'rate_limited', true, 429],
+      [{ type: 'server_error', code: null }, 'server', true, 500],
+      // Nothing that names a status: the answer broke off, retried.
+      [{ type: 'something_new', code: 'unheard_of' }, 'server', true, undefined],
+      [{ code: '4000' }, 'server', true, undefined],
+      [{ type: 'constructor' }, 'server', true, undefined],
+    ];
+    for (const [fields, kind, retryable, status] of cases) {
+      const failure = classifyProviderError({ message: 'stopped', param: null, ...fields });
+      assert.deepEqual(
+        [failure.kind, failure.retryable, failure.status],
+        [kind, retryable, status],
+        JSON.stringify(fields),
+      );
+    }
+  });
+
   test('treats our timeout as retryable and unknown errors as not', () => {
     assert.equal(classifyProviderError(new ProviderTimeoutError(1000)).retryable, true);
     assert.equal(classifyProviderError(new TypeError('bug')).retryable, false);

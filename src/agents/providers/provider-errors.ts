@@ -138,10 +138,16 @@ function kindForStatus(status: number): FailureKind {
  */
 function classifyStreamError(error: unknown): ClassifiedFailure | undefined {
   if (typeof error !== 'object' || error === null || error instanceof Error) return undefined;
-  const report = error as { message?: unknown; statusCode?: unknown; code?: unknown; isRetryable?: unknown };
+  const report = error as {
+    message?: unknown;
+    statusCode?: unknown;
+    code?: unknown;
+    type?: unknown;
+    isRetryable?: unknown;
+  };
   if (typeof report.message !== 'string') return undefined;
   const detail = shorten(report.message);
-  const candidate = typeof report.statusCode === 'number' ? report.statusCode : report.code;
+  const candidate = typeof report.statusCode === 'number' ? report.statusCode : statusOfReport(report);
   if (typeof candidate !== 'number' || candidate < 400 || candidate > 599) {
     return { kind: 'server', retryable: true, detail };
   }
@@ -152,6 +158,38 @@ function classifyStreamError(error: unknown): ClassifiedFailure | undefined {
     detail,
   };
 }
+
+/**
+ * The HTTP status an error chunk of the OpenAI wire stands for (the Anthropic package maps its own
+ * error types to one, as `statusCode`): its `code` when that is one, as a number (vLLM) or as text
+ * (LiteLLM's `"429"`), else what its `code` or `type` name means in OpenAI's errors. An
+ * `invalid_request_error` will fail again, as its HTTP 400 would; a type nobody names, or none,
+ * gives none (the answer broke off: retried).
+ */
+function statusOfReport(report: { code?: unknown; type?: unknown }): number | undefined {
+  const { code, type } = report;
+  if (typeof code === 'number') return code;
+  if (typeof code === 'string' && /^[45]\d\d$/.test(code)) return Number(code);
+  const named = (name: unknown) =>
+    typeof name === 'string' && Object.hasOwn(STATUS_OF_ERROR_NAME, name)
+      ? STATUS_OF_ERROR_NAME[name]
+      : undefined;
+  return named(code) ?? named(type);
+}
+
+/** OpenAI's error codes and types (and the same names elsewhere), with the HTTP status of each. */
+const STATUS_OF_ERROR_NAME: Record<string, number> = {
+  invalid_api_key: 401,
+  invalid_request_error: 400,
+  authentication_error: 401,
+  permission_error: 403,
+  not_found_error: 404,
+  rate_limit_exceeded: 429,
+  rate_limit_error: 429,
+  server_error: 500,
+  api_error: 500,
+  overloaded_error: 529,
+};
 
 function blockedPortFailure(error: unknown): ClassifiedFailure {
   const url = APICallError.isInstance(error) ? URL.parse(error.url) : null;
