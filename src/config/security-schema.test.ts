@@ -119,3 +119,38 @@ test('a rate-limit window longer than a timer can wait is refused at start, nami
   });
   assert.equal(config.rateLimit.anonymous.windowSeconds, 2_147_483);
 });
+
+test('an OIDC issuer that is no http(s) URL, or has user info, a query or a fragment, is refused at start', () => {
+  const env = (issuer: string) => ({
+    MAOS_AUTH__MODE: 'oidc',
+    MAOS_AUTH__OIDC__ISSUER: issuer,
+    MAOS_AUTH__OIDC__AUDIENCE: 'https://maos.example.com',
+  });
+  for (const [issuer, problem] of [
+    ['ftp://login.example.com/realms/maos', /must be an https:\/\/ \(or http:\/\/\) URL/],
+    ['javascript:alert(1)', /must be an https:\/\/ \(or http:\/\/\) URL/],
+    ['file:///etc/issuer', /must be an https:\/\/ \(or http:\/\/\) URL/],
+    ['https://user:secret@login.example.com', /must have no user name or password, query or fragment/],
+    [
+      'https://login.example.com/realms/maos?tenant=1',
+      /must have no user name or password, query or fragment/,
+    ],
+    ['https://login.example.com/realms/maos#x', /must have no user name or password, query or fragment/],
+  ] as const) {
+    assert.throws(
+      () => loadConfig({ env: env(issuer) }),
+      (error: unknown) =>
+        error instanceof AppError &&
+        error.code === 'CONFIG_INVALID' &&
+        new RegExp(`auth\\.oidc\\.issuer: ${problem.source}`).test(error.message),
+      issuer,
+    );
+  }
+  for (const issuer of [
+    'https://login.example.com/realms/maos',
+    'http://127.0.0.1:8080/',
+    'https://acme.eu.auth0.com/',
+  ]) {
+    assert.equal(loadConfig({ env: env(issuer) }).auth.oidc.issuer, issuer);
+  }
+});

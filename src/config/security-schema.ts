@@ -86,14 +86,31 @@ const oidcSchema = z
   .strictObject({
     issuer: z
       .url()
-      // fetch would refuse discovery there on every request, whatever listens (a WHATWG bad port).
       .superRefine((value, ctx) => {
+        // Any scheme passes z.url(): discovery of an ftp: or javascript: issuer failed on every
+        // token (503) while `maos config check` said ok. RFC 8414 §2: no query or fragment; user
+        // info would be served to every browser (`/console/sign-in.json`, the resource metadata).
+        const url = URL.parse(value);
+        if (url && url.protocol !== 'https:' && url.protocol !== 'http:') {
+          ctx.addIssue({
+            code: 'custom',
+            message: 'must be an https:// (or http://) URL: its discovery document is fetched from it',
+          });
+          return;
+        }
+        if (url && (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '')) {
+          ctx.addIssue({
+            code: 'custom',
+            message: 'must have no user name or password, query or fragment (RFC 8414 §2)',
+          });
+        }
+        // fetch would refuse discovery there on every request, whatever listens (a WHATWG bad port).
         const port = fetchBlockedPort(value);
         if (port !== undefined) ctx.addIssue({ code: 'custom', message: blockedPortReason(port) });
       })
       .optional()
       .describe(
-        'Issuer URL; its discovery document (`/.well-known/openid-configuration`) gives the JWKS. Not on a port fetch refuses (6000, 6665–6669, 10080 and the other WHATWG bad ports).',
+        'Issuer URL (https://, or http://; no user name or password, query or fragment); its discovery document (`/.well-known/openid-configuration`) gives the JWKS. Not on a port fetch refuses (6000, 6665–6669, 10080 and the other WHATWG bad ports).',
       ),
     audience: z
       .string()

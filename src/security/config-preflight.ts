@@ -1,8 +1,10 @@
 // The configuration checks beyond the schema that `maos serve` must pass before it touches the data
 // directory (creating it, migrating the database, generating keys), and that `maos config check`
-// reports too: auth mode against the bind address, TLS files, audit signing key, KEK ring.
+// reports too: auth mode against the bind address, the console sign-in's CSP, TLS files, audit
+// signing key, KEK ring.
 import type { Config } from '../config/schema.ts';
 import { AppError } from '../errors/app-error.ts';
+import { buildConsoleCsp, resolveConsoleSignIn } from '../http/routes/console.ts';
 import { loadCheckpointSigner } from './audit/checkpoint.ts';
 import { assertAuthConfigAllowed } from './authenticate.ts';
 import { parseKekRing } from './secrets.ts';
@@ -17,6 +19,9 @@ type PreflightConfig = Pick<Config, 'auth' | 'host' | 'tls' | 'audit' | 'secrets
 export function assertConfigUsable(config: Readonly<PreflightConfig>): void {
   const checks: (() => unknown)[] = [
     () => assertAuthConfigAllowed(config.auth, config.host),
+    // The console's CSP lists the issuer's origin: one it cannot list stopped the start only once
+    // the data directory was made and migrated, and `maos config check` said ok.
+    () => buildConsoleCsp(resolveConsoleSignIn(config.auth)),
     () => loadTlsCredentials(config.tls),
     () =>
       config.audit.signingKey ? loadCheckpointSigner(config.audit.origin, config.audit.signingKey) : null,

@@ -48,6 +48,35 @@ describe('configuration refused before the data directory is touched', { timeout
     });
   }
 
+  test('an OIDC issuer whose origin the console CSP cannot list, with the console sign-in on: serve exits 2 untouched, config check says so', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'maos-preflight-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const oidc = {
+      // A host the URL parser keeps and a CSP host-source cannot hold (no `_` there).
+      issuer: 'https://idp_1.example.com/realms/maos',
+      audience: 'https://maos.example.com',
+    };
+    const problem =
+      /auth\.oidc\.issuer "https:\/\/idp_1\.example\.com\/realms\/maos" has no origin the console CSP can list/;
+    const file = join(dir, 'maos.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ auth: { mode: 'oidc', oidc: { ...oidc, console: { clientId: 'c' } } } }),
+    );
+    const dataDir = join(dir, 'data');
+    const served = await runMaos(['serve', '--config', file, '--port', '0', '--data-dir', dataDir]);
+    assert.equal(served.code, 2, served.stderr);
+    assert.match(served.stderr, problem);
+    assert.equal(existsSync(dataDir), false, 'the refused server created or migrated the data directory');
+    const checked = await runMaos(['config', 'check', '--config', file]);
+    assert.equal(checked.code, 2, checked.stderr);
+    assert.match(checked.stderr, problem);
+    // Without the console's sign-in no CSP lists the issuer: nothing to refuse.
+    writeFileSync(file, JSON.stringify({ auth: { mode: 'oidc', oidc } }));
+    const without = await runMaos(['config', 'check', '--config', file]);
+    assert.equal(without.code, 0, without.stderr);
+  });
+
   test('maos config check lists every one of those problems in one run', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'maos-preflight-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
