@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CliError, EXIT } from './exit-codes.ts';
-import { parseIntegerOption, parseNumberOption } from './number-options.ts';
+import { parseIntegerOption, parseNumberOption, parsePageLimitOption } from './number-options.ts';
 
 const NOT_DIGITS = [
   '',
@@ -57,6 +57,19 @@ test('an integer option is decimal digits within its range', () => {
     () => parseIntegerOption('--max-tokens', '0', { min: 0, aboveMin: true }),
     '--max-tokens must be a whole number greater than 0 (got "0")',
   );
+});
+
+test('a page size is decimal digits from 1 up, sent as given for the server to lower', () => {
+  // No maximum of the CLI's own: the server lowers a larger page to its largest (http.maxPageSize).
+  assert.equal(parsePageLimitOption('--limit', '20'), 20);
+  assert.equal(parsePageLimitOption('--limit', '5000'), 5000);
+  assert.equal(parsePageLimitOption('--limit', '9'.repeat(30)), Number.MAX_SAFE_INTEGER);
+  for (const text of [...NOT_DIGITS, '0', '000']) {
+    assertRefused(
+      () => parsePageLimitOption('--limit', text),
+      `--limit must be a whole number ≥ 1 (got "${text}")`,
+    );
+  }
 });
 
 test('a number option is decimal digits with an optional fraction, within its range', () => {

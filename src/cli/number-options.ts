@@ -24,6 +24,17 @@ export function parseIntegerOption(flag: string, text: string, range: OptionRang
 }
 
 /**
+ * A page size (`--limit` of the list commands): a whole number ≥ 1, sent as given. The server lowers
+ * one above its largest page (`http.maxPageSize`) to that page, as the API does for any such limit,
+ * so the CLI sets no maximum of its own: one (1000) refused what the server would have answered.
+ * A value past what a number holds exactly is sent as the largest one that does (lowered alike).
+ */
+export function parsePageLimitOption(flag: string, text: string): number {
+  if (!DIGITS.test(text) || Number(text) < 1) throw refusal(flag, text, 'a whole number', { min: 1 });
+  return Math.min(Number(text), Number.MAX_SAFE_INTEGER);
+}
+
+/**
  * A number option value (digits with an optional decimal fraction, e.g. 0.5) within `range`; a
  * usage error naming `flag` otherwise.
  */

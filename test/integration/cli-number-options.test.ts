@@ -10,8 +10,8 @@ const SESSION = '0190a0a0-0000-7000-8000-000000000abc';
 
 /** [command line before the flag, flag, what the flag takes] */
 const OPTIONS: [string[], string, string][] = [
-  [['sessions', 'list'], '--limit', 'a whole number from 1 to 1000'],
-  [['webhooks', 'deliveries', SESSION], '--limit', 'a whole number from 1 to 1000'],
+  [['sessions', 'list'], '--limit', 'a whole number ≥ 1'],
+  [['webhooks', 'deliveries', SESSION], '--limit', 'a whole number ≥ 1'],
   [['logs', SESSION], '--after', 'a whole number ≥ 0'],
   [['logs', SESSION], '--tail', 'a whole number ≥ 0'],
   [['logs', SESSION, '-f'], '--retry-for', 'a number from 0 to 86400'],

@@ -10,7 +10,7 @@ import {
 } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { connectionFlags, shellWord } from '../invocation.ts';
-import { parseIntegerOption } from '../number-options.ts';
+import { parsePageLimitOption } from '../number-options.ts';
 import { formatSessionDetail, formatSessionTable } from '../output.ts';
 import { buildBudget, checkIdempotencyKey } from './run.ts';
 
@@ -28,7 +28,11 @@ export function registerSessionsCommands(program: Command, act: ActionFactory): 
     .description('list sessions, newest first')
     .option('--status <status>', `only sessions in this state (${SESSION_STATUSES.join('|')})`)
     .option('--retry-of <id>', 'only the retries of this session')
-    .option('--limit <n>', 'page size (the server caps it)', '20')
+    .option(
+      '--limit <n>',
+      'page size (the server lowers a larger one to its largest page, http.maxPageSize)',
+      '20',
+    )
     .option('--cursor <cursor>', 'page cursor printed by the previous page')
     .action(act(listSessions));
   addCommonOptions(sessions.command('show'), true)
@@ -70,7 +74,7 @@ async function listSessions(ctx: CliContext, command: Command): Promise<number> 
   // Empty (an unset variable): sent as no filter or cursor, the first page of every session came back.
   refuseEmptyOption('--cursor', options.cursor);
   refuseEmptyOption('--retry-of', options.retryOf);
-  const limit = parseIntegerOption('--limit', options.limit, { min: 1, max: 1000 });
+  const limit = parsePageLimitOption('--limit', options.limit);
   const page = await ctx.client().listSessions({
     status: options.status,
     retryOf: options.retryOf,

@@ -13,7 +13,7 @@ import {
 } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { connectionFlags, shellWord } from '../invocation.ts';
-import { parseIntegerOption } from '../number-options.ts';
+import { parsePageLimitOption } from '../number-options.ts';
 import { formatTable, formatTime, paintStatus, truncate } from '../output.ts';
 
 interface CreateOptions {
@@ -71,7 +71,11 @@ Example:
   addCommonOptions(webhooks.command('deliveries'), true)
     .description('show the deliveries of a subscription, newest first: status, attempts, last answer')
     .argument('<id>', 'webhook id')
-    .option('--limit <n>', 'page size (the server caps it)', String(DEFAULT_LIMIT))
+    .option(
+      '--limit <n>',
+      'page size (the server lowers a larger one to its largest page, http.maxPageSize)',
+      String(DEFAULT_LIMIT),
+    )
     .option('--cursor <cursor>', 'page cursor printed by the previous page')
     .action(act(listDeliveries));
 }
@@ -168,7 +172,7 @@ async function listDeliveries(ctx: CliContext, command: Command): Promise<number
   const options = command.opts<DeliveriesOptions>();
   // Empty (an unset variable): sent as no cursor, the first page came back again.
   refuseEmptyOption('--cursor', options.cursor);
-  const limit = parseIntegerOption('--limit', options.limit, { min: 1, max: 1000 });
+  const limit = parsePageLimitOption('--limit', options.limit);
   const page = await ctx.client().listWebhookDeliveries(id, {
     limit,
     ...(options.cursor === undefined ? {} : { cursor: options.cursor }),
