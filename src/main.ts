@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { killChildProcessGroups } from './agents/runtimes/command/child-process-groups.ts';
 import { type App, type AuthMode, createApp, type StopOutcome } from './app.ts';
 import { EXIT } from './cli/exit-codes.ts';
+import { shutdownIncompleteMessage } from './cli/shutdown-outcome.ts';
 import { loadConfig, resolveConfigFile } from './config/load.ts';
 import { AppError } from './errors/app-error.ts';
 import { assertListenAddressesUsable, describeListenError } from './http/listen-addresses.ts';
@@ -85,16 +86,6 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
     logger,
     stop: () => app.stop(),
   };
-}
-
-/**
- * Why `maos serve` (and `node src/main.ts`) exit 7 after a stop: the steps that failed, and where
- * their errors are.
- */
-export function shutdownIncompleteMessage(failedSteps: readonly string[]): string {
-  const what =
-    failedSteps.length === 1 ? 'a shutdown step failed' : `${failedSteps.length} shutdown steps failed`;
-  return `the server stopped, but ${what}: ${failedSteps.join(', ')} (logged as "shutdown step failed; continuing")`;
 }
 
 function stoppedWhileStarting(signal: AbortSignal, logger: Logger): AppError {

@@ -23,7 +23,8 @@ export const EXIT = {
   CONFLICT: 6,
   /**
    * Server-side or local system failure (HTTP 5xx, 429, unexpected response, database error); for
-   * `maos serve`, a step of its shutdown failed (SHUTDOWN_INCOMPLETE: it stopped, not cleanly).
+   * `maos serve` and `maos mcp` in embedded mode, a step of its shutdown failed (SHUTDOWN_INCOMPLETE:
+   * it stopped, not cleanly).
    */
   SERVER: 7,
   /** Interrupted by Ctrl-C (128 + SIGINT). */

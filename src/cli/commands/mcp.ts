@@ -1,6 +1,7 @@
 // `maos mcp`: an MCP server on stdin/stdout for clients that spawn a process (Claude Desktop,
 // IDEs). Talks to a running MAOS server over REST, or embeds the engine on the local data dir.
 import type { Command } from 'commander';
+import type { StopOutcome } from '../../app.ts';
 import { readClientEnv } from '../../config/client-env.ts';
 import { loadConfig } from '../../config/load.ts';
 import { readOtelEnv } from '../../config/otel-env.ts';
@@ -13,6 +14,7 @@ import { INTERNAL_PRINCIPALS } from '../../security/principal.ts';
 import { VERSION } from '../../version.ts';
 import { type ActionFactory, type CliContext, CREDENTIALS_OPTION_HELP } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
+import { assertCleanStop } from '../shutdown-outcome.ts';
 import { readStoredToken } from './login.ts';
 
 interface McpOptions {
@@ -109,6 +111,7 @@ async function runMcp(_ctx: CliContext | undefined, command: Command): Promise<n
     destination: process.stderr,
   });
   const app = await createApp(config, { logger });
+  let stopped: StopOutcome;
   try {
     app.engine.start();
     const running = await startStdioServer({
@@ -123,8 +126,11 @@ async function runMcp(_ctx: CliContext | undefined, command: Command): Promise<n
     });
     await waitForEnd(running);
   } finally {
-    await app.stop();
+    stopped = await app.stop();
   }
+  // As `maos serve`: a step of the stop that failed is exit 7, naming it (an error of the session
+  // before the stop is reported instead, thrown through the finally above).
+  assertCleanStop(stopped, 'the embedded server');
   return EXIT.OK;
 }
 

@@ -3,12 +3,13 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type ConfigEnvVariable, storeEnvVariables } from '../../config/load.ts';
-import { shutdownIncompleteMessage, startServerUnlessStopped } from '../../main.ts';
+import { startServerUnlessStopped } from '../../main.ts';
 import { resolveSqlitePath } from '../../store/db.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
-import { CliError, EXIT } from '../exit-codes.ts';
+import { EXIT } from '../exit-codes.ts';
 import { shellWord } from '../invocation.ts';
 import { addServeOptions, type ServeOptions, serveOverrides } from '../serve-options.ts';
+import { assertCleanStop } from '../shutdown-outcome.ts';
 
 /** Registers `maos serve`. */
 export function registerServeCommand(program: Command, act: ActionFactory): void {
@@ -53,10 +54,7 @@ async function serve(ctx: CliContext, command: Command): Promise<number> {
   }
   // A step of the stop that failed (the final audit checkpoint on a database lost meanwhile, say)
   // did not keep the process from exiting, but a supervisor must see that the stop was not clean.
-  const { failedSteps } = await stopped;
-  if (failedSteps.length > 0) {
-    throw new CliError('SHUTDOWN_INCOMPLETE', shutdownIncompleteMessage(failedSteps), EXIT.SERVER);
-  }
+  assertCleanStop(await stopped);
   return EXIT.OK;
 }
 
