@@ -13,6 +13,7 @@ import type { Database } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
 import { ORCHESTRATOR_PLAN_ORIGIN } from './planner-continuation.ts';
 import { loadLatestPlan } from './planner-plan-versions.ts';
+import { findPassedDeadline } from './session-deadlines.ts';
 import type { CheckTenantDailyTokens } from './tenant-usage-days.ts';
 
 /** Longest steering message: a course correction, not a new objective. */
@@ -46,7 +47,7 @@ export async function addSteeringMessage(
     await lockSessions(trx, [sessionId], tenantId);
     const session = await trx
       .selectFrom('sessions')
-      .select('status')
+      .select(['status', 'created_at'])
       .where('tenant_id', '=', tenantId)
       .where('id', '=', sessionId)
       .executeTakeFirst();
@@ -55,6 +56,20 @@ export async function addSteeringMessage(
       throw new AppError(
         'INVALID_STATE',
         `The session is ${session.status}; messages can only steer a session that is still going`,
+      );
+    }
+    // Past its deadline the session ends at the next sweep (within a second), before any phase gate
+    // or synthesis: a message accepted now would be read by none, as an approval now starts nothing.
+    const passed = await findPassedDeadline(
+      trx,
+      { id: sessionId, createdAt: Number(session.created_at) },
+      now,
+    );
+    if (passed !== null) {
+      throw new AppError(
+        'INVALID_STATE',
+        `The session's deadline has passed (${passed}): it ends without another phase gate or synthesis to read a steering message`,
+        { details: { status: session.status, code: 'BUDGET_EXCEEDED' } },
       );
     }
     // A session still planning has no plan yet; its orchestrator reads the message later.

@@ -96,6 +96,35 @@ describe('steering and approval routes', { timeout: 30_000 }, () => {
     assert.equal(tooLong.json().code, 'VALIDATION_FAILED');
   });
 
+  test('a message after the deadline, before the sweep ended the session, is refused: no gate would read it', async () => {
+    const { session } = await h.engine.service.createSession(ACTOR, {
+      objective: 'o',
+      agents: [{ name: 'build', role: 'engineer', task: 'Build', runner: 'ok' }],
+      budget: { deadlineSeconds: 60 },
+    });
+    await markPlanOrchestrated(h.handle.db, session.id);
+    // Submitted two minutes ago: its deadline passed; the engine here runs no sweep.
+    await h.handle.db
+      .updateTable('sessions')
+      .set({ created_at: Date.now() - 120_000 })
+      .where('id', '=', session.id)
+      .execute();
+    const response = await app.inject({
+      method: 'POST',
+      url: `/v1/sessions/${session.id}/messages`,
+      payload: { message: 'Prefer PostgreSQL' },
+    });
+    assert.equal(response.statusCode, 409, response.body);
+    assert.equal(response.json().code, 'INVALID_STATE');
+    assert.equal(response.json().details.code, 'BUDGET_EXCEEDED');
+    const rows = await h.handle.db
+      .selectFrom('messages')
+      .select('id')
+      .where('session_id', '=', session.id)
+      .execute();
+    assert.equal(rows.length, 0);
+  });
+
   test('steering is refused where no orchestrator would read it: given agents, synthesis begun', async () => {
     const given = await awaitingSession();
     const refused = await app.inject({
