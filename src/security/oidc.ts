@@ -223,6 +223,14 @@ async function discover(
       "The identity provider discovery document's jwks_uri is not a URL",
     );
   }
+  // The keys decide which tokens verify: fetched over plain HTTP for an issuer reached over TLS,
+  // anyone on the path could hand over a key of their own and sign tokens with it.
+  if (issuer.toLowerCase().startsWith('https:') && new URL(doc.jwks_uri).protocol !== 'https:') {
+    throw new AppError(
+      'AUTH_PROVIDER_UNAVAILABLE',
+      `The identity provider's jwks_uri ${new URL(doc.jwks_uri).origin} is not https:// while the issuer is: its signing keys would be fetched unprotected`,
+    );
+  }
   // fetch would refuse every key fetch there with a bare "fetch failed" (a WHATWG bad port): said
   // here, where the operator reading the error can tell it is the IdP's published URL.
   const jwksPort = fetchBlockedPort(doc.jwks_uri);

@@ -1,9 +1,14 @@
 // OIDC resource-server checks against a real in-process OpenID provider (panva oidc-provider).
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { configSchema } from '../../src/config/schema.ts';
 import { AppError } from '../../src/errors/app-error.ts';
 import { createApiKey } from '../../src/security/api-keys.ts';
@@ -19,6 +24,7 @@ import {
   TEST_AUDIENCE,
   type TestOidcProvider,
 } from '../fixtures/oidc-provider.ts';
+import { createSelfSignedCert, skipWithoutOpenssl } from '../fixtures/tls-cert.ts';
 
 function authConfig(issuer: string, oidc: Record<string, unknown> = {}): AuthConfig {
   return configSchema.parse({
@@ -514,6 +520,65 @@ describe('OIDC access tokens from a real provider', { timeout: 60_000 }, () => {
     } finally {
       idpServer.close();
     }
+  });
+
+  test('an https issuer whose discovery names a plain-http jwks_uri is refused: its signing keys would travel unprotected', {
+    skip: skipWithoutOpenssl,
+  }, async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'maos-oidc-tls-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const { certFile, keyFile } = createSelfSignedCert(dir);
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+    // The key set on plain HTTP: anyone on the path could hand MAOS a key of their own.
+    const keys = createServer((_request, response) => {
+      response.setHeader('content-type', 'application/json');
+      response.end(JSON.stringify({ keys: [jwk] }));
+    });
+    await new Promise<void>((resolve) => keys.listen(0, '127.0.0.1', resolve));
+    t.after(() => keys.close());
+    const keysPort = (keys.address() as AddressInfo).port;
+    let jwksUri = `http://127.0.0.1:${keysPort}/jwks`;
+    const idpServer = createHttpsServer(
+      { cert: readFileSync(certFile), key: readFileSync(keyFile) },
+      (request, response) => {
+        response.setHeader('content-type', 'application/json');
+        if (request.url === '/jwks') response.end(JSON.stringify({ keys: [jwk] }));
+        else response.end(JSON.stringify({ issuer, jwks_uri: jwksUri }));
+      },
+    );
+    await new Promise<void>((resolve) => idpServer.listen(0, '127.0.0.1', resolve));
+    t.after(() => idpServer.close());
+    const issuer = `https://127.0.0.1:${(idpServer.address() as AddressInfo).port}`;
+    // This IdP's certificate is trusted for these fetches (discovery and keys), as a CA's would be.
+    const agent = new Agent({ connect: { ca: readFileSync(certFile) } });
+    t.after(() => agent.close());
+    const trusting: typeof fetch = (input, init) =>
+      undiciFetch(input as never, { ...(init as object), dispatcher: agent }) as unknown as Promise<Response>;
+    const now = Math.floor(Date.now() / 1000);
+    const token = await new SignJWT({
+      iss: issuer,
+      aud: TEST_AUDIENCE,
+      sub: 'u',
+      client_id: 'c',
+      iat: now,
+      exp: now + 600,
+      jti: 'j',
+      tenant_id: 'acme',
+    })
+      .setProtectedHeader({ alg: 'ES256', kid: 'k1', typ: 'at+jwt' })
+      .sign(privateKey);
+    await assert.rejects(
+      createOidcVerifier(authConfig(issuer).oidc, { fetch: trusting }).verify(token),
+      (e: unknown) =>
+        e instanceof AppError &&
+        e.code === 'AUTH_PROVIDER_UNAVAILABLE' &&
+        /jwks_uri http:\/\/127\.0\.0\.1:\d+ is not https:\/\/ while the issuer is/.test(e.message),
+    );
+    // The same keys over HTTPS verify the token.
+    jwksUri = `${issuer}/jwks`;
+    const verified = await createOidcVerifier(authConfig(issuer).oidc, { fetch: trusting }).verify(token);
+    assert.equal(verified.tenantId, 'acme');
   });
 
   test('an unreachable provider is 503 AUTH_PROVIDER_UNAVAILABLE, not a token error', async () => {
