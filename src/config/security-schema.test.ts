@@ -154,3 +154,32 @@ test('an OIDC issuer that is no http(s) URL, or has user info, a query or a frag
     assert.equal(loadConfig({ env: env(issuer) }).auth.oidc.issuer, issuer);
   }
 });
+
+test('an OIDC audience or claim name with spaces around it is refused at start: no token would ever match it', () => {
+  const oidc = {
+    MAOS_AUTH__MODE: 'oidc',
+    MAOS_AUTH__OIDC__ISSUER: 'https://login.example.com',
+    MAOS_AUTH__OIDC__AUDIENCE: 'https://maos.example.com',
+  };
+  for (const [name, value, key] of [
+    ['MAOS_AUTH__OIDC__AUDIENCE', 'https://maos.example.com ', 'audience'],
+    ['MAOS_AUTH__OIDC__TENANT_CLAIM', ' tenant_id', 'tenantClaim'],
+    ['MAOS_AUTH__OIDC__PRINCIPAL_CLAIM', 'sub\t', 'principalClaim'],
+    ['MAOS_AUTH__OIDC__ROLES_CLAIM', 'roles ', 'rolesClaim'],
+    ['MAOS_AUTH__OIDC__REQUIRED_CLAIMS', '["sub", "iat "]', 'requiredClaims.1'],
+  ] as const) {
+    assert.throws(
+      () => loadConfig({ env: { ...oidc, [name]: value } }),
+      (error: unknown) =>
+        error instanceof AppError &&
+        error.code === 'CONFIG_INVALID' &&
+        error.message.includes(
+          `auth.oidc.${key}: must not start or end with spaces: tokens carry it exactly, so none would match (from the environment: ${name})`,
+        ),
+      name,
+    );
+  }
+  const config = loadConfig({ env: { ...oidc, MAOS_AUTH__OIDC__ROLES_CLAIM: 'realm_access.roles' } });
+  assert.equal(config.auth.oidc.audience, 'https://maos.example.com');
+  assert.equal(config.auth.oidc.rolesClaim, 'realm_access.roles');
+});

@@ -22,6 +22,20 @@ function tenantIdSetting() {
 }
 
 /**
+ * A name compared exactly with what tokens carry (the audience, a claim's name): with a space around
+ * it (an environment variable pasted with one) no token would ever match, and every sign-in would be
+ * refused as if the token were wrong (`token audience is not this API`, `token names no tenant`).
+ */
+function exactTokenName() {
+  return z
+    .string()
+    .min(1)
+    .refine((value) => value.trim() === value, {
+      error: 'must not start or end with spaces: tokens carry it exactly, so none would match',
+    });
+}
+
+/**
  * An https origin (http only on loopback), optionally with a trailing slash: letters, digits, dots
  * and hyphens in the host, or a bracketed IPv6 address, and a port. Nothing that CSP reads as
  * syntax (`;`, `,`, quotes, `*`, spaces) can pass.
@@ -112,9 +126,7 @@ const oidcSchema = z
       .describe(
         'Issuer URL (https://, or http://; no user name or password, query or fragment); its discovery document (`/.well-known/openid-configuration`) gives the JWKS. Not on a port fetch refuses (6000, 6665–6669, 10080 and the other WHATWG bad ports).',
       ),
-    audience: z
-      .string()
-      .min(1)
+    audience: exactTokenName()
       .optional()
       .describe('This API’s resource identifier; tokens must carry it in `aud`.'),
     algorithms: z
@@ -140,19 +152,15 @@ const oidcSchema = z
         '`strict` requires the RFC 9068 header `typ: at+jwt`; `lenient` also accepts `JWT` (Keycloak, Entra ID). @defaultValue strict',
       ),
     requiredClaims: z
-      .array(z.string().min(1))
+      .array(exactTokenName())
       .default(['sub', 'client_id', 'iat', 'jti'])
       .describe(
         'Claims every access token must carry (RFC 9068 §2.2). @defaultValue ["sub","client_id","iat","jti"]',
       ),
-    principalClaim: z
-      .string()
-      .min(1)
+    principalClaim: exactTokenName()
       .default('sub')
       .describe('Claim that names the principal. @defaultValue sub'),
-    tenantClaim: z
-      .string()
-      .min(1)
+    tenantClaim: exactTokenName()
       .default('tenant_id')
       .describe(
         'Claim (dotted path allowed; a claim of the whole name, such as `https://maos.example.com/tenant`, is read first) that names the tenant. A token whose tenant has spaces around it or a control character (tab, line break, bidirectional override) is refused (401 invalid_token). @defaultValue tenant_id',
@@ -162,9 +170,7 @@ const oidcSchema = z
       .describe(
         'Tenant for tokens without the tenant claim; unset = such tokens are refused. Like every tenant id (and the claim), no spaces around it and no control characters.',
       ),
-    rolesClaim: z
-      .string()
-      .min(1)
+    rolesClaim: exactTokenName()
       .default('roles')
       .describe(
         'Claim (dotted path, e.g. `realm_access.roles`, unless a claim has the whole name, such as `https://maos.example.com/roles`; array or space-separated string) holding role or group names. @defaultValue roles',
