@@ -219,3 +219,79 @@ test('an agent stopped by the session being cancelled is charged what it streame
   assert.ok(writer.usage.outputTokens > 0 && writer.usage.outputTokens < 2500, JSON.stringify(writer.usage));
   assert.deepEqual(charged.usage, writer.usage);
 });
+
+test('an attempt cut off while it streamed a tool call is charged the call it streamed, not nothing', async (t) => {
+  const { llm, server } = await startLlmAppStack(t, {
+    llm: { prices: PRICES, agentMessaging: true, retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 } },
+  });
+  const message = 'y'.repeat(3000);
+  let calls = 0;
+  llm.setHandler((request): ScriptedReply => {
+    if (!request.promptText.includes('Your task (writer)')) return { text: 'read' };
+    calls += 1;
+    // The tool call's arguments (over 3,000 characters, about 750 tokens) come in two frames after
+    // the first; then the connection drops, before the answer's end and its usage.
+    if (calls === 1) {
+      return { toolCalls: [{ name: 'send_message', input: { to: 'reader', message } }], dropAfterFrames: 3 };
+    }
+    return { text: 'done', usage: { inputTokens: 50, outputTokens: 5 } };
+  });
+  const done = await runSession(server.url, {
+    objective: 'Write, then read',
+    agents: [
+      { name: 'writer', role: 'documenter', task: 'Write' },
+      { name: 'reader', role: 'reviewer', task: 'Read', depends_on: ['writer'] },
+    ],
+  });
+  assert.equal(done.status, 'completed', done.error ?? '');
+  assert.equal(calls, 2);
+  const writer = done.tasks.find((task) => task.name === 'writer');
+  // The answer's 5 output tokens, and the estimate of the cut-off call: its prompt, and the tool
+  // call it streamed at 4 characters per token. It was charged 5 output tokens and 50 input.
+  assert.ok((writer?.usage.outputTokens ?? 0) >= 5 + 750, JSON.stringify(writer?.usage));
+  assert.ok((writer?.usage.inputTokens ?? 0) > 50 + 100, JSON.stringify(writer?.usage));
+});
+
+test('a cost budget crossed while a tool call streams stops the agent before the tool runs', async (t) => {
+  const { llm, server } = await startLlmAppStack(t, { llm: { prices: PRICES, agentMessaging: true } });
+  // Two frames of about 2,000 characters each (about 500 tokens, $5), a moment apart: no text,
+  // so no output flush checked the budget; the message was sent and only the finish stopped it.
+  const message = 'y'.repeat(3990);
+  llm.setHandler((request): ScriptedReply => {
+    if (!request.promptText.includes('Your task (writer)')) return { text: 'read' };
+    return {
+      toolCalls: [{ name: 'send_message', input: { to: 'reader', message } }],
+      chunkDelayMs: 300,
+    };
+  });
+  const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+    method: 'POST',
+    body: {
+      objective: 'Write, then read',
+      agents: [
+        { name: 'writer', role: 'documenter', task: 'Write' },
+        { name: 'reader', role: 'reviewer', task: 'Read', depends_on: ['writer'] },
+      ],
+      budget: { maxCostUsd: 3 },
+    },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const done = await waitForSession<SessionView>(server.url, created.body.id);
+  assert.equal(done.status, 'failed');
+  assert.match(done.error ?? '', /^BUDGET_EXCEEDED: cost budget exceeded/);
+  const events = await requestJson<{ items: Array<{ type: string }> }>(
+    `${server.url}/v1/sessions/${created.body.id}/events?limit=1000`,
+  );
+  assert.deepEqual(
+    events.body.items.filter((event) => event.type === 'agent.message'),
+    [],
+    'the message was not sent',
+  );
+  const writer = done.tasks.find((task) => task.name === 'writer');
+  assert.equal(writer?.status, 'failed');
+  // Charged what it streamed: past the budget, short of the whole call ($10 of arguments).
+  assert.ok(
+    (writer?.usage.costUsd ?? 0) > 3 && (writer?.usage.costUsd ?? 0) < 9,
+    JSON.stringify(writer?.usage),
+  );
+});

@@ -27,6 +27,9 @@ import { type AgentTelemetry, traceToolCalls } from './traced-tools.ts';
  */
 const MAX_TOOL_STEPS = 8;
 
+/** Characters of reasoning or tool-call arguments streamed between two checks of the budget. */
+const HIDDEN_CHECK_CHARS = 1024;
+
 export interface AiSdkRuntimeOptions {
   client: LlmClient;
   /** Finds the role of a task: built-in, or the tenant's custom role. */
@@ -118,6 +121,16 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
         },
         { intervalMs: options.flushIntervalMs, maxBytes: options.flushBytes },
       );
+      // Reasoning and tool-call arguments stream without output, so without a flush: the budget is
+      // checked after each HIDDEN_CHECK_CHARS of them, as a flush checks it after 1 KiB of text.
+      let hiddenSinceCheck = 0;
+      const streamedHidden = (chars: number) => {
+        spent.streamed(chars);
+        hiddenSinceCheck += chars;
+        if (hiddenSinceCheck < HIDDEN_CHECK_CHARS) return;
+        hiddenSinceCheck = 0;
+        checkSpend(spent.snapshot());
+      };
       let emittedAny = false;
       const push = (text: string) => {
         emittedAny = true;
@@ -150,6 +163,7 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
                     push(chunk);
                   },
                   pushNotice: push,
+                  streamedHidden,
                   onCallStart(chars, fromCache) {
                     spent.callStarted(chars, fromCache);
                   },
@@ -222,6 +236,7 @@ async function streamAnswer(input: {
   betweenCalls(): void;
   push(text: string): void;
   pushNotice(text: string): void;
+  streamedHidden(chars: number): void;
   onCallStart(promptChars: number, fromCache: boolean): void;
   onStepUsage(usage: TokenCounts): void;
   observer: ModelCallObserver | undefined;
@@ -241,6 +256,7 @@ async function streamAnswer(input: {
     betweenCalls: input.betweenCalls,
     push: input.push,
     pushNotice: input.pushNotice,
+    streamedHidden: input.streamedHidden,
     onCallStart: input.onCallStart,
     onStepUsage: input.onStepUsage,
     observer: input.observer,

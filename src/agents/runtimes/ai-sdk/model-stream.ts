@@ -37,6 +37,11 @@ export interface ModelStreamInput {
   /** Each text delta, as it arrives. */
   push(text: string): void;
   /**
+   * Characters of each delta the model streams that is not the answer's text: its reasoning, a
+   * tool call's arguments. Billed output all the same, counted when the call is cut off.
+   */
+  streamedHidden?(chars: number): void;
+  /**
    * The notice line that ends an answer the provider cut short (finish-reason.ts), not the model's
    * text: not charged as streamed output. `push` when absent.
    */
@@ -224,6 +229,8 @@ async function streamStep(
           if (part.delta === '') continue;
           input.push(stepText === '' ? lead + part.delta : part.delta);
           stepText += part.delta;
+        } else if (part.type === 'reasoning-delta' || part.type === 'tool-input-delta') {
+          if (part.delta !== '') input.streamedHidden?.(part.delta.length);
         } else if (part.type === 'tool-call') {
           if (!part.providerExecuted) calls.push(part);
         } else if (part.type === 'finish') {
