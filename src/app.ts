@@ -498,6 +498,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           logger: logger.child({ component: 'webhooks' }),
           ...(notifier ? { notifier } : {}),
           whenDurable: () => engine.queue.whenDurable(),
+          auditLog: security.auditLog,
           observer: {
             attempted: (event, outcome, seconds) => metrics.recordWebhookAttempt(event, outcome, seconds),
             disabled: (reason) => metrics.recordWebhookDisabled(reason),

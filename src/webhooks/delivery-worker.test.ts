@@ -25,6 +25,7 @@ import {
 } from '../../test/fixtures/webhook-receiver.ts';
 import { configSchema } from '../config/schema.ts';
 import { createLogger } from '../observability/logger.ts';
+import { createAuditLog } from '../security/audit/audit-log.ts';
 import { createSecretStore } from '../security/secret-store.ts';
 import { generateKekEntry, parseKekRing } from '../security/secrets.ts';
 import type { SecurityDb } from '../security/security-tables.ts';
@@ -494,6 +495,7 @@ test('a 410 Gone disables the subscription: its other pending deliveries fail un
   await store.enqueue('d3', 'w-gone', now);
   const disabled: string[] = [];
   const log = captureLog<{ message: string; webhookId?: string; reason?: string }>();
+  const auditLog = createAuditLog({ db: store.db as unknown as SecurityDb, origin: 'test/audit' });
   const worker = startDeliveryWorker({
     db: store.db,
     config: store.config.webhooks,
@@ -501,6 +503,7 @@ test('a 410 Gone disables the subscription: its other pending deliveries fail un
     ssrf: { allowedHosts: ['127.0.0.1'] },
     logger: createLogger({ level: 'info', destination: log.destination }),
     observer: { attempted: () => {}, disabled: (reason) => disabled.push(reason) },
+    auditLog,
   });
   t.after(() => worker.stop());
   await waitFor(
@@ -525,6 +528,34 @@ test('a 410 Gone disables the subscription: its other pending deliveries fail un
   assert.deepEqual(
     warnings.map((line) => [line.webhookId, line.reason]),
     [['w-gone', 'the receiver answered 410 Gone']],
+  );
+  // In the audit log, as a re-enable is: the server as actor, the subscription (of its tenant) as target.
+  const { items } = await auditLog.list({ limit: 10 });
+  assert.deepEqual(
+    items.map((record) => [record.action, record.actor, record.target, record.outcome, record.reason]),
+    [
+      [
+        'webhooks:disable',
+        {
+          type: 'system',
+          id: 'webhook-delivery-worker',
+          tenant: null,
+          client_id: null,
+          ip: null,
+          user_agent: null,
+          auth_method: null,
+        },
+        { type: 'webhooks', id: 'w-gone', tenant: DEFAULT_TENANT_ID },
+        'success',
+        'the receiver answered 410 Gone',
+      ],
+    ],
+  );
+  // The tenant's own listing (GET /v1/audit) shows it.
+  const { items: tenants } = await auditLog.list({ tenantId: DEFAULT_TENANT_ID, limit: 10 });
+  assert.deepEqual(
+    tenants.map((record) => record.action),
+    ['webhooks:disable'],
   );
 });
 

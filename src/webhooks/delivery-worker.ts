@@ -2,7 +2,8 @@
 // (PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never take the same row), POSTs each, signed, to
 // its subscription's URL, and records the outcome: delivered on any 2xx, otherwise retried with
 // backoff until `webhooks.maxAttempts`, then failed. A 410 Gone, or `webhooks.disableAfterFailedDeliveries`
-// failed deliveries in a row, disables the subscription: its pending deliveries fail unsent.
+// failed deliveries in a row, disables the subscription (audited as `webhooks:disable`): its pending
+// deliveries fail unsent.
 // At-least-once: a replica that dies mid-send leaves its lease to run out, and the delivery is sent
 // again (receivers dedupe on `webhook-id`). A replica without `secrets.kekRing` cannot sign, so it
 // claims nothing and leaves the deliveries to replicas with the keyring.
@@ -18,6 +19,8 @@ import {
   isBlockedPortFailure,
 } from '../errors/fetch-failure.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { AuditLog } from '../security/audit/audit-log.ts';
+import type { AuditActor } from '../security/audit/audit-record.ts';
 import { createSecretStore } from '../security/secret-store.ts';
 import { parseKekRing } from '../security/secrets.ts';
 import type { SecurityDb } from '../security/security-tables.ts';
@@ -64,6 +67,11 @@ export interface DeliveryWorkerOptions {
   /** SQLite with deferred commits: resolves once what was read is on disk (write-queue.ts). */
   whenDurable?: () => Promise<void> | undefined;
   observer?: DeliveryObserver;
+  /**
+   * Where a disabling is recorded (`webhooks:disable`, the server as actor), as the API records a
+   * re-enable or a delete: every change of a subscription's state is in the audit log.
+   */
+  auditLog?: Pick<AuditLog, 'append'>;
   now?: () => number;
   random?: () => number;
 }
@@ -88,6 +96,19 @@ const MIN_RETRY_AFTER_MS = 1000;
 const SECRET_SWEEP_INTERVAL_MS = 60_000;
 /** Start of `last_error` when the signing secret cannot be read (docs/troubleshooting.md, the runbook). */
 const UNREADABLE_SECRET_ERROR = 'the signing secret cannot be read (secrets.kekRing changed)';
+/**
+ * The actor of the audit record of a disabling: the server itself (no tenant of its own: the record
+ * belongs to the subscription's tenant, through its target), as `cli:<user>` is the local operator.
+ */
+export const DELIVERY_WORKER_ACTOR: Readonly<AuditActor> = Object.freeze({
+  type: 'system',
+  id: 'webhook-delivery-worker',
+  tenant: null,
+  client_id: null,
+  ip: null,
+  user_agent: null,
+  auth_method: null,
+});
 /** `last_error` of a delivery not attempted because its subscription is disabled. */
 export const DISABLED_ERROR = 'subscription disabled';
 
@@ -304,6 +325,29 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
     return (await disable(trx, delivery, text, limit)) ? { reason: 'failures', text } : null;
   }
 
+  /**
+   * Records a disabling this replica did in the audit log, after its commit (the log writes in its
+   * own transactions). A record that cannot be written is logged and counted as lost (alert
+   * MaosAuditWriteFailures), as a request's is; the subscription stays disabled.
+   */
+  async function auditDisabling(delivery: ClaimedDelivery, reason: string): Promise<void> {
+    if (!options.auditLog) return;
+    try {
+      await options.auditLog.append({
+        action: 'webhooks:disable',
+        actor: DELIVERY_WORKER_ACTOR,
+        target: { type: 'webhooks', id: delivery.webhook_id, tenant: delivery.tenant_id },
+        outcome: 'success',
+        reason,
+      });
+    } catch (error) {
+      logger.error(
+        { err: coerceError(error), webhookId: delivery.webhook_id, tenantId: delivery.tenant_id },
+        'audit record could not be written',
+      );
+    }
+  }
+
   async function send(delivery: ClaimedDelivery): Promise<void> {
     if (delivery.url === null) {
       // The subscription was deleted after this delivery was enqueued: nobody to tell.
@@ -442,6 +486,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
         { webhookId: delivery.webhook_id, tenantId: delivery.tenant_id, reason: outcome.disabled.text },
         'webhook subscription disabled; re-enable it with POST /v1/webhooks/{id}/enable',
       );
+      await auditDisabling(delivery, outcome.disabled.text);
       return;
     }
     const wait = Math.min(

@@ -224,6 +224,15 @@ test('maos webhooks create, list, deliveries and delete', { timeout: 120_000 }, 
       'm',
     ),
   );
+  // The disabling is in the tenant's audit log, as the re-enable below is: the server as actor.
+  const audited = await requestJson<{
+    items: Array<{ actor: { type: string; id: string }; target: { id: string }; reason: string }>;
+  }>(`${server.url}/v1/audit?action=webhooks:disable`, { headers: { authorization: `Bearer ${admin}` } });
+  assert.equal(audited.status, 200, JSON.stringify(audited.body));
+  assert.deepEqual(
+    audited.body.items.map((record) => [record.actor.type, record.actor.id, record.target.id, record.reason]),
+    [['system', 'webhook-delivery-worker', webhookId, '2 deliveries in a row failed']],
+  );
   const enableDenied = await runMaos(['webhooks', 'enable', webhookId], {
     env: { ...env, MAOS_TOKEN: await keyFor('developer') },
   });
