@@ -58,6 +58,8 @@ export interface RequestTracker {
    * (also once it is answered and the SDK forgot it). Undefined when unknown.
    */
   streamOf(id: RequestId): string | undefined;
+  /** The streams with a request that was neither answered nor cancelled (yet), each once. */
+  unansweredStreams(): string[];
 }
 
 export interface TrackRequestsOptions {
@@ -181,6 +183,14 @@ export function trackRequests(
     },
     streamOf(id) {
       return streamsOfRequests.get(id);
+    },
+    unansweredStreams() {
+      const streams = new Set<string>();
+      for (const id of pending.keys()) {
+        const streamId = streamsOfRequests.get(id) ?? streamOfRequest(transport, id);
+        if (streamId !== undefined) streams.add(streamId);
+      }
+      return [...streams];
     },
   };
 }

@@ -40,6 +40,7 @@ import {
   ANSWERED_STREAM_END,
   BATCH_STREAM_START,
   CANCELLED_STREAM_END,
+  CLOSED_STREAM_END,
   type FoundStream,
   openStreamsNeeding,
   type SessionEventStore,
@@ -97,6 +98,8 @@ interface McpSessionEntry {
   requests?: RequestTracker;
   /** The session's durable stream log; absent when streams cannot be resumed. */
   eventStore?: SessionEventStore;
+  /** Settles once the ends of its streams are stored, after its transport closed. */
+  closed?: Promise<void>;
 }
 
 /** Path of the endpoint; MCP clients are configured with `<base URL>/mcp`. */
@@ -291,6 +294,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       if (entry.transport.sessionId !== undefined) sessions.delete(entry.transport.sessionId);
       entry.releaseSlot();
       entry.mcp.dispose();
+      entry.closed = storeStreamEnds(entry);
     };
     await entry.mcp.server.connect(entry.transport);
     // A cancelled request gets no response, so its SSE stream is ended without one; the log
@@ -323,12 +327,27 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     });
   }
 
+  /**
+   * Stores, once `entry` has closed, the end of each of its streams on which something was still to
+   * come (a request not answered, the standalone stream): nothing ever will, and a resume of them
+   * (on any replica, after a restart) ends there instead of waiting for `mcp.sessionIdleSeconds`.
+   */
+  async function storeStreamEnds(entry: McpSessionEntry): Promise<void> {
+    const { eventStore } = entry;
+    if (eventStore === undefined || entry.transport.sessionId === undefined) return;
+    const streams = [...(entry.requests?.unansweredStreams() ?? []), STANDALONE_STREAM_ID];
+    // storeEvent never rejects (a failed write is reported through onStoreError).
+    await Promise.all(streams.map((streamId) => eventStore.storeEvent(streamId, CLOSED_STREAM_END)));
+  }
+
   async function closeEntry(entry: McpSessionEntry): Promise<void> {
     try {
       await entry.mcp.server.close();
     } catch (error) {
       logger.warn({ err: error }, 'closing an MCP session failed');
     }
+    // At shutdown, before the store closes.
+    await entry.closed;
   }
 
   /**

@@ -214,6 +214,14 @@ export const CANCELLED_STREAM_END = { end: 'cancelled' } as unknown as JSONRPCMe
 export const ANSWERED_STREAM_END = { end: 'answered' } as unknown as JSONRPCMessage;
 
 /**
+ * Stored on the streams of an MCP session when the process holding it closes it (DELETE /mcp, idle,
+ * shutdown, a revoked key) while a request of the stream still waits for its response, and on its
+ * standalone stream: nothing more will be sent on them, so a resume (on any replica, or after a
+ * restart) ends there instead of waiting for `mcp.sessionIdleSeconds`. It is never sent to a client.
+ */
+export const CLOSED_STREAM_END = { end: 'closed' } as unknown as JSONRPCMessage;
+
+/**
  * Stored on a stream that carries several requests (a JSON-RPC batch, protocol 2025-03-26) before
  * any of them is answered: a resume of it ends at its end marker, not at its first response. It is
  * never sent to a client.
@@ -231,10 +239,10 @@ export function isSentMessage(message: JSONRPCMessage): boolean {
   return 'jsonrpc' in message;
 }
 
-/** Whether `message` is the CANCELLED_STREAM_END or ANSWERED_STREAM_END marker. */
+/** Whether `message` is the CANCELLED_STREAM_END, ANSWERED_STREAM_END or CLOSED_STREAM_END marker. */
 export function isStreamEnd(message: JSONRPCMessage): boolean {
   const end = (message as { end?: unknown }).end;
-  return !isSentMessage(message) && (end === 'cancelled' || end === 'answered');
+  return !isSentMessage(message) && (end === 'cancelled' || end === 'answered' || end === 'closed');
 }
 
 function isBatchStreamStart(message: JSONRPCMessage): boolean {

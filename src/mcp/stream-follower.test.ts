@@ -16,8 +16,10 @@ import {
   ANSWERED_STREAM_END,
   BATCH_STREAM_START,
   CANCELLED_STREAM_END,
+  CLOSED_STREAM_END,
   createStreamEventLog,
   type McpStreamEventsDb,
+  STANDALONE_STREAM_ID,
   type StreamEventLog,
 } from './stream-event-log.ts';
 import {
@@ -119,6 +121,26 @@ describe('following a stored MCP stream', () => {
     const replayed: string[] = [];
     await store.replayEventsAfter(priming, { send: async (id) => void replayed.push(id) });
     assert.deepEqual(replayed, [progress]);
+  });
+
+  test('a request stream and the standalone stream end where their session was closed', {
+    timeout: 30_000,
+  }, async () => {
+    const owner = { ...OWNER, mcpSessionId: 'closed' };
+    const store = log.forSession(owner);
+    for (const streamId of ['s', STANDALONE_STREAM_ID]) {
+      const first = await store.storeEvent(streamId, note(1));
+      const second = await store.storeEvent(streamId, note(2));
+      const reading = readAll(follow({ owner, streamId, afterEventId: first }));
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      // Before: both waited for idleMs (60 s) for what the closed session would never send.
+      await store.storeEvent(streamId, CLOSED_STREAM_END);
+      assert.deepEqual(
+        (await reading).map((frame) => frame.id),
+        [second],
+        streamId,
+      );
+    }
   });
 
   test('a stream that is over ends after what is stored, also resumed from its last message', {

@@ -120,9 +120,9 @@ export function createFollowStream(options: FollowStreamOptions): ReadableStream
    * come; a batch answered), or the response of a stream of one request.
    */
   async function endsStream(message: JSONRPCMessage): Promise<boolean> {
-    if (options.streamId === STANDALONE_STREAM_ID) return false;
+    // The standalone stream ends only where its session was closed (CLOSED_STREAM_END).
     if (isStreamEnd(message)) return true;
-    if (!isResponse(message)) return false;
+    if (options.streamId === STANDALONE_STREAM_ID || !isResponse(message)) return false;
     batch ??= options.log.isBatchStream(options.owner, options.streamId);
     return !(await batch);
   }

@@ -40,6 +40,21 @@ const ORCHESTRATE = {
   },
 };
 
+/** A call that waits far longer than any test: its MCP session is closed while it runs. */
+const LONG_CALL = {
+  jsonrpc: '2.0',
+  id: CALL_ID,
+  method: 'tools/call',
+  params: {
+    name: 'orchestrate',
+    arguments: {
+      objective: 'still running when its MCP session closes',
+      agents: [{ name: 'wait', role: 'tester', task: 'wait', runner: 'sleep' }],
+      wait_seconds: 600,
+    },
+  },
+};
+
 function isCallResponse(frame: Frame): boolean {
   if (frame.data.trim() === '') return false;
   const message = JSON.parse(frame.data) as { id?: unknown; method?: unknown };
@@ -214,6 +229,50 @@ describe('MCP stream resumption on another server instance', { timeout: 180_000 
         );
       } finally {
         await second.close();
+      }
+    });
+
+    test('a request the stopped instance was still running: its stream resumed on the new one ends', async () => {
+      // Idle streams would be followed for an hour: the end must come from the log.
+      const config = sqliteFileConfig('maos-mcp-restart-unanswered', { mcp: { sessionIdleSeconds: 3600 } });
+      const first = await startMcpTestServer({ config });
+      let resumeWith: { headers: Record<string, string>; lastEventId: string };
+      try {
+        const { headers } = await openMcpSession(first.url);
+        const [priming] = await postAndDrop(first.url, LONG_CALL, headers, () => true);
+        resumeWith = { headers, lastEventId: priming?.id ?? '' };
+      } finally {
+        // The call is still waiting: the stop closes its MCP session without an answer.
+        await first.close();
+      }
+
+      const second = await startMcpTestServer({ config });
+      try {
+        const resumed = await resumeStream(second.url, resumeWith.headers, resumeWith.lastEventId);
+        assert.equal(resumed.status, 200);
+        // Read to its end: nobody will ever answer the call, and the stream says so by ending.
+        const frames = await readFrames(resumed, () => false);
+        assert.ok(!frames.some(isCallResponse));
+      } finally {
+        await second.close();
+      }
+    });
+
+    test('a request still running when its MCP session was deleted: its resumed stream ends', async () => {
+      const server = await startMcpTestServer({
+        config: sqliteFileConfig('maos-mcp-deleted-unanswered', { mcp: { sessionIdleSeconds: 3600 } }),
+      });
+      try {
+        const { headers } = await openMcpSession(server.url);
+        const [priming] = await postAndDrop(server.url, LONG_CALL, headers, () => true);
+        const deleted = await fetch(`${server.url}/mcp`, { method: 'DELETE', headers });
+        assert.equal(deleted.status, 200);
+        const resumed = await resumeStream(server.url, headers, priming?.id ?? '');
+        assert.equal(resumed.status, 200);
+        const frames = await readFrames(resumed, () => false);
+        assert.ok(!frames.some(isCallResponse));
+      } finally {
+        await server.close();
       }
     });
 
