@@ -129,6 +129,29 @@ describe('loadConfig', () => {
     assert.ok(problemsOf(() => loadConfig({ configPath: scalar, env: {} }))[0]?.includes('object'));
   });
 
+  test('a key given twice in one object is refused in a JSON file as in a YAML one, not the last one taken', () => {
+    // JSON.parse keeps the last: a second `auth` (a merge gone wrong) replaced the first unseen.
+    const json = write(
+      'twice.json',
+      '{\n  "auth": {"mode": "apikey"},\n  "port": 8080,\n  "auth": {"mode": "none"}\n}\n',
+    );
+    assert.deepEqual(
+      problemsOf(() => loadConfig({ configPath: json, env: {} })),
+      [`config file ${json}: Map keys must be unique at line 4, column 3:`],
+    );
+    const nested = write('twice-nested.json', '{"auth": {"mode": "oidc", "mode": "none"}}');
+    assert.equal(problemsOf(() => loadConfig({ configPath: nested, env: {} })).length, 1);
+    const yaml = write('twice.yaml', 'port: 1\nport: 2\n');
+    assert.match(
+      problemsOf(() => loadConfig({ configPath: yaml, env: {} }))[0] ?? '',
+      /Map keys must be unique/,
+    );
+    // JSON indented with tabs, escapes and all, without a repeated key, is read as before.
+    const tabs = write('tabs.json', '{\n\t"port": 8081,\n\t"auth": {\n\t\t"realm": "m\\u0061os"\n\t}\n}\n');
+    const config = loadConfig({ configPath: tabs, env: {} });
+    assert.deepEqual([config.port, config.auth.realm], [8081, 'maos']);
+  });
+
   test('*_FILE reads a secret from a file and trims one trailing newline', () => {
     const secret = write('url.txt', 'sqlite:/tmp/x.db\n');
     const config = loadConfig({ env: { MAOS_STORE__URL_FILE: secret } });

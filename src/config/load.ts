@@ -3,7 +3,7 @@
 // that reads process.env.
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parseDocument, parse as parseYaml } from 'yaml';
 import { AppError } from '../errors/app-error.ts';
 import { CLIENT_ENV_NAMES, RUNNER_ENV_NAMES } from './client-env.ts';
 import { type Config, configSchema } from './schema.ts';
@@ -128,7 +128,7 @@ function readConfigFile(path: string, problems: string[]): Tree {
     return {};
   }
   try {
-    const value: unknown = extname(path) === '.json' ? JSON.parse(text) : parseYaml(text);
+    const value: unknown = extname(path) === '.json' ? parseJson(text) : parseYaml(text);
     if (value === null || value === undefined) return {};
     if (!isTree(value)) {
       problems.push(`config file ${path}: must contain an object at the top level`);
@@ -139,6 +139,20 @@ function readConfigFile(path: string, problems: string[]): Tree {
     problems.push(`config file ${path}: ${(error as Error).message.split('\n')[0]}`);
     return {};
   }
+}
+
+/**
+ * A JSON config file's value. A key given twice in one object is refused, as YAML refuses it:
+ * JSON.parse keeps the last without a word, so a second `auth` replaced the first unseen. JSON is
+ * YAML's flow style, so the YAML parser finds the repeated key (its line and column) of valid JSON.
+ */
+function parseJson(text: string): unknown {
+  const value: unknown = JSON.parse(text);
+  const repeated = parseDocument(text, { uniqueKeys: true }).errors.find(
+    (error) => error.code === 'DUPLICATE_KEY',
+  );
+  if (repeated) throw repeated;
+  return value;
 }
 
 /** A `MAOS_*` variable of the environment that sets a configuration key. */
