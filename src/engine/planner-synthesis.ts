@@ -83,6 +83,9 @@ export async function streamSynthesis(
           spent.streamed(part.text.length);
           if (part.text.length > 0) emittedAny = true;
           request.emitOutput?.(part.text);
+        } else if (part.type === 'reasoning-delta') {
+          // Billed output too, though not the answer: charged if the call is cut off.
+          spent.streamed(part.text.length);
         } else if (part.type === 'error') {
           throw part.error;
         } else if (part.type === 'finish') {

@@ -338,6 +338,28 @@ describe('ai-sdk runtime against the scripted LLM server', () => {
     assert.ok(usage.inputTokens > 0);
   });
 
+  test('a call cut off while the model streamed its reasoning is charged the reasoning it streamed', async () => {
+    // 2,000 characters of reasoning (about 500 tokens) in two frames after the first, then the
+    // connection drops: no text came, and the attempt was charged nothing, not even its prompt.
+    const cut = { reasoning: 'r'.repeat(4000), text: 'answer', chunkSize: 1000, dropAfterFrames: 3 };
+    const answer = { text: 'complete answer', usage: { inputTokens: 20, outputTokens: 5 } };
+    setup.primary.enqueue(cut, answer);
+    const result = await makeRuntime(makeClient(setup)).run(makeTask(), makeContext().ctx);
+    assert.equal(result.output, 'complete answer');
+    assert.ok((result.usage?.outputTokens ?? 0) >= 5 + 500, JSON.stringify(result.usage));
+    assert.ok((result.usage?.inputTokens ?? 0) > 20, JSON.stringify(result.usage));
+    // The orchestrator's synthesis too.
+    setup.primary.enqueue(cut, answer);
+    const { result: synthesis, usage } = await streamSynthesis(makeClient(setup), ORCHESTRATOR_ROUTE, 2000, {
+      tenantId: 'default',
+      objective: 'Ship it',
+      outputs: [{ name: 'impl', role: 'engineer', status: 'succeeded', output: 'done' }],
+    });
+    assert.equal(synthesis, 'complete answer');
+    assert.ok(usage.outputTokens >= 5 + 500, JSON.stringify(usage));
+    assert.ok(usage.inputTokens > 20, JSON.stringify(usage));
+  });
+
   test("the orchestrator's synthesis restarted after a mid-stream failure says so in the output", async () => {
     setup.primary.enqueue(
       { text: 'partial synthesis that breaks', chunkSize: 4, dropAfterFrames: 4 },
