@@ -406,7 +406,7 @@ const configShape = z.strictObject({
         .array(z.string().min(1))
         .default([])
         .describe(
-          'Host header names accepted on `/mcp` (e.g. maos.example.com). Empty = only loopback names while the server binds to a loopback address, anything otherwise. @defaultValue []',
+          'Host header names accepted on `/mcp`: a name takes any port (e.g. maos.example.com), a name with a port only that one (maos.example.com:8443, as the Host header and a refusal show it). Loopback names are always accepted. Empty = only loopback names while the server binds to a loopback address, anything otherwise. @defaultValue []',
         ),
       maxSessions: z
         .number()

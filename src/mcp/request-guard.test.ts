@@ -48,6 +48,21 @@ describe('assertOriginAllowed', () => {
     assertOriginAllowed({ host: 'maos.example.com' }, listed);
     assert.ok(denied(() => assertOriginAllowed({ host: 'other.example.com' }, listed)));
   });
+
+  test('a listed Host may name its port, as the Host header and the refusal show it', () => {
+    const open = { ...loopback, bindHost: '0.0.0.0' };
+    // The refusal names the Host with its port; listing exactly that must let it in.
+    const listed = { ...open, allowedHosts: ['maos.example.com:8443', '[fd00::1]:7070'] };
+    assertOriginAllowed({ host: 'maos.example.com:8443' }, listed);
+    assertOriginAllowed({ host: 'MAOS.example.com:8443' }, listed);
+    assertOriginAllowed({ host: '[fd00::1]:7070' }, listed);
+    assert.ok(denied(() => assertOriginAllowed({ host: 'maos.example.com:9443' }, listed)));
+    assert.ok(denied(() => assertOriginAllowed({ host: 'maos.example.com' }, listed)));
+    assert.ok(denied(() => assertOriginAllowed({ host: '[fd00::1]:8080' }, listed)));
+    // A name without a port takes any port.
+    const anyPort = { ...open, allowedHosts: ['maos.example.com'] };
+    assertOriginAllowed({ host: 'maos.example.com:8443' }, anyPort);
+  });
 });
 
 test('isLoopbackHostname', () => {

@@ -19,12 +19,27 @@ export function isLoopbackHostname(hostname: string): boolean {
   return LOOPBACK_NAMES.has(name) || name.endsWith('.localhost') || /^127(\.\d{1,3}){3}$/.test(name);
 }
 
-function hostnameOf(hostHeader: string): string | undefined {
+/** A Host header value (or an mcp.allowedHosts entry) as its name and port ('' when none is given). */
+function hostOf(value: string): { hostname: string; port: string } | undefined {
   try {
-    return new URL(`http://${hostHeader}`).hostname.toLowerCase();
+    const { hostname, port } = new URL(`http://${value}`);
+    return { hostname: hostname.toLowerCase(), port };
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Whether `host` is named by `entry` of mcp.allowedHosts: a name takes any port, a name with a port
+ * (as the Host header, and the refusal, show it) only that one.
+ */
+function isListedHost(entry: string, host: { hostname: string; port: string }): boolean {
+  const listed = hostOf(entry);
+  return (
+    listed !== undefined &&
+    listed.hostname === host.hostname &&
+    (listed.port === '' || listed.port === host.port)
+  );
 }
 
 function originOf(value: string): URL | undefined {
@@ -60,12 +75,10 @@ export function assertOriginAllowed(
   }
   const enforceHost = policy.allowedHosts.length > 0 || isLoopbackHostname(policy.bindHost);
   if (!enforceHost) return;
-  const hostname = host === undefined ? undefined : hostnameOf(host);
+  const parsed = host === undefined ? undefined : hostOf(host);
   const allowed =
-    hostname !== undefined &&
-    (policy.allowedHosts.length > 0
-      ? policy.allowedHosts.some((entry) => entry.toLowerCase() === hostname) || isLoopbackHostname(hostname)
-      : isLoopbackHostname(hostname));
+    parsed !== undefined &&
+    (isLoopbackHostname(parsed.hostname) || policy.allowedHosts.some((entry) => isListedHost(entry, parsed)));
   if (!allowed) {
     throw new AppError('PERMISSION_DENIED', `Host ${host ?? '(none)'} is not allowed to use /mcp`, {
       details: { host: host ?? null, hint: 'add it to mcp.allowedHosts' },
