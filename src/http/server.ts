@@ -270,17 +270,21 @@ function registerJsonParser(app: FastifyInstance): void {
 }
 
 /**
- * The URL a request is routed by: its own, or MALFORMED_URL_PATH when its path does not
- * percent-decode (`%ZZ`, a cut-off or invalid UTF-8 sequence). The router would hand such a path to
- * Fastify's bad-URL answer (frameworkErrors), which runs no hook: no X-Request-Id, metrics, access
- * log line, span or rate limit. No route has MALFORMED_URL_PATH, so the not-found handler answers it
- * 400 with every hook run; `request.originalUrl` keeps what the client sent.
+ * The URL a request is routed by: its own, or MALFORMED_URL_PATH when its path, or the query of an
+ * API route (`/v1/…`), does not percent-decode (`%ZZ`, a cut-off or invalid UTF-8 sequence such as
+ * Latin-1 `%E9`). The router would hand such a path to Fastify's bad-URL answer (frameworkErrors),
+ * which runs no hook: no X-Request-Id, metrics, access log line, span or rate limit; the query
+ * parser would keep such a value as its literal text (`caf%E9`: a role granted to a principal
+ * nobody has) or put U+FFFD in its place. No route has MALFORMED_URL_PATH, so the not-found handler
+ * answers it 400 with every hook run; `request.originalUrl` keeps what the client sent. The probes,
+ * documents and console read no query and ignore theirs (a health checker's cache-buster).
  */
 function routeMalformedUrl(url: string): string {
   if (!url.includes('%')) return url;
   const end = url.search(/[?#]/);
+  const path = end === -1 ? url : url.slice(0, end);
   try {
-    decodeURIComponent(end === -1 ? url : url.slice(0, end));
+    decodeURIComponent(path.startsWith('/v1/') ? url : path);
     return url;
   } catch {
     return MALFORMED_URL_PATH;

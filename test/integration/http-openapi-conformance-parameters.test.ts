@@ -62,6 +62,18 @@ for (const store of CONFORMANCE_STORES) {
     expectStatus(await api.call('GET', `/v1/usage?${range}&groupBy=week`), 400, 'VALIDATION_FAILED');
     expectStatus(await api.call('GET', `/v1/usage?from=yesterday&to=${day(0)}`), 400, 'VALIDATION_FAILED');
     expectStatus(await api.call('GET', `/v1/usage?${range}&groupBy=role`), 200);
+    // A query is percent-encoded UTF-8, as a path is: Latin-1 `%E9`, `%ZZ` or an encoded surrogate
+    // is a malformed URL, never read as its literal text (a role granted to a principal nobody has)
+    // nor with U+FFFD in its place.
+    for (const query of ['principal=caf%E9&role=viewer', 'principal=%ZZ&role=viewer']) {
+      const malformed = await api.call('PUT', `/v1/admin/role-bindings?${query}`);
+      expectStatus(malformed, 400, 'VALIDATION_FAILED');
+      assert.equal((malformed.body as { detail: string }).detail, 'The URL is malformed.');
+    }
+    expectStatus(await api.call('GET', '/v1/audit?action=%ED%A0%80'), 400, 'VALIDATION_FAILED');
+    const bindings = await api.call('GET', '/v1/admin/role-bindings');
+    expectStatus(bindings, 200);
+    assert.deepEqual((bindings.body as { items: unknown[] }).items, [], 'no binding was granted');
     // Path parameters outside their pattern are refused before any lookup.
     const credentials = { body: { apiKey: 'sk-x' } };
     expectStatus(await api.call('PUT', '/v1/providers/Bad_Name/credentials', credentials), 400);

@@ -114,6 +114,7 @@ test('the recorder names each kind of mismatch', async (t) => {
   // Requests: what the document forbids must not be accepted, what it allows must not be refused.
   await recorder.call('GET', '/things/8?limit=abc');
   await recorder.call('GET', '/things/8?limit=2&extra=1');
+  await recorder.call('GET', '/things/8?limit=caf%E9');
   await recorder.call('GET', '/things/8', { headers: { 'x-trace': 'UP', 'x-other': '1' } });
   await recorder.call('GET', '/things/x');
   await recorder.call('POST', '/other', { body: { n: 'one' } });
@@ -141,6 +142,7 @@ test('the recorder names each kind of mismatch', async (t) => {
     /^GET \/nowhere → 404: no documented path matches/,
     /^GET \/things\/8 → 200: accepted .*: query parameter limit="abc": must be integer$/,
     /^GET \/things\/8 → 200: accepted .*: query parameter extra is not declared$/,
+    /^GET \/things\/8 → 200: accepted .*: query "limit=caf%E9" is not percent-encoded UTF-8; query parameter limit=.*: must be integer$/,
     /^GET \/things\/8 → 200: accepted .*: header parameter X-Trace="UP": must match .*; header x-other is not declared$/,
     /^GET \/things\/x → 200: accepted .*: path parameter id="x": must match pattern/,
     /^POST \/other → 200: accepted .*: the body does not match: \/n must be integer$/,

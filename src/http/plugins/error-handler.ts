@@ -29,7 +29,7 @@ export function invalidRequestPart(location: string, path: string, message: stri
 }
 
 /**
- * Where server.ts routes a request whose path does not percent-decode; no route has it, and the
+ * Where server.ts routes a request whose path or query does not percent-decode; no route has it, and the
  * not-found handler answers it 400 VALIDATION_FAILED.
  */
 export const MALFORMED_URL_PATH = '/.malformed-url';
