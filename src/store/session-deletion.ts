@@ -144,6 +144,8 @@ async function lockDeliverySubscriptions(db: AnyDb, sessionId: string): Promise<
 /**
  * Records the session in `deleted_sessions` (once: the first step's time is kept), so that each
  * replica removes its workspace (session-workspaces.ts) and a retry of it is refused meanwhile.
+ * The time is a parameter, not a literal: SQLite keeps prepared statements by their text, and a
+ * text of its own per deletion would push the engine's statements out of that bounded cache.
  */
 async function recordDeletedSession(db: AnyDb, sessionId: string, now: number): Promise<void> {
   await db
@@ -152,7 +154,8 @@ async function recordDeletedSession(db: AnyDb, sessionId: string, now: number): 
     .expression(
       db
         .selectFrom('sessions')
-        .select(['id', 'tenant_id', sql.lit(now).as('deleted_at')])
+        // Cast: PostgreSQL cannot infer the type of a bare parameter in a select list.
+        .select(['id', 'tenant_id', sql<number>`cast(${now} as bigint)`.as('deleted_at')])
         .where('id', '=', sessionId),
     )
     .onConflict((conflict) => conflict.column('id').doNothing())

@@ -6,12 +6,16 @@
 // deletions of one session at once (two replicas) end with it gone, and neither fails otherwise.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type KyselyPlugin, sql } from 'kysely';
 import { deleteFinishedSession } from '../../src/engine/delete-session.ts';
 import { chargeUnappliedRun } from '../../src/engine/task-ops.ts';
 import { AppError } from '../../src/errors/app-error.ts';
 import type { DatabaseHandle } from '../../src/store/db.ts';
-import { SESSION_TABLES } from '../../src/store/session-deletion.ts';
+import {
+  deleteSessionOutputs,
+  deleteSessionRecord,
+  SESSION_TABLES,
+} from '../../src/store/session-deletion.ts';
 import { createWriteQueue, type WriteQueue } from '../../src/store/write-queue.ts';
 import { countSessionRows, NO_ROWS, seededRowCounts, seedSessionRows } from '../fixtures/session-rows.ts';
 import { STORE_BACKENDS } from '../fixtures/store-backends.ts';
@@ -170,6 +174,46 @@ for (const backend of STORE_BACKENDS) {
         { input: 70, output: 30, cost: 0.25 },
       );
       assert.deepEqual(await countSessionRows(a.db, 'stopping'), NO_ROWS);
+    });
+
+    test('a deletion runs the same statements whenever it runs, and records its time', async () => {
+      const [a] = handles as [DatabaseHandle];
+      // SQLite keeps prepared statements by their text (a bounded cache, oldest out first): a text
+      // of its own per deletion would fill it and push the engine's statements out, one per deletion.
+      const statementsOf = async (id: string, now: number): Promise<string[]> => {
+        await seedSessionRows(a.db, { id, status: 'completed', finishedAt: now - 1000, events: 3 });
+        const texts: string[] = [];
+        const recorder: KyselyPlugin = {
+          transformQuery(args) {
+            texts.push(a.db.getExecutor().compileQuery(args.node, args.queryId).sql);
+            return args.node;
+          },
+          transformResult: async (args) => args.result,
+        };
+        await a.db.transaction().execute(async (trx) => {
+          const recorded = trx.withPlugin(recorder);
+          await deleteSessionOutputs(recorded, id, 100, now);
+          await deleteSessionRecord(recorded, id, now);
+        });
+        return texts;
+      };
+      const first = await statementsOf('timed-1', NOW);
+      const second = await statementsOf('timed-2', NOW + 12_345);
+      assert.ok(first.some((text) => text.includes('deleted_sessions')));
+      assert.deepEqual(second, first);
+      const recorded = await a.db
+        .selectFrom('deleted_sessions')
+        .select(['id', 'deleted_at'])
+        .where('id', 'in', ['timed-1', 'timed-2'])
+        .orderBy('id')
+        .execute();
+      assert.deepEqual(
+        recorded.map((row) => [row.id, Number(row.deleted_at)]),
+        [
+          ['timed-1', NOW],
+          ['timed-2', NOW + 12_345],
+        ],
+      );
     });
 
     test('two deletions of one session at once: it is gone, and neither fails otherwise', async () => {
