@@ -19,7 +19,8 @@ export interface RoleBinding {
 }
 
 // Why 512: OIDC subjects are at most 255 ASCII characters (OpenID Connect Core §2); room for
-// client ids and URLs used as subjects, without letting a caller store arbitrary blobs.
+// client ids and URLs used as subjects, without letting a caller store arbitrary blobs. Counted in
+// characters (code points), as the route's schema and the OpenAPI document's maxLength count them.
 export const MAX_PRINCIPAL_LENGTH = 512;
 
 /**
@@ -31,7 +32,8 @@ export const MAX_PRINCIPAL_LENGTH = 512;
 export function assertBindablePrincipal(principal: string): void {
   if (
     principal.length === 0 ||
-    principal.length > MAX_PRINCIPAL_LENGTH ||
+    // Characters, not UTF-16 units (`length` counts an emoji twice); a short one needs no count.
+    (principal.length > MAX_PRINCIPAL_LENGTH && [...principal].length > MAX_PRINCIPAL_LENGTH) ||
     principal.trim() !== principal ||
     // C0 and C1 controls (U+009B starts a terminal escape as ESC [ does) and the bidirectional
     // overrides and isolates, which print a principal in `maos access list` in another order than
@@ -140,8 +142,9 @@ function encodeBindingCursor(binding: BindingPosition): string {
 }
 
 /**
- * Longest cursor encodeBindingCursor writes: a principal of MAX_PRINCIPAL_LENGTH UTF-16 units, each
- * at most 6 bytes in JSON (`\uXXXX`; 3 in UTF-8), with the role and the brackets, in base64.
+ * Longest cursor encodeBindingCursor writes: a principal of MAX_PRINCIPAL_LENGTH characters, each
+ * at most 6 bytes in JSON (`\uXXXX`; 3 in UTF-8, 4 beyond the BMP), with the role and the brackets,
+ * in base64.
  */
 export const MAX_BINDING_CURSOR_LENGTH = 4 * Math.ceil((6 * MAX_PRINCIPAL_LENGTH + 32) / 3);
 

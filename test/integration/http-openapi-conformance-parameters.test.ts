@@ -74,6 +74,13 @@ for (const store of CONFORMANCE_STORES) {
     const bindings = await api.call('GET', '/v1/admin/role-bindings');
     expectStatus(bindings, 200);
     assert.deepEqual((bindings.body as { items: unknown[] }).items, [], 'no binding was granted');
+    // A principal's length is counted in characters, as the document's maxLength counts them: 512
+    // emoji (1,024 UTF-16 units) are a principal, 513 are not.
+    const emoji = (count: number) =>
+      `/v1/admin/role-bindings/${encodeURIComponent('😀'.repeat(count))}/viewer`;
+    expectStatus(await api.call('PUT', emoji(512)), 201);
+    expectStatus(await api.call('DELETE', emoji(512)), 204);
+    expectStatus(await api.call('PUT', emoji(513)), 400, 'VALIDATION_FAILED');
     // Path parameters outside their pattern are refused before any lookup.
     const credentials = { body: { apiKey: 'sk-x' } };
     expectStatus(await api.call('PUT', '/v1/providers/Bad_Name/credentials', credentials), 400);
