@@ -329,17 +329,20 @@ test('webhooks on SQLite', { timeout: 120_000 }, async (t) => {
     assert.equal(receiver.received.length, 2);
     assert.equal(payloadOf(receiver.received[1] as ReceivedDelivery).data.sessionId, after);
 
-    // Audited like the other webhook changes, naming the subscription and what was done to it.
-    const audit = await call<{ items: { action: string; target: { id: string | null }; outcome: string }[] }>(
-      admin,
-      'GET',
-      '/v1/audit?outcome=success&limit=100',
-    );
+    // Audited like the other webhook changes, naming the subscription and what was done to it; the
+    // disabling too, with the server as actor.
+    const audit = await call<{
+      items: { action: string; actor: { type: string }; target: { id: string | null }; outcome: string }[];
+    }>(admin, 'GET', '/v1/audit?outcome=success&limit=100');
     const records = audit.body.items.filter((r) => r.target.id === webhookId);
     assert.deepEqual(
-      records.map((r) => r.action),
-      ['webhooks:create', 'webhooks:enable'],
-      'created and enabled',
+      records.map((r) => [r.action, r.actor.type]),
+      [
+        ['webhooks:create', 'service'],
+        ['webhooks:disable', 'system'],
+        ['webhooks:enable', 'service'],
+      ],
+      'created, disabled and enabled',
     );
   });
 
