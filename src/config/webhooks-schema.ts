@@ -51,7 +51,7 @@ export const webhooksConfigSchema = z
       .max(20)
       .default(WEBHOOK_DEFAULTS.retryDelaysSeconds)
       .describe(
-        'Wait after the 1st, 2nd, … failed attempt (the last entry repeats), each varied by up to ±20% so that receivers are not hit in waves; a `Retry-After` of a 429 or 503 answer replaces it (unless under a second: `0`, a date past). @defaultValue [30, 120, 600, 3600, 10800, 21600, 43200]',
+        'Wait after the 1st, 2nd, … failed attempt (the last entry repeats), each varied by up to ±20% so that receivers are not hit in waves; a `Retry-After` of a 429 or 503 answer replaces it (unless under a second: `0`, a date past). A delivery is never attempted after its retry window, these waits at their longest (+20%) plus `timeoutSeconds` per attempt after it was enqueued (26.7 h by default): a wait that would end later, a long `Retry-After` say, gives the delivery up when the window ends. @defaultValue [30, 120, 600, 3600, 10800, 21600, 43200]',
       ),
     pollIntervalMs: z
       .number()

@@ -9,7 +9,7 @@ import type { WebhookDeliveriesTable, WebhooksDb } from './webhook-tables.ts';
 /** A claimed delivery with what sending it needs of its subscription (null: it was deleted). */
 export type ClaimedDelivery = Pick<
   WebhookDeliveriesTable,
-  'id' | 'tenant_id' | 'webhook_id' | 'event' | 'payload' | 'attempts'
+  'id' | 'tenant_id' | 'webhook_id' | 'event' | 'payload' | 'attempts' | 'created_at' | 'last_error'
 > & {
   url: string | null;
   disabled_at: number | string | null;
@@ -52,7 +52,10 @@ export async function claimDueDeliveries(db: WebhooksDb, options: ClaimOptions):
   // `picked` is MATERIALIZED, evaluated once, as the task claim is (store/postgres-claim.ts): the
   // rows the UPDATE leases are exactly those picked, whatever plan it gets.
   const { rows: claimed } = await sql<
-    Pick<WebhookDeliveriesTable, 'id' | 'tenant_id' | 'webhook_id' | 'event' | 'payload' | 'attempts'>
+    Pick<
+      WebhookDeliveriesTable,
+      'id' | 'tenant_id' | 'webhook_id' | 'event' | 'payload' | 'attempts' | 'created_at' | 'last_error'
+    >
   >`
     with recursive subs(webhook_id) as (
       select (
@@ -94,7 +97,7 @@ export async function claimDueDeliveries(db: WebhooksDb, options: ClaimOptions):
     update webhook_deliveries
     set lease_owner = ${owner}, next_attempt_at = ${at + leaseMs}, attempts = attempts + 1
     where id in (select id from picked)
-    returning id, tenant_id, webhook_id, event, payload, attempts`.execute(db);
+    returning id, tenant_id, webhook_id, event, payload, attempts, created_at, last_error`.execute(db);
   if (claimed.length === 0) return [];
   const subscriptions = await db
     .selectFrom('webhooks')
@@ -107,6 +110,7 @@ export async function claimDueDeliveries(db: WebhooksDb, options: ClaimOptions):
     return {
       ...row,
       attempts: Number(row.attempts),
+      created_at: Number(row.created_at),
       url: subscription?.url ?? null,
       disabled_at: subscription?.disabled_at ?? null,
     };

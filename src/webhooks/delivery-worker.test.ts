@@ -32,7 +32,7 @@ import type { SecurityDb } from '../security/security-tables.ts';
 import { createDatabase } from '../store/db.ts';
 import { migrateToLatest } from '../store/migrate.ts';
 import { DEFAULT_TENANT_ID } from '../store/migrations/0001-foundation.ts';
-import { parseRetryAfter, retryDelayMs, startDeliveryWorker } from './delivery-worker.ts';
+import { parseRetryAfter, retryDelayMs, retryWindowMs, startDeliveryWorker } from './delivery-worker.ts';
 import { generateWebhookSecret } from './signature.ts';
 import { createWebhookService, previousWebhookSecretName, webhookSecretName } from './webhook-service.ts';
 import type { WebhooksDb } from './webhook-tables.ts';
@@ -719,6 +719,102 @@ test('a Retry-After of 0 or a date already past waits the schedule’s delay, no
       ['w-zero', 1, 30_000],
     ],
   );
+});
+
+test('the retry window bounds a delivery whatever Retry-After says: given up at its end, unsent, counted and logged', async (t) => {
+  const store = await webhookStore(t);
+  const config = { ...store.config.webhooks, pollIntervalMs: 60_000 };
+  // The default schedule at its longest (30 s + 2 min + … + 12 h, +20%) and 8 timeouts of 10 s.
+  const windowMs = retryWindowMs(config);
+  assert.equal(windowMs, 96_020_000);
+  const start = Date.parse('2026-01-01T12:00:00Z');
+  let clock = start;
+  const receiver = await startWebhookReceiver();
+  t.after(() => receiver.close());
+  // Come back in a day, every time: honoured, each wait would push the delivery a day further.
+  receiver.answer([503], { 'retry-after': '86400' });
+  await store.subscribe('w-later', receiver.url, start);
+  await store.enqueue('d-later', 'w-later', start);
+  // Enqueued longer ago than the window, never attempted (no replica could sign it, say): its first
+  // attempt is made, and its failure gives it up at once.
+  const old = await startWebhookReceiver();
+  t.after(() => old.close());
+  old.answer([500]);
+  await store.subscribe('w-old', old.url, start);
+  await store.enqueue('d-old', 'w-old', start);
+  await store.db
+    .updateTable('webhook_deliveries')
+    .set({ created_at: start - windowMs - 1 })
+    .where('id', '=', 'd-old')
+    .execute();
+  const attempted: string[] = [];
+  const log = captureLog<{ message: string; deliveryId?: string; error?: string }>();
+  const worker = startDeliveryWorker({
+    db: store.db,
+    config,
+    kekRing: store.kekRing,
+    ssrf: { allowedHosts: ['127.0.0.1'] },
+    logger: createLogger({ level: 'info', destination: log.destination }),
+    observer: { attempted: (_event, outcome) => attempted.push(outcome) },
+    now: () => clock,
+    random: () => 0.5,
+  });
+  t.after(() => worker.stop());
+  const row = (id: string) =>
+    store.db
+      .selectFrom('webhook_deliveries')
+      .select(['status', 'attempts', 'next_attempt_at', 'last_error'])
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+  await waitFor(() => attempted.length === 2, 10_000, 'the first attempts');
+  assert.deepEqual(
+    { status: (await row('d-old')).status, attempts: Number((await row('d-old')).attempts) },
+    { status: 'failed', attempts: 1 },
+  );
+  assert.equal((await row('d-old')).last_error, "HTTP 500 (not retried: the delivery's retry window ended)");
+  // A day fits in the window: honoured.
+  assert.equal(Number((await row('d-later')).next_attempt_at), start + 86_400_000);
+  clock = start + 86_400_000;
+  await worker.runOnce();
+  assert.equal(receiver.received.length, 2);
+  // Another day does not: no third attempt, given up when the window ends.
+  const waiting = await row('d-later');
+  assert.deepEqual(
+    [waiting.status, Number(waiting.attempts), Number(waiting.next_attempt_at)],
+    ['pending', 2, start + windowMs],
+  );
+  assert.equal(
+    waiting.last_error,
+    `HTTP 503 (its Retry-After, 86400 s, ends after the delivery's retry window: given up at its end, ${new Date(start + windowMs).toISOString()})`,
+  );
+  clock = start + windowMs - 1;
+  await worker.runOnce();
+  assert.equal((await row('d-later')).status, 'pending');
+  clock = start + windowMs;
+  await worker.runOnce();
+  const ended = await row('d-later');
+  assert.deepEqual(
+    [ended.status, Number(ended.attempts)],
+    ['failed', 2],
+    'given up unsent: no attempt counted',
+  );
+  assert.equal(ended.last_error, waiting.last_error);
+  assert.equal(receiver.received.length, 2);
+  // Counted and logged as the other give-ups are, and a failure in a row of its subscription.
+  assert.deepEqual(attempted.sort(), ['failed', 'failed', 'retried', 'retried']);
+  assert.deepEqual(
+    log.lines
+      .filter((line) => line.message === 'webhook delivery failed for good')
+      .map((line) => line.deliveryId)
+      .sort(),
+    ['d-later', 'd-old'],
+  );
+  const subscription = await store.db
+    .selectFrom('webhooks')
+    .select('consecutive_failures')
+    .where('id', '=', 'w-later')
+    .executeTakeFirstOrThrow();
+  assert.equal(Number(subscription.consecutive_failures), 1);
 });
 
 test('a replica without secrets.kekRing claims no delivery, says so once, and leaves it to one with the keyring', async (t) => {

@@ -1,9 +1,10 @@
 // The webhook delivery worker, one per replica: claims due deliveries from the outbox with a lease
 // (PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never take the same row), POSTs each, signed, to
 // its subscription's URL, and records the outcome: delivered on any 2xx, otherwise retried with
-// backoff until `webhooks.maxAttempts`, then failed. A 410 Gone, or `webhooks.disableAfterFailedDeliveries`
-// failed deliveries in a row, disables the subscription (audited as `webhooks:disable`): its pending
-// deliveries fail unsent.
+// backoff (or after the receiver's Retry-After) until `webhooks.maxAttempts`, or until its retry
+// window ends whatever Retry-After asks (retryWindowMs), then failed. A 410 Gone, or
+// `webhooks.disableAfterFailedDeliveries` failed deliveries in a row, disables the subscription
+// (audited as `webhooks:disable`): its pending deliveries fail unsent.
 // At-least-once: a replica that dies mid-send leaves its lease to run out, and the delivery is sent
 // again (receivers dedupe on `webhook-id`). A replica without `secrets.kekRing` cannot sign, so it
 // claims nothing and leaves the deliveries to replicas with the keyring.
@@ -85,8 +86,6 @@ export interface DeliveryWorker {
 
 // The last error kept per delivery: enough for a status line, never a receiver's whole page.
 const ERROR_TEXT_LIMIT = 500;
-// A Retry-After beyond a day is not honoured as such: the delivery would outlive its schedule.
-const MAX_RETRY_AFTER_MS = 86_400_000;
 // A Retry-After under a second ("0", a date already past) names no wait: the schedule's delay applies,
 // or every attempt of the delivery would go out back to back against a receiver that is struggling.
 const MIN_RETRY_AFTER_MS = 1000;
@@ -123,6 +122,30 @@ export function parseRetryAfter(value: string | null, now: number): number | nul
   return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
 
+/**
+ * How long after it was enqueued a delivery may still be attempted: the longest its schedule can
+ * take, each wait at its longest (+20%) and each attempt its full timeout; about 26.7 h by default
+ * ("about a day"). A wait that would end after it (a receiver's Retry-After, or the schedule's after
+ * the server was stopped a while) is not waited: the delivery is given up when the window ends.
+ */
+export function retryWindowMs(
+  config: Pick<Config['webhooks'], 'retryDelaysSeconds' | 'maxAttempts' | 'timeoutSeconds'>,
+): number {
+  let waits = 0;
+  for (let attempt = 1; attempt < config.maxAttempts; attempt++) {
+    waits += config.retryDelaysSeconds[Math.min(attempt, config.retryDelaysSeconds.length) - 1] ?? 60;
+  }
+  return Math.round((waits * 1.2 + config.maxAttempts * config.timeoutSeconds) * 1000);
+}
+
+const RETRY_WINDOW = 'retry window';
+
+/** `last_error` of a delivery given up when its retry window ended (after `previous`). */
+export function windowEndedError(previous: string | null): string {
+  if (previous?.includes(RETRY_WINDOW)) return previous;
+  return `${previous ?? 'not delivered'} (not retried: the delivery's ${RETRY_WINDOW} ended)`;
+}
+
 /** The wait after failed attempt `attempt` (1-based): the schedule's entry ±20%. */
 export function retryDelayMs(
   delaysSeconds: readonly number[],
@@ -146,6 +169,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
   // DNS check and the bookkeeping; it runs out when this replica died, and the delivery goes again.
   const leaseMs = (config.timeoutSeconds * 2 + 10) * 1000;
   const batchSize = config.concurrency;
+  const windowMs = retryWindowMs(config);
 
   let stopped = false;
   let running: Promise<number> | null = null;
@@ -365,6 +389,19 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
       });
       return;
     }
+    // Attempted before, and its retry window has ended (a Retry-After that asked for a later attempt
+    // left it waiting for that end; or the server was stopped past it): given up unsent, so not
+    // counted as an attempt. Its first attempt is made whenever it comes (no replica could sign it
+    // before, say).
+    if (delivery.attempts > 1 && now() >= delivery.created_at + windowMs) {
+      await giveUp(delivery, {
+        update: { last_error: headOf(windowEndedError(delivery.last_error), ERROR_TEXT_LIMIT) },
+        attempts: delivery.attempts - 1,
+        status: null,
+        seconds: null,
+      });
+      return;
+    }
     // The HTTP request's duration only: reading and decrypting the signing secrets is not the receiver's.
     let seconds: number | null = null;
     let status: number | null = null;
@@ -453,61 +490,98 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
       return;
     }
     const lastError = headOf(error, ERROR_TEXT_LIMIT);
+    const windowEnd = delivery.created_at + windowMs;
     // 410 Gone: the receiver says the endpoint is gone for good, so retrying only adds load, and the
     // subscription is disabled (a tenant admin re-enables or deletes it).
-    if (delivery.attempts >= config.maxAttempts || status === 410 || hopeless) {
-      // Recorded and counted (the subscription disabled) at once: a replica that saw the delivery
-      // settled but its subscription still enabled would send the next one (to a 410 Gone receiver).
-      const outcome = await db.transaction().execute(async (trx) => {
-        await lockSubscription(trx, delivery);
-        const recorded = await record(
-          delivery,
-          { status: 'failed', next_attempt_at: at, last_status: status, last_error: lastError },
-          trx,
-        );
-        // Counted (and the subscription disabled) only by the attempt that holds the delivery.
-        return recorded ? { disabled: await countFailure(trx, delivery, status) } : null;
-      });
-      if (outcome === null) return;
-      options.observer?.attempted(delivery.event, 'failed', seconds);
-      logger.warn(
-        {
-          webhookId: delivery.webhook_id,
-          deliveryId: delivery.id,
-          attempts: delivery.attempts,
-          error: lastError,
+    if (delivery.attempts >= config.maxAttempts || status === 410 || hopeless || at >= windowEnd) {
+      await giveUp(delivery, {
+        update: {
+          last_status: status,
+          last_error: at >= windowEnd ? headOf(windowEndedError(lastError), ERROR_TEXT_LIMIT) : lastError,
         },
-        'webhook delivery failed for good',
-      );
-      if (outcome.disabled === null) return;
-      // Warned and counted once, by the replica whose update disabled it.
-      options.observer?.disabled?.(outcome.disabled.reason);
-      logger.warn(
-        { webhookId: delivery.webhook_id, tenantId: delivery.tenant_id, reason: outcome.disabled.text },
-        'webhook subscription disabled; re-enable it with POST /v1/webhooks/{id}/enable',
-      );
-      await auditDisabling(delivery, outcome.disabled.text);
+        attempts: delivery.attempts,
+        status,
+        seconds,
+      });
       return;
     }
-    const wait = Math.min(
-      retryAfterMs !== null && retryAfterMs >= MIN_RETRY_AFTER_MS
+    const honoured = retryAfterMs !== null && retryAfterMs >= MIN_RETRY_AFTER_MS;
+    const wait =
+      retryAfterMs !== null && honoured
         ? retryAfterMs
-        : retryDelayMs(config.retryDelaysSeconds, delivery.attempts, random),
-      MAX_RETRY_AFTER_MS,
-    );
-    if (!(await record(delivery, { next_attempt_at: at + wait, last_status: status, last_error: lastError })))
+        : retryDelayMs(config.retryDelaysSeconds, delivery.attempts, random);
+    // A wait that would end after the retry window (a Retry-After of a day, say, or several of them):
+    // the delivery is not attempted again, and is given up when the window ends (by the claim then).
+    const beyond = at + wait > windowEnd;
+    const dueAt = beyond ? windowEnd : at + wait;
+    const recordedError = beyond
+      ? headOf(
+          `${error} (${honoured ? `its Retry-After, ${Math.ceil(wait / 1000)} s,` : 'the next attempt'} ends after the delivery's ${RETRY_WINDOW}: given up at its end, ${new Date(windowEnd).toISOString()})`,
+          ERROR_TEXT_LIMIT,
+        )
+      : lastError;
+    if (!(await record(delivery, { next_attempt_at: dueAt, last_status: status, last_error: recordedError })))
       return;
-    armRetry(at + wait);
+    armRetry(dueAt);
     options.observer?.attempted(delivery.event, 'retried', seconds);
     logger.info(
       {
         webhookId: delivery.webhook_id,
         deliveryId: delivery.id,
         attempts: delivery.attempts,
-        error: lastError,
+        error: recordedError,
       },
-      'webhook delivery attempt failed; retrying later',
+      beyond
+        ? 'webhook delivery attempt failed; not retried: the wait ends after its retry window, given up then'
+        : 'webhook delivery attempt failed; retrying later',
     );
+  }
+
+  /**
+   * Fails the delivery for good and counts it (the subscription disabled at a 410 Gone or at the
+   * configured count), recorded at once: a replica that saw the delivery settled but its
+   * subscription still enabled would send the next one (to a 410 Gone receiver). Counted, logged and
+   * audited only by the attempt that holds the delivery. `attempts` is what is recorded (one less
+   * than the claim's when nothing was sent); `status` the receiver's answer, if any (410 disables).
+   */
+  async function giveUp(
+    delivery: ClaimedDelivery,
+    given: {
+      update: Partial<Pick<WebhookDeliveriesTable, 'last_status' | 'last_error'>>;
+      attempts: number;
+      status: number | null;
+      seconds: number | null;
+    },
+  ): Promise<void> {
+    const at = now();
+    const outcome = await db.transaction().execute(async (trx) => {
+      await lockSubscription(trx, delivery);
+      const recorded = await record(
+        delivery,
+        { ...given.update, status: 'failed', next_attempt_at: at, attempts: given.attempts },
+        trx,
+      );
+      return recorded ? { disabled: await countFailure(trx, delivery, given.status) } : null;
+    });
+    if (outcome === null) return;
+    options.observer?.attempted(delivery.event, 'failed', given.seconds);
+    logger.warn(
+      {
+        webhookId: delivery.webhook_id,
+        deliveryId: delivery.id,
+        attempts: given.attempts,
+        error: given.update.last_error ?? delivery.last_error,
+      },
+      'webhook delivery failed for good',
+    );
+    if (outcome.disabled === null) return;
+    // Warned and counted once, by the replica whose update disabled it.
+    options.observer?.disabled?.(outcome.disabled.reason);
+    logger.warn(
+      { webhookId: delivery.webhook_id, tenantId: delivery.tenant_id, reason: outcome.disabled.text },
+      'webhook subscription disabled; re-enable it with POST /v1/webhooks/{id}/enable',
+    );
+    await auditDisabling(delivery, outcome.disabled.text);
   }
 
   /**

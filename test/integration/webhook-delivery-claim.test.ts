@@ -119,6 +119,9 @@ for (const backend of STORE_BACKENDS) {
           event: 'session.completed',
           payload: '{"id":"w1-a"}',
           attempts: 1,
+          // What the retry window counts from, and the error a give-up at its end keeps.
+          created_at: AT - 60_000,
+          last_error: null,
           url: 'https://receiver.example/w1',
           disabled_at: null,
         },
