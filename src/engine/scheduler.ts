@@ -408,6 +408,9 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         logger: deps.logger,
         now,
         onOutputStored: () => deps.notifier.publish(sessionChannel(claim.sessionId)),
+        // A write of the run's own (an agent's message) found the task no longer its: the run is
+        // fenced, as a lease renewal that finds the lease gone stops it.
+        onClaimLost: () => abort(run, 'lease_lost'),
         ...(deps.genAi ? { genAi: deps.genAi, trace } : {}),
       });
       // A run of an earlier attempt (its lease lost in a stall) ends after the task was claimed again

@@ -38,6 +38,8 @@ export interface TaskRunInput {
   now(): number;
   /** Called after output lines were committed (wake event watchers). */
   onOutputStored(): void;
+  /** A write of the run found its claim gone (RuntimeContext.claimLost): stop the run. */
+  onClaimLost?(): void;
   /** Tracing on: the attempt runs in an `invoke_agent`/`plan` span of the session's stored trace. */
   genAi?: GenAiTracer;
   /** The session's stored trace context, which the attempt's span continues. */
@@ -200,6 +202,10 @@ async function runToOutcome(
             modelUsage = models;
           },
           reportSpend,
+          leaseOwner: input.claim.owner,
+          claimLost() {
+            input.onClaimLost?.();
+          },
           emitOutput(stream, chunk) {
             buffer.push(stream, chunk);
             if (buffer.pending > 0) scheduleFlush();

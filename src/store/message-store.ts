@@ -1,11 +1,13 @@
 // Messages of a session (agent to agent, or a person steering the orchestrator), each stored with the
 // session event that announces it, in the caller's transaction: event readers and the recipient's
 // next turn see the same messages. A message to an agent is marked with the task whose turn received
-// it once that task succeeds, so it is delivered into one finished turn.
+// it once that task succeeds, so it is delivered into one finished turn. An agent's message is
+// stored only while the run sending it still holds its task (holdsSenderClaim).
 import type { Kysely } from 'kysely';
 import type { NewEvent } from '../domain/events.ts';
 import { appendEvents } from './event-store.ts';
 import type { Database } from './schema.ts';
+import { lockSessions } from './session-locks.ts';
 
 export interface NewMessage {
   id: string;
@@ -17,6 +19,39 @@ export interface NewMessage {
   toAgentId: string | null;
   body: string;
   createdAt: number;
+}
+
+/** The run an agent's message comes from: its task, and the claim (lease owner, attempt) it runs under. */
+export interface MessageSender {
+  taskId: string;
+  owner: string;
+  attempt: number;
+}
+
+/**
+ * Locks the session (as output flushes, finishes and cancels lock it, before any task row) and
+ * tells whether `sender` still runs its task: leased or running under the same owner and attempt.
+ * False once the session was cancelled or ended, or another attempt took the task over: the run is
+ * fenced, and nothing of it may be stored (it would follow the session's `session.finished`).
+ * Call inside the transaction that stores the message, before storing it.
+ */
+export async function holdsSenderClaim(
+  trx: Kysely<Database>,
+  scope: { tenantId: string; sessionId: string },
+  sender: MessageSender,
+): Promise<boolean> {
+  await lockSessions(trx, [scope.sessionId], scope.tenantId);
+  const held = await trx
+    .selectFrom('tasks')
+    .select('id')
+    .where('id', '=', sender.taskId)
+    .where('tenant_id', '=', scope.tenantId)
+    .where('session_id', '=', scope.sessionId)
+    .where('status', 'in', ['leased', 'running'])
+    .where('lease_owner', '=', sender.owner)
+    .where('attempts', '=', sender.attempt)
+    .executeTakeFirst();
+  return held !== undefined;
 }
 
 /** Inserts the message and appends `event` for it; call inside a transaction. */

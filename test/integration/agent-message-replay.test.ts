@@ -13,6 +13,14 @@ test('the same undelivered message from one agent to another is stored once', as
     objective: 'x',
     agents: [{ name: 'only', role: 'engineer', task: 't', runner: 'ok' }],
   });
+  // The sending run holds its task (the messages of a run that no longer does are not stored).
+  const task = await h.handle.db
+    .updateTable('tasks')
+    .set({ status: 'running', lease_owner: 'W', attempts: 1, lease_expires_at: Date.now() + 60_000 })
+    .where('session_id', '=', session.id)
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  const sender = { taskId: task.id, owner: 'W', attempt: 1 };
   const sent: string[] = [];
   const messaging = createStoreMessaging(h.handle.db, (message) => sent.push(message.body));
   const message = {
@@ -22,9 +30,9 @@ test('the same undelivered message from one agent to another is stored once', as
     toAgentId: 'agent-b',
     body: 'The rate limit is 50/s',
   };
-  await messaging.sendMessage(message);
-  await messaging.sendMessage(message);
-  await messaging.sendMessage({ ...message, body: 'Another fact' });
+  await messaging.sendMessage(message, sender);
+  await messaging.sendMessage(message, sender);
+  await messaging.sendMessage({ ...message, body: 'Another fact' }, sender);
   const rows = () =>
     h.handle.db.selectFrom('messages').select(['id', 'body']).where('session_id', '=', session.id).execute();
   assert.deepEqual((await rows()).map((row) => row.body).sort(), ['Another fact', 'The rate limit is 50/s']);
@@ -37,6 +45,6 @@ test('the same undelivered message from one agent to another is stored once', as
     .set({ delivered_task_id: 'some-task' })
     .where('session_id', '=', session.id)
     .execute();
-  await messaging.sendMessage(message);
+  await messaging.sendMessage(message, sender);
   assert.equal((await rows()).length, 3);
 });

@@ -174,8 +174,11 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
     prepareBudget: budgetGuard?.prepare,
     releaseBudget: budgetGuard?.release,
     agentTelemetry: () => options.telemetry?.agentScope?.(),
-    createTools: (task) =>
-      config.llm.agentMessaging && task.agentId !== null ? createMessagingTools(messaging, task) : undefined,
+    // Offered to runs of the engine, whose claim (lease owner) fences what the tool stores.
+    createTools: (task, ctx) =>
+      config.llm.agentMessaging && task.agentId !== null && ctx.leaseOwner !== undefined
+        ? createMessagingTools(messaging, task, { leaseOwner: ctx.leaseOwner, claimLost: ctx.claimLost })
+        : undefined,
     dependencyOutputChars: config.llm.planner.dependencyOutputChars,
   });
   const planner = createLlmPlanner({

@@ -62,6 +62,17 @@ export interface RuntimeContext {
    * run ends, answered or failed: its finish stores it on the task (store/task-model-usage.ts).
    */
   reportModelUsage?(models: ModelUsage[]): void;
+  /**
+   * The worker holding the run's lease: with the task's attempt, the claim by which the engine
+   * fences the run's writes. A write the runtime makes itself for the run (an agent's message,
+   * ai-sdk/agent-tools.ts) is stored only while the task still runs under that owner and attempt.
+   */
+  leaseOwner?: string;
+  /**
+   * Such a write found the claim gone (the session ended, or another attempt took the task over):
+   * the engine stops the run as it stops one whose lease was lost (`signal` aborts).
+   */
+  claimLost?(): void;
 }
 
 export interface RuntimeResult {

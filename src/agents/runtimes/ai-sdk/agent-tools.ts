@@ -1,14 +1,17 @@
 // Tools offered to LLM agents. `send_message` lets an agent address another agent of its session:
 // the message is stored with its `agent.message` session event (one transaction) and delivered into
-// the recipient's next turn (see agent-memory.ts).
+// the recipient's next turn (see agent-memory.ts). Like every write of a run, it is fenced by the
+// run's claim: a run whose session ended or whose task another attempt took over stores nothing,
+// gets a tool error, and is stopped.
 
 import { type ToolSet, tool } from 'ai';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
+import { AppError } from '../../../errors/app-error.ts';
 import { newId } from '../../../store/ids.ts';
-import { insertMessage } from '../../../store/message-store.ts';
+import { holdsSenderClaim, insertMessage, type MessageSender } from '../../../store/message-store.ts';
 import type { Database } from '../../../store/schema.ts';
-import type { RuntimeTask } from '../runtime.ts';
+import type { RuntimeContext, RuntimeTask } from '../runtime.ts';
 
 /** Longest message an agent may send; longer ones belong in its output, which dependants get. */
 export const MAX_AGENT_MESSAGE_CHARS = 4000;
@@ -30,15 +33,29 @@ export interface AgentMessage {
   toName?: string;
 }
 
+/**
+ * What became of a message: `sent` (stored, or stored already by an earlier attempt), or
+ * `claim_lost` (nothing stored: the sending run no longer holds its task).
+ */
+export type SendOutcome = 'sent' | 'claim_lost';
+
 export interface MessagingDeps {
   listAgents(task: RuntimeTask): Promise<SessionAgent[]>;
-  sendMessage(message: AgentMessage): Promise<void>;
+  /** Stores the message while `sender` still holds its task (checked in the storing transaction). */
+  sendMessage(message: AgentMessage, sender: MessageSender): Promise<SendOutcome>;
   /** Whether the agent has a task that has not started yet (its start reads the agent's inbox). */
   hasWaitingTask(task: RuntimeTask, agentId: string): Promise<boolean>;
 }
 
+/** The run a tool set serves: the lease owner of its claim, and how to stop it once fenced. */
+export type MessagingRun = Required<Pick<RuntimeContext, 'leaseOwner'>> & Pick<RuntimeContext, 'claimLost'>;
+
+/** The tool answer of a message the sending run may no longer store. */
+export const RUN_ENDED_MESSAGE =
+  'The message was not sent: this task no longer runs (its session has ended or was cancelled, or another attempt took the task over). Stop working: nothing more of this run is kept.';
+
 /** The tool set for one task: `send_message` (only when the task belongs to an agent). */
-export function createMessagingTools(deps: MessagingDeps, task: RuntimeTask): ToolSet {
+export function createMessagingTools(deps: MessagingDeps, task: RuntimeTask, run: MessagingRun): ToolSet {
   return {
     send_message: tool({
       description:
@@ -54,15 +71,26 @@ export function createMessagingTools(deps: MessagingDeps, task: RuntimeTask): To
           return `No agent named "${to}". Agents of this session: ${agents.map((a) => `${a.name} (${a.role})`).join(', ') || 'none'}.`;
         if (target.id === task.agentId) return 'You cannot send a message to yourself.';
         const sender = agents.find((agent) => agent.id === task.agentId);
-        await deps.sendMessage({
-          tenantId: task.tenantId,
-          sessionId: task.sessionId,
-          fromAgentId: task.agentId,
-          toAgentId: target.id,
-          body: message,
-          toName: target.name,
-          ...(sender ? { fromName: sender.name } : {}),
-        });
+        const outcome = await deps.sendMessage(
+          {
+            tenantId: task.tenantId,
+            sessionId: task.sessionId,
+            fromAgentId: task.agentId,
+            toAgentId: target.id,
+            body: message,
+            toName: target.name,
+            ...(sender ? { fromName: sender.name } : {}),
+          },
+          { taskId: task.taskId, owner: run.leaseOwner, attempt: task.attempt },
+        );
+        if (outcome === 'claim_lost') {
+          // Fenced, as an output flush of a run that lost its claim stores nothing: the engine stops
+          // the run (its signal aborts, so the run ends here); the model sees this only without one.
+          run.claimLost?.();
+          throw new AppError('INVALID_STATE', RUN_ENDED_MESSAGE, {
+            details: { taskId: task.taskId, attempt: task.attempt },
+          });
+        }
         if (await deps.hasWaitingTask(task, target.id)) return `Message delivered to ${to}.`;
         // Told, so that the model does not count on a message no task of the recipient may read.
         return (
@@ -105,10 +133,13 @@ export function createStoreMessaging(
         .executeTakeFirst();
       return waiting !== undefined;
     },
-    async sendMessage(message) {
+    async sendMessage(message, sender) {
       const id = newId();
       const at = now();
       const stored = await db.transaction().execute(async (trx) => {
+        // Under the session's lock, as a cancel or finish takes it: a cancel that committed first
+        // is seen (the task is no longer running), one that comes later waits for this commit.
+        if (!(await holdsSenderClaim(trx, message, sender))) return 'claim_lost' as const;
         // A task run again (after a crash or a lost lease) tends to send what its earlier attempt
         // sent: the same words from the same agent, not received yet, are that message, not another.
         const same = await trx
@@ -121,7 +152,7 @@ export function createStoreMessaging(
           .where('body', '=', message.body)
           .where('delivered_task_id', 'is', null)
           .executeTakeFirst();
-        if (same) return false;
+        if (same) return 'repeated' as const;
         await insertMessage(
           trx,
           { ...message, id, createdAt: at },
@@ -137,9 +168,10 @@ export function createStoreMessaging(
             },
           },
         );
-        return true;
+        return 'stored' as const;
       });
-      if (stored) onSent?.({ ...message, id });
+      if (stored === 'stored') onSent?.({ ...message, id });
+      return stored === 'claim_lost' ? 'claim_lost' : 'sent';
     },
   };
 }
