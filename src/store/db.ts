@@ -263,6 +263,18 @@ export function openSqliteReadOnly(
     throw new AppError('STORE_UNAVAILABLE', `Cannot open the database file ${path}`, { cause: error });
   }
   sqlite.pragma(`busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
+  try {
+    // SQLite opens lazily: a file that is not a database (SQLITE_NOTADB) failed only at the caller's
+    // first query, as an internal error. Reading the schema cookie reads the header now.
+    sqlite.pragma('schema_version');
+  } catch (error) {
+    sqlite.close();
+    throw new AppError(
+      'STORE_UNAVAILABLE',
+      `Cannot read the database file ${path}: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
   const db = new Kysely<Database>({ dialect: createSqliteDialect(sqlite) });
   return { db, close: () => db.destroy() };
 }

@@ -132,3 +132,43 @@ test('several migrate runs at once on a new SQLite database apply each migration
   assert.equal(status.current, true);
   assert.deepEqual(applied.sort(), status.applied, 'every migration applied by exactly one run, none undone');
 });
+
+test('a file that is not a SQLite database is named as such, not an internal error', async (t) => {
+  // SQLite opens a file lazily: a read-only open of a text file succeeded and the first query failed
+  // with SQLITE_NOTADB, which the commands reported as `INTERNAL: file is not a database`.
+  const dir = mkdtempSync(join(tmpdir(), 'maos-cli-migrate-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const notADatabase = join(dir, 'notes.db');
+  writeFileSync(notADatabase, 'dataDir: somewhere\nthis is a text file, not a database\n'.repeat(50));
+  const bytes = readFileSync(notADatabase);
+  const file = join(dir, 'maos.yaml');
+  writeFileSync(
+    file,
+    `dataDir: ${JSON.stringify(join(dir, 'data'))}\nstore: { url: ${JSON.stringify(`sqlite:${notADatabase}`)} }\n`,
+  );
+  const status = await runMaos(['migrate', '--status', '--config', file]);
+  assert.equal(status.code, 7, status.stderr);
+  assert.match(status.stderr, /STORE_UNAVAILABLE/);
+  assert.match(status.stderr, /not a database/);
+  assert.ok(status.stderr.includes(notADatabase), status.stderr);
+  assert.doesNotMatch(status.stderr, /INTERNAL/);
+
+  // The same file as the target of a store copy's dry run, from a sound source.
+  const source = join(dir, 'source.yaml');
+  writeFileSync(source, `dataDir: ${JSON.stringify(join(dir, 'source'))}\n`);
+  assert.equal((await runMaos(['migrate', '--config', source])).code, 0);
+  const dryRun = await runMaos([
+    'store',
+    'copy',
+    '--dry-run',
+    '--to',
+    `sqlite:${notADatabase}`,
+    '--config',
+    source,
+  ]);
+  assert.equal(dryRun.code, 7, dryRun.stderr);
+  assert.match(dryRun.stderr, /STORE_UNAVAILABLE/);
+  assert.match(dryRun.stderr, /not a database/);
+  assert.doesNotMatch(dryRun.stderr, /INTERNAL/);
+  assert.ok(readFileSync(notADatabase).equals(bytes), 'the file is left as it was');
+});
