@@ -190,12 +190,40 @@ function withFetchBackoff(remote: RemoteKeySet, now: () => Date): KeySet {
   };
 }
 
+/**
+ * Where the discovery document of `issuer` is read: its one trailing slash dropped (an issuer
+ * `https://idp/realm/` is asked at `https://idp/realm/.well-known/openid-configuration`), no more.
+ * `maos doctor` probes the same URL.
+ */
+export function discoveryUrl(issuer: string): string {
+  return `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+}
+
+/**
+ * Why the `jwks_uri` a discovery document of `issuer` names is refused (`jwks_uri … is not a URL`),
+ * or null when its keys may be fetched from it. `maos doctor` fails on the same problems.
+ */
+export function jwksUriProblem(issuer: string, jwksUri: string): string | null {
+  // A relative or malformed jwks_uri would fail `new URL` when the key set is made: a TypeError (500).
+  if (!URL.canParse(jwksUri)) return 'jwks_uri is not a URL';
+  const { origin, protocol } = new URL(jwksUri);
+  // The keys decide which tokens verify: fetched over plain HTTP for an issuer reached over TLS,
+  // anyone on the path could hand over a key of their own and sign tokens with it.
+  if (issuer.toLowerCase().startsWith('https:') && protocol !== 'https:') {
+    return `jwks_uri ${origin} is not https:// while the issuer is: its signing keys would be fetched unprotected`;
+  }
+  // fetch would refuse every key fetch there with a bare "fetch failed" (a WHATWG bad port): said
+  // here, where the operator reading the error can tell it is the IdP's published URL.
+  const port = fetchBlockedPort(jwksUri);
+  return port === undefined ? null : `jwks_uri ${origin}: ${blockedPortReason(port)}`;
+}
+
 async function discover(
   issuer: string,
   timeoutMs: number,
   fetchImpl: typeof fetch,
 ): Promise<DiscoveryDocument> {
-  const url = `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+  const url = discoveryUrl(issuer);
   let doc: Partial<DiscoveryDocument>;
   try {
     const response = await fetchImpl(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error' });
@@ -216,30 +244,8 @@ async function discover(
       'The identity provider discovery document does not match auth.oidc.issuer',
     );
   }
-  // A relative or malformed jwks_uri would fail `new URL` when the key set is made: a TypeError (500).
-  if (!URL.canParse(doc.jwks_uri)) {
-    throw new AppError(
-      'AUTH_PROVIDER_UNAVAILABLE',
-      "The identity provider discovery document's jwks_uri is not a URL",
-    );
-  }
-  // The keys decide which tokens verify: fetched over plain HTTP for an issuer reached over TLS,
-  // anyone on the path could hand over a key of their own and sign tokens with it.
-  if (issuer.toLowerCase().startsWith('https:') && new URL(doc.jwks_uri).protocol !== 'https:') {
-    throw new AppError(
-      'AUTH_PROVIDER_UNAVAILABLE',
-      `The identity provider's jwks_uri ${new URL(doc.jwks_uri).origin} is not https:// while the issuer is: its signing keys would be fetched unprotected`,
-    );
-  }
-  // fetch would refuse every key fetch there with a bare "fetch failed" (a WHATWG bad port): said
-  // here, where the operator reading the error can tell it is the IdP's published URL.
-  const jwksPort = fetchBlockedPort(doc.jwks_uri);
-  if (jwksPort !== undefined) {
-    throw new AppError(
-      'AUTH_PROVIDER_UNAVAILABLE',
-      `The identity provider's jwks_uri ${new URL(doc.jwks_uri).origin}: ${blockedPortReason(jwksPort)}`,
-    );
-  }
+  const problem = jwksUriProblem(issuer, doc.jwks_uri);
+  if (problem !== null) throw new AppError('AUTH_PROVIDER_UNAVAILABLE', `The identity provider's ${problem}`);
   return { issuer: doc.issuer, jwks_uri: doc.jwks_uri };
 }
 

@@ -9,6 +9,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   statfsSync,
   statSync,
@@ -16,15 +17,19 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { checkOidc } from '../../src/cli/ops/doctor-checks.ts';
 import { findOidcIssuer } from '../../src/cli/ops/doctor-remote.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { createDatabase } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
 import { MIGRATIONS } from '../../src/store/migrations/index.ts';
+import { createSelfSignedCert, skipWithoutOpenssl } from '../fixtures/tls-cert.ts';
 
 const CLI = new URL('../../bin/maos.js', import.meta.url).pathname;
 /** Why 10 s: a bound for answers of an in-process server, which a busy machine may delay past 2 s. */
@@ -461,10 +466,64 @@ describe('doctor OIDC and provider probes', { timeout: 240_000 }, () => {
       assert.equal(result.status, 'fail');
       assert.match(
         result.message,
-        /^JWKS at http:\/\/127\.0\.0\.1:6000\/jwks unreachable \(port 6000 is one the HTTP client .* refuses/,
+        /\/\.well-known\/openid-configuration: jwks_uri http:\/\/127\.0\.0\.1:6000: port 6000 is one the HTTP client .* refuses/,
       );
     } finally {
       claimedJwks = '';
     }
+  });
+
+  test('an issuer ending in two slashes is probed where the server asks, one slash stripped, not both', async () => {
+    // The server asks <issuer minus one slash>/.well-known/…, here `//.well-known/…`, which this IdP
+    // does not serve: the doctor probed `/.well-known/…` instead and passed an issuer the server refused.
+    const issuer = `${idp.base}//`;
+    claimedIssuer = issuer;
+    try {
+      const { result } = await checkOidc(issuer, OIDC_CHECK_TIMEOUT_MS);
+      assert.equal(result.status, 'fail', result.message);
+      assert.equal(
+        result.message,
+        `discovery at ${idp.base}//.well-known/openid-configuration failed (HTTP 404)`,
+      );
+    } finally {
+      claimedIssuer = '';
+    }
+  });
+
+  test('an https issuer whose discovery names a plain-http jwks_uri fails, as the server refuses it', {
+    skip: skipWithoutOpenssl,
+  }, async (t) => {
+    const certDir = mkdtempSync(join(tmpdir(), 'maos-ops-doctor-tls-'));
+    t.after(() => rmSync(certDir, { recursive: true, force: true }));
+    const { certFile, keyFile } = createSelfSignedCert(certDir);
+    let issuer = '';
+    let jwksUri = '';
+    const tlsIdp = createHttpsServer(
+      { cert: readFileSync(certFile), key: readFileSync(keyFile) },
+      (req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        if (req.url === '/jwks') res.end('{"keys":[]}');
+        else res.end(JSON.stringify({ issuer, jwks_uri: jwksUri }));
+      },
+    );
+    await new Promise<void>((resolve) => tlsIdp.listen(0, '127.0.0.1', resolve));
+    t.after(() => tlsIdp.close());
+    issuer = `https://127.0.0.1:${(tlsIdp.address() as AddressInfo).port}`;
+    // This IdP's certificate is trusted for the doctor's fetches, as a CA's would be.
+    const agent = new Agent({ connect: { ca: readFileSync(certFile) } });
+    t.after(() => agent.close());
+    const trusting: typeof fetch = (input, init) =>
+      undiciFetch(input as never, { ...(init as object), dispatcher: agent }) as unknown as Promise<Response>;
+    // The key set on plain HTTP (reachable: the IdP of the other tests serves it).
+    jwksUri = `${idp.base}/jwks`;
+    const plain = await checkOidc(issuer, OIDC_CHECK_TIMEOUT_MS, trusting);
+    assert.equal(plain.result.status, 'fail', plain.result.message);
+    assert.match(
+      plain.result.message,
+      /jwks_uri http:\/\/127\.0\.0\.1:\d+ is not https:\/\/ while the issuer is/,
+    );
+    jwksUri = `${issuer}/jwks`;
+    const protectedKeys = await checkOidc(issuer, OIDC_CHECK_TIMEOUT_MS, trusting);
+    assert.equal(protectedKeys.result.status, 'pass', protectedKeys.result.message);
   });
 });

@@ -11,6 +11,7 @@ import { AppError } from '../../errors/app-error.ts';
 import { postgresReadOnlyReason } from '../../observability/health.ts';
 import { resolveCheckpointDir } from '../../security/create-security.ts';
 import { createEgress } from '../../security/egress-proxy.ts';
+import { discoveryUrl, jwksUriProblem } from '../../security/oidc.ts';
 import { nearestExisting } from '../../store/data-dir-owner.ts';
 import { createDatabase, resolveSqlitePath } from '../../store/db.ts';
 import { getMigrationStatus } from '../../store/migrate.ts';
@@ -427,14 +428,17 @@ export interface ClockReference {
   localDate: Date;
 }
 
-/** OIDC discovery answers, names the same issuer, and its JWKS is reachable. */
+/**
+ * OIDC discovery answers at the URL the server asks, names the same issuer and a jwks_uri the server
+ * accepts, and its JWKS is reachable.
+ */
 export async function checkOidc(
   issuer: string | undefined,
   timeoutMs: number,
   fetchImpl: typeof fetch = fetch,
 ): Promise<{ result: CheckResult; reference?: ClockReference }> {
   if (!issuer) return { result: { name: 'oidc', status: 'skip', message: 'OIDC not configured' } };
-  const url = `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
+  const url = discoveryUrl(issuer);
   const fix = 'Check the issuer URL (it must match the `iss` of tokens exactly), DNS and egress to the IdP.';
   const probe = await probeUrl(url, timeoutMs, true, fetchImpl);
   const reference = probe.date
@@ -458,6 +462,18 @@ export async function checkOidc(
         status: 'fail',
         message: `discovery says issuer ${String(document.issuer)}, config says ${issuer}`,
         fix: 'Set the issuer exactly as the IdP publishes it (trailing slash included).',
+      },
+      reference,
+    };
+  }
+  const jwksProblem = jwksUriProblem(issuer, document.jwks_uri);
+  if (jwksProblem !== null) {
+    return {
+      result: {
+        name: 'oidc',
+        status: 'fail',
+        message: `${url}: ${jwksProblem}`,
+        fix: 'Have the IdP publish a jwks_uri MAOS may fetch (https:// for an https:// issuer): until then the server answers every token 503 AUTH_PROVIDER_UNAVAILABLE.',
       },
       reference,
     };
