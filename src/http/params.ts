@@ -66,6 +66,14 @@ export function createCursorSchema(maxLength = 512) {
 /** The cursor parameter of the lists whose cursors are short (sessions, audit, deliveries, keys). */
 export const cursorSchema = createCursorSchema();
 
+/**
+ * A number of audit records, the size of a tree the proof routes work on: at least 1 (no proof is
+ * of an empty tree), in decimal digits as every integer parameter.
+ */
+export const treeSizeSchema = queryInteger(
+  z.number().int().min(1, 'must be at least 1').max(Number.MAX_SAFE_INTEGER),
+);
+
 /** A non-negative event sequence number, from `?after=` or `Last-Event-ID`. */
 export const seqSchema = queryInteger(z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)).describe(
   'Event sequence number.',

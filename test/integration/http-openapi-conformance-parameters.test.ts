@@ -81,6 +81,9 @@ for (const store of CONFORMANCE_STORES) {
     expectStatus(await api.call('PUT', emoji(512)), 201);
     expectStatus(await api.call('DELETE', emoji(512)), 204);
     expectStatus(await api.call('PUT', emoji(513)), 400, 'VALIDATION_FAILED');
+    // A proof is of a tree of at least one record: the document says so (minimum 1).
+    expectStatus(await api.call('GET', '/v1/audit/proof/consistency?from=0'), 400, 'VALIDATION_FAILED');
+    expectStatus(await api.call('GET', '/v1/audit/proof/inclusion?index=0&size=0'), 400, 'VALIDATION_FAILED');
     // Path parameters outside their pattern are refused before any lookup.
     const credentials = { body: { apiKey: 'sk-x' } };
     expectStatus(await api.call('PUT', '/v1/providers/Bad_Name/credentials', credentials), 400);

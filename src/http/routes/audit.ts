@@ -5,7 +5,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../../errors/app-error.ts';
 import type { AuditLog } from '../../security/audit/audit-log.ts';
-import { createLimitSchema, cursorSchema, seqSchema, storedIdSchema } from '../params.ts';
+import { createLimitSchema, cursorSchema, seqSchema, storedIdSchema, treeSizeSchema } from '../params.ts';
 import { invalidRequestPart } from '../plugins/error-handler.ts';
 import { problemResponses } from '../problem.ts';
 
@@ -260,7 +260,7 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
         tags: ['audit'],
         querystring: z.strictObject({
           index: seqSchema.describe('Position of the record: its `seq`. Less than `size`.'),
-          size: seqSchema
+          size: treeSizeSchema
             .optional()
             .describe('Tree size, at most the records in the log (default: the latest checkpoint’s size).'),
         }),
@@ -297,8 +297,8 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
         description: `The RFC 6962 consistency proof that the tree of the first \`from\` records is the start of the tree of the first \`to\` (default: the latest checkpoint's size): verify it with the two signed checkpoints' roots to know the log was only appended to in between.${proofCost}`,
         tags: ['audit'],
         querystring: z.strictObject({
-          from: seqSchema.describe('Size of the older tree (an older checkpoint’s), at least 1.'),
-          to: seqSchema
+          from: treeSizeSchema.describe('Size of the older tree (an older checkpoint’s), at least 1.'),
+          to: treeSizeSchema
             .optional()
             .describe(
               'Size of the newer tree, at most the records in the log (default: the latest checkpoint’s size).',
@@ -312,7 +312,6 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
     },
     async (request, reply) => {
       const { from } = request.query;
-      if (from < 1) throw invalidQuery('from', 'must be at least 1');
       const to = await resolveTreeSize('to', request.query.to);
       if (from > to) throw invalidQuery('from', `must not be greater than to (${to})`);
       const proof = await inTurn(reply, () =>
