@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { FastifyInstance } from 'fastify';
@@ -152,4 +153,65 @@ test('the installed MCP SDK keeps the request-to-stream correlation the tracker 
   const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: () => 'guard' });
   // Without it the tracker is unsure (undefined); with it, a stream with no request in flight is over.
   assert.equal(trackRequests(transport).isStreamOver('any-stream'), true);
+});
+
+test('cancelled requests of a long-lived MCP session are not all kept by the SDK transport', async () => {
+  // The SDK forgets a request only once its stream's responses are all sent, which a cancelled
+  // request never gets: each one stayed in the transport (read at every response) while its MCP
+  // session lived. The tracker keeps only the latest of them (it may still end their streams again).
+  const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: () => 'long-lived' });
+  const server = new McpServer({ name: 'cancelled-requests-test', version: '1' });
+  server.registerTool('hang', { description: 'waits until cancelled' }, (extra) => {
+    return new Promise((_resolve, reject) => {
+      extra.signal.addEventListener('abort', () => reject(new Error('cancelled')), { once: true });
+    });
+  });
+  await server.connect(transport);
+  trackRequests(transport);
+  const post = async (message: unknown) => {
+    const response = await transport.handleRequest(
+      new Request('http://localhost/mcp', {
+        method: 'POST',
+        headers: {
+          accept: 'application/json, text/event-stream',
+          'content-type': 'application/json',
+          'mcp-session-id': 'long-lived',
+          'mcp-protocol-version': '2025-06-18',
+        },
+        body: JSON.stringify(message),
+      }),
+    );
+    return response;
+  };
+  const init = await post({
+    jsonrpc: '2.0',
+    id: 'init',
+    method: 'initialize',
+    params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'test', version: '1' } },
+  });
+  await init.text();
+  await (await post({ jsonrpc: '2.0', method: 'notifications/initialized' })).text();
+  const cancelled = 1_200;
+  for (let id = 1; id <= cancelled; id++) {
+    const call = await post({
+      jsonrpc: '2.0',
+      id,
+      method: 'tools/call',
+      params: { name: 'hang', arguments: {} },
+    });
+    const body = call.text();
+    await (
+      await post({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id } })
+    ).text();
+    // The stream of the cancelled request ends, without a response.
+    assert.doesNotMatch(await body, /"result"|"error"/);
+  }
+  const mapping = Reflect.get(transport, '_requestToStreamMapping') as Map<unknown, unknown>;
+  assert.ok(mapping.size <= 1000, `${mapping.size} cancelled requests still held`);
+  // The session still answers.
+  const pinged = await post({ jsonrpc: '2.0', id: 'last', method: 'ping' });
+  const answer = await pinged.text();
+  assert.match(answer, /"result":\{\}/);
+  assert.match(answer, /"id":"last"/);
+  await server.close();
 });

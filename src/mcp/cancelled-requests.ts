@@ -40,9 +40,27 @@ function streamOfRequest(
   return typeof streamId === 'string' ? streamId : undefined;
 }
 
-function remember<K, V>(map: Map<K, V>, key: K, value: V): void {
-  if (map.size >= MAX_REMEMBERED) map.delete(map.keys().next().value as K);
+/**
+ * The SDK transport's responses held until every request of their stream is answered (request id →
+ * its response), as requestStreams; undefined when the SDK keeps them elsewhere.
+ */
+function heldResponses(
+  transport: WebStandardStreamableHTTPServerTransport,
+): Map<unknown, unknown> | undefined {
+  const responses: unknown = Reflect.get(transport, '_requestResponseMap');
+  return responses instanceof Map ? responses : undefined;
+}
+
+/** Sets `key` in `map`, forgetting the oldest entry at MAX_REMEMBERED; returns the one forgotten. */
+function remember<K, V>(map: Map<K, V>, key: K, value: V): [K, V] | undefined {
+  let forgotten: [K, V] | undefined;
+  if (map.size >= MAX_REMEMBERED) {
+    const oldest = map.keys().next().value as K;
+    forgotten = [oldest, map.get(oldest) as V];
+    map.delete(oldest);
+  }
   map.set(key, value);
+  return forgotten;
 }
 
 export interface RequestTracker {
@@ -114,6 +132,27 @@ export function trackRequests(
     return false;
   }
 
+  /**
+   * Drops what the SDK still holds of `streamId`'s requests that wait for nothing (cancelled, or
+   * answered in a batch with a cancelled one): it forgets a stream's requests only once each has its
+   * response, which a cancelled one never gets, so it kept every cancelled request of the MCP session
+   * (and the other answers of its batch) for as long as the session lived, and read them all at
+   * every response. Done for the oldest cancelled stream as a newer one takes its place in
+   * `cancelledOn`: a stream just ended may still be resumed and end again (endIfCancelled).
+   */
+  function forgetCancelledStream(streamId: string): void {
+    const mapping = requestStreams(transport);
+    if (mapping === undefined) return;
+    const responses = heldResponses(transport);
+    for (const [id, mapped] of [...mapping]) {
+      if (mapped !== streamId) continue;
+      const requestId = requestIdOf(id);
+      if (requestId !== undefined && (pending.has(requestId) || answering.has(requestId))) continue;
+      mapping.delete(id);
+      responses?.delete(id);
+    }
+  }
+
   function endCancelled(streamId: string, id: RequestId): void {
     transport.closeSSEStream(id);
     options.onStreamCancelled?.(streamId);
@@ -143,7 +182,9 @@ export function trackRequests(
       transport.closeSSEStream(cancelled);
       return;
     }
-    remember(cancelledOn, streamId, cancelled);
+    cancelledOn.delete(streamId);
+    const forgotten = remember(cancelledOn, streamId, cancelled);
+    if (forgotten !== undefined) forgetCancelledStream(forgotten[0]);
     if (!awaitsResponse(streamId)) endCancelled(streamId, cancelled);
   };
 
