@@ -84,18 +84,26 @@ export interface AppErrorOptions {
   /** Machine-readable extra facts (e.g. the list of validation issues). Sent to clients. */
   details?: unknown;
   cause?: unknown;
+  /**
+   * Seconds after which the same request may succeed, sent as `Retry-After` (a 429 or 503 whose
+   * wait is known: an identity provider not asked again before then).
+   */
+  retryAfterSeconds?: number;
 }
 
 /** An error with a stable code. Its message is safe to show to the caller. */
 export class AppError extends Error {
   readonly code: ErrorCode;
   readonly details: unknown;
+  /** See AppErrorOptions.retryAfterSeconds. */
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(code: ErrorCode, message: string, options: AppErrorOptions = {}) {
     super(message, { cause: options.cause });
     this.name = 'AppError';
     this.code = code;
     this.details = options.details;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 
   get status(): number {

@@ -75,6 +75,11 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
   let keySet: Promise<KeySet> | null = null;
   /** The last discovery failure, answered again until `untilMs` (DISCOVERY_RETRY_MS). */
   let failure: { error: unknown; untilMs: number } | null = null;
+  /** Until when the IdP is not asked again after its last failure (discovery or key set), in ms. */
+  let backoffUntilMs = 0;
+  const backOff = (untilMs: number) => {
+    backoffUntilMs = untilMs;
+  };
 
   function getKeySet(): Promise<KeySet> {
     if (!keySet) {
@@ -88,6 +93,7 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
             [customFetch]: fetchImpl,
           }),
           now,
+          backOff,
         ),
       );
       keySet.then(
@@ -97,52 +103,75 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
         (error: unknown) => {
           keySet = null;
           failure = { error, untilMs: now().getTime() + DISCOVERY_RETRY_MS };
+          backOff(failure.untilMs);
         },
       );
     }
     return keySet;
   }
 
+  /**
+   * The 503 of an IdP that failed, with the seconds until it is asked again as its Retry-After
+   * (rounded up; none when it is not waited for).
+   */
+  function unavailable(error: AppError): AppError {
+    const waitMs = backoffUntilMs - now().getTime();
+    if (waitMs <= 0) return error;
+    return new AppError(error.code, error.message, {
+      cause: error.cause,
+      retryAfterSeconds: Math.ceil(waitMs / 1000),
+    });
+  }
+
   return {
     async verify(token) {
-      const jwks = await getKeySet();
-      let payload: JWTPayload;
-      let typ: string | undefined;
-      const currentDate = now();
       try {
-        const result = await jwtVerify(token, jwks, {
-          issuer,
-          audience: audiences,
-          algorithms: config.algorithms,
-          typ: config.typ === 'strict' ? STRICT_TYP : undefined,
-          clockTolerance: config.clockToleranceSeconds,
-          requiredClaims,
-          currentDate,
-        });
-        payload = result.payload;
-        typ = result.protectedHeader.typ;
+        return await verifyToken(token);
       } catch (error) {
-        throw mapJoseError(error);
+        if (error instanceof AppError && error.code === 'AUTH_PROVIDER_UNAVAILABLE') throw unavailable(error);
+        throw error;
       }
-      // jose compares `iat` with the clock only when given a maximum token age; without this a token
-      // stamped as issued in the future (beyond the clock tolerance) would pass.
-      if (
-        typeof payload.iat === 'number' &&
-        payload.iat > currentDate.getTime() / 1000 + config.clockToleranceSeconds
-      ) {
-        throw authFailure('INVALID_TOKEN', 'invalid_token', 'token not yet valid');
-      }
-      if (config.typ === 'lenient' && typ !== undefined && !LENIENT_TYPS.has(typ.toLowerCase())) {
-        throw authFailure('INVALID_TOKEN', 'invalid_token', 'unexpected token type');
-      }
-      const principal = mapClaims(payload, config);
-      if (typeof payload.exp !== 'number') return principal;
-      // The moment this token stops passing the check above, on the process clock (the verifier's
-      // clock may be moved in tests).
-      const expiresInMs = (payload.exp + config.clockToleranceSeconds) * 1000 - currentDate.getTime();
-      return { ...principal, expiresAtMs: Date.now() + expiresInMs };
     },
   };
+
+  async function verifyToken(token: string): Promise<Principal> {
+    const jwks = await getKeySet();
+    let payload: JWTPayload;
+    let typ: string | undefined;
+    const currentDate = now();
+    try {
+      const result = await jwtVerify(token, jwks, {
+        issuer,
+        audience: audiences,
+        algorithms: config.algorithms,
+        typ: config.typ === 'strict' ? STRICT_TYP : undefined,
+        clockTolerance: config.clockToleranceSeconds,
+        requiredClaims,
+        currentDate,
+      });
+      payload = result.payload;
+      typ = result.protectedHeader.typ;
+    } catch (error) {
+      throw mapJoseError(error);
+    }
+    // jose compares `iat` with the clock only when given a maximum token age; without this a token
+    // stamped as issued in the future (beyond the clock tolerance) would pass.
+    if (
+      typeof payload.iat === 'number' &&
+      payload.iat > currentDate.getTime() / 1000 + config.clockToleranceSeconds
+    ) {
+      throw authFailure('INVALID_TOKEN', 'invalid_token', 'token not yet valid');
+    }
+    if (config.typ === 'lenient' && typ !== undefined && !LENIENT_TYPS.has(typ.toLowerCase())) {
+      throw authFailure('INVALID_TOKEN', 'invalid_token', 'unexpected token type');
+    }
+    const principal = mapClaims(payload, config);
+    if (typeof payload.exp !== 'number') return principal;
+    // The moment this token stops passing the check above, on the process clock (the verifier's
+    // clock may be moved in tests).
+    const expiresInMs = (payload.exp + config.clockToleranceSeconds) * 1000 - currentDate.getTime();
+    return { ...principal, expiresAtMs: Date.now() + expiresInMs };
+  }
 }
 
 // Errors of picking a key out of a fetched key set: the token's doing, not a failing IdP's.
@@ -160,9 +189,14 @@ const KEY_SELECTION_ERRORS = new Set([
  * while the set is stale (`jwksCacheMaxAgeMs`) or the token names an unknown `kid`, also after a
  * fetch failed, so each token would pass one request on to a failing IdP (a 503 is not charged to
  * the caller's rate limit). After a failed fetch, tokens get that failure for DISCOVERY_RETRY_MS
- * without asking again; those signed with a key of the still-fresh set verify with it meanwhile.
+ * without asking again (`onBackoff` is told until when); those signed with a key of the still-fresh
+ * set verify with it meanwhile.
  */
-function withFetchBackoff(remote: RemoteKeySet, now: () => Date): KeySet {
+function withFetchBackoff(
+  remote: RemoteKeySet,
+  now: () => Date,
+  onBackoff: (untilMs: number) => void,
+): KeySet {
   let failure: { error: unknown; untilMs: number } | null = null;
   return async (header, token) => {
     if (failure && now().getTime() < failure.untilMs) {
@@ -184,6 +218,7 @@ function withFetchBackoff(remote: RemoteKeySet, now: () => Date): KeySet {
       const code = (error as { code?: unknown }).code;
       if (typeof code !== 'string' || !KEY_SELECTION_ERRORS.has(code)) {
         failure = { error, untilMs: now().getTime() + DISCOVERY_RETRY_MS };
+        onBackoff(failure.untilMs);
       }
       throw error;
     }

@@ -422,6 +422,9 @@ describe('HTTP rate limits', { timeout: 60_000 }, () => {
       for (let i = 0; i < 4; i += 1) {
         const response = await inject('Bearer aaa.bbb.ccc');
         outage.push([response.statusCode, response.json().code]);
+        // When the identity provider is asked again: at most DISCOVERY_RETRY_MS (5 s) away, in
+        // whole seconds rounded up.
+        assert.match(String(response.headers['retry-after']), /^[1-5]$/);
       }
       assert.deepEqual(outage, Array(4).fill([503, 'AUTH_PROVIDER_UNAVAILABLE']));
       // The outage left the per-IP counter untouched: two refused keys still get their 401.

@@ -403,17 +403,28 @@ describe('OIDC access tokens from a real provider', { timeout: 60_000 }, () => {
     });
     await new Promise<void>((resolve) => failing.listen(0, '127.0.0.1', resolve));
     const issuer = `http://127.0.0.1:${(failing.address() as AddressInfo).port}`;
+    // A clock that moves only when the test moves it: the Retry-After of each 503 is exact.
+    const start = Date.now();
     const clock = { offsetMs: 0 };
     const verifier = createOidcVerifier(authConfig(issuer).oidc, {
-      now: () => new Date(Date.now() + clock.offsetMs),
+      now: () => new Date(start + clock.offsetMs),
     });
-    const unavailable = (e: unknown) => e instanceof AppError && e.code === 'AUTH_PROVIDER_UNAVAILABLE';
+    const unavailable = (retryAfterSeconds: number) => (e: unknown) =>
+      e instanceof AppError &&
+      e.code === 'AUTH_PROVIDER_UNAVAILABLE' &&
+      e.retryAfterSeconds === retryAfterSeconds;
     try {
-      for (let i = 0; i < 20; i += 1) await assert.rejects(verifier.verify('a.b.c'), unavailable);
+      // Each 503 says when the IdP is asked again: 5 s after the failure, rounded up.
+      for (let i = 0; i < 20; i += 1) await assert.rejects(verifier.verify('a.b.c'), unavailable(5));
+      assert.equal(requests, 1);
+      clock.offsetMs = 2500;
+      await assert.rejects(verifier.verify('a.b.c'), unavailable(3));
+      clock.offsetMs = DISCOVERY_RETRY_MS - 1;
+      await assert.rejects(verifier.verify('a.b.c'), unavailable(1));
       assert.equal(requests, 1);
       clock.offsetMs = DISCOVERY_RETRY_MS + 1;
-      await assert.rejects(verifier.verify('a.b.c'), unavailable);
-      await assert.rejects(verifier.verify('a.b.c'), unavailable);
+      await assert.rejects(verifier.verify('a.b.c'), unavailable(5));
+      await assert.rejects(verifier.verify('a.b.c'), unavailable(5));
       assert.equal(requests, 2);
     } finally {
       failing.close();
@@ -450,11 +461,16 @@ describe('OIDC access tokens from a real provider', { timeout: 60_000 }, () => {
       })
         .setProtectedHeader({ alg: 'ES256', kid, typ: 'at+jwt' })
         .sign(privateKey);
+    // A clock that moves only when the test moves it: the Retry-After of each 503 is exact.
+    const start = Date.now();
     const clock = { offsetMs: 0 };
     const verifier = createOidcVerifier(authConfig(issuer, { jwksCooldownMs: 0 }).oidc, {
-      now: () => new Date(Date.now() + clock.offsetMs),
+      now: () => new Date(start + clock.offsetMs),
     });
-    const unavailable = (e: unknown) => e instanceof AppError && e.code === 'AUTH_PROVIDER_UNAVAILABLE';
+    const unavailable = (retryAfterSeconds: number) => (e: unknown) =>
+      e instanceof AppError &&
+      e.code === 'AUTH_PROVIDER_UNAVAILABLE' &&
+      e.retryAfterSeconds === retryAfterSeconds;
     try {
       const known = await sign('k1');
       const unknown = await sign('k2');
@@ -462,14 +478,16 @@ describe('OIDC access tokens from a real provider', { timeout: 60_000 }, () => {
       assert.equal(state.jwksRequests, 1);
       state.jwksUp = false;
       // An unknown kid makes the key set be fetched again: it fails once, then is not asked again
-      // for DISCOVERY_RETRY_MS, however many tokens come.
-      for (let i = 0; i < 10; i += 1) await assert.rejects(verifier.verify(unknown), unavailable);
+      // for DISCOVERY_RETRY_MS, however many tokens come; each 503 says when it is asked again.
+      for (let i = 0; i < 10; i += 1) await assert.rejects(verifier.verify(unknown), unavailable(5));
       assert.equal(state.jwksRequests, 2);
+      clock.offsetMs = 1200;
+      await assert.rejects(verifier.verify(unknown), unavailable(4));
       // Meanwhile a token signed with a key it still holds is verified with it.
       assert.equal((await verifier.verify(known)).tenantId, 'acme');
       assert.equal(state.jwksRequests, 2);
       clock.offsetMs = DISCOVERY_RETRY_MS + 1;
-      await assert.rejects(verifier.verify(unknown), unavailable);
+      await assert.rejects(verifier.verify(unknown), unavailable(5));
       assert.equal(state.jwksRequests, 3);
     } finally {
       idpServer.close();
