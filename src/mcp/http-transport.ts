@@ -108,6 +108,13 @@ export const MCP_PATH = '/mcp';
 /** Minimum permission to reach /mcp at all; each tool checks its own on top. */
 const ROUTE_PERMISSION = 'sessions:read';
 
+/** The answer to an empty JSON-RPC batch, as JSON-RPC 2.0 gives it. */
+const EMPTY_BATCH_ANSWER = {
+  jsonrpc: '2.0',
+  id: null,
+  error: { code: -32600, message: 'Invalid Request: an empty batch' },
+} as const;
+
 /** Why the idle sweep runs at most this often: closing idle sessions is housekeeping, not urgent. */
 const MAX_SWEEP_INTERVAL_MS = 60_000;
 
@@ -581,6 +588,10 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   }
 
   async function handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    // JSON-RPC 2.0: an empty batch is one Invalid Request (the SDK would accept it with a 202).
+    if (request.method === 'POST' && Array.isArray(request.body) && request.body.length === 0) {
+      return reply.code(400).type('application/json').send(EMPTY_BATCH_ANSWER);
+    }
     const sessionId = readSessionId(request);
     const lastEventId = readLastEventId(request);
     let entry: McpSessionEntry;

@@ -18,7 +18,7 @@ import {
   startMcpTestServer,
   toolErrorOf,
 } from '../fixtures/mcp-server.ts';
-import { initializeRequest, postMcp } from '../fixtures/mcp-wire.ts';
+import { initializeMcp, initializeRequest, postMcp } from '../fixtures/mcp-wire.ts';
 
 interface StatusView {
   sessionId: string;
@@ -331,6 +331,20 @@ describe('MCP over Streamable HTTP', { timeout: 120_000 }, () => {
     });
     assert.equal(response.status, 400);
     assert.equal(((await response.json()) as { code: string }).code, 'VALIDATION_FAILED');
+  });
+
+  test('an empty JSON-RPC batch is an Invalid Request, not accepted', async () => {
+    const { sessionId, negotiated } = await initializeMcp(server.url, '2025-03-26');
+    const headers = { 'mcp-session-id': sessionId, 'mcp-protocol-version': negotiated };
+    const response = await postMcp(server.url, [], headers);
+    assert.equal(response.status, 400);
+    const answer = (await response.json()) as { id: unknown; error: { code: number } };
+    assert.equal(answer.id, null);
+    assert.equal(answer.error.code, -32600);
+    // A batch with a message is still served.
+    const served = await postMcp(server.url, [{ jsonrpc: '2.0', id: 3, method: 'ping' }], headers);
+    assert.equal(served.status, 200);
+    await served.body?.cancel();
   });
 
   test('a foreign Origin or Host is rejected (DNS-rebinding protection)', async () => {
