@@ -159,7 +159,15 @@ test('cancelled requests of a long-lived MCP session are not all kept by the SDK
   // The SDK forgets a request only once its stream's responses are all sent, which a cancelled
   // request never gets: each one stayed in the transport (read at every response) while its MCP
   // session lived. The tracker keeps only the latest of them (it may still end their streams again).
-  const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: () => 'long-lived' });
+  // With the durable log and a client of 2025-11-25, each stream is also marked resumable.
+  const transport = new WebStandardStreamableHTTPServerTransport({
+    sessionIdGenerator: () => 'long-lived',
+    eventStore: createStreamEventLog(handle.db as unknown as Kysely<McpStreamEventsDb>).forSession({
+      tenantId: 'acme',
+      principalId: 'alice',
+      mcpSessionId: 'long-lived',
+    }),
+  });
   const server = new McpServer({ name: 'cancelled-requests-test', version: '1' });
   server.registerTool('hang', { description: 'waits until cancelled' }, (extra) => {
     return new Promise((_resolve, reject) => {
@@ -176,7 +184,7 @@ test('cancelled requests of a long-lived MCP session are not all kept by the SDK
           accept: 'application/json, text/event-stream',
           'content-type': 'application/json',
           'mcp-session-id': 'long-lived',
-          'mcp-protocol-version': '2025-06-18',
+          'mcp-protocol-version': '2025-11-25',
         },
         body: JSON.stringify(message),
       }),
@@ -187,7 +195,7 @@ test('cancelled requests of a long-lived MCP session are not all kept by the SDK
     jsonrpc: '2.0',
     id: 'init',
     method: 'initialize',
-    params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'test', version: '1' } },
+    params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'test', version: '1' } },
   });
   await init.text();
   await (await post({ jsonrpc: '2.0', method: 'notifications/initialized' })).text();
@@ -208,6 +216,8 @@ test('cancelled requests of a long-lived MCP session are not all kept by the SDK
   }
   const mapping = Reflect.get(transport, '_requestToStreamMapping') as Map<unknown, unknown>;
   assert.ok(mapping.size <= 1000, `${mapping.size} cancelled requests still held`);
+  const resumable = Reflect.get(transport, '_resumableStreams') as Set<unknown>;
+  assert.ok(resumable.size <= 1000, `${resumable.size} streams of cancelled requests still held`);
   // The session still answers.
   const pinged = await post({ jsonrpc: '2.0', id: 'last', method: 'ping' });
   const answer = await pinged.text();

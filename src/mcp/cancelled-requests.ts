@@ -51,6 +51,12 @@ function heldResponses(
   return responses instanceof Map ? responses : undefined;
 }
 
+/** The SDK transport's streams a client may resume (as requestStreams); undefined when kept elsewhere. */
+function resumableStreams(transport: WebStandardStreamableHTTPServerTransport): Set<unknown> | undefined {
+  const streams: unknown = Reflect.get(transport, '_resumableStreams');
+  return streams instanceof Set ? streams : undefined;
+}
+
 /** Sets `key` in `map`, forgetting the oldest entry at MAX_REMEMBERED; returns the one forgotten. */
 function remember<K, V>(map: Map<K, V>, key: K, value: V): [K, V] | undefined {
   let forgotten: [K, V] | undefined;
@@ -133,8 +139,8 @@ export function trackRequests(
   }
 
   /**
-   * Drops what the SDK still holds of `streamId`'s requests that wait for nothing (cancelled, or
-   * answered in a batch with a cancelled one): it forgets a stream's requests only once each has its
+   * Drops what the SDK still holds of `streamId` and of its requests that wait for nothing
+   * (cancelled, or answered in a batch with a cancelled one): it forgets a stream's requests only once each has its
    * response, which a cancelled one never gets, so it kept every cancelled request of the MCP session
    * (and the other answers of its batch) for as long as the session lived, and read them all at
    * every response. Done for the oldest cancelled stream as a newer one takes its place in
@@ -144,13 +150,19 @@ export function trackRequests(
     const mapping = requestStreams(transport);
     if (mapping === undefined) return;
     const responses = heldResponses(transport);
+    let live = false;
     for (const [id, mapped] of [...mapping]) {
       if (mapped !== streamId) continue;
       const requestId = requestIdOf(id);
-      if (requestId !== undefined && (pending.has(requestId) || answering.has(requestId))) continue;
+      if (requestId !== undefined && (pending.has(requestId) || answering.has(requestId))) {
+        live = true;
+        continue;
+      }
       mapping.delete(id);
       responses?.delete(id);
     }
+    // Its stream too, which the SDK marks resumable once a message with an id went out on it.
+    if (!live) resumableStreams(transport)?.delete(streamId);
   }
 
   function endCancelled(streamId: string, id: RequestId): void {
