@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
-import type { ScriptedReply } from '../fixtures/llm-server.ts';
+import { type ScriptedReply, startLlmServer } from '../fixtures/llm-server.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
-import { requestJson, waitForSession } from '../fixtures/server.ts';
+import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
@@ -294,4 +294,47 @@ test('a cost budget crossed while a tool call streams stops the agent before the
     (writer?.usage.costUsd ?? 0) > 3 && (writer?.usage.costUsd ?? 0) < 9,
     JSON.stringify(writer?.usage),
   );
+});
+
+test('once an attempt cut off mid-stream has crossed the budget, no further attempt is sent', async (t) => {
+  const llm = await startLlmServer({ apiKey: 'k' });
+  t.after(() => llm.close());
+  const provider = (model: string) => ({
+    type: 'openai-compatible',
+    baseURL: llm.openaiBaseURL,
+    model,
+    apiKey: 'k',
+  });
+  const server = await startTestServer({
+    config: {
+      providers: { local: provider('m'), backup: provider('b') },
+      llm: {
+        retry: { maxAttempts: 1 },
+        agentMessaging: false,
+        prices: { ...PRICES, b: PRICES.m },
+        defaultFallback: ['backup'],
+      },
+    },
+  });
+  t.after(() => server.close());
+  llm.setHandler((request): ScriptedReply => {
+    // 800 characters (about 200 output tokens, $2) in one frame, then the answer ends without its
+    // finish: short of an output flush. The fallback is tried at once, with no backoff.
+    if (request.model === 'm') return { text: 'x'.repeat(800), chunkSize: 800, endAfterFrames: 2 };
+    return { text: 'done', usage: { inputTokens: 50, outputTokens: 5 } };
+  });
+  const done = await runSession(server.url, {
+    objective: 'Write',
+    agents: [{ name: 'writer', role: 'documenter', task: 'Write' }],
+    budget: { maxCostUsd: 1 },
+  });
+  assert.equal(done.status, 'failed');
+  assert.match(done.error ?? '', /^BUDGET_EXCEEDED: cost budget exceeded/);
+  // The cut-off attempt alone was over the budget: the fallback was not sent the prompt too.
+  assert.deepEqual(
+    llm.requests.map((request) => request.model),
+    ['m'],
+  );
+  const [writer] = done.tasks;
+  assert.ok((writer?.usage.outputTokens ?? 0) >= 200, JSON.stringify(writer?.usage));
 });

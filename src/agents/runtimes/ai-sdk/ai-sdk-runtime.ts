@@ -143,6 +143,12 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
           async ({ model, target, signal, attempt, nextCall, betweenCalls }): Promise<CallOutcome> => {
             // First, before any await: the client's telemetry offers the attempt only until then.
             const observer = telemetry?.claimAttempt(attempt, spent.costOf);
+            // A retry or a fallback sends the prompt again, which is paid for: not once the attempts
+            // so far (one cut off before an output flush checked it) have crossed the budget.
+            if (attempt > 1) {
+              checkSpend(spent.snapshot());
+              budgetStop.signal.throwIfAborted();
+            }
             if (attempt > 1 && emittedAny)
               push(`\n\n[attempt ${attempt} via ${target.provider}: the answer starts over]\n\n`);
             const stream = async (withTools: ToolSet | undefined): Promise<CallOutcome> => {
