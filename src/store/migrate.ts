@@ -38,19 +38,49 @@ function createProvider(migrations: readonly NamedMigration[]): MigrationProvide
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: works on any schema type
-function createMigrator(db: Kysely<any>, migrations: readonly NamedMigration[]): Migrator {
+function createMigrator(db: Kysely<any>, migrations: readonly NamedMigration[], schema?: string): Migrator {
   return new Migrator({
     db,
     provider: createProvider(migrations),
     migrationTableName: MIGRATION_TABLE,
     migrationLockTableName: MIGRATION_LOCK_TABLE,
+    // Kysely otherwise takes a migration table of any schema for this one (see currentSchema).
+    ...(schema === undefined ? {} : { migrationTableSchema: schema }),
   });
+}
+
+/**
+ * PostgreSQL: the schema MAOS's tables are in, the one its unqualified names resolve to (the first
+ * existing schema of the search_path, usually `public`); undefined on SQLite. Introspection lists
+ * the tables of every schema of the database: another one holding a `kysely_migration` table
+ * (another application's Kysely migrations, a copy of an older MAOS schema kept under another name)
+ * was taken for this database's, and a new database failed every migration and status read with
+ * `relation "kysely_migration" does not exist`.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: works on any schema type
+export async function currentSchema(db: Kysely<any>): Promise<string | undefined> {
+  if (!isPostgres(db)) return undefined;
+  const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(db);
+  const schema = rows[0]?.schema;
+  if (!schema) {
+    throw new AppError(
+      'STORE_UNAVAILABLE',
+      'PostgreSQL has no current schema (the search_path names no schema that exists): MAOS cannot tell where its tables are',
+    );
+  }
+  return schema;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: works on any schema type
 async function readAppliedNames(db: Kysely<any>): Promise<string[]> {
+  const schema = await currentSchema(db);
   const tables = await db.introspection.getTables({ withInternalKyselyTables: true });
-  if (!tables.some((table) => table.name === MIGRATION_TABLE)) return [];
+  if (
+    !tables.some(
+      (table) => table.name === MIGRATION_TABLE && (schema === undefined || table.schema === schema),
+    )
+  )
+    return [];
   const rows = await sql<{
     name: string;
   }>`select name from ${sql.table(MIGRATION_TABLE)} order by name`.execute(db);
@@ -140,7 +170,7 @@ async function migrateUnlocked(db: Kysely<any>, migrations: readonly NamedMigrat
   }
   if (status.pending.length === 0) return [];
   const { error, results } = isPostgres(db)
-    ? await createMigrator(db, migrations).migrateToLatest()
+    ? await createMigrator(db, migrations, await currentSchema(db)).migrateToLatest()
     : await migrateSqlite(db, migrations, status.pending);
   if (error) {
     const failed = results?.find((result) => result.status === 'Error')?.migrationName;

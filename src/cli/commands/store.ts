@@ -23,7 +23,7 @@ import {
   refuseRootInDataDir,
   resolveSqlitePath,
 } from '../../store/db.ts';
-import { getMigrationStatus, migrateToLatest } from '../../store/migrate.ts';
+import { currentSchema, getMigrationStatus, migrateToLatest } from '../../store/migrate.ts';
 import { MIGRATIONS } from '../../store/migrations/index.ts';
 import {
   isPostgresUrl,
@@ -146,7 +146,14 @@ async function planCopy(ctx: CliContext, config: Config, targetConfig: Config): 
         );
       }
       pending = status.pending.length;
-      const tables = new Set((await target.db.introspection.getTables()).map((table) => table.name));
+      // Those of MAOS's schema only: other schemas of a PostgreSQL database may hold tables of the
+      // same names (see currentSchema), which are not the target's.
+      const schema = await currentSchema(target.db);
+      const tables = new Set(
+        (await target.db.introspection.getTables())
+          .filter((table) => schema === undefined || table.schema === schema)
+          .map((table) => table.name),
+      );
       await refuseTargetWithData(target.db, tables);
     }
     const tables = await countCopiedRows(source.db);
