@@ -183,3 +183,33 @@ test('an OIDC audience or claim name with spaces around it is refused at start: 
   assert.equal(config.auth.oidc.audience, 'https://maos.example.com');
   assert.equal(config.auth.oidc.rolesClaim, 'realm_access.roles');
 });
+
+test('a rate limit given in part takes the defaults of the fields left out, as every other section does', () => {
+  // Only the whole object had a default: `principal: { windowSeconds: 60 }` was refused with
+  // "rateLimit.principal.points: … received undefined".
+  const config = loadConfig({
+    env: {
+      MAOS_RATE_LIMIT__PRINCIPAL__WINDOW_SECONDS: '120',
+      MAOS_RATE_LIMIT__TENANT__POINTS: '5000',
+      MAOS_RATE_LIMIT__ANONYMOUS: '{"windowSeconds": 30}',
+    },
+  });
+  assert.deepEqual(
+    [config.rateLimit.principal, config.rateLimit.tenant, config.rateLimit.anonymous],
+    [
+      { points: 600, windowSeconds: 120 },
+      { points: 5000, windowSeconds: 60 },
+      { points: 60, windowSeconds: 30 },
+    ],
+  );
+  // Left out whole, each keeps its own default; an empty object is the same.
+  const defaults = loadConfig({ env: { MAOS_RATE_LIMIT__TENANT: '{}' } }).rateLimit;
+  assert.deepEqual(
+    [defaults.principal, defaults.tenant, defaults.anonymous],
+    [
+      { points: 600, windowSeconds: 60 },
+      { points: 3000, windowSeconds: 60 },
+      { points: 60, windowSeconds: 60 },
+    ],
+  );
+});

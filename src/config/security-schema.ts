@@ -268,30 +268,44 @@ export const auditConfigSchema = z
   .default({ origin: 'maos.local/audit', checkpointIntervalSeconds: 300, observerNode: 'pseudonym' })
   .describe('Tamper-evident audit log.');
 
-const limitSchema = z.strictObject({
-  points: z.number().int().positive().describe('Requests allowed per window.'),
-  // A timer's limit: on PostgreSQL the in-memory limiter that holds the limits while the database
-  // is unreachable ends each counter with a timer, which a longer window would fire after 1 ms.
-  windowSeconds: timerSeconds()
-    .int()
-    .positive()
-    .describe('Window length in seconds (at most about 24.8 days).'),
-});
+/**
+ * One rate limit, each field defaulting on its own (`{ windowSeconds: 120 }` keeps the points of
+ * `defaults`), as the whole limit does when left out.
+ */
+function limitSchema(defaults: { points: number; windowSeconds: number }) {
+  return z
+    .strictObject({
+      points: z
+        .number()
+        .int()
+        .positive()
+        .default(defaults.points)
+        .describe(`Requests allowed per window. @defaultValue ${defaults.points}`),
+      // A timer's limit: on PostgreSQL the in-memory limiter that holds the limits while the database
+      // is unreachable ends each counter with a timer, which a longer window would fire after 1 ms.
+      windowSeconds: timerSeconds()
+        .int()
+        .positive()
+        .default(defaults.windowSeconds)
+        .describe(
+          `Window length in seconds (at most about 24.8 days). @defaultValue ${defaults.windowSeconds}`,
+        ),
+    })
+    .default(defaults);
+}
 
 export const rateLimitConfigSchema = z
   .strictObject({
     enabled: z.boolean().default(true).describe('Apply rate limits to API requests. @defaultValue true'),
-    principal: limitSchema
-      .default({ points: 600, windowSeconds: 60 })
-      .describe('Per authenticated principal. @defaultValue 600 per 60 s'),
-    tenant: limitSchema
-      .default({ points: 3000, windowSeconds: 60 })
-      .describe('Per tenant, all principals together. @defaultValue 3000 per 60 s'),
-    anonymous: limitSchema
-      .default({ points: 60, windowSeconds: 60 })
-      .describe(
-        'Per client IP for unauthenticated requests (incl. failed logins). @defaultValue 60 per 60 s',
-      ),
+    principal: limitSchema({ points: 600, windowSeconds: 60 }).describe(
+      'Per authenticated principal. @defaultValue 600 per 60 s',
+    ),
+    tenant: limitSchema({ points: 3000, windowSeconds: 60 }).describe(
+      'Per tenant, all principals together. @defaultValue 3000 per 60 s',
+    ),
+    anonymous: limitSchema({ points: 60, windowSeconds: 60 }).describe(
+      'Per client IP for unauthenticated requests (incl. failed logins). @defaultValue 60 per 60 s',
+    ),
     maxConcurrentSessionsPerTenant: z
       .number()
       .int()
