@@ -5,6 +5,13 @@
 // webhooks, metrics, usage) stays true. The new session then advances like any other one (advance-
 // sessions.ts), so a retry whose tasks all succeeded goes straight on to its next phase gate,
 // synthesis or completion.
+//
+// A decision of the orchestrator that was never carried out is made anew, with the roles and
+// outputs of now: a session that never had a plan applied (it ended while planning: its plan named
+// a custom role deleted meanwhile, or was no plan) runs its planning task again, also when that task
+// succeeded, and a phase gate that succeeded but whose next phase was never written is left out, so
+// the engine decides that phase again. Carried over, their answers were applied again and the retry
+// failed at once with the same error, and neither can be named in `rerun`.
 import type { Kysely } from 'kysely';
 import type { Budget } from '../domain/budget.ts';
 import type { NewEvent } from '../domain/events.ts';
@@ -120,7 +127,8 @@ export async function storeSessionRetry(
     .selectAll()
     .where('session_id', '=', original.id)
     .execute();
-  const runAgain = tasksToRunAgain(original.id, allTasks, allEdges, named);
+  // No plan applied (plan version 0): the session plans anew.
+  const runAgain = tasksToRunAgain(original.id, allTasks, allEdges, named, original.plan_version === 0);
   // A phase gate to plan anew is not copied (see gatesToPlanAgain): the engine adds it again once
   // the tasks before it have succeeded, as it did in the original.
   const replanned = gatesToPlanAgain(allTasks, runAgain);
@@ -266,15 +274,17 @@ export function assertRetryableStatus(sessionId: string, status: SessionStatus, 
 }
 
 /**
- * The ids of the tasks a retry runs again: those that did not succeed, those `named`, and every
- * task that depends on one of them, directly or not (its input changes). VALIDATION_FAILED for a
- * name the session has no task of, or that names the orchestrator's planning or a phase gate.
+ * The ids of the tasks a retry runs again: those that did not succeed, those `named`, the first
+ * planning task when `planAnew` (no plan of it was applied), and every task that depends on one of
+ * them, directly or not (its input changes). VALIDATION_FAILED for a name the session has no task
+ * of, or that names the orchestrator's planning or a phase gate.
  */
 function tasksToRunAgain(
   sessionId: string,
   tasks: ReadonlyArray<Pick<TasksTable, 'id' | 'name' | 'kind' | 'status'>>,
   edges: ReadonlyArray<Pick<TaskDependenciesTable, 'task_id' | 'depends_on_task_id'>>,
   named: readonly string[],
+  planAnew: boolean,
 ): Set<string> {
   const byName = new Map(tasks.map((task) => [task.name, task]));
   const unknown = named.filter((name) => !byName.has(name));
@@ -305,6 +315,9 @@ function tasksToRunAgain(
   const pending = [
     ...tasks.filter((task) => task.status !== 'succeeded').map((task) => task.id),
     ...named.map((name) => byName.get(name)!.id),
+    ...tasks
+      .filter((task) => planAnew && task.kind === 'plan' && task.name === INITIAL_PLAN_TASK_NAME)
+      .map((task) => task.id),
   ];
   while (pending.length > 0) {
     const id = pending.pop()!;
@@ -316,23 +329,30 @@ function tasksToRunAgain(
 }
 
 /**
- * The phase gates that did not succeed (the one the original stopped at) while a task of an
- * earlier phase runs again (named in `rerun`, or a dependant of one). A gate has no dependencies:
- * the engine adds it when every task of the session has succeeded (planner-continuation.ts).
- * Copied as a task to run again, it was ready at once and decided the next phase while those
- * tasks ran, without their new outputs; left out, it is added again after them.
+ * The phase gates to decide anew, left out of the retry: a gate has no dependencies, the engine
+ * adds it when every task of the session has succeeded (planner-continuation.ts), so a gate left
+ * out is added again after the tasks before it, and decides from their outputs and the roles of
+ * then. Those are:
+ * - a gate that did not succeed (the one the original stopped at) while a task of an earlier phase
+ *   runs again (named in `rerun`, or a dependant of one): copied as a task to run again, it was
+ *   ready at once and decided the next phase while those tasks ran, without their new outputs;
+ * - a gate that succeeded but whose decision no task carries out (no task of its phase or a later
+ *   one: writing the phase it decided failed, e.g. the phase named a custom role deleted while the
+ *   gate decided): copied, its decision was applied again and failed alike.
  */
 function gatesToPlanAgain(
-  tasks: ReadonlyArray<Pick<TasksTable, 'id' | 'kind' | 'name' | 'phase'>>,
+  tasks: ReadonlyArray<Pick<TasksTable, 'id' | 'kind' | 'name' | 'phase' | 'status'>>,
   runAgain: ReadonlySet<string>,
 ): Set<string> {
-  const gates = tasks.filter(
-    (task) => task.kind === 'plan' && task.name !== INITIAL_PLAN_TASK_NAME && runAgain.has(task.id),
-  );
+  const gates = tasks.filter((task) => task.kind === 'plan' && task.name !== INITIAL_PLAN_TASK_NAME);
+  const after = (gate: { id: string; phase: number }) =>
+    tasks.some((task) => task.id !== gate.id && task.phase >= gate.phase);
   return new Set(
     gates
       .filter((gate) =>
-        tasks.some((task) => task.id !== gate.id && task.phase < gate.phase && runAgain.has(task.id)),
+        runAgain.has(gate.id)
+          ? tasks.some((task) => task.id !== gate.id && task.phase < gate.phase && runAgain.has(task.id))
+          : gate.status === 'succeeded' && !after(gate),
       )
       .map((gate) => gate.id),
   );

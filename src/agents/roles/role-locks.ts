@@ -48,5 +48,5 @@ export function deletedRolesError(
   tasks: ReadonlyArray<{ name: string; role: string }>,
   what: string,
 ): string {
-  return `INVALID_ROLE: ${what} names role ${describeMissingRoles(missing, tasks)}, deleted while the orchestrator was planning; no task of it was started. Create the role again and submit the objective again, or submit it without the role`;
+  return `INVALID_ROLE: ${what} names role ${describeMissingRoles(missing, tasks)}, deleted while the orchestrator was planning; no task of it was started. Retry the session (it plans anew with the roles there are then: create the role again first to have it used), or submit the objective again`;
 }
