@@ -37,6 +37,8 @@ const NON_PARAMETER_HEADERS = new Set(['authorization', 'content-type', 'accept'
 const PLACEHOLDER = /…|^<[^>]+>$|^\$[A-Z_]+$/;
 
 const read = (file: string) => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
+/** The spans in `backticks` of a text. */
+const codeSpans = (text: string): string[] => [...text.matchAll(/`([^`\n]+)`/g)].map((m) => m[1] as string);
 
 interface CurlExample {
   where: string;
@@ -394,6 +396,59 @@ test("the routes table of docs/api.md names each route's success statuses beside
         problems.push(`${method} ${path}: the row does not say it answers ${status}`);
   }
   assert.ok(rows >= 25, `${rows} rows`);
+  assert.deepEqual(problems, []);
+});
+
+test('the routes table of docs/api.md lists every operation of the document, with its permission and query parameters', async (t) => {
+  const doc = await servedDocument(t);
+  // A row names routes in its first cell (`METHOD /path`, or `/prefix` and `/prefix…` for every
+  // route under it), the permissions in its second, and a route's query as `?a=&b=` in its text.
+  const rows = read('docs/api.md')
+    .split('\n')
+    .map((line) => /^\| (`[^|]+`) \| ([^|]+) \|(.*)\|$/.exec(line))
+    .filter((row) => row !== null)
+    .map(([, routes = '', permissions = '', text = '']) => ({
+      routes: codeSpans(routes),
+      permissions: permissions.trim(),
+      text,
+    }));
+  assert.ok(rows.length >= 30, `${rows.length} rows`);
+  const problems: string[] = [];
+  let operations = 0;
+  for (const [path, item] of Object.entries(doc.paths)) {
+    for (const [method, operation] of Object.entries(item)) {
+      operations++;
+      const route = `${method.toUpperCase()} ${path}`;
+      const permission =
+        (operation as { 'x-permission'?: string })['x-permission'] ??
+        (operation.security?.length === 0 ? 'public' : 'any authenticated caller');
+      const exact = rows.find((row) => row.routes.includes(route));
+      if (exact) {
+        if (exact.permissions.replaceAll('`', '') !== permission)
+          problems.push(`${route}: the table says ${exact.permissions}, the route needs ${permission}`);
+        const declared = (operation.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name);
+        // The query the row names, over its spans (`?after=&limit=`, `?order=desc&before=`, …).
+        const named = new Set(
+          [...exact.text.matchAll(/`\?([^`]*)`/g)].flatMap(([, query = '']) =>
+            [...query.matchAll(/([A-Za-z]+)=/g)].map((match) => match[1] ?? ''),
+          ),
+        );
+        const stale = [...named].filter((name) => !declared.includes(name));
+        const unnamed = named.size === 0 ? [] : declared.filter((name) => !named.has(name));
+        if (stale.length > 0)
+          problems.push(`${route}: the table names ?${stale.join('=&')}=, not a parameter`);
+        if (unnamed.length > 0) problems.push(`${route}: the table leaves out ?${unnamed.join('=&')}=`);
+        continue;
+      }
+      const group = rows.find((row) =>
+        row.routes.some((span) => span.startsWith('/') && path.startsWith(span.replace(/…$/, ''))),
+      );
+      if (group === undefined) problems.push(`${route} is not in the table`);
+      else if (!codeSpans(group.permissions).includes(permission))
+        problems.push(`${route}: the table says ${group.permissions}, the route needs ${permission}`);
+    }
+  }
+  assert.ok(operations >= 40, `${operations} operations`);
   assert.deepEqual(problems, []);
 });
 
