@@ -81,7 +81,15 @@ for (const store of CONFORMANCE_STORES) {
     expectStatus(await api.call('PUT', emoji(512)), 201);
     expectStatus(await api.call('DELETE', emoji(512)), 204);
     expectStatus(await api.call('PUT', emoji(513)), 400, 'VALIDATION_FAILED');
-    // A proof is of a tree of at least one record: the document says so (minimum 1).
+    // A proof is of a tree of at least one record: the document says so (minimum 1). Its size may
+    // be left out once a checkpoint is signed, a rule the document states in words.
+    for (const [path, name] of [
+      ['/v1/audit/proof/inclusion', 'size'],
+      ['/v1/audit/proof/consistency', 'to'],
+    ] as const) {
+      const parameter = doc.paths[path]?.get?.parameters?.find((p) => p.name === name);
+      assert.match(parameter?.description ?? '', /required until the server has signed one/, name);
+    }
     expectStatus(await api.call('GET', '/v1/audit/proof/consistency?from=0'), 400, 'VALIDATION_FAILED');
     expectStatus(await api.call('GET', '/v1/audit/proof/inclusion?index=0&size=0'), 400, 'VALIDATION_FAILED');
     // Path parameters outside their pattern are refused before any lookup.

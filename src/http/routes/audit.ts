@@ -262,7 +262,9 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
           index: seqSchema.describe('Position of the record: its `seq`. Less than `size`.'),
           size: treeSizeSchema
             .optional()
-            .describe('Tree size, at most the records in the log (default: the latest checkpoint’s size).'),
+            .describe(
+              'Tree size, at most the records in the log (default: the latest checkpoint’s size; required until the server has signed one).',
+            ),
         }),
         response: {
           200: inclusionProofSchema,
@@ -301,7 +303,7 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
           to: treeSizeSchema
             .optional()
             .describe(
-              'Size of the newer tree, at most the records in the log (default: the latest checkpoint’s size).',
+              'Size of the newer tree, at most the records in the log (default: the latest checkpoint’s size; required until the server has signed one).',
             ),
         }),
         response: {
