@@ -9,6 +9,7 @@ import {
   linkSync,
   mkdirSync,
   openSync,
+  realpathSync,
   renameSync,
   rmSync,
   statSync,
@@ -219,6 +220,37 @@ export function readFileSizes(path: string): Record<string, number> {
     if (existsSync(file)) sizes[basename(file)] = statSync(file).size;
   }
   return sizes;
+}
+
+/** Files of a SQLite database besides itself: SQLite's side files and MAOS's server lock. */
+const DATABASE_FILE_SUFFIXES = ['', ...SIDE_FILE_SUFFIXES, '.server-lock', '.server-lock-journal'] as const;
+
+/**
+ * Whether `path` names the SQLite database at `database` or a file kept beside it (`-wal`, `-shm`,
+ * `-journal`, its server lock), however it is spelled: another path to its folder (`..`, a symbolic
+ * link), or a link to the file itself. A file written there replaces the database, or is taken by
+ * SQLite for its own (a rollback journal, a write-ahead log) and deleted at the next open.
+ */
+export function isDatabaseFile(path: string, database: string): boolean {
+  const written = canonicalPath(path);
+  const existing = existsSync(path) ? statSync(path) : undefined;
+  return DATABASE_FILE_SUFFIXES.some((suffix) => {
+    const file = database + suffix;
+    if (canonicalPath(file) === written) return true;
+    if (existing === undefined || !existsSync(file)) return false;
+    const stat = statSync(file);
+    return stat.dev === existing.dev && stat.ino === existing.ino;
+  });
+}
+
+/** `path` absolute, its folder with symbolic links resolved when the folder exists. */
+function canonicalPath(path: string): string {
+  const absolute = resolve(path);
+  try {
+    return join(realpathSync(dirname(absolute)), basename(absolute));
+  } catch {
+    return absolute;
+  }
 }
 
 /**

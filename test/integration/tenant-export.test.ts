@@ -9,12 +9,14 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import {
   chmodSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   watch,
   writeFileSync,
 } from 'node:fs';
@@ -555,6 +557,34 @@ describe('maos tenants export: SQLite', { timeout: 240_000 }, () => {
     const noOutput = await runMaos(['tenants', 'export', 'acme', '-c', configFile]);
     assert.equal(noOutput.code, 2);
     assert.match(noOutput.stderr, /--output <file>/);
+  });
+
+  test('--force never replaces the database it reads, nor a file SQLite keeps beside it', async () => {
+    // `-o <dataDir>/maos.db --force` replaced the whole installation's database with the archive
+    // (exit 0); a `-wal` or `-journal` name would be taken by SQLite for its own at the next open.
+    const data = join(dir, 'data');
+    const database = join(data, 'maos.db');
+    const before = await withStore(configFile, (db) => expectedRows(db, 'acme'));
+    const linked = join(dir, 'linked-data');
+    symlinkSync(data, linked);
+    for (const output of [
+      database,
+      join(data, '..', 'data', 'maos.db'),
+      join(linked, 'maos.db'),
+      `${database}-wal`,
+      `${database}-journal`,
+      `${database}.server-lock`,
+    ]) {
+      const refused = await runMaos(['tenants', 'export', 'acme', '-o', output, '--force', '-c', configFile]);
+      assert.equal(refused.code, 2, `${output}: ${refused.stderr}`);
+      assert.match(refused.stderr, /is the database the export reads, or a file SQLite keeps beside it/);
+    }
+    assert.equal(existsSync(`${database}-journal`), false, 'no -journal written');
+    assert.deepEqual(
+      await withStore(configFile, (db) => expectedRows(db, 'acme')),
+      before,
+      'the database is intact',
+    );
   });
 
   test('an export killed with -9 leaves its temporary file; the next export to that file removes it', async () => {

@@ -12,7 +12,10 @@ import type { Command } from 'commander';
 import type { Kysely } from 'kysely';
 import { loadConfig } from '../../config/load.ts';
 import { localOperatorActor, openLocalSecurityStore } from '../../security/local-store.ts';
+import { isDatabaseFile } from '../../store/backup.ts';
+import { resolveSqlitePath } from '../../store/db.ts';
 import { ownedTempPath, removeStaleOwnedTemps } from '../../store/owned-temp-files.ts';
+import { isPostgresUrl } from '../../store/postgres-dialect.ts';
 import { syncDirectorySync } from '../../store/sync-directory.ts';
 import {
   EXPORT_TABLES,
@@ -90,6 +93,14 @@ async function runExport(ctx: CliContext, command: Command): Promise<number> {
     );
   }
   const config = loadConfig({ configPath: options.config });
+  // `--force` replaced the database the export reads (every tenant's data) with the archive.
+  if (!isPostgresUrl(config.store.url) && isDatabaseFile(output, resolveSqlitePath(config))) {
+    throw new CliError(
+      'USAGE',
+      `--output ${output} is the database the export reads, or a file SQLite keeps beside it: name another file`,
+      EXIT.USAGE,
+    );
+  }
   const store = await openLocalSecurityStore(config, { mustExist: true });
   const db = store.db as unknown as AnyDb;
   try {
