@@ -152,6 +152,40 @@ describe('loadConfig', () => {
     assert.deepEqual([config.port, config.auth.realm], [8081, 'maos']);
   });
 
+  test('a key given twice in one object of JSON in a MAOS_* variable or a _FILE is refused naming it, as in a JSON file', () => {
+    // JSON.parse keeps the last: MAOS_RATE_LIMIT='{"principal": {"points": 10}, "principal": …}' set
+    // the second limit without a word, while the same object in a JSON config file is refused.
+    assert.deepEqual(
+      problemsOf(() =>
+        loadConfig({
+          env: {
+            MAOS_TASKS: '{"leaseSeconds": 10, "leaseSeconds": 600}',
+            MAOS_RATE_LIMIT: '{"principal": {"points": 10},\n "principal": {"points": 100000}}',
+          },
+        }),
+      ),
+      [
+        'environment MAOS_TASKS: its JSON gives a key twice in one object (line 1, column 22); give each key once (JSON would keep only the last)',
+        'environment MAOS_RATE_LIMIT: its JSON gives a key twice in one object (line 2, column 2); give each key once (JSON would keep only the last)',
+      ],
+    );
+    const file = write('limit.json', '{\n  "windowSeconds": 60,\n  "windowSeconds": 1\n}\n');
+    assert.deepEqual(
+      problemsOf(() => loadConfig({ env: { MAOS_RATE_LIMIT__ANONYMOUS_FILE: file } })),
+      [
+        `rateLimit.anonymous_FILE: ${file} gives a key twice in one JSON object (line 3, column 3); give each key once (JSON would keep only the last) (from the environment: MAOS_RATE_LIMIT__ANONYMOUS_FILE)`,
+      ],
+    );
+    // Each key once, nested or not, is read as before.
+    const config = loadConfig({
+      env: {
+        MAOS_RATE_LIMIT: '{"tenant": {"points": 10, "windowSeconds": 5}, "principal": {"points": 7}}',
+      },
+    });
+    assert.deepEqual(config.rateLimit.tenant, { points: 10, windowSeconds: 5 });
+    assert.deepEqual(config.rateLimit.principal, { points: 7, windowSeconds: 60 });
+  });
+
   test('*_FILE reads a secret from a file and trims one trailing newline', () => {
     const secret = write('url.txt', 'sqlite:/tmp/x.db\n');
     const config = loadConfig({ env: { MAOS_STORE__URL_FILE: secret } });

@@ -3,7 +3,7 @@
 // that reads process.env.
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
-import { parseDocument, parse as parseYaml } from 'yaml';
+import { parseDocument, parse as parseYaml, YAMLError } from 'yaml';
 import { AppError } from '../errors/app-error.ts';
 import { CLIENT_ENV_NAMES, RUNNER_ENV_NAMES } from './client-env.ts';
 import { type Config, configSchema } from './schema.ts';
@@ -155,6 +155,13 @@ function parseJson(text: string): unknown {
   return value;
 }
 
+/** Where parseJson found a key given twice (`line 1, column 16`), or null for another error. */
+function repeatedKeyAt(error: unknown): string | null {
+  if (!(error instanceof YAMLError) || error.code !== 'DUPLICATE_KEY') return null;
+  const at = error.linePos?.[0];
+  return at === undefined ? 'at one place' : `line ${at.line}, column ${at.col}`;
+}
+
 /** A `MAOS_*` variable of the environment that sets a configuration key. */
 export interface ConfigEnvVariable {
   name: string;
@@ -206,7 +213,11 @@ function readEnv(env: NodeJS.ProcessEnv, problems: string[], names: Map<string, 
       problems.push(`environment ${name}: malformed variable name`);
       continue;
     }
-    setPath(tree, path, isTextPath(path) ? raw : parseEnvValue(raw));
+    const refuse = (at: string) =>
+      problems.push(
+        `environment ${name}: its JSON gives a key twice in one object (${at}); ${REPEATED_KEY_ADVICE}`,
+      );
+    setPath(tree, path, isTextPath(path) ? raw : parseEnvValue(raw, refuse));
     names.set(path.join('.'), name);
   }
   return tree;
@@ -248,17 +259,28 @@ export function configPathOfEnvName(name: string): string[] | undefined {
   return words.some((word) => word.length === 0) ? [''] : configPathOfEnvWords(words);
 }
 
-function parseEnvValue(raw: string): unknown {
+/**
+ * A `MAOS_*` value (or a `_FILE`'s text) as JSON when it is JSON, else as written. JSON with a key
+ * given twice in one object is refused through `refuse` (told where), as in a JSON config file:
+ * JSON.parse would keep the last without a word. Without `refuse` it is read as JSON.parse reads it.
+ */
+function parseEnvValue(raw: string, refuse?: (repeatedKeyAt: string) => void): unknown {
   const trimmed = raw.trim();
   if (/^(-?\d+(\.\d+)?|true|false|null|\[.*\]|\{.*\})$/s.test(trimmed)) {
     try {
+      return parseJson(trimmed);
+    } catch (error) {
+      const at = repeatedKeyAt(error);
+      if (at === null) return raw;
+      refuse?.(at);
       return JSON.parse(trimmed);
-    } catch {
-      return raw;
     }
   }
   return raw;
 }
+
+/** Why JSON with a key given twice is refused, after where it is. */
+const REPEATED_KEY_ADVICE = 'give each key once (JSON would keep only the last)';
 
 /**
  * Replaces every `key_FILE: path` with `key: <file contents, trailing newline trimmed>`, read as a
@@ -323,7 +345,9 @@ function resolveFileReferences(
       problem(`${child} is empty`);
       continue;
     }
-    out[target] = isConfigPath(targetPath) && !isTextPath(targetPath) ? parseEnvValue(text) : text;
+    const refuse = (at: string) =>
+      problem(`${child} gives a key twice in one JSON object (${at}); ${REPEATED_KEY_ADVICE}`);
+    out[target] = isConfigPath(targetPath) && !isTextPath(targetPath) ? parseEnvValue(text, refuse) : text;
   }
   return out;
 }
