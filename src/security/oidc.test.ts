@@ -17,3 +17,29 @@ describe('the client of an OIDC principal', () => {
     assert.equal(mapClaims({ ...claims, azp: 'user-1' }, config).type, 'user');
   });
 });
+
+describe('a principal or tenant claim that is no text', () => {
+  const reasonOf = (payload: Record<string, unknown>): string => {
+    try {
+      mapClaims(payload, config);
+    } catch (error) {
+      assert.equal((error as { code?: unknown }).code, 'INVALID_TOKEN');
+      return (error as Error).message;
+    }
+    return assert.fail('expected INVALID_TOKEN');
+  };
+
+  test('is refused saying the token has the claim, of the wrong type, not that it has none', () => {
+    assert.equal(reasonOf({ tenant_id: 'acme' }), 'token has no sub claim');
+    assert.equal(reasonOf({ sub: 42, tenant_id: 'acme' }), 'token sub claim is a number, not a string');
+    assert.equal(reasonOf({ sub: ['u'], tenant_id: 'acme' }), 'token sub claim is a list, not a string');
+    assert.equal(
+      reasonOf({ sub: { id: 'u' }, tenant_id: 'acme' }),
+      'token sub claim is an object, not a string',
+    );
+    assert.equal(reasonOf({ sub: null, tenant_id: 'acme' }), 'token sub claim is null, not a string');
+    assert.equal(reasonOf({ sub: '', tenant_id: 'acme' }), 'token sub claim is empty');
+    assert.equal(reasonOf({ sub: 'u', tenant_id: 7 }), 'token tenant_id claim is a number, not a string');
+    assert.equal(reasonOf({ sub: 'u', tenant_id: '' }), 'token tenant_id claim is empty');
+  });
+});

@@ -330,11 +330,26 @@ export function readClaim(payload: Record<string, unknown>, path: string): unkno
   return node;
 }
 
+/**
+ * Why a claim that must be text (and is there) is not usable: `is a number, not a string`, `is
+ * empty`. Said so, not as a claim the token lacks.
+ */
+function textClaimProblem(value: unknown): string {
+  if (value === '') return 'is empty';
+  if (value === null) return 'is null, not a string';
+  if (Array.isArray(value)) return 'is a list, not a string';
+  return `is ${typeof value === 'object' ? 'an object' : `a ${typeof value}`}, not a string`;
+}
+
 /** Maps verified claims to a principal, per the configured claim names and role mapping. */
 export function mapClaims(payload: JWTPayload, config: OidcConfig): Principal {
   const id = readClaim(payload, config.principalClaim);
   if (typeof id !== 'string' || id.length === 0) {
-    throw authFailure('INVALID_TOKEN', 'invalid_token', `token has no ${config.principalClaim} claim`);
+    const reason =
+      id === undefined
+        ? `token has no ${config.principalClaim} claim`
+        : `token ${config.principalClaim} claim ${textClaimProblem(id)}`;
+    throw authFailure('INVALID_TOKEN', 'invalid_token', reason);
   }
   // Refused, not renamed: a subject `key:<id>` would otherwise be that API key's principal (its role
   // bindings, rate counters and sessions), and renaming every subject would cut existing OIDC users
@@ -349,7 +364,11 @@ export function mapClaims(payload: JWTPayload, config: OidcConfig): Principal {
   }
   const tenant = readClaim(payload, config.tenantClaim) ?? config.defaultTenant;
   if (typeof tenant !== 'string' || tenant.length === 0) {
-    throw authFailure('INVALID_TOKEN', 'invalid_token', 'token names no tenant');
+    const reason =
+      tenant === undefined
+        ? 'token names no tenant'
+        : `token ${config.tenantClaim} claim ${textClaimProblem(tenant)}`;
+    throw authFailure('INVALID_TOKEN', 'invalid_token', reason);
   }
   // Both are written with everything the caller does: text the store would keep altered (U+0000
   // as U+FFFD, store/storable-text.ts) could make two identities one, so such a token is refused.
