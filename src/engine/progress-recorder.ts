@@ -18,7 +18,7 @@ import { isTransientConflict } from '../store/postgres-write-batch.ts';
 import type { Database } from '../store/schema.ts';
 import { asStorageFailure } from '../store/store-failure.ts';
 import { ENGINE_PROGRESS, type WriteQueue } from '../store/write-queue.ts';
-import { type RunProgress, recordRunsProgress } from './task-output.ts';
+import { lockProgressSessions, type RunProgress, recordRunsProgress } from './task-output.ts';
 
 /** Queues a run's flush; resolves once committed with whether its claim still held (it was stored). */
 export type RecordProgress = (progress: RunProgress) => Promise<boolean>;
@@ -103,7 +103,15 @@ async function recordBatch(trx: Kysely<Database>, entries: Entry[], at: number):
     ),
   );
   if (all.ok) return all.value.map((stored) => ({ ok: true, stored }));
-  // Nothing of the batch is stored: each flush again on its own, in the batch's order.
+  // Nothing of the batch is stored: each flush again on its own, in the batch's order. Their
+  // sessions are locked first, all at once in id order, outside the savepoints (which would let a
+  // rolled-back flush's locks go): locked flush by flush, a session of a higher id was held while
+  // one of a lower id was waited for, and another replica locking both in id order (a reaper pass,
+  // finishes of several sessions) deadlocked with this transaction (PostgreSQL).
+  await lockProgressSessions(
+    trx,
+    entries.map((entry) => entry.progress),
+  );
   const outcomes: Outcome[] = [];
   for (const entry of entries) {
     const alone = await inSavepoint(trx, () =>

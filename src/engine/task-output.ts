@@ -36,11 +36,7 @@ export async function recordRunsProgress(
   progress: readonly RunProgress[],
   now: number,
 ): Promise<boolean[]> {
-  const writing = progress.filter((item) => item.lines.length > 0 || item.spend !== undefined);
-  await lockSessions(
-    trx,
-    writing.map((item) => item.claim.sessionId),
-  );
+  const writing = await lockProgressSessions(trx, progress);
   const held = await heldClaims(
     trx,
     writing.filter((item) => item.spend === undefined).map((item) => item.claim),
@@ -65,6 +61,22 @@ export async function recordRunsProgress(
     now,
   );
   return stored;
+}
+
+/**
+ * Locks, in id order, the sessions of the flushes that write something (lines or spend), and
+ * returns those flushes. Locks taken again by the same transaction cost nothing more.
+ */
+export async function lockProgressSessions(
+  trx: Kysely<Database>,
+  progress: readonly RunProgress[],
+): Promise<RunProgress[]> {
+  const writing = progress.filter((item) => item.lines.length > 0 || item.spend !== undefined);
+  await lockSessions(
+    trx,
+    writing.map((item) => item.claim.sessionId),
+  );
+  return writing;
 }
 
 /** The claims whose attempt still holds its task (leased or running, same owner and attempt). */
