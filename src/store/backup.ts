@@ -78,6 +78,14 @@ export async function backupSqliteDatabase(sourcePath: string, targetPath: strin
   if (existsSync(targetPath)) {
     throw new AppError('CONFLICT', `${targetPath} already exists; choose a new file name`);
   }
+  // `maos.db-journal` (or `-wal`, `-shm` while no server runs): SQLite takes the copy for its own
+  // side file at the next open of the database, and deletes it.
+  if (isDatabaseFile(targetPath, sourcePath)) {
+    throw new AppError(
+      'VALIDATION_FAILED',
+      `${targetPath} is a name SQLite uses for a file of the database ${sourcePath}, which would delete the backup; choose another name`,
+    );
+  }
   refuseFileAsDirectory(targetPath);
   if (!existsSync(dirname(targetPath))) {
     throw new AppError('NOT_FOUND', `Directory ${dirname(targetPath)} does not exist`);

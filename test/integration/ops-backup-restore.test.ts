@@ -366,6 +366,23 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
     assert.match(result.stderr, /CONFLICT: .*already exists/);
   });
 
+  test('a backup named as a side file of the database is refused: SQLite would take it for its own', async () => {
+    // Written as <db>-journal, the copy was taken for a hot rollback journal at the next open of the
+    // database (by the server, or any command) and deleted.
+    for (const suffix of ['-journal', '-wal', '-shm', '.server-lock-journal']) {
+      const target = `${liveDb}${suffix}`;
+      // A WAL database keeps no -journal; -wal and -shm exist while a connection is open.
+      if (suffix !== '-journal' && existsSync(target)) continue;
+      const result = await runCli(['backup', target, '-c', liveConfig]);
+      assert.equal(result.code, 2, `${suffix}: ${result.stderr}`);
+      assert.match(
+        result.stderr,
+        /^error VALIDATION_FAILED: .+ is a name SQLite uses for a file of the database/m,
+      );
+      assert.equal(existsSync(target), false, `${suffix} written`);
+    }
+  });
+
   test('a backup name ending in a slash names a folder: refused as bad input (exit 2), whatever is there', async () => {
     const file = join(dir, 'slash-file.db');
     writeFileSync(file, 'not a backup');
