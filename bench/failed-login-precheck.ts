@@ -93,6 +93,7 @@ const limiter = createRateLimiter(config.rateLimit, { pool });
 const shipped = await serve(limiter);
 const noCheck = await serve({
   consume: (subject) => limiter.consume(subject),
+  consumeMore: (subject, points) => limiter.consumeMore(subject, points),
   isExhausted: async () => false,
   chargeMark: (ip) => limiter.chargeMark(ip),
 });

@@ -20,6 +20,7 @@ async function startApp(append: AuditLog['append'], auditWaitMs: number) {
     },
     rateLimiter: {
       consume: async () => ({ allowed: true, headers: {} }) as never,
+      consumeMore: async () => ({ allowed: true, headers: {} }) as never,
       isExhausted: async () => false,
       chargeMark: () => 0,
     },

@@ -16,6 +16,7 @@ import type { Authenticator } from './authenticate.ts';
 import { answerPreflight, applyCorsHeaders, type CorsOptions, isPreflight } from './cors.ts';
 import { createCredentialWatch } from './credential-watch.ts';
 import { describeAuditActor, type JsonRpcCall, readJsonRpcCall } from './http-audit-fields.ts';
+import { countBatchRequests } from './json-rpc-batch.ts';
 import { formatBearerChallenge, type Principal, readAuthFailure } from './principal.ts';
 import { secondsUntilUtcMidnight, type TenantQuotas } from './quotas.ts';
 import type { RateLimitDecision, RateLimiter } from './rate-limit.ts';
@@ -268,6 +269,39 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     }
   }
 
+  /**
+   * Charges the requests of a JSON-RPC batch beyond the first (its POST was charged one point in
+   * onRequest, before the body was read), all or none: a batch the counters have no room for is
+   * refused whole with 429, none of it run, and one of more requests than a limit's whole quota
+   * (which no wait would let through) with 413.
+   */
+  async function chargeBatch(request: FastifyRequest, reply: FastifyReply, more: number): Promise<void> {
+    const state = stateOf(request);
+    const principal = state.principal;
+    if (!principal) return;
+    const decision = await rateLimiter.consumeMore(
+      { tenantId: principal.tenantId, principalId: principal.id },
+      more,
+    );
+    const over = decision.exceedsQuota;
+    if (over) {
+      state.denial = 'batch over the rate limit';
+      metrics?.recordRateLimitRejection?.('requests');
+      throw new AppError(
+        'PAYLOAD_TOO_LARGE',
+        `The batch carries ${more + 1} requests; the ${over.name} rate limit allows ${over.quota} per ${over.windowSeconds} s: send them in smaller batches`,
+        { details: { requests: more + 1, limit: over.name, quota: over.quota } },
+      );
+    }
+    for (const [name, value] of Object.entries(decision.headers)) reply.header(name, value);
+    if (decision.allowed) return;
+    throw rateLimited(
+      state,
+      decision,
+      `Rate limit exceeded: the batch carries ${more + 1} requests, more than are left; retry later`,
+    );
+  }
+
   /** Notes a rate-limit refusal (Retry-After, audit reason and dedup, metric); returns its 429 error. */
   function rateLimited(state: RequestState, decision: RateLimitDecision, message: string): AppError {
     state.retryAfterSeconds = decision.retryAfterSeconds;
@@ -353,6 +387,15 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       // An event stream skips onSend, where these headers are added to every other answer.
       setStreamHeaderHook(request, () => addResponseHeaders(request, reply));
       return undefined;
+    });
+    // A JSON-RPC batch costs one point per request it carries (countBatchRequests), the first paid
+    // in onRequest. A callback hook: requests that are not batches pass without a promise.
+    app.addHook('preValidation', (request, reply, done) => {
+      const body = request.body;
+      if (!Array.isArray(body) || request.routeOptions.config?.jsonRpc === undefined) return done();
+      const more = countBatchRequests(body) - 1;
+      if (more <= 0) return done();
+      chargeBatch(request, reply, more).then(() => done(), done);
     });
     const addResponseHeaders = (request: FastifyRequest, reply: FastifyReply): void => {
       applySecurityHeaders(reply, request.protocol === 'https');

@@ -57,11 +57,25 @@ export interface RateLimitDecision {
    * records. Later refusals in the same window are only counted (see http-security-plugin.ts).
    */
   firstRefusal?: boolean;
+  /**
+   * Set by consumeMore when the requests asked for are more than a limit's whole quota: they can
+   * never be allowed at once, whatever the wait (nothing is charged).
+   */
+  exceedsQuota?: { name: LimiterName; quota: number; windowSeconds: number };
 }
 
 export interface RateLimiter {
   /** Charges one request to the subject's counters and says whether it may proceed. */
   consume(subject: RateLimitSubject): Promise<RateLimitDecision>;
+  /**
+   * Charges `points` more requests to the subject's counters after one already charged (the further
+   * calls of a JSON-RPC batch whose POST `consume` charged), all or none: only if every counter has
+   * that many left; otherwise none is charged and the decision refuses, with the Retry-After of the
+   * counters that lack room. Each such refusal is a `firstRefusal` (audited): the request carrying
+   * it was charged, so they stay within the limit. When the request's `1 + points` are more than a
+   * counter's whole quota they can never be allowed: refused with `exceedsQuota`, nothing charged.
+   */
+  consumeMore(subject: RateLimitSubject, points: number): Promise<RateLimitDecision>;
   /**
    * True when the unauthenticated counter of `ip` has no request left in its window, charging
    * nothing: checked before a credential is verified, so an address over its failed-login limit
@@ -110,11 +124,20 @@ interface Charged {
   consumed: number;
 }
 
-/** Charges one request to a counter key; the shared store answers asynchronously, memory at once. */
+/**
+ * How long a shared counter's window must still last for a charge to be taken back (refund): the
+ * library's reward of an expired row would open a new window below zero, a gift of the refunded
+ * requests. A window ending sooner keeps the charge (for less than this long).
+ */
+const MIN_REFUND_WINDOW_MS = 1000;
+
+/** Charges requests to a counter key; the shared store answers asynchronously, memory at once. */
 interface Policy {
   name: LimiterName;
   limit: Limit;
-  charge(key: string): Charged | Promise<Charged>;
+  charge(key: string, points: number): Charged | Promise<Charged>;
+  /** Takes back `points` requests `charged` to `key` just before (a batch refused whole). */
+  refund(key: string, points: number, charged: Charged): void | Promise<void>;
   /** Requests charged to `key` in its current window, charging nothing. */
   peek(key: string): number | Promise<number>;
 }
@@ -133,8 +156,8 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
       return {
         name,
         limit,
-        charge(key) {
-          const { consumed, msBeforeNext } = counters.charge(key, Date.now());
+        charge(key, points) {
+          const { consumed, msBeforeNext } = counters.charge(key, Date.now(), points);
           return {
             refused: consumed > limit.points,
             remaining: limit.points - consumed,
@@ -142,6 +165,7 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
             consumed,
           };
         },
+        refund: (key, points) => counters.refund(key, Date.now(), points),
         peek: (key) => counters.peek(key, Date.now()),
       };
     }
@@ -160,7 +184,17 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
     return {
       name,
       limit,
-      charge: (key) => chargeShared(limiter, key),
+      charge: (key, points) => chargeShared(limiter, key, points),
+      // Between the charge and this reward, a request of the same counter may be refused for the
+      // batch's points (a refused batch is rare; an allowed one is never refunded). A failed reward
+      // keeps the charge: the caller's counter is then too high, never too low, until its reset.
+      refund: (key, points, charged) =>
+        charged.msBeforeNext > MIN_REFUND_WINDOW_MS
+          ? limiter.reward(key, points).then(
+              () => {},
+              () => {},
+            )
+          : undefined,
       // The library answers a failed read from its insurance limiter; anything else: not exhausted
       // (the charge after a refused credential still limits the caller).
       peek: (key) =>
@@ -251,26 +285,14 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
     },
     chargeMark: (ip) => (config.enabled ? charged.mark(counterKey([clientNetwork(ip)])) : 0),
     async consume(subject) {
-      if (!config.enabled) return { allowed: true, retryAfterSeconds: 0, headers: {}, policies: [] };
-      const policies: Policy[] = [];
-      const keys: string[] = [];
-      if (subject.tenantId !== undefined) {
-        policies.push(tenant);
-        keys.push(counterKey([subject.tenantId]));
-      }
-      if (subject.principalId !== undefined) {
-        policies.push(principal);
-        keys.push(counterKey([subject.tenantId ?? '', subject.principalId]));
-      }
-      if (policies.length === 0) {
-        const key = counterKey([clientNetwork(subject.ip ?? 'unknown')]);
-        policies.push(anonymous);
-        keys.push(key);
+      if (!config.enabled) return allowedUnlimited();
+      const { policies, keys } = countersOf(subject);
+      if (policies[0] === anonymous) {
         // Noted before the charge is answered: a request of the same network whose credential is
         // being checked meanwhile sees the mark change (see chargeMark).
-        charged.note(key, Date.now());
+        charged.note(keys[0] as string, Date.now());
       }
-      const charges = policies.map((policy, index) => policy.charge(keys[index] as string));
+      const charges = policies.map((policy, index) => policy.charge(keys[index] as string, 1));
       const anonymousCharge = policies[0] === anonymous ? charges[0] : undefined;
       if (anonymousCharge instanceof Promise) trackCharge(keys[0] as string, anonymousCharge);
       // Memory counters answer at once; the shared store's charges run concurrently (a round trip
@@ -280,7 +302,73 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
         : (charges as Charged[]);
       return decide(policies, outcomes);
     },
+    async consumeMore(subject, points) {
+      if (!config.enabled || points <= 0) return allowedUnlimited();
+      const { policies, keys } = countersOf(subject);
+      const tooSmall = policies.find((policy) => policy.limit.points < points + 1);
+      if (tooSmall) {
+        const { name, limit } = tooSmall;
+        return {
+          ...allowedUnlimited(),
+          allowed: false,
+          exceedsQuota: { name, quota: limit.points, windowSeconds: limit.windowSeconds },
+        };
+      }
+      // Memory counters are charged and refunded synchronously: no other request sees the charge
+      // of a batch that does not fit.
+      const charges = policies.map((policy, index) => policy.charge(keys[index] as string, points));
+      const outcomes = charges.some((outcome) => outcome instanceof Promise)
+        ? await Promise.all(charges)
+        : (charges as Charged[]);
+      if (!outcomes.some((outcome) => outcome.refused)) return decide(policies, outcomes);
+      const refunds = policies.map((policy, index) =>
+        policy.refund(keys[index] as string, points, outcomes[index] as Charged),
+      );
+      if (refunds.some((refund) => refund instanceof Promise)) await Promise.all(refunds);
+      // As the counters stand without the batch; the ones it did not fit decide when to retry.
+      // (The shared store's `remaining` stops at 0: it is worked out from what was consumed.)
+      const before = outcomes.map((outcome, index) => ({
+        ...outcome,
+        remaining: (policies[index] as Policy).limit.points - (outcome.consumed - points),
+        consumed: outcome.consumed - points,
+      }));
+      const decision = decide(policies, before);
+      let retryAfterMs = 0;
+      for (const outcome of outcomes) {
+        if (outcome.refused) retryAfterMs = Math.max(retryAfterMs, outcome.msBeforeNext);
+      }
+      return {
+        ...decision,
+        allowed: false,
+        retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)),
+        firstRefusal: true,
+      };
+    },
   };
+
+  /** The counters a subject is charged to, and their keys: its tenant's and its own, or its network's. */
+  function countersOf(subject: RateLimitSubject): { policies: Policy[]; keys: string[] } {
+    const policies: Policy[] = [];
+    const keys: string[] = [];
+    if (subject.tenantId !== undefined) {
+      policies.push(tenant);
+      keys.push(counterKey([subject.tenantId]));
+    }
+    if (subject.principalId !== undefined) {
+      policies.push(principal);
+      keys.push(counterKey([subject.tenantId ?? '', subject.principalId]));
+    }
+    if (policies.length === 0) {
+      policies.push(anonymous);
+      keys.push(counterKey([clientNetwork(subject.ip ?? 'unknown')]));
+    }
+    return { policies, keys };
+  }
+}
+
+/** The decision of a disabled limiter: allowed, no header fields. */
+function allowedUnlimited(): RateLimitDecision {
+  return { allowed: true, retryAfterSeconds: 0, headers: {}, policies: [] };
 }
 
 /** The networks this process charged to the unauthenticated counter in the last window. */
@@ -350,10 +438,10 @@ export function createChargedNetworks(windowMs: number, max: number): ChargedNet
   };
 }
 
-/** Charges one point in the shared store; a refusal is an outcome, any other error throws. */
-async function chargeShared(limiter: RateLimiterPostgres, key: string): Promise<Charged> {
+/** Charges `points` in the shared store; a refusal is an outcome, any other error throws. */
+async function chargeShared(limiter: RateLimiterPostgres, key: string, points: number): Promise<Charged> {
   try {
-    const res = await limiter.consume(key, 1);
+    const res = await limiter.consume(key, points);
     return {
       refused: false,
       remaining: res.remainingPoints,

@@ -11,8 +11,10 @@ export interface WindowCount {
 }
 
 export interface WindowCounters {
-  /** Charges one request to `key` at `nowMs`. */
-  charge(key: string, nowMs: number): WindowCount;
+  /** Charges `points` requests (one by default) to `key` at `nowMs`. */
+  charge(key: string, nowMs: number, points?: number): WindowCount;
+  /** Takes `points` charged requests back from `key`'s window at `nowMs`, if it is still open. */
+  refund(key: string, nowMs: number, points: number): void;
   /** Requests charged to `key` in its window at `nowMs` (0 when it has none), charging nothing. */
   peek(key: string, nowMs: number): number;
   /** Keys currently held (for tests). */
@@ -38,15 +40,20 @@ export function createWindowCounters(windowSeconds: number): WindowCounters {
     nextSweepAtMs = nowMs + windowMs;
   };
   return {
-    charge(key, nowMs) {
+    charge(key, nowMs, points = 1) {
       if (nowMs >= nextSweepAtMs) sweep(nowMs);
       let window = windows.get(key);
       if (window === undefined || window.endsAtMs <= nowMs) {
         window = { consumed: 0, endsAtMs: nowMs + windowMs };
         windows.set(key, window);
       }
-      window.consumed += 1;
+      window.consumed += points;
       return { consumed: window.consumed, msBeforeNext: window.endsAtMs - nowMs };
+    },
+    refund(key, nowMs, points) {
+      const window = windows.get(key);
+      if (window !== undefined && window.endsAtMs > nowMs)
+        window.consumed = Math.max(0, window.consumed - points);
     },
     peek(key, nowMs) {
       const window = windows.get(key);
