@@ -17,6 +17,24 @@ export function checkToken(token: string | undefined): void {
   }
 }
 
+/**
+ * The token without a leading `Bearer ` (any case), which the CLI adds itself: a token copied with
+ * it from a curl command or a header (`MAOS_TOKEN="Bearer maos_…"`) was sent as `Bearer Bearer
+ * maos_…`, which the server refuses (400) without a word on why. No API key or JWT starts so.
+ */
+export function withoutBearerPrefix(token: string | undefined): string | undefined {
+  if (token === undefined || !/^\s*bearer(\s|$)/i.test(token)) return token;
+  const rest = token.replace(/^\s*bearer/i, '').trim();
+  if (rest === '') {
+    throw new CliError(
+      'INVALID_TOKEN',
+      'the token is only the word "Bearer": give the token itself (check --token, MAOS_TOKEN or what was given to maos login)',
+      EXIT.USAGE,
+    );
+  }
+  return rest;
+}
+
 const CONNECTION_ERROR_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',

@@ -26,6 +26,7 @@ import {
   toProblemError,
   toRedirectError,
   UnreachableError,
+  withoutBearerPrefix,
 } from './client-errors.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 import { readSseFrames } from './sse-reader.ts';
@@ -79,18 +80,19 @@ const EVENT_PAGE_SIZE = 100;
 /** Creates a client bound to one server and credentials. */
 export function createApiClient(options: ApiClientOptions) {
   const baseUrl = normaliseBaseUrl(options.server);
-  checkToken(options.token);
+  const token = withoutBearerPrefix(options.token);
+  checkToken(token);
   const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
 
   /** The error of a non-2xx answer, with how to give a token when none was sent and a 401 came. */
   function answerError(response: Response, text: string): CliError {
     const error = toProblemError(response, text);
-    return options.token ? error : explainMissingToken(error, options.storedForOtherServers);
+    return token ? error : explainMissingToken(error, options.storedForOtherServers);
   }
 
   function headers(extra: Record<string, string> = {}): Record<string, string> {
     const out: Record<string, string> = { accept: 'application/json', ...extra };
-    if (options.token) out.authorization = `Bearer ${options.token}`;
+    if (token) out.authorization = `Bearer ${token}`;
     // The active trace context, so the server joins its trace (`maos mcp` in remote mode: its span
     // with OTEL_* set, else the client's `_meta` context); a no-op where nothing set one up.
     propagation.inject(context.active(), out);

@@ -3,6 +3,9 @@
 // token whose roles map to nothing still learns who it is (while the API refuses it everything
 // else); without credentials 401; auth mode `none` is the local admin.
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createApiKey } from '../../src/security/api-keys.ts';
 import { PERMISSIONS } from '../../src/security/rbac.ts';
@@ -138,6 +141,38 @@ describe('GET /v1/me', { timeout: 60_000 }, () => {
       env: { MAOS_SERVER: server.url, MAOS_TOKEN: 'maos_000000000000_x' },
     });
     assert.notEqual(refused.code, 0);
+  });
+
+  test('a token given with its Bearer prefix (MAOS_TOKEN, --token, maos login) is sent without it', async (t) => {
+    // Copied from a curl command or a header: the CLI adds `Bearer ` itself, and `Bearer Bearer
+    // maos_…` was answered 400 with no hint of why.
+    const principal = new RegExp(`^principal:\\s+key:${viewerKeyId} `, 'm');
+    for (const [args, env] of [
+      [['whoami'], { MAOS_SERVER: server.url, MAOS_TOKEN: `Bearer ${viewerKey}` }],
+      [['whoami', '--token', `bearer  ${viewerKey}`], { MAOS_SERVER: server.url }],
+    ] as const) {
+      const result = await runMaos([...args], { env });
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, principal);
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'maos-bearer-login-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const credentials = join(dir, 'credentials.json');
+    const login = await runMaos(['login', '--server', server.url, '--credentials', credentials], {
+      input: `Bearer ${viewerKey}\n`,
+    });
+    assert.equal(login.code, 0, login.stderr);
+    const stored = JSON.parse(readFileSync(credentials, 'utf8')) as {
+      servers: Record<string, { token: string }>;
+    };
+    assert.deepEqual(
+      Object.values(stored.servers).map((entry) => entry.token),
+      [viewerKey],
+    );
+    // Only the word: no token to send, said so (a usage error), not sent as none.
+    const bare = await runMaos(['whoami'], { env: { MAOS_SERVER: server.url, MAOS_TOKEN: 'Bearer ' } });
+    assert.equal(bare.code, 2);
+    assert.match(bare.stderr, /the token is only the word "Bearer": give the token itself/);
   });
 });
 

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { writeFileDurablySync } from '../../store/durable-file.ts';
 import { syncDirectorySync } from '../../store/sync-directory.ts';
 import { ApiProblemError, createApiClient } from '../client.ts';
+import { withoutBearerPrefix } from '../client-errors.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, DEFAULT_SERVER } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { acquireFileLock, type FileLock, FileLockTimeoutError } from '../file-lock.ts';
@@ -223,7 +224,8 @@ async function runLogin(ctx: CliContext, command: Command): Promise<number> {
   const server = options.server ?? ctx.server ?? DEFAULT_SERVER;
   const path = credentialsFile(ctx);
   // Prefer stdin over a flag: flags end up in shell history and process listings.
-  const token = options.token ?? (process.stdin.isTTY ? '' : await readStdin());
+  // Stored as sent: without a `Bearer ` copied with it.
+  const token = withoutBearerPrefix(options.token ?? (process.stdin.isTTY ? '' : await readStdin()));
   if (!token) {
     throw new CliError(
       'VALIDATION_FAILED',

@@ -23,6 +23,7 @@ import { collectDatabaseStats } from '../../store/backup.ts';
 import { resolveSqlitePath } from '../../store/db.ts';
 import { VERSION } from '../../version.ts';
 import { normaliseBaseUrl } from '../client.ts';
+import { withoutBearerPrefix } from '../client-errors.ts';
 import { type ActionFactory, type CliContext, CREDENTIALS_OPTION_HELP } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { runDoctor } from '../ops/doctor-checks.ts';
@@ -237,7 +238,9 @@ async function fetchMetrics(
   options: SupportBundleOptions,
 ): Promise<{ text?: string; reason?: string }> {
   const { url, api, base } = metricsEndpoint(config, options.server);
-  const token = typeof options.token === 'function' ? options.token(base) : options.token;
+  const token = withoutBearerPrefix(
+    typeof options.token === 'function' ? options.token(base) : options.token,
+  );
   try {
     const response = await fetch(url, {
       signal: AbortSignal.timeout(5000),
