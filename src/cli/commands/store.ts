@@ -15,6 +15,7 @@ import { verifyAuditEntries } from '../../security/audit/verify.ts';
 import { loadAuditSigner } from '../../security/create-security.ts';
 import { localOperatorActor } from '../../security/local-store.ts';
 import type { SecurityDb } from '../../security/security-tables.ts';
+import { isDatabaseFile } from '../../store/backup.ts';
 import { nearestExisting } from '../../store/data-dir-owner.ts';
 import {
   createDatabase,
@@ -250,6 +251,19 @@ function refuseSameDatabase(source: Config, target: Config): void {
     ? source.store.url === target.store.url
     : !isPostgresUrl(target.store.url) && resolveSqlitePath(source) === resolveSqlitePath(target);
   if (same) throw new CliError('USAGE', '--to names the configured database itself', EXIT.USAGE);
+  // Another spelling of it (a linked folder, a hard link), or a file SQLite keeps beside it: a copy
+  // to `maos.db-journal` was taken for a hot rollback journal at the next open of the source, and deleted.
+  if (
+    !isPostgresUrl(source.store.url) &&
+    !isPostgresUrl(target.store.url) &&
+    isDatabaseFile(resolveSqlitePath(target), resolveSqlitePath(source))
+  ) {
+    throw new CliError(
+      'USAGE',
+      `--to names the configured database ${resolveSqlitePath(source)} or a file SQLite keeps beside it: name another file`,
+      EXIT.USAGE,
+    );
+  }
 }
 
 /**
