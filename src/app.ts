@@ -87,6 +87,7 @@ import { VERSION } from './version.ts';
 import { webhookDeliveriesTarget } from './webhooks/delivery-retention.ts';
 import { type DeliveryWorker, startDeliveryWorker } from './webhooks/delivery-worker.ts';
 import { countPendingDeliveries } from './webhooks/outbox.ts';
+import { orphanedDeliveriesTarget } from './webhooks/subscription-sweep.ts';
 import { createWebhookService } from './webhooks/webhook-service.ts';
 import type { WebhooksDb } from './webhooks/webhook-tables.ts';
 
@@ -238,6 +239,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       ssrf: egress.ssrf,
       maxPerTenant: config.webhooks.maxPerTenant,
       secretRotationGraceSeconds: config.webhooks.secretRotationGraceSeconds,
+      logger: logger.child({ component: 'webhooks' }),
     });
     // The daily token quota also bounds running sessions: no further adaptive phase, no steering,
     // and no LLM call starts or goes on over it.
@@ -510,9 +512,14 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           config: config.retention,
           logger,
           onDeleted: (table, count) => metrics.recordRetentionDeleted(table, count),
-          ...(config.webhooks.deliveryRetentionDays > 0
-            ? { targets: [webhookDeliveriesTarget(config.webhooks.deliveryRetentionDays)] }
-            : {}),
+          // What a deleted subscription's deletion left (a stop between its batches), whatever the
+          // retention of deliveries.
+          targets: [
+            orphanedDeliveriesTarget(),
+            ...(config.webhooks.deliveryRetentionDays > 0
+              ? [webhookDeliveriesTarget(config.webhooks.deliveryRetentionDays)]
+              : []),
+          ],
           // MCP replay rows (TTL of minutes) on their own cadence and lock; see store/retention.ts.
           frequent: {
             targets: [

@@ -27,7 +27,8 @@ export const RETENTION_TABLES = [
   'rate_limits',
   'mcp_stream_events',
   'llm_response_cache',
-  // Delivered and failed webhook deliveries (`webhooks.deliveryRetentionDays`).
+  // Delivered and failed webhook deliveries (`webhooks.deliveryRetentionDays`), and those a deleted
+  // subscription left (webhooks/subscription-sweep.ts).
   'webhook_deliveries',
   // Whole sessions (`retention.sessionsDays`): the session rows, and the rows of theirs no other
   // target deletes.

@@ -32,6 +32,14 @@ import { type ClaimedDelivery, claimDueDeliveries } from './delivery-claim.ts';
 import { onDeliveriesEnqueued, WEBHOOK_CHANNEL } from './outbox.ts';
 import { signatureHeaders } from './signature.ts';
 import {
+  DISABLED_ERROR,
+  deleteDeliveriesOf,
+  failPendingBatch,
+  failPendingOf,
+  SWEEP_BATCH_SIZE,
+  type SweepResult,
+} from './subscription-sweep.ts';
+import {
   assertWebhookScheme,
   forgetExpiredPreviousSecrets,
   forgetPreviousSecret,
@@ -68,6 +76,12 @@ export interface DeliveryWorkerOptions {
   /** SQLite with deferred commits: resolves once what was read is on disk (write-queue.ts). */
   whenDurable?: () => Promise<void> | undefined;
   observer?: DeliveryObserver;
+  /**
+   * Deliveries one statement fails (a disabling) or deletes (what a deletion left) at most;
+   * SWEEP_BATCH_SIZE by default. `onSweep` hears of each sweep (tests).
+   */
+  sweepBatchSize?: number;
+  onSweep?: (kind: 'disabled' | 'deleted', webhookId: string, result: SweepResult) => void;
   /**
    * Where a disabling is recorded (`webhooks:disable`, the server as actor), as the API records a
    * re-enable or a delete: every change of a subscription's state is in the audit log.
@@ -108,8 +122,6 @@ export const DELIVERY_WORKER_ACTOR: Readonly<AuditActor> = Object.freeze({
   user_agent: null,
   auth_method: null,
 });
-/** `last_error` of a delivery not attempted because its subscription is disabled. */
-export const DISABLED_ERROR = 'subscription disabled';
 
 /** Parses Retry-After (seconds or an HTTP date) into ms from `now`; null when absent or unreadable. */
 export function parseRetryAfter(value: string | null, now: number): number | null {
@@ -170,6 +182,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
   const leaseMs = (config.timeoutSeconds * 2 + 10) * 1000;
   const batchSize = config.concurrency;
   const windowMs = retryWindowMs(config);
+  const sweepBatchSize = options.sweepBatchSize ?? SWEEP_BATCH_SIZE;
 
   let stopped = false;
   let running: Promise<number> | null = null;
@@ -297,8 +310,9 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
   }
 
   /**
-   * Disables the subscription (unless already disabled) and fails its pending deliveries with
-   * "subscription disabled", in the caller's transaction; true when this update did it.
+   * Disables the subscription (unless already disabled) and fails a first batch of its pending
+   * deliveries with "subscription disabled", in the caller's transaction; true when this update did
+   * it. The rest are failed batch by batch once it commits (failDisabled).
    */
   async function disable(
     trx: WebhooksDb,
@@ -315,14 +329,21 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
       .where('consecutive_failures', '>=', minFailures)
       .executeTakeFirst();
     if (Number(updated.numUpdatedRows) === 0) return false;
-    await trx
-      .updateTable('webhook_deliveries')
-      .set({ status: 'failed', next_attempt_at: at, last_error: DISABLED_ERROR })
-      .where('webhook_id', '=', delivery.webhook_id)
-      .where('status', '=', 'pending')
-      .where('id', '!=', delivery.id)
-      .execute();
+    await failPendingBatch(trx, delivery.webhook_id, at, sweepBatchSize, delivery.id);
     return true;
+  }
+
+  /**
+   * Fails the pending deliveries of a disabled subscription that are left, batch by batch (each its
+   * own write: other writes go in between): after the disabling, or after a claim found one of them
+   * (a sweep cut short by a stop, or a delivery enqueued as it was being disabled).
+   */
+  async function failDisabled(webhookId: string, exceptId?: string): Promise<void> {
+    const result = await failPendingOf(db, webhookId, now(), {
+      batchSize: sweepBatchSize,
+      ...(exceptId === undefined ? {} : { exceptId }),
+    });
+    options.onSweep?.('disabled', webhookId, result);
   }
 
   /**
@@ -374,13 +395,22 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
 
   async function send(delivery: ClaimedDelivery): Promise<void> {
     if (delivery.url === null) {
-      // The subscription was deleted after this delivery was enqueued: nobody to tell.
+      // The subscription was deleted: nobody to tell. This delivery was enqueued after its deletion,
+      // or that deletion's sweep was cut short (a stop): what it left goes now, batch by batch, this
+      // one last (held meanwhile, it keeps the claim from sweeping the same subscription alongside).
+      const result = await deleteDeliveriesOf(db, delivery.webhook_id, {
+        batchSize: sweepBatchSize,
+        exceptId: delivery.id,
+      });
       await db.deleteFrom('webhook_deliveries').where('id', '=', delivery.id).execute();
+      options.onSweep?.('deleted', delivery.webhook_id, result);
       return;
     }
     if (delivery.disabled_at !== null) {
       // Disabled after this delivery was enqueued (its pending ones are failed then; this one was
-      // claimed meanwhile): not attempted, so the claim's attempt is not counted either.
+      // claimed meanwhile, or left by a sweep a stop cut short: the others are failed first, while
+      // this one is held): not attempted, so the claim's attempt is not counted either.
+      await failDisabled(delivery.webhook_id, delivery.id);
       await record(delivery, {
         status: 'failed',
         next_attempt_at: now(),
@@ -582,6 +612,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
       'webhook subscription disabled; re-enable it with POST /v1/webhooks/{id}/enable',
     );
     await auditDisabling(delivery, outcome.disabled.text);
+    await failDisabled(delivery.webhook_id);
   }
 
   /**

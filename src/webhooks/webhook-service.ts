@@ -5,6 +5,7 @@
 import { sql } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
 import { blockedPortReason, fetchBlockedPort } from '../errors/fetch-failure.ts';
+import type { Logger } from '../observability/logger.ts';
 import { createSecretStore, type SecretStore } from '../security/secret-store.ts';
 import { parseKekRing } from '../security/secrets.ts';
 import type { SecurityDb } from '../security/security-tables.ts';
@@ -12,6 +13,13 @@ import { assertPublicUrl, isTrustedHost, type SsrfPolicy } from '../security/ssr
 import { isPostgres } from '../store/advisory-lock.ts';
 import { newId } from '../store/ids.ts';
 import { generateWebhookSecret } from './signature.ts';
+import {
+  DISABLED_ERROR,
+  deleteDeliveriesOf,
+  failPendingOf,
+  SWEEP_BATCH_SIZE,
+  type SweepResult,
+} from './subscription-sweep.ts';
 import type { DeliveryStatus, WebhookEvent, WebhooksDb } from './webhook-tables.ts';
 
 /** Name of a subscription's signing secret in `tenant_secrets`. */
@@ -96,7 +104,11 @@ export interface WebhookService {
    * deliveries failed while it was disabled are not sent again. NOT_FOUND for another tenant's.
    */
   enable(tenantId: string, id: string): Promise<Webhook>;
-  /** Removes the subscription, its secret and its deliveries; NOT_FOUND for another tenant's. */
+  /**
+   * Removes the subscription and its secret at once, then its deliveries batch by batch (other
+   * writes go in between; what a stop leaves, the retention job removes); NOT_FOUND for another
+   * tenant's.
+   */
   delete(tenantId: string, id: string): Promise<void>;
   /**
    * Replaces the signing secret; the previous one keeps signing (next to the new one) until
@@ -123,6 +135,12 @@ export interface WebhookServiceOptions {
   maxPerTenant: number;
   /** `webhooks.secretRotationGraceSeconds`: how long a rotated-out secret still signs. */
   secretRotationGraceSeconds: number;
+  /** Deliveries one statement deletes or fails at most; SWEEP_BATCH_SIZE by default. */
+  sweepBatchSize?: number;
+  /** Where a sweep that failed is logged. */
+  logger?: Logger;
+  /** Hears of each sweep of a subscription's deliveries (tests). */
+  onSweep?: (kind: 'disabled' | 'deleted', webhookId: string, result: SweepResult) => void;
   now?: () => number;
 }
 
@@ -150,6 +168,7 @@ function toWebhook(row: {
 export function createWebhookService(options: WebhookServiceOptions): WebhookService {
   const { db, ssrf, maxPerTenant } = options;
   const now = options.now ?? Date.now;
+  const batchSize = options.sweepBatchSize ?? SWEEP_BATCH_SIZE;
   // Parsed once at start: a bad keyring is a startup error, not a per-request one.
   const ring = options.kekRing ? parseKekRing(options.kekRing) : null;
 
@@ -235,16 +254,31 @@ export function createWebhookService(options: WebhookServiceOptions): WebhookSer
       return rows.map(toWebhook);
     },
     async enable(tenantId, id) {
+      await ownWebhook(tenantId, id);
+      // What its disabling has not failed yet (a sweep cut short by a stop) is failed first, batch by
+      // batch while it is still disabled: deliveries missed while it was disabled are never sent.
+      const swept = await failPendingOf(db, id, now(), { batchSize });
+      options.onSweep?.('disabled', id, swept);
       return db.transaction().execute(async (trx) => {
         await ownWebhook(tenantId, id, trx);
         // An active subscription keeps its count of failed deliveries in a row: enabling it changes
         // nothing, so it is still disabled at `webhooks.disableAfterFailedDeliveries`.
-        await trx
+        const enabled = await trx
           .updateTable('webhooks')
           .set({ disabled_at: null, disabled_reason: null, consecutive_failures: 0 })
           .where('id', '=', id)
           .where('disabled_at', 'is not', null)
-          .execute();
+          .executeTakeFirst();
+        // A delivery enqueued as it was being disabled (its event read it still enabled) and not
+        // claimed since: failed with the others (a few rows at most: a disabled one gets no new ones).
+        if (Number(enabled.numUpdatedRows) > 0) {
+          await trx
+            .updateTable('webhook_deliveries')
+            .set({ status: 'failed', next_attempt_at: now(), last_error: DISABLED_ERROR })
+            .where('webhook_id', '=', id)
+            .where('status', '=', 'pending')
+            .execute();
+        }
         const row = await trx
           .selectFrom('webhooks')
           .select(['id', 'url', 'events', 'created_at', 'disabled_at', 'disabled_reason'])
@@ -265,13 +299,24 @@ export function createWebhookService(options: WebhookServiceOptions): WebhookSer
         if (Number(removed.numDeletedRows) === 0) {
           throw new AppError('NOT_FOUND', 'No such webhook in this tenant');
         }
-        await trx.deleteFrom('webhook_deliveries').where('webhook_id', '=', id).execute();
         await (trx as unknown as SecurityDb)
           .deleteFrom('tenant_secrets')
           .where('tenant_id', '=', tenantId)
           .where('name', 'in', [webhookSecretName(id), previousWebhookSecretName(id)])
           .execute();
       });
+      // Deleted from here on (nothing reads, enqueues for or sends to it); its deliveries follow, at
+      // most a batch per statement. A failure (or a stop) leaves them to the retention job: the
+      // subscription is deleted all the same.
+      try {
+        const swept = await deleteDeliveriesOf(db, id, { batchSize });
+        options.onSweep?.('deleted', id, swept);
+      } catch (error) {
+        options.logger?.warn(
+          { err: error, webhookId: id },
+          'the deliveries of a deleted webhook were not all removed; the retention job removes the rest',
+        );
+      }
     },
     async rotateSecret(tenantId, id) {
       const keyring = requireRing();
