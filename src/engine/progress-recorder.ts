@@ -93,13 +93,17 @@ async function recordBatch(trx: Kysely<Database>, entries: Entry[], at: number):
     );
     return [{ ok: true, stored: stored! }];
   }
+  // The batch's statements (its savepoint too) belong to no one run's trace.
+  return context.with(ROOT_CONTEXT, () => recordShared(trx, entries, at));
+}
+
+/** Several runs' flushes: all in one savepoint, or each in its own when that failed. */
+async function recordShared(trx: Kysely<Database>, entries: Entry[], at: number): Promise<Outcome[]> {
   const all = await inSavepoint(trx, () =>
-    context.with(ROOT_CONTEXT, () =>
-      recordRunsProgress(
-        trx,
-        entries.map((entry) => entry.progress),
-        at,
-      ),
+    recordRunsProgress(
+      trx,
+      entries.map((entry) => entry.progress),
+      at,
     ),
   );
   if (all.ok) return all.value.map((stored) => ({ ok: true, stored }));
@@ -114,8 +118,9 @@ async function recordBatch(trx: Kysely<Database>, entries: Entry[], at: number):
   );
   const outcomes: Outcome[] = [];
   for (const entry of entries) {
-    const alone = await inSavepoint(trx, () =>
-      context.with(spanContext(entry), () => recordRunsProgress(trx, [entry.progress], at)),
+    // Written alone: its statements in its own span.
+    const alone = await context.with(spanContext(entry), () =>
+      inSavepoint(trx, () => recordRunsProgress(trx, [entry.progress], at)),
     );
     outcomes.push(
       alone.ok ? { ok: true, stored: alone.value[0]! } : { ok: false, error: asStorageFailure(alone.error) },

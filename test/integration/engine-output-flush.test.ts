@@ -4,15 +4,25 @@
 // flush is traced under its own run's span.
 // PostgreSQL needs --test-global-setup=test/fixtures/postgres-global-setup.ts.
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { sql } from 'kysely';
 import type { AgentRuntime } from '../../src/agents/runtimes/runtime.ts';
+import { configSchema } from '../../src/config/schema.ts';
 import type { SessionEvent } from '../../src/domain/types.ts';
 import { STORE_OUTPUT_SPAN } from '../../src/engine/progress-recorder.ts';
+import { createQuerySpanLogger } from '../../src/observability/db-tracing.ts';
 import { createGenAiTracer } from '../../src/observability/genai-spans.ts';
 import { createLogger } from '../../src/observability/logger.ts';
-import { ACTOR, createHarness, type Harness, type HarnessOptions } from '../fixtures/engine-harness.ts';
+import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
+import {
+  ACTOR,
+  createHarness,
+  type Harness,
+  type HarnessOptions,
+  makeTempDir,
+} from '../fixtures/engine-harness.ts';
 import { useInMemoryTracing } from '../fixtures/in-memory-tracing.ts';
 import { captureLog } from '../fixtures/log-capture.ts';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
@@ -290,6 +300,71 @@ describe('tracing of output flushes', { timeout: 60_000 }, () => {
       );
     } finally {
       await h.close();
+    }
+  });
+
+  test("the statements of a write several runs' flushes share are in no run's trace (its savepoints too)", async () => {
+    const lockstep = lockstepRuntime(2);
+    const dir = makeTempDir();
+    // The engine's database with database spans, as with tracing on.
+    let traced: DatabaseHandle | undefined;
+    const h = await createHarness({
+      dir,
+      llm: lockstep.runtime,
+      concurrency: 2,
+      pollIntervalMs: 600_000,
+      leaseSeconds: 600,
+      genAi: createGenAiTracer({ tracer: traces.tracing.tracer, captureMessageContent: false }),
+      engineDb: () => {
+        traced = createDatabase(
+          configSchema.parse({ dataDir: dir, store: { synchronous: 'normal', busyTimeoutMs: 5000 } }),
+          { querySpanLogger: (system) => createQuerySpanLogger({ tracer: traces.tracing.tracer, system }) },
+        );
+        return traced.db;
+      },
+    });
+    try {
+      traces.exporter.reset();
+      const ids = await createSessions(h, [1, 1]);
+      await lockstep.streaming;
+      await waitFor(
+        async () => {
+          for (const id of ids) if (outputLines(await h.allEvents(id)).length === 0) return false;
+          return true;
+        },
+        10_000,
+        'the first line of both runs',
+      );
+      lockstep.release();
+      for (const id of ids) assert.equal((await h.waitForSession(id)).status, 'completed');
+      const spans = traces.exporter.getFinishedSpans();
+      const shared = spans.filter(
+        (span) => span.name === STORE_OUTPUT_SPAN && span.attributes['maos.output.batch.runs'] === 2,
+      );
+      assert.equal(shared.length, 2, 'the first lines of both runs were one write');
+      // The engine's database records the spans of statements run in a recording span.
+      await traces.tracing.tracer.startActiveSpan('probe', async (probe) => {
+        await sql`select 1 as probed`.execute(traced!.db);
+        probe.end();
+      });
+      assert.ok(
+        traces.exporter
+          .getFinishedSpans()
+          .some((span) => String(span.attributes['db.query.text'] ?? '').includes('probed')),
+        'database spans are recorded',
+      );
+      const savepoints = spans.filter((span) =>
+        String(span.attributes['db.query.text'] ?? '').includes('output_flush'),
+      );
+      assert.deepEqual(
+        savepoints.map((span) => span.attributes['db.query.text']),
+        [],
+        "statements of the shared write in a run's trace",
+      );
+    } finally {
+      await h.close({ keepDir: true });
+      await traced?.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
