@@ -14,7 +14,7 @@ const API_KEY = 'test-key';
 // The SDK warns about unknown test model ids on stderr; that noise hides real failures.
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
-function models(server: ScriptedLlmServer): Record<string, LanguageModel> {
+function models(server: ScriptedLlmServer, fetch?: typeof globalThis.fetch): Record<string, LanguageModel> {
   return {
     'openai-compatible': createOpenAICompatible({
       name: 'local',
@@ -22,9 +22,10 @@ function models(server: ScriptedLlmServer): Record<string, LanguageModel> {
       apiKey: API_KEY,
       includeUsage: true,
       supportsStructuredOutputs: true,
+      fetch,
     }).chatModel('local-model'),
-    openai: createOpenAI({ baseURL: server.openaiBaseURL, apiKey: API_KEY }).chat('gpt-test'),
-    anthropic: createAnthropic({ baseURL: server.anthropicBaseURL, apiKey: API_KEY })('claude-test'),
+    openai: createOpenAI({ baseURL: server.openaiBaseURL, apiKey: API_KEY, fetch }).chat('gpt-test'),
+    anthropic: createAnthropic({ baseURL: server.anthropicBaseURL, apiKey: API_KEY, fetch })('claude-test'),
   };
 }
 
@@ -96,6 +97,28 @@ describe('scripted LLM server', () => {
           output: Output.object({ schema: z.object({ title: z.string(), steps: z.array(z.string()) }) }),
         });
         assert.deepEqual(result.output, { title: 'Plan', steps: ['a', 'b'] });
+      });
+
+      test('trickles a JSON answer a byte at a time', async () => {
+        const chunks: number[] = [];
+        // Counts the body's chunks as they arrive: many small ones, not the body in one piece.
+        const counting: typeof fetch = async (input, init) => {
+          const response = await fetch(input, init);
+          const counted = response.body?.pipeThrough(
+            new TransformStream<Uint8Array, Uint8Array>({
+              transform(chunk, controller) {
+                chunks.push(chunk.byteLength);
+                controller.enqueue(chunk);
+              },
+            }),
+          );
+          return new Response(counted, { status: response.status, headers: response.headers });
+        };
+        const model = models(server, counting)[kind] as LanguageModel;
+        server.enqueue({ text: 'Slowly.', byteDelayMs: 1 });
+        const result = await generateText({ model, prompt: 'Answer slowly', maxRetries: 0 });
+        assert.equal(result.text, 'Slowly.');
+        assert.ok(chunks.length > 20, `expected the body in many chunks, got ${chunks.length}`);
       });
 
       test('answers 429 with Retry-After in the provider format', async () => {
