@@ -135,6 +135,28 @@ describe('createDatabase data directory', () => {
     }
   });
 
+  test('a file that is not a database is named as such, not as a matter of permissions', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maos-db-'));
+    try {
+      writeFileSync(join(dir, 'maos.db'), 'dataDir: ./data\nport: 7070\n'.repeat(100));
+      assert.throws(
+        () => createDatabase({ dataDir: dir, store: { busyTimeoutMs: 1000, synchronous: 'normal' } }),
+        (error: unknown) => {
+          assert.ok(error instanceof AppError);
+          assert.equal(error.code, 'STORE_UNAVAILABLE');
+          assert.match(
+            error.message,
+            /maos\.db: file is not a database \(it is not a SQLite database: check store\.url and dataDir\)/,
+          );
+          assert.doesNotMatch(error.message, /must be writable/);
+          return true;
+        },
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a data directory under a read-only file system is STORE_UNAVAILABLE (EROFS), not ENOENT', (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'maos-db-'));
     const readOnly = join(dir, 'ro');

@@ -189,9 +189,14 @@ export function createDatabase(config: StoreConfig, options: DatabaseOptions = {
     sqlite.pragma('journal_mode = WAL');
   } catch (error) {
     sqlite.close();
+    // A file that is not a database (store.url or dataDir naming another file) is no matter of permissions.
+    const hint =
+      (error as { code?: string }).code === 'SQLITE_NOTADB'
+        ? 'it is not a SQLite database: check store.url and dataDir'
+        : 'the file and its directory must be writable';
     throw new AppError(
       'STORE_UNAVAILABLE',
-      `Cannot open the database file ${path}: ${(error as Error).message} (the file and its directory must be writable)`,
+      `Cannot open the database file ${path}: ${(error as Error).message} (${hint})`,
       { cause: error },
     );
   }
