@@ -163,7 +163,7 @@ const oidcSchema = z
     tenantClaim: exactTokenName()
       .default('tenant_id')
       .describe(
-        'Claim (dotted path allowed; a claim of the whole name, such as `https://maos.example.com/tenant`, is read first) that names the tenant. A token whose tenant has spaces around it or a control character (tab, line break, bidirectional override) is refused (401 invalid_token). @defaultValue tenant_id',
+        'Claim (dotted path allowed, unless a claim has the whole name, such as `https://maos.example.com/tenant`; a token with both is refused) that names the tenant. A token whose tenant has spaces around it or a control character (tab, line break, bidirectional override) is refused (401 invalid_token). @defaultValue tenant_id',
       ),
     defaultTenant: tenantIdSetting()
       .optional()
@@ -173,7 +173,7 @@ const oidcSchema = z
     rolesClaim: exactTokenName()
       .default('roles')
       .describe(
-        'Claim (dotted path, e.g. `realm_access.roles`, unless a claim has the whole name, such as `https://maos.example.com/roles`; array or space-separated string) holding role or group names. @defaultValue roles',
+        'Claim (dotted path, e.g. `realm_access.roles`, unless a claim has the whole name, such as `https://maos.example.com/roles`; a token with both is refused; array or space-separated string) holding role or group names. @defaultValue roles',
       ),
     roleMapping: z
       .record(z.string(), z.array(z.enum(BUILT_IN_ROLE_NAMES)))

@@ -43,3 +43,43 @@ describe('a principal or tenant claim that is no text', () => {
     assert.equal(reasonOf({ sub: 'u', tenant_id: '' }), 'token tenant_id claim is empty');
   });
 });
+
+describe('a claim name with dots', () => {
+  const withClaims = authConfigSchema.parse({
+    mode: 'oidc',
+    oidc: { tenantClaim: 'org.tenant', rolesClaim: 'realm_access.roles' },
+  }).oidc;
+
+  test('is read as one claim, or as a path, whichever the token has', () => {
+    const flat = mapClaims({ sub: 'u', 'org.tenant': 'acme', 'realm_access.roles': ['viewer'] }, withClaims);
+    assert.deepEqual([flat.tenantId, flat.roles], ['acme', ['viewer']]);
+    const nested = mapClaims(
+      { sub: 'u', org: { tenant: 'acme' }, realm_access: { roles: ['viewer'] } },
+      withClaims,
+    );
+    assert.deepEqual([nested.tenantId, nested.roles], ['acme', ['viewer']]);
+  });
+
+  test('is refused when the token has both the claim of that name and the path: which one is meant is unclear', () => {
+    // Read whole name first, a claim `realm_access.roles` beside Keycloak's realm_access.roles
+    // replaced the roles the operator configured (and a claim `org.tenant` the tenant).
+    for (const payload of [
+      {
+        sub: 'u',
+        org: { tenant: 'acme' },
+        realm_access: { roles: ['viewer'] },
+        'realm_access.roles': ['admin'],
+      },
+      { sub: 'u', org: { tenant: 'acme' }, 'org.tenant': 'other' },
+    ]) {
+      assert.throws(
+        () => mapClaims(payload, withClaims),
+        (error: unknown) =>
+          (error as { code?: unknown }).code === 'INVALID_TOKEN' &&
+          /^token has both a claim named "(realm_access\.roles|org\.tenant)" and that path into/.test(
+            (error as Error).message,
+          ),
+      );
+    }
+  });
+});

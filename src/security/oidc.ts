@@ -318,10 +318,25 @@ function mapJoseError(error: unknown): AppError {
 /**
  * Reads a claim by its name, or by dotted path (`realm_access.roles`) when the token has no claim of
  * that whole name: Auth0's custom claims must be named by a URL (`https://maos.example.com/tenant`),
- * whose dots are no path. Own keys only, at every step (a claim `constructor` is not Object's).
+ * whose dots are no path. A token that has both (a claim `realm_access.roles` beside the path) is
+ * refused: read either way, one would stand in for the claim the operator configured, roles or
+ * tenant included. Own keys only, at every step (a claim `constructor` is not Object's).
  */
 export function readClaim(payload: Record<string, unknown>, path: string): unknown {
-  if (Object.hasOwn(payload, path)) return payload[path];
+  const nested = path.includes('.') ? readClaimPath(payload, path) : undefined;
+  if (!Object.hasOwn(payload, path)) return nested;
+  if (nested !== undefined) {
+    throw authFailure(
+      'INVALID_TOKEN',
+      'invalid_token',
+      `token has both a claim named "${path}" and that path into its nested claims: which one is meant is unclear`,
+    );
+  }
+  return payload[path];
+}
+
+/** The value at a dotted path of nested claims, or undefined. */
+function readClaimPath(payload: Record<string, unknown>, path: string): unknown {
   let node: unknown = payload;
   for (const segment of path.split('.')) {
     if (typeof node !== 'object' || node === null || !Object.hasOwn(node, segment)) return undefined;
