@@ -62,6 +62,12 @@ describe('assertOriginAllowed', () => {
     // A name without a port takes any port.
     const anyPort = { ...open, allowedHosts: ['maos.example.com'] };
     assertOriginAllowed({ host: 'maos.example.com:8443' }, anyPort);
+    // Port 80 too is that port only: read as a URL, http's default port was dropped from the entry,
+    // which then took any port.
+    const eighty = { ...open, allowedHosts: ['maos.example.com:80'] };
+    assertOriginAllowed({ host: 'maos.example.com:80' }, eighty);
+    assert.ok(denied(() => assertOriginAllowed({ host: 'maos.example.com:8443' }, eighty)));
+    assert.ok(denied(() => assertOriginAllowed({ host: 'maos.example.com' }, eighty)));
   });
 });
 

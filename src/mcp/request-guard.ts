@@ -19,11 +19,15 @@ export function isLoopbackHostname(hostname: string): boolean {
   return LOOPBACK_NAMES.has(name) || name.endsWith('.localhost') || /^127(\.\d{1,3}){3}$/.test(name);
 }
 
-/** A Host header value (or an mcp.allowedHosts entry) as its name and port ('' when none is given). */
+/**
+ * A Host header value (or an mcp.allowedHosts entry) as its name and port ('' when none is given).
+ * The URL drops http's default port, which is given here all the same: `host:80` names port 80.
+ */
 function hostOf(value: string): { hostname: string; port: string } | undefined {
   try {
     const { hostname, port } = new URL(`http://${value}`);
-    return { hostname: hostname.toLowerCase(), port };
+    const given = port === '' && /:0*80$/.test(value) ? '80' : port;
+    return { hostname: hostname.toLowerCase(), port: given };
   } catch {
     return undefined;
   }
