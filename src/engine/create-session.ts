@@ -229,7 +229,8 @@ export async function assertTaskRolesExist(
 
 /**
  * Stores a session's settings; none when every one is the default (no row is read as defaults).
- * `requestedBudget`: the budget the session gave itself, kept for its retries (null: none).
+ * `requestedBudget`: the budget the session gave itself, kept for its retries (null: none, stored
+ * as '{}': a NULL there is read as a row of a build older than the column, session-settings.ts).
  */
 export async function insertSessionSettings(
   trx: Kysely<Database>,
@@ -246,7 +247,7 @@ export async function insertSessionSettings(
       tenant_id: session.tenantId,
       approval: settings.approval,
       budget: settings.budget === null ? null : JSON.stringify(settings.budget),
-      requested_budget: requestedBudget === null ? null : JSON.stringify(requestedBudget),
+      requested_budget: JSON.stringify(requestedBudget ?? {}),
       thread_id: settings.threadId,
       created_at: now,
     })

@@ -32,16 +32,26 @@ export async function loadSessionSettings(db: Kysely<Database>, sessionId: strin
 /**
  * The budget a session gave itself (before its tenant's default was merged in), or null when it gave
  * none; a retry caps it by the tenant's budget again. Not cached: only a retry reads it.
+ *
+ * A session stored by this build always has `requested_budget` in its settings row ('{}': it gave
+ * none). NULL there means the row was written by a build older than migration 0023's column (one
+ * replica of a rolling upgrade still running the old code after the migration ran): such a session
+ * cannot tell its own limits from its tenant's, so it falls back to its effective budget, as the
+ * migration does for the sessions stored before it; its retry is then as strict as the original,
+ * never looser, instead of losing its own limits.
  */
 export async function loadRequestedBudget(db: Kysely<Database>, sessionId: string): Promise<Budget | null> {
   const row = await db
     .selectFrom('session_settings')
-    .select('requested_budget')
+    .select(['budget', 'requested_budget'])
     .where('session_id', '=', sessionId)
     .executeTakeFirst();
-  return row?.requested_budget
-    ? readBudget(row.requested_budget, sessionId, 'session_settings.requested_budget')
-    : null;
+  if (!row) return null;
+  if (row.requested_budget === null) {
+    return row.budget === null ? null : readBudget(row.budget, sessionId, 'session_settings.budget');
+  }
+  const budget = readBudget(row.requested_budget, sessionId, 'session_settings.requested_budget');
+  return budget === null || Object.keys(budget).length === 0 ? null : budget;
 }
 
 /** parseStoredBudget, with a warning (once per session and column) when it cannot be read. */

@@ -163,8 +163,9 @@ export interface SessionSettingsTable {
   /** JSON Budget, or null: the effective one (the session's merged with its tenant's default). */
   budget: string | null;
   /**
-   * JSON Budget the session asked for itself (migration 0023), or null when it gave none; a retry
-   * caps it by the tenant's budget again. Sessions stored before 0023 have their effective budget.
+   * JSON Budget the session asked for itself (migration 0023), '{}' when it gave none; a retry caps
+   * it by the tenant's budget again. Sessions stored before 0023 have their effective budget; NULL is
+   * a row written by a build older than the column (a rolling upgrade), read as its effective budget.
    */
   requested_budget: string | null;
   thread_id: string | null;
