@@ -112,6 +112,18 @@ export async function listApiKeys(db: SecurityDb, tenantId: string): Promise<Api
   return rows.map(toInfo);
 }
 
+/** One key of the tenant, by id or prefix, without its secret; NOT_FOUND for another tenant's. */
+export async function getApiKey(db: SecurityDb, tenantId: string, idOrPrefix: string): Promise<ApiKeyInfo> {
+  const row = await db
+    .selectFrom('api_keys')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where((eb) => eb.or([eb('id', '=', idOrPrefix), eb('prefix', '=', idOrPrefix)]))
+    .executeTakeFirst();
+  if (!row) throw new AppError('NOT_FOUND', 'API key not found');
+  return toInfo(row);
+}
+
 /**
  * One page of the tenant's keys, newest first: `limit` keys created before the key `before` (the
  * previous page's last, its id), and that of this page's last when more follow.

@@ -79,18 +79,24 @@ export async function listRoleBindings(
 }
 
 /**
- * One page of the tenant's bindings (of one principal when given), by principal then role: `limit`
- * bindings after the one `cursor` names (the previous page's last), and the cursor of this page's
- * last when more follow. INVALID_CURSOR for a cursor encodeBindingCursor did not write.
+ * One page of the tenant's bindings (of one principal, of one role, when given), by principal then
+ * role: `limit` bindings after the one `cursor` names (the previous page's last), and the cursor of
+ * this page's last when more follow. INVALID_CURSOR for a cursor encodeBindingCursor did not write.
  */
 export async function listRoleBindingPage(
   db: SecurityDb,
   tenantId: string,
-  page: { principal?: string | undefined; limit: number; cursor?: string | undefined },
+  page: {
+    principal?: string | undefined;
+    role?: RoleName | undefined;
+    limit: number;
+    cursor?: string | undefined;
+  },
 ): Promise<{ items: RoleBinding[]; nextCursor: string | null }> {
   const after = page.cursor === undefined ? undefined : decodeBindingCursor(page.cursor);
   const rows = await selectRoleBindings(db, tenantId, {
     principal: page.principal,
+    role: page.role,
     after,
     limit: page.limit + 1,
   });
@@ -99,11 +105,34 @@ export async function listRoleBindingPage(
   return { items, nextCursor: rows.length > page.limit && last ? encodeBindingCursor(last) : null };
 }
 
+/** `role` of `principal` in `tenantId`; NOT_FOUND when it is not bound. */
+export async function getRoleBinding(
+  db: SecurityDb,
+  input: { tenantId: string; principal: string; role: RoleName },
+): Promise<RoleBinding> {
+  const [row] = await selectRoleBindings(db, input.tenantId, {
+    principal: input.principal,
+    role: input.role,
+    limit: 1,
+  });
+  if (!row) {
+    throw new AppError('NOT_FOUND', `'${input.principal}' has no binding to role ${input.role}`, {
+      details: { principal: input.principal, role: input.role },
+    });
+  }
+  return toBinding(row);
+}
+
 /** The rows of known roles, by principal then role in code point order, after `after` when given. */
 function selectRoleBindings(
   db: SecurityDb,
   tenantId: string,
-  options: { principal?: string | undefined; after?: BindingPosition | undefined; limit?: number },
+  options: {
+    principal?: string | undefined;
+    role?: RoleName | undefined;
+    after?: BindingPosition | undefined;
+    limit?: number;
+  },
 ) {
   const postgres = isPostgres(db);
   // Code point order on both stores: SQLite compares bytes (BINARY); a PostgreSQL database's own
@@ -117,6 +146,7 @@ function selectRoleBindings(
     // Rows of roles MAOS no longer knows grant nothing (authenticate.ts skips them): not shown.
     .where('role', 'in', [...BUILT_IN_ROLES]);
   if (options.principal !== undefined) query = query.where('principal_id', '=', options.principal);
+  if (options.role !== undefined) query = query.where('role', '=', options.role);
   const after = options.after;
   if (after !== undefined) {
     query = query.where((eb) =>

@@ -99,6 +99,8 @@ export interface WebhookService {
     input: { url: string; events: WebhookEvent[] },
   ): Promise<Webhook & { secret: string }>;
   list(tenantId: string): Promise<Webhook[]>;
+  /** One subscription of the tenant, without its secret; NOT_FOUND for another tenant's. */
+  get(tenantId: string, id: string): Promise<Webhook>;
   /**
    * Re-enables a disabled subscription (no-op on an active one) and resets its failure count; the
    * deliveries failed while it was disabled are not sent again. NOT_FOUND for another tenant's.
@@ -252,6 +254,16 @@ export function createWebhookService(options: WebhookServiceOptions): WebhookSer
         .orderBy('id')
         .execute();
       return rows.map(toWebhook);
+    },
+    async get(tenantId, id) {
+      const row = await db
+        .selectFrom('webhooks')
+        .select(['id', 'url', 'events', 'created_at', 'disabled_at', 'disabled_reason'])
+        .where('id', '=', id)
+        .where('tenant_id', '=', tenantId)
+        .executeTakeFirst();
+      if (!row) throw new AppError('NOT_FOUND', 'No such webhook in this tenant');
+      return toWebhook(row);
     },
     async enable(tenantId, id) {
       await ownWebhook(tenantId, id);

@@ -142,6 +142,7 @@ const BASES: Record<string, (ids: Ids) => Base> = {
     body: { url: 'https://203.0.113.10/hooks', events: ['session.awaiting_approval'] },
   }),
   'GET /v1/webhooks': () => ({}),
+  'GET /v1/webhooks/{id}': (ids) => ({ path: { id: ids.webhook } }),
   'DELETE /v1/webhooks/{id}': (ids) => ({ path: { id: ids.webhook } }),
   'POST /v1/webhooks/{id}/rotate-secret': (ids) => ({ path: { id: ids.webhook } }),
   'POST /v1/webhooks/{id}/enable': (ids) => ({ path: { id: ids.webhook } }),
@@ -150,8 +151,15 @@ const BASES: Record<string, (ids: Ids) => Base> = {
     body: { name: 'fuzz', roles: ['viewer'], expiresAt: new Date(Date.now() + HOUR).toISOString() },
   }),
   'GET /v1/admin/keys': () => ({}),
+  'GET /v1/admin/keys/{id}': (ids) => ({ path: { id: ids.spareKey } }),
   'DELETE /v1/admin/keys/{id}': (ids) => ({ path: { id: ids.spareKey } }),
-  'GET /v1/admin/role-bindings': () => ({ query: [['principal', 'alice']] }),
+  'GET /v1/admin/role-bindings': () => ({
+    query: [
+      ['principal', 'alice'],
+      ['role', 'viewer'],
+    ],
+  }),
+  'GET /v1/admin/role-bindings/{principal}/{role}': () => ({ path: { principal: 'alice', role: 'viewer' } }),
   'PUT /v1/admin/role-bindings': () => ({
     query: [
       ['principal', 'alice'],

@@ -391,6 +391,7 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   const binding = `/v1/admin/role-bindings/${encodeURIComponent('auth0|conformance')}/viewer`;
   expectStatus(await api.call('PUT', binding), 201);
   expectStatus(await api.call('PUT', binding), 200);
+  expectStatus(await api.call('GET', binding), 200);
   expectStatus(await api.call('GET', '/v1/admin/role-bindings'), 200);
   expectStatus(await api.call('GET', '/v1/admin/role-bindings?principal=auth0%7Cconformance'), 200);
   const reserved = await api.call('PUT', '/v1/admin/role-bindings/key%3Aabc/viewer', {
@@ -405,9 +406,11 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   expectStatus(await api.call('PUT', binding, asViewer), 403, 'PERMISSION_DENIED');
   expectStatus(await api.call('DELETE', binding), 204);
   expectStatus(await api.call('DELETE', binding), 404, 'NOT_FOUND');
+  expectStatus(await api.call('GET', binding), 404, 'NOT_FOUND');
   // The same, named in the query (the form for the principals `.` and `..`).
   const byQuery = '/v1/admin/role-bindings?principal=..&role=viewer';
   expectStatus(await api.call('PUT', byQuery), 201);
+  expectStatus(await api.call('GET', byQuery), 200);
   expectStatus(await api.call('PUT', '/v1/admin/role-bindings?principal=..'), 400, 'VALIDATION_FAILED');
   expectStatus(await api.call('DELETE', byQuery), 204);
   expectStatus(await api.call('DELETE', byQuery), 404, 'NOT_FOUND');
@@ -416,6 +419,8 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   const newKey = await api.call('POST', '/v1/admin/keys', { body: { name: 'ci', roles: ['developer'] } });
   expectStatus(newKey, 201);
   expectStatus(await api.call('GET', '/v1/admin/keys'), 200);
+  expectStatus(await api.call('GET', `/v1/admin/keys/${(newKey.body as { id: string }).id}`), 200);
+  expectStatus(await api.call('GET', '/v1/admin/keys/unknown-key'), 404, 'NOT_FOUND');
   expectStatus(await api.call('POST', '/v1/admin/keys', { body: { name: '', roles: [] } }), 400);
   expectStatus(await api.call('DELETE', `/v1/admin/keys/${(newKey.body as { id: string }).id}`), 200);
   expectStatus(await api.call('DELETE', '/v1/admin/keys/unknown-key'), 404);
@@ -443,6 +448,8 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   const webhookPath = `/v1/webhooks/${(webhook.body as { id: string }).id}`;
   expectStatus(await api.call('POST', '/v1/webhooks', { body: { ...hook, events: [] } }), 400);
   expectStatus(await api.call('GET', '/v1/webhooks'), 200);
+  expectStatus(await api.call('GET', webhookPath), 200);
+  expectStatus(await api.call('GET', `/v1/webhooks/${MISSING_ID}`), 404, 'NOT_FOUND');
   expectStatus(await api.call('GET', `${webhookPath}/deliveries?limit=5`), 200);
   expectStatus(await api.call('GET', `/v1/webhooks/${MISSING_ID}/deliveries`), 404, 'NOT_FOUND');
   expectStatus(await api.call('POST', `${webhookPath}/rotate-secret`), 200);

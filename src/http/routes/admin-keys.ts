@@ -1,5 +1,5 @@
-// /v1/admin/keys: create (key shown once), list (in pages) and revoke the API keys of the caller's
-// tenant.
+// /v1/admin/keys: create (key shown once), list (in pages), get one and revoke the API keys of the
+// caller's tenant.
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -9,6 +9,7 @@ import {
   API_KEY_AUDIT_TARGET_TYPE,
   type ApiKeyInfo,
   createApiKey,
+  getApiKey,
   listApiKeyPage,
   revokeApiKey,
 } from '../../security/api-keys.ts';
@@ -41,6 +42,16 @@ const apiKeySchema = z
 const createdKeySchema = apiKeySchema
   .extend({ key: z.string().describe('The key. Shown only in this response; store it now.') })
   .meta({ id: 'CreatedApiKey' });
+
+const keyParams = z.strictObject({
+  // Ids (UUIDs) and prefixes (hex) are stored in lower case: one sent in upper case names the same
+  // key instead of an unknown one.
+  id: z
+    .string()
+    .regex(/^[0-9a-zA-Z-]{1,64}$/)
+    .transform((id) => id.toLowerCase())
+    .describe('Key id or prefix, in upper or lower case.'),
+});
 
 // The id of the key each revocation found, for its audit record: a key named by its prefix is
 // recorded under its id, as its creation (and the CLI's revocation) is.
@@ -138,6 +149,23 @@ export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRo
     },
   );
 
+  typed.get(
+    '/v1/admin/keys/:id',
+    {
+      config: { permission: 'keys:manage' },
+      schema: {
+        operationId: 'getApiKey',
+        summary: 'Get an API key',
+        description:
+          'One key of the caller’s tenant (by id or prefix; the `Location` of its creation): its metadata, never its secret.',
+        tags: ['admin'],
+        params: keyParams,
+        response: { 200: apiKeySchema, ...problemResponses(400, 401, 403, 404, 429) },
+      },
+    },
+    async (request) => toDto(await getApiKey(db, request.actor.tenantId, request.params.id)),
+  );
+
   typed.delete(
     '/v1/admin/keys/:id',
     {
@@ -150,15 +178,7 @@ export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRo
         summary: 'Revoke an API key',
         description: 'Revokes the key (by id or prefix) at once; idempotent.',
         tags: ['admin'],
-        params: z.strictObject({
-          // Ids (UUIDs) and prefixes (hex) are stored in lower case: one sent in upper case names
-          // the same key instead of an unknown one.
-          id: z
-            .string()
-            .regex(/^[0-9a-zA-Z-]{1,64}$/)
-            .transform((id) => id.toLowerCase())
-            .describe('Key id or prefix, in upper or lower case.'),
-        }),
+        params: keyParams,
         response: { 200: apiKeySchema, ...problemResponses(400, 401, 403, 404, 429) },
       },
     },

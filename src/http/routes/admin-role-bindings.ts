@@ -6,6 +6,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { BUILT_IN_ROLES } from '../../security/rbac.ts';
 import {
+  getRoleBinding,
   grantRole,
   listRoleBindingPage,
   MAX_BINDING_CURSOR_LENGTH,
@@ -107,6 +108,12 @@ export function registerAdminRoleBindingRoutes(
             .max(MAX_PRINCIPAL_LENGTH)
             .optional()
             .describe('Only this principal’s bindings.'),
+          role: z
+            .enum(BUILT_IN_ROLES)
+            .optional()
+            .describe(
+              'Only bindings to this role. With `principal`, the one binding (the `Location` of a grant to the principals `.` and `..`, which a path cannot carry), or none.',
+            ),
           limit: createLimitSchema(maxPageSize, Math.min(50, maxPageSize)),
           // Longer than other lists' cursors: it holds the last binding's principal.
           cursor: createCursorSchema(MAX_BINDING_CURSOR_LENGTH).optional(),
@@ -122,9 +129,31 @@ export function registerAdminRoleBindingRoutes(
       },
     },
     async (request) => {
-      const { principal, limit, cursor } = request.query;
-      return listRoleBindingPage(db, request.actor.tenantId, { principal, limit, cursor });
+      const { principal, role, limit, cursor } = request.query;
+      return listRoleBindingPage(db, request.actor.tenantId, { principal, role, limit, cursor });
     },
+  );
+
+  typed.get(
+    '/v1/admin/role-bindings/:principal/:role',
+    {
+      config: { permission: 'keys:manage' },
+      schema: {
+        operationId: 'getRoleBinding',
+        summary: 'Get a role binding',
+        description:
+          'The binding of the role to the principal in the caller’s tenant (the `Location` of its grant); 404 when the role is not granted to it. The principals `.` and `..`: `GET /v1/admin/role-bindings?principal=…&role=…`.',
+        tags: ['admin'],
+        params: bindingParams,
+        response: { 200: roleBindingSchema, ...problemResponses(400, 401, 403, 404, 429) },
+      },
+    },
+    async (request) =>
+      getRoleBinding(db, {
+        tenantId: request.actor.tenantId,
+        principal: request.params.principal,
+        role: request.params.role,
+      }),
   );
 
   for (const { suffix, operation, schema, read } of ADDRESSINGS) {

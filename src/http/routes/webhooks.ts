@@ -1,4 +1,4 @@
-// /v1/webhooks: a tenant's signed webhook subscriptions (create, list, delete, rotate the signing
+// /v1/webhooks: a tenant's signed webhook subscriptions (create, list, get, delete, rotate the signing
 // secret, re-enable one disabled automatically) and the deliveries of one, newest first. A signing secret is returned once, by the create or
 // the rotation that made it; nothing else shows it.
 import type { FastifyPluginAsync } from 'fastify';
@@ -150,6 +150,23 @@ export function createWebhookRoutesPlugin(options: WebhookRoutesOptions): Fastif
         },
       },
       async (request) => ({ items: await webhooks.list(request.actor.tenantId) }),
+    );
+
+    typed.get(
+      '/v1/webhooks/:id',
+      {
+        config: { permission: 'webhooks:manage' },
+        schema: {
+          operationId: 'getWebhook',
+          summary: 'Get a webhook subscription',
+          description:
+            'One subscription of the caller’s tenant (the `Location` of its creation), without its signing secret.',
+          tags: ['webhooks'],
+          params: webhookParams,
+          response: { 200: webhookSchema, ...problemResponses(400, 401, 403, 404, 429) },
+        },
+      },
+      async (request) => webhooks.get(request.actor.tenantId, request.params.id),
     );
 
     typed.delete(
