@@ -168,7 +168,7 @@ const oidcSchema = z
     defaultTenant: tenantIdSetting()
       .optional()
       .describe(
-        'Tenant for tokens without the tenant claim; unset = such tokens are refused. Like every tenant id (and the claim), no spaces around it and no control characters.',
+        'Tenant for tokens without the tenant claim (or with it null); unset = such tokens are refused. Like every tenant id (and the claim), no spaces around it and no control characters.',
       ),
     rolesClaim: exactTokenName()
       .default('roles')

@@ -41,6 +41,8 @@ describe('a principal or tenant claim that is no text', () => {
     assert.equal(reasonOf({ sub: '', tenant_id: 'acme' }), 'token sub claim is empty');
     assert.equal(reasonOf({ sub: 'u', tenant_id: 7 }), 'token tenant_id claim is a number, not a string');
     assert.equal(reasonOf({ sub: 'u', tenant_id: '' }), 'token tenant_id claim is empty');
+    // A null tenant claim without a defaultTenant to stand in for it: said so, as a null sub is.
+    assert.equal(reasonOf({ sub: 'u', tenant_id: null }), 'token tenant_id claim is null, not a string');
   });
 });
 

@@ -377,12 +377,14 @@ export function mapClaims(payload: JWTPayload, config: OidcConfig): Principal {
       `token ${config.principalClaim} claim uses the reserved principal name "${reserved}" of MAOS's own callers`,
     );
   }
-  const tenant = readClaim(payload, config.tenantClaim) ?? config.defaultTenant;
+  // A null claim, like a missing one, takes defaultTenant when there is one.
+  const claimed = readClaim(payload, config.tenantClaim);
+  const tenant = claimed ?? config.defaultTenant;
   if (typeof tenant !== 'string' || tenant.length === 0) {
     const reason =
-      tenant === undefined
+      tenant === undefined && claimed === undefined
         ? 'token names no tenant'
-        : `token ${config.tenantClaim} claim ${textClaimProblem(tenant)}`;
+        : `token ${config.tenantClaim} claim ${textClaimProblem(tenant ?? claimed)}`;
     throw authFailure('INVALID_TOKEN', 'invalid_token', reason);
   }
   // Both are written with everything the caller does: text the store would keep altered (U+0000
