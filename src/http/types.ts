@@ -65,7 +65,9 @@ declare module 'fastify' {
     /**
      * The route speaks JSON-RPC (MCP): its audit records name the method and tool, and only tool
      * calls are recorded, none at all when `auditsToolCalls` (the route records each call itself,
-     * naming the tool); denials are always recorded. Other routes' bodies are never read as JSON-RPC.
+     * naming the tool); denials are always recorded, once per request. Each message of a batch is
+     * recorded as if posted alone, and charged to the rate limits as one request (notifications and
+     * responses excepted). Other routes' bodies are never read as JSON-RPC.
      */
     jsonRpc?: { auditsToolCalls: boolean };
     /**

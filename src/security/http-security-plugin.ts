@@ -16,7 +16,7 @@ import type { Authenticator } from './authenticate.ts';
 import { answerPreflight, applyCorsHeaders, type CorsOptions, isPreflight } from './cors.ts';
 import { createCredentialWatch } from './credential-watch.ts';
 import { describeAuditActor, type JsonRpcCall, readJsonRpcCall } from './http-audit-fields.ts';
-import { countBatchRequests } from './json-rpc-batch.ts';
+import { auditedCallsOfBatch, countBatchRequests } from './json-rpc-batch.ts';
 import { formatBearerChallenge, type Principal, readAuthFailure } from './principal.ts';
 import { secondsUntilUtcMidnight, type TenantQuotas } from './quotas.ts';
 import type { RateLimitDecision, RateLimiter } from './rate-limit.ts';
@@ -77,11 +77,13 @@ interface RequestState {
   denial?: string;
   /**
    * Refused by the rate limiter, but not as the first refusal of its counter's window: answered
-   * 429 and counted, not audited (see auditCallOf).
+   * 429 and counted, not audited (see auditCallsOf).
    */
   repeatedRateLimit?: boolean;
   /** Its audit record was written (or attempted) before the response was sent. */
   audited?: boolean;
+  /** A JSON-RPC batch refused whole by the rate limits (429, or 413 over a whole quota). */
+  refusedBatch?: boolean;
   /**
    * A permission refused inside the route (authorizeRequest), not counted yet: counted as
    * `permission_denied` only if the request is answered 403 for it (see onSend).
@@ -90,6 +92,9 @@ interface RequestState {
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** What auditCallsOf answers for a request without a record, and for one with the generic record. */
+const NO_RECORD: readonly (JsonRpcCall | null)[] = Object.freeze([]);
+const REQUEST_RECORD: readonly (JsonRpcCall | null)[] = Object.freeze([null]);
 
 export interface HttpSecurity {
   /** Pass to buildHttpServer as `authenticate`: resolves request.actor or throws (RFC 6750). */
@@ -285,6 +290,7 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     );
     const over = decision.exceedsQuota;
     if (over) {
+      state.refusedBatch = true;
       state.denial = 'batch over the rate limit';
       metrics?.recordRateLimitRejection?.('requests');
       throw new AppError(
@@ -295,6 +301,7 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     }
     for (const [name, value] of Object.entries(decision.headers)) reply.header(name, value);
     if (decision.allowed) return;
+    state.refusedBatch = true;
     throw rateLimited(
       state,
       decision,
@@ -440,15 +447,15 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       countRouteDenial(request, reply);
       // Once per request: an error in a later onSend hook sends an error reply through here again.
       if (states.get(request)?.audited === true) return done(null, payload);
-      const rpc = auditCallOf(request, reply);
-      if (rpc === undefined) return done(null, payload);
+      const calls = auditCallsOf(request, reply);
+      if (calls.length === 0) return done(null, payload);
       stateOf(request).audited = true;
       const onLate = () =>
         logger.warn(
           { requestId: String(request.id), waitedMs: auditWaitMs },
           'audit record not stored yet: answered without it (the append goes on)',
         );
-      waitForAuditAppend(writeAudit(request, reply, rpc), auditWaitMs, onLate).then(
+      waitForAuditAppend(writeAudits(request, reply, calls), auditWaitMs, onLate).then(
         (outcome) => {
           // The change was made and is answered as the handler answered it (see writeAudit); the
           // header tells the client its record is missing, or not stored yet.
@@ -461,9 +468,9 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     // Replies that skip onSend (an SSE stream takes the socket over) are recorded once answered.
     app.addHook('onResponse', (request, reply, done) => {
       if (states.get(request)?.audited === true) return done();
-      const rpc = auditCallOf(request, reply);
-      if (rpc === undefined) return done();
-      writeAudit(request, reply, rpc).then(() => done(), done);
+      const calls = auditCallsOf(request, reply);
+      if (calls.length === 0) return done();
+      writeAudits(request, reply, calls).then(() => done(), done);
     });
   };
 
@@ -480,25 +487,44 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
   }
 
   /**
-   * Whether a request gets an audit record: undefined when not, else the JSON-RPC call it carried
-   * (null for a plain REST request). State changes and denials are recorded; reads are not.
+   * The audit records of a request: none, or one per JSON-RPC call it carried that is recorded
+   * (null: the route's generic record, as for a plain REST request). State changes and denials are
+   * recorded; reads are not.
    */
-  function auditCallOf(request: FastifyRequest, reply: FastifyReply): JsonRpcCall | null | undefined {
+  function auditCallsOf(request: FastifyRequest, reply: FastifyReply): readonly (JsonRpcCall | null)[] {
     const status = reply.statusCode;
-    const denied = status === 401 || status === 403 || status === 429;
+    const state = states.get(request);
+    // A batch refused whole by the rate limits (also with 413) is a denial: nothing of it ran.
+    const denied = status === 401 || status === 403 || status === 429 || state?.refusedBatch === true;
     // A caller over its rate limit gets one record per counter window (its first refusal): one per
     // request would let anyone, without credentials, append to the never-pruned log and fill the
     // append queue as fast as the server can refuse requests, which is what the limit is there to
     // stop. Nothing was done for these requests; each is still counted (recordRateLimitRejection).
-    if (status === 429 && states.get(request)?.repeatedRateLimit === true) return undefined;
-    if (SAFE_METHODS.has(request.method) && !denied) return undefined;
-    if (request.routeOptions.config?.public === true && !denied) return undefined;
-    // MCP sends every message as a POST; only tool calls change anything (reads are not audited),
-    // and a route that records its tool calls itself (one record naming the tool) gets no second one.
+    if (status === 429 && state?.repeatedRateLimit === true) return NO_RECORD;
+    if (SAFE_METHODS.has(request.method) && !denied) return NO_RECORD;
+    if (request.routeOptions.config?.public === true && !denied) return NO_RECORD;
     const jsonRpc = request.routeOptions.config?.jsonRpc;
-    const rpc = jsonRpc ? readJsonRpcCall(request.body) : null;
-    if (rpc && (rpc.method !== 'tools/call' || jsonRpc?.auditsToolCalls) && !denied) return undefined;
-    return rpc;
+    if (jsonRpc === undefined) return REQUEST_RECORD;
+    // MCP sends every message as a POST; only tool calls change anything (reads are not audited),
+    // and a route that records its tool calls itself (one record naming the tool) gets no second
+    // one. A refused request gets one record, naming its call when it carried one.
+    const body = request.body;
+    if (Array.isArray(body))
+      return denied ? REQUEST_RECORD : auditedCallsOfBatch(body, jsonRpc.auditsToolCalls);
+    const rpc = readJsonRpcCall(body);
+    if (rpc && (rpc.method !== 'tools/call' || jsonRpc.auditsToolCalls) && !denied) return NO_RECORD;
+    return [rpc];
+  }
+
+  /** Writes the records of `calls` (appended in their order); false when any could not be written. */
+  async function writeAudits(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    calls: readonly (JsonRpcCall | null)[],
+  ): Promise<boolean> {
+    if (calls.length === 1) return writeAudit(request, reply, calls[0] ?? null);
+    const written = await Promise.all(calls.map((rpc) => writeAudit(request, reply, rpc)));
+    return written.every(Boolean);
   }
 
   async function writeAudit(
