@@ -5,7 +5,7 @@ import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import { createDatabase, type DatabaseHandle, refuseRootInDataDir } from '../store/db.ts';
-import { migrateToLatest } from '../store/migrate.ts';
+import { currentSchema, migrateToLatest } from '../store/migrate.ts';
 import { type AuditLog, createAuditLog } from './audit/audit-log.ts';
 import type { AuditActor } from './audit/audit-record.ts';
 import { type CheckpointSigner, openCheckpoint } from './audit/checkpoint.ts';
@@ -99,7 +99,10 @@ async function chooseLocalSigner(
 export interface LocalSecurityDatabase {
   db: SecurityDb;
   location: string;
-  /** True when migration 0002_security has created the audit tables. */
+  /**
+   * True when migration 0002_security has created the audit tables: on PostgreSQL in MAOS's own
+   * schema (currentSchema), not an `audit_log` of another schema of the database.
+   */
   hasAuditLog(): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -112,8 +115,11 @@ export function openLocalSecurityDatabase(config: Readonly<Config>): LocalSecuri
     db,
     location: handle.location,
     async hasAuditLog() {
+      const schema = await currentSchema(handle.db);
       const tables = await handle.db.introspection.getTables();
-      return tables.some((table) => table.name === 'audit_log');
+      return tables.some(
+        (table) => table.name === 'audit_log' && (schema === undefined || table.schema === schema),
+      );
     },
     close: () => handle.close(),
   };
