@@ -452,6 +452,52 @@ test('the routes table of docs/api.md lists every operation of the document, wit
   assert.deepEqual(problems, []);
 });
 
+test('docs/api.md says when an optional query parameter of the document is required, in its row and its section', async (t) => {
+  const doc = await servedDocument(t);
+  const text = read('docs/api.md');
+  const lines = text.split('\n');
+  // Headings, not the comments of code blocks (`# …` in bash).
+  let fenced = false;
+  const isHeading = lines.map((line) => {
+    if (line.startsWith('```')) fenced = !fenced;
+    return !fenced && /^#+ /.test(line);
+  });
+  const problems: string[] = [];
+  let conditional = 0;
+  for (const [path, item] of Object.entries(doc.paths)) {
+    for (const [method, operation] of Object.entries(item)) {
+      for (const parameter of operation.parameters ?? []) {
+        // Optional in the schema, required in some state of the server: a rule only words carry.
+        const rule = /\brequired (?:until|while|unless) [^);.]+/.exec(parameter.description ?? '')?.[0];
+        if (parameter.in !== 'query' || parameter.required === true || rule === undefined) continue;
+        conditional++;
+        const route = `${method.toUpperCase()} ${path}`;
+        const row = lines.find((line) => line.startsWith(`| \`${route}\` |`));
+        if (!row?.includes(`\`?${parameter.name}=\``) || !row.includes(rule))
+          problems.push(`${route}: the row does not say ?${parameter.name}= is ${rule}`);
+        // The row links the section that tells more; that section says it too.
+        const anchor = /\]\(#([a-z0-9-]+)\)/.exec(row ?? '')?.[1];
+        const heading = lines.findIndex((line, i) => isHeading[i] && slug(line) === anchor);
+        const next = isHeading.findIndex((yes, i) => yes && i > heading);
+        const section = lines.slice(heading, next === -1 ? undefined : next).join(' ');
+        if (heading === -1 || !section.includes(`\`${parameter.name}\``) || !section.includes(rule))
+          problems.push(`${route}: its section #${anchor} does not say \`${parameter.name}\` is ${rule}`);
+      }
+    }
+  }
+  // The audit proofs' sizes (size, to) are such parameters.
+  assert.ok(conditional >= 2, `${conditional} conditionally required parameters`);
+  assert.deepEqual(problems, []);
+
+  function slug(heading: string): string {
+    return heading
+      .replace(/^#+ /, '')
+      .toLowerCase()
+      .replace(/[^a-z0-9 -]/g, '')
+      .replaceAll(' ', '-');
+  }
+});
+
 test("docs/mcp.md's worked example runs as written, and a tool error reads as its Errors section shows", async (t) => {
   const text = read('docs/mcp.md');
   const example = text.slice(text.indexOf('## Worked example'), text.indexOf('## Troubleshooting'));
