@@ -17,8 +17,11 @@ describe('a second subscribe to a resource', { timeout: 10_000 }, () => {
   test('starts a new watch (the old one stopped), which notifies', async (t) => {
     const wakes: Array<() => void> = [];
     let stopped = 0;
+    // The session's newest event: a wake notifies once it differs from what the watch saw last.
+    let newestSeq = 1;
     const service = {
       getSession: async () => ({ id: SESSION_ID, tasks: [] }) as unknown as SessionDetail,
+      listEventsBefore: async () => [{ seq: newestSeq }],
       watchEvents: (_sessionId: string, onWake: () => void) => {
         wakes.push(onWake);
         return () => {
@@ -48,6 +51,8 @@ describe('a second subscribe to a resource', { timeout: 10_000 }, () => {
     await client.subscribeResource({ uri });
     assert.equal(wakes.length, 2, 'the second subscribe started no new watch');
     assert.equal(stopped, 1, 'the old watch was not stopped');
+    // The session changes: a new event, and the wake that announces it.
+    newestSeq += 1;
     wakes[1]?.();
     for (let tries = 0; tries < 50 && updated.length === 0; tries++) {
       await new Promise((resolve) => setTimeout(resolve, 20));

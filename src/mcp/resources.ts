@@ -10,6 +10,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import { headOf } from '../domain/text-cut.ts';
 import type { SessionDetail, TaskRecord } from '../domain/types.ts';
+import type { Actor } from '../engine/session-service.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { McpCaller, RequestExtra } from './caller.ts';
 import { findTask, formatSessionUri, readAgentOutput, toSessionStatus } from './session-view.ts';
@@ -194,19 +195,50 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
 
   const watches = new Map<string, () => void>();
 
-  function watch(uri: string, sessionId: string): () => void {
+  /**
+   * What a read of the session would show, as far as a change goes: its newest event (every change
+   * of a session appends one), or the code of the error the read meets (deleted, access gone).
+   */
+  async function changeMark(actor: Actor, sessionId: string): Promise<string> {
+    try {
+      const [newest] = await service.listEventsBefore(actor, sessionId, null, 1);
+      return `event ${newest?.seq ?? 0}`;
+    } catch (error) {
+      return `error ${error instanceof AppError ? error.code : 'INTERNAL'}`;
+    }
+  }
+
+  /**
+   * Notifies the subscriber of `uri` when its session changes. A wake is no change by itself: on
+   * PostgreSQL every watched session is woken every few seconds (store/pg-notifier.ts, a sweep that
+   * covers lost notifications), and each wake was told to the client as an update, also of a
+   * session that had long finished, and written to the MCP stream log. So a wake notifies only once
+   * the session's newest event (or the error reading it) differs from what was last seen.
+   */
+  function watch(uri: string, sessionId: string, actor: Actor): () => void {
     let timer: NodeJS.Timeout | undefined;
+    let stopped = false;
+    // One read at a time, each compared with the one before it.
+    let seen = changeMark(actor, sessionId);
+    const check = async (): Promise<void> => {
+      const before = await seen;
+      const now = changeMark(actor, sessionId);
+      seen = now;
+      if ((await now) === before || stopped) return;
+      server.server.sendResourceUpdated({ uri }).catch(() => {
+        // The client went away; the transport's close handler removes the watch.
+      });
+    };
     const stop = service.watchEvents(sessionId, () => {
       if (timer !== undefined) return;
       timer = setTimeout(() => {
         timer = undefined;
-        server.server.sendResourceUpdated({ uri }).catch(() => {
-          // The client went away; the transport's close handler removes the watch.
-        });
+        void check();
       }, NOTIFY_DEBOUNCE_MS);
       timer.unref();
     });
     return () => {
+      stopped = true;
       clearTimeout(timer);
       stop();
     };
@@ -249,7 +281,7 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
       const running = watches.get(uri);
       if (running !== undefined) {
         running();
-        watches.set(uri, watch(uri, target.detail.id));
+        watches.set(uri, watch(uri, target.detail.id, deps.resolveCaller(extra).actor));
         return {};
       }
       if (watches.size >= MAX_SUBSCRIPTIONS) await releaseDeletedSessions(deps.resolveCaller(extra));
@@ -260,7 +292,7 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
           { details: { limit: MAX_SUBSCRIPTIONS } },
         );
       }
-      watches.set(uri, watch(uri, target.detail.id));
+      watches.set(uri, watch(uri, target.detail.id, deps.resolveCaller(extra).actor));
       return {};
     }),
   );
