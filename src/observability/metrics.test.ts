@@ -194,6 +194,34 @@ describe('metrics registry', () => {
     assert.match(after, /^maos_tls_reload_failures_total 1$/m);
   });
 
+  test('the webhook series the alerts read exist at 0 before the first delivery', async () => {
+    // increase() cannot see the increment that creates a series: a replica's first give-up (or
+    // disable) would pass unseen by MaosWebhookDeliveriesGivenUp (MaosWebhookSubscriptionDisabled).
+    const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
+    const before = await metrics.render();
+    for (const event of [
+      'session.awaiting_approval',
+      'session.completed',
+      'session.failed',
+      'session.cancelled',
+    ]) {
+      for (const outcome of ['delivered', 'retried', 'failed']) {
+        assert.match(
+          before,
+          new RegExp(`^maos_webhook_deliveries_total\\{event="${event}",outcome="${outcome}"\\} 0$`, 'm'),
+        );
+      }
+    }
+    assert.match(before, /^maos_webhook_subscriptions_disabled_total\{reason="gone"\} 0$/m);
+    assert.match(before, /^maos_webhook_subscriptions_disabled_total\{reason="failures"\} 0$/m);
+    metrics.recordWebhookAttempt('session.failed', 'failed', null);
+    metrics.recordWebhookDisabled('failures');
+    const after = await metrics.render();
+    assert.match(after, /^maos_webhook_deliveries_total\{event="session.failed",outcome="failed"\} 1$/m);
+    assert.match(after, /^maos_webhook_subscriptions_disabled_total\{reason="failures"\} 1$/m);
+    assert.deepEqual(findLabelViolations(await metrics.registry.getMetricsAsJSON()), []);
+  });
+
   test('the exposition text passes promtool check metrics', requireBinary(), async () => {
     await withTempDir(async (dir) => {
       const metrics = createMetrics({ version: '1.2.3', revision: 'abc1234' });

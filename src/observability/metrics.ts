@@ -1,7 +1,14 @@
 // The Prometheus metrics of MAOS: one private prom-client Registry (never the global one, so tests
 // and several servers in one process do not collide) and typed recorders that bound every label.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { createLabelGuard, type LabelsOf, type MetricName } from './metric-labels.ts';
+import { WEBHOOK_EVENTS } from '../webhooks/webhook-tables.ts';
+import {
+  createLabelGuard,
+  type LabelsOf,
+  type MetricName,
+  WEBHOOK_DISABLE_REASONS,
+  WEBHOOK_OUTCOMES,
+} from './metric-labels.ts';
 import { defineLlmMetrics, type LlmMetrics } from './metrics-llm.ts';
 import { defineScrapeGauges, type ScrapeSources } from './metrics-scrape.ts';
 
@@ -336,6 +343,14 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: names('maos_webhook_subscriptions_disabled_total', 'reason'),
     registers,
   });
+  // Every series the webhook alerts read exists at 0 from the start: a labelled counter is created
+  // by its first increment, and increase() cannot see the increment that created a series, so the
+  // first give-up (or disable) of a replica, of each event, would pass unseen by
+  // MaosWebhookDeliveriesGivenUp and MaosWebhookSubscriptionDisabled. 4 events x 3 outcomes + 2.
+  for (const event of WEBHOOK_EVENTS) {
+    for (const outcome of WEBHOOK_OUTCOMES) webhookAttempts.inc({ event, outcome }, 0);
+  }
+  for (const reason of WEBHOOK_DISABLE_REASONS) webhooksDisabled.inc({ reason }, 0);
   const tlsCertificateExpiry = new Gauge({
     name: 'maos_tls_certificate_expiry_timestamp_seconds',
     help: 'Unix time when the certificate served over HTTPS expires (no sample without tls.certFile).',
