@@ -19,6 +19,14 @@ export interface EngineObserver {
    * tenant's daily token quota (QUOTA_EXCEEDED). Once per session.
    */
   budgetExceeded?(scope: BudgetStopScope): void;
+  /**
+   * A write shared by several runs' output flushes failed as a whole (a flush its session's store
+   * refused) and its flushes were written again one by one (progress-recorder.ts). Once per write
+   * that committed.
+   */
+  outputBatchFallback?(): void;
+  /** A run's output flush could not be stored: its lines are lost (logged `could not store task output`). */
+  outputFlushFailed?(): void;
 }
 
 /** Whose budget stopped a session: its own, or its tenant's daily token quota. */

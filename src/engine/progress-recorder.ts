@@ -6,7 +6,8 @@
 // A flush that fails (a statement of its session refused) fails the batch's statements for all: the
 // batch is rolled back to its savepoint and each flush is written again on its own in the same
 // transaction, so the failing one is left out alone (its lines are lost, as a failed flush's always
-// were) and the others are stored once, in their order, before any later flush of theirs.
+// were) and the others are stored once, in their order, before any later flush of theirs. Both
+// are counted (maos_task_output_batch_fallbacks_total, maos_task_output_flush_failures_total).
 //
 // Tracing: each run whose flush runs in a recording span gets a `store task.output` span under it
 // (its run's trace), ended when its flush is settled. A flush written alone runs its queries inside
@@ -40,16 +41,31 @@ type Outcome = { ok: true; stored: boolean } | { ok: false; error: unknown };
 // One name for every savepoint here: they never nest.
 const SAVEPOINT = sql.raw('output_flush');
 
+/** What the operator sees of the flushes (metrics): both called once the write has settled. */
+export interface ProgressRecorderObserver {
+  /** A write of several runs' flushes failed as a whole and was written again flush by flush. */
+  batchFellBack?(): void;
+  /** A run's flush could not be stored. */
+  flushFailed?(): void;
+}
+
 /**
  * Returns a function that queues a run's flush; all flushes queued before the write operation runs
  * (every flush of one tick of the flush clock) are written by that one operation.
  */
-export function createProgressRecorder(queue: WriteQueue, now: () => number): RecordProgress {
+export function createProgressRecorder(
+  queue: WriteQueue,
+  now: () => number,
+  observer: ProgressRecorderObserver = {},
+): RecordProgress {
   let pending: Entry[] = [];
   let queued = false;
 
   function queueBatch(): void {
     let taken: Entry[] | undefined;
+    // Whether the run of the operation that committed wrote its flushes one by one (a run the queue
+    // repeats after a transient conflict starts over).
+    let fellBack = false;
     queue
       .run(async (trx) => {
         // The queue may run the operation again after a transient conflict: the same flushes.
@@ -59,17 +75,21 @@ export function createProgressRecorder(queue: WriteQueue, now: () => number): Re
           queued = false;
           startSpans(taken);
         }
-        return recordBatch(trx, taken, now());
+        fellBack = false;
+        return recordBatch(trx, taken, now(), () => {
+          fellBack = true;
+        });
       }, ENGINE_PROGRESS)
       .then(
         (outcomes) => {
-          for (const [index, entry] of taken!.entries()) settle(entry, outcomes[index]!);
+          if (fellBack) observer.batchFellBack?.();
+          for (const [index, entry] of taken!.entries()) settle(entry, outcomes[index]!, observer);
         },
         (error: unknown) => {
           // The operation may fail before it took the flushes (the queue's batch failed to start).
           const failed = taken ?? pending.splice(0);
           if (!taken) queued = false;
-          for (const entry of failed) settle(entry, { ok: false, error });
+          for (const entry of failed) settle(entry, { ok: false, error }, observer);
         },
       );
   }
@@ -84,7 +104,12 @@ export function createProgressRecorder(queue: WriteQueue, now: () => number): Re
 }
 
 /** The flushes in the caller's transaction: all in one go, or each alone when that failed. */
-async function recordBatch(trx: Kysely<Database>, entries: Entry[], at: number): Promise<Outcome[]> {
+async function recordBatch(
+  trx: Kysely<Database>,
+  entries: Entry[],
+  at: number,
+  fallingBack: () => void,
+): Promise<Outcome[]> {
   if (entries.length === 1) {
     // Alone: its failure is its own, and the write queue rolls its operation back.
     const entry = entries[0]!;
@@ -94,11 +119,16 @@ async function recordBatch(trx: Kysely<Database>, entries: Entry[], at: number):
     return [{ ok: true, stored: stored! }];
   }
   // The batch's statements (its savepoint too) belong to no one run's trace.
-  return context.with(ROOT_CONTEXT, () => recordShared(trx, entries, at));
+  return context.with(ROOT_CONTEXT, () => recordShared(trx, entries, at, fallingBack));
 }
 
 /** Several runs' flushes: all in one savepoint, or each in its own when that failed. */
-async function recordShared(trx: Kysely<Database>, entries: Entry[], at: number): Promise<Outcome[]> {
+async function recordShared(
+  trx: Kysely<Database>,
+  entries: Entry[],
+  at: number,
+  fallingBack: () => void,
+): Promise<Outcome[]> {
   const all = await inSavepoint(trx, () =>
     recordRunsProgress(
       trx,
@@ -107,6 +137,7 @@ async function recordShared(trx: Kysely<Database>, entries: Entry[], at: number)
     ),
   );
   if (all.ok) return all.value.map((stored) => ({ ok: true, stored }));
+  fallingBack();
   // Nothing of the batch is stored: each flush again on its own, in the batch's order. Their
   // sessions are locked first, all at once in id order, outside the savepoints (which would let a
   // rolled-back flush's locks go): locked flush by flush, a session of a higher id was held while
@@ -178,12 +209,13 @@ function spanContext(entry: Entry): Context {
   return entry.span ? trace.setSpan(entry.context, entry.span) : entry.context;
 }
 
-function settle(entry: Entry, outcome: Outcome): void {
+function settle(entry: Entry, outcome: Outcome, observer: ProgressRecorderObserver): void {
   if (outcome.ok) {
     entry.span?.end();
     entry.resolve(outcome.stored);
     return;
   }
+  observer.flushFailed?.();
   if (entry.span) {
     markSpanFailed(entry.span, outcome.error);
     entry.span.end();

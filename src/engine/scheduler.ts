@@ -148,7 +148,10 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   const heartbeatOutage: StoreOutage = { current: null };
   const freeSlots = () => deps.concurrency - active.size - reserved;
   // The output flushes of all runs of one tick share one operation (progress-recorder.ts).
-  const recordProgress = createProgressRecorder(deps.queue, now);
+  const recordProgress = createProgressRecorder(deps.queue, now, {
+    batchFellBack: () => notifyObserver(deps.observer, 'outputBatchFallback'),
+    flushFailed: () => notifyObserver(deps.observer, 'outputFlushFailed'),
+  });
   // Finishes of all slots coalesce into one operation per write batch.
   const finish = createCoalescer(
     deps.queue,

@@ -53,6 +53,12 @@ export function createEngineMetricsObserver(metrics: Metrics, options: EngineMet
     budgetExceeded(scope) {
       metrics.recordBudgetRejection(scope);
     },
+    outputBatchFallback() {
+      metrics.recordOutputBatchFallback();
+    },
+    outputFlushFailed() {
+      metrics.recordOutputFlushFailure();
+    },
   };
 }
 

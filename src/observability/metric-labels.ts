@@ -170,6 +170,8 @@ export const METRIC_LABELS = {
   maos_task_lease_expiries_total: {},
   maos_task_retries_total: {},
   maos_worker_slots: { state: SLOT_STATES },
+  maos_task_output_batch_fallbacks_total: {},
+  maos_task_output_flush_failures_total: {},
   gen_ai_client_token_usage: { ...GEN_AI_LABELS, gen_ai_token_type: TOKEN_TYPES },
   gen_ai_client_operation_duration_seconds: { ...GEN_AI_LABELS, error_type: PROVIDER_ERROR_TYPES },
   maos_llm_cost_usd_total: { provider: PROVIDER_RULE, model: MODEL_RULE },

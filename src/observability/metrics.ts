@@ -81,6 +81,10 @@ export interface Metrics extends LlmMetrics {
   recordLeaseExpired(count?: number): void;
   recordTaskRetry(): void;
   setWorkerSlots(busy: number, total: number): void;
+  /** A write of several runs' output flushes failed whole and was written again flush by flush. */
+  recordOutputBatchFallback(): void;
+  /** A run's output flush could not be stored (its lines are lost). */
+  recordOutputFlushFailure(): void;
   trackSseConnection(delta: 1 | -1): void;
   recordSseEventsSent(count?: number): void;
   recordSseStreamDropped(): void;
@@ -228,6 +232,17 @@ export function createMetrics(options: MetricsOptions): Metrics {
     name: 'maos_worker_slots',
     help: 'Task slots of this process, by state (busy / (busy + idle) = utilisation).',
     labelNames: names('maos_worker_slots', 'state'),
+    registers,
+  });
+
+  const outputBatchFallbacks = new Counter({
+    name: 'maos_task_output_batch_fallbacks_total',
+    help: 'Writes of several task runs’ output flushes that failed as a whole and were written again one flush at a time.',
+    registers,
+  });
+  const outputFlushFailures = new Counter({
+    name: 'maos_task_output_flush_failures_total',
+    help: 'Output flushes of task runs that could not be stored (their lines are lost; each is logged).',
     registers,
   });
 
@@ -422,6 +437,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
       workerSlots.set({ state: 'busy' }, busy);
       workerSlots.set({ state: 'idle' }, Math.max(0, total - busy));
     },
+    recordOutputBatchFallback: () => outputBatchFallbacks.inc(),
+    recordOutputFlushFailure: () => outputFlushFailures.inc(),
     ...llm,
     trackSseConnection: (delta) => sseConnections.inc(delta),
     recordSseEventsSent: (count = 1) => sseEvents.inc(count),

@@ -25,6 +25,8 @@ export function populateAllMetrics(metrics: Metrics, dataDir: string): void {
   metrics.recordLeaseExpired();
   metrics.recordTaskRetry();
   metrics.setWorkerSlots(3, 8);
+  metrics.recordOutputBatchFallback();
+  metrics.recordOutputFlushFailure();
   metrics.recordLlmCall({
     provider: 'anthropic',
     model: 'claude-sonnet-4-5',

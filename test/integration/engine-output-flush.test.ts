@@ -13,8 +13,10 @@ import { configSchema } from '../../src/config/schema.ts';
 import type { SessionEvent } from '../../src/domain/types.ts';
 import { STORE_OUTPUT_SPAN } from '../../src/engine/progress-recorder.ts';
 import { createQuerySpanLogger } from '../../src/observability/db-tracing.ts';
+import { createEngineMetricsObserver } from '../../src/observability/engine-metrics.ts';
 import { createGenAiTracer } from '../../src/observability/genai-spans.ts';
 import { createLogger } from '../../src/observability/logger.ts';
+import { createMetrics } from '../../src/observability/metrics.ts';
 import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
 import {
   ACTOR,
@@ -25,6 +27,7 @@ import {
 } from '../fixtures/engine-harness.ts';
 import { useInMemoryTracing } from '../fixtures/in-memory-tracing.ts';
 import { captureLog } from '../fixtures/log-capture.ts';
+import { sampleOf } from '../fixtures/metrics-scrape.ts';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
@@ -137,7 +140,12 @@ for (const store of ['sqlite', 'postgres'] as const) {
     test("one tick's flushes of 8 runs (two sessions) are one write operation; every line stored once, in order, before its run's result", async () => {
       const RUNS = 8;
       const lockstep = lockstepRuntime(RUNS);
-      const h = await harness({ llm: lockstep.runtime, concurrency: RUNS });
+      const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
+      const h = await harness({
+        llm: lockstep.runtime,
+        concurrency: RUNS,
+        observer: createEngineMetricsObserver(metrics, { slots: RUNS }),
+      });
       try {
         let opsBefore = 0;
         lockstep.beforeFirstLines(async () => {
@@ -188,6 +196,10 @@ for (const store of ['sqlite', 'postgres'] as const) {
             'seqs contiguous',
           );
         }
+        // Nothing fell back or failed.
+        const scrape = await metrics.render();
+        assert.equal(sampleOf(scrape, 'maos_task_output_batch_fallbacks_total'), 0);
+        assert.equal(sampleOf(scrape, 'maos_task_output_flush_failures_total'), 0);
       } finally {
         await h.close();
       }
@@ -196,10 +208,13 @@ for (const store of ['sqlite', 'postgres'] as const) {
     test("a flush whose session's store refuses its lines fails alone: the other runs' lines of that tick are stored once", async () => {
       const lockstep = lockstepRuntime(3);
       const log = captureLog<LogLine>();
+      // What the operator sees of it: the engine's observer feeding a real registry.
+      const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
       const h = await harness({
         llm: lockstep.runtime,
         concurrency: 3,
         logger: createLogger({ level: 'warn', destination: log.destination }),
+        observer: createEngineMetricsObserver(metrics, { slots: 3 }),
       });
       try {
         // The runs write their first lines once the trigger is in place.
@@ -240,6 +255,10 @@ for (const store of ['sqlite', 'postgres'] as const) {
           warnings.map((line) => line.taskId),
           [refusedTask],
         );
+        // The tick's shared write failed whole and was written flush by flush; one flush was lost.
+        const scrape = await metrics.render();
+        assert.equal(sampleOf(scrape, 'maos_task_output_batch_fallbacks_total'), 1);
+        assert.equal(sampleOf(scrape, 'maos_task_output_flush_failures_total'), 1);
       } finally {
         await h.close();
       }
