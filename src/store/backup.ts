@@ -7,8 +7,10 @@ import {
   existsSync,
   fsyncSync,
   linkSync,
+  lstatSync,
   mkdirSync,
   openSync,
+  readlinkSync,
   realpathSync,
   renameSync,
   rmSync,
@@ -278,6 +280,53 @@ export function refuseFileAsDirectory(path: string): void {
   }
 }
 
+/** Links followed before a chain of symbolic links is taken for a loop (Linux's own limit). */
+const MAX_LINKS = 40;
+
+/**
+ * Where the database named `path` is stored: `path` itself, or, when `path` is a symbolic link (a
+ * database kept on another volume, linked into the data directory), the file the link leads to,
+ * through every link of a chain, whether that file exists or not (SQLite follows the link too: its
+ * `-wal` and `-shm` files are beside that file). A restore writes there, keeping the link.
+ * STORE_UNAVAILABLE when the folder the link leads to does not exist (the volume is not mounted): a
+ * restore must not write the database where the link is instead, nor create that folder on whatever
+ * file system is there; VALIDATION_FAILED for a chain of links that loops.
+ */
+export function databaseFilePath(path: string): string {
+  let current = resolve(path);
+  for (let followed = 0; followed <= MAX_LINKS; followed += 1) {
+    let link: string;
+    try {
+      if (!lstatSync(current).isSymbolicLink()) return current;
+      link = readlinkSync(current);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error;
+      // The name the last link leads to does not exist (the database file is missing there).
+      if (current !== resolve(path) && !isDirectory(dirname(current))) {
+        throw new AppError(
+          'STORE_UNAVAILABLE',
+          `${path} is a symbolic link to ${current}, whose folder ${dirname(current)} does not exist (is its volume mounted?); the database is not written beside the link instead`,
+        );
+      }
+      return current;
+    }
+    current = resolve(dirname(current), link);
+  }
+  throw new AppError(
+    'VALIDATION_FAILED',
+    `${path} is a symbolic link that does not lead to a file (more than ${MAX_LINKS} links, a loop?)`,
+  );
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 export interface ReplaceOptions {
   /** Keep the replaced database as `<target>.pre-restore-<stamp>` instead of deleting it. */
   keepPrevious: boolean;
@@ -299,14 +348,19 @@ export interface ReplaceResult {
 /**
  * Installs `backupPath` as the database at `targetPath`: copies it beside the target, fsyncs, moves
  * the old database and its -wal/-shm aside (a stale WAL replayed onto the new file would corrupt it;
- * so are side files left without their database), then renames the copy into place.
+ * so are side files left without their database), then renames the copy into place. A target that
+ * is a symbolic link stays one: all of that happens beside the file it leads to (databaseFilePath),
+ * which the link then names again.
  */
 export async function replaceDatabaseFile(
   backupPath: string,
-  targetPath: string,
+  configuredPath: string,
   options: ReplaceOptions,
 ): Promise<ReplaceResult> {
-  mkdirSync(dirname(targetPath), { recursive: true, mode: 0o750 });
+  const targetPath = databaseFilePath(configuredPath);
+  const linked = targetPath !== resolve(configuredPath);
+  // A link's folder exists (databaseFilePath checked it): never created on another file system.
+  if (!linked) mkdirSync(dirname(targetPath), { recursive: true, mode: 0o750 });
   const staging = join(dirname(targetPath), `.${basename(targetPath)}.restoring`);
   rmSync(staging, { force: true });
   // Copy through the backup API too: it writes a clean, self-contained file without a WAL.

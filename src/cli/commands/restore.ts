@@ -1,7 +1,7 @@
 // `maos restore <file>`: checks a backup (integrity, schema version), refuses to replace an existing
 // database without --force or one a running server uses (its server lock), installs it, and verifies the result.
 import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { readClientEnv } from '../../config/client-env.ts';
 import { loadConfig } from '../../config/load.ts';
@@ -9,6 +9,7 @@ import type { Config } from '../../config/schema.ts';
 import { AppError } from '../../errors/app-error.ts';
 import { resolveCheckpointDir } from '../../security/create-security.ts';
 import {
+  databaseFilePath,
   inspectSqliteFile,
   isDatabaseInUse,
   keepOwner,
@@ -36,6 +37,11 @@ interface RestoreFlags {
 /** What `maos restore` did, printed as text or JSON. */
 export interface RestoreReport {
   target: string;
+  /**
+   * The file the restored database was written to when `target` is a symbolic link to it (a database
+   * on another volume): the link is kept, and the replaced database is kept beside that file.
+   */
+  linkedFile?: string;
   /** Where the replaced database was moved, when there was one. */
   previous?: string;
   /** Side files (`-wal`, `-shm`) found without their database, moved aside so none replays onto the restore. */
@@ -118,6 +124,9 @@ export async function restoreBackup(
   if (before.migrations.applied.length === 0) {
     throw new AppError('VALIDATION_FAILED', `${backupPath} is not a MAOS database (no migrations applied)`);
   }
+  // A maos.db that links to a file on another volume is restored there, the link kept; a link whose
+  // folder is missing (the volume not mounted) is refused before anything is written.
+  const file = databaseFilePath(target);
   const claim = await claimDatabase(config, target);
   let previous: string | undefined;
   let strayFiles: string[] | undefined;
@@ -137,7 +146,7 @@ export async function restoreBackup(
     ({ previous, strayFiles } = await replaceDatabaseFile(backupPath, target, {
       keepPrevious: true,
     }).catch((error: unknown) => {
-      throw asDataDirectoryFailure(error, dirname(target));
+      throw asDataDirectoryFailure(error, dirname(file));
     }));
   } finally {
     if (claim.state === 'free') claim.lock?.release();
@@ -155,6 +164,7 @@ export async function restoreBackup(
       : setAsideLaterCheckpoints(resolveCheckpointDir(config), size, readRecordedCheckpoints(previous));
   return {
     target,
+    ...(file !== resolve(target) ? { linkedFile: file } : {}),
     ...(previous ? { previous } : {}),
     ...(strayFiles ? { strayFiles } : {}),
     integrity: 'ok',
@@ -239,7 +249,11 @@ async function findLiveServer(config: Readonly<Config>): Promise<string | undefi
 
 /** Human-readable summary of a restore. */
 export function renderRestoreReport(report: RestoreReport): string {
-  const lines = [`Restored ${report.target} (integrity ok).`];
+  const lines = [
+    report.linkedFile
+      ? `Restored ${report.target} into ${report.linkedFile}, which it links to (integrity ok).`
+      : `Restored ${report.target} (integrity ok).`,
+  ];
   if (report.previous) lines.push(`Previous database kept as ${report.previous}`);
   if (report.strayFiles) {
     lines.push(`Files left without their database moved aside: ${report.strayFiles.join(', ')}`);
