@@ -6,8 +6,13 @@ import { createOpenAI } from '@ai-sdk/openai';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import type { LanguageModel } from 'ai';
 import type { ProviderConfig } from '../../config/llm-schema.ts';
+import { createSecretRedactor } from '../../security/secret-redaction.ts';
 import { splitBaseURL, withBaseQuery } from './base-url.ts';
+import { redactErrorResponses, redactStreamErrors, secretsOfProviders } from './provider-error-redaction.ts';
 import { DEFAULT_MAX_RESPONSE_BYTES, limitResponseBytes } from './response-size-limit.ts';
+
+/** The model interface the provider packages in use implement. */
+type LanguageModelV4 = Extract<LanguageModel, { specificationVersion: 'v4' }>;
 
 /**
  * The model `modelId` of the named provider. API keys come only from the config: the SDK's own
@@ -20,6 +25,11 @@ export function createLanguageModel(
   modelId: string,
   /** Replaces `fetch` for this model's HTTP calls (e.g. the SSRF-guarded one for tenant URLs). */
   fetchImpl?: typeof fetch,
+  /**
+   * Secrets redacted from the provider's error messages besides this provider's own (its key, header
+   * values and base URL query): the other configured providers'.
+   */
+  otherSecrets: readonly string[] = [],
 ): LanguageModel {
   // The packages append each path to the base URL as text: a query of its own (`?api-version=…`)
   // goes on every request instead (base-url.ts).
@@ -27,13 +37,30 @@ export function createLanguageModel(
     provider.baseURL === undefined
       ? { base: undefined, query: new URLSearchParams() }
       : splitBaseURL(provider.baseURL);
+  // An error answer loses any secret it echoes, in its HTTP body or inside the stream
+  // (provider-error-redaction.ts).
+  const redact = createSecretRedactor([...secretsOfProviders({ [name]: provider }), ...otherSecrets]);
   // Every call's response is bounded in size (response-size-limit.ts), the operator's URLs included.
   const transport = {
     fetch: withBaseQuery(
       query,
-      limitResponseBytes(provider.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES, fetchImpl),
+      redactErrorResponses(
+        redact,
+        limitResponseBytes(provider.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES, fetchImpl),
+      ),
     ),
   };
+  return redactStreamErrors(modelOf(name, provider, modelId, baseURL, transport), redact);
+}
+
+/** The provider package's model for `provider`'s wire protocol. */
+function modelOf(
+  name: string,
+  provider: ProviderConfig,
+  modelId: string,
+  baseURL: string | undefined,
+  transport: { fetch: typeof fetch },
+): LanguageModelV4 {
   switch (provider.type) {
     case 'anthropic':
       return createAnthropic({
@@ -42,7 +69,7 @@ export function createLanguageModel(
         headers: provider.headers,
         ...transport,
         name: `${name}.messages`,
-      })(modelId);
+      })(modelId) as LanguageModelV4;
     case 'openai':
       // Chat completions rather than the Responses API: the protocol every OpenAI-compatible server
       // also speaks, so one code path (and one test fixture) covers all of them.
@@ -52,7 +79,7 @@ export function createLanguageModel(
         headers: provider.headers,
         ...transport,
         name,
-      }).chat(modelId);
+      }).chat(modelId) as LanguageModelV4;
     case 'openai-compatible':
       return createOpenAICompatible({
         name,
@@ -62,7 +89,7 @@ export function createLanguageModel(
         ...transport,
         includeUsage: true,
         supportsStructuredOutputs: provider.structuredOutputs,
-      }).chatModel(modelId);
+      }).chatModel(modelId) as LanguageModelV4;
   }
 }
 
@@ -75,13 +102,14 @@ export function createModelCache(
   fetchImpl?: typeof fetch,
 ) {
   const models = new Map<string, LanguageModel>();
+  const secrets = secretsOfProviders(providers);
   return (providerName: string, modelId: string): LanguageModel => {
     const key = `${providerName}\u0000${modelId}`;
     let model = models.get(key);
     if (!model) {
       const provider = providers[providerName];
       if (!provider) throw new Error(`provider '${providerName}' is not configured`);
-      model = createLanguageModel(providerName, provider, modelId, fetchImpl);
+      model = createLanguageModel(providerName, provider, modelId, fetchImpl, secrets);
       models.set(key, model);
     }
     return model;

@@ -7,6 +7,7 @@ import type { ProviderConfig, ProvidersConfig } from '../../config/llm-schema.ts
 import { fetchPublicUrl, type SsrfPolicy } from '../../security/ssrf-guard.ts';
 import { createLanguageModel, createModelCache } from './create-model.ts';
 import type { CredentialLookup } from './llm-client.ts';
+import { secretsOfProviders } from './provider-error-redaction.ts';
 import type { CacheModel } from './response-cache-model.ts';
 
 /** The model interface the provider packages in use implement. */
@@ -112,6 +113,8 @@ export function createTenantModelCache(
   operatorFetch?: typeof fetch,
 ): (provider: string, modelId: string, lookup?: CredentialLookup) => LanguageModel {
   const serverModel = createModelCache(providers, operatorFetch);
+  // Redacted from the errors of a tenant's calls too, besides the tenant's own key.
+  const operatorSecrets = secretsOfProviders(providers);
   const tenantModels = new Map<string, LanguageModelV4>();
   const guardedFetch: typeof fetch = (input, init) => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
@@ -145,7 +148,13 @@ export function createTenantModelCache(
         headers: credential.baseURL ? {} : provider.headers,
       };
       model = cacheModel(
-        createLanguageModel(name, config, modelId, credential.baseURL ? guardedFetch : operatorFetch),
+        createLanguageModel(
+          name,
+          config,
+          modelId,
+          credential.baseURL ? guardedFetch : operatorFetch,
+          operatorSecrets,
+        ),
         name,
         modelId,
         credential.baseURL ?? undefined,
