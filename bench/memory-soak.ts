@@ -9,28 +9,34 @@
 // `--postgres`: the server in cluster mode on a fresh PostgreSQL database (`DATABASE_URL`'s server,
 // else an embedded one), so LISTEN/NOTIFY, the shared rate limits and the replica directory run too.
 // `--tracing`: tracing on, every span made and dropped (spans of HTTP, queries, agents, model calls).
-// Each batch runs, `--concurrency` at a time (16), sessions of eleven kinds in turn: command agents
+// Each batch runs, `--concurrency` at a time (16), sessions of twelve kinds in turn: command agents
 // (their event stream followed to the end), LLM agents with a budget, an orchestrated session steered
 // while it runs, a command session whose event stream is dropped mid-way and which is then
 // cancelled, an LLM agent cancelled mid-answer, a plan approved or rejected, a failing session
 // retried, an MCP session (a tool call, a resource subscription, its GET stream dropped; ended with
 // DELETE or abandoned until `mcp.sessionIdleSeconds`), an LLM agent stopped by its budget, an LLM
 // agent whose provider fails (error status, reset, error inside the stream), and an event stream
-// whose API key is revoked while it is open. Around them: a webhook subscription per tenant and
+// whose API key is revoked while it is open, and a slow LLM agent whose event stream six clients
+// follow at once (two drop it after a few frames, two never read and leave, two stop reading with
+// the connection open and then vanish) before it is cancelled. Around them: a webhook subscription per tenant and
 // batch (a receiver here failing every fifth delivery), failed logins, API keys created, used and
 // revoked, half of the finished sessions deleted. Stops by itself after the batches, or after the
-// batch that crosses `--max-seconds`. `--snapshots=DIR` writes V8 heap snapshots of the server
+// batch that crosses `--max-seconds`. Beside the heap, each batch prints the server's open file
+// descriptors, its active handles by kind (sockets, timers …) and, on PostgreSQL, its pool's
+// connections: what a leak of connections, timers or runner pipes shows in. `--snapshots=DIR` writes V8 heap snapshots of the server
 // after the second and the last batch (compare them in Chrome DevTools: Comparison view).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { writeHeapSnapshot } from 'node:v8';
+import { Agent, getGlobalDispatcher, setGlobalDispatcher } from 'undici';
 import { startJsonLineProcess } from './child-process.ts';
 
 const SCRIPT = fileURLToPath(import.meta.url);
@@ -124,6 +130,7 @@ async function runServer(
   const { loadConfig } = await import('../src/config/load.ts');
   const { createLogger } = await import('../src/observability/logger.ts');
   const { createApiKey } = await import('../src/security/api-keys.ts');
+  const { getPostgresPool } = await import('../src/store/postgres-dialect.ts');
   const dataDir = mkdtempSync(join(tmpdir(), 'maos-soak-'));
   const config = loadConfig({
     env: {},
@@ -205,8 +212,19 @@ async function runServer(
       setTimeout(() => {
         gc?.();
         const usage = process.memoryUsage();
+        const handles: Record<string, number> = {};
+        for (const kind of process.getActiveResourcesInfo()) handles[kind] = (handles[kind] ?? 0) + 1;
+        const pool = getPostgresPool(app.database.db);
         process.stdout.write(
-          `${JSON.stringify({ heapUsed: usage.heapUsed, external: usage.external, rss: usage.rss })}\n`,
+          `${JSON.stringify({
+            heapUsed: usage.heapUsed,
+            external: usage.external,
+            rss: usage.rss,
+            // Linux; elsewhere none.
+            fds: openFileDescriptors(),
+            handles,
+            pool: pool ? { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount } : null,
+          })}\n`,
         );
       }, 200);
     } else if (command === 'snapshot' && path) {
@@ -223,11 +241,20 @@ async function runServer(
   process.on('SIGTERM', () => void stop());
 }
 
+/** The process's open file descriptors (Linux: /proc/self/fd), or null where that cannot be read. */
+function openFileDescriptors(): number | null {
+  try {
+    return readdirSync('/proc/self/fd').length;
+  } catch {
+    return null;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Driver.
 // ---------------------------------------------------------------------------------------------
 /** Kinds of session, cycled by index; tenants alternate every KINDS sessions, so each gets every kind. */
-const KINDS = 11;
+const KINDS = 12;
 const tenantOf = (i: number) => Math.floor(i / KINDS) % 2;
 
 interface Session {
@@ -317,6 +344,37 @@ class Driver {
       clearTimeout(timer);
       controller.abort();
     }
+  }
+
+  /** Opens the session's SSE stream, reads nothing, and leaves after `ms`. */
+  async openAndLeave(tenant: number, id: string, ms: number): Promise<void> {
+    const controller = new AbortController();
+    const response = await fetch(`${this.stack.url}/v1/sessions/${id}/events`, {
+      headers: this.headers(tenant, { accept: 'text/event-stream' }),
+      signal: controller.signal,
+    });
+    if (response.status !== 200) throw new Error(`SSE: ${response.status}`);
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    controller.abort();
+  }
+
+  /** Asks for the stream on a raw connection that never reads what comes, and vanishes after `ms`. */
+  stopReading(tenant: number, id: string, ms: number): Promise<void> {
+    const { hostname, port } = new URL(this.stack.url);
+    return new Promise((resolve, reject) => {
+      const socket = connect(Number(port), hostname, () => {
+        socket.write(
+          `GET /v1/sessions/${id}/events HTTP/1.1\r\nHost: ${hostname}\r\n` +
+            `Authorization: Bearer ${this.stack.keys[tenant]}\r\nAccept: text/event-stream\r\n\r\n`,
+        );
+        socket.pause();
+        setTimeout(() => {
+          socket.destroy();
+          resolve();
+        }, ms);
+      });
+      socket.on('error', reject);
+    });
   }
 
   async mcp(tenant: number, i: number): Promise<void> {
@@ -515,6 +573,25 @@ class Driver {
         await this.waitFor(tenant, id);
         return [id];
       }
+      case 11: {
+        // Six followers of one slow agent's stream, each leaving its own way, then a cancel.
+        const id = await this.submit(tenant, {
+          objective: `many followers ${i}`,
+          agents: [{ name: 'slow', role: 'researcher', task: 'SLOW answer' }],
+        });
+        const followers: Promise<void>[] = [];
+        for (let f = 0; f < 6; f++) {
+          if (f < 2) followers.push(this.follow(tenant, id, 3));
+          else if (f < 4) followers.push(this.openAndLeave(tenant, id, 1_500));
+          else followers.push(this.stopReading(tenant, id, 2_000));
+        }
+        for (const result of await Promise.allSettled(followers)) {
+          if (result.status === 'rejected') this.count(`follower: ${(result.reason as Error).message}`);
+        }
+        await this.json(tenant, 'POST', `/v1/sessions/${id}/cancel`, {});
+        await this.waitFor(tenant, id);
+        return [id];
+      }
       default: {
         // A stream opened with a short-lived key, which is revoked while the stream is open.
         const created = await this.json<{ id: string; key: string }>(tenant, 'POST', '/v1/admin/keys', {
@@ -607,7 +684,7 @@ class Driver {
             for (const id of finished) await this.deleteSession(tenantOf(i), id);
           }
         } catch (error) {
-          this.count(`kind ${i % 8}: ${(error as Error).message.slice(0, 80)}`);
+          this.count(`kind ${i % KINDS}: ${(error as Error).message.slice(0, 80)}`);
         }
       }
     };
@@ -656,8 +733,24 @@ async function main(): Promise<void> {
     'the MAOS server',
   );
   const driver = new Driver(server.ready as Stack);
-  const heap = async () =>
-    (await server.request('heap')) as { heapUsed: number; external: number; rss: number };
+  interface Probe {
+    heapUsed: number;
+    external: number;
+    rss: number;
+    fds: number | null;
+    handles: Record<string, number>;
+    pool: { total: number; idle: number; waiting: number } | null;
+  }
+  const heap = async () => (await server.request('heap')) as Probe;
+  const describeHandles = (probe: Probe) =>
+    `open fds ${probe.fds ?? 'n/a'}; handles ${Object.entries(probe.handles)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([kind, count]) => `${kind} ${count}`)
+      .join(
+        ', ',
+      )}${probe.pool ? `; pool ${probe.pool.total} connections (${probe.pool.idle} idle, ${probe.pool.waiting} waiting)` : ''}`;
+  let firstProbe: Probe | undefined;
+  let lastProbe: Probe | undefined;
   const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
   const startedAt = Date.now();
   const loadAtStart = loadavg()[0]!.toFixed(2);
@@ -676,8 +769,14 @@ async function main(): Promise<void> {
       sessions += perBatch;
       done = b;
       // Deliveries settle; MCP sessions left idle are closed (mcp.sessionIdleSeconds).
+      // The driver's idle keep-alive connections closed, so the server's open sockets are its own.
+      const used = getGlobalDispatcher();
+      setGlobalDispatcher(new Agent());
+      await used.close();
       await new Promise((r) => setTimeout(r, 5_000));
       const after = await heap();
+      firstProbe ??= after;
+      lastProbe = after;
       baseline ??= { heapUsed: after.heapUsed, sessions };
       points.push([sessions, after.heapUsed]);
       const growth =
@@ -687,7 +786,10 @@ async function main(): Promise<void> {
       console.log(
         `batch ${b}: ${sessions} sessions, ${((Date.now() - batchStart) / 1000).toFixed(0)} s; heap after GC ${mb(after.heapUsed)} MiB (external ${mb(after.external)}, rss ${mb(after.rss)}); ${growth}`,
       );
-      if (snapshots && (b === 2 || b === batches)) {
+      console.log(`  ${describeHandles(after)}`);
+      // The last batch's snapshot also when --max-seconds ends the run before `batches`.
+      const last = b === batches || (Date.now() - startedAt) / 1000 > maxSeconds;
+      if (snapshots && (b === 2 || last)) {
         const written = (await server.request(
           `snapshot ${join(resolve(snapshots), `batch-${b}.heapsnapshot`)}`,
         )) as {
@@ -695,7 +797,7 @@ async function main(): Promise<void> {
         };
         console.log(`  heap snapshot: ${written.path}`);
       }
-      if ((Date.now() - startedAt) / 1000 > maxSeconds && b < batches) {
+      if (last && b < batches) {
         console.log(`stopping after batch ${b}: --max-seconds=${maxSeconds} reached`);
         break;
       }
@@ -721,6 +823,10 @@ async function main(): Promise<void> {
     console.log(
       `growth: ${((sxy / sxx / 1024) * 1000).toFixed(0)} KiB per 1,000 sessions (least-squares slope of heap after GC over the last ${later.length} batches)`,
     );
+  }
+  if (firstProbe && lastProbe && firstProbe !== lastProbe) {
+    console.log(`after the first batch: ${describeHandles(firstProbe)}`);
+    console.log(`after the last batch:  ${describeHandles(lastProbe)}`);
   }
   console.log(
     `sessions ended: ${[...driver.ended].map(([status, count]) => `${count} ${status}`).join(', ')}; webhook deliveries received: ${delivered}; batches run: ${done}`,
