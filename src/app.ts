@@ -187,6 +187,11 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     // Database spans only when tracing is on: an untraced process gets no per-query logging work.
     database = createDatabase(config, {
       ...(telemetry.tracing.enabled ? { querySpanLogger: telemetry.querySpanLogger } : {}),
+      // PostgreSQL: connections the server ended while idle (a failover, a restart), met and replaced.
+      poolObserver: {
+        endedConnection: (outcome) => metrics.recordStoreEndedConnection(outcome),
+        idleConnectionDiscarded: () => metrics.recordStoreIdleConnectionDiscarded(),
+      },
       onCheckpointFailure: (message) =>
         logger.warn(
           { reason: message },

@@ -125,6 +125,8 @@ export const BUDGET_SCOPES = ['session', 'tenant', 'agent', 'task', OTHER] as co
 export const WEBHOOK_OUTCOMES = ['delivered', 'retried', 'failed'] as const;
 /** Why a webhook subscription was disabled: its receiver answered 410 Gone, or too many failures. */
 export const WEBHOOK_DISABLE_REASONS = ['gone', 'failures'] as const;
+/** What became of a statement that met a connection PostgreSQL had ended while it sat idle. */
+export const STORE_ENDED_CONNECTION_OUTCOMES = ['resent', 'failed'] as const;
 export const READINESS_CHECKS = ['database', 'migrations', 'worker', 'shutdown'] as const;
 /** Tables the retention job deletes from (one list, kept by the job itself). */
 export const RETENTION_TABLES = [...RETENTION_TARGET_TABLES, OTHER] as const;
@@ -197,6 +199,8 @@ export const METRIC_LABELS = {
   maos_audit_records_written_total: { outcome: AUDIT_OUTCOMES },
   maos_audit_write_failures_total: {},
   maos_retention_deleted_rows_total: { table: RETENTION_TABLES },
+  maos_store_ended_connections_total: { outcome: STORE_ENDED_CONNECTION_OUTCOMES },
+  maos_store_idle_connections_discarded_total: {},
   maos_workspaces_removed_total: {},
   maos_orphaned_runners_killed_total: {},
   maos_replica_directories_removed_total: {},

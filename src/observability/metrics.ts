@@ -6,6 +6,7 @@ import {
   createLabelGuard,
   type LabelsOf,
   type MetricName,
+  STORE_ENDED_CONNECTION_OUTCOMES,
   WEBHOOK_DISABLE_REASONS,
   WEBHOOK_OUTCOMES,
 } from './metric-labels.ts';
@@ -100,6 +101,13 @@ export interface Metrics extends LlmMetrics {
   recordAuditWriteFailure(): void;
   /** Rows the retention job deleted from `table`. */
   recordRetentionDeleted(table: string, count: number): void;
+  /**
+   * PostgreSQL: a checkout's first statement met a connection the server had ended while it sat
+   * idle; `resent` on a new connection, or `failed` (a write, not sent twice).
+   */
+  recordStoreEndedConnection(outcome: 'resent' | 'failed'): void;
+  /** PostgreSQL: an idle pooled connection discarded because another was found ended beside it. */
+  recordStoreIdleConnectionDiscarded(): void;
   /** Workspace directories of deleted sessions removed from this replica's data directory. */
   recordWorkspacesRemoved(count: number): void;
   /**
@@ -324,6 +332,19 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: names('maos_retention_deleted_rows_total', 'table'),
     registers,
   });
+  const storeEndedConnections = new Counter({
+    name: 'maos_store_ended_connections_total',
+    help: 'PostgreSQL connections the server had ended while they sat idle in the pool, met by a statement: resent on a new connection, or failed (a write, not sent twice).',
+    labelNames: names('maos_store_ended_connections_total', 'outcome'),
+    registers,
+  });
+  // Both outcomes from the start: a failover's first ended connection is seen by increase().
+  for (const outcome of STORE_ENDED_CONNECTION_OUTCOMES) storeEndedConnections.inc({ outcome }, 0);
+  const storeIdleDiscarded = new Counter({
+    name: 'maos_store_idle_connections_discarded_total',
+    help: 'Idle PostgreSQL pool connections discarded (replaced by new ones) because another connection was found ended by the server while they sat beside it.',
+    registers,
+  });
   const workspacesRemoved = new Counter({
     name: 'maos_workspaces_removed_total',
     help: 'Workspace directories of deleted sessions removed from this replica’s data directory.',
@@ -469,6 +490,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     recordAuditWriteFailure: () => auditWriteFailures.inc(),
     recordRetentionDeleted: (table, count) =>
       inc(retentionDeleted, labels('maos_retention_deleted_rows_total', { table }), count),
+    recordStoreEndedConnection: (outcome) =>
+      inc(storeEndedConnections, labels('maos_store_ended_connections_total', { outcome })),
+    recordStoreIdleConnectionDiscarded: () => storeIdleDiscarded.inc(),
     recordWorkspacesRemoved: (count) => inc(workspacesRemoved, {}, count),
     recordOrphanedRunnersKilled: (count) => inc(orphanedRunnersKilled, {}, count),
     recordReplicaDirectoriesRemoved: (count) => inc(replicaDirectoriesRemoved, {}, count),

@@ -14,6 +14,7 @@ import { CONFIG_DEFAULTS, type Config } from '../config/schema.ts';
 import { AppError } from '../errors/app-error.ts';
 import { type CommitDurability, createCommitDurability } from './commit-durability.ts';
 import { refuseRootOnForeignFiles } from './data-dir-owner.ts';
+import type { CheckoutPoolObserver } from './postgres-checkout.ts';
 import { createPostgresDatabase, isPostgresUrl } from './postgres-dialect.ts';
 import { attachReadConnection, createReadConnection } from './read-connection.ts';
 import type { Database } from './schema.ts';
@@ -85,6 +86,11 @@ export interface DatabaseOptions {
   /** PostgreSQL: the connections' `application_name`, for a tool that must not look like a replica. */
   applicationName?: string;
   /**
+   * PostgreSQL: told of each connection the server had ended that a checkout met, and of each idle
+   * connection discarded with it (postgres-checkout.ts; the server's metrics).
+   */
+  poolObserver?: CheckoutPoolObserver;
+  /**
    * The caller reads or changes existing data only (`maos keys list`, `maos audit`): a SQLite file
    * that does not exist is refused (NOT_FOUND naming it) and nothing is created, so a mistyped data
    * directory is an error, not an empty answer from a database made up on the spot.
@@ -155,6 +161,7 @@ export function createDatabase(config: StoreConfig, options: DatabaseOptions = {
       stalledQueryCheckMs: config.store.stalledQueryCheckMs ?? CONFIG_DEFAULTS.storeStalledQueryCheckMs,
       log: options.querySpanLogger?.('postgresql'),
       ...(options.applicationName ? { applicationName: options.applicationName } : {}),
+      ...(options.poolObserver ? { poolObserver: options.poolObserver } : {}),
     });
   }
   const path = resolveSqlitePath(config);

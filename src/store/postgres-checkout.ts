@@ -56,11 +56,22 @@ function canSendAgain(error: Error, sql: string): boolean {
   return NEVER_SENT.test(error.message) || REPEATABLE.test(sql);
 }
 
+/** What the operator sees of ended connections (metrics); called synchronously, must not throw. */
+export interface CheckoutPoolObserver {
+  /**
+   * A checkout's first statement met a connection the server had ended: `resent` when it was sent
+   * again on a new connection, `failed` when it could not be (a write: the caller gets its error).
+   */
+  endedConnection?(outcome: 'resent' | 'failed'): void;
+  /** A pooled connection that sat idle while another was found ended was discarded, not handed out. */
+  idleConnectionDiscarded?(): void;
+}
+
 /**
  * Wraps `pool` for Kysely's PostgresDialect: each checkout is a client that sends its first
  * statement again, once, on another connection when the server had ended its own (above).
  */
-export function createCheckoutPool(pool: pg.Pool): PostgresPool {
+export function createCheckoutPool(pool: pg.Pool, observer: CheckoutPoolObserver = {}): PostgresPool {
   // Incremented when a checkout finds its connection ended: the connections idle at that moment
   // were most likely ended by the same event (a failover, a restart, an operator's clean-up).
   let epoch = 0;
@@ -77,6 +88,7 @@ export function createCheckoutPool(pool: pg.Pool): PostgresPool {
       if ((idleSince.get(client) ?? epoch) >= epoch) return client;
       // Discarded: the pool ends it and opens a new connection when one is needed.
       client.release(new Error('idle while another pooled connection was found ended by the server'));
+      notify(() => observer.idleConnectionDiscarded?.());
     }
   }
 
@@ -126,7 +138,11 @@ export function createCheckoutPool(pool: pg.Pool): PostgresPool {
         // The connections idle beside this one are suspect from now on (see take()).
         epoch += 1;
         this.#ended = error as Error;
-        if (!canSendAgain(this.#ended, sql)) throw error;
+        if (!canSendAgain(this.#ended, sql)) {
+          notify(() => observer.endedConnection?.('failed'));
+          throw error;
+        }
+        notify(() => observer.endedConnection?.('resent'));
         // Never back into the pool: released with an error, the pool ends it.
         this.#released = true;
         this.#client.release(this.#ended);
@@ -150,4 +166,13 @@ export function createCheckoutPool(pool: pg.Pool): PostgresPool {
     },
     end: () => pool.end(),
   };
+}
+
+/** Calls an observer hook; what it throws never reaches the statement. */
+function notify(hook: () => void): void {
+  try {
+    hook();
+  } catch {
+    // Deliberately ignored: metrics must never fail the statement they count.
+  }
 }

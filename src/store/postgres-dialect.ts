@@ -14,7 +14,7 @@ import {
 import pg from 'pg';
 import { AppError } from '../errors/app-error.ts';
 import type { DatabaseHandle } from './db.ts';
-import { createCheckoutPool } from './postgres-checkout.ts';
+import { type CheckoutPoolObserver, createCheckoutPool } from './postgres-checkout.ts';
 import {
   createWatchedClientClass,
   KEEPALIVE_INITIAL_DELAY_MS,
@@ -43,6 +43,8 @@ export interface PostgresStoreOptions {
   log?: (event: LogEvent) => void;
   /** `application_name` of the connections (what pg_stat_activity shows). @defaultValue SERVER_APPLICATION_NAME */
   applicationName?: string;
+  /** Counts connections found ended by the server and those discarded with them (metrics). */
+  poolObserver?: CheckoutPoolObserver;
 }
 
 /** The `application_name` of MAOS's own connections: tools look for it to see whether replicas run. */
@@ -114,7 +116,9 @@ export function createPostgresDatabase(options: PostgresStoreOptions): DatabaseH
   const db = new Kysely<Database>({
     // A checkout's first statement meeting a connection the server ended while it sat idle is sent
     // again on another connection (postgres-checkout.ts).
-    dialect: createUnavailableMappingDialect(new PostgresDialect({ pool: createCheckoutPool(pool) })),
+    dialect: createUnavailableMappingDialect(
+      new PostgresDialect({ pool: createCheckoutPool(pool, options.poolObserver) }),
+    ),
     ...(options.log ? { log: options.log } : {}),
   });
   poolsByDb.set(db, pool);

@@ -19,6 +19,8 @@ const POOL_SIZE = 4;
 let database: TestDatabase;
 let admin: pg.Client;
 let handle: DatabaseHandle;
+/** What the pool reported (the server's metrics: maos_store_*_connections_*_total). */
+let seen: { resent: number; failed: number; discarded: number };
 before(async () => {
   database = await createTestDatabase({ empty: true });
   admin = new pg.Client({ connectionString: database.url });
@@ -30,10 +32,23 @@ after(async () => {
   await database?.drop();
 });
 beforeEach(async () => {
-  handle = createDatabase({
-    dataDir: tmpdir(),
-    store: { url: database.url, synchronous: 'full', busyTimeoutMs: 5000, poolSize: POOL_SIZE },
-  });
+  seen = { resent: 0, failed: 0, discarded: 0 };
+  handle = createDatabase(
+    {
+      dataDir: tmpdir(),
+      store: { url: database.url, synchronous: 'full', busyTimeoutMs: 5000, poolSize: POOL_SIZE },
+    },
+    {
+      poolObserver: {
+        endedConnection: (outcome) => {
+          seen[outcome] += 1;
+        },
+        idleConnectionDiscarded: () => {
+          seen.discarded += 1;
+        },
+      },
+    },
+  );
   await admin.query('truncate notes');
 });
 afterEach(async () => {
@@ -68,6 +83,11 @@ test('a read right after the server ended every idle connection succeeds, on a n
     ),
   );
   for (const result of again) assert.ok(!ended.includes(result.rows[0]!.pid));
+  // Counted: one statement sent again; the other ended connections were either discarded unused or
+  // dropped by the pool once it read the server's goodbye (no statement met them).
+  assert.equal(seen.resent, 1);
+  assert.equal(seen.failed, 0);
+  assert.ok(seen.discarded <= POOL_SIZE - 1, `${seen.discarded} discarded`);
 });
 
 test("a write batch's transaction right after the server ended every idle connection commits", async () => {
@@ -105,6 +125,8 @@ test('a Kysely transaction right after the server ended every idle connection co
     rows.map((row) => row.body),
     ['in a transaction'],
   );
+  // Its `begin` met an ended connection and was sent again.
+  assert.deepEqual([seen.resent, seen.failed], [1, 0]);
 });
 
 test('a write whose connection the server ended after it committed is not sent again', async () => {
@@ -124,6 +146,8 @@ test('a write whose connection the server ended after it committed is not sent a
   );
   // The ended connection was not given back to the pool, nor were those idle beside it.
   for (let i = 0; i < POOL_SIZE; i++) await sql`insert into notes (body) values ('next')`.execute(handle.db);
+  // Counted as an ended connection whose statement failed, not as one sent again.
+  assert.deepEqual([seen.resent, seen.failed], [0, 1]);
 });
 
 test('a statement after the first of a checkout is not sent again when its connection is ended', async () => {
@@ -141,4 +165,6 @@ test('a statement after the first of a checkout is not sent again when its conne
     'select last_value, is_called from sends',
   );
   assert.deepEqual([Number(rows[0]!.last_value), rows[0]!.is_called], [1, true], 'sent once');
+  // Not a first statement: failed as any lost connection does, not counted as one met idle.
+  assert.deepEqual([seen.resent, seen.failed], [0, 0]);
 });

@@ -82,6 +82,8 @@ export function populateAllMetrics(metrics: Metrics, dataDir: string): void {
   metrics.recordAuthFailure('user alice@example.com');
   metrics.recordAuditRecordWritten('success');
   metrics.recordRetentionDeleted('events', 1000);
+  metrics.recordStoreEndedConnection('resent');
+  metrics.recordStoreIdleConnectionDiscarded();
   metrics.recordWorkspacesRemoved(2);
   metrics.recordOrphanedRunnersKilled(1);
   metrics.recordReplicaDirectoriesRemoved(1);
