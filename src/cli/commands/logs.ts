@@ -141,11 +141,14 @@ async function printLogs(ctx: CliContext, command: Command): Promise<number> {
     }
     afterSeq = newestSeq;
   } else if (!options.follow) {
-    const events: EventDto[] = [];
-    // Read from `afterSeq` on, not from the start: the server pages the rest.
-    await readAllEvents(client, id, (event) => events.push(event), afterSeq);
-    if (out.json) out.printJson(events);
-    else printLines(events);
+    // Read from `afterSeq` on, not from the start: the server pages the rest. Each page is printed
+    // as it comes, so a log of any length is never held whole (a long session's tens of thousands
+    // of events, and a reader waiting for all of them before the first line).
+    if (out.json) await printJsonArray(out, (print) => readAllEvents(client, id, print, afterSeq));
+    else {
+      await readAllEvents(client, id, (event) => printer.print(event), afterSeq);
+      printer.end();
+    }
     return EXIT.OK;
   }
   try {
@@ -170,4 +173,21 @@ async function printLogs(ctx: CliContext, command: Command): Promise<number> {
     printer.end();
   }
   return ctx.interruptSignal().aborted ? EXIT.INTERRUPTED : EXIT.OK;
+}
+
+/**
+ * The events `read` hands over, printed one by one as the JSON array `out.printJson` would print
+ * of them all (two-space indentation).
+ */
+async function printJsonArray(
+  out: CliContext['out'],
+  read: (print: (event: EventDto) => void) => Promise<void>,
+): Promise<void> {
+  let printed = 0;
+  await read((event) => {
+    // JSON text has no raw line breaks inside strings: every one is the layout's, indented once more.
+    out.write(`${printed === 0 ? '[\n' : ',\n'}  ${JSON.stringify(event, null, 2).replaceAll('\n', '\n  ')}`);
+    printed += 1;
+  });
+  out.write(printed === 0 ? '[]\n' : '\n]\n');
 }
