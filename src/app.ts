@@ -265,6 +265,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       fetch: egress.fetch,
       // The `agent.message` event is stored with the message; wake the session's event streams.
       onAgentMessage: (message) => wakeNotifier.publish(sessionChannel(message.sessionId)),
+      onAgentMessageOutcome: (outcome) => metrics.recordAgentMessage(outcome),
     });
 
     // Workspaces of deleted sessions: removed at once on the replica that deleted (below), by the

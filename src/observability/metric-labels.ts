@@ -125,6 +125,11 @@ export const BUDGET_SCOPES = ['session', 'tenant', 'agent', 'task', OTHER] as co
 export const WEBHOOK_OUTCOMES = ['delivered', 'retried', 'failed'] as const;
 /** Why a webhook subscription was disabled: its receiver answered 410 Gone, or too many failures. */
 export const WEBHOOK_DISABLE_REASONS = ['gone', 'failures'] as const;
+/**
+ * What the store did with an agent's message: stored, repeated (an earlier attempt's, not stored
+ * again) or claim_lost (the sending run no longer holds its task: nothing stored, the run stopped).
+ */
+export const AGENT_MESSAGE_OUTCOMES = ['stored', 'repeated', 'claim_lost'] as const;
 /** What became of a statement that met a connection PostgreSQL had ended while it sat idle. */
 export const STORE_ENDED_CONNECTION_OUTCOMES = ['resent', 'failed'] as const;
 export const READINESS_CHECKS = ['database', 'migrations', 'worker', 'shutdown'] as const;
@@ -180,6 +185,7 @@ export const METRIC_LABELS = {
   maos_llm_provider_errors_total: { provider: PROVIDER_RULE, error_type: PROVIDER_ERROR_TYPES },
   maos_llm_circuit_state: { provider: PROVIDER_RULE, state: CIRCUIT_STATES },
   maos_llm_cache_requests_total: { provider: PROVIDER_RULE, result: CACHE_RESULTS },
+  maos_agent_messages_total: { outcome: AGENT_MESSAGE_OUTCOMES },
   maos_sse_connections: {},
   maos_sse_events_sent_total: {},
   maos_sse_streams_dropped_total: {},

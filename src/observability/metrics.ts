@@ -3,6 +3,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { WEBHOOK_EVENTS } from '../webhooks/webhook-tables.ts';
 import {
+  AGENT_MESSAGE_OUTCOMES,
   createLabelGuard,
   type LabelsOf,
   type MetricName,
@@ -86,6 +87,8 @@ export interface Metrics extends LlmMetrics {
   recordOutputBatchFallback(): void;
   /** A run's output flush could not be stored (its lines are lost). */
   recordOutputFlushFailure(): void;
+  /** What the store did with a message an agent sent (send_message). */
+  recordAgentMessage(outcome: 'stored' | 'repeated' | 'claim_lost'): void;
   trackSseConnection(delta: 1 | -1): void;
   recordSseEventsSent(count?: number): void;
   recordSseStreamDropped(): void;
@@ -255,6 +258,14 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
 
   const llm = defineLlmMetrics({ registers, labels, names, inc, observe });
+
+  const agentMessages = new Counter({
+    name: 'maos_agent_messages_total',
+    help: 'Messages agents sent each other (send_message), by what the store did: stored, repeated (an earlier attempt’s, not stored again) or claim_lost (the sender no longer held its task: nothing stored, its run stopped).',
+    labelNames: names('maos_agent_messages_total', 'outcome'),
+    registers,
+  });
+  for (const outcome of AGENT_MESSAGE_OUTCOMES) agentMessages.inc({ outcome }, 0);
 
   const sseConnections = new Gauge({
     name: 'maos_sse_connections',
@@ -461,6 +472,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     recordOutputBatchFallback: () => outputBatchFallbacks.inc(),
     recordOutputFlushFailure: () => outputFlushFailures.inc(),
     ...llm,
+    recordAgentMessage: (outcome) => inc(agentMessages, labels('maos_agent_messages_total', { outcome })),
     trackSseConnection: (delta) => sseConnections.inc(delta),
     recordSseEventsSent: (count = 1) => sseEvents.inc(count),
     recordSseStreamDropped: () => sseDropped.inc(),

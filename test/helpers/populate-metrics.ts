@@ -54,6 +54,7 @@ export function populateAllMetrics(metrics: Metrics, dataDir: string): void {
   metrics.setCircuitState('anthropic', 'open');
   metrics.recordCacheResult('anthropic', 'hit');
   metrics.recordCacheResult('anthropic', 'miss');
+  metrics.recordAgentMessage('claim_lost');
   metrics.trackSseConnection(1);
   metrics.recordSseEventsSent(4);
   metrics.recordSseStreamDropped();

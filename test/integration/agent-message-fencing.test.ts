@@ -17,6 +17,7 @@ import { appendEvents } from '../../src/store/event-store.ts';
 import { lockSessions } from '../../src/store/session-locks.ts';
 import { ACTOR, createHarness, type Harness } from '../fixtures/engine-harness.ts';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
+import { scrapeSample } from '../fixtures/metrics-scrape.ts';
 import { startOrchestratorStack } from '../fixtures/orchestrator-stack.ts';
 import { waitForLockWaiter } from '../fixtures/pause-query.ts';
 import { createTestDatabase } from '../fixtures/postgres.ts';
@@ -264,6 +265,12 @@ for (const store of ['sqlite', 'postgres'] as const) {
       );
       const messages = await db.selectFrom('messages').select('body').where('session_id', '=', id).execute();
       assert.deepEqual(messages, []);
+      // The operator sees the refusal: counted apart from the messages stored.
+      assert.equal(
+        await scrapeSample(stack.server.url, 'maos_agent_messages_total{outcome="claim_lost"}'),
+        1,
+      );
+      assert.equal(await scrapeSample(stack.server.url, 'maos_agent_messages_total{outcome="stored"}'), 0);
       const cancelled = await requestJson(`${stack.server.url}/v1/sessions/${id}/cancel`, { method: 'POST' });
       assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
       const events = await readAllEvents<{ seq: number; type: string }>(stack.server.url, id);

@@ -20,6 +20,7 @@ import { createRoleService, type RoleService } from '../roles/role-service.ts';
 import { createAgentMemory } from '../runtimes/ai-sdk/agent-memory.ts';
 import {
   type AgentMessage,
+  type AgentMessageOutcome,
   createMessagingTools,
   createStoreMessaging,
 } from '../runtimes/ai-sdk/agent-tools.ts';
@@ -82,6 +83,8 @@ export interface CreateLlmStackOptions {
   checkBudget?: AiSdkRuntimeOptions['checkBudget'];
   /** Called after an agent sent another agent a message (the engine appends the session event). */
   onAgentMessage?(message: AgentMessage & { id: string }): void;
+  /** What became of each message an agent sent: stored, repeated, or refused (claim lost); metrics. */
+  onAgentMessageOutcome?(outcome: AgentMessageOutcome): void;
   /** Tenant-stored provider keys: a tenant's calls use its own key when it stored one. */
   tenantCredentials?: TenantCredentialSource;
   /** fetch for the configured providers' base URLs (the egress proxy's). @defaultValue the global fetch */
@@ -157,7 +160,12 @@ export function createLlmStack(options: CreateLlmStackOptions): LlmStack | undef
       : {}),
   });
   const memory = createAgentMemory(options.db);
-  const messaging = createStoreMessaging(options.db, options.onAgentMessage);
+  const messaging = createStoreMessaging(
+    options.db,
+    options.onAgentMessage,
+    Date.now,
+    options.onAgentMessageOutcome,
+  );
   const budgetGuard = options.checkBudget
     ? undefined
     : createBudgetGuard(options.db, {

@@ -103,13 +103,22 @@ export function createMessagingTools(deps: MessagingDeps, task: RuntimeTask, run
 }
 
 /**
+ * What the store did with a message (maos_agent_messages_total): `stored`; `repeated`, the same
+ * words an earlier attempt of the task sent and the recipient has not received yet, not stored
+ * again; `claim_lost`, nothing stored because the sending run no longer holds its task.
+ */
+export type AgentMessageOutcome = 'stored' | 'repeated' | 'claim_lost';
+
+/**
  * Messaging over the store: agents from the `agents` table, messages into `messages` together with
- * their `agent.message` event. `onSent` is called after the commit (to wake the session's readers).
+ * their `agent.message` event. `onSent` is called after the commit (to wake the session's readers);
+ * `onOutcome` once per message the store was asked to keep, after its transaction (metrics).
  */
 export function createStoreMessaging(
   db: Kysely<Database>,
   onSent?: (message: AgentMessage & { id: string }) => void,
   now: () => number = Date.now,
+  onOutcome?: (outcome: AgentMessageOutcome) => void,
 ): MessagingDeps {
   return {
     async listAgents(task) {
@@ -171,6 +180,11 @@ export function createStoreMessaging(
         return 'stored' as const;
       });
       if (stored === 'stored') onSent?.({ ...message, id });
+      try {
+        onOutcome?.(stored);
+      } catch {
+        // Deliberately ignored: metrics must never fail the tool call they count.
+      }
       return stored === 'claim_lost' ? 'claim_lost' : 'sent';
     },
   };
