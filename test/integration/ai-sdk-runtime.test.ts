@@ -426,6 +426,38 @@ describe('ai-sdk runtime against the scripted LLM server', () => {
     });
   }
 
+  // An OpenAI error reported in the stream is judged by its code before its type: before any text
+  // the openai package throws it as an HTTP error with a status of its own, read from the type
+  // first, and it sets one on an error reported later too; the invalid_api_key of type
+  // invalid_request_error below came as "rejected the request (HTTP 400)".
+  for (const type of ['openai', 'openai-compatible'] as const) {
+    for (const [afterFrames, when] of [
+      [0, 'as its first event'],
+      [4, 'after some text'],
+    ] as const) {
+      test(`a key the ${type} provider refuses in its stream ${when} is a 401, not retried`, async () => {
+        setup.primary.enqueue({
+          text: 'answer that is refused',
+          chunkSize: 4,
+          streamError: { afterFrames, status: 401, message: 'Incorrect API key provided' },
+        });
+        const client = makeClient(setup, { primaryType: type });
+        const error = await makeRuntime(client)
+          .run(makeTask(), makeContext().ctx)
+          .catch((e: unknown) => e);
+        assert.ok(error instanceof AppError);
+        assert.equal(error.code, 'PROVIDER_ERROR');
+        const [target] = client.resolveChain('architect');
+        assert.equal(
+          error.message,
+          `provider 'main' (model ${target?.model}) rejected the credentials (HTTP 401): Incorrect API key provided. Check providers.main.apiKey.`,
+        );
+        assert.equal(setup.primary.requests.length, 1);
+        assert.equal(setup.backup.requests.length, 0);
+      });
+    }
+  }
+
   for (const type of ['anthropic', 'openai']) {
     test(`works with the ${type} provider type`, async () => {
       setup.primary.enqueue({

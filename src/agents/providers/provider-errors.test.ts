@@ -150,6 +150,49 @@ describe('classifyProviderError', () => {
     }
   });
 
+  test("an OpenAI stream error's code or type outweighs the status the openai package set on it", () => {
+    // Reported after some output: the package's report, its status read from the type first.
+    const reported = classifyProviderError({
+      message: 'Incorrect API key provided',
+      type: 'invalid_request_error',
+      code: 'invalid_api_key',
+      statusCode: 400,
+      isRetryable: false,
+    });
+    assert.deepEqual([reported.kind, reported.retryable, reported.status], ['auth', false, 401]);
+    // A report that names no status keeps the one it carries (Anthropic's package maps its types).
+    const anthropic = classifyProviderError({ message: 'Overloaded', type: 'unheard_of', statusCode: 529 });
+    assert.deepEqual([anthropic.kind, anthropic.retryable, anthropic.status], ['server', true, 529]);
+    // Reported before any output: thrown as an HTTP error of the event stream, the frame as `data`.
+    const early = (data: unknown, contentType: string) =>
+      classifyProviderError(
+        new APICallError({
+          message: 'Incorrect API key provided',
+          url: 'http://127.0.0.1/v1/chat/completions',
+          requestBodyValues: {},
+          statusCode: 400,
+          responseHeaders: { 'content-type': contentType },
+          data,
+        }),
+      );
+    const frame = {
+      message: 'Incorrect API key provided',
+      type: 'invalid_request_error',
+      code: 'invalid_api_key',
+    };
+    const fromStream = early(frame, 'text/event-stream');
+    assert.deepEqual([fromStream.kind, fromStream.retryable, fromStream.status], ['auth', false, 401]);
+    const failedResponse = early(
+      { type: 'response.failed', response: { error: { ...frame } } },
+      'text/event-stream',
+    );
+    assert.equal(failedResponse.status, 401);
+    // An HTTP error answer keeps its own status, whatever its body names.
+    assert.equal(early({ error: frame }, 'application/json').status, 400);
+    // A frame that names no status keeps the package's.
+    assert.equal(early({ message: 'x', type: 'unheard_of' }, 'text/event-stream').status, 400);
+  });
+
   test('treats our timeout as retryable and unknown errors as not', () => {
     assert.equal(classifyProviderError(new ProviderTimeoutError(1000)).retryable, true);
     assert.equal(classifyProviderError(new TypeError('bug')).retryable, false);

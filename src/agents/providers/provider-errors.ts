@@ -147,7 +147,14 @@ function classifyStreamError(error: unknown): ClassifiedFailure | undefined {
   };
   if (typeof report.message !== 'string') return undefined;
   const detail = shorten(report.message);
-  const candidate = typeof report.statusCode === 'number' ? report.statusCode : statusOfReport(report);
+  // Its code or type first: the openai package sets a `statusCode` of its own, read from the type
+  // before the code (an `invalid_api_key` of type `invalid_request_error` was a 400).
+  const named = statusOfReport(report);
+  const candidate = isErrorStatus(named)
+    ? named
+    : typeof report.statusCode === 'number'
+      ? report.statusCode
+      : named;
   if (typeof candidate !== 'number' || candidate < 400 || candidate > 599) {
     return { kind: 'server', retryable: true, detail };
   }
@@ -175,6 +182,32 @@ function statusOfReport(report: { code?: unknown; type?: unknown }): number | un
       ? STATUS_OF_ERROR_NAME[name]
       : undefined;
   return named(code) ?? named(type);
+}
+
+function isErrorStatus(status: number | undefined): status is number {
+  return status !== undefined && status >= 400 && status <= 599;
+}
+
+/**
+ * The HTTP status of an error an OpenAI server reported in its stream before any output: the
+ * openai package throws it as an HTTP error of the event stream, its frame as `data`, with a status
+ * it read from the error's type before its code. Judged like one reported later (statusOfReport);
+ * undefined for an HTTP error answer, or a frame that names no status (the package's then stands).
+ */
+function statusOfEarlyStreamError(error: APICallError): number | undefined {
+  const contentType = Object.entries(error.responseHeaders ?? {}).find(
+    ([name]) => name.toLowerCase() === 'content-type',
+  )?.[1];
+  if (!contentType?.toLowerCase().startsWith('text/event-stream')) return undefined;
+  if (typeof error.data !== 'object' || error.data === null) return undefined;
+  const frame = error.data as { error?: unknown; response?: { error?: unknown } };
+  // The chunk's `error` (Chat Completions) or the failed response's (Responses API), or the frame.
+  const report = [frame.error, frame.response?.error, frame].find(
+    (candidate): candidate is { code?: unknown; type?: unknown } =>
+      typeof candidate === 'object' && candidate !== null,
+  );
+  const status = report === undefined ? undefined : statusOfReport(report);
+  return isErrorStatus(status) ? status : undefined;
 }
 
 /** OpenAI's error codes and types (and the same names elsewhere), with the HTTP status of each. */
@@ -217,7 +250,7 @@ export function classifyProviderError(error: unknown): ClassifiedFailure {
   // redirect or a stored URL may still lead there): it will refuse it on every attempt.
   if (isBlockedPortFailure(error)) return blockedPortFailure(error);
   if (APICallError.isInstance(error)) {
-    const status = error.statusCode;
+    const status = statusOfEarlyStreamError(error) ?? error.statusCode;
     // No status: the connection failed. A 2xx status: the response broke off mid-stream.
     if (status === undefined || status < 400) {
       return { kind: 'network', retryable: true, detail: shorten(error.message) };
