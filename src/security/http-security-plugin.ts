@@ -432,6 +432,10 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       const state = stateOf(request);
       // Refused by the early check: already noted (this hook sees that error too).
       if (state.denial === undefined) noteQuotaDenial(state, error);
+      // A runner the tenant may not use (runnerAccess): the audit record says which, not `HTTP 403`.
+      if (state.denial === undefined && error instanceof AppError && error.code === 'RUNNER_NOT_ALLOWED') {
+        state.denial = error.message;
+      }
       done();
     });
     // The audit record is stored BEFORE the response leaves (awaited here, in onSend): a client

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { scrapeSample } from '../fixtures/metrics-scrape.ts';
 import { readAllEvents, requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 
 interface Problem {
@@ -100,4 +101,22 @@ test('a tenant runs only the runners runnerAccess gives it: refused at create, a
   });
   assert.equal(retry.status, 403, JSON.stringify(retry.body));
   assert.equal(retry.body.code, 'RUNNER_NOT_ALLOWED');
+
+  // What the operator sees: both refusals counted by their code, and audited as failed writes
+  // naming the runner refused (not a bare `HTTP 403`).
+  assert.equal(await scrapeSample(after.url, 'maos_errors_total{code="RUNNER_NOT_ALLOWED"}'), 2);
+  const audit = await requestJson<{
+    items: Array<{ action: string; outcome: string; reason: string | null }>;
+  }>(`${after.url}/v1/audit?outcome=failure`);
+  assert.equal(audit.status, 200, JSON.stringify(audit.body));
+  const refusals = audit.body.items.map(({ action, outcome, reason }) => ({ action, outcome, reason }));
+  assert.deepEqual(
+    refusals.map(({ action, outcome }) => [action, outcome]),
+    [
+      ['sessions:create', 'failure'],
+      ['sessions:retry', 'failure'],
+    ],
+  );
+  assert.match(refusals[0]?.reason ?? '', /^Runner 'echo' \(task step\) may not be used by your tenant/);
+  assert.match(refusals[1]?.reason ?? '', /^Runner 'fail' may not be used by tenant default/);
 });
