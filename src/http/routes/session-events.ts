@@ -276,7 +276,12 @@ async function pumpEvents(
         onEventsSent(1);
         if (event.type === FINAL_EVENT_TYPE || stream.closed) return;
       }
-      if (events.length === STREAM_BATCH_SIZE) continue;
+      if (events.length === STREAM_BATCH_SIZE) {
+        // More to replay: the loop turns first. A read is synchronous on SQLite and a fast client
+        // never makes a send wait, so a long log was otherwise replayed in one turn of the loop.
+        await new Promise((resolve) => setImmediate(resolve));
+        continue;
+      }
       if (events.length === 0) {
         // Caught up. A session that already ended has nothing more to send (e.g. resumed after its end).
         if (terminalSeen) return;
