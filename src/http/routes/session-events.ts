@@ -261,6 +261,13 @@ async function pumpEvents(
   // Subscribe before the first read so that no wake-up between read and wait is lost.
   const unsubscribe = service.watchEvents(sessionId, onWake);
   stream.signal.addEventListener('abort', onWake, { once: true });
+  // The session's status is looked up once, the first time the stream is caught up: a session
+  // that already ended has nothing more to send (e.g. a stream resumed after its end). Later
+  // re-wakes (on PostgreSQL every sweep, in case a notification was lost) read the event list
+  // alone: every move to a terminal status appends session.finished in the same transaction, which
+  // ends the stream when read, and listEvents reads the session row with the tenant check, so a
+  // session deleted meanwhile ends the stream with SESSION_NOT_FOUND.
+  let statusChecked = false;
   let terminalSeen = false;
   try {
     while (!stream.closed) {
@@ -285,10 +292,13 @@ async function pumpEvents(
       if (events.length === 0) {
         // Caught up. A session that already ended has nothing more to send (e.g. resumed after its end).
         if (terminalSeen) return;
-        const session = await service.getSession(actor, sessionId);
-        if (TERMINAL.has(session.status)) {
-          terminalSeen = true;
-          continue;
+        if (!statusChecked) {
+          statusChecked = true;
+          const session = await service.getSession(actor, sessionId);
+          if (TERMINAL.has(session.status)) {
+            terminalSeen = true;
+            continue;
+          }
         }
       }
       if (!woken && !stream.closed) {
