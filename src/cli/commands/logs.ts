@@ -146,8 +146,12 @@ async function printLogs(ctx: CliContext, command: Command): Promise<number> {
     // of events, and a reader waiting for all of them before the first line).
     if (out.json) await printJsonArray(out, (print) => readAllEvents(client, id, print, afterSeq));
     else {
-      await readAllEvents(client, id, (event) => printer.print(event), afterSeq);
-      printer.end();
+      try {
+        await readAllEvents(client, id, (event) => printer.print(event), afterSeq);
+      } finally {
+        // A page that failed after others were printed: their last line is still ended.
+        printer.end();
+      }
     }
     return EXIT.OK;
   }
