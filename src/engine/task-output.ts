@@ -6,6 +6,7 @@ import type { ModelUsage, Usage } from '../domain/types.ts';
 import { appendEvents, appendEventsMany } from '../store/event-store.ts';
 import type { Database } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
+import { findHeldClaims, holdsClaim } from '../store/task-claims.ts';
 import { recordUnsettledUsage } from './run-spend.ts';
 import type { Claim, TrailingOutput } from './task-outcome.ts';
 
@@ -17,9 +18,6 @@ export interface RunProgress {
   /** `spend` per provider and model, when known. */
   models?: readonly ModelUsage[] | undefined;
 }
-
-// Task ids per claim-checking SELECT: one bound value each, far below SQLite's variable limit.
-const CLAIM_CHUNK = 500;
 
 /**
  * Output flushes of many runs (of one or many sessions) in the caller's transaction: each run's
@@ -37,7 +35,7 @@ export async function recordRunsProgress(
   now: number,
 ): Promise<boolean[]> {
   const writing = await lockProgressSessions(trx, progress);
-  const held = await heldClaims(
+  const held = await findHeldClaims(
     trx,
     writing.filter((item) => item.spend === undefined).map((item) => item.claim),
   );
@@ -79,30 +77,6 @@ export async function lockProgressSessions(
   return writing;
 }
 
-/** The claims whose attempt still holds its task (leased or running, same owner and attempt). */
-async function heldClaims(trx: Kysely<Database>, claims: readonly Claim[]): Promise<Set<Claim>> {
-  const held = new Set<Claim>();
-  for (let i = 0; i < claims.length; i += CLAIM_CHUNK) {
-    const chunk = claims.slice(i, i + CLAIM_CHUNK);
-    const rows = await trx
-      .selectFrom('tasks')
-      .select(['id', 'lease_owner', 'attempts'])
-      .where(
-        'id',
-        'in',
-        chunk.map((claim) => claim.taskId),
-      )
-      .where('status', 'in', ['leased', 'running'])
-      .execute();
-    const byId = new Map(rows.map((row) => [row.id, row]));
-    for (const claim of chunk) {
-      const row = byId.get(claim.taskId);
-      if (row && row.lease_owner === claim.owner && Number(row.attempts) === claim.attempt) held.add(claim);
-    }
-  }
-  return held;
-}
-
 /** Appends output lines while the claim still holds (never after the session's final event). */
 export async function appendTaskOutput(
   trx: Kysely<Database>,
@@ -115,15 +89,7 @@ export async function appendTaskOutput(
   // claim could read the task still running while a cancel on another replica was uncommitted, and
   // the lines went in after its session.finished once it committed (PostgreSQL).
   await lockSessions(trx, [claim.sessionId]);
-  const held = await trx
-    .selectFrom('tasks')
-    .select('id')
-    .where('id', '=', claim.taskId)
-    .where('status', 'in', ['leased', 'running'])
-    .where('lease_owner', '=', claim.owner)
-    .where('attempts', '=', claim.attempt)
-    .executeTakeFirst();
-  if (!held) return false;
+  if (!(await holdsClaim(trx, claim))) return false;
   await appendOutputEvents(trx, claim, lines, now);
   return true;
 }

@@ -8,6 +8,7 @@ import type { NewEvent } from '../domain/events.ts';
 import { appendEvents } from './event-store.ts';
 import type { Database } from './schema.ts';
 import { lockSessions } from './session-locks.ts';
+import { holdsClaim, type TaskClaim } from './task-claims.ts';
 
 export interface NewMessage {
   id: string;
@@ -22,11 +23,7 @@ export interface NewMessage {
 }
 
 /** The run an agent's message comes from: its task, and the claim (lease owner, attempt) it runs under. */
-export interface MessageSender {
-  taskId: string;
-  owner: string;
-  attempt: number;
-}
+export type MessageSender = TaskClaim;
 
 /**
  * Locks the session (as output flushes, finishes and cancels lock it, before any task row) and
@@ -41,17 +38,7 @@ export async function holdsSenderClaim(
   sender: MessageSender,
 ): Promise<boolean> {
   await lockSessions(trx, [scope.sessionId], scope.tenantId);
-  const held = await trx
-    .selectFrom('tasks')
-    .select('id')
-    .where('id', '=', sender.taskId)
-    .where('tenant_id', '=', scope.tenantId)
-    .where('session_id', '=', scope.sessionId)
-    .where('status', 'in', ['leased', 'running'])
-    .where('lease_owner', '=', sender.owner)
-    .where('attempts', '=', sender.attempt)
-    .executeTakeFirst();
-  return held !== undefined;
+  return holdsClaim(trx, sender, { tenantId: scope.tenantId, sessionId: scope.sessionId });
 }
 
 /** Inserts the message and appends `event` for it; call inside a transaction. */

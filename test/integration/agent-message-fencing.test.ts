@@ -2,7 +2,8 @@
 // its lease was taken over by another attempt) stores nothing: no message, no `agent.message` event
 // after the session's `session.finished`. The tool answers with an error saying the task has ended,
 // and the engine stops the run as a fenced one. The store's check runs under the session's lock, as
-// an output flush's does, so a cancel committing while the message waits is seen (PostgreSQL).
+// an output flush's does, so a cancel committing while the message waits is seen (PostgreSQL); it is
+// the check output lines are stored under (store/task-claims.ts), held here for both.
 // SQLite and PostgreSQL; the store's messaging directly, then the real app with a scripted LLM.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -13,7 +14,10 @@ import {
   RUN_ENDED_MESSAGE,
 } from '../../src/agents/runtimes/ai-sdk/agent-tools.ts';
 import type { AgentRuntime, RuntimeTask } from '../../src/agents/runtimes/runtime.ts';
+import type { Claim } from '../../src/engine/task-outcome.ts';
+import { appendTaskOutput, recordRunsProgress } from '../../src/engine/task-output.ts';
 import { appendEvents } from '../../src/store/event-store.ts';
+import { holdsSenderClaim } from '../../src/store/message-store.ts';
 import { lockSessions } from '../../src/store/session-locks.ts';
 import { ACTOR, createHarness, type Harness } from '../fixtures/engine-harness.ts';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
@@ -161,6 +165,59 @@ for (const store of ['sqlite', 'postgres'] as const) {
         events.map((event) => (event.data as { text: string }).text),
         ['from attempt 2'],
       );
+    });
+
+    test('output lines and messages share the fence: another owner, attempt, status, session or tenant holds no claim', async (t) => {
+      const { h, sessionId, task } = await setUp(t, store);
+      // b's run under the same owner and attempt has ended: its task is no longer claimed.
+      const b = await h.handle.db
+        .updateTable('tasks')
+        .set({ status: 'cancelled', lease_owner: 'W', attempts: 1 })
+        .where('session_id', '=', sessionId)
+        .where('name', '=', 'b')
+        .returning(['id', 'name'])
+        .executeTakeFirstOrThrow();
+      const held: Claim = { ...task, owner: 'W' };
+      // Each wrong in one part only: owner, attempt, status.
+      const lost: Claim[] = [
+        { ...held, owner: 'X' },
+        { ...held, attempt: 2 },
+        { ...held, taskId: b.id, name: b.name },
+      ];
+      const lines = (claim: Claim) => [
+        { stream: 'text' as const, line: `${claim.owner} ${claim.attempt} ${claim.name}` },
+      ];
+      const db = h.handle.db;
+      const flushed = await db.transaction().execute((trx) =>
+        recordRunsProgress(
+          trx,
+          [held, ...lost].map((claim) => ({ claim, lines: lines(claim) })),
+          Date.now(),
+        ),
+      );
+      assert.deepEqual(flushed, [true, false, false, false]);
+      const appended = await db.transaction().execute(async (trx) => {
+        const results: boolean[] = [];
+        for (const claim of [held, ...lost])
+          results.push(await appendTaskOutput(trx, claim, lines(claim), Date.now()));
+        return results;
+      });
+      assert.deepEqual(appended, [true, false, false, false]);
+      const output = (await h.allEvents(sessionId)).filter((event) => event.type === 'task.output');
+      assert.deepEqual(
+        output.map((event) => (event.data as { line: string }).line),
+        ['W 1 a', 'W 1 a'],
+      );
+      const scope = { tenantId: task.tenantId, sessionId };
+      const senders = await db.transaction().execute(async (trx) => {
+        const results: boolean[] = [];
+        for (const claim of [held, ...lost]) results.push(await holdsSenderClaim(trx, scope, claim));
+        // The claim holds, but its task is not in the session or tenant the message names.
+        results.push(await holdsSenderClaim(trx, { ...scope, sessionId: 'another-session' }, held));
+        results.push(await holdsSenderClaim(trx, { ...scope, tenantId: 'another-tenant' }, held));
+        return results;
+      });
+      assert.deepEqual(senders, [true, false, false, false, false, false]);
     });
   });
 }
