@@ -318,12 +318,15 @@ describe('maos tenants purge on PostgreSQL', { timeout: 240_000 }, () => {
         stdio: 'ignore',
       });
       const exited = new Promise((resolve) => child.once('exit', resolve));
-      // Asked outside the holder's transaction, which sees one snapshot of the activity.
+      // Asked outside the holder's transaction, which sees one snapshot of the activity. Only a
+      // wait on the holder's rows counts: a wait on an advisory lock (a store opening beside the
+      // purge, this poll's own) comes before the purge's first audit record.
       await waitFor(
         () =>
           withStore(configFile, async (db) => {
             const { rows } = await sql`select 1 from pg_stat_activity
-              where datname = current_database() and wait_event_type = 'Lock'`.execute(db);
+              where datname = current_database() and wait_event_type = 'Lock'
+                and wait_event in ('transactionid', 'tuple')`.execute(db);
             return rows.length > 0;
           }),
         60_000,
