@@ -114,6 +114,11 @@ export async function listApiKeys(db: SecurityDb, tenantId: string): Promise<Api
 
 /** One key of the tenant, by id or prefix, without its secret; NOT_FOUND for another tenant's. */
 export async function getApiKey(db: SecurityDb, tenantId: string, idOrPrefix: string): Promise<ApiKeyInfo> {
+  return toInfo(await findApiKeyRow(db, tenantId, idOrPrefix));
+}
+
+/** The stored row of one key of the tenant, by id or prefix; NOT_FOUND for another tenant's. */
+async function findApiKeyRow(db: SecurityDb, tenantId: string, idOrPrefix: string) {
   const row = await db
     .selectFrom('api_keys')
     .selectAll()
@@ -121,7 +126,7 @@ export async function getApiKey(db: SecurityDb, tenantId: string, idOrPrefix: st
     .where((eb) => eb.or([eb('id', '=', idOrPrefix), eb('prefix', '=', idOrPrefix)]))
     .executeTakeFirst();
   if (!row) throw new AppError('NOT_FOUND', 'API key not found');
-  return toInfo(row);
+  return row;
 }
 
 /**
@@ -168,13 +173,7 @@ export async function revokeApiKey(
   idOrPrefix: string,
   now: Date = new Date(),
 ): Promise<ApiKeyInfo> {
-  const row = await db
-    .selectFrom('api_keys')
-    .selectAll()
-    .where('tenant_id', '=', tenantId)
-    .where((eb) => eb.or([eb('id', '=', idOrPrefix), eb('prefix', '=', idOrPrefix)]))
-    .executeTakeFirst();
-  if (!row) throw new AppError('NOT_FOUND', 'API key not found');
+  const row = await findApiKeyRow(db, tenantId, idOrPrefix);
   if (row.revoked_at === null) {
     // Only a key still unrevoked: of two revocations that both read it so (the API and the CLI, two
     // replicas), the second keeps the first's time instead of moving it, and answers that time.
