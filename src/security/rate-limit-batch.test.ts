@@ -121,3 +121,36 @@ test('a disabled limiter charges nothing and allows any batch', async () => {
   assert.equal(decision.allowed, true);
   assert.deepEqual(decision.headers, {});
 });
+
+test('shared store: a refund reaching a counter whose window ended since the charge gives nothing back', async () => {
+  const database: TestDatabase = await createTestDatabase();
+  const pool = new pg.Pool({ connectionString: database.url, max: 3 });
+  try {
+    // The principal's window ends right after the charge that refuses the batch is answered (a slow
+    // store, a window near its end): the refund then reaches an expired row.
+    const ending = {
+      query(query: pg.QueryConfig) {
+        return pool.query(query).then(async (result) => {
+          const row = result.rows[0] as { points?: unknown } | undefined;
+          const key = query.values?.[0];
+          if (typeof key === 'string' && key.startsWith('maos-principal') && Number(row?.points) > 6) {
+            await pool.query('UPDATE rate_limits SET expire = $2 WHERE key = $1', [key, Date.now() - 1]);
+          }
+          return result;
+        });
+      },
+    } as unknown as pg.Pool;
+    const limiter = createRateLimiter(config, { pool: ending });
+    const erin = { tenantId: 'late', principalId: 'erin' };
+    for (let i = 0; i < 5; i++) assert.equal((await limiter.consume(erin)).allowed, true);
+    const refused = await limiter.consumeMore(erin, 3);
+    assert.equal(refused.allowed, false);
+    // A new window: one request charged, 5 left of 6, never more than the quota.
+    const next = await limiter.consume(erin);
+    assert.equal(next.allowed, true);
+    assert.equal(remainingOf(next.headers.RateLimit).principal, 5);
+  } finally {
+    await pool.end();
+    await database.drop();
+  }
+});

@@ -122,14 +122,9 @@ interface Charged {
   msBeforeNext: number;
   /** Requests charged in the counter's window, this one included. */
   consumed: number;
+  /** When the charged window ends (epoch ms; the shared store's, for its refund). */
+  endsAtMs?: number;
 }
-
-/**
- * How long a shared counter's window must still last for a charge to be taken back (refund): the
- * library's reward of an expired row would open a new window below zero, a gift of the refunded
- * requests. A window ending sooner keeps the charge (for less than this long).
- */
-const MIN_REFUND_WINDOW_MS = 1000;
 
 /** Charges requests to a counter key; the shared store answers asynchronously, memory at once. */
 interface Policy {
@@ -169,10 +164,11 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
         peek: (key) => counters.peek(key, Date.now()),
       };
     }
+    const pool = options.pool;
     const base = { keyPrefix: `maos-${name}`, points: limit.points, duration: limit.windowSeconds };
     const limiter = new RateLimiterPostgres({
       ...base,
-      storeClient: reportingClient(options.pool, options.onStoreError),
+      storeClient: reportingClient(pool, options.onStoreError),
       storeType: 'client',
       tableName: RATE_LIMIT_TABLE,
       // Created by our migration; the library must not run DDL at start (or race other replicas).
@@ -185,16 +181,31 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
       name,
       limit,
       charge: (key, points) => chargeShared(limiter, key, points),
-      // Between the charge and this reward, a request of the same counter may be refused for the
-      // batch's points (a refused batch is rare; an allowed one is never refunded). A failed reward
-      // keeps the charge: the caller's counter is then too high, never too low, until its reset.
+      // Between the charge and this refund, a request of the same counter may be refused for the
+      // batch's points (a refused batch is rare; an allowed one is never refunded). The refund takes
+      // the points back only from the window that was charged, still open: the library's reward of a
+      // row whose window ended meanwhile would open a new one below zero, a gift of the refunded
+      // requests. A failed or late refund keeps the charge: the caller's counter is then too high,
+      // never too low, until its reset.
       refund: (key, points, charged) =>
-        charged.msBeforeNext > MIN_REFUND_WINDOW_MS
-          ? limiter.reward(key, points).then(
-              () => {},
-              () => {},
-            )
-          : undefined,
+        charged.endsAtMs === undefined
+          ? undefined
+          : pool
+              .query({
+                text: `UPDATE ${RATE_LIMIT_TABLE} SET points = points - $2
+                  WHERE key = $1 AND expire > $3 AND expire < $4 AND points >= $2`,
+                // A later window ends at least a whole window after the charged one.
+                values: [
+                  limiter.getKey(key),
+                  points,
+                  Date.now(),
+                  charged.endsAtMs + (limit.windowSeconds * 1000) / 2,
+                ],
+              })
+              .then(
+                () => {},
+                (error: unknown) => options.onStoreError?.(error),
+              ),
       // The library answers a failed read from its insurance limiter; anything else: not exhausted
       // (the charge after a refused credential still limits the caller).
       peek: (key) =>
@@ -447,6 +458,7 @@ async function chargeShared(limiter: RateLimiterPostgres, key: string, points: n
       remaining: res.remainingPoints,
       msBeforeNext: res.msBeforeNext,
       consumed: res.consumedPoints,
+      endsAtMs: Date.now() + res.msBeforeNext,
     };
   } catch (rejection) {
     if (rejection instanceof RateLimiterRes) {
@@ -455,6 +467,7 @@ async function chargeShared(limiter: RateLimiterPostgres, key: string, points: n
         remaining: rejection.remainingPoints,
         msBeforeNext: rejection.msBeforeNext,
         consumed: rejection.consumedPoints,
+        endsAtMs: Date.now() + rejection.msBeforeNext,
       };
     }
     throw new AppError('INTERNAL', 'Rate limiter failed', { cause: rejection });
