@@ -173,6 +173,29 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       }
     });
 
+    test('a stream resumed past the end of its log ends when the session ends', async () => {
+      // A Last-Event-ID beyond the log (a client's of a database since restored from a backup, a
+      // client's mistake): the session.finished the session gets has a seq the stream never reads,
+      // so the stream learns of the end from the session's status, at each re-wake.
+      const { session } = await h.engine.service.createSession(ACTOR, { objective: 'past', agents });
+      const stream = openStream(port, session.id, { 'last-event-id': '1000' });
+      let ended = false;
+      void stream.ended.then(() => {
+        ended = true;
+      });
+      try {
+        await until(() => wakers.size === 1, 'the stream to watch its session');
+        await rewake(3);
+        await h.engine.service.cancelSession(ACTOR, session.id);
+        for (const wake of wakers) wake();
+        await until(() => ended, 'the stream to end');
+        assert.doesNotMatch(stream.text(), /^event:/m);
+      } finally {
+        stream.close();
+      }
+      await until(() => wakers.size === 0, 'the stream to stop watching');
+    });
+
     test('a session deleted while streamed ends its stream', async () => {
       // Only a finished session can be deleted, and its stream ends at session.finished first; so
       // the session is marked failed directly (no event, as if its end had not been streamed yet)

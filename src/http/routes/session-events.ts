@@ -266,8 +266,11 @@ async function pumpEvents(
   // re-wakes (on PostgreSQL every sweep, in case a notification was lost) read the event list
   // alone: every move to a terminal status appends session.finished in the same transaction, which
   // ends the stream when read, and listEvents reads the session row with the tenant check, so a
-  // session deleted meanwhile ends the stream with SESSION_NOT_FOUND.
+  // session deleted meanwhile ends the stream with SESSION_NOT_FOUND. A stream resumed past the end
+  // of the log (a Last-Event-ID of a database since restored from a backup, say) never reads that
+  // session.finished, whose seq is below its resume point: it looks the status up at every re-wake.
   let statusChecked = false;
+  let pastLogEnd = false;
   let terminalSeen = false;
   try {
     while (!stream.closed) {
@@ -280,6 +283,8 @@ async function pumpEvents(
           data: JSON.stringify(toEventDto(event)),
         });
         after = event.seq;
+        // The log reaches past the resume point: its session.finished is read when it comes.
+        pastLogEnd = false;
         onEventsSent(1);
         if (event.type === FINAL_EVENT_TYPE || stream.closed) return;
       }
@@ -292,13 +297,18 @@ async function pumpEvents(
       if (events.length === 0) {
         // Caught up. A session that already ended has nothing more to send (e.g. resumed after its end).
         if (terminalSeen) return;
-        if (!statusChecked) {
-          statusChecked = true;
+        if (!statusChecked || pastLogEnd) {
           const session = await service.getSession(actor, sessionId);
           if (TERMINAL.has(session.status)) {
             terminalSeen = true;
             continue;
           }
+          // Nothing read since the client's resume point: is it past the newest event?
+          if (!statusChecked && after > 0 && after === afterSeq) {
+            const [newest] = await service.listEventsBefore(actor, sessionId, null, 1);
+            pastLogEnd = (newest?.seq ?? 0) < after;
+          }
+          statusChecked = true;
         }
       }
       if (!woken && !stream.closed) {
