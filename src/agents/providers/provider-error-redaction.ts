@@ -16,15 +16,40 @@ export function secretsOfProviders(providers: Readonly<Record<string, ProviderCo
 type LanguageModelV4 = Extract<LanguageModel, { specificationVersion: 'v4' }>;
 
 /**
+ * The most of an error body read and kept (characters). Scanning for secrets takes about 50 ms per
+ * MiB: the whole of a body up to maxResponseBytes (64 MiB), which a server a tenant points its
+ * credential at may send with every error, held the event loop of every tenant for seconds. A
+ * provider's error message is a few hundred bytes; the rest is cut.
+ */
+export const MAX_ERROR_BODY_CHARS = 256 * 1024;
+
+/** The start of an error body, at most MAX_ERROR_BODY_CHARS characters; the rest is not read. */
+async function readErrorBody(body: ReadableStream<Uint8Array>): Promise<string> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  try {
+    while (text.length < MAX_ERROR_BODY_CHARS) {
+      const { done, value } = await reader.read();
+      if (done) return text + decoder.decode();
+      text += decoder.decode(value, { stream: true });
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  return text.slice(0, MAX_ERROR_BODY_CHARS);
+}
+
+/**
  * `fetch` whose error responses (HTTP 400 and above) have the secrets `redact` knows removed from
- * their body and status text. Successful answers pass untouched: an error the provider reports
- * inside a streamed one is redacted by redactStreamErrors.
+ * their body (cut at MAX_ERROR_BODY_CHARS) and status text. Successful answers pass untouched: an
+ * error the provider reports inside a streamed one is redacted by redactStreamErrors.
  */
 export function redactErrorResponses(redact: (text: string) => string, base: typeof fetch): typeof fetch {
   return async (input, init) => {
     const response = await base(input, init);
     if (response.status < 400 || response.body === null) return response;
-    const body = redact(await response.text());
+    const body = redact(await readErrorBody(response.body));
     const headers = new Headers(response.headers);
     // The body may now be shorter, and is no longer compressed (fetch decoded it).
     headers.delete('content-length');
