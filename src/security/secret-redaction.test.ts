@@ -42,3 +42,11 @@ test('a secret is found as a JSON string holds it', () => {
 test('no secrets: the text is returned as it is', () => {
   assert.equal(createSecretRedactor([])('invalid key sk-abc'), 'invalid key sk-abc');
 });
+
+test('a secret is found URL-encoded (a query value) and with its slashes JSON-escaped', () => {
+  // A base64 key whose '+', '/' and '=' leave no run of 8 plain characters once encoded.
+  const key = 'Ab3+dE6/gH9=jK2+mN5/pQ8=';
+  const redact = createSecretRedactor([key]);
+  assert.equal(redact(`GET /v1?key=${encodeURIComponent(key)} denied`), 'GET /v1?key=[REDACTED] denied');
+  assert.equal(redact(`{"key":"${key.replaceAll('/', '\\/')}"}`), '{"key":"[REDACTED]"}');
+});

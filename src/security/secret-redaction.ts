@@ -21,8 +21,9 @@ const MIN_SECRET_LENGTH = 4;
  * A function that replaces, in a text, every occurrence of a secret (of 4 characters or more) and
  * every run of at least MIN_REDACTED_RUN consecutive characters of one (a prefix, a suffix, a
  * middle part) with `[REDACTED]`; overlapping or adjacent runs become one. A secret is also found
- * as a JSON string holds it (`"` and `\` escaped). The text is scanned once, whatever the number
- * of secrets.
+ * as a JSON string holds it (`"` and `\` escaped, `/` escaped or not) and URL-encoded (a base64
+ * key's `+`, `/`, `=` as `%2B`, `%2F`, `%3D`). The text is scanned once, whatever the number of
+ * secrets.
  */
 export function createSecretRedactor(secrets: Iterable<string>): (text: string) => string {
   const wholes = new Set<string>();
@@ -30,7 +31,10 @@ export function createSecretRedactor(secrets: Iterable<string>): (text: string) 
   // MIN_REDACTED_RUN characters are one of them starts a redacted stretch.
   const runs = new Set<string>();
   for (const secret of secrets) {
-    for (const form of new Set([secret, JSON.stringify(secret).slice(1, -1)])) {
+    const inJson = JSON.stringify(secret).slice(1, -1);
+    // As written, in a JSON string (also with '/' escaped, as some serializers do), URL-encoded.
+    const forms = new Set([secret, inJson, inJson.replaceAll('/', '\\/'), encodeURIComponent(secret)]);
+    for (const form of forms) {
       if (form.length < MIN_SECRET_LENGTH) continue;
       if (form.length < MIN_REDACTED_RUN) {
         wholes.add(form);
