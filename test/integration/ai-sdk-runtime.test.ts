@@ -458,6 +458,40 @@ describe('ai-sdk runtime against the scripted LLM server', () => {
     }
   }
 
+  // OpenAI's insufficient_quota: the account has no credit. It named no status and was retried as a
+  // broken-off answer; a 429 that another attempt would meet the same way.
+  // Also before any output, which the `openai` type's package reports as an HTTP error.
+  for (const [type, afterFrames] of [
+    ['openai', 4],
+    ['openai-compatible', 4],
+    ['openai', 0],
+    ['openai-compatible', 0],
+  ] as const) {
+    test(`an insufficient_quota the ${type} provider reports after ${afterFrames} frames fails at once, as a 429`, async () => {
+      setup.primary.enqueue({
+        text: 'partial answer that breaks',
+        chunkSize: 4,
+        streamError: {
+          afterFrames,
+          status: 429,
+          name: 'insufficient_quota',
+          message: 'You exceeded your current quota, please check your plan and billing details.',
+        },
+      });
+      const client = makeClient(setup, { primaryType: type });
+      const error = await makeRuntime(client)
+        .run(makeTask(), makeContext().ctx)
+        .catch((e: unknown) => e);
+      assert.ok(error instanceof AppError);
+      // Not retried on this provider; the role's next provider is tried (it has no reply scripted).
+      assert.match(
+        error.message,
+        /main: You exceeded your current quota, please check your plan and billing details\.; backup:/,
+      );
+      assert.equal(setup.primary.requests.length, 1);
+    });
+  }
+
   for (const type of ['anthropic', 'openai']) {
     test(`works with the ${type} provider type`, async () => {
       setup.primary.enqueue({

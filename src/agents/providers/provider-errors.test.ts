@@ -135,6 +135,8 @@ describe('classifyProviderError', () => {
       [{ type: 'invalid_request_error', code: 'invalid_api_key' }, 'auth', false, 401],
       [{ type: 'rate_limit_exceeded', code: 'rate_limit_exceeded' }, 'rate_limited', true, 429],
       [{ type: 'server_error', code: null }, 'server', true, 500],
+      // No credit left on the account: a 429 that waiting does not cure.
+      [{ type: 'insufficient_quota', code: 'insufficient_quota' }, 'rate_limited', false, 429],
       // Nothing that names a status: the answer broke off, retried.
       [{ type: 'something_new', code: 'unheard_of' }, 'server', true, undefined],
       [{ code: '4000' }, 'server', true, undefined],

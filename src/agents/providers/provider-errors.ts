@@ -160,10 +160,20 @@ function classifyStreamError(error: unknown): ClassifiedFailure | undefined {
   }
   return {
     kind: kindForStatus(candidate),
-    retryable: RETRYABLE_STATUSES.has(candidate) || candidate >= 500 || report.isRetryable === true,
+    retryable:
+      !namesNoCredit(report) &&
+      (RETRYABLE_STATUSES.has(candidate) || candidate >= 500 || report.isRetryable === true),
     status: candidate,
     detail,
   };
+}
+
+/**
+ * OpenAI's `insufficient_quota`: the account has no credit left. A 429, but not one that passes
+ * with time, as a rate limit does: another attempt is refused the same way.
+ */
+function namesNoCredit(report: { code?: unknown; type?: unknown }): boolean {
+  return report.code === 'insufficient_quota' || report.type === 'insufficient_quota';
 }
 
 /**
@@ -189,12 +199,11 @@ function isErrorStatus(status: number | undefined): status is number {
 }
 
 /**
- * The HTTP status of an error an OpenAI server reported in its stream before any output: the
- * openai package throws it as an HTTP error of the event stream, its frame as `data`, with a status
- * it read from the error's type before its code. Judged like one reported later (statusOfReport);
- * undefined for an HTTP error answer, or a frame that names no status (the package's then stands).
+ * The error an OpenAI server reported in its stream before any output: the openai package throws
+ * it as an HTTP error of the event stream, its frame as `data`, with a status it read from the
+ * error's type before its code. Undefined for an HTTP error answer.
  */
-function statusOfEarlyStreamError(error: APICallError): number | undefined {
+function earlyStreamReport(error: APICallError): { code?: unknown; type?: unknown } | undefined {
   const contentType = Object.entries(error.responseHeaders ?? {}).find(
     ([name]) => name.toLowerCase() === 'content-type',
   )?.[1];
@@ -202,10 +211,19 @@ function statusOfEarlyStreamError(error: APICallError): number | undefined {
   if (typeof error.data !== 'object' || error.data === null) return undefined;
   const frame = error.data as { error?: unknown; response?: { error?: unknown } };
   // The chunk's `error` (Chat Completions) or the failed response's (Responses API), or the frame.
-  const report = [frame.error, frame.response?.error, frame].find(
+  return [frame.error, frame.response?.error, frame].find(
     (candidate): candidate is { code?: unknown; type?: unknown } =>
       typeof candidate === 'object' && candidate !== null,
   );
+}
+
+/**
+ * The HTTP status of such an early error, judged like one reported later (statusOfReport);
+ * undefined when its frame names no status (the package's then stands).
+ */
+function statusOfEarlyStreamError(
+  report: { code?: unknown; type?: unknown } | undefined,
+): number | undefined {
   const status = report === undefined ? undefined : statusOfReport(report);
   return isErrorStatus(status) ? status : undefined;
 }
@@ -219,6 +237,7 @@ const STATUS_OF_ERROR_NAME: Record<string, number> = {
   not_found_error: 404,
   rate_limit_exceeded: 429,
   rate_limit_error: 429,
+  insufficient_quota: 429,
   server_error: 500,
   api_error: 500,
   overloaded_error: 529,
@@ -250,14 +269,16 @@ export function classifyProviderError(error: unknown): ClassifiedFailure {
   // redirect or a stored URL may still lead there): it will refuse it on every attempt.
   if (isBlockedPortFailure(error)) return blockedPortFailure(error);
   if (APICallError.isInstance(error)) {
-    const status = statusOfEarlyStreamError(error) ?? error.statusCode;
+    const early = earlyStreamReport(error);
+    const status = statusOfEarlyStreamError(early) ?? error.statusCode;
     // No status: the connection failed. A 2xx status: the response broke off mid-stream.
     if (status === undefined || status < 400) {
       return { kind: 'network', retryable: true, detail: shorten(error.message) };
     }
     return {
       kind: kindForStatus(status),
-      retryable: RETRYABLE_STATUSES.has(status) || status >= 500,
+      retryable:
+        !(early !== undefined && namesNoCredit(early)) && (RETRYABLE_STATUSES.has(status) || status >= 500),
       status,
       retryAfterMs: parseRetryAfter(error.responseHeaders),
       detail: shorten(error.message),
