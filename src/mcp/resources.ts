@@ -195,6 +195,12 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
 
   const watches = new Map<string, () => void>();
 
+  /** A running watch: how to stop it, and its first reading of the session (its baseline). */
+  interface Watch {
+    stop: () => void;
+    baseline: Promise<unknown>;
+  }
+
   /**
    * What a read of the session would show, as far as a change goes: its newest event (every change
    * of a session appends one), or the code of the error the read meets (deleted, access gone).
@@ -213,9 +219,10 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
    * PostgreSQL every watched session is woken every few seconds (store/pg-notifier.ts, a sweep that
    * covers lost notifications), and each wake was told to the client as an update, also of a
    * session that had long finished, and written to the MCP stream log. So a wake notifies only once
-   * the session's newest event (or the error reading it) differs from what was last seen.
+   * the session's newest event (or the error reading it) differs from what was last seen. The
+   * subscribe is answered once `baseline` is read: a change after the answer then differs from it.
    */
-  function watch(uri: string, sessionId: string, actor: Actor): () => void {
+  function watch(uri: string, sessionId: string, actor: Actor): Watch {
     let timer: NodeJS.Timeout | undefined;
     let stopped = false;
     // One read at a time, each compared with the one before it.
@@ -237,11 +244,25 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
       }, NOTIFY_DEBOUNCE_MS);
       timer.unref();
     });
-    return () => {
-      stopped = true;
-      clearTimeout(timer);
-      stop();
+    return {
+      baseline: seen,
+      stop: () => {
+        stopped = true;
+        clearTimeout(timer);
+        stop();
+      },
     };
+  }
+
+  /**
+   * Starts the watch of `uri` in its slot and waits for its baseline. The slot is taken before the
+   * wait, so subscribes answered meanwhile count it against the cap. Before, the baseline was read
+   * after the answer: an event landing in between became the baseline, and was never told.
+   */
+  async function startWatch(uri: string, sessionId: string, actor: Actor): Promise<void> {
+    const started = watch(uri, sessionId, actor);
+    watches.set(uri, started.stop);
+    await started.baseline;
   }
 
   /**
@@ -281,7 +302,7 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
       const running = watches.get(uri);
       if (running !== undefined) {
         running();
-        watches.set(uri, watch(uri, target.detail.id, deps.resolveCaller(extra).actor));
+        await startWatch(uri, target.detail.id, deps.resolveCaller(extra).actor);
         return {};
       }
       if (watches.size >= MAX_SUBSCRIPTIONS) await releaseDeletedSessions(deps.resolveCaller(extra));
@@ -292,7 +313,7 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
           { details: { limit: MAX_SUBSCRIPTIONS } },
         );
       }
-      watches.set(uri, watch(uri, target.detail.id, deps.resolveCaller(extra).actor));
+      await startWatch(uri, target.detail.id, deps.resolveCaller(extra).actor);
       return {};
     }),
   );
