@@ -195,6 +195,25 @@ describe('classifyProviderError', () => {
     assert.equal(early({ message: 'x', type: 'unheard_of' }, 'text/event-stream').status, 400);
   });
 
+  test('a 429 answer that says the account has no credit is not retried, as in a stream', () => {
+    const answer = (data: unknown) =>
+      classifyProviderError(
+        new APICallError({
+          message: 'You exceeded your current quota',
+          url: 'http://127.0.0.1/v1/chat/completions',
+          requestBodyValues: {},
+          statusCode: 429,
+          responseHeaders: { 'content-type': 'application/json' },
+          data,
+        }),
+      );
+    const noCredit = answer({ error: { type: 'insufficient_quota', code: 'insufficient_quota' } });
+    assert.deepEqual([noCredit.kind, noCredit.retryable, noCredit.status], ['rate_limited', false, 429]);
+    const limited = answer({ error: { type: 'requests', code: 'rate_limit_exceeded' } });
+    assert.deepEqual([limited.kind, limited.retryable, limited.status], ['rate_limited', true, 429]);
+    assert.equal(answer(undefined).retryable, true);
+  });
+
   test('treats our timeout as retryable and unknown errors as not', () => {
     assert.equal(classifyProviderError(new ProviderTimeoutError(1000)).retryable, true);
     assert.equal(classifyProviderError(new TypeError('bug')).retryable, false);

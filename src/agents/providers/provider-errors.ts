@@ -177,6 +177,21 @@ function namesNoCredit(report: { code?: unknown; type?: unknown }): boolean {
 }
 
 /**
+ * Whether an HTTP error says the account has no credit: its early stream frame does, or its JSON
+ * answer's `error` (OpenAI answers `429 {"error": {"code": "insufficient_quota"}}` before any stream).
+ */
+function answersNoCredit(
+  error: APICallError,
+  early: { code?: unknown; type?: unknown } | undefined,
+): boolean {
+  if (early !== undefined) return namesNoCredit(early);
+  const body =
+    typeof error.data === 'object' && error.data !== null ? (error.data as { error?: unknown }) : undefined;
+  const reported = body?.error;
+  return typeof reported === 'object' && reported !== null && namesNoCredit(reported);
+}
+
+/**
  * The HTTP status an error chunk of the OpenAI wire stands for (the Anthropic package maps its own
  * error types to one, as `statusCode`): its `code` when that is one, as a number (vLLM) or as text
  * (LiteLLM's `"429"`), else what its `code` or `type` name means in OpenAI's errors. An
@@ -277,8 +292,7 @@ export function classifyProviderError(error: unknown): ClassifiedFailure {
     }
     return {
       kind: kindForStatus(status),
-      retryable:
-        !(early !== undefined && namesNoCredit(early)) && (RETRYABLE_STATUSES.has(status) || status >= 500),
+      retryable: !answersNoCredit(error, early) && (RETRYABLE_STATUSES.has(status) || status >= 500),
       status,
       retryAfterMs: parseRetryAfter(error.responseHeaders),
       detail: shorten(error.message),
