@@ -92,6 +92,19 @@ describe('console: what was typed waits on its page while the person is on anoth
     await page.getByRole('link', { name, exact: true }).click();
     await page.getByRole('heading', { name, exact: true }).waitFor();
   }
+  /**
+   * Waits until the Usage page has its three reads answered (quotas, the period, the sessions
+   * listed). Its heading shows before them; a read still on its way when the key is revoked would be
+   * refused with a 401 that signs the tab out before the reload the test means to make.
+   */
+  async function waitForUsageRead(): Promise<void> {
+    await page.waitForFunction(
+      () =>
+        (document.getElementById('quotas-body')?.childElementCount ?? 0) > 0 &&
+        Boolean(document.getElementById('usage-period-text')?.textContent) &&
+        Boolean(document.getElementById('usage-range')?.textContent),
+    );
+  }
   /** Opens the page of session `id` by its address in this tab and waits for its plan, read. */
   async function showSession(id: string): Promise<void> {
     await page.evaluate((session) => {
@@ -276,6 +289,7 @@ describe('console: what was typed waits on its page while the person is on anoth
     await goTo('Sessions');
     await page.getByLabel('Objective').fill('Typed before the key was refused');
     await goTo('Usage');
+    await waitForUsageRead();
     const revoked = await requestJson(`${server.url}/v1/admin/keys/${operator.id}`, {
       method: 'DELETE',
       headers: { authorization: `Bearer ${admin}` },
