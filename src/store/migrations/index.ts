@@ -33,6 +33,7 @@ import * as auditTargetTypeIndex from './0030-audit-target-type-index.ts';
 import * as webhookClaimIndexes from './0031-webhook-claim-indexes.ts';
 import * as taskUnappliedRunCharges from './0032-task-unapplied-run-charges.ts';
 import * as sessionRetriesIndex from './0033-session-retries-index.ts';
+import * as taskSessionPositionIndex from './0034-task-session-position-index.ts';
 
 export interface NamedMigration {
   /** Sorts in apply order: `NNNN_snake_name`. */
@@ -74,4 +75,5 @@ export const MIGRATIONS: NamedMigration[] = [
   { name: '0031_webhook_claim_indexes', migration: webhookClaimIndexes },
   { name: '0032_task_unapplied_run_charges', migration: taskUnappliedRunCharges },
   { name: '0033_session_retries_index', migration: sessionRetriesIndex },
+  { name: '0034_task_session_position_index', migration: taskSessionPositionIndex },
 ];
