@@ -103,6 +103,36 @@ describe('following a stored MCP stream', () => {
     assert.deepEqual(await reading, []);
   });
 
+  test('a jump of the wall clock is no idle time: the follower goes on', async (t) => {
+    const owner = { ...OWNER, mcpSessionId: 'clock-jump' };
+    const store = log.forSession(owner);
+    const id = await store.storeEvent('s', note(1));
+    let reads = 0;
+    const counting: StreamEventLog = {
+      ...log,
+      readAfter: (...args) => {
+        reads += 1;
+        return log.readAfter(...args);
+      },
+    };
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+    const body = follow({ log: counting, owner, afterEventId: id, idleMs: 60_000 });
+    // The system clock is set two hours ahead (NTP step, a VM resumed): no time passed for the follower.
+    t.mock.timers.setTime(Date.now() + 2 * 3_600_000);
+    let ended = false;
+    const reading = readAll(body).finally(() => {
+      ended = true;
+    });
+    await waitFor(() => reads >= 3 || ended);
+    const later = await store.storeEvent('s', note(2));
+    const response = await store.storeEvent('s', { jsonrpc: '2.0', id: 1, result: {} } as JSONRPCMessage);
+    // Before: the first empty read took the jump for two hours without a message and ended the stream.
+    assert.deepEqual(
+      (await reading).map((frame) => frame.id),
+      [later, response],
+    );
+  });
+
   // Without the fix these waited for idleMs (60 s) and ran into the timeout.
   test('a cancelled stream ends at its end marker, which is never sent', { timeout: 30_000 }, async () => {
     const owner = { ...OWNER, mcpSessionId: 'cancelled' };

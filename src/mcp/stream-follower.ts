@@ -128,7 +128,8 @@ export function createFollowStream(options: FollowStreamOptions): ReadableStream
   }
 
   let cursor = options.afterEventId;
-  let lastActivity = Date.now();
+  // Monotonic: a step of the wall clock (NTP, a resumed VM) is no time without a message.
+  let lastActivity = performance.now();
   let started = false;
   /** gapless: the first message still to be read, by id. */
   let expected = options.gapless?.firstEventId;
@@ -217,11 +218,11 @@ export function createFollowStream(options: FollowStreamOptions): ReadableStream
       );
       await checkNoGap(page);
       if (page.length === 0) {
-        if (options.untilLogEnd === true || Date.now() - lastActivity >= options.idleMs) return true;
+        if (options.untilLogEnd === true || performance.now() - lastActivity >= options.idleMs) return true;
         await sleep(options.pollMs, stop.signal);
         continue;
       }
-      lastActivity = Date.now();
+      lastActivity = performance.now();
       let handedOn = false;
       for (const event of page) {
         if (stop.signal.aborted) return true;
