@@ -1,6 +1,7 @@
 // Builds and validates the plan of a session from what the caller submitted: names, strategy
 // ordering (parallel / sequential / pipeline DAG), roles and runners. Pure: lookups are passed in.
 import { AppError } from '../errors/app-error.ts';
+import { checkRunnerAccess, type MayUseRunner, runnerNotAllowed } from './runner-access.ts';
 import type { AgentSpec } from './session-input.ts';
 import type { PlanBody, PlannedTask, Strategy } from './types.ts';
 
@@ -16,7 +17,7 @@ export interface PlanCheckers {
   /** True when the runner is declared in the server config. */
   isKnownRunner(runner: string): boolean;
   /** True when the session's tenant may use the declared runner (`runnerAccess`). @defaultValue all */
-  mayUseRunner?(runner: string): boolean;
+  mayUseRunner?: MayUseRunner;
 }
 
 /**
@@ -148,17 +149,8 @@ export function validatePlan(body: PlanBody, checkers: PlanCheckers): void {
       { details: { tasks: badRunners.map((task) => task.name) } },
     );
   }
-  const { mayUseRunner } = checkers;
-  const refused = mayUseRunner
-    ? tasks.filter((task) => task.runner !== undefined && !mayUseRunner(task.runner))
-    : [];
-  if (refused.length > 0) {
-    throw new AppError(
-      'RUNNER_NOT_ALLOWED',
-      `Runner ${refused.map((task) => `'${task.runner}' (task ${task.name})`).join(', ')} may not be used by your tenant (the server's runnerAccess config); ask the operator, or pick another runner`,
-      { details: { tasks: refused.map((task) => task.name) } },
-    );
-  }
+  const refused = checkRunnerAccess(tasks, checkers.mayUseRunner);
+  if (refused) throw runnerNotAllowed(refused);
 }
 
 /** Names of tasks on or behind a cycle (Kahn's algorithm: whatever cannot be ordered), in plan order. */

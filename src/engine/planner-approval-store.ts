@@ -4,6 +4,7 @@
 
 import type { Kysely } from 'kysely';
 import { type NewEvent, taskReadyEvent } from '../domain/events.ts';
+import { checkRunnerAccess } from '../domain/runner-access.ts';
 import { transitionSession } from '../domain/session-state.ts';
 import type { PlanBody, SessionStatus } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -220,16 +221,15 @@ export async function approvePlan(
  */
 function checkWaitingTasks(tasks: readonly TaskRow[], rules: EditedPlanRules): void {
   const errors: string[] = [];
-  for (const task of tasks) {
-    if (task.kind !== 'agent' || task.status !== 'pending') continue;
+  const waiting = tasks.filter((task) => task.kind === 'agent' && task.status === 'pending');
+  for (const task of waiting) {
     if (!rules.isKnownRole(task.role)) errors.push(`task "${task.name}": unknown role "${task.role}"`);
     if (task.runner !== null && !rules.isKnownRunner(task.runner))
       errors.push(`task "${task.name}": runner "${task.runner}" is not declared in the server config`);
-    else if (task.runner !== null && rules.mayUseRunner && !rules.mayUseRunner(task.runner))
-      errors.push(
-        `task "${task.name}": runner "${task.runner}" may not be used by this tenant (runnerAccess)`,
-      );
   }
+  const declared = waiting.filter((task) => task.runner !== null && rules.isKnownRunner(task.runner));
+  const refused = checkRunnerAccess(declared, rules.mayUseRunner);
+  if (refused) errors.push(refused.message);
   if (errors.length === 0) return;
   throw new AppError(
     'INVALID_PLAN',

@@ -145,10 +145,17 @@ describe('validateEditedPlan', () => {
     };
     assert.doesNotThrow(() => validateEditedPlan(edited, rules));
     const error = failure(() => validateEditedPlan(edited, { ...rules, mayUseRunner: () => false }));
+    assert.equal(error.code, 'INVALID_PLAN');
     assert.match(
       error.message,
-      /task "ship": runner "tests" may not be used by this tenant \(runnerAccess\)/,
+      /Runner 'tests' \(task ship\) may not be used by your tenant \(the server's runnerAccess config\)/,
     );
+    // A runner not declared is reported as such, not as refused too.
+    const undeclared = failure(() =>
+      validateEditedPlan(edited, { ...rules, isKnownRunner: () => false, mayUseRunner: () => false }),
+    );
+    assert.match(undeclared.message, /runner "tests" is not declared/);
+    assert.doesNotMatch(undeclared.message, /may not be used/);
   });
 
   test('lists every rule broken', () => {

@@ -2,6 +2,7 @@
 // between two plan versions (shown by GET /v1/sessions/:id/plans). Pure.
 
 import { z } from 'zod';
+import { checkRunnerAccess, type MayUseRunner } from '../domain/runner-access.ts';
 import { charCount } from '../domain/text-cut.ts';
 import type { PlanBody, PlannedTask } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -121,7 +122,7 @@ export interface EditedPlanRules {
   isKnownRole(role: string): boolean;
   isKnownRunner(runner: string): boolean;
   /** Whether the session's tenant may use the declared runner (`runnerAccess`). @defaultValue all */
-  mayUseRunner?(runner: string): boolean;
+  mayUseRunner?: MayUseRunner;
   maxAgentsPerRole: number;
   /** llm.planner.maxTasksPerPhase, as for a generated plan. */
   maxTasksPerPhase: number;
@@ -277,13 +278,12 @@ function checkEdit(
     if (task.runner === undefined) continue;
     if (!rules.isKnownRunner(task.runner))
       errors.push(`task "${task.name}": runner "${task.runner}" is not declared in the server config`);
-    else if (rules.mayUseRunner && !rules.mayUseRunner(task.runner))
-      errors.push(
-        `task "${task.name}": runner "${task.runner}" may not be used by this tenant (runnerAccess)`,
-      );
     if (typeof task.agent === 'string')
       errors.push(`task "${task.name}" runs runner "${task.runner}" and cannot reuse agent "${task.agent}"`);
   }
+  const declared = edited.filter((task) => task.runner !== undefined && rules.isKnownRunner(task.runner));
+  const refused = checkRunnerAccess(declared, rules.mayUseRunner);
+  if (refused) errors.push(refused.message);
   for (const [name, current] of session.tasks) {
     if (!current.started) continue;
     const after = built.get(name);

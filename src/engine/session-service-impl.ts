@@ -4,11 +4,11 @@
 import type { Kysely } from 'kysely';
 import type { z } from 'zod';
 import { findBuiltInRole } from '../agents/roles/catalogue.ts';
-import { runnerNotAllowed } from '../agents/runtimes/command/runner-access.ts';
 import type { RuntimeRegistry } from '../agents/runtimes/runtime.ts';
 import { mergeBudgets } from '../domain/budget.ts';
 import type { NewEvent } from '../domain/events.ts';
 import { buildPlan, resolveStrategy } from '../domain/plan.ts';
+import { checkRunnerAccess, runnerNotAllowed } from '../domain/runner-access.ts';
 import {
   createSessionInputSchema,
   IDEMPOTENCY_KEY_PATTERN,
@@ -191,9 +191,8 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         if (!deps.runtimes.hasRunner(task.runner)) {
           refuse(task, `its runner ${task.runner} is not declared in the server config any more`);
         }
-        if (!deps.runtimes.mayUseRunner(tenantId, task.runner)) {
-          throw runnerNotAllowed(tenantId, [task.runner], [task.name]);
-        }
+        const refused = checkRunnerAccess([task], (runner) => deps.runtimes.mayUseRunner(tenantId, runner));
+        if (refused) throw runnerNotAllowed(refused);
       } else if (!deps.runtimes.hasLlm()) {
         refuse(task, 'it runs on the LLM, and no LLM provider is configured');
       }

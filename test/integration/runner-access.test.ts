@@ -93,7 +93,7 @@ test('a tenant runs only the runners runnerAccess gives it: refused at create, a
   const results = events.filter((event) => event.type === 'task.result');
   const last = results.at(-1);
   assert.equal(last?.data.code, 'RUNNER_NOT_ALLOWED', JSON.stringify(results));
-  assert.match(last?.data.error ?? '', /Runner 'pid' may not be used by tenant default/);
+  assert.match(last?.data.error ?? '', /Runner 'pid' \(task step\) may not be used by your tenant/);
 
   const retry = await requestJson<Problem>(`${after.url}/v1/sessions/${failed}/retry`, {
     method: 'POST',
@@ -118,5 +118,5 @@ test('a tenant runs only the runners runnerAccess gives it: refused at create, a
     ],
   );
   assert.match(refusals[0]?.reason ?? '', /^Runner 'echo' \(task step\) may not be used by your tenant/);
-  assert.match(refusals[1]?.reason ?? '', /^Runner 'fail' may not be used by tenant default/);
+  assert.match(refusals[1]?.reason ?? '', /^Runner 'fail' \(task step\) may not be used by your tenant/);
 });

@@ -7,6 +7,7 @@ import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { RunnerConfig } from '../../../config/schema.ts';
+import { checkRunnerAccess, runnerNotAllowed } from '../../../domain/runner-access.ts';
 import { tailOf } from '../../../domain/text-cut.ts';
 import { AppError } from '../../../errors/app-error.ts';
 import { newId } from '../../../store/ids.ts';
@@ -14,7 +15,7 @@ import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '.
 import { killRunLeftoversInBackground, readProcessStat } from './child-process-groups.ts';
 import { makeOwnerOnlyDir, OWNER_ONLY_DIR_MODE } from './owner-only.ts';
 import { RUN_TEMP_PREFIX, recordRun, runTempsDir, TASK_HOME_PREFIX, taskHomesDir } from './run-records.ts';
-import { type RunnerAccessCheck, runnerNotAllowed } from './runner-access.ts';
+import type { RunnerAccessCheck } from './runner-access.ts';
 import { sessionWorkspaceDir, workspacesDir } from './session-workspaces.ts';
 
 /** Kept of stdout as the task's output (the full text is in the events). */
@@ -108,9 +109,9 @@ export function createCommandRuntime(options: CommandRuntimeOptions): AgentRunti
       }
       // Checked when the session and its plans were accepted; again here for a task stored before
       // the operator took the runner from its tenant (a plan waiting, a task given back at a stop).
-      if (options.mayUseRunner && !options.mayUseRunner(task.tenantId, runnerName)) {
-        throw runnerNotAllowed(task.tenantId, [runnerName]);
-      }
+      const { mayUseRunner } = options;
+      const refused = mayUseRunner && checkRunnerAccess([task], (name) => mayUseRunner(task.tenantId, name));
+      if (refused) throw runnerNotAllowed(refused);
       const replicaDir = options.replicaDir ?? options.dataDir;
       const homesDir = options.homesDir ?? taskHomesDir(replicaDir);
       const tempsDir = options.tempsDir ?? runTempsDir(replicaDir);

@@ -80,7 +80,7 @@ test('the command runtime refuses a run of a runner its tenant may not use, befo
     (error: unknown) =>
       error instanceof AppError &&
       error.code === 'RUNNER_NOT_ALLOWED' &&
-      /Runner 'deploy' may not be used by tenant acme/.test(error.message),
+      /Runner 'deploy' \(task ship\) may not be used by your tenant/.test(error.message),
   );
   assert.equal(existsSync(join(dataDir, 'workspaces')), false, 'no workspace, no process');
   await runtime.run({ ...task, tenantId: 'ops' }, ctx);

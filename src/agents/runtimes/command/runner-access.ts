@@ -1,7 +1,6 @@
-// Which runners a tenant's sessions may use (`runnerAccess` in the config): checked when a session
-// or a plan names a runner, and again by the command runtime before it starts one.
+// Which runners a tenant's sessions may use, as the `runnerAccess` config says; the check that
+// applies it, and its message, is domain/runner-access.ts.
 import type { RunnerAccessConfig } from '../../../config/runner-access-schema.ts';
-import { AppError } from '../../../errors/app-error.ts';
 
 /** Whether tenant `tenantId` may use the declared runner `runner`. */
 export type RunnerAccessCheck = (tenantId: string, runner: string) => boolean;
@@ -15,14 +14,4 @@ export function createRunnerAccessCheck(config: RunnerAccessConfig): RunnerAcces
     const allowed = Object.hasOwn(config.tenants, tenantId) ? config.tenants[tenantId] : config.default;
     return allowed === undefined || allowed.includes(runner);
   };
-}
-
-/** The refusal of a runner the tenant may not use; `tasks` names the tasks that asked for it. */
-export function runnerNotAllowed(tenantId: string, runners: readonly string[], tasks?: string[]): AppError {
-  const named = [...new Set(runners)].map((runner) => `'${runner}'`).join(', ');
-  return new AppError(
-    'RUNNER_NOT_ALLOWED',
-    `Runner ${named} may not be used by tenant ${tenantId} (the server's runnerAccess config); ask the operator, or pick another runner`,
-    tasks === undefined ? {} : { details: { tasks } },
-  );
 }
