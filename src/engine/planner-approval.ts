@@ -28,7 +28,7 @@ const taskNameSchema = z.string().min(1).max(MAX_TASK_NAME_READ);
  * Most phases of an edited plan: not llm.planner.maxPhases, which bounds the phase gates the
  * orchestrator adds by itself (a person approving the plan decides its phases); 20 is the most that
  * setting can be. A waiting plan with more (the orchestrator's first plan of a non-adaptive session
- * has no phase limit) may keep as many (checkEditedPlan), so it can be sent back as read.
+ * has no phase limit) may keep as many (checkPhaseCount), so it can be sent back as read.
  */
 const MAX_EDITED_PHASES = 20;
 /** Most tasks in one phase of an edited plan. */
@@ -103,8 +103,8 @@ export const editedPlanSchema = z.strictObject({
           .max(MAX_EDITED_TASKS_PER_PHASE),
       }),
     )
-    // No bound here: MAX_EDITED_PHASES is checked with the plan's other problems, as a waiting plan
-    // may have more, and the orchestrator's first plan of a non-adaptive session has no phase limit
+    // No bound here: MAX_EDITED_PHASES is checked before the parse (refuseOutsizedShape), as a
+    // waiting plan may have more, and the orchestrator's first plan of a non-adaptive session has no phase limit
     // at all (a fixed bound would refuse one larger sent back as read). The body limit bounds it.
     .min(1),
 });
@@ -470,8 +470,9 @@ export function checkEditedPlan(
   const phaseOf = new Map(
     body.phases.flatMap((phase, index) => phase.tasks.map((task) => [task.name, index] as const)),
   );
+  // The phase count was checked before the parse (refuseOutsizedShape): the parse and the naming
+  // keep every phase, so the plan has as many as the input.
   const errors = [
-    ...checkPhaseCount(editedPhases.length, session),
     ...checkInstructionLengths(
       editedPhases.flatMap((phase) => phase.tasks),
       session,
