@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { charCount, headOf, pairSafeEnd, tailOf } from './text-cut.ts';
+import { charCount, headOf, pairSafeEnd, streamSafeEnd, tailOf } from './text-cut.ts';
 
 describe('text cuts', () => {
   test('headOf never ends on half a surrogate pair', () => {
@@ -23,6 +23,16 @@ describe('text cuts', () => {
     assert.equal(pairSafeEnd('a😀', 3), 3);
     assert.equal(pairSafeEnd('abc', 2), 2);
     assert.equal(pairSafeEnd('abc', 0), 0);
+  });
+
+  test('streamSafeEnd holds back a last first half of a pair, and nothing else', () => {
+    assert.equal(streamSafeEnd(''), 0);
+    assert.equal(streamSafeEnd('abc'), 3);
+    assert.equal(streamSafeEnd('a😀'), 3);
+    assert.equal(streamSafeEnd('a\ud83d'), 1);
+    assert.equal(streamSafeEnd('\ud83d'), 0);
+    // A lone second half has no first half to wait for.
+    assert.equal(streamSafeEnd('a\ude00'), 2);
   });
 
   test('every cut of mixed text is well formed', () => {

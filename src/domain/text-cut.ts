@@ -11,6 +11,16 @@ export function pairSafeEnd(text: string, end: number): number {
   return end > 0 && end < text.length && isHighSurrogate(text.charCodeAt(end - 1)) ? end - 1 : end;
 }
 
+/**
+ * How much of `text`, a stream's text so far, can be handed over before more of it comes: all of it
+ * but a last first half of a surrogate pair, whose second half comes with the next chunk (a model's
+ * streamed deltas, or a process's output, may split an emoji). Handed over alone, each half would be
+ * stored as U+FFFD. (pairSafeEnd leaves a cut at the end of its text alone: nothing follows there.)
+ */
+export function streamSafeEnd(text: string): number {
+  return text.length > 0 && isHighSurrogate(text.charCodeAt(text.length - 1)) ? text.length - 1 : text.length;
+}
+
 /** The first `max` UTF-16 units of `text`, or one fewer where the cut would split a surrogate pair. */
 export function headOf(text: string, max: number): string {
   return text.length <= max ? text : text.slice(0, pairSafeEnd(text, Math.max(0, max)));

@@ -2,7 +2,7 @@
 // costs one write per flush interval rather than one transaction per line. A line still unfinished
 // after an interval (a model writing a paragraph) is handed over in pieces, so readers see it grow.
 import type { OutputStream } from '../agents/runtimes/runtime.ts';
-import { pairSafeEnd } from '../domain/text-cut.ts';
+import { pairSafeEnd, streamSafeEnd } from '../domain/text-cut.ts';
 
 /**
  * Longest piece of a line in one event: a longer line (a minified blob) comes in pieces, marked
@@ -43,16 +43,6 @@ export interface OutputBuffer {
   readonly pending: number;
   /** Streams whose last piece handed over is partial: their output so far ends in an unfinished line. */
   openStreams(): OutputStream[];
-}
-
-/**
- * How much of a stream's unfinished text can be handed over before its line ends: all of it but a
- * last first half of a surrogate pair, whose second half comes with the next chunk (a model's
- * streamed deltas may split an emoji). Handed over alone, each half would be stored as U+FFFD.
- */
-function handOverEnd(text: string): number {
-  const last = text.charCodeAt(text.length - 1);
-  return last >= 0xd800 && last <= 0xdbff ? text.length - 1 : text.length;
 }
 
 /** A stream's unfinished line; `due` once it was held when a flush interval started. */
@@ -127,7 +117,8 @@ export function createOutputBuffer(): OutputBuffer {
         due = false;
       }
       if (text.length >= PARTIAL_LINE_CHARS) {
-        const end = handOverEnd(text);
+        // All but a last first half of a pair, which waits for its second half in the next chunk.
+        const end = streamSafeEnd(text);
         addPartial(stream, text.slice(0, end));
         text = text.slice(end);
       }
@@ -144,7 +135,7 @@ export function createOutputBuffer(): OutputBuffer {
       for (const [stream, rest] of held) {
         if (!final && !rest.due) continue;
         // At the end everything goes, a half pair too (stored as U+FFFD: the output held one).
-        const end = final ? rest.text.length : handOverEnd(rest.text);
+        const end = final ? rest.text.length : streamSafeEnd(rest.text);
         if (end > 0) addPartial(stream, rest.text.slice(0, end));
         if (end === rest.text.length) held.delete(stream);
         else rest.text = rest.text.slice(end);
