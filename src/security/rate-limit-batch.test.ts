@@ -62,9 +62,9 @@ for (const backend of backends) {
       const fits = await limiter.consumeMore(alice, 3);
       assert.equal(fits.allowed, true);
       assert.deepEqual(remainingOf(fits.headers.RateLimit), { tenant: 4, principal: 2 });
-      // Another batch of 4: its POST fits (1 left), its 3 more do not.
+      // A batch of 3: its POST fits (1 left), its 2 more do not.
       assert.equal((await limiter.consume(alice)).allowed, true);
-      const refused = await limiter.consumeMore(alice, 3);
+      const refused = await limiter.consumeMore(alice, 2);
       assert.equal(refused.allowed, false);
       assert.equal(refused.firstRefusal, true);
       assert.equal(refused.exceedsQuota, undefined);
@@ -98,6 +98,23 @@ for (const backend of backends) {
       assert.ok(refused.retryAfterSeconds > 60, `${refused.retryAfterSeconds}`);
       assert.equal((await limiter.consumeMore(bob, 1)).allowed, true);
       assert.equal((await limiter.consume(carol)).allowed, true);
+    });
+
+    test('a counter the batch would have used up exactly decides the retry too, as for a single request', async () => {
+      const gina = { tenantId: 'tight', principalId: 'gina' };
+      const hal = { tenantId: 'tight', principalId: 'hal' };
+      // gina: 1 of 6 left; the tenant: 8 - 6 = 2 left once hal has sent one.
+      for (let i = 0; i < 5; i++) assert.equal((await limiter.consume(gina)).allowed, true);
+      assert.equal((await limiter.consume(hal)).allowed, true);
+      // 2 more: gina's own counter has no room (refused); the tenant's would be left with none.
+      const refused = await limiter.consumeMore(gina, 2);
+      assert.equal(refused.allowed, false);
+      const tenant = refused.policies.find((policy) => policy.name === 'tenant');
+      assert.equal(tenant?.remaining, 2);
+      // The same batch sent again (its POST and 2 more) does not fit the tenant's 2 before its
+      // window (120 s) ends, however soon gina's (60 s) does.
+      assert.equal(refused.retryAfterSeconds, tenant?.resetSeconds);
+      assert.ok(refused.retryAfterSeconds > 60, `${refused.retryAfterSeconds}`);
     });
 
     test('more requests than a whole quota can never pass: refused with exceedsQuota, nothing charged', async () => {

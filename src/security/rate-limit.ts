@@ -254,10 +254,6 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
     const states: PolicyState[] = [];
     let allowed = true;
     let firstRefusal = false;
-    // When a retry would be allowed: once every counter without a point left has reset, the one
-    // that refused and any other this request (refused or not) used up. A retry at the first
-    // reset alone would be refused by the other cap.
-    let retryAfterMs = 0;
     for (let index = 0; index < outcomes.length; index++) {
       const outcome = outcomes[index] as Charged;
       const policy = policies[index] as Policy;
@@ -265,7 +261,6 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
         allowed = false;
         if (outcome.consumed === policy.limit.points + 1) firstRefusal = true;
       }
-      if (outcome.remaining <= 0) retryAfterMs = Math.max(retryAfterMs, outcome.msBeforeNext);
       states.push({
         name: policy.name,
         quota: policy.limit.points,
@@ -276,7 +271,7 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
     }
     return {
       allowed,
-      retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil(retryAfterMs / 1000)),
+      retryAfterSeconds: allowed ? 0 : retryAfterSecondsOf(outcomes),
       headers: { 'RateLimit-Policy': policyHeaderOf(policies), RateLimit: formatStateHeader(states) },
       policies: states,
       ...(allowed ? {} : { firstRefusal }),
@@ -343,15 +338,12 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
         remaining: (policies[index] as Policy).limit.points - (outcome.consumed - points),
         consumed: outcome.consumed - points,
       }));
-      const decision = decide(policies, before);
-      let retryAfterMs = 0;
-      for (const outcome of outcomes) {
-        if (outcome.refused) retryAfterMs = Math.max(retryAfterMs, outcome.msBeforeNext);
-      }
+      // When to retry: the rule of a single request, over the counters as the batch left them (a
+      // retry is its POST and these points again, so one the batch used up exactly has no room either).
       return {
-        ...decision,
+        ...decide(policies, before),
         allowed: false,
-        retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)),
+        retryAfterSeconds: retryAfterSecondsOf(outcomes),
         firstRefusal: true,
       };
     },
@@ -375,6 +367,19 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
     }
     return { policies, keys };
   }
+}
+
+/**
+ * Retry-After of a refused charge: once every counter the charge left without a point has reset,
+ * the one that refused and any other it used up (refused or not). A retry at the first reset alone
+ * would be refused by the other cap.
+ */
+function retryAfterSecondsOf(outcomes: readonly Charged[]): number {
+  let retryAfterMs = 0;
+  for (const outcome of outcomes) {
+    if (outcome.remaining <= 0) retryAfterMs = Math.max(retryAfterMs, outcome.msBeforeNext);
+  }
+  return Math.max(1, Math.ceil(retryAfterMs / 1000));
 }
 
 /** The decision of a disabled limiter: allowed, no header fields. */
