@@ -29,6 +29,10 @@ const QUOTED_SECRET = 'pass"word\\with-quote-4c1e';
 const SHORT_SECRET = 'shared-start-7d2a';
 const LONG_SECRET = `${SHORT_SECRET}-private-tail-91fe`;
 const QUOTED_LOG_LINE = JSON.stringify({ message: 'runner started', env: { QUOTED: QUOTED_SECRET } });
+// The shortest secret redacted (4 characters), and a base64 key a URL holds encoded (`%2B`, `%2F`).
+const SHORT_PIN = 'k7Qz';
+const BASE64_SECRET = 'Zm9v+YmFy/YmF6-5e3b==';
+const ENCODED_LOG_LINE = `{"message":"GET /hook?pin=${SHORT_PIN}&key=${encodeURIComponent(BASE64_SECRET)}"}`;
 
 function run(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -102,12 +106,14 @@ describe('maos support-bundle', { timeout: 240_000 }, () => {
         `      QUOTED: '${QUOTED_SECRET}'`,
         `      SHORT: ${SHORT_SECRET}`,
         `      LONG: ${LONG_SECRET}`,
+        `      PIN: ${SHORT_PIN}`,
+        `      BASE64: '${BASE64_SECRET}'`,
         '',
       ].join('\n'),
     );
     writeFileSync(
       join(dir, 'maos.log'),
-      `${'{"message":"old line"}\n'.repeat(10)}${LOG_SECRET_LINE}\n${QUOTED_LOG_LINE}\n{"message":"key ${LONG_SECRET}"}\n`,
+      `${'{"message":"old line"}\n'.repeat(10)}${LOG_SECRET_LINE}\n${QUOTED_LOG_LINE}\n{"message":"key ${LONG_SECRET}"}\n${ENCODED_LOG_LINE}\n`,
     );
   });
 
@@ -186,6 +192,7 @@ describe('maos support-bundle', { timeout: 240_000 }, () => {
     assert.match(read('metrics.txt'), /^maos_build_info 1$/m);
     assert.match(read('logs.txt'), /provider call/);
     assert.match(read('logs.txt'), /runner started/);
+    assert.match(read('logs.txt'), /GET \/hook\?pin=\[REDACTED\]&key=\[REDACTED\]"/);
     const stats = JSON.parse(read('database.json'));
     assert.ok(stats.tables.some((t: { name: string; rows: number }) => t.name === 'tenants' && t.rows === 1));
     assert.ok(stats.files['maos.db'] > 0);
@@ -196,6 +203,8 @@ describe('maos support-bundle', { timeout: 240_000 }, () => {
       assert.ok(!text.includes(FILE_SECRET), `${file} holds the *_FILE secret`);
       assert.ok(!text.includes('with-quote-4c1e'), `${file} holds the secret with a quote, escaped`);
       assert.ok(!text.includes('private-tail-91fe'), `${file} holds the rest of the longer secret`);
+      assert.ok(!text.includes(SHORT_PIN), `${file} holds the 4-character secret`);
+      assert.ok(!text.includes('YmFy'), `${file} holds the base64 secret, URL-encoded or not`);
       assert.ok(!text.includes('cli-token-abc'), `${file} holds the CLI token`);
     }
   });

@@ -19,6 +19,7 @@ import { loadConfig } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
 import { collectSecretValues, redactConfig } from '../../config/secrets-in-config.ts';
 import { describeFetchFailure } from '../../errors/fetch-failure.ts';
+import { createSecretRedactor } from '../../security/secret-redaction.ts';
 import { collectDatabaseStats } from '../../store/backup.ts';
 import { resolveSqlitePath } from '../../store/db.ts';
 import { VERSION } from '../../version.ts';
@@ -203,11 +204,12 @@ export async function createSupportBundle(
     content: json({ files: entries.map((entry) => entry.name), notes }),
   });
 
-  // Belt and braces: whatever a file holds, no configured secret value leaves in the bundle.
-  const secrets = config ? collectSecretValues(config) : [];
+  // Belt and braces: whatever a file holds, no configured secret value leaves in the bundle, nor a
+  // long part of one, as written, JSON-escaped (ECS log lines, doctor.json) or URL-encoded.
+  const redact = createSecretRedactor(config ? collectSecretValues(config) : []);
   const tarEntries: TarEntry[] = entries.map((entry) => ({
     name: `${root}/${entry.name}`,
-    content: scrub(entry.content, secrets),
+    content: redact(entry.content),
     mode: 0o600,
     mtime: now,
   }));
@@ -251,18 +253,6 @@ async function fetchMetrics(
   } catch (error) {
     return { reason: `${url} unreachable (${describeFetchFailure(error, url)})` };
   }
-}
-
-function scrub(text: string, secrets: readonly string[]): string {
-  let out = text;
-  // Longest first: a secret that begins another one, replaced first, would leave the rest of it.
-  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
-    out = out.replaceAll(secret, '[REDACTED]');
-    // As a JSON string holds it (ECS log lines, doctor.json): `"` and `\` escaped, control characters too.
-    const escaped = JSON.stringify(secret).slice(1, -1);
-    if (escaped !== secret) out = out.replaceAll(escaped, '[REDACTED]');
-  }
-  return out;
 }
 
 function readTail(path: string, maxBytes: number): string {
