@@ -15,8 +15,9 @@ import { coerceError } from '../errors/app-error.ts';
 import type { CommitDurability } from '../store/commit-durability.ts';
 import type { DialectName } from '../store/db.ts';
 import { newId } from '../store/ids.ts';
-import { setDamagedSessionJsonLogger } from '../store/rows.ts';
+import { createDamagedJsonReport } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
+import { createSessionCounter, type SessionCounts } from '../store/session-counts.ts';
 import { createWriteQueue, type WriteQueue } from '../store/write-queue.ts';
 import { withDurableReads } from './durable-reads.ts';
 import { notifyObserver, type QueueCounts } from './engine-observer.ts';
@@ -69,8 +70,9 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     ...(options.durability ? { durability: options.durability, deferCommits: options.deferCommits } : {}),
   });
   const workerId = options.workerId ?? `${hostname()}:${process.pid}:${newId().slice(-12)}`;
+  // The sessions-by-status gauge: finished sessions counted at most once a minute (store/session-counts.ts).
+  const countSessions = createSessionCounter(options.db);
   const logger = options.logger.child({ component: 'engine', workerId });
-  setDamagedSessionJsonLogger(logger);
   // A cancel, deadline or budget committed on another replica stops this one's runs of the session
   // at once. PostgreSQL only: on SQLite this process commits every stop itself and aborts its runs
   // directly, so runs need no subscription (it would cost every step a subscribe and unsubscribe).
@@ -109,6 +111,8 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
   });
   const storedService = createSessionService({
     db: options.db,
+    // This engine's own: a damaged row it reads is told on its logger, not another engine's.
+    reportDamagedJson: createDamagedJsonReport(logger),
     queue,
     notifier,
     runtimes: options.runtimes,
@@ -155,7 +159,7 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     },
     stop: (stopOptions) => shutDown({ graceMs: stopOptions.graceMs }),
     halt: () => shutDown({ graceMs: 0, abandon: true }),
-    getQueueCounts: () => countQueue(options.db),
+    getQueueCounts: () => countQueue(options.db, countSessions),
     lastHeartbeatAt: () => scheduler.lastBeatAt(),
   };
 }
@@ -171,7 +175,10 @@ function guardSessionDeleted(
     );
 }
 
-async function countQueue(db: Kysely<Database>): Promise<QueueCounts> {
+async function countQueue(
+  db: Kysely<Database>,
+  countSessions: () => Promise<SessionCounts>,
+): Promise<QueueCounts> {
   // Shaped to hit the partial indexes (ready queue, claimed leases): no scan of finished tasks.
   const ready = await db
     .selectFrom('tasks')
@@ -184,16 +191,10 @@ async function countQueue(db: Kysely<Database>): Promise<QueueCounts> {
     .where('status', 'in', ['leased', 'running'])
     .groupBy('status')
     .execute();
-  const sessions = await db
-    .selectFrom('sessions')
-    .select((eb) => ['status', eb.fn.countAll<number>().as('n')])
-    .groupBy('status')
-    .execute();
   const counts: QueueCounts = {
     tasks: { ready: Number(ready?.n ?? 0), leased: 0, running: 0 },
-    sessions: {},
+    sessions: await countSessions(),
   };
   for (const row of claimed) counts.tasks[row.status as 'leased' | 'running'] = Number(row.n);
-  for (const row of sessions) counts.sessions[row.status as keyof QueueCounts['sessions']] = Number(row.n);
   return counts;
 }

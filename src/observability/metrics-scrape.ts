@@ -13,7 +13,7 @@ export type ReadinessCheckName = (typeof READINESS_CHECKS)[number];
 export interface ScrapeSources {
   /** Tasks per queue state, across the cluster (the autoscaling signal). */
   queueCounts?: () => Promise<Partial<Record<QueueState, number>>>;
-  /** Sessions per status, across the cluster. */
+  /** Sessions per status, across the cluster (finished statuses may be up to a minute old, store/session-counts.ts). */
   sessionCounts?: () => Promise<Partial<Record<SessionStatus, number>>>;
   /** Latest readiness result per check. */
   readiness?: () => Promise<Partial<Record<ReadinessCheckName, boolean>>>;
@@ -31,7 +31,7 @@ export function defineScrapeGauges(
 ): void {
   new Gauge({
     name: 'maos_sessions',
-    help: 'Sessions in the database, by status (read at scrape time).',
+    help: 'Sessions in the database, by status (read at scrape time; completed, failed and cancelled counted at most a minute before).',
     labelNames: ['status'],
     registers,
     async collect() {
