@@ -18,6 +18,15 @@ describe('AppError', () => {
     assert.deepEqual(error.details, { id: 'x' });
   });
 
+  test('Retry-After: the wait the thrower names, else its code’s for a code that always asks for a retry', () => {
+    assert.equal(new AppError('RATE_LIMITED', 'slow down').retryAfterSeconds, 1);
+    assert.equal(new AppError('SHUTTING_DOWN', 'bye').retryAfterSeconds, 1);
+    assert.equal(new AppError('RATE_LIMITED', 'slow down', { retryAfterSeconds: 42 }).retryAfterSeconds, 42);
+    assert.equal(new AppError('QUOTA_EXCEEDED', 'q', { retryAfterSeconds: 60 }).retryAfterSeconds, 60);
+    assert.equal(new AppError('STORE_UNAVAILABLE', 'down').retryAfterSeconds, undefined);
+    assert.equal(new AppError('NOT_FOUND', 'gone').retryAfterSeconds, undefined);
+  });
+
   test('toAppError keeps AppErrors and hides other messages', () => {
     const original = new AppError('CONFLICT', 'c');
     assert.equal(toAppError(original), original);

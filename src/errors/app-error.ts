@@ -8,6 +8,11 @@ interface CodeSpec {
   readonly status: number;
   readonly category: ErrorCategory;
   readonly title: string;
+  /**
+   * The `Retry-After` of every error of this code whose thrower names no wait: a code that always
+   * asks for a retry, whatever caused it.
+   */
+  readonly retryAfterSeconds?: number;
 }
 
 /** Every stable error code, with its HTTP status. Add new codes here, nowhere else. */
@@ -36,7 +41,7 @@ export const ERROR_CODES = {
   REQUEST_TIMEOUT: { status: 408, category: 'user', title: 'Request not received in time' },
   PAYLOAD_TOO_LARGE: { status: 413, category: 'user', title: 'Request body too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, category: 'user', title: 'Unsupported media type' },
-  RATE_LIMITED: { status: 429, category: 'user', title: 'Too many requests' },
+  RATE_LIMITED: { status: 429, category: 'user', title: 'Too many requests', retryAfterSeconds: 1 },
   HEADERS_TOO_LARGE: { status: 431, category: 'user', title: 'Request headers too large' },
   RESOURCE_LIMIT_EXCEEDED: { status: 429, category: 'user', title: 'Resource limit exceeded' },
   QUOTA_EXCEEDED: { status: 429, category: 'user', title: 'Tenant quota exceeded' },
@@ -59,7 +64,12 @@ export const ERROR_CODES = {
     category: 'system',
     title: 'Database schema is newer than this build',
   },
-  SHUTTING_DOWN: { status: 503, category: 'system', title: 'Server is shutting down' },
+  SHUTTING_DOWN: {
+    status: 503,
+    category: 'system',
+    title: 'Server is shutting down',
+    retryAfterSeconds: 1,
+  },
   STORE_UNAVAILABLE: { status: 503, category: 'upstream', title: 'Database unavailable' },
   AUTH_PROVIDER_UNAVAILABLE: {
     status: 503,
@@ -86,7 +96,9 @@ export interface AppErrorOptions {
   cause?: unknown;
   /**
    * Seconds after which the same request may succeed, sent as `Retry-After` (a 429 or 503 whose
-   * wait is known: an identity provider not asked again before then).
+   * wait is known: a rate limit's reset, a quota's, an identity provider not asked again before
+   * then). The one way an error sets that header (http/plugins/error-handler.ts sendProblem).
+   * @defaultValue the code's own (ERROR_CODES), if any
    */
   retryAfterSeconds?: number;
 }
@@ -103,7 +115,7 @@ export class AppError extends Error {
     this.name = 'AppError';
     this.code = code;
     this.details = options.details;
-    this.retryAfterSeconds = options.retryAfterSeconds;
+    this.retryAfterSeconds = options.retryAfterSeconds ?? (ERROR_CODES[code] as CodeSpec).retryAfterSeconds;
   }
 
   get status(): number {

@@ -18,7 +18,7 @@ import { createCredentialWatch } from './credential-watch.ts';
 import { describeAuditActor, type JsonRpcCall, readJsonRpcCall } from './http-audit-fields.ts';
 import { auditedCallsOfBatch, countBatchRequests } from './json-rpc-batch.ts';
 import { formatBearerChallenge, type Principal, readAuthFailure } from './principal.ts';
-import { secondsUntilUtcMidnight, type TenantQuotas } from './quotas.ts';
+import type { TenantQuotas } from './quotas.ts';
 import type { RateLimitDecision, RateLimiter } from './rate-limit.ts';
 import { authorize, isPermission, type Permission } from './rbac.ts';
 import type { ScopeForPermission } from './scope-challenge.ts';
@@ -72,7 +72,6 @@ export interface HttpSecurityOptions {
 interface RequestState {
   principal?: Principal;
   challenge?: string;
-  retryAfterSeconds?: number;
   rateLimitHeaders?: Record<string, string>;
   denial?: string;
   /**
@@ -309,22 +308,25 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
     );
   }
 
-  /** Notes a rate-limit refusal (Retry-After, audit reason and dedup, metric); returns its 429 error. */
+  /**
+   * Notes a rate-limit refusal (audit reason and dedup, metric); returns its 429 error, whose
+   * Retry-After is the decision's.
+   */
   function rateLimited(state: RequestState, decision: RateLimitDecision, message: string): AppError {
-    state.retryAfterSeconds = decision.retryAfterSeconds;
     state.repeatedRateLimit = decision.firstRefusal !== true;
     state.denial = 'rate limited';
     metrics?.recordRateLimitRejection?.('requests');
-    return new AppError('RATE_LIMITED', message);
+    return new AppError('RATE_LIMITED', message, { retryAfterSeconds: decision.retryAfterSeconds });
   }
 
-  /** Retry-After, audit reason and metric of a QUOTA_EXCEEDED refusal; other errors pass. */
+  /**
+   * Audit reason and metric of a QUOTA_EXCEEDED refusal (its Retry-After is the error's own, see
+   * quotas.ts); other errors pass.
+   */
   function noteQuotaDenial(state: RequestState, error: unknown): void {
     if (!(error instanceof AppError) || error.code !== 'QUOTA_EXCEEDED') return;
     const quota = (error.details as { quota?: string } | undefined)?.quota;
     state.denial = 'quota exceeded';
-    // Why 60 s for the session cap: sessions finish on their own schedule; a minute is a polite poll.
-    state.retryAfterSeconds = quota === 'daily_tokens' ? secondsUntilUtcMidnight() : 60;
     metrics?.recordRateLimitRejection?.(quota === 'daily_tokens' ? 'tokens' : 'sessions');
     // The daily token cap is the tenant's budget: its refusals feed the budget-rejection alert too.
     if (quota === 'daily_tokens') metrics?.recordBudgetRejection?.('tenant');
@@ -411,9 +413,6 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       if (state?.rateLimitHeaders) {
         for (const [name, value] of Object.entries(state.rateLimitHeaders)) reply.header(name, value);
       }
-      if (state?.retryAfterSeconds !== undefined && reply.statusCode === 429) {
-        reply.header('retry-after', String(state.retryAfterSeconds));
-      }
       let challenge: string | undefined;
       if (state?.challenge && [400, 401, 403].includes(reply.statusCode)) challenge = state.challenge;
       else if (reply.statusCode === 401) challenge = formatBearerChallenge(realm);
@@ -426,7 +425,7 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       if (challenge) reply.header('www-authenticate', challenge);
     };
     // A submit that passed the early quota check can still be refused in the insert's transaction
-    // (a concurrent submit took the last slot): same Retry-After, audit reason and metric. Runs
+    // (a concurrent submit took the last slot): same audit reason and metric. Runs
     // before the error handler renders the problem; errors only, so not on the hot path.
     app.addHook('onError', (request, _reply, error, done) => {
       const state = stateOf(request);

@@ -82,7 +82,12 @@ export function createTenantQuotas(
     // spend to the new day).
     const used = await readTenantDayTokens(store, tenantId, utcDayStart(now().getTime()));
     if (used >= config.maxDailyTokensPerTenant) {
-      throw dailyTokensExceeded(used, config.maxDailyTokensPerTenant, consequence);
+      const refused = dailyTokensExceeded(used, config.maxDailyTokensPerTenant, consequence);
+      // Asked again when the day's count starts over, at 00:00 UTC.
+      throw new AppError(refused.code, refused.message, {
+        details: refused.details,
+        retryAfterSeconds: secondsUntilUtcMidnight(now()),
+      });
     }
   }
 
@@ -93,7 +98,11 @@ export function createTenantQuotas(
         throw new AppError(
           'QUOTA_EXCEEDED',
           `The tenant already has ${active} unfinished sessions (limit ${config.maxConcurrentSessionsPerTenant})`,
-          { details: { quota: 'concurrent_sessions', limit: config.maxConcurrentSessionsPerTenant } },
+          {
+            details: { quota: 'concurrent_sessions', limit: config.maxConcurrentSessionsPerTenant },
+            // Sessions finish on their own schedule; a minute is a polite poll.
+            retryAfterSeconds: 60,
+          },
         );
       }
     }

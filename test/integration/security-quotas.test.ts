@@ -100,7 +100,13 @@ describe('tenant quotas', { timeout: 60_000 }, () => {
     await quotas.assertSessionAllowed('globex');
     const fresh = await addSession('globex', 'completed', 0, now.getTime());
     await charge(fresh, 100, now.getTime());
-    await assert.rejects(quotas.assertSessionAllowed('globex'), /used 600 tokens today/);
+    // Its Retry-After (carried by the error, sent by the error handler): until 00:00 UTC on the
+    // quota's clock.
+    await assert.rejects(
+      quotas.assertSessionAllowed('globex'),
+      (e: unknown) =>
+        e instanceof AppError && /used 600 tokens today/.test(e.message) && e.retryAfterSeconds === 9 * 3600,
+    );
     assert.equal(secondsUntilUtcMidnight(now), 9 * 3600);
   });
 
