@@ -1,7 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import Fastify from 'fastify';
+import { configSchema } from '../config/schema.ts';
+import { AppError } from '../errors/app-error.ts';
+import { registerAuthentication } from '../http/plugins/authenticate.ts';
+import { registerErrorHandling } from '../http/plugins/error-handler.ts';
+import { createLogger } from '../observability/logger.ts';
 import { AUTH_FAILURE_REASONS } from '../observability/metric-labels.ts';
+import { createApiKey } from './api-keys.ts';
+import { createSecurity } from './create-security.ts';
 import { classifyAuthFailure, readJsonRpcCall } from './http-security-plugin.ts';
+import { createTestSecurityDb } from './test-support.ts';
 
 describe('auth failure metric labels', () => {
   test('every classification is on the metrics allow-list', () => {
@@ -37,5 +46,68 @@ describe('MCP request classification for the audit log', () => {
     for (const body of [undefined, null, 'x', [], { method: 'tools/call' }, { jsonrpc: '2.0', method: 5 }]) {
       assert.equal(readJsonRpcCall(body), null);
     }
+  });
+});
+
+describe('the audit reason of a 403 a route answers for a stated reason', () => {
+  test('is the error’s message, for any 403 code, not `HTTP 403`', async (t) => {
+    const testDb = await createTestSecurityDb();
+    const config = configSchema.parse({ dataDir: testDb.dir, auth: { mode: 'apikey' } });
+    const security = createSecurity({
+      config,
+      db: testDb.db,
+      logger: createLogger({ level: 'silent' }),
+      quotas: null,
+    });
+    const app = Fastify();
+    t.after(async () => {
+      await app.close();
+      await security.close();
+      await testDb.cleanup();
+    });
+    registerErrorHandling(app);
+    registerAuthentication(app, security.http.authenticate);
+    await security.http.plugin(app, {});
+    // Refused by the route itself, past RBAC: a permission it has, a request it may not make.
+    app.post('/x', { config: { permission: 'sessions:create' } }, async () => {
+      throw new AppError('PERMISSION_DENIED', 'Origin https://elsewhere.example is not allowed here');
+    });
+    // One quoting what the caller sent, kilobytes of it: cut, as the log keeps every record.
+    app.post('/y', { config: { permission: 'sessions:create' } }, async () => {
+      throw new AppError(
+        'PERMISSION_DENIED',
+        `Origin https://${'a'.repeat(4000)}.example is not allowed here`,
+      );
+    });
+    await app.ready();
+    const { key } = await createApiKey(testDb.db, {
+      tenantId: 'acme',
+      name: 'k',
+      roles: ['developer'],
+      createdBy: 't',
+    });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/x',
+      headers: { authorization: `Bearer ${key}` },
+      payload: {},
+    });
+    assert.equal(response.statusCode, 403, response.body);
+    assert.equal(response.json().code, 'PERMISSION_DENIED');
+    const long = await app.inject({
+      method: 'POST',
+      url: '/y',
+      headers: { authorization: `Bearer ${key}` },
+      payload: {},
+    });
+    assert.equal(long.statusCode, 403, long.body);
+    const { items } = await security.auditLog.list({ tenantId: 'acme', limit: 10 });
+    assert.deepEqual(
+      items.map((record) => [record.outcome, record.reason]),
+      [
+        ['failure', 'Origin https://elsewhere.example is not allowed here'],
+        ['failure', `Origin https://${'a'.repeat(499 - 'Origin https://'.length)}…`],
+      ],
+    );
   });
 });

@@ -431,9 +431,11 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
       const state = stateOf(request);
       // Refused by the early check: already noted (this hook sees that error too).
       if (state.denial === undefined) noteQuotaDenial(state, error);
-      // A runner the tenant may not use (runnerAccess): the audit record says which, not `HTTP 403`.
-      if (state.denial === undefined && error instanceof AppError && error.code === 'RUNNER_NOT_ALLOWED') {
-        state.denial = error.message;
+      // Forbidden for a reason the route states (a runner the tenant may not use, an Origin /mcp
+      // does not take): the audit record says why, not `HTTP 403`. A permission RBAC refused is
+      // already noted (noteMissingPermission).
+      if (state.denial === undefined && error instanceof AppError && error.status === 403) {
+        state.denial = boundedReason(error.message);
       }
       done();
     });
@@ -569,6 +571,18 @@ function headerAsSent(request: FastifyRequest, name: string): string | string[] 
   const values = request.raw.headersDistinct?.[name];
   if (values === undefined) return request.headers[name];
   return values.length === 1 ? values[0] : values;
+}
+
+/**
+ * Longest audit reason taken from an error's message, in characters: a message may quote what the
+ * caller sent (an Origin header of kilobytes), and every 403 is recorded in the never-pruned log.
+ */
+const MAX_REASON_CHARS = 500;
+
+/** `message`, cut to MAX_REASON_CHARS code points (`…` at the cut). */
+function boundedReason(message: string): string {
+  if (message.length <= MAX_REASON_CHARS) return message;
+  return `${[...message].slice(0, MAX_REASON_CHARS - 1).join('')}…`;
 }
 
 /** Metric label for an authentication failure (allow-list in observability/metric-labels.ts). */
