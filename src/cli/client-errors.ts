@@ -218,6 +218,18 @@ export function explainMissingToken(
   );
 }
 
+/**
+ * Statuses of an answer that may change by itself: 502/503/504, a proxy without its backend or a
+ * server starting or shutting down; 429, rate limited or over a quota (the request was not
+ * processed; Retry-After says when to come back).
+ */
+const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504]);
+
+/** True for an HTTP error status that trying again later may turn into an answer. */
+export function isRetryableStatus(status: number): boolean {
+  return RETRYABLE_STATUSES.has(status);
+}
+
 /** Turns a non-2xx response into a CliError carrying the problem's code and detail. */
 export function toProblemError(response: Response, text: string): CliError {
   let problem: Record<string, unknown> = {};
@@ -227,9 +239,7 @@ export function toProblemError(response: Response, text: string): CliError {
   } catch {
     // Not JSON (e.g. a proxy's HTML page): fall back to the status line.
   }
-  // 502/503/504: a proxy without its backend, or a server starting or shutting down; 429: rate
-  // limited (the request was not processed; Retry-After says when to come back).
-  const retryable = [429, 502, 503, 504].includes(response.status);
+  const retryable = isRetryableStatus(response.status);
   const code = typeof problem.code === 'string' ? problem.code : `HTTP_${response.status}`;
   const detail =
     (typeof problem.detail === 'string' && problem.detail) ||

@@ -26,16 +26,21 @@ export interface RemoteServiceOptions {
 /** REST caps event pages at http.maxPageSize (100 by default); larger asks would be rejected. */
 const REMOTE_EVENT_PAGE = 100;
 
-/** Turns the REST client's errors back into AppErrors with the server's stable code. */
+/**
+ * Turns the REST client's errors back into AppErrors with the server's stable code. The CliError
+ * stays their cause: whether trying again may help (`retryable`, the CLI's one policy) is judged
+ * from it, not from the code (a host name not found and a refused connection are both
+ * SERVER_UNREACHABLE; only the second may pass).
+ */
 function toAppErrorFromRemote(error: unknown): AppError {
   if (error instanceof AppError) return error;
   if (error instanceof CliError) {
     // The server's details as it sent them, so tools answer as over /mcp and in embedded mode.
     const raw = error instanceof ApiProblemError ? error.problemDetails : undefined;
-    const details = raw !== undefined ? { details: raw } : {};
-    if (isErrorCode(error.code)) return new AppError(error.code, error.message, details);
-    if (error.code === 'TIMEOUT') return new AppError('TIMEOUT', error.message);
-    return new AppError('SERVER_UNREACHABLE', error.message, { cause: error });
+    const options = { cause: error, ...(raw !== undefined ? { details: raw } : {}) };
+    if (isErrorCode(error.code)) return new AppError(error.code, error.message, options);
+    if (error.code === 'TIMEOUT') return new AppError('TIMEOUT', error.message, options);
+    return new AppError('SERVER_UNREACHABLE', error.message, options);
   }
   return new AppError('INTERNAL', 'Calling the MAOS server failed', { cause: error });
 }

@@ -1,5 +1,7 @@
 // Bounded wait for a session to finish, reporting progress as tasks finish. Used by `orchestrate`
 // when the caller asked for progress notifications or set `wait_seconds`.
+import { isRetryableStatus } from '../cli/client-errors.ts';
+import { CliError } from '../cli/exit-codes.ts';
 import type { SessionDetail } from '../domain/types.ts';
 import type { Actor, SessionService } from '../engine/session-service.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -56,15 +58,16 @@ function stopsWaiting(detail: SessionDetail): boolean {
 const FALLBACK_POLL_MS = 1_000;
 
 /**
- * Failures of a read that may pass by themselves (the policy of the CLI's retries): a server
- * restarting or out of reach (remote mode: refused connection, 502/503/504), the store failing over,
- * a rate limit. The session goes on meanwhile, so the wait does too; any other failure ends it.
+ * Failures of a read that may pass by themselves, by the policy of the CLI's retries: in remote mode
+ * the REST client's own verdict (remote-service.ts keeps its error as the cause: a refused
+ * connection or a 502/503/504/429 may pass, a host name not found or an untrusted certificate will
+ * not); in embedded mode the error's status judged as the CLI judges that answer (the store failing
+ * over, a rate limit). The session goes on meanwhile, so the wait does too; any other failure ends it.
  */
 function isPassing(error: unknown): boolean {
   if (!(error instanceof AppError)) return false;
-  return (
-    error.code === 'RATE_LIMITED' || error.status === 502 || error.status === 503 || error.status === 504
-  );
+  if (error.cause instanceof CliError) return error.cause.retryable;
+  return isRetryableStatus(error.status);
 }
 
 /**
