@@ -430,6 +430,22 @@ const configShape = z.strictObject({
         .describe(
           'Open MCP sessions one caller (API key, token subject) may hold in this process (and resumed MCP streams it may follow), so one caller cannot fill its tenant’s `mcp.maxSessionsPerTenant`; more get 429. @defaultValue 50',
         ),
+      maxRequestsInFlightPerSession: z
+        .number()
+        .int()
+        .positive()
+        .default(16)
+        .describe(
+          'Requests (tool calls, resource reads, …) one MCP session may have in flight on `/mcp` at once, from its arrival until its response is sent or it is cancelled; more get JSON-RPC error -32602 with `data.code` RESOURCE_LIMIT_EXCEEDED, so a client cannot start any number of long calls (an `orchestrate` that waits). @defaultValue 16',
+        ),
+      maxRequestsInFlightPerPrincipal: z
+        .number()
+        .int()
+        .positive()
+        .default(64)
+        .describe(
+          'Requests one caller (API key, token subject) may have in flight on `/mcp` at once in this process, over all its MCP sessions; more get JSON-RPC error -32602 with `data.code` RESOURCE_LIMIT_EXCEEDED. @defaultValue 64',
+        ),
       sessionIdleSeconds: timerSeconds()
         .int()
         .positive()
@@ -458,6 +474,8 @@ const configShape = z.strictObject({
       maxSessions: 1000,
       maxSessionsPerTenant: 100,
       maxSessionsPerPrincipal: 50,
+      maxRequestsInFlightPerSession: 16,
+      maxRequestsInFlightPerPrincipal: 64,
       sessionIdleSeconds: 1800,
       replayBufferSize: 500,
       replayRetentionSeconds: 600,

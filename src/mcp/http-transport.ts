@@ -32,6 +32,7 @@ import {
   readOidcIssuer,
 } from './protected-resource.ts';
 import { assertOriginAllowed } from './request-guard.ts';
+import { createRequestSlots } from './request-limit.ts';
 import { invalidParamsAnswer } from './request-params-check.ts';
 import { endAfterResponse } from './resumed-stream.ts';
 import { createMcpServer, type MaosMcpServer } from './server.ts';
@@ -222,6 +223,22 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     perTenant,
     perPrincipal,
   });
+  // Requests in flight (a tool call, a resource read) per MCP session, and per caller across its
+  // sessions: one caller's long waits cannot hold this process without bound.
+  const requestsPerSession = {
+    max: config.mcp.maxRequestsInFlightPerSession,
+    setting: 'mcp.maxRequestsInFlightPerSession',
+  };
+  const unbounded = { max: Number.POSITIVE_INFINITY, setting: '' };
+  const requestSlotsOfCallers = createCapacitySlots({
+    what: 'MCP requests in flight',
+    total: unbounded,
+    perTenant: unbounded,
+    perPrincipal: {
+      max: config.mcp.maxRequestsInFlightPerPrincipal,
+      setting: 'mcp.maxRequestsInFlightPerPrincipal',
+    },
+  });
   const streamEvents = config.mcp.replayBufferSize > 0 ? options.streamEvents : undefined;
   /** Ends resumed streams that follow the log when the server shuts down. */
   const shutdown = new AbortController();
@@ -288,6 +305,10 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
         ...(options.telemetry ? { telemetry: options.telemetry } : {}),
         // Progress during a wait keeps the request alive as keep-alive comments keep a stream.
         progressKeepAliveMs: config.http.sseKeepAliveSeconds * 1000,
+        requestSlots: () =>
+          createRequestSlots(requestsPerSession, () =>
+            requestSlotsOfCallers.reserve(owner.tenantId, owner.principalId),
+          ),
         logger,
       }),
       owner: { ...owner },

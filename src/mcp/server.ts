@@ -8,6 +8,7 @@ import { type McpRequestRecorder, observeMcpRequests } from '../observability/mc
 import type { McpTelemetry } from '../observability/mcp-telemetry.ts';
 import { VERSION } from '../version.ts';
 import type { CallerResolver, McpCaller } from './caller.ts';
+import { limitRequestsInFlight, type ReserveRequest } from './request-limit.ts';
 import { checkRequestParams } from './request-params-check.ts';
 import { registerResources } from './resources.ts';
 import type { SessionSteering } from './steering-tools.ts';
@@ -31,6 +32,8 @@ export interface CreateMcpServerOptions {
   telemetry?: McpTelemetry;
   /** Longest time an `orchestrate` that waits goes without a progress notification. @defaultValue 15 s */
   progressKeepAliveMs?: number;
+  /** The slots a connection's requests in flight hold (request-limit.ts); absent = unbounded. */
+  requestSlots?: () => ReserveRequest;
 }
 
 /** Text clients show to the model when they connect: what MAOS is and how to use the tools. */
@@ -84,6 +87,8 @@ export function createMcpServer(options: CreateMcpServerOptions): MaosMcpServer 
   server.server.registerCapabilities(CAPABILITIES);
   // A malformed request is answered here, before the protocol layer sees it.
   checkRequestParams(server);
+  // Counted before the params check, so a malformed request beyond the limit is refused as any other.
+  if (options.requestSlots) limitRequestsInFlight(server, options.requestSlots);
   const { onRequest, telemetry } = options;
   if (onRequest || telemetry) {
     // Watches the transport once connected, outside the params check, so that the requests the
