@@ -116,11 +116,20 @@ export function startCallTimer(limits: CallLimits): CallTimer {
   return timer;
 }
 
-const timers = new AsyncLocalStorage<CallTimer>();
+const timers = new AsyncLocalStorage<CallTimer | undefined>();
 
 /** Runs `run` (an attempt) so that the responses its model calls fetch report to `timer`. */
 export function runWithCallTimer<T>(timer: CallTimer, run: () => T): T {
   return timers.run(timer, run);
+}
+
+/**
+ * Runs `run`, a model call whose answer is not streamed (`doGenerate`: a planning round's JSON), so
+ * that its response reports no chunk: its whole body must come within the start limit, and a server
+ * that trickles it byte by byte is cut there rather than by the whole call's limit.
+ */
+export function runUnstreamed<T>(run: () => T): T {
+  return timers.run(undefined, run);
 }
 
 /** The timer of the attempt that is fetching now, if any (see response-size-limit.ts). */

@@ -4,15 +4,15 @@
 import { createAnthropic } from '@ai-sdk/anthropic';
 import { createOpenAI } from '@ai-sdk/openai';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
+import type { LanguageModelV4 } from '@ai-sdk/provider';
 import type { LanguageModel } from 'ai';
 import type { ProviderConfig } from '../../config/llm-schema.ts';
+import { collectSecretValues } from '../../config/secrets-in-config.ts';
 import { createSecretRedactor } from '../../security/secret-redaction.ts';
 import { splitBaseURL, withBaseQuery } from './base-url.ts';
-import { redactErrorResponses, redactStreamErrors, secretsOfProviders } from './provider-error-redaction.ts';
+import { runUnstreamed } from './call-timer.ts';
+import { redactErrorResponses, redactModelErrors } from './provider-error-redaction.ts';
 import { DEFAULT_MAX_RESPONSE_BYTES, limitResponseBytes } from './response-size-limit.ts';
-
-/** The model interface the provider packages in use implement. */
-type LanguageModelV4 = Extract<LanguageModel, { specificationVersion: 'v4' }>;
 
 /**
  * The model `modelId` of the named provider. API keys come only from the config: the SDK's own
@@ -39,7 +39,7 @@ export function createLanguageModel(
       : splitBaseURL(provider.baseURL);
   // An error answer loses any secret it echoes, in its HTTP body or inside the stream
   // (provider-error-redaction.ts).
-  const redact = createSecretRedactor([...secretsOfProviders({ [name]: provider }), ...otherSecrets]);
+  const redact = createSecretRedactor([...collectSecretValues({ [name]: provider }), ...otherSecrets]);
   // Every call's response is bounded in size (response-size-limit.ts), the operator's URLs included.
   const transport = {
     fetch: withBaseQuery(
@@ -50,7 +50,12 @@ export function createLanguageModel(
       ),
     ),
   };
-  return redactStreamErrors(modelOf(name, provider, modelId, baseURL, transport), redact);
+  const model = redactModelErrors(modelOf(name, provider, modelId, baseURL, transport), redact);
+  return {
+    ...model,
+    // Not streamed: its response tells the attempt's timer no chunk (call-timer.ts).
+    doGenerate: (options) => runUnstreamed(() => model.doGenerate(options)),
+  } satisfies LanguageModelV4;
 }
 
 /** The provider package's model for `provider`'s wire protocol. */
@@ -102,7 +107,7 @@ export function createModelCache(
   fetchImpl?: typeof fetch,
 ) {
   const models = new Map<string, LanguageModel>();
-  const secrets = secretsOfProviders(providers);
+  const secrets = collectSecretValues(providers);
   return (providerName: string, modelId: string): LanguageModel => {
     const key = `${providerName}\u0000${modelId}`;
     let model = models.get(key);

@@ -10,6 +10,7 @@ import { runWithCallTimer, startCallTimer } from './call-timer.ts';
 import { type CircuitBreaker, type CircuitState, createCircuitBreakerSet } from './circuit-breaker.ts';
 import { createModelCache } from './create-model.ts';
 import { recordModelSpend, startModelAttempt } from './model-spend.ts';
+import { runRedactingStreamErrors } from './provider-error-redaction.ts';
 import {
   type ClassifiedFailure,
   classifyProviderError,
@@ -332,17 +333,22 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
     startModelAttempt(target);
     try {
       // The responses its model calls fetch tell the timer when each chunk came (call-timer.ts).
+      // What it throws leaves it without the secrets of the models it called, before the telemetry
+      // or anything else here records it: an error a provider reported inside a streamed answer
+      // (provider-error-redaction.ts).
       const runAttempt = () =>
         runWithCallTimer(timer, () =>
           countModelCalls(tally, () =>
-            run({
-              model: getModel(target.provider, target.model, lookup),
-              target,
-              signal: callSignal,
-              attempt,
-              nextCall: timer.startCall,
-              betweenCalls: timer.pause,
-            }),
+            runRedactingStreamErrors(() =>
+              run({
+                model: getModel(target.provider, target.model, lookup),
+                target,
+                signal: callSignal,
+                attempt,
+                nextCall: timer.startCall,
+                betweenCalls: timer.pause,
+              }),
+            ),
           ),
         );
       const value = options.telemetry

@@ -1,19 +1,14 @@
 // Keeps the secrets MAOS sends to a provider out of the provider's error messages. Some gateways
 // echo the key they were sent ("invalid key sk-…"); their message becomes the task's and session's
 // error, shown to the tenant, put in events, logs and spans. The error body of an HTTP answer is
-// redacted as it arrives, before the provider package reads it, and an error reported inside a
-// streamed answer as the model hands it on, so nothing downstream sees the key.
-import type { LanguageModel } from 'ai';
-import type { ProviderConfig } from '../../config/llm-schema.ts';
-import { collectSecretValues } from '../../config/secrets-in-config.ts';
+// redacted as it arrives, before the provider package reads it; an error the model call throws as
+// it leaves the model; and an error reported inside a streamed answer where it is read: by the
+// LLM client's attempt and the agent's model call, before either records it. Not by a stream of
+// its own around every answer, which every part of every answer went through for the rare error.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { LanguageModelV4 } from '@ai-sdk/provider';
 
-/** The secrets of providers' configurations: API keys, header values, base URL query values. */
-export function secretsOfProviders(providers: Readonly<Record<string, ProviderConfig>>): string[] {
-  return collectSecretValues(providers);
-}
-
-/** The model interface the provider packages in use implement. */
-type LanguageModelV4 = Extract<LanguageModel, { specificationVersion: 'v4' }>;
+type Redact = (text: string) => string;
 
 /**
  * The most of an error body read and kept (characters). Scanning for secrets takes about 50 ms per
@@ -43,9 +38,9 @@ async function readErrorBody(body: ReadableStream<Uint8Array>): Promise<string> 
 /**
  * `fetch` whose error responses (HTTP 400 and above) have the secrets `redact` knows removed from
  * their body (cut at MAX_ERROR_BODY_CHARS) and status text. Successful answers pass untouched: an
- * error the provider reports inside a streamed one is redacted by redactStreamErrors.
+ * error the provider reports inside a streamed one is redacted by redactModelErrors.
  */
-export function redactErrorResponses(redact: (text: string) => string, base: typeof fetch): typeof fetch {
+export function redactErrorResponses(redact: Redact, base: typeof fetch): typeof fetch {
   return async (input, init) => {
     const response = await base(input, init);
     if (response.status < 400 || response.body === null) return response;
@@ -67,14 +62,13 @@ export function redactErrorResponses(redact: (text: string) => string, base: typ
  * an Error's message, stack and response body (the provider packages make an APICallError of it),
  * along its cause chain, changed in place (it was made for this call); a plain report copied.
  */
-function redactReportedError(error: unknown, redact: (text: string) => string): unknown {
+function redactReportedError(error: unknown, redact: Redact): unknown {
   if (error instanceof Error) {
     let current: unknown = error;
     for (let depth = 0; depth < 5 && current instanceof Error; depth += 1) {
-      current.message = redact(current.message);
-      if (current.stack !== undefined) current.stack = redact(current.stack);
-      const withBody = current as { responseBody?: unknown };
-      if (typeof withBody.responseBody === 'string') withBody.responseBody = redact(withBody.responseBody);
+      redactField(current, 'message', redact);
+      redactField(current, 'stack', redact);
+      redactField(current, 'responseBody', redact);
       current = current.cause;
     }
     return error;
@@ -90,14 +84,69 @@ function redactReportedError(error: unknown, redact: (text: string) => string): 
 }
 
 /**
- * `model` whose errors made from an answer the provider sent (an error it reports inside a streamed
- * answer, e.g. an OpenAI chunk with `error`: thrown when it comes before any output, else an error
- * part of the stream) have the secrets `redact` knows removed.
+ * Replaces a text field of `error` by its redacted text, when that differs. Only then: some errors'
+ * fields cannot be set (a DOMException's message is a getter), and setting one that holds no
+ * secret would throw for nothing.
  */
-export function redactStreamErrors(
-  model: LanguageModelV4,
-  redact: (text: string) => string,
-): LanguageModelV4 {
+function redactField(error: Error, field: 'message' | 'stack' | 'responseBody', redact: Redact): void {
+  const text = (error as unknown as Record<string, unknown>)[field];
+  if (typeof text !== 'string') return;
+  const redacted = redact(text);
+  if (redacted === text) return;
+  try {
+    (error as unknown as Record<string, unknown>)[field] = redacted;
+  } catch {
+    // A getter without a setter: an own field of the error hides it.
+    try {
+      Object.defineProperty(error, field, { value: redacted, configurable: true, writable: true });
+    } catch {
+      // A frozen error: nothing of it can be changed.
+    }
+  }
+}
+
+/** The redactors of the models an LLM client attempt has called so far (its streams' secrets). */
+const attemptRedactors = new AsyncLocalStorage<Set<Redact>>();
+
+/**
+ * Runs an LLM client attempt so that the errors of the answers it streams are redacted where they
+ * are read: each model it calls (redactModelErrors) adds its redactor, and what the attempt throws
+ * leaves it redacted by all of them (an error a provider reported inside the stream, which
+ * `streamText` or the agent's model call throws as it was reported).
+ */
+export async function runRedactingStreamErrors<T>(run: () => Promise<T>): Promise<T> {
+  const redactors = new Set<Redact>();
+  try {
+    return await attemptRedactors.run(redactors, run);
+  } catch (error) {
+    throw redactWithAll(redactors, error);
+  }
+}
+
+/**
+ * `error`, read from a model's answer stream inside an LLM client attempt (runRedactingStreamErrors),
+ * with the secrets of every model the attempt called removed; unchanged outside an attempt, where
+ * the model redacts the error parts of its streams itself.
+ */
+export function redactStreamError(error: unknown): unknown {
+  const redactors = attemptRedactors.getStore();
+  return redactors === undefined ? error : redactWithAll(redactors, error);
+}
+
+function redactWithAll(redactors: ReadonlySet<Redact>, error: unknown): unknown {
+  let redacted = error;
+  for (const redact of redactors) redacted = redactReportedError(redacted, redact);
+  return redacted;
+}
+
+/**
+ * `model` whose errors made from an answer the provider sent have the secrets `redact` knows
+ * removed: an error thrown by the call (an HTTP error, or one the provider reports in its stream
+ * before any output) at once; an error part of its stream (reported after output had begun, or a
+ * line that could not be read) where the attempt reads it (runRedactingStreamErrors). Called
+ * outside an attempt, its stream's error parts are redacted as they pass.
+ */
+export function redactModelErrors(model: LanguageModelV4, redact: Redact): LanguageModelV4 {
   return {
     specificationVersion: model.specificationVersion,
     provider: model.provider,
@@ -116,6 +165,11 @@ export function redactStreamErrors(
         result = await model.doStream(options);
       } catch (error) {
         throw redactReportedError(error, redact);
+      }
+      const attempt = attemptRedactors.getStore();
+      if (attempt !== undefined) {
+        attempt.add(redact);
+        return result;
       }
       return {
         ...result,

@@ -21,33 +21,15 @@ export class ResponseTooLargeError extends AppError {
 }
 
 /**
- * Whether a provider request asks for a streamed answer (`"stream": true` in its JSON body, on
- * both wire formats). A body that cannot be read as JSON counts as streamed: its answer then keeps
- * the pause limit, as every answer had before non-streamed ones were told apart.
- */
-function asksForStream(init: RequestInit | undefined): boolean {
-  const body = init?.body;
-  if (typeof body !== 'string') return true;
-  try {
-    const parsed = JSON.parse(body) as { stream?: unknown } | null;
-    return typeof parsed !== 'object' || parsed === null || parsed.stream === true;
-  } catch {
-    return true;
-  }
-}
-
-/**
  * `fetch` whose response bodies fail with PROVIDER_ERROR once more than `maxBytes` were read, and
- * report each chunk of a streamed answer to the timer of the LLM client attempt that fetches (when
- * there is one). The chunks of an answer that is not streamed (a planning round's JSON) are not
- * reported: its whole body must come within `timeoutSeconds`, so a server that trickles it byte by
- * byte is cut there rather than by `maxCallSeconds`. `base` is looked up on each call (default:
- * the global `fetch`).
+ * report each chunk to the timer of the LLM client attempt that fetches (when there is one). The
+ * chunks of an answer that is not streamed (a planning round's JSON) are not reported: its model
+ * call runs without the timer (runUnstreamed), so its whole body must come within `timeoutSeconds`.
+ * `base` is looked up on each call (default: the global `fetch`).
  */
 export function limitResponseBytes(maxBytes: number, base?: typeof fetch): typeof fetch {
   return async (input, init) => {
-    const attemptTimer = currentCallTimer();
-    const timer = attemptTimer !== undefined && asksForStream(init) ? attemptTimer : undefined;
+    const timer = currentCallTimer();
     const response = await (base ?? globalThis.fetch)(input, init);
     if (response.body === null) return response;
     let read = 0;

@@ -2,16 +2,14 @@
 // key (and OpenAI-compatible base URL) that tenant stored, else the server's configured key.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
+import type { LanguageModelV4 } from '@ai-sdk/provider';
 import type { LanguageModel } from 'ai';
 import type { ProviderConfig, ProvidersConfig } from '../../config/llm-schema.ts';
+import { collectSecretValues } from '../../config/secrets-in-config.ts';
 import { fetchPublicUrl, type SsrfPolicy } from '../../security/ssrf-guard.ts';
 import { createLanguageModel, createModelCache } from './create-model.ts';
 import type { CredentialLookup } from './llm-client.ts';
-import { secretsOfProviders } from './provider-error-redaction.ts';
 import type { CacheModel } from './response-cache-model.ts';
-
-/** The model interface the provider packages in use implement. */
-type LanguageModelV4 = Extract<LanguageModel, { specificationVersion: 'v4' }>;
 
 /** A tenant's stored credential for a provider, decrypted. */
 interface StoredCredential {
@@ -114,7 +112,7 @@ export function createTenantModelCache(
 ): (provider: string, modelId: string, lookup?: CredentialLookup) => LanguageModel {
   const serverModel = createModelCache(providers, operatorFetch);
   // Redacted from the errors of a tenant's calls too, besides the tenant's own key.
-  const operatorSecrets = secretsOfProviders(providers);
+  const operatorSecrets = collectSecretValues(providers);
   const tenantModels = new Map<string, LanguageModelV4>();
   const guardedFetch: typeof fetch = (input, init) => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;

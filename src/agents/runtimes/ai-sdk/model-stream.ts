@@ -19,6 +19,7 @@ import { asSchema, type LanguageModel, type ModelMessage, type ToolSet } from 'a
 import type { TokenCounts } from '../../../domain/budget.ts';
 import { AppError } from '../../../errors/app-error.ts';
 import { type ReportedTokenCounts, reportedCounts } from '../../providers/pricing.ts';
+import { redactStreamError } from '../../providers/provider-error-redaction.ts';
 import { StreamInterruptedError } from '../../providers/provider-errors.ts';
 import { isCachedAnswer } from '../../providers/response-cache-model.ts';
 import { finishNotice, paragraphBreak, throwIfRefused } from './finish-reason.ts';
@@ -258,7 +259,8 @@ async function streamStep(
     if (!finish) throw new StreamInterruptedError();
   } catch (error) {
     // Stopped by the caller (cancel, budget, per-call timeout): its reason, not the fetch's abort.
-    const failure = input.signal.aborted ? input.signal.reason : error;
+    // Else without the secrets the provider may have echoed in it, before the observer records it.
+    const failure = input.signal.aborted ? input.signal.reason : redactStreamError(error);
     if (input.tools && isToolsUnsupported(failure)) observer?.callRefusedTools(failure);
     else observer?.callFailed(failure);
     throw failure;
