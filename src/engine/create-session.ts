@@ -13,7 +13,14 @@ import { AppError } from '../errors/app-error.ts';
 import type { StoredTraceContext } from '../observability/tracing.ts';
 import { insertEventRows } from '../store/event-store.ts';
 import { newId } from '../store/ids.ts';
-import { newSessionRow, newTaskRow, toAgentRecords, toSessionRecord, toTaskRecord } from '../store/rows.ts';
+import {
+  IGNORE_DAMAGED_JSON,
+  newSessionRow,
+  newTaskRow,
+  toAgentRecords,
+  toSessionRecord,
+  toTaskRecord,
+} from '../store/rows.ts';
 import type { Database, SessionsTable, TasksTable } from '../store/schema.ts';
 import { lockTenantSubmissions } from '../store/session-locks.ts';
 import { insertSession, type PlannedRows } from '../store/session-store.ts';
@@ -367,7 +374,8 @@ export async function storeNewSession(
   if (idempotency) await insertIdempotencyKey(trx, owner, idempotency, now);
   // The caller gets the detail from the rows just written, sparing a read of what it wrote.
   const detail: SessionDetail = {
-    ...toSessionRecord(sessionRow),
+    // Its metadata was serialised just now: nothing there to be damaged.
+    ...toSessionRecord(sessionRow, IGNORE_DAMAGED_JSON),
     plan: spec.plan,
     tasks: rows.taskRecords,
     agents: toAgentRecords(rows.agents, rows.taskRecords),

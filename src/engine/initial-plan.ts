@@ -13,7 +13,7 @@ import type { GraphTask } from '../store/task-graph.ts';
 import { buildPlannedRows } from './create-session.ts';
 import { INITIAL_PLAN_TASK_NAME, ORCHESTRATOR_ROLE } from './planner-continuation.ts';
 import { storePlanVersion } from './planner-plan-versions.ts';
-import { loadSessionSettings } from './session-settings.ts';
+import { loadApprovalMode } from './session-settings.ts';
 
 /** What applying the first plan did: the tasks it made ready and the events to append. */
 export type InitialPlanOutcome = { readied: number; events: NewEvent[] } | { error: string };
@@ -73,7 +73,7 @@ export async function applyInitialPlan(
     .select('max_attempts')
     .where('id', '=', planTask.id)
     .executeTakeFirstOrThrow();
-  const awaitApproval = (await loadSessionSettings(trx, session.id)).approval === 'required';
+  const awaitApproval = (await loadApprovalMode(trx, session.id)) === 'required';
   // The planner checked the roles before its answer; one deleted since would fail the tasks when
   // they start. Checked (and locked, role-locks.ts) here, where the tasks are written. A plan that
   // waits for approval is checked when it is approved, and can be edited then.

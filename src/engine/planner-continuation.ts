@@ -17,7 +17,7 @@ import { loadLatestPlan, storePlanVersion } from './planner-plan-versions.ts';
 import { parsePhaseGateOutput } from './planner-tasks.ts';
 import type { GeneratedTask } from './planner-validate.ts';
 import { formatOverrun } from './session-budget.ts';
-import { loadSessionSettings } from './session-settings.ts';
+import { loadApprovalMode } from './session-settings.ts';
 import type { CheckTenantDailyTokens } from './tenant-usage-days.ts';
 
 /** Marks a plan produced by the orchestrator (the engine only continues such sessions). */
@@ -198,7 +198,7 @@ async function insertPhase(
   phaseIndex: number,
 ): Promise<Continuation | ContinuationFailure> {
   // Sessions with approval "required" stop again at each phase gate's plan (approvePlan resumes them).
-  const awaitApproval = (await loadSessionSettings(ctx.trx, ctx.session.id)).approval === 'required';
+  const awaitApproval = (await loadApprovalMode(ctx.trx, ctx.session.id)) === 'required';
   // The gate checked the roles before its answer; one deleted since would fail the tasks when they
   // start. Checked (and locked, role-locks.ts) here, where the tasks are written; a phase waiting
   // for approval is checked when it is approved, and can be edited then.

@@ -21,7 +21,7 @@ import { AppError } from '../errors/app-error.ts';
 import type { StoredTraceContext } from '../observability/tracing.ts';
 import { insertEventRows } from '../store/event-store.ts';
 import { newId } from '../store/ids.ts';
-import { newSessionRow } from '../store/rows.ts';
+import { type DamagedJsonReport, newSessionRow } from '../store/rows.ts';
 import type {
   Database,
   MessagesTable,
@@ -39,7 +39,7 @@ import {
   insertSessionSettings,
 } from './create-session.ts';
 import { INITIAL_PLAN_TASK_NAME } from './planner-continuation.ts';
-import { loadRequestedBudget, loadSessionSettings } from './session-settings.ts';
+import { loadApprovalMode, loadRequestedBudget, loadSessionSettings } from './session-settings.ts';
 
 /** Statuses a session can be retried from: it ended without completing. */
 const RETRYABLE: readonly SessionStatus[] = ['failed', 'cancelled'];
@@ -64,6 +64,8 @@ export interface SessionRetrySpec {
    * declared, or it needs an LLM provider (or the orchestrator) that is not configured.
    */
   checkRunnable(tasks: ReadonlyArray<Pick<TasksTable, 'name' | 'kind' | 'runner'>>): void;
+  /** Told of the original's stored budget that cannot be read (the retry then has none of it). */
+  reportDamagedJson: DamagedJsonReport;
   /**
    * Tasks to run again although they succeeded (their dependants run again too); with any, a
    * completed session can be retried as well.
@@ -232,8 +234,8 @@ export async function storeSessionRetry(
   });
   await insertEventRows(trx, owner, 1, events, now);
   const settings = spec.settingsOf(
-    await loadSessionSettings(trx, original.id),
-    await loadRequestedBudget(trx, original.id),
+    await loadSessionSettings(trx, original.id, spec.reportDamagedJson),
+    await loadRequestedBudget(trx, original.id, spec.reportDamagedJson),
   );
   await insertSessionSettings(trx, owner, settings.settings, settings.requestedBudget, now);
   if (idempotency) await insertIdempotencyKey(trx, owner, idempotency, now);
@@ -398,7 +400,7 @@ async function assertRetryable(
     .limit(1)
     .executeTakeFirst();
   const from = last ? (JSON.parse(last.data) as { from?: string }).from : undefined;
-  if (from === undefined && (await loadSessionSettings(trx, original.id)).approval === 'required') {
+  if (from === undefined && (await loadApprovalMode(trx, original.id)) === 'required') {
     // Retention removed its events (retention.eventsDays): whether it ended waiting cannot be told.
     throw new AppError(
       'INVALID_STATE',

@@ -11,7 +11,7 @@ import { isTerminalSessionStatus } from '../domain/session-state.ts';
 import { addUsage, type SessionStatus, type Usage } from '../domain/types.ts';
 import type { Logger } from '../observability/logger.ts';
 import { precompileQuery } from '../store/compiled-query.ts';
-import { toUsage } from '../store/rows.ts';
+import { createDamagedJsonReport, IGNORE_DAMAGED_JSON, toUsage } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 import type { Touched } from './advance-sessions.ts';
 import { parseStoredBudget } from './session-settings.ts';
@@ -114,7 +114,13 @@ export async function findBudgetOverruns(
       const usage = toUsage(row);
       const batch = touched.get(row.id)?.usage;
       if (batch) addUsage(usage, batch);
-      const budget = parseStoredBudget(row.budget as string);
+      // A damaged budget is told by the budget guard and the session's reads, not at every finish.
+      const budget = parseStoredBudget(
+        row.budget as string,
+        row.id,
+        'session_settings.budget',
+        IGNORE_DAMAGED_JSON,
+      );
       if (budget === null) continue;
       // The deadline counts from submission: time waiting for approval counts (session-deadlines.ts).
       const reason = findBudgetOverrun(budget, usage, Number(row.created_at), now);
@@ -177,6 +183,7 @@ export function createBudgetGuard(
     (options.maxDailyTokensPerTenant ?? 0) > 0
       ? createTenantTokenGuard(db, options.maxDailyTokensPerTenant as number, { refreshMs, now })
       : undefined;
+  const reportDamaged = options.logger ? createDamagedJsonReport(options.logger) : IGNORE_DAMAGED_JSON;
   const cache = new Map<string, GuardEntry>();
   const loading = new Map<string, Promise<void>>();
   // Per session, the usage each of its running tasks has streamed so far: parallel agents each
@@ -200,15 +207,11 @@ export function createBudgetGuard(
       if (row) rememberUnbudgeted(sessionId);
       return;
     }
-    const budget = parseStoredBudget(row.budget);
+    const budget = parseStoredBudget(row.budget, sessionId, 'session_settings.budget', reportDamaged);
     if (budget === null) {
       // Treated as none, as the finishes and the reaper do: remembered, so it is read (and told) once.
       cache.delete(sessionId);
       rememberUnbudgeted(sessionId);
-      options.logger?.warn(
-        { sessionId },
-        "the session's stored budget cannot be read (session_settings.budget); it runs without one",
-      );
       return;
     }
     cache.set(sessionId, {

@@ -3,7 +3,7 @@
 // paused, or one long task). The deadline is stored data (created_at + budget), so a restarted
 // server, or another replica, expires it just the same.
 import type { Kysely } from 'kysely';
-import { type Budget, findBudgetOverrun } from '../domain/budget.ts';
+import { findBudgetOverrun } from '../domain/budget.ts';
 import type { NewEvent } from '../domain/events.ts';
 import { isTerminalSessionStatus, transitionSession } from '../domain/session-state.ts';
 import { addUsage, type SessionStatus } from '../domain/types.ts';
@@ -11,13 +11,13 @@ import { coerceError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import { LOCK_KEYS, tryTransactionLock } from '../store/advisory-lock.ts';
 import { appendEvents } from '../store/event-store.ts';
-import { toUsage } from '../store/rows.ts';
+import { IGNORE_DAMAGED_JSON, toUsage } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
 import { ENGINE_PROGRESS, type WriteQueue } from '../store/write-queue.ts';
 import { cancelOpenTasks, zeroUsage } from './advance-sessions.ts';
 import { formatOverrun } from './session-budget.ts';
-import { loadSessionSettings } from './session-settings.ts';
+import { parseStoredBudget } from './session-settings.ts';
 
 /** Statuses in which a session's clock runs: every unfinished one. */
 const OPEN_STATUSES: SessionStatus[] = ['pending', 'planning', 'awaiting_approval', 'running', 'paused'];
@@ -55,7 +55,7 @@ export async function expireSessionDeadlines(trx: Kysely<Database>, now: number)
   // The deadline alone is checked here (the clock starts at submission); tokens and cost are checked
   // where usage grows (advance-sessions.ts). Budgets and created_at never change: no re-check below.
   const due = candidates.flatMap((row) => {
-    const deadlineSeconds = readDeadline(row.budget);
+    const deadlineSeconds = readDeadline(row.id, row.budget);
     if (deadlineSeconds === undefined) return [];
     const reason = findBudgetOverrun({ deadlineSeconds }, zeroUsage(), Number(row.created_at), now);
     return reason === null ? [] : [{ ...row, reason }];
@@ -78,15 +78,18 @@ export async function expireSessionDeadlines(trx: Kysely<Database>, now: number)
 
 /**
  * The deadline of a stored budget, or undefined when it has none or it cannot be read: one damaged
- * row (a hand edit gone wrong) must not fail the sweep, every second, for every other session.
+ * row (a hand edit gone wrong) must not fail the sweep, every second, for every other session. The
+ * sweep reads every such budget every second: the damage is told by the session's reads instead.
  */
-function readDeadline(text: string | null): number | undefined {
-  try {
-    const deadline = (JSON.parse(text ?? 'null') as Budget | null)?.deadlineSeconds;
-    return typeof deadline === 'number' && Number.isFinite(deadline) ? deadline : undefined;
-  } catch {
-    return undefined;
-  }
+function readDeadline(sessionId: string, text: string | null): number | undefined {
+  if (text === null) return undefined;
+  const deadline = parseStoredBudget(
+    text,
+    sessionId,
+    'session_settings.budget',
+    IGNORE_DAMAGED_JSON,
+  )?.deadlineSeconds;
+  return typeof deadline === 'number' && Number.isFinite(deadline) ? deadline : undefined;
 }
 
 /**
@@ -98,7 +101,12 @@ export async function findPassedDeadline(
   session: { id: string; createdAt: number },
   now: number,
 ): Promise<string | null> {
-  const deadlineSeconds = (await loadSessionSettings(trx, session.id)).budget?.deadlineSeconds;
+  const row = await trx
+    .selectFrom('session_settings')
+    .select('budget')
+    .where('session_id', '=', session.id)
+    .executeTakeFirst();
+  const deadlineSeconds = readDeadline(session.id, row?.budget ?? null);
   if (deadlineSeconds === undefined) return null;
   return findBudgetOverrun({ deadlineSeconds }, zeroUsage(), session.createdAt, now);
 }

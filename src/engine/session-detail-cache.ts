@@ -6,7 +6,7 @@ import { isTerminalSessionStatus } from '../domain/session-state.ts';
 import { isTerminalTaskStatus } from '../domain/task-state.ts';
 import type { SessionDetail, SessionSettings, SessionStatus } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
-import { toSessionRecord } from '../store/rows.ts';
+import { type DamagedJsonReport, toSessionRecord } from '../store/rows.ts';
 import type { Database, SessionsTable } from '../store/schema.ts';
 import {
   getSessionRow,
@@ -46,9 +46,12 @@ export interface SessionDetailReader {
  * another replica changed is never served stale. Only sessions in a terminal status whose tasks
  * are all terminal are cached: nothing advances them any more.
  */
-export function createSessionDetailReader(capacity = DEFAULT_CAPACITY): SessionDetailReader {
+export function createSessionDetailReader(
+  report: DamagedJsonReport,
+  capacity = DEFAULT_CAPACITY,
+): SessionDetailReader {
   const entries = new Map<string, Entry>();
-  const settingsCache = createSessionSettingsCache();
+  const settingsCache = createSessionSettingsCache(report);
   const forget = (sessionId: string) => {
     entries.delete(sessionId);
     settingsCache.forget(sessionId);
@@ -73,16 +76,16 @@ export function createSessionDetailReader(capacity = DEFAULT_CAPACITY): SessionD
         // Same row as last time: the same (frozen) detail, so the HTTP layer can reuse its JSON.
         if (sameRow(cached.row, row)) return cached.detail;
         cached.row = row;
-        cached.detail = deepFreeze(toDetail(row, cached.contents, cached.settings));
+        cached.detail = deepFreeze(toDetail(row, cached.contents, cached.settings, report));
         return cached.detail;
       }
-      const contents = await loadSessionContents(db, sessionId);
+      const contents = await loadSessionContents(db, sessionId, report);
       const settings = await settingsCache.get(db, sessionId);
       if (cached) entries.delete(sessionId);
-      if (!isSettled(row, contents)) return toDetail(row, contents, settings);
+      if (!isSettled(row, contents)) return toDetail(row, contents, settings, report);
       if (entries.size >= capacity) entries.delete(entries.keys().next().value as string);
       const frozen = deepFreeze(contents);
-      const detail = deepFreeze(toDetail(row, frozen, settings));
+      const detail = deepFreeze(toDetail(row, frozen, settings, report));
       entries.set(sessionId, {
         updatedAt: Number(row.updated_at),
         planVersion: Number(row.plan_version),
@@ -113,9 +116,14 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-function toDetail(row: SessionsTable, contents: SessionContents, settings: SessionSettings): SessionDetail {
+function toDetail(
+  row: SessionsTable,
+  contents: SessionContents,
+  settings: SessionSettings,
+  report: DamagedJsonReport,
+): SessionDetail {
   return {
-    ...toSessionRecord(row),
+    ...toSessionRecord(row, report),
     plan: contents.plan,
     tasks: [...contents.tasks],
     agents: [...contents.agents],

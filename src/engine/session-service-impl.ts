@@ -27,7 +27,7 @@ import { AppError } from '../errors/app-error.ts';
 import { startSessionTrace } from '../observability/session-trace.ts';
 import { appendEvents, listSessionEvents, listSessionEventsBefore } from '../store/event-store.ts';
 import { newId } from '../store/ids.ts';
-import { toUsage } from '../store/rows.ts';
+import { type DamagedJsonReport, toUsage } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
 import { getSessionDetail, getSessionRow, listSessionRecords } from '../store/session-store.ts';
@@ -50,6 +50,8 @@ const MAX_SESSION_PAGE = 1000;
 
 export interface SessionServiceDeps {
   db: Kysely<Database>;
+  /** Told of a session's stored JSON that cannot be read (the engine's, on its logger). */
+  reportDamagedJson: DamagedJsonReport;
   queue: WriteQueue;
   notifier: Notifier;
   runtimes: RuntimeRegistry;
@@ -83,7 +85,7 @@ export interface SessionServiceDeps {
 export function createSessionService(deps: SessionServiceDeps): SessionService {
   const now = deps.now ?? Date.now;
   const admitSession = deps.admitSession;
-  const details = createSessionDetailReader();
+  const details = createSessionDetailReader(deps.reportDamagedJson);
   /** Plan checkers for one tenant: built-in roles, plus the tenant's custom roles among `roleNames`. */
   async function checkersFor(tenantId: string, roleNames: Iterable<string>) {
     const custom = new Set<string>();
@@ -151,7 +153,10 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     const existing = await findIdempotentSession(deps.db, tenantId, idempotency);
     if (!existing) return null;
     return {
-      session: await details.withSettings(deps.db, await getSessionDetail(deps.db, tenantId, existing)),
+      session: await details.withSettings(
+        deps.db,
+        await getSessionDetail(deps.db, tenantId, existing, deps.reportDamagedJson),
+      ),
       created: false,
     };
   }
@@ -273,7 +278,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         stored.detail ??
         (await details.withSettings(
           deps.db,
-          await getSessionDetail(deps.db, actor.tenantId, stored.sessionId),
+          await getSessionDetail(deps.db, actor.tenantId, stored.sessionId, deps.reportDamagedJson),
         ));
       return { session, created: stored.created };
     },
@@ -315,6 +320,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
                 };
               },
               checkRunnable: (tasks) => checkRunnable(actor.tenantId, tasks),
+              reportDamagedJson: deps.reportDamagedJson,
               ...(input.rerun ? { rerun: input.rerun } : {}),
               ...(traceContext ? { traceContext } : {}),
               ...(admitSession ? { admit: (trx) => admitSession(trx, actor.tenantId) } : {}),
@@ -340,7 +346,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       }
       const session = await details.withSettings(
         deps.db,
-        await getSessionDetail(deps.db, actor.tenantId, stored.sessionId),
+        await getSessionDetail(deps.db, actor.tenantId, stored.sessionId, deps.reportDamagedJson),
       );
       return { session, created: stored.created };
     },
@@ -349,7 +355,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
 
     listSessions(actor, query) {
       const limit = Math.min(Math.max(1, Math.trunc(query.limit) || 1), MAX_SESSION_PAGE);
-      return listSessionRecords(deps.db, actor.tenantId, { ...query, limit });
+      return listSessionRecords(deps.db, actor.tenantId, { ...query, limit }, deps.reportDamagedJson);
     },
 
     async cancelSession(actor, sessionId) {
@@ -361,7 +367,10 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         notifyObserver(deps.observer, 'sessionFinished', 'cancelled');
         deps.notifier.publish(sessionChannel(sessionId));
       }
-      return details.withSettings(deps.db, await getSessionDetail(deps.db, actor.tenantId, sessionId));
+      return details.withSettings(
+        deps.db,
+        await getSessionDetail(deps.db, actor.tenantId, sessionId, deps.reportDamagedJson),
+      );
     },
 
     async deleteSession(actor, sessionId) {

@@ -4,7 +4,7 @@
 import type { Kysely } from 'kysely';
 import type { Budget } from '../domain/budget.ts';
 import type { SessionSettings } from '../domain/types.ts';
-import { parseSessionJson } from '../store/rows.ts';
+import { type DamagedJsonReport, parseSessionJson } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 
 /** What a session without a `session_settings` row has. */
@@ -14,8 +14,15 @@ export const NO_SETTINGS: Readonly<SessionSettings> = Object.freeze({
   threadId: null,
 });
 
-/** Reads the stored settings of a session (the caller has checked the tenant). */
-export async function loadSessionSettings(db: Kysely<Database>, sessionId: string): Promise<SessionSettings> {
+/**
+ * Reads the stored settings of a session (the caller has checked the tenant); `report` is told of a
+ * budget that cannot be read (the session then has none).
+ */
+export async function loadSessionSettings(
+  db: Kysely<Database>,
+  sessionId: string,
+  report: DamagedJsonReport,
+): Promise<SessionSettings> {
   const row = await db
     .selectFrom('session_settings')
     .select(['approval', 'budget', 'thread_id'])
@@ -24,9 +31,25 @@ export async function loadSessionSettings(db: Kysely<Database>, sessionId: strin
   if (!row) return NO_SETTINGS;
   return Object.freeze({
     approval: row.approval === 'required' ? 'required' : 'none',
-    budget: row.budget === null ? null : readBudget(row.budget, sessionId, 'session_settings.budget'),
+    budget:
+      row.budget === null
+        ? null
+        : parseStoredBudget(row.budget, sessionId, 'session_settings.budget', report),
     threadId: row.thread_id,
   });
+}
+
+/** Whether the session's plans wait for a person's approval (its settings' `approval`). */
+export async function loadApprovalMode(
+  db: Kysely<Database>,
+  sessionId: string,
+): Promise<'required' | 'none'> {
+  const row = await db
+    .selectFrom('session_settings')
+    .select('approval')
+    .where('session_id', '=', sessionId)
+    .executeTakeFirst();
+  return row?.approval === 'required' ? 'required' : 'none';
 }
 
 /**
@@ -40,7 +63,11 @@ export async function loadSessionSettings(db: Kysely<Database>, sessionId: strin
  * migration does for the sessions stored before it; its retry is then as strict as the original,
  * never looser, instead of losing its own limits.
  */
-export async function loadRequestedBudget(db: Kysely<Database>, sessionId: string): Promise<Budget | null> {
+export async function loadRequestedBudget(
+  db: Kysely<Database>,
+  sessionId: string,
+  report: DamagedJsonReport,
+): Promise<Budget | null> {
   const row = await db
     .selectFrom('session_settings')
     .select(['budget', 'requested_budget'])
@@ -48,33 +75,34 @@ export async function loadRequestedBudget(db: Kysely<Database>, sessionId: strin
     .executeTakeFirst();
   if (!row) return null;
   if (row.requested_budget === null) {
-    return row.budget === null ? null : readBudget(row.budget, sessionId, 'session_settings.budget');
+    return row.budget === null
+      ? null
+      : parseStoredBudget(row.budget, sessionId, 'session_settings.budget', report);
   }
-  const budget = readBudget(row.requested_budget, sessionId, 'session_settings.requested_budget');
+  const budget = parseStoredBudget(
+    row.requested_budget,
+    sessionId,
+    'session_settings.requested_budget',
+    report,
+  );
   return budget === null || Object.keys(budget).length === 0 ? null : budget;
-}
-
-/** parseStoredBudget, with a warning (once per session and column) when it cannot be read. */
-function readBudget(text: string, sessionId: string, column: string): Budget | null {
-  const budget = parseSessionJson(text, sessionId, column);
-  return budget === undefined ? null : (Object.freeze(budget) as Budget);
 }
 
 /**
  * A stored budget (frozen), or null when it cannot be read (a hand edit of session_settings gone
- * wrong): the session is then treated as having none wherever its settings are read. A damaged row
- * must not fail the lease reaper's pass (every pass, cluster-wide: the row sorts first), a batch of
- * finishes that includes it (of any session), the deadline sweep or a request reading the session.
+ * wrong; `report` is told of it): the session is then treated as having none wherever its settings
+ * are read. A damaged row must not fail the lease reaper's pass (every pass, cluster-wide: the row
+ * sorts first), a batch of finishes that includes it (of any session), the deadline sweep or a
+ * request reading the session. The one reader of stored budgets.
  */
-export function parseStoredBudget(text: string): Budget | null {
-  try {
-    const budget = JSON.parse(text) as unknown;
-    return typeof budget === 'object' && budget !== null && !Array.isArray(budget)
-      ? (Object.freeze(budget) as Budget)
-      : null;
-  } catch {
-    return null;
-  }
+export function parseStoredBudget(
+  text: string,
+  sessionId: string,
+  column: string,
+  report: DamagedJsonReport,
+): Budget | null {
+  const budget = parseSessionJson(text, sessionId, column, report);
+  return budget === undefined ? null : (Object.freeze(budget) as Budget);
 }
 
 /** Sessions whose settings are kept; a few hundred bytes each. */
@@ -87,14 +115,17 @@ export interface SessionSettingsCache {
   forget(sessionId: string): void;
 }
 
-/** A bounded cache (oldest entry out first) of immutable settings. */
-export function createSessionSettingsCache(capacity = DEFAULT_CAPACITY): SessionSettingsCache {
+/** A bounded cache (oldest entry out first) of immutable settings; `report` is told of damaged ones. */
+export function createSessionSettingsCache(
+  report: DamagedJsonReport,
+  capacity = DEFAULT_CAPACITY,
+): SessionSettingsCache {
   const entries = new Map<string, SessionSettings>();
   return {
     async get(db, sessionId) {
       const hit = entries.get(sessionId);
       if (hit) return hit;
-      const settings = await loadSessionSettings(db, sessionId);
+      const settings = await loadSessionSettings(db, sessionId, report);
       if (entries.size >= capacity) entries.delete(entries.keys().next().value as string);
       entries.set(sessionId, settings);
       return settings;

@@ -34,50 +34,71 @@ export function toUsage(row: UsageColumns): Usage {
   };
 }
 
-/** Where a warning about a session's unreadable stored JSON goes (the engine's logger); none before. */
-let damagedJsonLogger: Logger | undefined;
-/** `<column> <session id>` already warned of: once per session and column per process. Bounded. */
-const warnedDamagedJson = new Set<string>();
+/**
+ * Tells the operator of a session's stored JSON that cannot be read (`column`: its table and
+ * column). Each engine has its own, on its own logger: passed to every reader, so with two engines in
+ * one process (tests, `maos mcp` beside a server) a warning goes to the engine that read the row.
+ */
+export type DamagedJsonReport = (sessionId: string, column: string) => void;
+
+/** `<column> <session id>` already warned of, per report. Bounded. */
 const MAX_WARNED_DAMAGED_JSON = 10_000;
 
-/** Sends the warnings of parseSessionJson to `logger` (the engine calls it when it is created). */
-export function setDamagedSessionJsonLogger(logger: Logger): void {
-  damagedJsonLogger = logger;
+/** A report warning on `logger`, once per session and column (the same row is read again and again). */
+export function createDamagedJsonReport(logger: Logger): DamagedJsonReport {
+  const warned = new Set<string>();
+  return (sessionId, column) => {
+    const key = `${column} ${sessionId}`;
+    if (warned.has(key)) return;
+    if (warned.size >= MAX_WARNED_DAMAGED_JSON) warned.clear();
+    warned.add(key);
+    logger.warn(
+      { sessionId, column },
+      "a session's stored JSON cannot be read (a hand edit gone wrong?); it is read as absent",
+    );
+  };
 }
+
+/**
+ * For readers whose damage is told elsewhere: the deadline sweep, which reads every budget with a
+ * deadline every second, and the finishes' budget check; the session's document tells of it.
+ */
+export const IGNORE_DAMAGED_JSON: DamagedJsonReport = () => {};
 
 /**
  * A JSON object stored for a session (`column`: its table and column), or undefined when it cannot
  * be read: not JSON, or not an object (a hand edit of the row gone wrong). The caller reads it as
  * absent, so a damaged value never makes the session unreadable (a 500 on its document, its list);
- * a warning is logged once per session and column in this process.
+ * `report` is told of it.
  */
-export function parseSessionJson(text: string, sessionId: string, column: string): object | undefined {
+export function parseSessionJson(
+  text: string,
+  sessionId: string,
+  column: string,
+  report: DamagedJsonReport,
+): object | undefined {
   try {
     const value = JSON.parse(text) as unknown;
     if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value;
   } catch {
     // Reported below.
   }
-  const key = `${column} ${sessionId}`;
-  if (!warnedDamagedJson.has(key)) {
-    if (warnedDamagedJson.size >= MAX_WARNED_DAMAGED_JSON) warnedDamagedJson.clear();
-    warnedDamagedJson.add(key);
-    damagedJsonLogger?.warn(
-      { sessionId, column },
-      "a session's stored JSON cannot be read (a hand edit gone wrong?); it is read as absent",
-    );
-  }
+  report(sessionId, column);
   return undefined;
 }
 
-export function toSessionRecord(row: SessionsTable): SessionRecord {
+/** A session row as a record; `report` is told of damaged metadata (read as none). */
+export function toSessionRecord(row: SessionsTable, report: DamagedJsonReport): SessionRecord {
   return {
     id: row.id,
     tenantId: row.tenant_id,
     objective: row.objective,
     strategy: row.strategy as Strategy,
     status: row.status as SessionStatus,
-    metadata: (parseSessionJson(row.metadata, row.id, 'sessions.metadata') ?? {}) as Record<string, unknown>,
+    metadata: (parseSessionJson(row.metadata, row.id, 'sessions.metadata', report) ?? {}) as Record<
+      string,
+      unknown
+    >,
     planVersion: Number(row.plan_version),
     usage: toUsage(row),
     error: row.error,

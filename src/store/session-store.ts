@@ -12,7 +12,13 @@ import type {
 import { AppError } from '../errors/app-error.ts';
 import { precompileQuery } from './compiled-query.ts';
 import { findReadConnection, precompileReadQuery } from './read-connection.ts';
-import { parseSessionJson, toAgentRecords, toSessionRecord, toTaskRecord } from './rows.ts';
+import {
+  type DamagedJsonReport,
+  parseSessionJson,
+  toAgentRecords,
+  toSessionRecord,
+  toTaskRecord,
+} from './rows.ts';
 import type { AgentsTable, Database, SessionsTable, TaskDependenciesTable, TasksTable } from './schema.ts';
 import { stringifyForStore } from './storable-text.ts';
 import { loadDependencyNames } from './task-graph.ts';
@@ -153,7 +159,11 @@ export interface SessionContents {
 }
 
 /** Loads the latest plan, the tasks and the agents of a session whose row the caller already read (tenant-checked). */
-export async function loadSessionContents(db: Kysely<Database>, sessionId: string): Promise<SessionContents> {
+export async function loadSessionContents(
+  db: Kysely<Database>,
+  sessionId: string,
+  report: DamagedJsonReport,
+): Promise<SessionContents> {
   const plan = (await selectLatestPlanBody(db, sessionId)).rows[0];
   const rows = (await selectSessionTasks(db, sessionId)).rows;
   const deps = await loadDependencyNames(db, sessionId);
@@ -161,7 +171,7 @@ export async function loadSessionContents(db: Kysely<Database>, sessionId: strin
   const tasks = rows.map((task) => toTaskRecord(task, deps.get(task.id) ?? []));
   return {
     plan: plan
-      ? ((parseSessionJson(plan.body, sessionId, 'plans.body') as PlanBody | undefined) ?? null)
+      ? ((parseSessionJson(plan.body, sessionId, 'plans.body', report) as PlanBody | undefined) ?? null)
       : null,
     tasks,
     agents: toAgentRecords(agents, tasks),
@@ -173,10 +183,16 @@ export async function getSessionDetail(
   db: Kysely<Database>,
   tenantId: string,
   sessionId: string,
+  report: DamagedJsonReport,
 ): Promise<SessionDetail> {
   const row = await getSessionRow(db, tenantId, sessionId);
-  const contents = await loadSessionContents(db, sessionId);
-  return { ...toSessionRecord(row), plan: contents.plan, tasks: contents.tasks, agents: contents.agents };
+  const contents = await loadSessionContents(db, sessionId, report);
+  return {
+    ...toSessionRecord(row, report),
+    plan: contents.plan,
+    tasks: contents.tasks,
+    agents: contents.agents,
+  };
 }
 
 interface CursorPosition {
@@ -220,6 +236,7 @@ export async function listSessionRecords(
   db: Kysely<Database>,
   tenantId: string,
   query: { status?: SessionStatus; retryOf?: string; limit: number; cursor?: string },
+  report: DamagedJsonReport,
 ): Promise<{ items: SessionRecord[]; nextCursor: string | null }> {
   let select = db.selectFrom('sessions').selectAll().where('tenant_id', '=', tenantId);
   if (query.status) select = select.where('status', '=', query.status);
@@ -238,7 +255,7 @@ export async function listSessionRecords(
     .orderBy('id', 'desc')
     .limit(query.limit + 1)
     .execute();
-  const items = rows.slice(0, query.limit).map(toSessionRecord);
+  const items = rows.slice(0, query.limit).map((row) => toSessionRecord(row, report));
   const last = items.at(-1);
   const nextCursor =
     rows.length > query.limit && last ? encodeCursor({ createdAt: last.createdAt, id: last.id }) : null;

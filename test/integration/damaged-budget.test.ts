@@ -8,7 +8,9 @@ import { describe, test } from 'node:test';
 import type { AgentRuntime } from '../../src/agents/runtimes/runtime.ts';
 import { findPassedDeadline } from '../../src/engine/session-deadlines.ts';
 import { loadRequestedBudget, loadSessionSettings } from '../../src/engine/session-settings.ts';
+import { createLogger } from '../../src/observability/logger.ts';
 import { ACTOR, createHarness } from '../fixtures/engine-harness.ts';
+import { captureLog } from '../fixtures/log-capture.ts';
 
 const instant: AgentRuntime = { kind: 'fake', run: async () => ({ output: 'done' }) };
 
@@ -26,9 +28,15 @@ describe('a damaged stored budget', { timeout: 60_000 }, () => {
         .set({ budget: '{"maxTokens": 100,', requested_budget: '[1' })
         .where('session_id', '=', session.id)
         .execute();
-      const settings = await loadSessionSettings(h.handle.db, session.id);
+      const told: string[] = [];
+      const report = (sessionId: string, column: string) => told.push(`${column} ${sessionId}`);
+      const settings = await loadSessionSettings(h.handle.db, session.id, report);
       assert.equal(settings.budget, null);
-      assert.equal(await loadRequestedBudget(h.handle.db, session.id), null);
+      assert.equal(await loadRequestedBudget(h.handle.db, session.id, report), null);
+      assert.deepEqual(told, [
+        `session_settings.budget ${session.id}`,
+        `session_settings.requested_budget ${session.id}`,
+      ]);
       assert.equal(await findPassedDeadline(h.handle.db, { id: session.id, createdAt: 0 }, Date.now()), null);
       const detail = await h.engine.service.getSession(ACTOR, session.id);
       assert.equal(detail.id, session.id);
@@ -38,9 +46,50 @@ describe('a damaged stored budget', { timeout: 60_000 }, () => {
         .set({ budget: '"100"' })
         .where('session_id', '=', session.id)
         .execute();
-      assert.equal((await loadSessionSettings(h.handle.db, session.id)).budget, null);
+      assert.equal((await loadSessionSettings(h.handle.db, session.id, report)).budget, null);
     } finally {
       await h.close();
+    }
+  });
+
+  test("is told on the logger of the engine that read it, not on the last engine's made", async () => {
+    // Two engines in one process (as `maos mcp` beside a server, or tests): each reads its own store.
+    const logA = captureLog<{ message: string; sessionId?: string; column?: string }>();
+    const logB = captureLog<{ message: string; sessionId?: string; column?: string }>();
+    const a = await createHarness({
+      llm: instant,
+      start: false,
+      logger: createLogger({ level: 'warn', destination: logA.destination }),
+    });
+    const b = await createHarness({
+      llm: instant,
+      start: false,
+      logger: createLogger({ level: 'warn', destination: logB.destination }),
+    });
+    try {
+      const { session } = await a.engine.service.createSession(ACTOR, {
+        objective: 'x',
+        agents: [{ name: 'a', role: 'engineer', task: 't' }],
+        budget: { maxTokens: 100 },
+      });
+      await a.handle.db
+        .updateTable('session_settings')
+        .set({ budget: '{"maxTokens": 100,' })
+        .where('session_id', '=', session.id)
+        .execute();
+      await a.engine.service.getSession(ACTOR, session.id);
+      await a.engine.service.getSession(ACTOR, session.id);
+      const damaged = (lines: typeof logA.lines) =>
+        lines.filter((line) => /stored JSON cannot be read/.test(line.message));
+      assert.deepEqual(
+        damaged(logA.lines).map((line) => [line.sessionId, line.column]),
+        [[session.id, 'session_settings.budget']],
+        'once, on the engine that read it',
+      );
+      assert.deepEqual(damaged(logB.lines), []);
+    } finally {
+      await b.close();
+      await a.close();
     }
   });
 });

@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
 import { type CompiledQuery, Kysely } from 'kysely';
 import { migrateToLatest } from '../../src/store/migrate.ts';
+import { IGNORE_DAMAGED_JSON } from '../../src/store/rows.ts';
 import type { Database } from '../../src/store/schema.ts';
 import { listSessionRecords } from '../../src/store/session-store.ts';
 import { createSqliteDialect } from '../../src/store/sqlite-dialect.ts';
@@ -60,7 +61,7 @@ describe('session list queries on SQLite', { timeout: 30_000 }, () => {
     ['those in a status', { retryOf: original, status: 'failed' as const, limit: 20 }],
   ] as const) {
     test(`${label} are read from the retries' index, in its order`, async () => {
-      const plan = await planOf(() => listSessionRecords(db, 'tenant-a', query));
+      const plan = await planOf(() => listSessionRecords(db, 'tenant-a', query, IGNORE_DAMAGED_JSON));
       assert.match(
         plan,
         /USING (COVERING )?INDEX sessions_tenant_retry_of_created \(tenant_id=\? AND retry_of=\?/,
@@ -71,11 +72,13 @@ describe('session list queries on SQLite', { timeout: 30_000 }, () => {
 
   test('the list without retryOf keeps its indexes', async () => {
     assert.match(
-      await planOf(() => listSessionRecords(db, 'tenant-a', { limit: 20 })),
+      await planOf(() => listSessionRecords(db, 'tenant-a', { limit: 20 }, IGNORE_DAMAGED_JSON)),
       /INDEX sessions_tenant_created \(tenant_id=\?\)/,
     );
     assert.match(
-      await planOf(() => listSessionRecords(db, 'tenant-a', { status: 'failed', limit: 20 })),
+      await planOf(() =>
+        listSessionRecords(db, 'tenant-a', { status: 'failed', limit: 20 }, IGNORE_DAMAGED_JSON),
+      ),
       /INDEX sessions_tenant_status_created \(tenant_id=\? AND status=\?\)/,
     );
   });

@@ -10,6 +10,7 @@ import { type SessionRetrySpec, storeSessionRetry } from '../../src/engine/retry
 import { AppError } from '../../src/errors/app-error.ts';
 import type { DatabaseHandle } from '../../src/store/db.ts';
 import { newId } from '../../src/store/ids.ts';
+import { IGNORE_DAMAGED_JSON } from '../../src/store/rows.ts';
 import { createWriteQueue, type WriteQueue } from '../../src/store/write-queue.ts';
 import { seedSessionRows } from '../fixtures/session-rows.ts';
 import { STORE_BACKENDS } from '../fixtures/store-backends.ts';
@@ -24,6 +25,7 @@ function retrySpec(originalId: string): SessionRetrySpec {
     maxAttempts: 2,
     settingsOf: (settings, requestedBudget) => ({ settings, requestedBudget }),
     checkRunnable: () => {},
+    reportDamagedJson: IGNORE_DAMAGED_JSON,
   };
 }
 
