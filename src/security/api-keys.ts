@@ -130,17 +130,18 @@ async function findApiKeyRow(db: SecurityDb, tenantId: string, idOrPrefix: strin
 }
 
 /**
- * One page of the tenant's keys, newest first: `limit` keys created before the key `before` (the
- * previous page's last, its id), and that of this page's last when more follow.
+ * One page of the tenant's keys, newest first: `limit` keys created before the key `cursor` names
+ * (the previous page's last), and the cursor of this page's last when more follow. INVALID_CURSOR
+ * for a cursor this list did not return.
  */
 export async function listApiKeyPage(
   db: SecurityDb,
   tenantId: string,
-  page: { limit: number; before?: string },
+  page: { limit: number; cursor?: string | undefined },
 ): Promise<{ items: ApiKeyInfo[]; nextCursor: string | null }> {
   let query = db.selectFrom('api_keys').selectAll().where('tenant_id', '=', tenantId);
   // Ids are UUIDv7, stored in lower case: their order is the order of creation.
-  if (page.before !== undefined) query = query.where('id', '<', page.before);
+  if (page.cursor !== undefined) query = query.where('id', '<', decodeKeyCursor(page.cursor));
   const rows = await query
     .orderBy('id', 'desc')
     .limit(page.limit + 1)
@@ -148,6 +149,19 @@ export async function listApiKeyPage(
   const items = rows.slice(0, page.limit).map(toInfo);
   const last = items.at(-1);
   return { items, nextCursor: rows.length > page.limit && last ? last.id : null };
+}
+
+const KEY_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The key id a cursor of listApiKeyPage names (its page's last key), read as stored: lower case, as
+ * every id parameter. INVALID_CURSOR for anything else.
+ */
+function decodeKeyCursor(cursor: string): string {
+  if (!KEY_ID.test(cursor)) {
+    throw new AppError('INVALID_CURSOR', 'The cursor is not one returned by this endpoint.');
+  }
+  return cursor.toLowerCase();
 }
 
 // Counts revocations made by this process; caches of verified keys (api-key-cache.ts) drop every

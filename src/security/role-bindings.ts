@@ -69,15 +69,6 @@ function toBinding(row: {
   };
 }
 
-/** The tenant's bindings, by principal then role; of one principal when given. */
-export async function listRoleBindings(
-  db: SecurityDb,
-  tenantId: string,
-  principal?: string,
-): Promise<RoleBinding[]> {
-  return (await selectRoleBindings(db, tenantId, { principal })).map(toBinding);
-}
-
 /**
  * One page of the tenant's bindings (of one principal, of one role, when given), by principal then
  * role: `limit` bindings after the one `cursor` names (the previous page's last), and the cursor of
@@ -123,7 +114,10 @@ export async function getRoleBinding(
   return toBinding(row);
 }
 
-/** The rows of known roles, by principal then role in code point order, after `after` when given. */
+/**
+ * At most `limit` rows of known roles, by principal then role in code point order, after `after`
+ * when given.
+ */
 function selectRoleBindings(
   db: SecurityDb,
   tenantId: string,
@@ -131,7 +125,7 @@ function selectRoleBindings(
     principal?: string | undefined;
     role?: RoleName | undefined;
     after?: BindingPosition | undefined;
-    limit?: number;
+    limit: number;
   },
 ) {
   const postgres = isPostgres(db);
@@ -156,9 +150,7 @@ function selectRoleBindings(
       ]),
     );
   }
-  query = query.orderBy(principalColumn).orderBy(roleColumn);
-  if (options.limit !== undefined) query = query.limit(options.limit);
-  return query.execute();
+  return query.orderBy(principalColumn).orderBy(roleColumn).limit(options.limit).execute();
 }
 
 interface BindingPosition {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createApiKey, listApiKeys } from '../../src/security/api-keys.ts';
 import { BUILT_IN_ROLES, PERMISSIONS } from '../../src/security/rbac.ts';
-import { grantRole, listRoleBindings } from '../../src/security/role-bindings.ts';
+import { grantRole, listRoleBindingPage } from '../../src/security/role-bindings.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import {
   ADMIN_TENANT,
@@ -531,7 +531,7 @@ describe('console: audit and API keys', { timeout: 240_000 }, () => {
       });
     }
     const keys = (await listApiKeys(db, ADMIN_TENANT)).length;
-    const bindings = (await listRoleBindings(db, ADMIN_TENANT)).length;
+    const bindings = (await listRoleBindingPage(db, ADMIN_TENANT, { limit: 1000 })).items.length;
     assert.ok(keys > 55 && bindings >= 55);
     const page = await stack.openPage();
     await signIn(page, stack.server.url, stack.admin.key, '#/keys');

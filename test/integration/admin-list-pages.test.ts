@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createApiKey, listApiKeys } from '../../src/security/api-keys.ts';
-import { grantRole, listRoleBindings, MAX_PRINCIPAL_LENGTH } from '../../src/security/role-bindings.ts';
+import { grantRole, listRoleBindingPage, MAX_PRINCIPAL_LENGTH } from '../../src/security/role-bindings.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { runMaos } from '../fixtures/cli.ts';
 import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
@@ -101,7 +101,9 @@ describe('pages of the admin lists', { timeout: 60_000 }, () => {
   });
 
   test('role bindings: by principal then role, in pages of `limit`, also of one principal', async () => {
-    const expected = (await listRoleBindings(db, 'acme')).map((b) => `${b.principal} ${b.role}`);
+    const expected = (await listRoleBindingPage(db, 'acme', { limit: 1000 })).items.map(
+      (b) => `${b.principal} ${b.role}`,
+    );
     assert.equal(expected.length, PRINCIPALS.length * 3);
     const paged = await readAll<{ principal: string; role: string }>(
       `${server.url}/v1/admin/role-bindings?limit=4`,
@@ -130,7 +132,7 @@ describe('pages of the admin lists', { timeout: 60_000 }, () => {
       (JSON.parse(listed.stdout) as { items: { principal: string; role: string }[] }).items.map(
         (b) => `${b.principal} ${b.role}`,
       ),
-      (await listRoleBindings(db, 'acme')).map((b) => `${b.principal} ${b.role}`),
+      (await listRoleBindingPage(db, 'acme', { limit: 1000 })).items.map((b) => `${b.principal} ${b.role}`),
     );
   });
 

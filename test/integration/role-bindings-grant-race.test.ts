@@ -2,7 +2,7 @@
 // "no result" of a row read back after it was deleted (which the API answered 500), on both stores.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { grantRole, listRoleBindings, revokeRole } from '../../src/security/role-bindings.ts';
+import { grantRole, listRoleBindingPage, revokeRole } from '../../src/security/role-bindings.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { STORE_BACKENDS } from '../fixtures/store-backends.ts';
 
@@ -30,7 +30,7 @@ for (const backend of STORE_BACKENDS) {
           const answer = granted.value;
           assert.equal(answer.binding.principal, 'alice');
           assert.equal(answer.binding.role, 'viewer');
-          const left = await listRoleBindings(db, 't1', 'alice');
+          const { items: left } = await listRoleBindingPage(db, 't1', { principal: 'alice', limit: 10 });
           // Granted after the revocation: the grant made it again (201) and it stays.
           if (left.length === 1) assert.equal(answer.created, true, `round ${round}`);
           if (left.length === 1) await revokeRole(db, binding);

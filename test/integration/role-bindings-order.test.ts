@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { sql } from 'kysely';
-import { grantRole, listRoleBindingPage, listRoleBindings } from '../../src/security/role-bindings.ts';
+import { grantRole, listRoleBindingPage } from '../../src/security/role-bindings.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { STORE_BACKENDS } from '../fixtures/store-backends.ts';
 
@@ -29,7 +29,7 @@ for (const backend of STORE_BACKENDS) {
             await grantRole(db, { tenantId: 't1', principal, role, createdBy: 'setup' });
           }
         }
-        const listed = (await listRoleBindings(db, 't1')).map(
+        const listed = (await listRoleBindingPage(db, 't1', { limit: 1000 })).items.map(
           (binding) => `${binding.principal} ${binding.role}`,
         );
         assert.deepEqual(listed, [

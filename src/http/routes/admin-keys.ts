@@ -4,7 +4,6 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { trimmedLine } from '../../domain/trimmed-text.ts';
-import { AppError } from '../../errors/app-error.ts';
 import {
   API_KEY_AUDIT_TARGET_TYPE,
   type ApiKeyInfo,
@@ -15,7 +14,7 @@ import {
 } from '../../security/api-keys.ts';
 import { BUILT_IN_ROLES } from '../../security/rbac.ts';
 import type { SecurityDb } from '../../security/security-tables.ts';
-import { createLimitSchema, cursorSchema, storedIdSchema } from '../params.ts';
+import { createLimitSchema, cursorSchema } from '../params.ts';
 import { problemResponses } from '../problem.ts';
 
 export interface AdminKeyRoutesOptions {
@@ -136,15 +135,7 @@ export function registerAdminKeyRoutes(app: FastifyInstance, options: AdminKeyRo
     },
     async (request) => {
       const { limit, cursor } = request.query;
-      // A key id, read as stored (lower case) like every id parameter.
-      const before = cursor === undefined ? undefined : storedIdSchema.safeParse(cursor);
-      if (before?.success === false) {
-        throw new AppError('INVALID_CURSOR', 'The cursor is not one returned by this endpoint.');
-      }
-      const page = await listApiKeyPage(db, request.actor.tenantId, {
-        limit,
-        ...(before === undefined ? {} : { before: before.data }),
-      });
+      const page = await listApiKeyPage(db, request.actor.tenantId, { limit, cursor });
       return { items: page.items.map(toDto), nextCursor: page.nextCursor };
     },
   );
