@@ -59,8 +59,9 @@ export function redactErrorResponses(redact: Redact, base: typeof fetch): typeof
 
 /**
  * The error a provider reported inside a streamed answer, with the secrets `redact` knows removed:
- * an Error's message, stack and response body (the provider packages make an APICallError of it),
- * along its cause chain, changed in place (it was made for this call); a plain report copied.
+ * an Error's message, stack, response body (the provider packages make an APICallError of it) and
+ * unreadable line (a JSONParseError's text), along its cause chain, changed in place (it was made
+ * for this call); a plain report copied.
  */
 function redactReportedError(error: unknown, redact: Redact): unknown {
   if (error instanceof Error) {
@@ -69,6 +70,8 @@ function redactReportedError(error: unknown, redact: Redact): unknown {
       redactField(current, 'message', redact);
       redactField(current, 'stack', redact);
       redactField(current, 'responseBody', redact);
+      // A JSONParseError's: the line of the answer that could not be read.
+      redactField(current, 'text', redact);
       current = current.cause;
     }
     return error;
@@ -88,7 +91,11 @@ function redactReportedError(error: unknown, redact: Redact): unknown {
  * fields cannot be set (a DOMException's message is a getter), and setting one that holds no
  * secret would throw for nothing.
  */
-function redactField(error: Error, field: 'message' | 'stack' | 'responseBody', redact: Redact): void {
+function redactField(
+  error: Error,
+  field: 'message' | 'stack' | 'responseBody' | 'text',
+  redact: Redact,
+): void {
   const text = (error as unknown as Record<string, unknown>)[field];
   if (typeof text !== 'string') return;
   const redacted = redact(text);

@@ -1,7 +1,7 @@
 // Classifies what a provider call threw (retryable or not, Retry-After) and turns it into an
 // AppError whose message a user can act on: which provider, what HTTP status, what to check.
 
-import { APICallError, InvalidResponseDataError, NoOutputGeneratedError } from 'ai';
+import { APICallError, InvalidResponseDataError, JSONParseError, NoOutputGeneratedError } from 'ai';
 import { headOf } from '../../domain/text-cut.ts';
 import { AppError, coerceError } from '../../errors/app-error.ts';
 import { blockedPortReason, fetchBlockedPort, isBlockedPortFailure } from '../../errors/fetch-failure.ts';
@@ -279,6 +279,18 @@ export function classifyProviderError(error: unknown): ClassifiedFailure {
     return { kind: 'timeout', retryable: true, detail: error.message };
   if (error instanceof StreamInterruptedError || isUnfinishedStream(error)) {
     return { kind: 'network', retryable: true, detail: new StreamInterruptedError().message };
+  }
+  // A line of a streamed answer that is not JSON (cut, or mangled on the way): the provider's answer
+  // is broken, not the request, and the same request is answered whole the next time, as after a
+  // 5xx. Retried before any output and after some alike: the runtime then says that the answer
+  // starts over. A line that is JSON of another shape (TypeValidationError) is not: a server that
+  // speaks another format would answer so again.
+  if (JSONParseError.isInstance(error)) {
+    return {
+      kind: 'server',
+      retryable: true,
+      detail: `a line of the streamed answer could not be read (not JSON): ${shorten(error.text)}`,
+    };
   }
   // fetch refused the port itself, before any connection (the config refuses such a base URL, but a
   // redirect or a stored URL may still lead there): it will refuse it on every attempt.
