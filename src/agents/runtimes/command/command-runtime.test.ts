@@ -49,13 +49,14 @@ const runtime = createCommandRuntime({
     slow: runner(['sh', '-c', 'sleep 30'], { timeoutSeconds: 1 }),
     tree: runner(['sh', '-c', 'sleep 30 & echo "child $!"; wait']),
     'run-id': runner(['sh', '-c', 'echo "run $MAOS_RUN_ID"; exec sleep 30']),
-    // Exits at once, while a process of another session keeps its stdout open for a while (the
-    // program waits until that process is in its own session: the group is killed at its exit; the
-    // process does not carry MAOS_RUN_ID, so it is not killed with the run).
+    // Exits once told to (a file `go` in its workspace), while a process of another session keeps
+    // its stdout open for a while (the program waits until that process is in its own session: the
+    // group is killed at its exit; the process does not carry MAOS_RUN_ID, so it is not killed with
+    // the run).
     'exit-then-close': runner([
       'sh',
       '-c',
-      'env -u MAOS_RUN_ID setsid sh -c \'touch "$0"; exec sleep 3\' "$HOME/in-own-session" & while [ ! -e "$HOME/in-own-session" ]; do sleep 0.01; done; echo done',
+      'env -u MAOS_RUN_ID setsid sh -c \'touch "$0"; exec sleep 3\' "$HOME/in-own-session" & while [ ! -e "$HOME/in-own-session" ] || [ ! -e go ]; do sleep 0.01; done; rm go; echo done',
     ]),
     // Starts a daemon that must live on (no MAOS_RUN_ID) without redirecting its output: it holds
     // the run's pipes open for a minute. Its pid goes to a file in the workspace once it is in its
@@ -244,7 +245,8 @@ console.log(outcome);
     const { ctx } = context(controller.signal);
     const record = join(dir, 'runs', 'task-1-1.json');
     const running = runtime.run(task('exit-then-close'), ctx);
-    assert.ok(existsSync(record));
+    await waitFor(() => existsSync(record), 10_000, 'the run record');
+    writeFileSync(join(dir, 'workspaces', 'sess-1', 'go'), '');
     // The record is forgotten when the program exits; its pipes stay open until the sleep ends.
     await waitFor(() => !existsSync(record), 10_000, 'the program to exit');
     controller.abort(new AppError('TIMEOUT', 'shutdown'));
@@ -412,6 +414,50 @@ console.log(outcome);
     } finally {
       process.umask(previous);
     }
+  });
+
+  test('the directories holding workspaces, HOMEs, temporary directories and records are made again when removed between runs', async () => {
+    const dataDir = mkdtempSync(join(dir, 'parents-'));
+    const again = createCommandRuntime({
+      dataDir,
+      runners: { where: runner(['sh', '-c', 'echo "$HOME|$TMPDIR|$PWD"']) },
+    });
+    const run = async () => {
+      const { output } = await again.run(task('where'), context().ctx);
+      const [home, tmp, cwd] = output.split('|');
+      assert.ok(home?.startsWith(join(dataDir, 'homes', 'maos-home-')), home);
+      assert.ok(tmp?.startsWith(join(dataDir, 'tmp', 'maos-tmp-')), tmp);
+      assert.equal(cwd, join(dataDir, 'workspaces', 'sess-1'));
+    };
+    await run();
+    // Made once by the first run; an operator cleaning up the data directory removes them.
+    for (const name of ['workspaces', 'homes', 'tmp', 'runs'])
+      rmSync(join(dataDir, name), { recursive: true });
+    await run();
+    for (const name of ['workspaces', 'homes', 'tmp', 'runs']) {
+      assert.equal(statSync(join(dataDir, name)).mode & 0o777, 0o700, name);
+    }
+  });
+
+  test('a workspace that cannot be created fails the run as RUNNER_FAILED saying where', async () => {
+    const nowhere = createCommandRuntime({
+      dataDir: '/dev/null/data',
+      homesDir: mkdtempSync(join(dir, 'homes-')),
+      tempsDir: mkdtempSync(join(dir, 'temps-')),
+      runners: { tool: runner(['true']) },
+    });
+    await assert.rejects(
+      async () => nowhere.run(task('tool'), context().ctx),
+      (error: unknown) => {
+        assert.ok(error instanceof AppError, String(error));
+        assert.equal(error.code, 'RUNNER_FAILED');
+        assert.match(
+          error.message,
+          /could not start: cannot create its workspace in \/dev\/null\/data\/workspaces/,
+        );
+        return true;
+      },
+    );
   });
 
   test("each run has a private temporary directory (TMPDIR, TMP, TEMP), not the server's, removed when it ends, also after a crash", async () => {

@@ -2,9 +2,8 @@
 // caller) as a child process without a shell, in its own process group so the whole tree can be
 // killed on timeout, cancellation or shutdown. Output streams into the session's events.
 import { type ChildProcess, type ChildProcessByStdio, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { RunnerConfig } from '../../../config/schema.ts';
 import { checkRunnerAccess, runnerNotAllowed } from '../../../domain/runner-access.ts';
@@ -13,8 +12,15 @@ import { AppError } from '../../../errors/app-error.ts';
 import { newId } from '../../../store/ids.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
 import { killRunLeftoversInBackground, readProcessStat } from './child-process-groups.ts';
-import { makeOwnerOnlyDir, OWNER_ONLY_DIR_MODE } from './owner-only.ts';
-import { RUN_TEMP_PREFIX, recordRun, runTempsDir, TASK_HOME_PREFIX, taskHomesDir } from './run-records.ts';
+import { createOwnerOnlyParents, createRunDirs, type OwnerOnlyParents, removeRunDirs } from './run-dirs.ts';
+import {
+  RUN_TEMP_PREFIX,
+  recordRun,
+  runRecordsDir,
+  runTempsDir,
+  TASK_HOME_PREFIX,
+  taskHomesDir,
+} from './run-records.ts';
 import type { RunnerAccessCheck } from './runner-access.ts';
 import { sessionWorkspaceDir, workspacesDir } from './session-workspaces.ts';
 
@@ -94,6 +100,8 @@ function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 /** Creates the runtime for the configured runners. */
 export function createCommandRuntime(options: CommandRuntimeOptions): AgentRuntime {
   const inherited = pickInheritedEnv(options.baseEnv ?? {});
+  // Made owner-only at their first use, not at every start.
+  const parents = createOwnerOnlyParents();
   return {
     kind: 'command',
     hasRunner: (runner) => Object.hasOwn(options.runners, runner),
@@ -121,44 +129,10 @@ export function createCommandRuntime(options: CommandRuntimeOptions): AgentRunti
         homesDir,
         tempsDir,
         inherited,
+        parents,
       });
     },
   };
-}
-
-/**
- * Creates a directory of the run's own (a fresh name under `parent`, mode 0700 whatever the umask),
- * `what` it is for the error should it fail:
- * - its HOME: tools such as git, npm and pip write there, which the server's own HOME does not allow
- *   on a read-only root file system, and which the tasks of other sessions and tenants must not
- *   share (a `~/.gitconfig` or `~/.npmrc` one of them wrote);
- * - its temporary directory: in the server's shared TMPDIR one run could read another's temporary
- *   files, or plant one where another would pick it up.
- */
-function createRunDir(runnerName: string, parent: string, prefix: string, what: string): string {
-  try {
-    makeOwnerOnlyDir(parent);
-    const path = mkdtempSync(join(parent, prefix));
-    // mkdtemp asks for 0700, which a umask could still take bits off.
-    chmodSync(path, OWNER_ONLY_DIR_MODE);
-    return path;
-  } catch (error) {
-    throw new AppError(
-      'RUNNER_FAILED',
-      `Runner ${runnerName} could not start: cannot create its ${what} in ${parent}: ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
-}
-
-/** Removes a run's own directories (HOME, temporary directory); logs those it could not remove. */
-async function removeRunDirs(dirs: readonly string[], ctx: RuntimeContext, why: string): Promise<void> {
-  for (const dir of dirs) {
-    // The group is dead; `rm` retries a few times should an escaped process still add files.
-    await rm(dir, { recursive: true, force: true, maxRetries: 3 }).catch((error: unknown) => {
-      ctx.logger.warn({ err: error, dir }, `could not remove a directory of a runner that ${why}`);
-    });
-  }
 }
 
 /**
@@ -193,7 +167,7 @@ function cannotStart(
   return new AppError('RUNNER_FAILED', `Runner ${runnerName} could not start: ${why}`, { cause: error });
 }
 
-function runCommand(
+async function runCommand(
   runnerName: string,
   runner: RunnerConfig,
   task: RuntimeTask,
@@ -204,15 +178,38 @@ function runCommand(
     homesDir: string;
     tempsDir: string;
     inherited: Record<string, string>;
+    parents: OwnerOnlyParents;
   },
 ): Promise<RuntimeResult> {
-  const { dataDir, replicaDir, homesDir, tempsDir, inherited } = where;
-  const cwd = runner.cwd ? resolve(runner.cwd) : sessionWorkspaceDir(dataDir, task.sessionId);
-  if (!runner.cwd) {
-    // Owner-only, also the directory of every session's workspace (a runner's `cwd` is the
-    // operator's to set up).
-    makeOwnerOnlyDir(workspacesDir(dataDir));
-    makeOwnerOnlyDir(cwd);
+  const { dataDir, replicaDir, homesDir, tempsDir, inherited, parents } = where;
+  if (ctx.signal.aborted) throw ctx.signal.reason;
+  // Off the event loop: the session's workspace (owner-only, also the directory of every session's
+  // workspace; a runner's `cwd` is the operator's to set up), a HOME of the task's own unless the
+  // runner's `env` names one, a temporary directory of the run's own unless it names a TMPDIR; and
+  // the directory of the run records, written while the run starts.
+  const [{ cwd, home, tmp }] = await Promise.all([
+    createRunDirs(
+      parents,
+      {
+        runnerName,
+        runnerCwd: runner.cwd ? resolve(runner.cwd) : undefined,
+        workspace: { root: workspacesDir(dataDir), dir: sessionWorkspaceDir(dataDir, task.sessionId) },
+        homeParent: Object.hasOwn(runner.env, 'HOME')
+          ? undefined
+          : { dir: homesDir, prefix: TASK_HOME_PREFIX },
+        tempParent: Object.hasOwn(runner.env, 'TMPDIR')
+          ? undefined
+          : { dir: tempsDir, prefix: RUN_TEMP_PREFIX },
+      },
+      ctx,
+    ),
+    // Best effort, as the record is (recordRun makes it itself should it be missing).
+    parents.ensure(runRecordsDir(replicaDir)).catch(() => {}),
+  ]);
+  const ownDirs = [home, tmp].filter((dir) => dir !== undefined);
+  if (ctx.signal.aborted) {
+    await removeRunDirs(ownDirs, ctx, 'did not start');
+    throw ctx.signal.reason;
   }
   // Of this run alone (a task given back runs again under the same attempt): every process the
   // runner starts inherits it, so the next start finds those a crash left, in its group or not.
@@ -229,36 +226,15 @@ function runCommand(
     MAOS_ATTEMPT: String(task.attempt),
     MAOS_RUN_ID: runId,
   };
+  if (home !== undefined) env.HOME = home;
+  // The run's temporary directory, or the runner's TMPDIR: also its TMP and TEMP unless set too.
+  const tempDir = tmp ?? runner.env.TMPDIR;
+  if (tempDir !== undefined) {
+    for (const name of TEMP_DIR_VARIABLES) {
+      if (!Object.hasOwn(runner.env, name)) env[name] = tempDir;
+    }
+  }
   return new Promise<RuntimeResult>((resolvePromise, rejectPromise) => {
-    if (ctx.signal.aborted) {
-      rejectPromise(ctx.signal.reason);
-      return;
-    }
-    // A HOME of the task's own, unless the runner's `env` names one.
-    const home = Object.hasOwn(runner.env, 'HOME')
-      ? undefined
-      : createRunDir(runnerName, homesDir, TASK_HOME_PREFIX, 'HOME');
-    if (home !== undefined) env.HOME = home;
-    // A temporary directory of the run's own, unless the runner's `env` names one (its TMPDIR, then
-    // also its TMP and TEMP unless set too).
-    let tmp: string | undefined;
-    if (!Object.hasOwn(runner.env, 'TMPDIR')) {
-      try {
-        tmp = createRunDir(runnerName, tempsDir, RUN_TEMP_PREFIX, 'temporary directory');
-      } catch (error) {
-        void removeRunDirs(home === undefined ? [] : [home], ctx, 'did not start').finally(() =>
-          rejectPromise(error),
-        );
-        return;
-      }
-    }
-    const tempDir = tmp ?? runner.env.TMPDIR;
-    if (tempDir !== undefined) {
-      for (const name of TEMP_DIR_VARIABLES) {
-        if (!Object.hasOwn(runner.env, name)) env[name] = tempDir;
-      }
-    }
-    const ownDirs = [home, tmp].filter((dir) => dir !== undefined);
     const [program, ...args] = runner.command as [string, ...string[]];
     // Refused before any process started, nothing runs: its directories go at once and the run fails
     // as one that could not start, not with a bare `spawn E2BIG` or a TypeError.

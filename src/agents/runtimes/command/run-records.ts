@@ -31,7 +31,8 @@ export const TASK_HOME_PREFIX = 'maos-home-';
 /** Likewise for the runs' private temporary directories. */
 export const RUN_TEMP_PREFIX = 'maos-tmp-';
 
-function runsDir(dataDir: string): string {
+/** Where the records of running runners go: `<dataDir>/runs`. */
+export function runRecordsDir(dataDir: string): string {
   return join(resolve(dataDir), 'runs');
 }
 
@@ -71,19 +72,27 @@ export function recordRun(
   runId?: string,
   tmp?: string,
 ): () => void {
-  const dir = runsDir(dataDir);
+  const dir = runRecordsDir(dataDir);
   const file = join(dir, `${name}.json`);
+  const record: RunRecord = {
+    pid,
+    startTime: readStartTime(pid),
+    ...(home === undefined ? {} : { home }),
+    ...(runId === undefined ? {} : { runId }),
+    ...(tmp === undefined ? {} : { tmp }),
+  };
+  // Owner-only: it names the run's id and HOME (the umask can only take bits off 0600).
+  const write = () => writeFileSync(file, JSON.stringify(record), { mode: OWNER_ONLY_FILE_MODE });
   try {
-    makeOwnerOnlyDir(dir);
-    const record: RunRecord = {
-      pid,
-      startTime: readStartTime(pid),
-      ...(home === undefined ? {} : { home }),
-      ...(runId === undefined ? {} : { runId }),
-      ...(tmp === undefined ? {} : { tmp }),
-    };
-    // Owner-only: it names the run's id and HOME (the umask can only take bits off 0600).
-    writeFileSync(file, JSON.stringify(record), { mode: OWNER_ONLY_FILE_MODE });
+    // Written at once, in the tick that started the run. Its directory is made owner-only before
+    // the first run (the command runtime), here only should it be missing.
+    try {
+      write();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      makeOwnerOnlyDir(dir);
+      write();
+    }
   } catch {
     // Best effort: a run without a record is only unprotected against a later crash.
     return () => {};
@@ -96,7 +105,7 @@ export function recordRun(
  * directories; returns how many runs still had processes.
  */
 export function killOrphanedRuns(dataDir: string): number {
-  const dir = runsDir(dataDir);
+  const dir = runRecordsDir(dataDir);
   let names: string[];
   try {
     names = readdirSync(dir).filter((name) => name.endsWith('.json'));
@@ -168,7 +177,7 @@ export function removeUnrecordedRunDirs(dataDir: string): number {
 
 /** The HOMEs and temporary directories the current run records name (resolved). */
 function readRecordedDirs(dataDir: string): string[] {
-  const dir = runsDir(dataDir);
+  const dir = runRecordsDir(dataDir);
   let names: string[];
   try {
     names = readdirSync(dir).filter((name) => name.endsWith('.json'));
