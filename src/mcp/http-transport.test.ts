@@ -140,3 +140,48 @@ describe('activity notes of a session followed on another replica', () => {
     assert.equal(activityIntervalMs(1800_000), 15_000);
   });
 });
+
+describe('idle MCP sessions and the wall clock', () => {
+  test('a step of the wall clock is no idle time: a session in use stays open', async (t) => {
+    const config = loadConfig({
+      env: {},
+      overrides: { host: '127.0.0.1', mcp: { sessionIdleSeconds: 3 }, rateLimit: { enabled: false } },
+    });
+    const service = createFakeSessionService();
+    const app = await buildHttpServer({
+      config,
+      service,
+      logger: createLogger({ level: 'silent' }),
+      readiness: async () => ({}),
+      listRoles: () => [],
+      authenticate: async () => ({ tenantId: 'default', principalId: 'someone' }),
+      plugins: [createMcpHttpPlugin({ service, config })],
+    });
+    t.after(() => app.close());
+    const post = (payload: unknown, headers: Record<string, string> = {}) =>
+      app.inject({
+        method: 'POST',
+        url: '/mcp',
+        headers: {
+          accept: 'application/json, text/event-stream',
+          'content-type': 'application/json',
+          ...headers,
+        },
+        payload: payload as Record<string, unknown>,
+      });
+    const opened = await post(INITIALIZE);
+    assert.equal(opened.statusCode, 200);
+    const sessionId = String(opened.headers['mcp-session-id']);
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+    // The system clock is set an hour ahead (NTP step, a VM resumed) right after the session was used.
+    t.mock.timers.setTime(Date.now() + 3_600_000);
+    // Past the first idle sweep (every mcp.sessionIdleSeconds), before the session is idle for as long.
+    await new Promise((resolve) => setTimeout(resolve, 3_300));
+    const listed = await post(
+      { jsonrpc: '2.0', id: 2, method: 'tools/list' },
+      { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' },
+    );
+    // Before: the sweep took the jump for an hour without requests and closed the session (404).
+    assert.equal(listed.statusCode, 200, listed.body);
+  });
+});

@@ -90,6 +90,7 @@ interface McpSessionEntry {
   transport: WebStandardStreamableHTTPServerTransport;
   mcp: MaosMcpServer;
   owner: Actor;
+  /** When it was last used, by the monotonic clock (performance.now): a step of the wall clock is no idle time. */
   lastSeenAt: number;
   /** Open SSE responses; a session listening for notifications is not idle. */
   openStreams: number;
@@ -312,7 +313,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
         logger,
       }),
       owner: { ...owner },
-      lastSeenAt: Date.now(),
+      lastSeenAt: performance.now(),
       openStreams: 0,
       releaseSlot,
       ...(eventStore ? { eventStore } : {}),
@@ -459,7 +460,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     entry.openStreams += 1;
     body.once('close', () => {
       entry.openStreams -= 1;
-      entry.lastSeenAt = Date.now();
+      entry.lastSeenAt = performance.now();
     });
   }
 
@@ -645,7 +646,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       }
       entry = found;
     }
-    entry.lastSeenAt = Date.now();
+    entry.lastSeenAt = performance.now();
     // A resumed request stream with nothing more to come (answered, or cancelled: no response) is
     // served from the log and ends there; the SDK would keep it open for a response.
     let resumed: FoundStream | undefined;
@@ -778,7 +779,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
    * keepActiveElsewhere). Sessions whose activity cannot be read stay open until the next sweep.
    */
   async function closeIdleSessions(): Promise<void> {
-    const cutoff = Date.now() - idleMs;
+    const cutoff = performance.now() - idleMs;
     const idle = [...sessions.entries()].filter(
       ([, entry]) => entry.openStreams === 0 && entry.lastSeenAt < cutoff,
     );
@@ -800,7 +801,10 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     }
     for (const [mcpSessionId, entry] of idle) {
       const activeElsewhere = elsewhere.get(mcpSessionId);
-      if (activeElsewhere !== undefined) entry.lastSeenAt = Math.max(entry.lastSeenAt, activeElsewhere);
+      // Noted by the wall clock (the only one replicas share): its age, on the monotonic clock.
+      if (activeElsewhere !== undefined) {
+        entry.lastSeenAt = Math.max(entry.lastSeenAt, performance.now() - (Date.now() - activeElsewhere));
+      }
       // Still idle, also after the read (a request or a stream may have come meanwhile).
       if (sessions.get(mcpSessionId) === entry && entry.openStreams === 0 && entry.lastSeenAt < cutoff) {
         void closeEntry(entry);
