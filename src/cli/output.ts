@@ -1,5 +1,6 @@
 // Rendering for the `maos` CLI: human output (aligned tables, colours only on a TTY without
 // NO_COLOR, one line per event) or exactly one JSON document / JSON lines with --json.
+import type { Writable } from 'node:stream';
 import { headOf } from '../domain/text-cut.ts';
 import type { EventDto, SessionDto, SessionSummaryDto, TaskDto } from '../http/dto.ts';
 import type { CliError } from './exit-codes.ts';
@@ -18,6 +19,12 @@ export interface Output {
   printJson(value: unknown): void;
   /** Writes a value as one compact JSON line on stdout (JSON lines). */
   printJsonLine(value: unknown): void;
+  /**
+   * Resolves once stdout has taken in what was written, at once while its buffer is below its
+   * high-water mark: a command printing a long stream awaits it between items, so a slow reader (a
+   * pipe to `less`, a busy consumer) slows the reading instead of the output piling up in memory.
+   */
+  drained(): Promise<void>;
   /** Prints `error CODE: message` and the details on stderr. */
   printError(error: CliError): void;
   paint: Painter;
@@ -60,11 +67,28 @@ export function createOutput(options: OutputOptions): Output {
     note: (text) => void stderr.write(`${text}\n`),
     printJson: (value) => void stdout.write(`${JSON.stringify(value, null, 2)}\n`),
     printJsonLine: (value) => void stdout.write(`${JSON.stringify(value)}\n`),
+    drained: () => drained(stdout),
     printError: (error) => {
       stderr.write(`${paint.red('error')} ${error.code}: ${error.message}\n`);
       for (const detail of error.details) stderr.write(`  - ${detail}\n`);
     },
   };
+}
+
+/** Resolves when `stream` no longer needs a 'drain' (also when it closed or failed: nothing to wait for). */
+function drained(stream: NodeJS.WritableStream): Promise<void> {
+  if (!(stream as Partial<Writable>).writableNeedDrain) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      stream.off('error', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+    stream.on('error', done);
+  });
 }
 
 function createPainter(enabled: boolean): Painter {

@@ -123,22 +123,28 @@ async function printLogs(ctx: CliContext, command: Command): Promise<number> {
   const taskNames = indexTaskNames(session.tasks);
   // The pieces of a streamed line (a model's paragraph) continue one line.
   const printer = createLogPrinter(out, taskNames);
-  const printLines = (events: EventDto[]) => {
-    for (const event of events) printer.print(event);
-    printer.end();
+  // One event printed, then a wait while stdout's buffer is full: the next page or streamed event
+  // is read only as fast as the reader of stdout takes them.
+  const printLine = (event: EventDto) => {
+    printer.print(event);
+    return out.drained();
+  };
+  const printJsonLine = (event: EventDto) => {
+    out.printJsonLine(event);
+    return out.drained();
   };
   if (tail !== undefined) {
     const { events, newestSeq } = await firstRequest(() => readLastEvents(client, id, tail));
     if (!options.follow) {
       if (out.json) out.printJson(events);
-      else printLines(events);
+      else {
+        for (const event of events) await printLine(event);
+        printer.end();
+      }
       return EXIT.OK;
     }
     // Followed as JSON lines, like the events that come after them.
-    for (const event of events) {
-      if (out.json) out.printJsonLine(event);
-      else printer.print(event);
-    }
+    for (const event of events) await (out.json ? printJsonLine(event) : printLine(event));
     afterSeq = newestSeq;
   } else if (!options.follow) {
     // Read from `afterSeq` on, not from the start: the server pages the rest. Each page is printed
@@ -147,7 +153,7 @@ async function printLogs(ctx: CliContext, command: Command): Promise<number> {
     if (out.json) await printJsonArray(out, (print) => readAllEvents(client, id, print, afterSeq));
     else {
       try {
-        await readAllEvents(client, id, (event) => printer.print(event), afterSeq);
+        await readAllEvents(client, id, printLine, afterSeq);
       } finally {
         // A page that failed after others were printed: their last line is still ended.
         printer.end();
@@ -160,10 +166,7 @@ async function printLogs(ctx: CliContext, command: Command): Promise<number> {
       afterSeq,
       signal: ctx.interruptSignal(),
       retryForMs,
-      onEvent: (event) => {
-        if (out.json) out.printJsonLine(event);
-        else printer.print(event);
-      },
+      onEvent: (event) => (out.json ? printJsonLine(event) : printLine(event)),
       onReconnect: (attempt, lastSeq, { error, delayMs, connected }) => {
         printer.end();
         const what = connected ? `connection lost after #${lastSeq}` : 'event stream not open yet';
@@ -181,17 +184,27 @@ async function printLogs(ctx: CliContext, command: Command): Promise<number> {
 
 /**
  * The events `read` hands over, printed one by one as the JSON array `out.printJson` would print
- * of them all (two-space indentation).
+ * of them all (two-space indentation), each once stdout has taken the one before. A read that
+ * fails once the array has begun still closes it: stdout stays one JSON document, the events read
+ * so far, while the error on stderr and the exit status say the log is not whole. A read that fails
+ * before the first event prints nothing, as any failed command.
  */
 async function printJsonArray(
   out: CliContext['out'],
-  read: (print: (event: EventDto) => void) => Promise<void>,
+  read: (print: (event: EventDto) => Promise<void>) => Promise<void>,
 ): Promise<void> {
   let printed = 0;
-  await read((event) => {
-    // JSON text has no raw line breaks inside strings: every one is the layout's, indented once more.
-    out.write(`${printed === 0 ? '[\n' : ',\n'}  ${JSON.stringify(event, null, 2).replaceAll('\n', '\n  ')}`);
-    printed += 1;
-  });
-  out.write(printed === 0 ? '[]\n' : '\n]\n');
+  try {
+    await read((event) => {
+      // JSON text has no raw line breaks inside strings: every one is the layout's, indented once more.
+      out.write(
+        `${printed === 0 ? '[\n' : ',\n'}  ${JSON.stringify(event, null, 2).replaceAll('\n', '\n  ')}`,
+      );
+      printed += 1;
+      return out.drained();
+    });
+  } finally {
+    if (printed > 0) out.write('\n]\n');
+  }
+  if (printed === 0) out.write('[]\n');
 }

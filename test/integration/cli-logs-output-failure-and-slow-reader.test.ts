@@ -1,0 +1,175 @@
+// `maos logs <id>` prints the log page by page. Two things a script reading its stdout relies on:
+// - a read that fails part-way (the server going away between two pages) exits non-zero and still
+//   leaves one valid JSON array of the events read so far on stdout with --json; the array was left
+//   open (`[` and events, no `]`), which no JSON parser reads;
+// - a slow reader of stdout (a pipe to a busy consumer) slows the reading instead of the printed
+//   pages piling up in memory: stdout's buffer stays within its high-water mark and one event.
+// The CLI runs in this process against the real server; its stdout is a stream whose reader takes
+// each chunk only on the next turn of the event loop.
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { runCli } from '../../src/cli/program.ts';
+import type { NewEvent } from '../../src/domain/events.ts';
+import { appendEvents } from '../../src/store/event-store.ts';
+import {
+  readAllEvents,
+  requestJson,
+  startTestServer,
+  type TestServer,
+  waitForSession,
+} from '../fixtures/server.ts';
+
+/** More than two pages of the server (100 events each). */
+const LINES = 250;
+/** stdout's high-water mark in these runs: far less than one page of events. */
+const HIGH_WATER_MARK = 1024;
+
+/** A started server holding a session with LINES output events; its id. */
+async function startServerWithLog(): Promise<{ server: TestServer; id: string }> {
+  const server = await startTestServer();
+  const created = await requestJson<{ id: string; tenantId: string; tasks: Array<{ id: string }> }>(
+    `${server.url}/v1/sessions`,
+    {
+      method: 'POST',
+      body: { objective: 'long log', agents: [{ name: 'w', role: 'qa', task: 't', runner: 'sleep' }] },
+    },
+  );
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const id = created.body.id;
+  await waitForSession<{ status: string; tasks: Array<{ status: string }> }>(server.url, id, (session) =>
+    session.tasks.every((task) => task.status === 'running'),
+  );
+  const taskId = created.body.tasks[0]?.id ?? '';
+  const lines: NewEvent[] = Array.from({ length: LINES }, (_, i) => ({
+    type: 'task.output',
+    data: { taskId, name: 'w', stream: 'stdout', line: `out${i} ${'x'.repeat(40)}` },
+  }));
+  await server.app.database.db.transaction().execute(async (trx) => {
+    await appendEvents(trx, { id, tenantId: created.body.tenantId }, lines, Date.now());
+  });
+  return { server, id };
+}
+
+/** A stdout whose reader takes each chunk on the next turn of the event loop; records its fill. */
+function slowStdout() {
+  let text = '';
+  let largestChunk = 0;
+  let mostBuffered = 0;
+  const stream = new Writable({
+    highWaterMark: HIGH_WATER_MARK,
+    write(chunk, _encoding, done) {
+      // What the writer left waiting here, this chunk included.
+      mostBuffered = Math.max(mostBuffered, this.writableLength);
+      largestChunk = Math.max(largestChunk, chunk.length);
+      text += String(chunk);
+      setImmediate(done);
+    },
+  });
+  return {
+    stream,
+    text: () => text,
+    largestChunk: () => largestChunk,
+    mostBuffered: () => mostBuffered,
+  };
+}
+
+function collect() {
+  let text = '';
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      text += String(chunk);
+      done();
+    },
+  });
+  return { stream, text: () => text };
+}
+
+describe('maos logs --json, the server gone between two pages', { timeout: 120_000 }, () => {
+  let server: TestServer;
+  let id: string;
+
+  before(async () => {
+    ({ server, id } = await startServerWithLog());
+  });
+
+  after(async () => {
+    await server?.close();
+  });
+
+  test('exits non-zero and leaves one JSON array of the events read so far', async () => {
+    let pages = 0;
+    const realFetch = globalThis.fetch;
+    globalThis.fetch = async (input, init) => {
+      if (String(input instanceof Request ? input.url : input).includes(`/v1/sessions/${id}/events`)) {
+        pages += 1;
+        // The second page is asked of a server that has stopped meanwhile: its connection is refused.
+        if (pages === 2) await server.close();
+      }
+      return realFetch(input, init);
+    };
+    const stdout = collect();
+    const stderr = collect();
+    let code: number;
+    try {
+      code = await runCli(['logs', id, '--json'], {
+        stdout: stdout.stream,
+        stderr: stderr.stream,
+        env: { server: server.url, noColor: true },
+      });
+    } finally {
+      globalThis.fetch = realFetch;
+    }
+    assert.equal(code, 3, stderr.text());
+    assert.match(stderr.text(), /^error UNREACHABLE: /m);
+    const events = JSON.parse(stdout.text()) as Array<{ seq: number }>;
+    assert.ok(events.length > 0 && events.length < LINES + 2, `events: ${events.length}`);
+    assert.deepEqual(
+      events.map((event) => event.seq),
+      events.map((_, i) => i + 1),
+      'the events of the pages read, in order',
+    );
+    assert.equal(stdout.text(), `${JSON.stringify(events, null, 2)}\n`);
+  });
+});
+
+describe('maos logs, a slow reader of stdout', { timeout: 120_000 }, () => {
+  let server: TestServer;
+  let id: string;
+
+  before(async () => {
+    ({ server, id } = await startServerWithLog());
+  });
+
+  after(async () => {
+    await server?.close();
+  });
+
+  for (const args of [['--json'], []]) {
+    test(`${args.join(' ') || 'text'}: stdout's buffer stays within its high-water mark and one event`, async () => {
+      const stdout = slowStdout();
+      const stderr = collect();
+      const code = await runCli(['logs', id, ...args], {
+        stdout: stdout.stream,
+        stderr: stderr.stream,
+        env: { server: server.url, noColor: true },
+      });
+      assert.equal(code, 0, stderr.text());
+      // The reader takes in the rest: every event, all of it.
+      await new Promise((resolve) => stdout.stream.end(resolve));
+      const stored = await readAllEvents<{ seq: number }>(server.url, id);
+      if (args.includes('--json')) {
+        assert.equal(stdout.text(), `${JSON.stringify(stored, null, 2)}\n`);
+      } else {
+        assert.equal(stdout.text().match(/^#\d+ /gm)?.length, stored.length);
+        assert.equal(stdout.text().match(/out\d+ x{40}/g)?.length, LINES);
+      }
+      // One event's output is a few chunks of at most largestChunk each; a page is a hundred events.
+      const bound = HIGH_WATER_MARK + 4 * stdout.largestChunk();
+      assert.ok(
+        stdout.mostBuffered() <= bound,
+        `stdout held ${stdout.mostBuffered()} bytes unread at once (bound ${bound})`,
+      );
+    });
+  }
+});
