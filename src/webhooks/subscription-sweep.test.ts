@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
+import SqliteDatabase from 'better-sqlite3';
 import type { CompiledQuery } from 'kysely';
 import { copyMigratedSqlite } from '../../test/fixtures/migrated-sqlite.ts';
 import { startWebhookReceiver } from '../../test/fixtures/webhook-receiver.ts';
@@ -16,7 +17,7 @@ import { createLogger } from '../observability/logger.ts';
 import { createSecretStore } from '../security/secret-store.ts';
 import { generateKekEntry, parseKekRing } from '../security/secrets.ts';
 import type { SecurityDb } from '../security/security-tables.ts';
-import { createDatabase } from '../store/db.ts';
+import { createDatabase, resolveSqlitePath } from '../store/db.ts';
 import { DEFAULT_TENANT_ID } from '../store/migrations/0001-foundation.ts';
 import { runRetentionPass } from '../store/retention.ts';
 import { startDeliveryWorker } from './delivery-worker.ts';
@@ -236,4 +237,45 @@ test('a disabling fails the pending backlog in batches; one cut short is finishe
   assert.equal(enabled.disabledAt, null);
   assert.deepEqual(sweeps, [['disabled', 'w-enable', { batches: 2, rows: 1200 }]]);
   assert.equal(await store.countOf('w-enable', 'failed'), 1200);
+});
+
+test('enable fails deliveries that came after its sweep in batches too, none left pending and none sent after it', async (t) => {
+  const store = await sweepStore(t);
+  await store.subscribe('w-late');
+  await store.db
+    .updateTable('webhooks')
+    .set({ disabled_at: AT, disabled_reason: 'the receiver answered 410 Gone' })
+    .where('id', '=', 'w-late')
+    .execute();
+  await store.backlog('w-late', 1200);
+  // Deliveries enqueued between the sweep and the transaction that enables it (events that read it
+  // still enabled), more than a batch of them: written on a connection of their own, at once.
+  const other = new SqliteDatabase(resolveSqlitePath(store.config));
+  t.after(() => other.close());
+  const insert = other.prepare(
+    `insert into webhook_deliveries (id, tenant_id, webhook_id, event, session_id, payload, status, attempts, next_attempt_at, created_at)
+     values (?, ?, 'w-late', 'session.completed', 's1', '{}', 'pending', 0, ?, ?)`,
+  );
+  let late = 0;
+  const sweeps: SweepResult[] = [];
+  const service = store.service((_kind, _id, result) => {
+    sweeps.push(result);
+    if (late > 0) return;
+    for (late = 0; late < 1500; late++)
+      insert.run(`late-${String(late).padStart(6, '0')}`, DEFAULT_TENANT_ID, AT, AT);
+  });
+  store.statements.length = 0;
+  const enabled = await service.enable(DEFAULT_TENANT_ID, 'w-late');
+  assert.equal(enabled.disabledAt, null);
+  assert.equal(await store.countOf('w-late', 'pending'), 0, 'none left to be sent after it');
+  assert.equal(await store.countOf('w-late', 'failed'), 2700);
+  const failing = deliveryWrites(store.statements, 'update');
+  assert.ok(failing.length >= 4, 'two batches of the backlog, two of what came after');
+  for (const index of failing) {
+    assert.ok(
+      store.statements[index]?.parameters.includes(SWEEP_BATCH_SIZE),
+      `a batch of at most ${SWEEP_BATCH_SIZE}: ${store.statements[index]?.sql}`,
+    );
+  }
+  assert.deepEqual(sweeps[0], { batches: 2, rows: 1200 });
 });

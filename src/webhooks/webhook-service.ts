@@ -14,8 +14,8 @@ import { isPostgres } from '../store/advisory-lock.ts';
 import { newId } from '../store/ids.ts';
 import { generateWebhookSecret } from './signature.ts';
 import {
-  DISABLED_ERROR,
   deleteDeliveriesOf,
+  failPendingBatch,
   failPendingOf,
   SWEEP_BATCH_SIZE,
   type SweepResult,
@@ -174,8 +174,8 @@ export function createWebhookService(options: WebhookServiceOptions): WebhookSer
   // Parsed once at start: a bad keyring is a startup error, not a per-request one.
   const ring = options.kekRing ? parseKekRing(options.kekRing) : null;
 
-  async function ownWebhook(tenantId: string, id: string, on: WebhooksDb = db): Promise<void> {
-    const row = await on
+  async function ownWebhook(tenantId: string, id: string): Promise<void> {
+    const row = await db
       .selectFrom('webhooks')
       .select('id')
       .where('id', '=', id)
@@ -267,39 +267,45 @@ export function createWebhookService(options: WebhookServiceOptions): WebhookSer
     },
     async enable(tenantId, id) {
       await ownWebhook(tenantId, id);
-      // What its disabling has not failed yet (a sweep cut short by a stop) is failed first, batch by
-      // batch while it is still disabled: deliveries missed while it was disabled are never sent.
-      const swept = await failPendingOf(db, id, now(), { batchSize });
-      options.onSweep?.('disabled', id, swept);
-      return db.transaction().execute(async (trx) => {
-        await ownWebhook(tenantId, id, trx);
-        // An active subscription keeps its count of failed deliveries in a row: enabling it changes
-        // nothing, so it is still disabled at `webhooks.disableAfterFailedDeliveries`.
-        const enabled = await trx
-          .updateTable('webhooks')
-          .set({ disabled_at: null, disabled_reason: null, consecutive_failures: 0 })
-          .where('id', '=', id)
-          .where('disabled_at', 'is not', null)
-          .executeTakeFirst();
-        // A delivery enqueued as it was being disabled (its event read it still enabled) and not
-        // claimed since: failed with the others (a few rows at most: a disabled one gets no new ones).
-        if (Number(enabled.numUpdatedRows) > 0) {
+      for (;;) {
+        // What its disabling has not failed yet (a sweep cut short by a stop) is failed first, batch by
+        // batch while it is still disabled: deliveries missed while it was disabled are never sent.
+        const swept = await failPendingOf(db, id, now(), { batchSize });
+        options.onSweep?.('disabled', id, swept);
+        const enabled = await db.transaction().execute(async (trx) => {
+          // PostgreSQL: a disabling (or a delete) committing meanwhile is waited for, then seen.
+          let owned = trx
+            .selectFrom('webhooks')
+            .select('id')
+            .where('id', '=', id)
+            .where('tenant_id', '=', tenantId);
+          if (isPostgres(trx)) owned = owned.forUpdate();
+          if (!(await owned.executeTakeFirst())) {
+            throw new AppError('NOT_FOUND', 'No such webhook in this tenant');
+          }
+          // A delivery enqueued as it was being disabled (its event read it still enabled) and not
+          // claimed since is failed with the others, in the transaction that enables it: at most a
+          // batch, as every write over its deliveries is (other writes go in between). A full batch
+          // means more are left: they are failed batch by batch first, while it is still disabled.
+          // Nothing when it is active: enabling an active subscription changes nothing.
+          if ((await failPendingBatch(trx, id, now(), batchSize)) >= batchSize) return null;
+          // An active subscription keeps its count of failed deliveries in a row: enabling it changes
+          // nothing, so it is still disabled at `webhooks.disableAfterFailedDeliveries`.
           await trx
-            .updateTable('webhook_deliveries')
-            .set({ status: 'failed', next_attempt_at: now(), last_error: DISABLED_ERROR })
-            .where('webhook_id', '=', id)
-            .where('status', '=', 'pending')
+            .updateTable('webhooks')
+            .set({ disabled_at: null, disabled_reason: null, consecutive_failures: 0 })
+            .where('id', '=', id)
+            .where('disabled_at', 'is not', null)
             .execute();
-        }
-        const row = await trx
-          .selectFrom('webhooks')
-          .select(['id', 'url', 'events', 'created_at', 'disabled_at', 'disabled_reason'])
-          .where('id', '=', id)
-          .executeTakeFirst();
-        // PostgreSQL: deleted by a transaction whose lock on the row the update waited for.
-        if (!row) throw new AppError('NOT_FOUND', 'No such webhook in this tenant');
-        return toWebhook(row);
-      });
+          const row = await trx
+            .selectFrom('webhooks')
+            .select(['id', 'url', 'events', 'created_at', 'disabled_at', 'disabled_reason'])
+            .where('id', '=', id)
+            .executeTakeFirstOrThrow();
+          return toWebhook(row);
+        });
+        if (enabled !== null) return enabled;
+      }
     },
     async delete(tenantId, id) {
       await db.transaction().execute(async (trx) => {
