@@ -42,6 +42,7 @@ import { createMeRoutesPlugin } from './http/routes/me.ts';
 import { createQuotaRoutesPlugin } from './http/routes/quotas.ts';
 import { createSessionPlanRoutesPlugin } from './http/routes/session-plans.ts';
 import { createSessionSteeringRoutesPlugin } from './http/routes/session-steering.ts';
+import { createSessionTaskRoutesPlugin } from './http/routes/session-tasks.ts';
 import { createTenantProviderRoutesPlugin } from './http/routes/tenant-providers.ts';
 import { createUsageRoutesPlugin } from './http/routes/usage.ts';
 import { createWebhookRoutesPlugin } from './http/routes/webhooks.ts';
@@ -422,6 +423,11 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           logger,
         }),
         createSessionPlanRoutesPlugin({ db: database.db, whenDurable: () => engine.queue.whenDurable() }),
+        createSessionTaskRoutesPlugin({
+          db: database.db,
+          maxPageSize: config.http.maxPageSize,
+          whenDurable: () => engine.queue.whenDurable(),
+        }),
         createTenantProviderRoutesPlugin({ credentials: providerCredentials }),
         createUsageRoutesPlugin({ db: database.db }),
         createMeRoutesPlugin({ getPrincipal: security.http.getPrincipal }),

@@ -177,6 +177,13 @@ export const sessionPageSchema = z
   })
   .meta({ id: 'SessionPage' });
 
+export const taskPageSchema = z
+  .object({
+    items: z.array(taskSchema),
+    nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last.'),
+  })
+  .meta({ id: 'TaskPage' });
+
 export const eventSchema = z
   .object({
     sessionId: z.string(),

@@ -74,6 +74,7 @@ const BASES: Record<string, (ids: Ids) => Base> = {
   'GET /v1/sessions/{id}': (ids) => ({ path: { id: ids.completed } }),
   'DELETE /v1/sessions/{id}': (ids) => ({ path: { id: ids.deletable } }),
   'GET /v1/sessions/{id}/plans': (ids) => ({ path: { id: ids.completed } }),
+  'GET /v1/sessions/{id}/tasks': (ids) => ({ path: { id: ids.completed }, query: [['limit', '5']] }),
   'GET /v1/sessions/{id}/events': (ids) => ({
     path: { id: ids.completed },
     query: [

@@ -224,6 +224,13 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   expectStatus(await api.call('GET', `/v1/sessions/${approveId}`), 200);
   expectStatus(await api.call('GET', `/v1/sessions/${approveId}/plans`), 200);
   expectStatus(await api.call('GET', `/v1/sessions/${MISSING_ID}/plans`), 404, 'SESSION_NOT_FOUND');
+  const tasks = `/v1/sessions/${approveId}/tasks`;
+  const firstTasks = await api.call('GET', `${tasks}?limit=1`);
+  expectStatus(firstTasks, 200);
+  const taskCursor = (firstTasks.body as { nextCursor: string | null }).nextCursor;
+  if (taskCursor) expectStatus(await api.call('GET', `${tasks}?limit=1&cursor=${taskCursor}`), 200);
+  expectStatus(await api.call('GET', `${tasks}?cursor=bad`), 400, 'INVALID_CURSOR');
+  expectStatus(await api.call('GET', `/v1/sessions/${MISSING_ID}/tasks`), 404, 'SESSION_NOT_FOUND');
 
   // Events: JSON pages both ways, SSE, and the per-tenant stream cap.
   const events = `/v1/sessions/${approveId}/events`;

@@ -1,0 +1,131 @@
+// A session's tasks a page at a time, in plan order (GET /v1/sessions/:id/tasks): keyset pagination
+// on (position, id) over the index of migration 0034, so a page reads its own rows, not the session's.
+import type { Kysely } from 'kysely';
+import type { TaskRecord } from '../domain/types.ts';
+import { AppError } from '../errors/app-error.ts';
+import { toTaskRecord } from './rows.ts';
+import type { Database } from './schema.ts';
+import { getSessionRow } from './session-store.ts';
+
+interface TaskPosition {
+  position: number;
+  id: string;
+}
+
+/**
+ * Marks a task cursor apart from the other lists' (a sessions cursor is a pair too): one given to
+ * the wrong list is refused as INVALID_CURSOR instead of being read as a position.
+ */
+const TASK_CURSOR_TAG = 't';
+
+const STORED_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Opaque cursor: base64url of the last task's (position, id), tagged. */
+export function encodeTaskCursor(position: TaskPosition): string {
+  return Buffer.from(JSON.stringify([TASK_CURSOR_TAG, position.position, position.id])).toString('base64url');
+}
+
+/**
+ * Parses a task cursor; INVALID_CURSOR when encodeTaskCursor did not produce it (also one with a
+ * character changed that base64 decoding would let pass: it must encode back to itself).
+ */
+export function decodeTaskCursor(cursor: string): TaskPosition {
+  try {
+    if (!/^[A-Za-z0-9_-]{1,512}$/.test(cursor)) throw new Error('shape');
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (
+      Array.isArray(value) &&
+      value.length === 3 &&
+      value[0] === TASK_CURSOR_TAG &&
+      Number.isSafeInteger(value[1]) &&
+      typeof value[2] === 'string' &&
+      STORED_ID.test(value[2])
+    ) {
+      const position = { position: value[1] as number, id: value[2] };
+      if (encodeTaskCursor(position) === cursor) return position;
+    }
+  } catch {
+    // Falls through to the error below.
+  }
+  throw new AppError(
+    'INVALID_CURSOR',
+    'The cursor is not one returned by this endpoint; start again without it',
+  );
+}
+
+/** A page of a session's tasks and the cursor of the next one (null on the last). */
+export interface TaskPage {
+  items: TaskRecord[];
+  nextCursor: string | null;
+}
+
+/**
+ * `limit` tasks of the session after `cursor`, in plan order (position, then id); SESSION_NOT_FOUND
+ * for a session of another tenant or none. Tasks a re-plan appends come after every task there was
+ * (their positions are higher), so pages already read stay as they were.
+ */
+export async function listSessionTaskPage(
+  db: Kysely<Database>,
+  tenantId: string,
+  sessionId: string,
+  query: { limit: number; cursor?: string },
+): Promise<TaskPage> {
+  const after = query.cursor === undefined ? undefined : decodeTaskCursor(query.cursor);
+  await getSessionRow(db, tenantId, sessionId);
+  let select = db
+    .selectFrom('tasks')
+    .selectAll()
+    .where('session_id', '=', sessionId)
+    .where('tenant_id', '=', tenantId);
+  if (after) {
+    select = select.where((eb) =>
+      eb.or([
+        eb('position', '>', after.position),
+        eb.and([eb('position', '=', after.position), eb('id', '>', after.id)]),
+      ]),
+    );
+  }
+  const rows = await select
+    .orderBy('position')
+    .orderBy('id')
+    .limit(query.limit + 1)
+    .execute();
+  const page = rows.slice(0, query.limit);
+  const dependsOn = await loadPageDependencyNames(
+    db,
+    sessionId,
+    page.map((row) => row.id),
+  );
+  const items = page.map((row) => toTaskRecord(row, dependsOn.get(row.id) ?? []));
+  const last = page.at(-1);
+  const nextCursor =
+    rows.length > query.limit && last
+      ? encodeTaskCursor({ position: Number(last.position), id: last.id })
+      : null;
+  return { items, nextCursor };
+}
+
+/** task id → names of the tasks it depends on (in plan order), for the tasks of one page. */
+async function loadPageDependencyNames(
+  db: Kysely<Database>,
+  sessionId: string,
+  taskIds: readonly string[],
+): Promise<Map<string, string[]>> {
+  const names = new Map<string, string[]>();
+  if (taskIds.length === 0) return names;
+  const rows = await db
+    .selectFrom('task_dependencies as d')
+    .innerJoin('tasks as t', 't.id', 'd.depends_on_task_id')
+    .select(['d.task_id', 't.name'])
+    .where('d.session_id', '=', sessionId)
+    .where('d.task_id', 'in', taskIds)
+    .orderBy('t.position')
+    .orderBy('t.id')
+    .execute();
+  for (const row of rows) {
+    const list = names.get(row.task_id);
+    if (list) list.push(row.name);
+    else names.set(row.task_id, [row.name]);
+  }
+  return names;
+}
