@@ -30,8 +30,18 @@ interface DiscoveryDocument {
 }
 
 type RemoteKeySet = ReturnType<typeof createRemoteJWKSet>;
-/** Finds the key that verifies a token (jose's remote key set behind a back-off, see withFetchBackoff). */
+/**
+ * Finds the key that verifies a token: jose's remote key set, refetched for an unknown `kid` by
+ * withKeyRotation, behind the back-off of withFetchBackoff.
+ */
 type KeySet = (...args: Parameters<RemoteKeySet>) => ReturnType<RemoteKeySet>;
+
+/** The key set of withKeyRotation: finds a token's key, and tells the keys it holds. */
+interface RotatingKeySet {
+  keyFor: KeySet;
+  /** The keys last fetched while still fresh (`jwksCacheMaxAgeMs`), else undefined. */
+  freshKeys(): ReturnType<RemoteKeySet['jwks']>;
+}
 
 /** Path of the MCP endpoint under the server's base URL (src/mcp/http-transport.ts). */
 const MCP_ENDPOINT_PATH = '/mcp';
@@ -55,6 +65,13 @@ export function acceptedAudiences(audience: string): string[] {
  */
 export const DISCOVERY_RETRY_MS = 5000;
 
+/**
+ * Least time between two fetches of the key set for tokens naming a `kid` it lacks, whatever the
+ * last fetch found (capped by `auth.oidc.jwksCooldownMs`): what jose's own `cooldownDuration` is,
+ * short here, since the cooldown proper starts only from a fetch that found nothing (withKeyRotation).
+ */
+export const JWKS_REFETCH_FLOOR_MS = 1000;
+
 const STRICT_TYP = 'at+jwt';
 const LENIENT_TYPS = new Set(['at+jwt', 'application/at+jwt', 'jwt']);
 
@@ -73,37 +90,22 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
   const now = options.now ?? (() => new Date());
   const fetchImpl = options.fetch ?? globalThis.fetch;
   let keySet: Promise<KeySet> | null = null;
-  /** The last discovery failure, answered again until `untilMs` (DISCOVERY_RETRY_MS). */
-  let failure: { error: unknown; untilMs: number } | null = null;
-  /** Until when the IdP is not asked again after its last failure (discovery or key set), in ms. */
-  let backoffUntilMs = 0;
-  const backOff = (untilMs: number) => {
-    backoffUntilMs = untilMs;
-  };
+  // One back-off for both steps: discovery until it succeeds, then (it is never done again) the
+  // fetches of the key set.
+  const backoff = createIdpBackoff(now);
 
   function getKeySet(): Promise<KeySet> {
     if (!keySet) {
-      if (failure && now().getTime() < failure.untilMs) return Promise.reject(failure.error);
+      const failed = backoff.failure();
+      if (failed) return Promise.reject(failed.error);
       keySet = discover(issuer as string, config.httpTimeoutMs, fetchImpl).then((doc) =>
-        withFetchBackoff(
-          createRemoteJWKSet(new URL(doc.jwks_uri), {
-            cooldownDuration: config.jwksCooldownMs,
-            cacheMaxAge: config.jwksCacheMaxAgeMs,
-            timeoutDuration: config.httpTimeoutMs,
-            [customFetch]: fetchImpl,
-          }),
-          now,
-          backOff,
-        ),
+        withFetchBackoff(withKeyRotation(doc.jwks_uri, config, fetchImpl, now), backoff),
       );
       keySet.then(
-        () => {
-          failure = null;
-        },
+        () => backoff.clear(),
         (error: unknown) => {
           keySet = null;
-          failure = { error, untilMs: now().getTime() + DISCOVERY_RETRY_MS };
-          backOff(failure.untilMs);
+          backoff.fail(error);
         },
       );
     }
@@ -115,7 +117,7 @@ export function createOidcVerifier(config: OidcConfig, options: OidcVerifierOpti
    * (rounded up; none when it is not waited for).
    */
   function unavailable(error: AppError): AppError {
-    const waitMs = backoffUntilMs - now().getTime();
+    const waitMs = (backoff.failure()?.untilMs ?? 0) - now().getTime();
     if (waitMs <= 0) return error;
     return new AppError(error.code, error.message, {
       cause: error.cause,
@@ -185,41 +187,117 @@ const KEY_SELECTION_ERRORS = new Set([
 ]);
 
 /**
- * The remote key set with the discovery's back-off. jose fetches the keys again for every token
- * while the set is stale (`jwksCacheMaxAgeMs`) or the token names an unknown `kid`, also after a
- * fetch failed, so each token would pass one request on to a failing IdP (a 503 is not charged to
- * the caller's rate limit). After a failed fetch, tokens get that failure for DISCOVERY_RETRY_MS
- * without asking again (`onBackoff` is told until when); those signed with a key of the still-fresh
+ * The identity provider's last failure, of discovery or of a fetch of its keys: answered again
+ * until `untilMs` (DISCOVERY_RETRY_MS after it) without asking the IdP, and the Retry-After of each
+ * 503 meanwhile. The one record of that deadline.
+ */
+interface IdpBackoff {
+  /** The failure still answered now, or null once the IdP may be asked again. */
+  failure(): { error: unknown; untilMs: number } | null;
+  fail(error: unknown): void;
+  /** The IdP answered: nothing is waited for. */
+  clear(): void;
+}
+
+function createIdpBackoff(now: () => Date): IdpBackoff {
+  let last: { error: unknown; untilMs: number } | null = null;
+  return {
+    failure: () => (last !== null && now().getTime() < last.untilMs ? last : null),
+    fail(error) {
+      last = { error, untilMs: now().getTime() + DISCOVERY_RETRY_MS };
+    },
+    clear() {
+      last = null;
+    },
+  };
+}
+
+// A token whose signing key the fetched set does not hold (jose's ERR_JWKS_NO_MATCHING_KEY).
+const isUnknownKey = (error: unknown): boolean =>
+  (error as { code?: unknown }).code === 'ERR_JWKS_NO_MATCHING_KEY';
+
+/**
+ * The IdP's key set (jose), fetched again for a token naming a `kid` it lacks, as on a key
+ * rotation. jose's own cooldown (`cooldownDuration`) counts from the last fetch of any kind, the
+ * first one included, so a rotation just after a fetch locked the new key's tokens out for the
+ * whole cooldown (30 s). Here the cooldown (`jwksCooldownMs`) starts only from a fetch that still
+ * had no key for the token that asked for it: what a flood of made-up `kid`s gets, one fetch per
+ * cooldown. Otherwise an unknown `kid` fetches the set again once JWKS_REFETCH_FLOOR_MS has passed
+ * since the last fetch; tokens arriving while a fetch is under way wait for it, none starts another.
+ * Both are measured on the verifier's clock.
+ */
+function withKeyRotation(
+  jwksUri: string,
+  config: OidcConfig,
+  fetchImpl: typeof fetch,
+  now: () => Date,
+): RotatingKeySet {
+  const floorMs = Math.min(JWKS_REFETCH_FLOOR_MS, config.jwksCooldownMs);
+  /** When the last fetch of the set started (jose's first and stale ones, and ours). */
+  let lastFetchMs = Number.NEGATIVE_INFINITY;
+  /** Until when an unknown `kid` fetches nothing, after a fetch that found nothing for one. */
+  let quietUntilMs = 0;
+  const remote = createRemoteJWKSet(new URL(jwksUri), {
+    // Never jose's refetch on an unknown kid: this function decides it.
+    cooldownDuration: Number.POSITIVE_INFINITY,
+    cacheMaxAge: config.jwksCacheMaxAgeMs,
+    timeoutDuration: config.httpTimeoutMs,
+    [customFetch]: (url: string, init: RequestInit) => {
+      lastFetchMs = now().getTime();
+      return fetchImpl(url, init);
+    },
+  });
+  const mayFetch = (): boolean => {
+    const at = now().getTime();
+    return at >= quietUntilMs && at >= lastFetchMs + floorMs;
+  };
+  const keyFor: KeySet = async (header, token) => {
+    try {
+      return await remote(header, token);
+    } catch (error) {
+      if (!isUnknownKey(error) || (!remote.reloading && !mayFetch())) throw error;
+    }
+    // Joins the fetch under way, if any.
+    await remote.reload();
+    try {
+      return await remote(header, token);
+    } catch (error) {
+      if (isUnknownKey(error)) quietUntilMs = now().getTime() + config.jwksCooldownMs;
+      throw error;
+    }
+  };
+  return { keyFor, freshKeys: () => (remote.fresh ? remote.jwks() : undefined) };
+}
+
+/**
+ * The key set with the IdP's back-off. jose fetches the keys again for every token while the set
+ * is stale (`jwksCacheMaxAgeMs`), and withKeyRotation for a token naming an unknown `kid`, also
+ * after a fetch failed, so each token would pass one request on to a failing IdP (a 503 is not
+ * charged to the caller's rate limit). After a failed fetch, tokens get that failure for
+ * DISCOVERY_RETRY_MS without asking again (`backoff`); those signed with a key of the still-fresh
  * set verify with it meanwhile.
  */
-function withFetchBackoff(
-  remote: RemoteKeySet,
-  now: () => Date,
-  onBackoff: (untilMs: number) => void,
-): KeySet {
-  let failure: { error: unknown; untilMs: number } | null = null;
+function withFetchBackoff(keys: RotatingKeySet, backoff: IdpBackoff): KeySet {
   return async (header, token) => {
-    if (failure && now().getTime() < failure.untilMs) {
-      const cached = remote.fresh ? remote.jwks() : undefined;
-      if (cached === undefined) throw failure.error;
+    const failed = backoff.failure();
+    if (failed) {
+      const cached = keys.freshKeys();
+      if (cached === undefined) throw failed.error;
       try {
         return await createLocalJWKSet(cached)(header, token);
       } catch (error) {
         // Perhaps a key the IdP added since: only the failing fetch could tell.
-        if ((error as { code?: unknown }).code === 'ERR_JWKS_NO_MATCHING_KEY') throw failure.error;
+        if (isUnknownKey(error)) throw failed.error;
         throw error;
       }
     }
     try {
-      const key = await remote(header, token);
-      failure = null;
+      const key = await keys.keyFor(header, token);
+      backoff.clear();
       return key;
     } catch (error) {
       const code = (error as { code?: unknown }).code;
-      if (typeof code !== 'string' || !KEY_SELECTION_ERRORS.has(code)) {
-        failure = { error, untilMs: now().getTime() + DISCOVERY_RETRY_MS };
-        onBackoff(failure.untilMs);
-      }
+      if (typeof code !== 'string' || !KEY_SELECTION_ERRORS.has(code)) backoff.fail(error);
       throw error;
     }
   };

@@ -289,18 +289,68 @@ describe('OIDC access tokens from a real provider', { timeout: 60_000 }, () => {
     );
   });
 
-  test('key rotation: a new kid is refused inside the JWKS cooldown and accepted after it', async () => {
-    const verifier = createOidcVerifier(authConfig(idp.issuer, { jwksCooldownMs: 1000 }).oidc);
+  test('key rotation: a new kid is verified at once, also within jwksCooldownMs of the last fetch; made-up kids fetch once per cooldown', async () => {
+    // The default cooldown (30 s), on a clock that moves only when the test moves it; the JWKS
+    // requests the verifier sends are counted.
+    const start = Date.now();
+    const clock = { offsetMs: 0 };
+    let jwksFetches = 0;
+    const counting: typeof fetch = (input, init) => {
+      if (String(input instanceof Request ? input.url : input).endsWith('/jwks')) jwksFetches += 1;
+      return fetch(input, init);
+    };
+    const verifier = createOidcVerifier(authConfig(idp.issuer).oidc, {
+      now: () => new Date(start + clock.offsetMs),
+      fetch: counting,
+    });
+    const kidOf = (token: string): unknown =>
+      JSON.parse(Buffer.from(token.split('.')[0] as string, 'base64url').toString()).kid;
     await verifier.verify(await idp.getToken({ claims: { tenant_id: 'acme' } }));
+    assert.equal(jwksFetches, 1);
+
+    // The IdP rotates 2 s after that fetch: the new key's token is verified at once.
+    clock.offsetMs = 2000;
     const newKey = await idp.rotateKey();
     const rotated = await idp.getToken({ claims: { tenant_id: 'acme' } });
-    assert.equal(
-      JSON.parse(Buffer.from(rotated.split('.')[0] as string, 'base64url').toString()).kid,
-      newKey.kid,
-    );
-    await assert.rejects(verifier.verify(rotated), rejectsWith('INVALID_TOKEN', /signing key is unknown/));
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    assert.equal(kidOf(rotated), newKey.kid);
     assert.equal((await verifier.verify(rotated)).tenantId, 'acme');
+    assert.equal(jwksFetches, 2);
+
+    // Tokens naming a kid the IdP never published: one fetch finds nothing, and no other is sent
+    // for the cooldown, however many come (sent together or one after the other).
+    clock.offsetMs = 4000;
+    const now = Math.floor((start + clock.offsetMs) / 1000);
+    const madeUp = await signWithProviderKey(
+      idp,
+      { typ: 'at+jwt', kid: 'never-published' },
+      {
+        iss: idp.issuer,
+        aud: TEST_AUDIENCE,
+        sub: 'u',
+        client_id: CLIENT_ID,
+        iat: now,
+        exp: now + 600,
+        jti: 'j',
+      },
+    );
+    const unknownKey = rejectsWith('INVALID_TOKEN', /signing key is unknown/);
+    await Promise.all(Array.from({ length: 5 }, () => assert.rejects(verifier.verify(madeUp), unknownKey)));
+    for (let i = 0; i < 5; i += 1) await assert.rejects(verifier.verify(madeUp), unknownKey);
+    assert.equal(jwksFetches, 3);
+
+    // A rotation within that cooldown waits for its end: the protection against made-up kids.
+    clock.offsetMs = 10_000;
+    const newest = await idp.rotateKey();
+    const later = await idp.getToken({ claims: { tenant_id: 'acme' } });
+    assert.equal(kidOf(later), newest.kid);
+    await assert.rejects(verifier.verify(later), unknownKey);
+    assert.equal(jwksFetches, 3);
+    clock.offsetMs = 4000 + 30_001;
+    assert.equal((await verifier.verify(later)).tenantId, 'acme');
+    assert.equal(jwksFetches, 4);
+    // Still known: no fetch.
+    assert.equal((await verifier.verify(rotated)).tenantId, 'acme');
+    assert.equal(jwksFetches, 4);
   });
 
   test("a subject in MAOS's own principal namespaces (key:, cli:, local-mcp…) is refused, not merged", async () => {
