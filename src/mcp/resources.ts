@@ -259,10 +259,20 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
    * wait, so subscribes answered meanwhile count it against the cap. Before, the baseline was read
    * after the answer: an event landing in between became the baseline, and was never told.
    */
-  async function startWatch(uri: string, sessionId: string, actor: Actor): Promise<void> {
+  async function startWatch(
+    uri: string,
+    sessionId: string,
+    actor: Actor,
+    signal: AbortSignal,
+  ): Promise<void> {
     const started = watch(uri, sessionId, actor);
     watches.set(uri, started.stop);
     await started.baseline;
+    // Cancelled meanwhile (or its connection closed): it gets no answer, so it subscribed to nothing.
+    if (signal.aborted && watches.get(uri) === started.stop) {
+      started.stop();
+      watches.delete(uri);
+    }
   }
 
   /**
@@ -296,16 +306,20 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
       const target = await resolveTarget(uri, deps.resolveCaller(extra));
       // Roles do not change while the server runs: nothing to watch, but the subscribe is valid.
       if (target.kind === 'roles') return {};
+      // Cancelled, or its connection closed, while the session was read: a watch started now would
+      // never be stopped (the connection's watches were stopped when it closed).
+      if (extra.signal.aborted) return {};
       // A subscribe again restarts the watch, in the same slot: a watch can end for good while the
       // subscription stands (stdio remote mode, a server unavailable past the retry bound), and a
       // client that subscribes again expects notifications again.
       const running = watches.get(uri);
       if (running !== undefined) {
         running();
-        await startWatch(uri, target.detail.id, deps.resolveCaller(extra).actor);
+        await startWatch(uri, target.detail.id, deps.resolveCaller(extra).actor, extra.signal);
         return {};
       }
       if (watches.size >= MAX_SUBSCRIPTIONS) await releaseDeletedSessions(deps.resolveCaller(extra));
+      if (extra.signal.aborted) return {};
       if (watches.size >= MAX_SUBSCRIPTIONS) {
         throw new AppError(
           'RESOURCE_LIMIT_EXCEEDED',
@@ -313,7 +327,7 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
           { details: { limit: MAX_SUBSCRIPTIONS } },
         );
       }
-      await startWatch(uri, target.detail.id, deps.resolveCaller(extra).actor);
+      await startWatch(uri, target.detail.id, deps.resolveCaller(extra).actor, extra.signal);
       return {};
     }),
   );
