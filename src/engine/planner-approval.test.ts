@@ -854,6 +854,46 @@ describe('edits at a phase gate', () => {
   });
 });
 
+describe('runners of tasks that already ran', () => {
+  // A runner task ran in phase 0; since then the operator took the runner from the tenant (or
+  // from the config). The task stays in the plan as it ran (it cannot be removed or changed): its
+  // runner is not held against an edit of what is still to run.
+  const ship = { ...current('ship', 'qa', { started: true }), runner: 'tests', phase: 0 };
+  const atGate: EditedPlanSession = {
+    ...session([ship, { ...current('deepen', 'qa'), phase: 1 }]),
+    pendingPhase: 1,
+  };
+  const edit = (runner: string) => ({
+    phases: [
+      { name: 'build', tasks: [{ name: 'ship', role: 'qa', instructions: 'do ship', runner: 'tests' }] },
+      { name: 'next', tasks: [{ name: 'deepen', role: 'qa', instructions: 'do deepen, better', runner }] },
+    ],
+  });
+
+  test('a runner the tenant may no longer use does not refuse an edit of the tasks still to run', () => {
+    const noLonger = {
+      ...rules,
+      isKnownRunner: () => true,
+      mayUseRunner: (runner: string) => runner !== 'tests',
+    };
+    const plan = validateEditedPlan(edit('lint'), noLonger, atGate);
+    assert.equal(taskOf(plan, 1, 0).instructions, 'do deepen, better');
+    // A task still to run is held to it.
+    const error = failure(() => validateEditedPlan(edit('tests'), noLonger, atGate));
+    assert.match(error.message, /Runner 'tests' \(task deepen\) may not be used by your tenant/);
+    assert.doesNotMatch(error.message, /task ship/);
+  });
+
+  test('a runner no longer declared does not refuse an edit of the tasks still to run', () => {
+    const undeclared = { ...rules, isKnownRunner: (runner: string) => runner === 'lint' };
+    const plan = validateEditedPlan(edit('lint'), undeclared, atGate);
+    assert.equal(taskOf(plan, 1, 0).runner, 'lint');
+    const error = failure(() => validateEditedPlan(edit('tests'), undeclared, atGate));
+    assert.match(error.message, /task "deepen": runner "tests" is not declared/);
+    assert.doesNotMatch(error.message, /task "ship"/);
+  });
+});
+
 describe('schema problems of an edited plan', () => {
   test('name their path from `plan`, the plan itself included', () => {
     assert.match(

@@ -265,7 +265,7 @@ function checkInstructionLengths(edited: readonly EditedTask[], session: EditedP
   return errors;
 }
 
-/** Problems only an edited plan can have: runners, and tasks that already started. */
+/** Problems only an edited plan can have: runners of the tasks to run, and tasks that already started. */
 function checkEdit(
   edited: readonly EditedTask[],
   built: ReadonlyMap<string, GeneratedTask>,
@@ -274,14 +274,19 @@ function checkEdit(
   session: EditedPlanSession,
 ): string[] {
   const errors: string[] = [];
+  // A task that already ran stays as it ran (checked below): its runner, since taken from the config
+  // or the tenant, would refuse every edit of what is still to run, as nothing could change it.
+  const ran = (task: EditedTask) => session.tasks.get(task.name)?.started === true;
   for (const task of edited) {
     if (task.runner === undefined) continue;
-    if (!rules.isKnownRunner(task.runner))
+    if (!ran(task) && !rules.isKnownRunner(task.runner))
       errors.push(`task "${task.name}": runner "${task.runner}" is not declared in the server config`);
     if (typeof task.agent === 'string')
       errors.push(`task "${task.name}" runs runner "${task.runner}" and cannot reuse agent "${task.agent}"`);
   }
-  const declared = edited.filter((task) => task.runner !== undefined && rules.isKnownRunner(task.runner));
+  const declared = edited.filter(
+    (task) => !ran(task) && task.runner !== undefined && rules.isKnownRunner(task.runner),
+  );
   const refused = checkRunnerAccess(declared, rules.mayUseRunner);
   if (refused) errors.push(refused.message);
   for (const [name, current] of session.tasks) {
