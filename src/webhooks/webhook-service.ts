@@ -206,9 +206,13 @@ export function createWebhookService(options: WebhookServiceOptions): WebhookSer
       const createdAt = now();
       const secret = generateWebhookSecret();
       await db.transaction().execute(async (trx) => {
-        // PostgreSQL: concurrent creates of one tenant queue on its row, so the cap holds exactly.
+        // PostgreSQL: concurrent creates of one tenant queue on its row, so the cap holds exactly. FOR
+        // NO KEY UPDATE, which another create's takes in turn, not FOR UPDATE: every insert of the
+        // tenant's rows (a session, its tasks, events …) takes KEY SHARE on that row for its foreign
+        // key, which FOR UPDATE conflicts with and this does not. With FOR UPDATE a create waited for
+        // every open transaction that had inserted such a row, and they all waited for the create.
         if (isPostgres(trx)) {
-          await sql`select id from tenants where id = ${tenantId} for update`.execute(trx);
+          await sql`select id from tenants where id = ${tenantId} for no key update`.execute(trx);
         }
         const count = await trx
           .selectFrom('webhooks')
