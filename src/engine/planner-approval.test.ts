@@ -894,6 +894,36 @@ describe('runners of tasks that already ran', () => {
   });
 });
 
+describe('roles of tasks that already ran', () => {
+  // A custom role may be deleted once no unfinished task has it: the task of phase 0 that had it
+  // ran. It stays in the plan as it ran (it cannot be removed or changed): its role is not held
+  // against an edit of what is still to run.
+  const atGate: EditedPlanSession = {
+    ...session([
+      { ...current('verse', 'poet', { started: true }), phase: 0 },
+      { ...current('deepen', 'qa'), phase: 1 },
+    ]),
+    pendingPhase: 1,
+  };
+  const edit = (role: string) => ({
+    phases: [
+      { name: 'write', tasks: [{ name: 'verse', role: 'poet', instructions: 'do verse' }] },
+      { name: 'next', tasks: [{ name: 'deepen', role, instructions: 'do deepen, better' }] },
+    ],
+  });
+
+  test('a role deleted since does not refuse an edit of the tasks still to run', () => {
+    const plan = validateEditedPlan(edit('qa'), rules, atGate);
+    assert.equal(taskOf(plan, 1, 0).instructions, 'do deepen, better');
+  });
+
+  test('a task still to run may not take that role', () => {
+    const error = failure(() => validateEditedPlan(edit('poet'), rules, atGate));
+    assert.match(error.message, /task "deepen": unknown role "poet"/);
+    assert.doesNotMatch(error.message, /task "verse"/);
+  });
+});
+
 describe('schema problems of an edited plan', () => {
   test('name their path from `plan`, the plan itself included', () => {
     assert.match(

@@ -459,6 +459,7 @@ export function checkEditedPlan(
     previousPhaseSinks: [],
     agents: session.agents,
     limits: limitsForEdit(rules, session),
+    ranTasks: new Set([...session.tasks.values()].filter((task) => task.started).map((task) => task.name)),
   });
   const body = checked.ok ? checked.plan : toPlanBody(phases, []);
   for (const task of body.phases.flatMap((phase) => phase.tasks) as GeneratedTask[]) {

@@ -41,6 +41,11 @@ export interface PlanContext {
   previousPhaseSinks: readonly string[];
   agents: readonly ExistingAgent[];
   limits: PlanLimits;
+  /**
+   * Tasks of the plan that already ran (an edit at a phase gate): their role is not checked. A custom
+   * role may be deleted once no unfinished task has it, and these never run again.
+   */
+  ranTasks?: ReadonlySet<string>;
 }
 
 export type PlanCheck = { ok: true; plan: PlanBody } | { ok: false; errors: string[] };
@@ -120,7 +125,8 @@ export function checkGeneratedPhases(phases: readonly PhaseToCheck[], ctx: PlanC
   const newAgentsPerRole = new Map<string, number>();
   for (const [index, phase] of phases.entries()) {
     for (const task of phase.tasks) {
-      if (!ctx.isKnownRole(task.role)) errors.push(`task "${task.name}": unknown role "${task.role}"`);
+      if (!ctx.ranTasks?.has(task.name) && !ctx.isKnownRole(task.role))
+        errors.push(`task "${task.name}": unknown role "${task.role}"`);
       for (const dep of task.depends_on) {
         if (dep === task.name) errors.push(`task "${task.name}" depends on itself`);
         else if (!seen.has(dep) && !earlier.has(dep))
