@@ -138,7 +138,10 @@ describe('command runtime', { timeout: 30_000 }, () => {
   });
 
   test('a program that cannot start fails clearly', async () => {
-    await assert.rejects(runtime.run(task('missing'), context().ctx), /could not start/);
+    await assert.rejects(
+      runtime.run(task('missing'), context().ctx),
+      /^AppError: Runner missing could not start: spawn \/nonexistent\/program ENOENT$/,
+    );
   });
 
   test('a runner refused before it starts fails as RUNNER_FAILED saying why, and leaves no HOME', async () => {
@@ -458,6 +461,41 @@ console.log(outcome);
         return true;
       },
     );
+  });
+
+  test("what a runner creates is owner-only (umask 077), whatever the server's umask; its words stay words", async () => {
+    const previous = process.umask(0o022);
+    try {
+      const dataDir = mkdtempSync(join(dir, 'umask-'));
+      const notExecutable = join(dataDir, 'not-executable');
+      writeFileSync(notExecutable, '#!/bin/sh\n', { mode: 0o644 });
+      const modes = createCommandRuntime({
+        dataDir,
+        runners: {
+          files: runner([
+            'sh',
+            '-c',
+            'echo x > out.txt && mkdir -p dist/sub && cp out.txt dist/sub/copy.txt && stat -c %a out.txt dist dist/sub dist/sub/copy.txt && umask',
+          ]),
+          // Each argument reaches the program as it is written: none is shell text.
+          words: runner(['printf', '%s|', '$(touch injected)', '; touch injected', '"$@"', '*', '-c']),
+          'not-executable': runner([notExecutable]),
+        },
+      });
+      const { output } = await modes.run(task('files'), context().ctx);
+      assert.deepEqual(output.split('\n'), ['600', '700', '700', '600', '0077']);
+      const words = await modes.run(task('words'), context().ctx);
+      assert.equal(words.output, '$(touch injected)|; touch injected|"$@"|*|-c|');
+      assert.ok(!existsSync(join(dataDir, 'workspaces', 'sess-1', 'injected')));
+      await assert.rejects(modes.run(task('not-executable'), context().ctx), (error: unknown) => {
+        assert.ok(error instanceof AppError);
+        assert.equal(error.code, 'RUNNER_FAILED');
+        assert.equal(error.message, `Runner not-executable could not start: spawn ${notExecutable} EACCES`);
+        return true;
+      });
+    } finally {
+      process.umask(previous);
+    }
   });
 
   test("each run has a private temporary directory (TMPDIR, TMP, TEMP), not the server's, removed when it ends, also after a crash", async () => {
