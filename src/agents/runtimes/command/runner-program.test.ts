@@ -36,7 +36,7 @@ test('checkProgram finds a program as execvp does: by its path, else in each PAT
 
 test('underOwnerOnlyUmask runs the program itself (exec: the same pid) with its words as they are', () => {
   const [file, args] = underOwnerOnlyUmask('sh', ['-c', 'echo "$$ $(umask) $1|$2"', 'zero', '$HOME', "a'b"]);
-  const run = spawnSync(file, args, { encoding: 'utf8', detached: true });
+  const run = spawnSync(file, args, { encoding: 'utf8' });
   assert.equal(run.status, 0, run.stderr);
   assert.equal(run.stdout, `${run.pid} 0077 $HOME|a'b\n`);
 });
