@@ -23,6 +23,7 @@ async function startApp(append: AuditLog['append'], auditWaitMs: number) {
       consumeMore: async () => ({ allowed: true, headers: {} }) as never,
       isExhausted: async () => false,
       chargeMark: () => 0,
+      admitCheck: async () => null,
     },
     auditLog: { append } as unknown as AuditLog,
     realm: 'maos',

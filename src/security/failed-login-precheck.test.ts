@@ -19,7 +19,12 @@ import { createApiKey } from './api-keys.ts';
 import type { Authenticator } from './authenticate.ts';
 import { createSecurity, type Security } from './create-security.ts';
 import { createHttpSecurity } from './http-security-plugin.ts';
-import { createChargedNetworks, createRateLimiter, type RateLimitConfig } from './rate-limit.ts';
+import {
+  createChargedNetworks,
+  createCheckTurns,
+  createRateLimiter,
+  type RateLimitConfig,
+} from './rate-limit.ts';
 import type { SecurityDb } from './security-tables.ts';
 
 const WRONG_KEY = `maos_000000000000_${'A'.repeat(43)}`;
@@ -68,14 +73,29 @@ function countingPool(url: string, holdCharges = false) {
 async function startReplica(
   url: string,
   security: Security,
-  options: { holdKey?: Promise<void>; holdCharges?: boolean } = {},
+  options: { holdKey?: Promise<void>; holdCharges?: boolean; holdUntilChecked?: number } = {},
 ) {
   const { pool, reads, heldCharges } = countingPool(url, options.holdCharges);
   const checked: string[] = [];
+  const started: (() => void)[] = [];
   const authenticator: Authenticator = {
     mode: security.authenticator.mode,
     async authenticate(source, authOptions) {
       checked.push(String(source.authorization));
+      // With holdUntilChecked: each verification starts only once that many have begun, or 200 ms
+      // after it was asked (the time only ends the wait when no more come; it decides no outcome),
+      // so that the credentials of a burst are in verification at once.
+      const wanted = options.holdUntilChecked ?? 0;
+      if (checked.length >= wanted) for (const go of started.splice(0)) go();
+      else {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 200);
+          started.push(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
       // Lets a test hold a valid key's answer until another request is answered.
       const principal = await security.authenticator.authenticate(source, authOptions);
       await options.holdKey;
@@ -233,6 +253,19 @@ describe('failed-login pre-check on PostgreSQL', { timeout: 60_000 }, () => {
     assert.deepEqual([await wrong, await valid], [401, 429]);
   });
 
+  test('a burst of wrong credentials from one address is verified at most `points` at a time: the rest wait, then are refused unchecked', async () => {
+    const a = await replica({ holdUntilChecked: 20 });
+    const ip = '192.0.2.6';
+    const answers = await Promise.all(Array.from({ length: 20 }, () => a.call(ip, WRONG_KEY)));
+    // Points 2: two verified together; a third may start as the first failure frees its slot,
+    // before the second is charged. Every other guess waited and found the address exhausted.
+    assert.ok(a.checked.length <= 3, `${a.checked.length} credentials verified`);
+    assert.equal(answers.filter((status) => status === 401).length, 2, JSON.stringify(answers));
+    assert.equal(answers.filter((status) => status === 429).length, 18, JSON.stringify(answers));
+    // Another address is not held back by it.
+    assert.equal(await a.call('192.0.2.7', key), 200);
+  });
+
   test('every address of an IPv6 /64 shares the memory of its failures', async () => {
     const a = await replica();
     assert.deepEqual(
@@ -243,6 +276,38 @@ describe('failed-login pre-check on PostgreSQL', { timeout: 60_000 }, () => {
     assert.equal(await a.call('2001:db8:5:6:ffff::3', key), 429);
     assert.equal(a.checked.length, checked);
     assert.equal(await a.call('2001:db8:5:7::1', key), 200);
+  });
+});
+
+describe('turns of credential verification', () => {
+  test('at most `width` per network at once; the next in line gets a turn given back, in order', async () => {
+    const turns = createCheckTurns(2);
+    const first = await turns.take('a');
+    const second = await turns.take('a');
+    const order: string[] = [];
+    const third = turns.take('a').then((giveBack) => {
+      order.push('third');
+      return giveBack;
+    });
+    const fourth = turns.take('a').then((giveBack) => {
+      order.push('fourth');
+      return giveBack;
+    });
+    // Another network has turns of its own.
+    (await turns.take('b'))();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(order, []);
+    first();
+    first(); // given back once only
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(order, ['third']);
+    second();
+    (await third)();
+    (await fourth)();
+    assert.deepEqual(order, ['third', 'fourth']);
+    // All given back: a new burst gets `width` turns at once again.
+    const again = [await turns.take('a'), await turns.take('a')];
+    for (const giveBack of again) giveBack();
   });
 });
 

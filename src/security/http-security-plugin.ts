@@ -131,6 +131,21 @@ export function createHttpSecurity(options: HttpSecurityOptions): HttpSecurity {
   async function authenticate(request: FastifyRequest): Promise<Actor> {
     const state = stateOf(request);
     const guarded = authenticator.mode !== 'none';
+    // A burst of guesses from one address waits its turn (admitCheck), so the failures of the first
+    // are counted before the others are verified.
+    const giveBack = guarded ? await rateLimiter.admitCheck(request.ip) : null;
+    try {
+      return await authenticateInTurn(request, state, guarded);
+    } finally {
+      giveBack?.();
+    }
+  }
+
+  async function authenticateInTurn(
+    request: FastifyRequest,
+    state: RequestState,
+    guarded: boolean,
+  ): Promise<Actor> {
     // An address out of failed logins is refused before its credential is looked at, valid or not:
     // verifying it would cost a key lookup or a signature check per request, and answering a good
     // guess differently from a bad one would leave guessing unlimited. The refusal is charged (and

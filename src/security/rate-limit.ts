@@ -91,6 +91,15 @@ export interface RateLimiter {
    * after, it tells whether a failure of the same network was charged meanwhile.
    */
   chargeMark(ip: string): number;
+  /**
+   * Waits until fewer than the unauthenticated limit's `points` credentials of `ip`'s network are
+   * being verified in this process, and takes that turn; the returned function gives it back (once
+   * the outcome is charged). Without it a burst of guesses sent at once would all be verified (a key
+   * lookup or a signature check each) before the first failure is counted; with it, those beyond
+   * the turns wait, and then find the address exhausted by the pre-check (isExhausted). Null when
+   * the limiter is disabled (nothing to wait for).
+   */
+  admitCheck(ip: string): Promise<(() => void) | null>;
 }
 
 export interface RateLimiterOptions {
@@ -238,6 +247,7 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
       if (pendingCharges.get(key) === all) pendingCharges.delete(key);
     });
   };
+  const checks = createCheckTurns(config.anonymous.points);
   // RateLimit-Policy depends only on which policies apply: built once per combination.
   const policyHeaders = new Map<string, string>();
   const policyHeaderOf = (policies: readonly Policy[]): string => {
@@ -290,6 +300,7 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
       return consumed >= anonymous.limit.points;
     },
     chargeMark: (ip) => (config.enabled ? charged.mark(counterKey([clientNetwork(ip)])) : 0),
+    admitCheck: async (ip) => (config.enabled ? checks.take(clientNetwork(ip)) : null),
     async consume(subject) {
       if (!config.enabled) return allowedUnlimited();
       const { policies, keys } = countersOf(subject);
@@ -385,6 +396,36 @@ function retryAfterSecondsOf(outcomes: readonly Charged[]): number {
 /** The decision of a disabled limiter: allowed, no header fields. */
 function allowedUnlimited(): RateLimitDecision {
   return { allowed: true, retryAfterSeconds: 0, headers: {}, policies: [] };
+}
+
+/**
+ * Turns of credential verification per network, at most `width` at once; the others wait in line.
+ * An entry lives only while a turn of its network is taken.
+ */
+export function createCheckTurns(width: number): { take(network: string): Promise<() => void> } {
+  const networks = new Map<string, { taken: number; waiting: (() => void)[] }>();
+  return {
+    async take(network) {
+      let entry = networks.get(network);
+      if (entry === undefined) {
+        entry = { taken: 0, waiting: [] };
+        networks.set(network, entry);
+      }
+      const turns = entry;
+      if (turns.taken < width) turns.taken += 1;
+      // Handed over by the turn given back (taken stays counted).
+      else await new Promise<void>((resolve) => turns.waiting.push(resolve));
+      let given = false;
+      return () => {
+        if (given) return;
+        given = true;
+        const next = turns.waiting.shift();
+        if (next !== undefined) return next();
+        turns.taken -= 1;
+        if (turns.taken === 0) networks.delete(network);
+      };
+    },
+  };
 }
 
 /** The networks this process charged to the unauthenticated counter in the last window. */
