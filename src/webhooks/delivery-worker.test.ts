@@ -32,7 +32,8 @@ import type { SecurityDb } from '../security/security-tables.ts';
 import { createDatabase } from '../store/db.ts';
 import { migrateToLatest } from '../store/migrate.ts';
 import { DEFAULT_TENANT_ID } from '../store/migrations/0001-foundation.ts';
-import { parseRetryAfter, retryDelayMs, retryWindowMs, startDeliveryWorker } from './delivery-worker.ts';
+import { retryDelayMs, retryWindowMs, startDeliveryWorker } from './delivery-worker.ts';
+import { parseRetryAfter } from './retry-after.ts';
 import { generateWebhookSecret } from './signature.ts';
 import { createWebhookService, previousWebhookSecretName, webhookSecretName } from './webhook-service.ts';
 import type { WebhooksDb } from './webhook-tables.ts';
@@ -68,6 +69,35 @@ test('Retry-After is read as seconds or as an HTTP date; anything else is ignore
   // Not seconds, not a date, although Date.parse reads each as a date long past (due at once).
   for (const value of ['1.5', '0.5', '-1', 'in 1']) assert.equal(parseRetryAfter(value, now), null, value);
   assert.equal(parseRetryAfter('Thursday, 01-Jan-26 12:00:10 GMT', now), 10_000);
+});
+
+test('a Retry-After date is read as GMT in each of HTTP’s three formats, whatever the server’s time zone', (t) => {
+  const now = Date.parse('2026-01-01T12:00:00Z');
+  // RFC 9110 §5.6.7: a recipient accepts IMF-fixdate, RFC 850 and asctime dates, all of them GMT
+  // (asctime names no zone). Date.parse reads an asctime date in the process's local time zone.
+  const zone = process.env.TZ;
+  t.after(() => {
+    if (zone === undefined) delete process.env.TZ;
+    else process.env.TZ = zone;
+  });
+  for (const tz of ['America/New_York', 'Asia/Tokyo', 'UTC']) {
+    process.env.TZ = tz;
+    assert.equal(parseRetryAfter('Thu, 01 Jan 2026 12:01:30 GMT', now), 90_000, tz);
+    assert.equal(parseRetryAfter('Thursday, 01-Jan-26 12:01:30 GMT', now), 90_000, tz);
+    assert.equal(parseRetryAfter('Thu Jan  1 12:01:30 2026', now), 90_000, tz);
+    assert.equal(parseRetryAfter('Thu Jan 15 12:00:00 2026', now), 14 * 86_400_000, tz);
+  }
+  // Not HTTP dates, although Date.parse reads a date (some in the future) into each: ignored.
+  for (const value of [
+    'Thu, 01 Jan 2026 13:00:00 +0100',
+    'Thu, 01 Jan 2026 12:01:30',
+    'Fri 2027',
+    'Mon, 1',
+    'Thu, 32 Jan 2026 12:00:00 GMT',
+    'Thu, 01 Jan 2026 25:00:00 GMT',
+  ]) {
+    assert.equal(parseRetryAfter(value, now), null, value);
+  }
 });
 
 /**

@@ -30,6 +30,7 @@ import { isPostgres } from '../store/advisory-lock.ts';
 import { VERSION } from '../version.ts';
 import { type ClaimedDelivery, claimDueDeliveries } from './delivery-claim.ts';
 import { onDeliveriesEnqueued, WEBHOOK_CHANNEL } from './outbox.ts';
+import { parseRetryAfter } from './retry-after.ts';
 import { signatureHeaders } from './signature.ts';
 import {
   DISABLED_ERROR,
@@ -122,17 +123,6 @@ export const DELIVERY_WORKER_ACTOR: Readonly<AuditActor> = Object.freeze({
   user_agent: null,
   auth_method: null,
 });
-
-/** Parses Retry-After (seconds or an HTTP date) into ms from `now`; null when absent or unreadable. */
-export function parseRetryAfter(value: string | null, now: number): number | null {
-  if (value === null) return null;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  // An HTTP date begins with its day name (RFC 9110 §5.6.7). Date.parse alone reads "1.5", "-5" or
-  // "x 1" as dates around 2001: in the past, so "retry now", and every attempt would go at once.
-  if (!/^(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s/i.test(value.trim())) return null;
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? null : Math.max(0, at - now);
-}
 
 /**
  * How long after it was enqueued a delivery may still be attempted: the longest its schedule can
