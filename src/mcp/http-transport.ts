@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { isInitializeRequest, JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { BUILT_IN_ROLES } from '../agents/roles/catalogue.ts';
 import type { RoleDefinition } from '../agents/roles/role.ts';
@@ -116,6 +116,23 @@ const EMPTY_BATCH_ANSWER = {
   id: null,
   error: { code: -32600, message: 'Invalid Request: an empty batch' },
 } as const;
+
+/**
+ * The answer to JSON that is no JSON-RPC message (nor a batch of them), as JSON-RPC 2.0 gives it and
+ * `maos mcp` answers such a line: the SDK calls it a Parse error (-32700), which JSON-RPC keeps for
+ * text that is not JSON.
+ */
+const INVALID_REQUEST_ANSWER = {
+  jsonrpc: '2.0',
+  id: null,
+  error: { code: -32600, message: 'Invalid Request: not a JSON-RPC 2.0 message' },
+} as const;
+
+function isJsonRpcBody(body: unknown): boolean {
+  return (Array.isArray(body) ? body : [body]).every(
+    (message) => JSONRPCMessageSchema.safeParse(message).success,
+  );
+}
 
 /** Why the idle sweep runs at most this often: closing idle sessions is housekeeping, not urgent. */
 const MAX_SWEEP_INTERVAL_MS = 60_000;
@@ -613,6 +630,9 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     // JSON-RPC 2.0: an empty batch is one Invalid Request (the SDK would accept it with a 202).
     if (request.method === 'POST' && Array.isArray(request.body) && request.body.length === 0) {
       return reply.code(400).type('application/json').send(EMPTY_BATCH_ANSWER);
+    }
+    if (request.method === 'POST' && !isJsonRpcBody(request.body)) {
+      return reply.code(400).type('application/json').send(INVALID_REQUEST_ANSWER);
     }
     const sessionId = readSessionId(request);
     const lastEventId = readLastEventId(request);

@@ -347,6 +347,28 @@ describe('MCP over Streamable HTTP', { timeout: 120_000 }, () => {
     await served.body?.cancel();
   });
 
+  test('JSON that is no JSON-RPC message is an Invalid Request (-32600), as over stdio, not a Parse error', async () => {
+    const { sessionId, negotiated } = await initializeMcp(server.url, '2025-03-26');
+    const headers = { 'mcp-session-id': sessionId, 'mcp-protocol-version': negotiated };
+    for (const body of [
+      'text',
+      [1],
+      { jsonrpc: '2.0', id: { a: 1 }, method: 'tools/list' },
+      { jsonrpc: '1.0', id: 4, method: 'tools/list' },
+      [{ jsonrpc: '2.0', id: 5, method: 'ping' }, { id: 6 }],
+    ]) {
+      const response = await postMcp(server.url, body, headers);
+      assert.equal(response.status, 400, JSON.stringify(body));
+      const answer = (await response.json()) as { id: unknown; error: { code: number } };
+      assert.equal(answer.id, null);
+      // Before: -32700 Parse error, which JSON-RPC keeps for text that is not JSON.
+      assert.equal(answer.error.code, -32600, JSON.stringify(body));
+    }
+    const served = await postMcp(server.url, { jsonrpc: '2.0', id: 7, method: 'ping' }, headers);
+    assert.equal(served.status, 200);
+    await served.body?.cancel();
+  });
+
   test('a foreign Origin or Host is rejected (DNS-rebinding protection)', async () => {
     const foreignOrigin = await postInitialize(server.url, { origin: 'https://evil.example' });
     assert.equal(foreignOrigin.status, 403);
