@@ -49,6 +49,34 @@ export async function claimDueDeliveries(db: WebhooksDb, options: ClaimOptions):
   const recheck = isPostgres(db)
     ? sql`and status = 'pending' and next_attempt_at <= ${at} for update skip locked`
     : sql``;
+  // Each subscription's head (its first pending delivery, by due time, then id). PostgreSQL reads its
+  // due time and id in one probe of the subscription's range (LATERAL; a due head only, as no other
+  // is claimed). SQLite has no LATERAL: two scalar subqueries over the same few index entries, the id's
+  // evaluated only for heads that are due. Reading the id once and its due time through the primary
+  // key, or materializing the heads, cost SQLite more CPU per claim, not less (2,000 subscriptions with
+  // pending deliveries: 3.2 → 3.5 ms with 8 due; with all due, no better than within noise).
+  const heads = isPostgres(db)
+    ? sql`heads(webhook_id, first, id) as (
+      select s.webhook_id, h.next_attempt_at, h.id
+      from subs s cross join lateral (
+        select d.next_attempt_at, d.id from webhook_deliveries d
+        where d.status = 'pending' and d.webhook_id = s.webhook_id and d.next_attempt_at <= ${at}
+        order by d.next_attempt_at, d.id limit 1
+      ) h
+      where s.webhook_id is not null
+    )`
+    : sql`heads(webhook_id, first, id) as (
+      select s.webhook_id, (
+        select d.next_attempt_at from webhook_deliveries d
+        where d.status = 'pending' and d.webhook_id = s.webhook_id
+        order by d.next_attempt_at, d.id limit 1
+      ), (
+        select d.id from webhook_deliveries d
+        where d.status = 'pending' and d.webhook_id = s.webhook_id
+        order by d.next_attempt_at, d.id limit 1
+      )
+      from subs s where s.webhook_id is not null
+    )`;
   // `picked` is MATERIALIZED, evaluated once, as the task claim is (store/postgres-claim.ts): the
   // rows the UPDATE leases are exactly those picked, whatever plan it gets.
   const { rows: claimed } = await sql<
@@ -70,18 +98,7 @@ export async function claimDueDeliveries(db: WebhooksDb, options: ClaimOptions):
       )
       from subs s where s.webhook_id is not null
     ),
-    heads(webhook_id, first, id) as (
-      select s.webhook_id, (
-        select d.next_attempt_at from webhook_deliveries d
-        where d.status = 'pending' and d.webhook_id = s.webhook_id
-        order by d.next_attempt_at, d.id limit 1
-      ), (
-        select d.id from webhook_deliveries d
-        where d.status = 'pending' and d.webhook_id = s.webhook_id
-        order by d.next_attempt_at, d.id limit 1
-      )
-      from subs s where s.webhook_id is not null
-    ),
+    ${heads},
     picked as materialized (
       select id from webhook_deliveries where id in (
         select h.id from heads h
