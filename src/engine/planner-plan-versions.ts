@@ -4,6 +4,7 @@
 import type { Kysely } from 'kysely';
 import type { PlanBody } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
+import { IGNORE_DAMAGED_JSON, parseSessionJson } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 import { getSessionRow } from '../store/session-store.ts';
 import { stringifyForStore } from '../store/storable-text.ts';
@@ -46,7 +47,13 @@ export async function listPlanVersions(
   });
 }
 
-/** The session's latest plan version (the caller has checked the tenant), or undefined without one. */
+/**
+ * The session's latest plan version (the caller has checked the tenant), or undefined without one,
+ * or when it cannot be read (a hand edit of `plans.body` gone wrong: not JSON, or no `phases`). Read
+ * as absent, as the session's document reads it (and tells of it): this is read in the batch of
+ * finishes that ends the session's last task, where a throw rolled back the finishes of every
+ * session in the batch, again at each try, and in approvals and steering, which answered a 500.
+ */
 export async function loadLatestPlan(
   db: Kysely<Database>,
   sessionId: string,
@@ -58,7 +65,11 @@ export async function loadLatestPlan(
     .orderBy('version', 'desc')
     .limit(1)
     .executeTakeFirst();
-  return row ? (JSON.parse(row.body) as OrchestratedPlanBody) : undefined;
+  if (!row) return undefined;
+  const plan = parseSessionJson(row.body, sessionId, 'plans.body', IGNORE_DAMAGED_JSON) as
+    | Partial<OrchestratedPlanBody>
+    | undefined;
+  return Array.isArray(plan?.phases) ? (plan as OrchestratedPlanBody) : undefined;
 }
 
 /**

@@ -61,7 +61,8 @@ export function createDamagedJsonReport(logger: Logger): DamagedJsonReport {
 
 /**
  * For readers whose damage is told elsewhere: the deadline sweep, which reads every budget with a
- * deadline every second, and the finishes' budget check; the session's document tells of it.
+ * deadline every second, and the reads of a session's budget and latest plan in its finishes,
+ * approvals and steering; the session's document tells of it.
  */
 export const IGNORE_DAMAGED_JSON: DamagedJsonReport = () => {};
 
