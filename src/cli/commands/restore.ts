@@ -19,6 +19,7 @@ import {
 import { nearestExisting } from '../../store/data-dir-owner.ts';
 import { claimServerLock, type ServerLockClaim } from '../../store/server-lock.ts';
 import { CliError } from '../exit-codes.ts';
+import { connectHostFor, urlHost } from '../loopback-address.mjs';
 import { probeUrl } from '../ops/doctor-remote.ts';
 import {
   readRecordedCheckpoints,
@@ -241,8 +242,7 @@ function asDataDirectoryFailure(error: unknown, dir: string): unknown {
 /** The URL of a server answering /healthz at the configured address, if any (loopback probe). */
 async function findLiveServer(config: Readonly<Config>): Promise<string | undefined> {
   if (config.port === 0) return undefined;
-  const host = ['0.0.0.0', '::', ''].includes(config.host) ? '127.0.0.1' : config.host;
-  const base = `http://${host.includes(':') ? `[${host}]` : host}:${config.port}`;
+  const base = `http://${urlHost(connectHostFor(config.host))}:${config.port}`;
   const probe = await probeUrl(`${base}/healthz`, 1000);
   return probe.ok ? base : undefined;
 }

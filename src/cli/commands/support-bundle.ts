@@ -27,6 +27,7 @@ import { normaliseBaseUrl } from '../client.ts';
 import { withoutBearerPrefix } from '../client-errors.ts';
 import { type ActionFactory, type CliContext, CREDENTIALS_OPTION_HELP } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
+import { connectHostFor, urlHost } from '../loopback-address.mjs';
 import { runDoctor } from '../ops/doctor-checks.ts';
 import { createTarGz, type TarEntry } from '../ops/tar-writer.ts';
 import { renderDoctorReport } from './doctor.ts';
@@ -216,10 +217,9 @@ export async function createSupportBundle(
   return { archive: createTarGz(tarEntries), files: entries.map((entry) => entry.name), notes };
 }
 
-/** An address to reach a local listener bound to `host` (wildcard binds become loopback). */
+/** The host of a URL that reaches a local listener bound to `host` (wildcard binds become loopback). */
 function reachableHost(host: string): string {
-  if (['0.0.0.0', '::', ''].includes(host)) return '127.0.0.1';
-  return host.includes(':') ? `[${host}]` : host;
+  return urlHost(connectHostFor(host));
 }
 
 /** The separate metrics listener needs no credentials; /metrics on the API port may. */
