@@ -93,9 +93,18 @@ async function readConfigFile(path) {
     return undefined;
   }
   if (text.startsWith('\uFEFF')) text = text.slice(1);
+  const json = extname(path) === '.json';
+  // A key given twice in a JSON file is refused by the loader (JSON.parse keeps the last): any of
+  // these names twice in the text is for it to judge.
+  if (
+    json &&
+    ['"host"', '"port"', '"tls"', '"certFile"'].some((key) => text.indexOf(key) !== text.lastIndexOf(key))
+  ) {
+    return undefined;
+  }
   let tree;
   try {
-    tree = extname(path) === '.json' ? JSON.parse(text) : (await import('yaml')).parse(text);
+    tree = json ? JSON.parse(text) : (await import('yaml')).parse(text);
   } catch {
     return undefined;
   }

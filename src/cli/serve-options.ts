@@ -1,6 +1,7 @@
 // The flags of `maos serve` that choose its configuration (--config, --host, --port, --data-dir) and
 // the config overrides they make. Kept apart from the command, which loads the whole server: the
-// container health check reads the server's flags here to probe the port the server listens on.
+// container health check reads the server's flags here when its own quick reading of them
+// (deploy/docker/healthcheck.mjs) cannot settle them.
 import { Command } from 'commander';
 import { parseIntegerOption } from './number-options.ts';
 

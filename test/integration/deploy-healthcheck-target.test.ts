@@ -113,6 +113,7 @@ describe('the health check reads host, port and TLS as the server does', () => {
       ['a port that is text', [], { MAOS_CONFIG: file('text-port.yaml', 'port: "8080"\n') }],
       ['port_FILE in the file', [], { MAOS_CONFIG: file('port-file.yaml', `port_FILE: ${portFile}\n`) }],
       ['tls that is not a map', [], { MAOS_CONFIG: file('tls.yaml', 'tls: on\n') }],
+      ['a key twice in a JSON file', [], { MAOS_CONFIG: file('twice.json', '{"port": 8080, "port": 8081}') }],
       ['-p8080', ['-p8080'], {}],
       ['a port flag the server refuses', ['--port', '-1'], {}],
       ['a flag it does not know', ['--verbose'], {}],
