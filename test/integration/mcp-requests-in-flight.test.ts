@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { type ConnectedClient, connectHttpClient, startMcpTestServer } from '../fixtures/mcp-server.ts';
+import { initializeMcp, messagesOf, postMcp, readFrames } from '../fixtures/mcp-wire.ts';
 import { requestJson } from '../fixtures/server.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 
@@ -127,5 +128,31 @@ describe('MCP requests in flight', { timeout: 120_000 }, () => {
     assert.ok(listed.tools.length > 0);
     for (const call of calls) call.controller.abort();
     await Promise.all(calls.map((call) => call.settled));
+  });
+
+  test('each request of a batch counts: those beyond the limit are refused, the others answered', async (t) => {
+    const server = await startMcpTestServer({ config: { mcp: { maxRequestsInFlightPerSession: 2 } } });
+    t.after(() => server.close());
+    const { sessionId, negotiated } = await initializeMcp(server.url, '2025-03-26');
+    const headers = { 'mcp-session-id': sessionId, 'mcp-protocol-version': negotiated };
+    const batch = [1, 2, 3].map((id) => ({ jsonrpc: '2.0', id, method: 'tools/list' }));
+    const response = await postMcp(server.url, batch, headers);
+    assert.equal(response.status, 200);
+    const answers = messagesOf(await readFrames(response, () => false));
+    assert.deepEqual(answers.map((answer) => [answer.id, 'result' in answer]).sort(), [
+      [1, true],
+      [2, true],
+      [3, false],
+    ]);
+    const refused = answers.find((answer) => answer.id === 3) as { error: { code: number; data: unknown } };
+    assert.equal(refused.error.code, -32602);
+    assert.deepEqual(refused.error.data, {
+      code: 'RESOURCE_LIMIT_EXCEEDED',
+      details: { setting: 'mcp.maxRequestsInFlightPerSession', limit: 2 },
+    });
+    // Answered, they hold nothing: the next batch of two is served whole.
+    const next = await postMcp(server.url, batch.slice(0, 2), headers);
+    const served = messagesOf(await readFrames(next, () => false));
+    assert.equal(served.filter((answer) => 'result' in answer).length, 2);
   });
 });
