@@ -1,6 +1,6 @@
 // /v1/audit: the caller's tenant's audit records (filter, cursor), the latest signed checkpoint, and
 // RFC 6962 inclusion and consistency proofs that tie records and checkpoints together.
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../../errors/app-error.ts';
@@ -234,21 +234,6 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
   const proofCost =
     ' Computed from the stored roots of complete blocks of 1,024 records (every tenant’s) and the records of at most two blocks; a block not stored yet is computed from its records once (about a second per 200,000). A server computes one proof at a time, the others waiting their turn; one asked while four are computed or waiting, or while one of the caller’s tenant is, gets 429 RESOURCE_LIMIT_EXCEEDED with Retry-After.';
 
-  /**
-   * A proof (computed in turn, audit-proof.ts createProofQueue); refused with Retry-After when too
-   * many wait, or one of the caller's tenant does.
-   */
-  async function inTurn<T>(reply: FastifyReply, compute: () => Promise<T>): Promise<T> {
-    try {
-      return await compute();
-    } catch (error) {
-      if (error instanceof AppError && error.code === 'RESOURCE_LIMIT_EXCEEDED') {
-        reply.header('retry-after', '1');
-      }
-      throw error;
-    }
-  }
-
   typed.get(
     '/v1/audit/proof/inclusion',
     {
@@ -272,13 +257,12 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
         },
       },
     },
-    async (request, reply) => {
+    async (request) => {
       const size = await resolveTreeSize('size', request.query.size);
       const { index } = request.query;
       if (index >= size) throw invalidQuery('index', `must be less than size (${size})`);
-      const proof = await inTurn(reply, () =>
-        options.auditLog.inclusionProof(index, size, request.actor.tenantId),
-      );
+      // Computed in turn; a refusal (429) carries its Retry-After (audit-proof.ts createProofQueue).
+      const proof = await options.auditLog.inclusionProof(index, size, request.actor.tenantId);
       return {
         index,
         size,
@@ -312,13 +296,12 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
         },
       },
     },
-    async (request, reply) => {
+    async (request) => {
       const { from } = request.query;
       const to = await resolveTreeSize('to', request.query.to);
       if (from > to) throw invalidQuery('from', `must not be greater than to (${to})`);
-      const proof = await inTurn(reply, () =>
-        options.auditLog.consistencyProof(from, to, request.actor.tenantId),
-      );
+      // In turn, as above.
+      const proof = await options.auditLog.consistencyProof(from, to, request.actor.tenantId);
       return {
         from,
         to,

@@ -142,11 +142,13 @@ export function registerSessionEventRoutes(app: FastifyInstance, options: Sessio
             : null;
       if (refusal !== null) {
         options.onStreamRefused?.();
-        reply.header('retry-after', String(STREAM_CAP_RETRY_AFTER_SECONDS));
         throw new AppError(
           'RESOURCE_LIMIT_EXCEEDED',
           `At most ${refusal.limit} event streams may be open per ${refusal.scope} (${refusal.setting}); close one or poll the JSON pages.`,
-          { details: { setting: refusal.setting, limit: refusal.limit } },
+          {
+            details: { setting: refusal.setting, limit: refusal.limit },
+            retryAfterSeconds: STREAM_CAP_RETRY_AFTER_SECONDS,
+          },
         );
       }
       const stream = openSseStream(reply, {

@@ -10,7 +10,11 @@ import { createLogger } from '../../observability/logger.ts';
 import { VERSION } from '../../version.ts';
 import { createTestSecurityDb, type TestSecurityDb } from '../test-support.ts';
 import { type AuditLog, checkpointFileName, createAuditLog } from './audit-log.ts';
-import { MAX_PENDING_PROOFS, MAX_PENDING_PROOFS_PER_TENANT } from './audit-proof.ts';
+import {
+  MAX_PENDING_PROOFS,
+  MAX_PENDING_PROOFS_PER_TENANT,
+  PROOF_QUEUE_RETRY_AFTER_SECONDS,
+} from './audit-proof.ts';
 import {
   type AuditEventInput,
   type AuditRecord,
@@ -454,6 +458,12 @@ describe('audit log on SQLite', () => {
       answer.status === 'rejected' ? [(answer.reason as AppError).code] : [],
     );
     assert.deepEqual(refused, ['RESOURCE_LIMIT_EXCEEDED', 'RESOURCE_LIMIT_EXCEEDED']);
+    // With the wait its Retry-After names (sent by the HTTP error handler).
+    for (const answer of answers) {
+      if (answer.status === 'rejected') {
+        assert.equal((answer.reason as AppError).retryAfterSeconds, PROOF_QUEUE_RETRY_AFTER_SECONDS);
+      }
+    }
     assert.equal(ERROR_CODES.RESOURCE_LIMIT_EXCEEDED.status, 429);
     assert.deepEqual(
       answers.slice(0, MAX_PENDING_PROOFS).map((answer) => answer.status),

@@ -35,12 +35,19 @@ export const MAX_PENDING_PROOFS = 4;
  */
 export const MAX_PENDING_PROOFS_PER_TENANT = 1;
 
+/**
+ * Retry-After of a proof refused by either cap. A place frees when a proof ahead is answered: in
+ * milliseconds once its blocks' roots are stored, seconds for the first over a large log; the
+ * server cannot tell which, and a poll a second is cheap for it (a refusal costs no proof).
+ */
+export const PROOF_QUEUE_RETRY_AFTER_SECONDS = 1;
+
 /** Who asked for a proof: the caller's tenant id (every HTTP caller has one); null ones share a place. */
 export type ProofRequester = string | null;
 
 /**
  * Runs proof computations one at a time, refusing one that finds MAX_PENDING_PROOFS pending, or
- * MAX_PENDING_PROOFS_PER_TENANT of its requester's.
+ * MAX_PENDING_PROOFS_PER_TENANT of its requester's (with PROOF_QUEUE_RETRY_AFTER_SECONDS).
  */
 export function createProofQueue(
   maxPending = MAX_PENDING_PROOFS,
@@ -55,12 +62,14 @@ export function createProofQueue(
       throw new AppError(
         'RESOURCE_LIMIT_EXCEEDED',
         `Your tenant has ${own === 1 ? 'an audit proof' : `${own} audit proofs`} being computed or waiting on this server, the most one tenant may: ask for the next one when it is answered`,
+        { retryAfterSeconds: PROOF_QUEUE_RETRY_AFTER_SECONDS },
       );
     }
     if (pending >= maxPending) {
       throw new AppError(
         'RESOURCE_LIMIT_EXCEEDED',
         `${pending} audit proofs are being computed or waiting on this server, the most it takes at once: try again shortly`,
+        { retryAfterSeconds: PROOF_QUEUE_RETRY_AFTER_SECONDS },
       );
     }
     pending += 1;
