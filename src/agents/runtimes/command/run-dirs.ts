@@ -2,11 +2,11 @@
 // workspace (for a runner without `cwd`), and a HOME and a temporary directory of the run's own, all
 // owner-only whatever the umask. Their fixed parents (workspaces/, homes/, tmp/, runs/) are made and
 // set to 0700 once, at their first use, not at every start; one found gone later is made again.
-import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AppError } from '../../../errors/app-error.ts';
 import type { RuntimeContext } from '../runtime.ts';
-import { OWNER_ONLY_DIR_MODE } from './owner-only.ts';
+import { OWNER_ONLY_DIR_MODE, removeTree } from './owner-only.ts';
 
 /** Parent directories made owner-only once each (see createOwnerOnlyParents). */
 export interface OwnerOnlyParents {
@@ -171,8 +171,8 @@ export async function removeRunDirs(
   why: string,
 ): Promise<void> {
   for (const dir of dirs) {
-    // The group is dead; `rm` retries a few times should an escaped process still add files.
-    await rm(dir, { recursive: true, force: true, maxRetries: 3 }).catch((error: unknown) => {
+    // The group is dead; retried a few times should an escaped process still add files.
+    await removeTree(dir).catch((error: unknown) => {
       ctx.logger.warn({ err: error, dir }, `could not remove a directory of a runner that ${why}`);
     });
   }

@@ -12,7 +12,7 @@
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { killGroups, killRunLeftovers, readProcessStat } from './child-process-groups.ts';
-import { makeOwnerOnlyDir, OWNER_ONLY_FILE_MODE } from './owner-only.ts';
+import { makeOwnerOnlyDir, OWNER_ONLY_FILE_MODE, removeTreeSync } from './owner-only.ts';
 
 interface RunRecord {
   pid: number;
@@ -165,7 +165,7 @@ export function removeUnrecordedRunDirs(dataDir: string): number {
       const path = join(dir, name);
       if (recorded.has(path)) continue;
       try {
-        rmSync(path, { recursive: true, force: true, maxRetries: 3 });
+        removeTreeSync(path);
         removed += 1;
       } catch {
         // Cannot be removed (permissions): it stays, as before.
@@ -214,7 +214,7 @@ function removeRecordedDirs(recordFile: string): void {
   ] as const) {
     if (typeof path !== 'string' || !isAbsolute(path) || !basename(path).startsWith(prefix)) continue;
     try {
-      rmSync(path, { recursive: true, force: true, maxRetries: 3 });
+      removeTreeSync(path);
     } catch {
       // Cannot be removed: it stays.
     }

@@ -3,7 +3,7 @@
 // sessions itself: at once after a DELETE it handled, and with a periodic sweep for the rest
 // (sessions deleted by the retention job or on another replica, removals that failed), which finds
 // them in `deleted_sessions`, or, long after, by their session being unknown to the database.
-import { lstat, readdir, rm, unlink } from 'node:fs/promises';
+import { lstat, readdir, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Kysely } from 'kysely';
 import { coerceError } from '../../../errors/app-error.ts';
@@ -11,6 +11,7 @@ import type { Logger } from '../../../observability/logger.ts';
 import { startPeriodicJob } from '../../../store/periodic-job.ts';
 import { DELETED_SESSIONS_KEPT_DAYS } from '../../../store/retention-targets.ts';
 import type { Database } from '../../../store/schema.ts';
+import { removeTree } from './owner-only.ts';
 
 /**
  * A session id as the server generates them (UUIDv7, lower case): only such names are workspaces.
@@ -89,8 +90,9 @@ async function removeWorkspaceEntry(path: string, modifiedBefore?: number): Prom
   }
   if (!stats.isDirectory()) return false;
   if (modifiedBefore !== undefined && (await modifiedSince(path, modifiedBefore))) return false;
-  // A runner still stopping may add files meanwhile (ENOTEMPTY): `rm` retries a few times.
-  await rm(path, { recursive: true, force: true, maxRetries: 3 });
+  // A runner still stopping may add files meanwhile (ENOTEMPTY): retried a few times; directories a
+  // runner made read-only are made writable again first.
+  await removeTree(path);
   return true;
 }
 

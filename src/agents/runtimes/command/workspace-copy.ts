@@ -1,10 +1,10 @@
 // A retried session's workspace (POST /v1/sessions/:id/retry): its runners find the files the
 // original's tasks left, above all those of the tasks carried over, which do not run again.
 import type { Stats } from 'node:fs';
-import { chmod, cp, lstat, mkdir, rm } from 'node:fs/promises';
+import { chmod, cp, lstat, mkdir } from 'node:fs/promises';
 import { isAbsolute, relative, sep } from 'node:path';
 import { AppError } from '../../../errors/app-error.ts';
-import { makeOwnerOnlyDir, OWNER_ONLY_DIR_MODE, restrictTreeToOwner } from './owner-only.ts';
+import { makeOwnerOnlyDir, OWNER_ONLY_DIR_MODE, removeTree, restrictTreeToOwner } from './owner-only.ts';
 import { sessionWorkspaceDir, workspacesDir } from './session-workspaces.ts';
 
 /**
@@ -56,7 +56,8 @@ export async function copySessionWorkspace(
 ): Promise<() => Promise<void>> {
   const source = sessionWorkspaceDir(dataDir, fromId);
   const target = sessionWorkspaceDir(dataDir, toId);
-  const remove = () => rm(target, { recursive: true, force: true });
+  // A copy of directories a runner made read-only stays read-only: removeTree makes them writable.
+  const remove = () => removeTree(target);
   const { afterEntryChecked } = options;
   const filter = afterEntryChecked
     ? async (entry: string) => {
