@@ -24,16 +24,27 @@ export interface CapacitySlots {
   /**
    * Takes a slot for `principalId` of `tenantId`, synchronously: callers reserve before their first
    * `await`, so concurrent requests cannot all pass the check and overshoot a cap. Throws 429
-   * RESOURCE_LIMIT_EXCEEDED naming the limit reached.
+   * RESOURCE_LIMIT_EXCEEDED naming the limit reached, with CAPACITY_RETRY_AFTER_SECONDS.
    */
   reserve(tenantId: string, principalId: string): ReleaseSlot;
 }
+
+/**
+ * Retry-After of a refusal by any cap. A slot frees when a client ends its MCP session or stream,
+ * on no schedule the server knows, or when the idle sweep closes a session unused for
+ * `mcp.sessionIdleSeconds` (swept at least once a minute); announcing either would be a guess.
+ * 10 s is a polite poll, as for the REST event-stream caps, and a refusal costs the server little.
+ */
+export const CAPACITY_RETRY_AFTER_SECONDS = 10;
 
 function limitExceeded(what: string, limit: SlotLimit, scope: string): AppError {
   return new AppError(
     'RESOURCE_LIMIT_EXCEEDED',
     `Too many ${what} ${scope} (${limit.setting} = ${limit.max}); close one or retry later`,
-    { details: { setting: limit.setting, limit: limit.max } },
+    {
+      details: { setting: limit.setting, limit: limit.max },
+      retryAfterSeconds: CAPACITY_RETRY_AFTER_SECONDS,
+    },
   );
 }
 

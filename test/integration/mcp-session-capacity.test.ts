@@ -1,10 +1,11 @@
 // Capacity of /mcp with real API keys: one tenant cannot hold more than mcp.maxSessionsPerTenant
 // MCP sessions, so it cannot lock the others out, nor one key more than mcp.maxSessionsPerPrincipal,
-// so it cannot lock out the rest of its tenant; ending a session frees its slot. (Concurrent
-// initializes against the caps: src/mcp/http-transport.test.ts.)
+// so it cannot lock out the rest of its tenant; a refusal names its Retry-After; ending a session
+// frees its slot. (Concurrent initializes against the caps: src/mcp/http-transport.test.ts.)
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
+import { CAPACITY_RETRY_AFTER_SECONDS } from '../../src/mcp/capacity-slots.ts';
 import { type McpTestServer, startMcpTestServer } from '../fixtures/mcp-server.ts';
 import { initializeRequest, postMcp } from '../fixtures/mcp-wire.ts';
 
@@ -20,14 +21,19 @@ interface Problem {
 async function initialize(
   url: string,
   headers: Record<string, string> = {},
-): Promise<{ status: number; sessionId: string | null; problem?: Problem }> {
+): Promise<{ status: number; sessionId: string | null; problem?: Problem; retryAfter?: string | null }> {
   const response = await postMcp(url, INITIALIZE, headers);
   const sessionId = response.headers.get('mcp-session-id');
   if (response.status === 200) {
     await response.body?.cancel();
     return { status: 200, sessionId };
   }
-  return { status: response.status, sessionId, problem: (await response.json()) as Problem };
+  return {
+    status: response.status,
+    sessionId,
+    problem: (await response.json()) as Problem,
+    retryAfter: response.headers.get('retry-after'),
+  };
 }
 
 async function deleteSession(url: string, sessionId: string, headers: Record<string, string>): Promise<void> {
@@ -62,6 +68,7 @@ describe('MCP sessions per tenant', { timeout: 60_000 }, () => {
     assert.equal(refused?.problem?.code, 'RESOURCE_LIMIT_EXCEEDED');
     assert.match(refused?.problem?.detail ?? '', /mcp\.maxSessionsPerTenant/);
     assert.deepEqual(refused?.problem?.details, { setting: 'mcp.maxSessionsPerTenant', limit: 3 });
+    assert.equal(refused?.retryAfter, String(CAPACITY_RETRY_AFTER_SECONDS));
 
     const other = await initialize(server.url, globex);
     assert.equal(other.status, 200, JSON.stringify(other.problem));
@@ -96,6 +103,7 @@ describe('MCP sessions per caller', { timeout: 60_000 }, () => {
     const refused = opened.find((result) => result.status === 429);
     assert.equal(refused?.problem?.code, 'RESOURCE_LIMIT_EXCEEDED');
     assert.deepEqual(refused?.problem?.details, { setting: 'mcp.maxSessionsPerPrincipal', limit: 2 });
+    assert.equal(refused?.retryAfter, String(CAPACITY_RETRY_AFTER_SECONDS));
 
     for (let i = 0; i < 2; i += 1) {
       const other = await initialize(server.url, colleague);
