@@ -15,7 +15,12 @@ import type { Usage } from '../domain/types.ts';
 import type { AppError } from '../errors/app-error.ts';
 import type { Database } from '../store/schema.ts';
 import { parseUnsettledUsage } from './run-spend.ts';
-import { dailyTokensExceeded, readTenantDayTokens, utcDayStart } from './tenant-usage-days.ts';
+import {
+  dailyTokensExceeded,
+  readTenantDayTokens,
+  secondsUntilUtcMidnight,
+  utcDayStart,
+} from './tenant-usage-days.ts';
 
 /** A running task, as the guard tells the streams of a tenant apart. */
 export interface TenantTask {
@@ -167,18 +172,23 @@ export function createTenantTokenGuard(
     return stream;
   }
 
+  /** The refusal at `used` tokens, with the wait till 00:00 UTC on the guard's clock. */
+  function overLimit(used: number, consequence: string): AppError {
+    return dailyTokensExceeded(used, limit, consequence, secondsUntilUtcMidnight(now()));
+  }
+
   return {
     async prepare(task) {
       sweep();
       await refresh(task.tenantId);
       const used = usedBy(task.tenantId);
-      if (used >= limit) throw dailyTokensExceeded(used, limit, 'the agent was not started');
+      if (used >= limit) throw overLimit(used, 'the agent was not started');
     },
     check(task, partialUsage) {
       const stream = streamOf(task);
       stream.tokens = partialUsage.inputTokens + partialUsage.outputTokens;
       const used = usedBy(task.tenantId);
-      return used >= limit ? dailyTokensExceeded(used, limit, 'the agent was stopped') : null;
+      return used >= limit ? overLimit(used, 'the agent was stopped') : null;
     },
     release(task) {
       const running = streaming.get(task.tenantId);

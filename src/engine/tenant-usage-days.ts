@@ -35,13 +35,23 @@ export async function readTenantDayTokens(
   return Number(row?.input_tokens ?? 0) + Number(row?.output_tokens ?? 0);
 }
 
-/** QUOTA_EXCEEDED for a tenant whose tokens today (`used`) reached `limit`; `consequence` ends the message. */
-export function dailyTokensExceeded(used: number, limit: number, consequence: string): AppError {
+/**
+ * QUOTA_EXCEEDED for a tenant whose tokens today (`used`) reached `limit`; `consequence` ends the
+ * message. `retryAfterSeconds`: the wait until the day's count starts over, at 00:00 UTC on the
+ * quota's clock (secondsUntilUtcMidnight), sent as its Retry-After.
+ */
+export function dailyTokensExceeded(
+  used: number,
+  limit: number,
+  consequence: string,
+  retryAfterSeconds: number,
+): AppError {
   return new AppError(
     'QUOTA_EXCEEDED',
     `The tenant used ${used} tokens today (limit ${limit}); ${consequence}`,
     {
       details: { quota: 'daily_tokens', limit },
+      retryAfterSeconds,
     },
   );
 }
@@ -49,6 +59,11 @@ export function dailyTokensExceeded(used: number, limit: number, consequence: st
 /** Unix ms of 00:00 UTC of the day `now` (Unix ms) falls in. */
 export function utcDayStart(now: number): number {
   return now - (((now % DAY_MS) + DAY_MS) % DAY_MS);
+}
+
+/** Seconds from `now` (Unix ms) until the next 00:00 UTC (at least 1): the daily quota's wait. */
+export function secondsUntilUtcMidnight(now: number): number {
+  return Math.max(1, Math.ceil((utcDayStart(now) + DAY_MS - now) / 1000));
 }
 
 // The usual batch charges one tenant: that upsert is compiled once (it runs with every finish of

@@ -12,6 +12,7 @@ import {
   DAY_MS,
   dailyTokensExceeded,
   readTenantDayTokens,
+  secondsUntilUtcMidnight,
   utcDayStart,
 } from '../engine/tenant-usage-days.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -82,12 +83,9 @@ export function createTenantQuotas(
     // spend to the new day).
     const used = await readTenantDayTokens(store, tenantId, utcDayStart(now().getTime()));
     if (used >= config.maxDailyTokensPerTenant) {
-      const refused = dailyTokensExceeded(used, config.maxDailyTokensPerTenant, consequence);
       // Asked again when the day's count starts over, at 00:00 UTC.
-      throw new AppError(refused.code, refused.message, {
-        details: refused.details,
-        retryAfterSeconds: secondsUntilUtcMidnight(now()),
-      });
+      const wait = secondsUntilUtcMidnight(now().getTime());
+      throw dailyTokensExceeded(used, config.maxDailyTokensPerTenant, consequence, wait);
     }
   }
 
@@ -126,12 +124,6 @@ export function createTenantQuotas(
       await checkDailyTokens(trx ?? db, tenantId, consequence);
     },
   };
-}
-
-/** Seconds until the next 00:00 UTC, for Retry-After on the daily token quota. */
-export function secondsUntilUtcMidnight(now: Date = new Date()): number {
-  const next = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1);
-  return Math.max(1, Math.ceil((next - now.getTime()) / 1000));
 }
 
 /** The tenant's unfinished sessions (what `maxConcurrentSessionsPerTenant` counts). */

@@ -8,9 +8,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { configSchema } from '../../src/config/schema.ts';
 import { chargeSessionUsage } from '../../src/engine/advance-sessions.ts';
+import { secondsUntilUtcMidnight } from '../../src/engine/tenant-usage-days.ts';
 import { AppError } from '../../src/errors/app-error.ts';
 import { createApiKey } from '../../src/security/api-keys.ts';
-import { createTenantQuotas, secondsUntilUtcMidnight } from '../../src/security/quotas.ts';
+import { createTenantQuotas } from '../../src/security/quotas.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
@@ -107,7 +108,7 @@ describe('tenant quotas', { timeout: 60_000 }, () => {
       (e: unknown) =>
         e instanceof AppError && /used 600 tokens today/.test(e.message) && e.retryAfterSeconds === 9 * 3600,
     );
-    assert.equal(secondsUntilUtcMidnight(now), 9 * 3600);
+    assert.equal(secondsUntilUtcMidnight(now.getTime()), 9 * 3600);
   });
 
   test('over the cap, POST /v1/sessions is 429 QUOTA_EXCEEDED with Retry-After, and audited', async () => {

@@ -96,6 +96,8 @@ for (const backend of STORE_BACKENDS) {
       assert.ok(stop instanceof AppError);
       assert.equal(stop.code, 'QUOTA_EXCEEDED');
       assert.match(stop.message, /^The tenant used 1000 tokens today \(limit 1000\); the agent was stopped$/);
+      // Its wait: until 00:00 UTC on the guard's clock (01:00 now).
+      assert.equal(stop.retryAfterSeconds, 23 * 3600);
       // Another tenant's run streams as much as it likes under its own cap.
       const foreign = task(other, 'foreign');
       await guard.prepare(foreign);
@@ -111,6 +113,7 @@ for (const backend of STORE_BACKENDS) {
         assert.ok(error instanceof AppError);
         assert.equal(error.code, 'QUOTA_EXCEEDED');
         assert.match(error.message, /used 1000 tokens today \(limit 1000\); the agent was not started$/);
+        assert.equal(error.retryAfterSeconds, 23 * 3600);
         return true;
       });
       // At 00:00 UTC the next day starts from its own row.
