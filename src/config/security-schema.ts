@@ -187,7 +187,7 @@ const oidcSchema = z
       .min(0)
       .default(30_000)
       .describe(
-        'Minimum time between JWKS refetches on an unknown `kid` (key rotation). @defaultValue 30000',
+        'Least time between JWKS refetches for tokens naming an unknown `kid`, counted from a refetch that found no key for its token; a refetch that may find a rotated key is allowed 1 s after the last fetch. @defaultValue 30000',
       ),
     jwksCacheMaxAgeMs: z
       .number()
