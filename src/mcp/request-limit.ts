@@ -6,8 +6,8 @@
 // long calls (an `orchestrate` that waits up to an hour, say) and hold that much of the server.
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { AppError } from '../errors/app-error.ts';
+import type { JSONRPCMessage, MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js';
+import { AppError, toAppError } from '../errors/app-error.ts';
 import type { ReleaseSlot, SlotLimit } from './capacity-slots.ts';
 import { toProtocolError } from './tool-result.ts';
 
@@ -52,16 +52,30 @@ export function createRequestSlots(perConnection: SlotLimit, shared?: ReserveReq
   };
 }
 
+/**
+ * Told of a request refused for the limit, before its answer is sent (an audit record of a
+ * state-changing tool call); `extra` is what the transport passed with it (its caller).
+ */
+export type OnRequestRefused = (
+  message: JSONRPCMessage,
+  extra: MessageExtraInfo | undefined,
+  error: AppError,
+) => Promise<void>;
+
 /** Makes every connection of `server` hold its requests in flight to `reserveFor()`'s slots. */
-export function limitRequestsInFlight(server: McpServer, reserveFor: () => ReserveRequest): void {
+export function limitRequestsInFlight(
+  server: McpServer,
+  reserveFor: () => ReserveRequest,
+  onRefused?: OnRequestRefused,
+): void {
   const connect = server.connect.bind(server);
   server.connect = async (transport) => {
     await connect(transport);
-    holdRequestSlots(transport, reserveFor());
+    holdRequestSlots(transport, reserveFor(), onRefused);
   };
 }
 
-function holdRequestSlots(transport: Transport, reserve: ReserveRequest): void {
+function holdRequestSlots(transport: Transport, reserve: ReserveRequest, onRefused?: OnRequestRefused): void {
   /** The slots of the requests in flight, by id (a client that reuses an id in flight holds two). */
   const held = new Map<RequestId, ReleaseSlot[]>();
   const release = (id: RequestId): void => {
@@ -85,9 +99,15 @@ function holdRequestSlots(transport: Transport, reserve: ReserveRequest): void {
           id,
           error: { code: refusal.code, message: refusal.message, data: refusal.data },
         } as JSONRPCMessage;
-        transport.send(answer, { relatedRequestId: id }).catch(() => {
-          // The client went away; nothing is waiting for the answer.
-        });
+        const recorded = onRefused?.(message, extra, toAppError(error)) ?? Promise.resolve();
+        recorded
+          .catch(() => {
+            // Recorders report their own failures; the answer goes out all the same.
+          })
+          .then(() => transport.send(answer, { relatedRequestId: id }))
+          .catch(() => {
+            // The client went away; nothing is waiting for the answer.
+          });
         return;
       }
       const slots = held.get(id);

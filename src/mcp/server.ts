@@ -7,13 +7,13 @@ import type { Logger } from '../observability/logger.ts';
 import { type McpRequestRecorder, observeMcpRequests } from '../observability/mcp-request-metrics.ts';
 import type { McpTelemetry } from '../observability/mcp-telemetry.ts';
 import { VERSION } from '../version.ts';
-import type { CallerResolver, McpCaller } from './caller.ts';
+import type { CallerResolver, McpCaller, RequestExtra } from './caller.ts';
 import { limitRequestsInFlight, type ReserveRequest } from './request-limit.ts';
 import { checkRequestParams } from './request-params-check.ts';
 import { registerResources } from './resources.ts';
 import type { SessionSteering } from './steering-tools.ts';
 import { checkToolInputs } from './tool-input-errors.ts';
-import { refuseToolCall } from './tool-runner.ts';
+import { auditRefusedCall, refuseToolCall } from './tool-runner.ts';
 import { registerSessionTools } from './tools.ts';
 
 export interface CreateMcpServerOptions {
@@ -52,6 +52,9 @@ const STEERING_INSTRUCTIONS = [
   'the orchestrator plans.',
 ].join(' ');
 
+/** The tools offered only with `steering`. */
+const STEERING_TOOLS: ReadonlySet<string> = new Set(['approve_plan', 'reject_plan', 'send_message']);
+
 /** An MCP server bound to one client connection, and how to release what it watches. */
 export interface MaosMcpServer {
   server: McpServer;
@@ -88,7 +91,17 @@ export function createMcpServer(options: CreateMcpServerOptions): MaosMcpServer 
   // A malformed request is answered here, before the protocol layer sees it.
   checkRequestParams(server);
   // Counted before the params check, so a malformed request beyond the limit is refused as any other.
-  if (options.requestSlots) limitRequestsInFlight(server, options.requestSlots);
+  if (options.requestSlots) {
+    // A state-changing tool call refused is audited as its other refusals are (a tool not offered:
+    // not at all, as a call of it is answered NOT_FOUND).
+    limitRequestsInFlight(server, options.requestSlots, async (message, extra, error) => {
+      const call = message as { method?: unknown; params?: { name?: unknown; arguments?: unknown } };
+      const name = call.params?.name;
+      if (call.method !== 'tools/call' || typeof name !== 'string') return;
+      if (STEERING_TOOLS.has(name) && options.steering === undefined) return;
+      await auditRefusedCall(options, name, call.params?.arguments, error, extra as RequestExtra);
+    });
+  }
   const { onRequest, telemetry } = options;
   if (onRequest || telemetry) {
     // Watches the transport once connected, outside the params check, so that the requests the

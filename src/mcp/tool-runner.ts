@@ -86,6 +86,35 @@ export function refuseToolCall(
 }
 
 /**
+ * Records a call of state-changing tool `name` refused before it ran, at the protocol level (too
+ * many requests in flight), as its other refusals are: one failure naming the code, the target the
+ * `session_id` argument when it is a valid one. Calls of other tools write nothing, as when they fail.
+ */
+export async function auditRefusedCall(
+  deps: ToolRunnerDependencies,
+  name: string,
+  args: unknown,
+  error: AppError,
+  extra: RequestExtra,
+): Promise<void> {
+  const spec = Object.hasOwn(TOOL_SPECS, name) ? TOOL_SPECS[name as keyof typeof TOOL_SPECS] : undefined;
+  if (spec === undefined || !spec.mutating) return;
+  let caller: McpCaller;
+  try {
+    caller = deps.resolveCaller(extra);
+  } catch {
+    return;
+  }
+  const sessionId = sessionIdSchema.safeParse((args as { session_id?: unknown } | undefined)?.session_id);
+  await caller.audit?.({
+    tool: spec.name,
+    permission: spec.permission,
+    sessionId: sessionId.success ? sessionId.data.toLowerCase() : null,
+    error: error.code,
+  });
+}
+
+/**
  * Runs a tool body for the resolved caller after its permission check, records the call with the
  * caller's auditor, and turns any failure into an MCP tool error.
  */

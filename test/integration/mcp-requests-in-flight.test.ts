@@ -71,7 +71,7 @@ describe('MCP requests in flight', { timeout: 120_000 }, () => {
     });
 
     const calls = [startWaitingCall(mcp, 'first'), startWaitingCall(mcp, 'second')];
-    await waitForSessions(server.url, headers, 2);
+    const sessions = await waitForSessions(server.url, headers, 2);
 
     const refused = await refusalOf(mcp.client.listTools());
     assert.equal(refused.code, -32602);
@@ -80,6 +80,18 @@ describe('MCP requests in flight', { timeout: 120_000 }, () => {
       details: { setting: 'mcp.maxRequestsInFlightPerSession', limit: 2 },
     });
     assert.match(refused.message, /RESOURCE_LIMIT_EXCEEDED: .*mcp\.maxRequestsInFlightPerSession/);
+    // A state-changing tool refused so is audited as its other refusals are.
+    const refusedCall = await refusalOf(
+      mcp.client.callTool({ name: 'cancel_session', arguments: { session_id: sessions[0] } }),
+    );
+    assert.equal((refusedCall.data as { code: string }).code, 'RESOURCE_LIMIT_EXCEEDED');
+    const records = await server.listAudit();
+    assert.deepEqual(
+      records
+        .filter((record) => record.reason?.endsWith('RESOURCE_LIMIT_EXCEEDED'))
+        .map((record) => [record.action, record.outcome, record.reason, record.targetId]),
+      [['sessions:cancel', 'failure', 'mcp tool cancel_session: RESOURCE_LIMIT_EXCEEDED', sessions[0]]],
+    );
     // Refused, not queued: the waiting calls go on.
     assert.equal(await Promise.race([calls[0]!.settled, Promise.resolve('pending')]), 'pending');
 
