@@ -463,7 +463,7 @@ console.log(outcome);
     );
   });
 
-  test("what a runner creates is owner-only (umask 077), whatever the server's umask; its words stay words", async () => {
+  test("what a runner creates is owner-only (umask 077), whatever the server's umask; its words and variables reach it as they are", async () => {
     const previous = process.umask(0o022);
     try {
       const dataDir = mkdtempSync(join(dir, 'umask-'));
@@ -479,6 +479,10 @@ console.log(outcome);
           ]),
           // Each argument reaches the program as it is written: none is shell text.
           words: runner(['printf', '%s|', '$(touch injected)', '; touch injected', '"$@"', '*', '-c']),
+          // Variables whose names are no shell identifiers (as npm reads registry tokens) reach it too.
+          names: runner(['env'], {
+            env: { 'npm_config_//registry.example/:_authToken': 'token-1', 'A-B': 'dash', 'my.var': 'dot' },
+          }),
           'not-executable': runner([notExecutable]),
         },
       });
@@ -487,12 +491,21 @@ console.log(outcome);
       const words = await modes.run(task('words'), context().ctx);
       assert.equal(words.output, '$(touch injected)|; touch injected|"$@"|*|-c|');
       assert.ok(!existsSync(join(dataDir, 'workspaces', 'sess-1', 'injected')));
+      const names = (await modes.run(task('names'), context().ctx)).output.split('\n');
+      for (const variable of [
+        'npm_config_//registry.example/:_authToken=token-1',
+        'A-B=dash',
+        'my.var=dot',
+      ]) {
+        assert.ok(names.includes(variable), `${variable} in ${names.join(' ')}`);
+      }
       await assert.rejects(modes.run(task('not-executable'), context().ctx), (error: unknown) => {
         assert.ok(error instanceof AppError);
         assert.equal(error.code, 'RUNNER_FAILED');
         assert.equal(error.message, `Runner not-executable could not start: spawn ${notExecutable} EACCES`);
         return true;
       });
+      assert.equal(process.umask(previous), 0o022, "the server's own umask is back after each start");
     } finally {
       process.umask(previous);
     }

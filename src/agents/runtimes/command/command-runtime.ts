@@ -1,8 +1,8 @@
 // The `command` runtime: runs a runner declared in the server config (never one supplied by an API
-// caller) as a child process (no shell parses its words; one only sets its umask: runner-program.ts),
-// in its own process group so the whole tree can be killed on timeout, cancellation or shutdown.
-// Output streams into the session's events.
-import { type ChildProcess, type ChildProcessByStdio, spawn } from 'node:child_process';
+// caller) as a child process without a shell, under umask 077, in its own process group so the
+// whole tree can be killed on timeout, cancellation or shutdown. Output streams into the session's
+// events.
+import type { ChildProcess, ChildProcessByStdio } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -13,6 +13,7 @@ import { AppError } from '../../../errors/app-error.ts';
 import { newId } from '../../../store/ids.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
 import { killRunLeftoversInBackground, readProcessStat } from './child-process-groups.ts';
+import { spawnOwnerOnly } from './owner-only-spawn.ts';
 import { createOwnerOnlyParents, createRunDirs, type OwnerOnlyParents, removeRunDirs } from './run-dirs.ts';
 import {
   RUN_TEMP_PREFIX,
@@ -23,7 +24,6 @@ import {
   taskHomesDir,
 } from './run-records.ts';
 import type { RunnerAccessCheck } from './runner-access.ts';
-import { asProgramError, checkProgram, underOwnerOnlyUmask } from './runner-program.ts';
 import { sessionWorkspaceDir, workspacesDir } from './session-workspaces.ts';
 
 /** Kept of stdout as the task's output (the full text is in the events). */
@@ -139,17 +139,14 @@ export function createCommandRuntime(options: CommandRuntimeOptions): AgentRunti
 
 /**
  * The error of a runner that could not start, saying why in the operator's terms: spawn reports a
- * missing working directory as the program's ENOENT, and E2BIG names no variable. Named as an error of
- * `program`'s, not of the shell that starts it (runner-program.ts).
+ * missing working directory as the program's ENOENT, and E2BIG names no variable.
  */
 function cannotStart(
   runnerName: string,
-  program: string,
-  spawnError: unknown,
+  error: unknown,
   env: Record<string, string>,
   cwd?: string,
 ): AppError {
-  const error = asProgramError(spawnError, program);
   const code = (error as NodeJS.ErrnoException).code;
   let why = (error as Error).message;
   if (code === 'ENOENT' && cwd !== undefined && !existsSync(cwd)) {
@@ -212,6 +209,10 @@ async function runCommand(
     parents.ensure(runRecordsDir(replicaDir)).catch(() => {}),
   ]);
   const ownDirs = [home, tmp].filter((dir) => dir !== undefined);
+  if (ctx.signal.aborted) {
+    await removeRunDirs(ownDirs, ctx, 'did not start');
+    throw ctx.signal.reason;
+  }
   // Of this run alone (a task given back runs again under the same attempt): every process the
   // runner starts inherits it, so the next start finds those a crash left, in its group or not.
   const runId = newId();
@@ -235,30 +236,18 @@ async function runCommand(
       if (!Object.hasOwn(runner.env, name)) env[name] = tempDir;
     }
   }
-  const [program, ...args] = runner.command as [string, ...string[]];
-  try {
-    // Found first: through the shell that sets its umask, a missing program would be an exit code.
-    await checkProgram(program, env.PATH, cwd);
-  } catch (error) {
-    await removeRunDirs(ownDirs, ctx, 'did not start');
-    throw cannotStart(runnerName, program, error, env, cwd);
-  }
-  if (ctx.signal.aborted) {
-    await removeRunDirs(ownDirs, ctx, 'did not start');
-    throw ctx.signal.reason;
-  }
   return new Promise<RuntimeResult>((resolvePromise, rejectPromise) => {
+    const [program, ...args] = runner.command as [string, ...string[]];
     // Refused before any process started, nothing runs: its directories go at once and the run fails
     // as one that could not start, not with a bare `spawn E2BIG` or a TypeError.
     const notStarted = (error: unknown): void => {
-      const failed = cannotStart(runnerName, program, error, env, cwd);
+      const failed = cannotStart(runnerName, error, env, cwd);
       void removeRunDirs(ownDirs, ctx, 'did not start').finally(() => rejectPromise(failed));
     };
     let child: ChildProcessByStdio<null, Readable, Readable>;
     try {
-      // Under umask 077: what it creates is owner-only (runner-program.ts).
-      const [file, argv] = underOwnerOnlyUmask(program, args);
-      child = spawn(file, argv, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      // Under umask 077: what it creates is owner-only.
+      child = spawnOwnerOnly(program, args, { cwd, env });
     } catch (error) {
       // Thrown at once: E2BIG (its environment, the task text included, is larger than the kernel
       // takes), an environment value holding NUL.
@@ -341,7 +330,7 @@ async function runCommand(
 
     child.on('error', (error) => {
       finish(() => {
-        throw cannotStart(runnerName, program, error, env, cwd);
+        throw cannotStart(runnerName, error, env, cwd);
       });
     });
     child.on('exit', () => {
