@@ -70,8 +70,9 @@ const runtime = createCommandRuntime({
     // elsewhere, one that holds the run's stdout open.
     daemon: runner(['sh', '-c', 'setsid sleep 60 >/dev/null 2>&1 & echo "child $!"']),
     'daemon-on-stdout': runner(['sh', '-c', 'setsid sleep 60 & echo "child $!"']),
-    // Past the kept tails (64 Ki and 4 Ki UTF-16 units), each cut falling inside an emoji.
-    emoji: runner([process.execPath, '-e', "process.stdout.write('😀'.repeat(40000) + '.')"]),
+    // Past the kept tails (64 Ki and 4 Ki UTF-16 units; stdout past twice that, where the tail is cut
+    // back while the output streams), each cut falling inside an emoji.
+    emoji: runner([process.execPath, '-e', "process.stdout.write('😀'.repeat(70000) + '.')"]),
     'emoji-fail': runner([
       process.execPath,
       '-e',
