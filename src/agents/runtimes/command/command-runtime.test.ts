@@ -233,6 +233,22 @@ console.log(outcome);
     assert.equal(await waitUntilGone(pid), true, 'the grandchild was killed');
   });
 
+  test('a cancel while the run is being prepared starts nothing and leaves no HOME or temporary directory', async () => {
+    const dataDir = mkdtempSync(join(dir, 'cancel-early-'));
+    const early = createCommandRuntime({
+      dataDir,
+      runners: { touch: runner(['touch', join(dataDir, 'started')]) },
+    });
+    const controller = new AbortController();
+    const running = early.run(task('touch'), context(controller.signal).ctx);
+    // Its directories are being made (off the event loop): nothing has started yet.
+    controller.abort(new AppError('TIMEOUT', 'cancelled early'));
+    await assert.rejects(running, /cancelled early/);
+    assert.ok(!existsSync(join(dataDir, 'started')), 'the program never ran');
+    assert.deepEqual(readdirSync(join(dataDir, 'homes')), []);
+    assert.deepEqual(readdirSync(join(dataDir, 'tmp')), []);
+  });
+
   test("a daemon the runner started (setsid) ends with the run, also one holding the run's stdout", async (t) => {
     for (const name of ['daemon', 'daemon-on-stdout']) {
       const { output } = await runtime.run(task(name), context().ctx);
