@@ -464,3 +464,150 @@ describe('response cache at the model call', () => {
     assert.deepEqual(notes, ['hi'], 'the replayed tool call was not run again');
   });
 });
+
+describe('identical cacheable calls in flight at once', () => {
+  /** A provider model whose answers wait for `release`; counts the calls that reach it. */
+  function gatedSetup(answers: LanguageModelV4StreamPart[][] = [textAnswer('hello')]) {
+    const providers = providersConfigSchema.parse({
+      p: { type: 'openai-compatible', baseURL: 'http://llm.invalid/v1', model: 'm', cache: true },
+    });
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const calls: LanguageModelV4CallOptions[] = [];
+    const model: LanguageModelV4 = {
+      specificationVersion: 'v4',
+      provider: 'fake',
+      modelId: 'm',
+      supportedUrls: {},
+      async doGenerate(options) {
+        calls.push(options);
+        await gate;
+        return {
+          content: [{ type: 'text', text: 'generated' }],
+          finishReason: STOP,
+          usage: USAGE,
+          warnings: [],
+        };
+      },
+      async doStream(options) {
+        calls.push(options);
+        const parts = answers[Math.min(calls.length, answers.length) - 1] ?? [];
+        // Like a provider's, the stream fails with the call's abort reason.
+        return {
+          stream: new ReadableStream({
+            async start(controller) {
+              const stopped = new Promise<boolean>((resolve) => {
+                options.abortSignal?.addEventListener('abort', () => resolve(true), { once: true });
+              });
+              if (await Promise.race([gate.then(() => false), stopped])) {
+                controller.error(options.abortSignal?.reason);
+                return;
+              }
+              try {
+                for (const part of parts) controller.enqueue(part);
+                controller.close();
+              } catch {
+                // The reader stopped the stream meanwhile.
+              }
+            },
+          }),
+        };
+      },
+    };
+    const lookups: boolean[] = [];
+    const cacheModel = createCacheModel({
+      providers,
+      cache: createMemoryResponseCache(),
+      onLookup: (_provider, hit) => lookups.push(hit),
+    });
+    return {
+      model: cacheModel(model, 'p', 'm') as LanguageModelV4,
+      calls,
+      lookups,
+      release: () => release(),
+    };
+  }
+
+  /** Lets every call started so far get as far as it can without the provider's answer. */
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+  test('the provider is asked once: the second waits for the answer of the first, a hit', async () => {
+    const { model, calls, lookups, release } = gatedSetup();
+    const first = runAsTenant('t1', () => readAll(model, request()));
+    const second = runAsTenant('t1', () => readAll(model, request()));
+    await settle();
+    release();
+    assert.equal(textOf(await first), 'hello');
+    const replayed = await second;
+    assert.equal(textOf(replayed), 'hello');
+    assert.equal(calls.length, 1, 'one provider call');
+    assert.deepEqual(lookups, [false, true]);
+    const finish = replayed.find((part) => part.type === 'finish');
+    assert.equal(finish?.type === 'finish' && finish.usage.inputTokens.total, 0, 'the wait cost nothing');
+  });
+
+  test('a non-streamed call (structured output) waits for one in flight as well', async () => {
+    const { model, calls, lookups, release } = gatedSetup();
+    const first = runAsTenant('t1', () => model.doGenerate(request()));
+    const second = runAsTenant('t1', () => model.doGenerate(request()));
+    await settle();
+    release();
+    assert.deepEqual((await first).content, [{ type: 'text', text: 'generated' }]);
+    assert.deepEqual((await second).content, [{ type: 'text', text: 'generated' }]);
+    assert.equal(calls.length, 1);
+    assert.deepEqual(lookups, [false, true]);
+  });
+
+  test("another tenant's identical call does not wait for it: entries stay per tenant", async () => {
+    const { model, calls, lookups, release } = gatedSetup();
+    const first = runAsTenant('t1', () => readAll(model, request()));
+    const second = runAsTenant('t2', () => readAll(model, request()));
+    await settle();
+    release();
+    await Promise.all([first, second]);
+    assert.equal(calls.length, 2);
+    assert.deepEqual(lookups, [false, false]);
+  });
+
+  test('when the first fails, the one that waited asks the provider itself', async () => {
+    const { model, calls, lookups, release } = gatedSetup([
+      [...textAnswer('x').slice(0, 3), { type: 'error', error: new Error('broke') }],
+      textAnswer('hello'),
+    ]);
+    const first = runAsTenant('t1', () => readAll(model, request()));
+    const second = runAsTenant('t1', () => readAll(model, request()));
+    await settle();
+    release();
+    const failed = await first;
+    assert.equal(failed.at(-1)?.type, 'error');
+    assert.equal(textOf(await second), 'hello');
+    assert.equal(calls.length, 2);
+    assert.deepEqual(lookups, [false, false], 'a miss each: the second found nothing to wait for');
+  });
+
+  test('when the first is stopped by its reader, the one that waited asks the provider itself', async () => {
+    const { model, calls, release } = gatedSetup();
+    const { stream } = await runAsTenant('t1', () => model.doStream(request()));
+    const second = runAsTenant('t1', () => readAll(model, request()));
+    await settle();
+    await stream.cancel(new Error('stopped'));
+    release();
+    assert.equal(textOf(await second), 'hello');
+    assert.equal(calls.length, 2);
+  });
+
+  test('a call that waits stops at its own signal with its reason; the first goes on', async () => {
+    const { model, calls, release } = gatedSetup();
+    const first = runAsTenant('t1', () => readAll(model, request()));
+    const stop = new AbortController();
+    const second = runAsTenant('t1', () => readAll(model, request({ abortSignal: stop.signal })));
+    await settle();
+    stop.abort(new Error('cancelled'));
+    await assert.rejects(second, (error) => error === stop.signal.reason);
+    release();
+    assert.equal(textOf(await first), 'hello');
+    assert.equal(calls.length, 1);
+  });
+});

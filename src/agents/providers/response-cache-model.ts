@@ -110,14 +110,21 @@ const ZERO_USAGE: LanguageModelV4Usage = {
  */
 export function createCacheModel(options: ResponseCacheModelOptions): CacheModel {
   const wrapped = new WeakMap<LanguageModelV4, LanguageModelV4>();
-  // One for all the models of the cache: an entry is logged once, whichever model meets it.
+  // One for all the models of the cache: an entry is logged once, whichever model meets it, and a
+  // call waits for an identical one in flight, whichever model makes it (a tenant's own key and
+  // the operator's share entries, as they share the store's).
   const unreadableSeen = createSeenSet(UNREADABLE_REMEMBERED);
+  const inFlight = new Map<string, Promise<CachedAnswer | undefined>>();
   return (model, provider, modelId, endpoint) => {
     if (!options.providers[provider]?.cache) return model;
     if (typeof model === 'string' || model.specificationVersion !== 'v4') return model;
     let caching = wrapped.get(model);
     if (!caching) {
-      caching = createCachingModel(model, provider, modelId, endpoint, { ...options, unreadableSeen });
+      caching = createCachingModel(model, provider, modelId, endpoint, {
+        ...options,
+        unreadableSeen,
+        inFlight,
+      });
       wrapped.set(model, caching);
     }
     return caching;
@@ -157,9 +164,13 @@ function createCachingModel(
   provider: string,
   modelId: string,
   endpoint: string | undefined,
-  options: ResponseCacheModelOptions & { unreadableSeen: { first(key: string): boolean } },
+  options: ResponseCacheModelOptions & {
+    unreadableSeen: { first(key: string): boolean };
+    /** The answers being fetched, by tenant and key (see lead). */
+    inFlight: Map<string, Promise<CachedAnswer | undefined>>;
+  },
 ): LanguageModelV4 {
-  const { cache, unreadableSeen } = options;
+  const { cache, unreadableSeen, inFlight } = options;
   const wire = wireOf(options.providers[provider], endpoint);
 
   /** The tenant and key of a cacheable call; none for the others. */
@@ -218,6 +229,47 @@ function createCachingModel(
     }
   }
 
+  /**
+   * The answer of an identical call of the same tenant in flight in this process (`pending`, from
+   * inFlight), once it has it; undefined when that ended without an answer to keep (this call then
+   * asks on its own). Waiting stops at the call's signal, with its reason.
+   */
+  async function answerInFlight(
+    pending: Promise<CachedAnswer | undefined>,
+    signal: AbortSignal | undefined,
+  ): Promise<CachedAnswer | undefined> {
+    signal?.throwIfAborted();
+    const answer = signal === undefined ? await pending : await untilAborted(pending, signal);
+    if (answer === undefined) return undefined;
+    // Answered from what another call fetched: a hit, as from the store.
+    options.onLookup?.(provider, true);
+    count(true);
+    signal?.throwIfAborted();
+    return answer;
+  }
+
+  /**
+   * Makes this call the one in flight for `slot`, when no other is: identical calls made meanwhile
+   * wait for its answer (answerInFlight) instead of each asking the provider. The function returned
+   * hands them the answer, or none (they then ask on their own); only its first call counts.
+   */
+  function lead(slot: { tenantId: string; key: string }): (answer: CachedAnswer | undefined) => void {
+    const key = flightKey(slot);
+    if (inFlight.has(key)) return () => {};
+    let resolve: (answer: CachedAnswer | undefined) => void = () => {};
+    const pending = new Promise<CachedAnswer | undefined>((settle) => {
+      resolve = settle;
+    });
+    inFlight.set(key, pending);
+    let settled = false;
+    return (answer) => {
+      if (settled) return;
+      settled = true;
+      inFlight.delete(key);
+      resolve(answer);
+    };
+  }
+
   return {
     specificationVersion: model.specificationVersion,
     provider: model.provider,
@@ -225,40 +277,103 @@ function createCachingModel(
     supportedUrls: model.supportedUrls,
     async doGenerate(call) {
       const slot = cacheSlot(call);
-      const found = slot ? await lookup(slot) : undefined;
-      const hit = found?.answer;
-      count(hit !== undefined);
-      if (!slot) return model.doGenerate(call);
-      if (hit) {
-        // Stopped while the store was asked: thrown as a provider's fetch throws it (the reason).
-        call.abortSignal?.throwIfAborted();
-        return replayGenerate(hit);
+      if (!slot) {
+        count(false);
+        return model.doGenerate(call);
       }
-      const result = await model.doGenerate(call);
-      const answer = toCachedAnswer(result.content, result.finishReason, result.structuredOutputText);
-      if (answer) await store(slot, answer, found?.unreadable === true);
-      return result;
+      // No await between the look for one in flight and lead: two calls would both lead.
+      const pending = inFlight.get(flightKey(slot));
+      const shared = pending && (await answerInFlight(pending, call.abortSignal));
+      if (shared) return replayGenerate(shared);
+      const settle = lead(slot);
+      let answer: CachedAnswer | undefined;
+      try {
+        const found = await lookup(slot);
+        count(found.answer !== undefined);
+        if (found.answer) {
+          answer = found.answer;
+          // Stopped while the store was asked: thrown as a provider's fetch throws it (the reason).
+          call.abortSignal?.throwIfAborted();
+          return replayGenerate(found.answer);
+        }
+        const result = await model.doGenerate(call);
+        answer = toCachedAnswer(result.content, result.finishReason, result.structuredOutputText);
+        settle(answer);
+        if (answer) await store(slot, answer, found.unreadable);
+        return result;
+      } finally {
+        settle(answer);
+      }
     },
     async doStream(call) {
       const slot = cacheSlot(call);
-      const found = slot ? await lookup(slot) : undefined;
-      const hit = found?.answer;
-      count(hit !== undefined);
-      if (!slot) return model.doStream(call);
-      if (hit) {
-        call.abortSignal?.throwIfAborted();
-        const stream = replayStream(hit, call.abortSignal);
-        replayed.add(stream);
-        return { stream };
+      if (!slot) {
+        count(false);
+        return model.doStream(call);
       }
-      const replace = found?.unreadable === true;
-      const result = await model.doStream(call);
-      return {
-        ...result,
-        stream: result.stream.pipeThrough(recordStream((answer) => store(slot, answer, replace))),
-      };
+      const pending = inFlight.get(flightKey(slot));
+      const shared = pending && (await answerInFlight(pending, call.abortSignal));
+      if (shared) return { stream: replayedStream(shared, call.abortSignal) };
+      const settle = lead(slot);
+      // Until the stream is handed on, its end is not known: a failure before it leaves no answer.
+      let recording = false;
+      try {
+        const found = await lookup(slot);
+        count(found.answer !== undefined);
+        if (found.answer) {
+          settle(found.answer);
+          call.abortSignal?.throwIfAborted();
+          return { stream: replayedStream(found.answer, call.abortSignal) };
+        }
+        const result = await model.doStream(call);
+        recording = true;
+        return {
+          ...result,
+          stream: result.stream.pipeThrough(
+            recordStream((answer) => {
+              settle(answer);
+              return answer === undefined ? Promise.resolve() : store(slot, answer, found.unreadable);
+            }),
+          ),
+        };
+      } finally {
+        if (!recording) settle(undefined);
+      }
     },
   };
+}
+
+/** The key of a cacheable call among those in flight: its tenant and cache key. */
+function flightKey(slot: { tenantId: string; key: string }): string {
+  return `${slot.tenantId}\u0000${slot.key}`;
+}
+
+/** `pending`'s value, or a rejection with `signal`'s reason once it aborts first. */
+function untilAborted<T>(pending: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    pending.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/** The cached answer as a provider stream, known as a replay (isCachedAnswer). */
+function replayedStream(
+  answer: CachedAnswer,
+  signal: AbortSignal | undefined,
+): ReadableStream<LanguageModelV4StreamPart> {
+  const stream = replayStream(answer, signal);
+  replayed.add(stream);
+  return stream;
 }
 
 /**
@@ -468,16 +583,22 @@ function replayStream(
 
 /**
  * Passes a provider stream through unchanged and, once it has finished without an error, hands the
- * whole answer to `onComplete` (awaited before the stream closes, so the entry exists by the time the
- * caller has the answer). A stream the caller stops reading early is not kept.
+ * whole answer to `onEnd` (awaited before the stream closes, so the entry exists by the time the
+ * caller has the answer). A stream that fails, that the caller stops reading early, or whose answer
+ * cannot be kept hands none, as soon as that is known; `onEnd` is called once.
  */
 function recordStream(
-  onComplete: (answer: CachedAnswer) => Promise<void>,
+  onEnd: (answer: CachedAnswer | undefined) => Promise<void>,
 ): TransformStream<LanguageModelV4StreamPart, LanguageModelV4StreamPart> {
   const content: LanguageModelV4Content[] = [];
   const open = new Map<string, { type: 'text' | 'reasoning'; text: string }>();
   let finishReason: LanguageModelV4FinishReason | undefined;
-  let failed = false;
+  let ended = false;
+  const end = (answer: CachedAnswer | undefined): Promise<void> => {
+    if (ended) return Promise.resolve();
+    ended = true;
+    return onEnd(answer);
+  };
   const block = (
     type: 'text' | 'reasoning',
     id: string,
@@ -509,7 +630,8 @@ function recordStream(
           finishReason = part.finishReason;
           break;
         case 'error':
-          failed = true;
+          // Not kept: the calls waiting for this answer need not wait for the rest of it.
+          void end(undefined);
           break;
         case 'file':
         case 'reasoning-file':
@@ -528,9 +650,12 @@ function recordStream(
       controller.enqueue(part);
     },
     async flush() {
-      if (failed || !finishReason) return;
-      const answer = toCachedAnswer(content, finishReason, undefined);
-      if (answer) await onComplete(answer);
+      await end(finishReason ? toCachedAnswer(content, finishReason, undefined) : undefined);
     },
-  });
+    // Stopped by the reader, or failed on the provider's side (a reset, a timeout's abort). Part of
+    // the streams standard that Node implements and its type declarations do not know yet.
+    cancel() {
+      void end(undefined);
+    },
+  } as Transformer<LanguageModelV4StreamPart, LanguageModelV4StreamPart>);
 }

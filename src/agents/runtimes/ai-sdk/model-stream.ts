@@ -222,10 +222,14 @@ async function streamStep(
     const { stream } = await model.doStream(options);
     input.onCallStart?.(sizeOfPrompt(options.prompt), isCachedAnswer(stream));
     const reader = stream.getReader();
+    let ended = false;
     try {
       for (;;) {
         const { done, value: part } = await reader.read();
-        if (done) break;
+        if (done) {
+          ended = true;
+          break;
+        }
         if (part.type === 'text-delta') {
           if (part.delta === '') continue;
           input.push(stepText === '' ? lead + part.delta : part.delta);
@@ -252,6 +256,10 @@ async function streamStep(
         }
       }
     } finally {
+      // Left before its end (an error part, an interrupted answer): the rest is not wanted. Stopped,
+      // so that its connection is let go and a call waiting for this answer in the response cache
+      // learns at once that it will not come.
+      if (!ended) reader.cancel().catch(() => {});
       reader.releaseLock();
     }
     // Ended with no finish at all: Anthropic's package reports none when the stream stops before
