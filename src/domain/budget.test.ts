@@ -2,12 +2,14 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { AppError } from '../errors/app-error.ts';
 import {
   budgetSchema,
   estimateStreamingUsage,
   findBudgetOverrun,
   mergeBudgets,
   toBudgetError,
+  toStopError,
 } from './budget.ts';
 
 const usage = (inputTokens: number, outputTokens: number, costUsd = 0) => ({
@@ -70,6 +72,18 @@ describe('budgets', () => {
     const error = toBudgetError('token budget exceeded', usage(1, 2), { maxTokens: 2 });
     assert.equal(error.code, 'BUDGET_EXCEEDED');
     assert.deepEqual(error.details, { budget: { maxTokens: 2 }, usage: usage(1, 2) });
+  });
+
+  test('a call stopped by another limit keeps its error: code, message, details and wait', () => {
+    const quota = new AppError('QUOTA_EXCEEDED', 'The tenant used 10 tokens today (limit 10)', {
+      details: { quota: 'daily_tokens', limit: 10 },
+      retryAfterSeconds: 3600,
+    });
+    const stop = toStopError(quota, usage(4, 6), { step: 'model' });
+    assert.equal(stop.code, 'QUOTA_EXCEEDED');
+    assert.equal(stop.message, quota.message);
+    assert.deepEqual(stop.details, { quota: 'daily_tokens', limit: 10, step: 'model', usage: usage(4, 6) });
+    assert.equal(stop.retryAfterSeconds, 3600);
   });
 
   test('streaming usage is estimated from characters', () => {

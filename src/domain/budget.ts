@@ -81,6 +81,7 @@ export function toStopError(overrun: string | AppError, usage: Usage, details: o
   if (overrun instanceof AppError) {
     return new AppError(overrun.code, overrun.message, {
       details: { ...(overrun.details as object | undefined), ...details, usage },
+      retryAfterSeconds: overrun.retryAfterSeconds,
     });
   }
   return new AppError('BUDGET_EXCEEDED', `${BUDGET_STOP_PREFIX}${overrun}`, {
