@@ -684,6 +684,10 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
     }
     let sent = 0;
     const active = new Set<Promise<void>>();
+    // Sends that ended since the last claim began: the claim may have seen their deliveries still in
+    // flight (PostgreSQL: recorded on another connection while it ran), and so taken nothing of their
+    // subscriptions, whose next deliveries are due now.
+    let ended = 0;
     try {
       for (;;) {
         if (!stopped && active.size < batchSize) {
@@ -693,7 +697,9 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
             logger.warn({ err: coerceError(error) }, 'forgetting expired webhook secrets failed'),
           );
           await options.whenDurable?.();
-          const claimed = await claim(batchSize - active.size);
+          const limit = batchSize - active.size;
+          ended = 0;
+          const claimed = await claim(limit);
           for (const delivery of claimed) {
             const sending: Promise<void> = send(delivery)
               .catch((error: unknown) =>
@@ -702,13 +708,22 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
                   'webhook delivery not recorded',
                 ),
               )
-              .finally(() => active.delete(sending));
+              .finally(() => {
+                active.delete(sending);
+                ended += 1;
+              });
             active.add(sending);
           }
           sent += claimed.length;
-          // More may be due (a claim takes one delivery per subscription): claim again.
-          if (claimed.length > 0) continue;
+          // More may be due (a claim takes one delivery per subscription, `limit` at most): claim
+          // again. One that took fewer took every head that was due; the next is claimed when a send
+          // ends (its subscription's next delivery may be due then) or a wake-up comes, not at once:
+          // that claim would find nothing, and it walks every subscription with pending deliveries.
+          if (claimed.length === limit) continue;
         }
+        // A send that ended during the claim (or since): its subscription's next delivery was not
+        // seen, and waits for no poll.
+        if (ended > 0 && !stopped && active.size < batchSize) continue;
         // None due and none in flight: the next wake-up, poll or due retry starts another pass. A
         // failed read leaves the retries to the poll.
         if (active.size === 0) {
