@@ -99,8 +99,9 @@ function describeFastifyError(code: string): string {
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: AppError): FastifyReply {
   // originalUrl: the path the client sent, also when it was routed as MALFORMED_URL_PATH.
   const problem = createProblem(error, request.originalUrl.split('?')[0], String(request.id));
-  // The wait an error names (AppError.retryAfterSeconds), unless the route set one of its own.
-  if (error.retryAfterSeconds !== undefined && !reply.hasHeader('retry-after')) {
+  // The wait an error names (AppError.retryAfterSeconds): the one place Retry-After is set (a
+  // route names its wait on the error it throws, never in a header of its own).
+  if (error.retryAfterSeconds !== undefined) {
     reply.header('retry-after', String(error.retryAfterSeconds));
   }
   return reply
