@@ -22,7 +22,14 @@ const USAGE = {
 };
 const STOP: LanguageModelV4FinishReason = { unified: 'stop', raw: 'stop' };
 
-function fakeModel(answer: (call: LanguageModelV4CallOptions) => LanguageModelV4StreamPart[]) {
+/**
+ * A provider model answering `answer` (for the nth call when given `(call, n)`). With `gate`, its
+ * answers wait for it, and, like a provider's, a stream then fails with the call's abort reason.
+ */
+function fakeModel(
+  answer: (call: LanguageModelV4CallOptions, n: number) => LanguageModelV4StreamPart[],
+  gate?: Promise<void>,
+) {
   const calls: LanguageModelV4CallOptions[] = [];
   const model: LanguageModelV4 = {
     specificationVersion: 'v4',
@@ -31,6 +38,7 @@ function fakeModel(answer: (call: LanguageModelV4CallOptions) => LanguageModelV4
     supportedUrls: {},
     async doGenerate(options) {
       calls.push(options);
+      await gate;
       return {
         content: [{ type: 'text', text: 'generated' }],
         finishReason: STOP,
@@ -40,12 +48,25 @@ function fakeModel(answer: (call: LanguageModelV4CallOptions) => LanguageModelV4
     },
     async doStream(options) {
       calls.push(options);
-      const parts = answer(options);
+      const parts = answer(options, calls.length);
       return {
         stream: new ReadableStream({
-          start(controller) {
-            for (const part of parts) controller.enqueue(part);
-            controller.close();
+          async start(controller) {
+            if (gate !== undefined) {
+              const stopped = new Promise<boolean>((resolve) => {
+                options.abortSignal?.addEventListener('abort', () => resolve(true), { once: true });
+              });
+              if (await Promise.race([gate.then(() => false), stopped])) {
+                controller.error(options.abortSignal?.reason);
+                return;
+              }
+            }
+            try {
+              for (const part of parts) controller.enqueue(part);
+              controller.close();
+            } catch {
+              // The reader stopped the stream meanwhile.
+            }
           },
         }),
       };
@@ -475,47 +496,7 @@ describe('identical cacheable calls in flight at once', () => {
     const gate = new Promise<void>((resolve) => {
       release = resolve;
     });
-    const calls: LanguageModelV4CallOptions[] = [];
-    const model: LanguageModelV4 = {
-      specificationVersion: 'v4',
-      provider: 'fake',
-      modelId: 'm',
-      supportedUrls: {},
-      async doGenerate(options) {
-        calls.push(options);
-        await gate;
-        return {
-          content: [{ type: 'text', text: 'generated' }],
-          finishReason: STOP,
-          usage: USAGE,
-          warnings: [],
-        };
-      },
-      async doStream(options) {
-        calls.push(options);
-        const parts = answers[Math.min(calls.length, answers.length) - 1] ?? [];
-        // Like a provider's, the stream fails with the call's abort reason.
-        return {
-          stream: new ReadableStream({
-            async start(controller) {
-              const stopped = new Promise<boolean>((resolve) => {
-                options.abortSignal?.addEventListener('abort', () => resolve(true), { once: true });
-              });
-              if (await Promise.race([gate.then(() => false), stopped])) {
-                controller.error(options.abortSignal?.reason);
-                return;
-              }
-              try {
-                for (const part of parts) controller.enqueue(part);
-                controller.close();
-              } catch {
-                // The reader stopped the stream meanwhile.
-              }
-            },
-          }),
-        };
-      },
-    };
+    const fake = fakeModel((_call, n) => answers[Math.min(n, answers.length) - 1] ?? [], gate);
     const lookups: boolean[] = [];
     const cacheModel = createCacheModel({
       providers,
@@ -523,8 +504,8 @@ describe('identical cacheable calls in flight at once', () => {
       onLookup: (_provider, hit) => lookups.push(hit),
     });
     return {
-      model: cacheModel(model, 'p', 'm') as LanguageModelV4,
-      calls,
+      model: cacheModel(fake.model, 'p', 'm') as LanguageModelV4,
+      calls: fake.calls,
       lookups,
       release: () => release(),
     };

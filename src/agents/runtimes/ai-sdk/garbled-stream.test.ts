@@ -162,22 +162,27 @@ describe('a garbled line in a streamed answer', () => {
 
   const baseURL = () => `http://127.0.0.1:${port}/v1`;
 
+  /** Runs the task on the LLM runtime (3 attempts): its result and the output it streamed. */
+  async function runAgent(wire: Wire) {
+    const chunks: string[] = [];
+    const ctx: RuntimeContext = {
+      signal: new AbortController().signal,
+      logger,
+      emitOutput: (_stream, chunk) => chunks.push(chunk),
+    };
+    const runtime = createAiSdkRuntime({
+      client: makeClient(wire, baseURL(), 3),
+      resolveRole: (_tenant, name) => findBuiltInRole(name),
+      dependencyOutputChars: 2000,
+    });
+    return { result: await runtime.run(task, ctx), chunks };
+  }
+
   for (const wire of ['openai', 'anthropic'] as const) {
     test(`before any text, it is retried like a 5xx and the answer comes from the retry (${wire})`, async () => {
       requests.length = 0;
       scripts.push({ text: 'broken answer', garbleAfter: 0 }, { text: 'The whole answer.' });
-      const chunks: string[] = [];
-      const ctx: RuntimeContext = {
-        signal: new AbortController().signal,
-        logger,
-        emitOutput: (_s, c) => chunks.push(c),
-      };
-      const runtime = createAiSdkRuntime({
-        client: makeClient(wire, baseURL(), 3),
-        resolveRole: (_tenant, name) => findBuiltInRole(name),
-        dependencyOutputChars: 2000,
-      });
-      const result = await runtime.run(task, ctx);
+      const { result, chunks } = await runAgent(wire);
       assert.equal(result.output, 'The whole answer.');
       assert.equal(requests.length, 2);
       assert.equal(chunks.join(''), 'The whole answer.', 'nothing of the broken answer, no restart notice');
@@ -186,18 +191,7 @@ describe('a garbled line in a streamed answer', () => {
     test(`after some text, it is retried and the output says the answer starts over (${wire})`, async () => {
       requests.length = 0;
       scripts.push({ text: 'The first part of it', garbleAfter: 2 }, { text: 'The whole answer.' });
-      const chunks: string[] = [];
-      const ctx: RuntimeContext = {
-        signal: new AbortController().signal,
-        logger,
-        emitOutput: (_s, c) => chunks.push(c),
-      };
-      const runtime = createAiSdkRuntime({
-        client: makeClient(wire, baseURL(), 3),
-        resolveRole: (_tenant, name) => findBuiltInRole(name),
-        dependencyOutputChars: 2000,
-      });
-      const result = await runtime.run(task, ctx);
+      const { result, chunks } = await runAgent(wire);
       assert.equal(result.output, 'The whole answer.');
       assert.equal(requests.length, 2);
       const streamed = chunks.join('');
