@@ -24,7 +24,7 @@ export interface EngineSteeringOptions {
    * Rules an edited plan must meet for the tenant (roles include its custom ones), read through `db`:
    * the approval's transaction, after the session lock, so a custom role deleted meanwhile is seen.
    */
-  planRules(tenantId: string, db: Kysely<Database>): Promise<Omit<EditedPlanRules, 'lockedTasks'>>;
+  planRules(tenantId: string, db: Kysely<Database>): Promise<EditedPlanRules>;
   maxAttempts: number;
   /** Called after a change that readied tasks or appended events (wake workers and readers). */
   onChanged?(sessionId: string): void;
