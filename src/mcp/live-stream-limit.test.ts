@@ -220,7 +220,11 @@ test('over /mcp, the answers of a batch its client does not read yet are read fr
   // Roles of 1 MiB of instructions: each answer of list_roles carries them (twice: as structured
   // content and as its text).
   const role = { name: 'big', description: 'd', capabilities: [], instructions: TEXT, builtIn: false };
-  const config = loadConfig({ env: {}, overrides: { host: '127.0.0.1', dataDir: dir } });
+  const config = loadConfig({
+    env: {},
+    // Every call of the batch in flight at once (each request of a batch takes a slot).
+    overrides: { host: '127.0.0.1', dataDir: dir, mcp: { maxRequestsInFlightPerSession: 20 } },
+  });
   let readFromLog = 0;
   const streamEvents: StreamEventLog = {
     ...log,
