@@ -19,6 +19,31 @@ import { connectHostFor, urlHost } from '../../src/cli/loopback-address.mjs';
 const DEFAULT_HOST = '127.0.0.1';
 const DEFAULT_PORT = 7070;
 
+/**
+ * The options of `maos` itself that take a value as the next word (`maos --server URL serve`), as
+ * the CLI's own scan for its command skips them (src/cli/program.ts; a test holds the two alike).
+ */
+const ROOT_OPTIONS_WITH_VALUE = new Set(['--server', '--token', '--credentials']);
+
+/**
+ * The arguments after `serve` of a `maos serve` command line (`tini -- node bin/maos.js … serve …`),
+ * or none when it runs another command or no `maos`.
+ * @param {readonly string[]} argv
+ * @returns {string[]}
+ */
+export function serveArgumentsOf(argv) {
+  const entry = argv.findIndex((arg) => /(^|\/)maos(\.js)?$/.test(arg));
+  if (entry < 0) return [];
+  // The command is the first word after the entry that is neither a flag nor a root option's value
+  // (`maos --json serve …`, `maos --server http://x serve …`).
+  for (let i = entry + 1; i < argv.length; i++) {
+    const arg = /** @type {string} */ (argv[i]);
+    if (ROOT_OPTIONS_WITH_VALUE.has(arg)) i += 1;
+    else if (!arg.startsWith('-')) return arg === 'serve' ? argv.slice(i + 1) : [];
+  }
+  return [];
+}
+
 /** The arguments after `serve` of the `maos serve` the container runs, or none. */
 function serveArguments() {
   let argv;
@@ -28,11 +53,7 @@ function serveArguments() {
     return [];
   }
   if (argv.at(-1) === '') argv.pop();
-  const entry = argv.findIndex((arg) => /(^|\/)maos(\.js)?$/.test(arg));
-  if (entry < 0) return [];
-  // The command is the first word after the entry that is not a flag (`maos --json serve …`).
-  const command = argv.findIndex((arg, i) => i > entry && !arg.startsWith('-'));
-  return command >= 0 && argv[command] === 'serve' ? argv.slice(command + 1) : [];
+  return serveArgumentsOf(argv);
 }
 
 /** The flags of `maos serve` that choose its configuration, by the option each sets. */

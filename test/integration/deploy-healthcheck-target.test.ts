@@ -9,8 +9,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
+import type { Command } from 'commander';
+import { createProgram } from '../../src/cli/program.ts';
 
 interface Target {
   host: string;
@@ -19,6 +22,7 @@ interface Target {
 }
 type Env = Record<string, string | undefined>;
 interface HealthcheckModule {
+  serveArgumentsOf(argv: readonly string[]): string[];
   readTargetQuickly(args: readonly string[], env: Env): Promise<Target | undefined>;
   readTarget(args: readonly string[], env: Env): Promise<Target>;
 }
@@ -147,6 +151,65 @@ describe('the health check reads host, port and TLS as the server does', () => {
       assert.equal(((await full([], { MAOS_HOST: host })) as Target).host, '127.0.0.1');
     }
   });
+});
+
+function quietIo() {
+  const sink = new Writable({ write: (_chunk, _encoding, done) => done() });
+  return { stdout: sink, stderr: sink, env: { noColor: true } };
+}
+
+/** The command the real `maos` program runs for `words` (after `maos`) and its options. */
+async function parsedByTheCli(
+  words: readonly string[],
+): Promise<{ name: string; options: object } | undefined> {
+  let ran: Command | undefined;
+  const record = async (...args: unknown[]) => {
+    ran = args[args.length - 1] as Command;
+  };
+  const program = await createProgram(quietIo(), () => record);
+  for (const command of [program, ...program.commands]) {
+    command.exitOverride().configureOutput({ writeOut: () => {}, writeErr: () => {} });
+    if (command.commands.length === 0) command.action(record);
+  }
+  try {
+    await program.parseAsync([...words], { from: 'user' });
+  } catch {
+    return undefined;
+  }
+  return ran && { name: ran.name(), options: ran.opts() };
+}
+
+// The container's command is `tini -- node bin/maos.js <root options> serve <serve options>`: the
+// check finds `serve` past every root option, also one that takes a value (`--server URL`), where
+// it took the value for the command and probed the default port.
+test('the health check finds serve after the root options, as the CLI does', async () => {
+  const image = ['/usr/bin/tini', '--', 'node', '/app/bin/maos.js'];
+  const root = await createProgram(quietIo(), () => async () => {}, null);
+  const withValue = root.options.filter((option) => option.required || option.optional);
+  assert.ok(withValue.length > 0, 'maos has root options that take a value');
+  const lines: string[][] = [
+    ...withValue.map((option) => [option.long as string, 'http://x', 'serve', '--port', '9200']),
+    ...withValue.map((option) => [`${option.long}=http://x`, 'serve', '--port', '9200']),
+    ['--json', '--server', 'http://x', '--token', 't', 'serve', '--port', '9200'],
+    ['serve', '--port', '9200'],
+  ];
+  for (const words of lines) {
+    const cli = await parsedByTheCli(words);
+    assert.deepEqual(cli, { name: 'serve', options: { port: '9200' } }, `the CLI: maos ${words.join(' ')}`);
+    const args = healthcheck.serveArgumentsOf([...image, ...words]);
+    assert.deepEqual(args, ['--port', '9200'], `the check: maos ${words.join(' ')}`);
+    assert.equal((await healthcheck.readTargetQuickly(args, {}))?.port, 9200, words.join(' '));
+  }
+  // Another command, or a value where the command would be: no serve, nothing read from it.
+  for (const words of [
+    ['--server', 'serve'],
+    ['--server', 'http://x', 'run', 'serve'],
+    ['mcp', 'serve'],
+  ]) {
+    assert.notEqual((await parsedByTheCli(words))?.name, 'serve', words.join(' '));
+    assert.deepEqual(healthcheck.serveArgumentsOf([...image, ...words]), [], words.join(' '));
+  }
+  assert.deepEqual(healthcheck.serveArgumentsOf(['node', 'server.js', 'serve', '--port', '1']), []);
 });
 
 // What makes the check light: with the image's settings it loads no TypeScript (type stripping
