@@ -76,14 +76,17 @@ function isPassing(error: unknown): boolean {
  */
 export async function waitForSession(options: WaitOptions): Promise<SessionDetail> {
   const { service, actor, sessionId, signal } = options;
-  const deadline = Date.now() + options.timeoutMs;
+  // Timed by the monotonic clock: a step of the wall clock (NTP, a resumed VM) would end the wait at
+  // once (forward) or stretch it, without keep-alives, past the client's own timeout (backward).
+  const now = (): number => performance.now();
+  const deadline = now() + options.timeoutMs;
   let wake: (() => void) | undefined;
   const stopWatching = service.watchEvents(sessionId, () => wake?.());
   const keepAliveMs = options.keepAliveMs ?? PROGRESS_KEEP_ALIVE_MS;
   let lastFinished = -1;
   /** Keep-alives sent since the last whole task: the fraction of the next one is 1 - 1/(n+1). */
   let keepAlives = 0;
-  let lastProgressAt = Date.now();
+  let lastProgressAt = now();
   let known = options.known;
   try {
     for (;;) {
@@ -99,18 +102,18 @@ export async function waitForSession(options: WaitOptions): Promise<SessionDetai
       if (finished > lastFinished) {
         lastFinished = finished;
         keepAlives = 0;
-        lastProgressAt = Date.now();
+        lastProgressAt = now();
         await options.onProgress?.({ progress: finished, finished, total, status: detail.status });
-      } else if (Date.now() - lastProgressAt >= keepAliveMs) {
+      } else if (now() - lastProgressAt >= keepAliveMs) {
         keepAlives += 1;
-        lastProgressAt = Date.now();
+        lastProgressAt = now();
         const progress = finished + 1 - 1 / (keepAlives + 1);
         await options.onProgress?.({ progress, finished, total, status: detail.status });
       }
-      const remaining = deadline - Date.now();
+      const remaining = deadline - now();
       if (stopsWaiting(detail) || remaining <= 0 || signal.aborted) return detail;
       await new Promise<void>((resolve) => {
-        const untilKeepAlive = Math.max(0, lastProgressAt + keepAliveMs - Date.now());
+        const untilKeepAlive = Math.max(0, lastProgressAt + keepAliveMs - now());
         const timer = setTimeout(done, Math.min(FALLBACK_POLL_MS, remaining, untilKeepAlive));
         function done(): void {
           clearTimeout(timer);
