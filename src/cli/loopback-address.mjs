@@ -29,11 +29,18 @@ export function urlHost(host) {
 
 /**
  * True for an address that binds every address of its family: 0.0.0.0, and the IPv6 unspecified
- * address however written (`::`, `::0`, `0:0:0:0:0:0:0:0`). An empty host binds every address too.
+ * address however written (`::`, `::0`, `0:0:0:0:0:0:0:0`, `::0.0.0.0`), as the URL parser writes
+ * it in its shortest form. An empty host binds every address too.
  * @param {string} host
  */
 function isWildcard(host) {
   if (host === '') return true;
   if (isIPv4(host)) return host === '0.0.0.0';
-  return isIPv6(host) && /^[0:]+$/.test(host);
+  if (!isIPv6(host)) return false;
+  try {
+    return new URL(`http://[${host}]/`).hostname === '[::]';
+  } catch {
+    // A zone index (`fe80::1%eth0`), which URLs do not take: not the unspecified address.
+    return false;
+  }
 }

@@ -38,7 +38,17 @@ async function hasIpv6(): Promise<boolean> {
 
 describe('connectHostFor', () => {
   test('a wildcard bind of either family is reached on 127.0.0.1', () => {
-    for (const wildcard of ['0.0.0.0', '::', '::0', '0::0', '0:0:0:0:0:0:0:0', '']) {
+    for (const wildcard of [
+      '0.0.0.0',
+      '::',
+      '::0',
+      '0::0',
+      '0:0:0:0:0:0:0:0',
+      // The same address with its last 32 bits written as IPv4 (a server bound so listens on ::).
+      '::0.0.0.0',
+      '0:0:0:0:0:0:0.0.0.0',
+      '',
+    ]) {
       assert.equal(connectHostFor(wildcard), '127.0.0.1', JSON.stringify(wildcard));
     }
   });
@@ -51,6 +61,7 @@ describe('connectHostFor', () => {
       '10.1.2.3',
       'fe80::1',
       '::ffff:127.0.0.1',
+      '::127.0.0.1',
       'maos.internal',
     ]) {
       assert.equal(connectHostFor(host), host);
