@@ -79,6 +79,12 @@ describe('the audit reason of a 403 a route answers for a stated reason', () => 
         `Origin https://${'a'.repeat(4000)}.example is not allowed here`,
       );
     });
+    // Another 403 code, whose message is under the limit in characters (code points) though longer
+    // in UTF-16 units (task names of emoji): kept whole, with no ellipsis.
+    const emojiTasks = `Runner 'r' (task ${'\u{1F642}'.repeat(300)}) may not be used by your tenant`;
+    app.post('/z', { config: { permission: 'sessions:create' } }, async () => {
+      throw new AppError('RUNNER_NOT_ALLOWED', emojiTasks);
+    });
     await app.ready();
     const { key } = await createApiKey(testDb.db, {
       tenantId: 'acme',
@@ -101,12 +107,20 @@ describe('the audit reason of a 403 a route answers for a stated reason', () => 
       payload: {},
     });
     assert.equal(long.statusCode, 403, long.body);
+    const emoji = await app.inject({
+      method: 'POST',
+      url: '/z',
+      headers: { authorization: `Bearer ${key}` },
+      payload: {},
+    });
+    assert.equal(emoji.statusCode, 403, emoji.body);
     const { items } = await security.auditLog.list({ tenantId: 'acme', limit: 10 });
     assert.deepEqual(
       items.map((record) => [record.outcome, record.reason]),
       [
         ['failure', 'Origin https://elsewhere.example is not allowed here'],
         ['failure', `Origin https://${'a'.repeat(499 - 'Origin https://'.length)}…`],
+        ['failure', emojiTasks],
       ],
     );
   });

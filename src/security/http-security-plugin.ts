@@ -594,10 +594,14 @@ function headerAsSent(request: FastifyRequest, name: string): string | string[] 
  */
 const MAX_REASON_CHARS = 500;
 
-/** `message`, cut to MAX_REASON_CHARS code points (`…` at the cut). */
+/** `message`, cut to MAX_REASON_CHARS code points (`…` at the cut, only where it cuts). */
 function boundedReason(message: string): string {
+  // `length` counts UTF-16 units, never fewer than code points: a message that short is whole; a
+  // longer one may still be (characters outside the BMP take two units each).
   if (message.length <= MAX_REASON_CHARS) return message;
-  return `${[...message].slice(0, MAX_REASON_CHARS - 1).join('')}…`;
+  const chars = [...message];
+  if (chars.length <= MAX_REASON_CHARS) return message;
+  return `${chars.slice(0, MAX_REASON_CHARS - 1).join('')}…`;
 }
 
 /** Metric label for an authentication failure (allow-list in observability/metric-labels.ts). */
