@@ -7,10 +7,10 @@
 // On failure it prints why on stderr (shown by `docker inspect`).
 //
 // It runs every 15 s, so it stays light: plain JavaScript that reads only `host`, `port` and
-// `tls.certFile` from the flags, the environment and the config file (the `yaml` package only for a
-// YAML file). Whatever that reading cannot settle for certain (a `_FILE` form, a value the server
-// would refuse, a flag written another way) goes to the server's own config loader and flag parser,
-// which also word any error.
+// `tls.certFile` from the flags, the environment and the config file (the `yaml` package only when
+// there is a config file). Whatever that reading cannot settle for certain (a `_FILE` form, a value
+// the server would refuse, a flag written another way) goes to the server's own config loader and
+// flag parser, which also word any error.
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { connectHostFor, urlHost } from '../../src/cli/loopback-address.mjs';
@@ -114,18 +114,19 @@ async function readConfigFile(path) {
     return undefined;
   }
   if (text.startsWith('\uFEFF')) text = text.slice(1);
-  const json = extname(path) === '.json';
-  // A key given twice in a JSON file is refused by the loader (JSON.parse keeps the last): any of
-  // these names twice in the text is for it to judge.
-  if (
-    json &&
-    ['"host"', '"port"', '"tls"', '"certFile"'].some((key) => text.indexOf(key) !== text.lastIndexOf(key))
-  ) {
-    return undefined;
-  }
   let tree;
   try {
-    tree = json ? JSON.parse(text) : (await import('yaml')).parse(text);
+    const yaml = await import('yaml');
+    if (extname(path) === '.json') {
+      tree = JSON.parse(text);
+      // A key given twice in one object is refused by the loader (JSON.parse keeps the last), found
+      // as it finds it: by the YAML parser (JSON is YAML's flow style), a name written with an
+      // escape (`"p\u006frt"`) too.
+      const { errors } = yaml.parseDocument(text, { uniqueKeys: true });
+      if (errors.some((error) => error.code === 'DUPLICATE_KEY')) return undefined;
+    } else {
+      tree = yaml.parse(text);
+    }
   } catch {
     return undefined;
   }

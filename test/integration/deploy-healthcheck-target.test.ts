@@ -77,6 +77,16 @@ describe('the health check reads host, port and TLS as the server does', () => {
       ],
       ['a YAML file', [], { MAOS_CONFIG: yaml }],
       ['a JSON file with a byte order mark', [], { MAOS_CONFIG: json }],
+      [
+        'a JSON file naming port and host in another section too',
+        [],
+        {
+          MAOS_CONFIG: file(
+            'metrics.json',
+            '{"port": 9301, "metrics": {"port": 9302, "host": "127.0.0.1"}, "host": "127.0.0.7"}',
+          ),
+        },
+      ],
       ['an empty file', [], { MAOS_CONFIG: empty }],
       ['the environment over the file', [], { MAOS_CONFIG: yaml, MAOS_PORT: '8444', MAOS_HOST: '127.0.0.5' }],
       [
@@ -118,6 +128,12 @@ describe('the health check reads host, port and TLS as the server does', () => {
       ['port_FILE in the file', [], { MAOS_CONFIG: file('port-file.yaml', `port_FILE: ${portFile}\n`) }],
       ['tls that is not a map', [], { MAOS_CONFIG: file('tls.yaml', 'tls: on\n') }],
       ['a key twice in a JSON file', [], { MAOS_CONFIG: file('twice.json', '{"port": 8080, "port": 8081}') }],
+      // The same key, its name written with an escape: JSON.parse keeps the last, the loader refuses.
+      [
+        'a key twice in a JSON file, once escaped',
+        [],
+        { MAOS_CONFIG: file('twice-escaped.json', '{"port": 8080, "p\\u006frt": 8081}') },
+      ],
       ['-p8080', ['-p8080'], {}],
       ['a port flag the server refuses', ['--port', '-1'], {}],
       ['a flag it does not know', ['--verbose'], {}],
