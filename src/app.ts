@@ -422,7 +422,11 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           telemetry: telemetry.mcpServer('tcp'),
           logger,
         }),
-        createSessionPlanRoutesPlugin({ db: database.db, whenDurable: () => engine.queue.whenDurable() }),
+        createSessionPlanRoutesPlugin({
+          db: database.db,
+          reportDamagedJson: engine.reportDamagedJson,
+          whenDurable: () => engine.queue.whenDurable(),
+        }),
         createSessionTaskRoutesPlugin({
           db: database.db,
           maxPageSize: config.http.maxPageSize,

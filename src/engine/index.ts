@@ -15,7 +15,7 @@ import { coerceError } from '../errors/app-error.ts';
 import type { CommitDurability } from '../store/commit-durability.ts';
 import type { DialectName } from '../store/db.ts';
 import { newId } from '../store/ids.ts';
-import { createDamagedJsonReport } from '../store/rows.ts';
+import { createDamagedJsonReport, type DamagedJsonReport } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 import { createSessionCounter, type SessionCounts } from '../store/session-counts.ts';
 import { createWriteQueue, type WriteQueue } from '../store/write-queue.ts';
@@ -54,6 +54,11 @@ export interface CreateEngineOptions extends EngineDeps {
 export interface EngineInternals extends Engine {
   workerId: string;
   queue: WriteQueue;
+  /**
+   * Tells of a session's stored JSON that cannot be read, on this engine's logger (once per session
+   * and column): for readers beside the engine's own, such as the plan-versions route.
+   */
+  reportDamagedJson: DamagedJsonReport;
   /** Stops like a crash: running work is dropped and leases stay held until they expire. */
   halt(): Promise<void>;
 }
@@ -109,10 +114,11 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     genAi: options.genAi,
     ...(options.now ? { now: options.now } : {}),
   });
+  // This engine's own: a damaged row it reads is told on its logger, not another engine's.
+  const reportDamagedJson = createDamagedJsonReport(logger);
   const storedService = createSessionService({
     db: options.db,
-    // This engine's own: a damaged row it reads is told on its logger, not another engine's.
-    reportDamagedJson: createDamagedJsonReport(logger),
+    reportDamagedJson,
     queue,
     notifier,
     runtimes: options.runtimes,
@@ -153,6 +159,7 @@ export function createEngine(options: CreateEngineOptions): EngineInternals {
     service,
     workerId,
     queue,
+    reportDamagedJson,
     start() {
       scheduler.start();
       deadlines.start();

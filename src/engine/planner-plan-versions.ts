@@ -4,7 +4,12 @@
 import type { Kysely } from 'kysely';
 import type { PlanBody } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
-import { IGNORE_DAMAGED_JSON, parseSessionJson } from '../store/rows.ts';
+import {
+  type DamagedJsonReport,
+  IGNORE_DAMAGED_JSON,
+  parseSessionJson,
+  parseStoredPlan,
+} from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 import { getSessionRow } from '../store/session-store.ts';
 import { stringifyForStore } from '../store/storable-text.ts';
@@ -13,17 +18,26 @@ import type { OrchestratedPlanBody } from './planner-continuation.ts';
 
 export interface PlanVersion {
   version: number;
-  plan: PlanBody;
+  /**
+   * Null when the stored body cannot be read (a hand edit of `plans.body` gone wrong): the version
+   * is still listed, as the session's document shows such a plan as null.
+   */
+  plan: PlanBody | null;
   createdAt: number;
-  /** Changes against the previous version; null for the first one. */
+  /** Changes against the previous version; null for the first one, and when it or the previous one cannot be read. */
   diff: PlanDiff | null;
 }
 
-/** Every plan version of the session, oldest first. SESSION_NOT_FOUND for another tenant's session. */
+/**
+ * Every plan version of the session, oldest first. SESSION_NOT_FOUND for another tenant's session.
+ * A version whose body cannot be read is listed with `plan: null`, and `report` (the engine's) is
+ * told of it; the others are listed as stored.
+ */
 export async function listPlanVersions(
   db: Kysely<Database>,
   tenantId: string,
   sessionId: string,
+  report: DamagedJsonReport,
 ): Promise<PlanVersion[]> {
   await getSessionRow(db, tenantId, sessionId);
   const rows = await db
@@ -35,12 +49,12 @@ export async function listPlanVersions(
     .execute();
   let previous: PlanBody | null = null;
   return rows.map((row) => {
-    const plan = JSON.parse(row.body) as PlanBody;
+    const plan = parseStoredPlan(row.body, sessionId, report) ?? null;
     const version: PlanVersion = {
       version: row.version,
       plan,
       createdAt: Number(row.created_at),
-      diff: previous ? diffPlans(previous, plan) : null,
+      diff: plan && previous ? diffPlans(previous, plan) : null,
     };
     previous = plan;
     return version;

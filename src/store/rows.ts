@@ -2,6 +2,7 @@
 import {
   type AgentRecord,
   addUsage,
+  type PlanBody,
   type SessionRecord,
   type SessionStatus,
   type Strategy,
@@ -86,6 +87,46 @@ export function parseSessionJson(
   }
   report(sessionId, column);
   return undefined;
+}
+
+/**
+ * A plan version's stored body (`plans.body`), or undefined when it cannot be read: not JSON, or
+ * not a plan as the API shows one (phases of named tasks, each with its role, instructions and
+ * dependencies as text). Such a plan is read as absent, as parseSessionJson's values are (a hand
+ * edit of the row gone wrong); `report` is told of it. Checked by hand, not with a schema: the
+ * session's document reads its latest plan at every read of a running session.
+ */
+export function parseStoredPlan(
+  text: string,
+  sessionId: string,
+  report: DamagedJsonReport,
+): PlanBody | undefined {
+  const value = parseSessionJson(text, sessionId, 'plans.body', report);
+  if (value === undefined) return undefined;
+  const phases = (value as { phases?: unknown }).phases;
+  if (Array.isArray(phases) && phases.every(isStoredPhase)) return value as PlanBody;
+  report(sessionId, 'plans.body');
+  return undefined;
+}
+
+function isStoredPhase(phase: unknown): boolean {
+  if (typeof phase !== 'object' || phase === null) return false;
+  const { name, tasks } = phase as { name?: unknown; tasks?: unknown };
+  return typeof name === 'string' && Array.isArray(tasks) && tasks.every(isStoredTask);
+}
+
+function isStoredTask(task: unknown): boolean {
+  if (typeof task !== 'object' || task === null) return false;
+  const { name, role, instructions, dependsOn, runner, agent } = task as Record<string, unknown>;
+  return (
+    typeof name === 'string' &&
+    typeof role === 'string' &&
+    typeof instructions === 'string' &&
+    Array.isArray(dependsOn) &&
+    dependsOn.every((dependency) => typeof dependency === 'string') &&
+    (runner === undefined || typeof runner === 'string') &&
+    (agent === undefined || typeof agent === 'string')
+  );
 }
 
 /** A session row as a record; `report` is told of damaged metadata (read as none). */

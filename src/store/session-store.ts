@@ -14,7 +14,7 @@ import { precompileQuery } from './compiled-query.ts';
 import { findReadConnection, precompileReadQuery } from './read-connection.ts';
 import {
   type DamagedJsonReport,
-  parseSessionJson,
+  parseStoredPlan,
   toAgentRecords,
   toSessionRecord,
   toTaskRecord,
@@ -170,9 +170,7 @@ export async function loadSessionContents(
   const agents = (await selectSessionAgents(db, sessionId)).rows;
   const tasks = rows.map((task) => toTaskRecord(task, deps.get(task.id) ?? []));
   return {
-    plan: plan
-      ? ((parseSessionJson(plan.body, sessionId, 'plans.body', report) as PlanBody | undefined) ?? null)
-      : null,
+    plan: plan ? (parseStoredPlan(plan.body, sessionId, report) ?? null) : null,
     tasks,
     agents: toAgentRecords(agents, tasks),
   };

@@ -21,7 +21,9 @@ describe('plan versions', { timeout: 30_000 }, () => {
       logger: createLogger({ level: 'silent' }),
       readiness: async () => ({ database: { ok: true, detail: 'ok' } }),
       listRoles: () => [],
-      plugins: [createSessionPlanRoutesPlugin({ db: h.handle.db })],
+      plugins: [
+        createSessionPlanRoutesPlugin({ db: h.handle.db, reportDamagedJson: h.engine.reportDamagedJson }),
+      ],
     });
   });
   after(async () => {

@@ -23,7 +23,7 @@ describe('steering and approval routes', { timeout: 30_000 }, () => {
       readiness: async () => ({ database: { ok: true, detail: 'ok' } }),
       listRoles: () => [],
       plugins: [
-        createSessionPlanRoutesPlugin({ db: h.handle.db }),
+        createSessionPlanRoutesPlugin({ db: h.handle.db, reportDamagedJson: h.engine.reportDamagedJson }),
         createSessionSteeringRoutesPlugin(
           createEngineSteering({
             db: h.handle.db,

@@ -7,7 +7,7 @@ import type { Kysely } from 'kysely';
 import { approvePlan } from '../../src/engine/planner-approval-store.ts';
 import { ORCHESTRATOR_PLAN_ORIGIN } from '../../src/engine/planner-continuation.ts';
 import { listPlanVersions } from '../../src/engine/planner-plan-versions.ts';
-import { newSessionRow, newTaskRow } from '../../src/store/rows.ts';
+import { IGNORE_DAMAGED_JSON, newSessionRow, newTaskRow } from '../../src/store/rows.ts';
 import type { Database } from '../../src/store/schema.ts';
 import { STORE_BACKENDS } from '../fixtures/store-backends.ts';
 
@@ -219,8 +219,8 @@ describe('agents of a plan edited at a phase gate', () => {
         assert.deepEqual(depsOf('build'), ['refine', 'sketch', 'survey']);
         assert.deepEqual(depsOf('docs'), ['sketch', 'survey']);
 
-        const versions = await listPlanVersions(db, TENANT, sessionId);
-        const latest = versions.at(-1)?.plan.phases[1]?.tasks as Array<{ name: string; agent?: string }>;
+        const versions = await listPlanVersions(db, TENANT, sessionId, IGNORE_DAMAGED_JSON);
+        const latest = versions.at(-1)?.plan?.phases[1]?.tasks as Array<{ name: string; agent?: string }>;
         assert.deepEqual(
           latest.map((t) => [t.name, t.agent ?? null]),
           [

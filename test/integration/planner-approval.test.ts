@@ -16,6 +16,7 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
 import { appendEvents } from '../../src/store/event-store.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
+import { IGNORE_DAMAGED_JSON } from '../../src/store/rows.ts';
 
 const ACTOR: Actor = { tenantId: 'default', principalId: 'test' };
 const rules = {
@@ -185,7 +186,7 @@ describe('plan approval', { timeout: 30_000 }, () => {
     assert.ok(error instanceof AppError, String(error));
     assert.equal(error.code, 'INVALID_PLAN');
     assert.match(error.message, /task "check" has already started and cannot be changed/);
-    const versions = await listPlanVersions(handle.db, ACTOR.tenantId, sessionId);
+    const versions = await listPlanVersions(handle.db, ACTOR.tenantId, sessionId, IGNORE_DAMAGED_JSON);
     assert.equal(versions.length, 1, 'no plan version showing check in a phase it did not run in');
   });
 
@@ -222,7 +223,7 @@ describe('plan approval', { timeout: 30_000 }, () => {
       ran.filter((r) => r.name === 'build').map((r) => r.instructions),
       ['Build it with tests'],
     );
-    const versions = await listPlanVersions(handle.db, ACTOR.tenantId, sessionId);
+    const versions = await listPlanVersions(handle.db, ACTOR.tenantId, sessionId, IGNORE_DAMAGED_JSON);
     assert.deepEqual(versions.at(-1)?.diff?.removed, ['check']);
     assert.deepEqual(versions.at(-1)?.diff?.added, ['docs']);
     const events = await engine.service.listEvents(ACTOR, sessionId, 0, 1000);

@@ -23,6 +23,7 @@ import type { Actor } from '../../src/engine/session-service.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
+import { IGNORE_DAMAGED_JSON } from '../../src/store/rows.ts';
 import { loadSessionGraphs, loadTaskOutputs } from '../../src/store/task-graph.ts';
 
 const ACTOR: Actor = { tenantId: 'default', principalId: 'test' };
@@ -138,7 +139,7 @@ describe('continuation of orchestrator-planned sessions', () => {
       session.tasks.map((t) => [t.kind, t.name, t.role, t.phase, t.status]),
       [['plan', INITIAL_PLAN_TASK_NAME, 'orchestrator', 0, 'ready']],
     );
-    assert.deepEqual(await listPlanVersions(handle.db, ACTOR.tenantId, session.id), []);
+    assert.deepEqual(await listPlanVersions(handle.db, ACTOR.tenantId, session.id, IGNORE_DAMAGED_JSON), []);
 
     await plan(session.id);
     const detail = await engine.service.getSession(ACTOR, session.id);
@@ -161,7 +162,7 @@ describe('continuation of orchestrator-planned sessions', () => {
       detail.agents.map((a) => a.name),
       ['survey', 'sketch'],
     );
-    const versions = await listPlanVersions(handle.db, ACTOR.tenantId, session.id);
+    const versions = await listPlanVersions(handle.db, ACTOR.tenantId, session.id, IGNORE_DAMAGED_JSON);
     assert.deepEqual(
       versions.map((v) => [v.version, v.diff]),
       [[1, null]],
@@ -212,7 +213,7 @@ describe('continuation of orchestrator-planned sessions', () => {
     );
     assert.notEqual(byName.get('build')?.agent_id, null);
     assert.equal(byName.get('build')?.status, 'pending');
-    const versions = await listPlanVersions(handle.db, ACTOR.tenantId, session.id);
+    const versions = await listPlanVersions(handle.db, ACTOR.tenantId, session.id, IGNORE_DAMAGED_JSON);
     assert.deepEqual(versions.at(-1)?.diff?.added, ['refine', 'build']);
 
     await succeed(session.id, { refine: 'R', build: 'B' });

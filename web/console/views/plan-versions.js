@@ -9,8 +9,11 @@ function describeChange(change) {
   return `${change.field}: ${show(change.before)} → ${show(change.after)}`;
 }
 
-function renderDiff(diff) {
-  if (!diff) return h('p', { className: 'muted' }, 'First version.');
+function renderDiff(version) {
+  const { diff } = version;
+  // No diff: the first version, or this one or the one before cannot be read (`unreadable`).
+  if (!diff && version.version === 1) return h('p', { className: 'muted' }, 'First version.');
+  if (!diff) return h('p', { className: 'muted' }, 'No diff: this version or the one before cannot be read.');
   const items = [
     ...diff.added.map((name) => h('li', { className: 'diff-added' }, `+ added ${name}`)),
     ...diff.removed.map((name) => h('li', { className: 'diff-removed' }, `− removed ${name}`)),
@@ -34,6 +37,9 @@ function renderDiff(diff) {
 }
 
 function renderTasks(plan) {
+  // A stored plan that cannot be read (a hand edit of the database gone wrong): listed, not shown.
+  if (!plan)
+    return h('p', { className: 'muted' }, 'This version cannot be read (its stored plan is damaged).');
   return h(
     'ul',
     {},
@@ -78,7 +84,7 @@ export function createPlanVersions(id) {
               'details',
               { open: index === 0, dataset: { version: String(version.version) } },
               h('summary', {}, `Version ${version.version} · ${formatTime(version.createdAt)}`),
-              renderDiff(version.diff),
+              renderDiff(version),
               renderTasks(version.plan),
             ),
           ),
