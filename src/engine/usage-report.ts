@@ -76,9 +76,7 @@ interface SumRow {
 export async function readUsageReport(db: Kysely<Database>, query: UsageReportQuery): Promise<UsageReport> {
   if (query.groupBy === undefined || query.groupBy === 'day') return readChargedDays(db, query);
   const totalsRow = await sessionSums(db, query).executeTakeFirst();
-  const taskCounts = await taskCountsBy(db, query, false);
-  const totals = toFigures(totalsRow, taskCounts.get('') ?? 0);
-  if (query.groupBy === 'model') return { totals, groups: await modelGroups(db, query, totals) };
+  if (query.groupBy === 'model') return readModelGroups(db, query, totalsRow);
   const rows = await tasksInRange(db, query)
     .select((eb) => [
       't.role as key',
@@ -96,6 +94,11 @@ export async function readUsageReport(db: Kysely<Database>, query: UsageReportQu
   const groups = rows
     .map((row) => ({ key: String(row.key), ...toFigures(row, Number(row.tasks)) }))
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  // Each task has one role: the groups' tasks are the tasks in range, without reading them again.
+  const totals = toFigures(
+    totalsRow,
+    groups.reduce((sum, group) => sum + group.tasks, 0),
+  );
   return { totals, groups };
 }
 
@@ -124,7 +127,7 @@ async function readChargedDays(db: Kysely<Database>, query: UsageReportQuery): P
     ])
     .groupBy(sql`s.created_at / ${sql.lit(DAY_MS)}`)
     .execute();
-  const dayTasks = await taskCountsBy(db, days, true);
+  const dayTasks = await taskCountsByDay(db, days);
   const byDay = new Map<number, SumRow & { tasks: number }>();
   const dayRow = (day: number) => {
     let row = byDay.get(day);
@@ -170,26 +173,77 @@ function nextDayStart(ms: number): number {
   return Math.ceil(ms / DAY_MS) * DAY_MS;
 }
 
+/** A row of the model query: a group (`kind` 'group'), or the one row of what is left ('rest'). */
+interface ModelRow extends SumRow {
+  kind: string;
+  provider: unknown;
+  model: unknown;
+  /** 'rest': every task of the range. */
+  all_tasks: unknown;
+}
+
 /**
  * Per provider and model: what the tasks of the sessions in range spent on it (a task served by
  * two models counts in both groups, with its spend split as it was served), ordered by key; then
  * the unattributed group for the rest of the totals, when there is any, so the groups add up to
- * the totals in every figure but `sessions` and `tasks`.
+ * the totals in every figure but `sessions` and `tasks`. One statement, each task's JSON read once:
+ * its entries summed per task and model, then per session and model (a group's tasks and sessions
+ * are then its rows, counted without `count(distinct)`, which sorted every entry), which also gives
+ * what each session's models account for; the tasks are counted without reading their JSON.
  */
-async function modelGroups(
+async function readModelGroups(
   db: Kysely<Database>,
   query: UsageReportQuery,
-  totals: UsageFigures,
-): Promise<UsageGroup[]> {
+  totalsRow: SumRow | undefined,
+): Promise<UsageReport> {
+  const { tenantId, fromMs, toMs } = query;
   const entry = modelUsageEntries(db, query);
-  const { rows } = await sql<SumRow & { provider: unknown; model: unknown }>`
-    select ${entry.provider} as provider, ${entry.model} as model,
-      count(distinct t.session_id) as sessions, count(distinct t.id) as tasks,
-      sum(${entry.inputTokens}) as input_tokens, sum(${entry.outputTokens}) as output_tokens,
-      sum(${entry.cacheReadTokens}) as cache_read_tokens, sum(${entry.costUsd}) as cost_usd
-    ${entry.from}
-    group by 1, 2`.execute(db);
+  const inRange = sql`s.tenant_id = ${tenantId} and s.created_at >= ${fromMs} and s.created_at < ${toMs}`;
+  const { rows } = await sql<ModelRow>`
+    with e as (
+      select t.session_id, t.id as task_id, ${entry.provider} as provider, ${entry.model} as model,
+        ${entry.inputTokens} as i, ${entry.outputTokens} as o, ${entry.cacheReadTokens} as c,
+        ${entry.costUsd} as u
+      ${entry.from}
+    ),
+    per_task as (
+      select provider, model, session_id, sum(i) as i, sum(o) as o, sum(c) as c, sum(u) as u
+      from e group by session_id, task_id, provider, model
+    ),
+    per_session as (
+      select provider, model, session_id, count(*) as tasks,
+        sum(i) as i, sum(o) as o, sum(c) as c, sum(u) as u
+      from per_task group by session_id, provider, model
+    ),
+    m as (
+      select session_id, sum(i) as i, sum(o) as o, sum(c) as c, sum(u) as u
+      from per_session group by session_id
+    ),
+    tc as (
+      select t.session_id, count(*) as n,
+        sum(case when t.model_usage is null then 1 else 0 end) as bare
+      from tasks t join sessions s on s.id = t.session_id
+      where ${inRange} and t.tenant_id = ${tenantId}
+      group by t.session_id
+    )
+    select 'group' as kind, provider, model, count(*) as sessions, sum(tasks) as tasks,
+      sum(i) as input_tokens, sum(o) as output_tokens, sum(c) as cache_read_tokens, sum(u) as cost_usd,
+      null as all_tasks
+    from per_session
+    group by provider, model
+    union all
+    select 'rest', null, null,
+      (select count(*) from sessions s left join m on m.session_id = s.id
+        left join tc on tc.session_id = s.id
+        where ${inRange}
+          and (s.input_tokens > coalesce(m.i, 0) or s.output_tokens > coalesce(m.o, 0)
+            or s.cache_read_tokens > coalesce(m.c, 0) or s.cost_usd > coalesce(m.u, 0) + ${COST_EPSILON}
+            or tc.bare > 0)),
+      (select coalesce(sum(bare), 0) from tc),
+      null, null, null, null,
+      (select coalesce(sum(n), 0) from tc)`.execute(db);
   const groups: UsageGroup[] = rows
+    .filter((row) => row.kind === 'group')
     .map((row) => ({
       key: `${row.provider}/${row.model}`,
       provider: String(row.provider),
@@ -197,8 +251,11 @@ async function modelGroups(
       ...toFigures(row, Number(row.tasks)),
     }))
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const rest = await unattributedFigures(db, query, totals, groups);
-  return rest ? [...groups, { key: UNATTRIBUTED_MODEL_KEY, ...rest }] : groups;
+  const restRow = rows.find((row) => row.kind === 'rest');
+  const bareTasks = Number(restRow?.tasks ?? 0);
+  const totals = toFigures(totalsRow, Number(restRow?.all_tasks ?? 0));
+  const rest = unattributedFigures(totals, groups, Number(restRow?.sessions ?? 0), bareTasks);
+  return { totals, groups: rest ? [...groups, { key: UNATTRIBUTED_MODEL_KEY, ...rest }] : groups };
 }
 
 /**
@@ -233,13 +290,12 @@ function modelUsageEntries(db: Kysely<Database>, query: UsageReportQuery) {
  * The totals less what the model groups account for; its sessions are those charged more than
  * their tasks' models, or with a task no model served. Undefined when nothing is left.
  */
-async function unattributedFigures(
-  db: Kysely<Database>,
-  query: UsageReportQuery,
+function unattributedFigures(
   totals: UsageFigures,
   groups: readonly UsageGroup[],
-): Promise<UsageFigures | undefined> {
-  const { tenantId, fromMs, toMs } = query;
+  sessions: number,
+  tasks: number,
+): UsageFigures | undefined {
   const rest = { ...totals };
   for (const group of groups) {
     rest.inputTokens -= group.inputTokens;
@@ -247,28 +303,9 @@ async function unattributedFigures(
     rest.cacheReadTokens -= group.cacheReadTokens;
     rest.costUsd -= group.costUsd;
   }
-  const entry = modelUsageEntries(db, query);
-  const inRange = sql`s.tenant_id = ${tenantId} and s.created_at >= ${fromMs} and s.created_at < ${toMs}`;
-  const { rows } = await sql<{ sessions: unknown; tasks: unknown }>`
-    with m as (
-      select t.session_id, sum(${entry.inputTokens}) as i, sum(${entry.outputTokens}) as o,
-        sum(${entry.cacheReadTokens}) as c, sum(${entry.costUsd}) as u
-      ${entry.from}
-      group by t.session_id
-    )
-    select
-      (select count(*) from sessions s left join m on m.session_id = s.id
-        where ${inRange}
-          and (s.input_tokens > coalesce(m.i, 0) or s.output_tokens > coalesce(m.o, 0)
-            or s.cache_read_tokens > coalesce(m.c, 0) or s.cost_usd > coalesce(m.u, 0) + ${COST_EPSILON}
-            or exists (select 1 from tasks t where t.session_id = s.id and t.tenant_id = ${tenantId}
-              and t.model_usage is null))) as sessions,
-      (select count(*) from tasks t join sessions s on s.id = t.session_id
-        where ${inRange} and t.tenant_id = ${tenantId} and t.model_usage is null) as tasks`.execute(db);
-  const row = rows[0];
   const figures: UsageFigures = {
-    sessions: Number(row?.sessions ?? 0),
-    tasks: Number(row?.tasks ?? 0),
+    sessions,
+    tasks,
     inputTokens: Math.max(0, rest.inputTokens),
     outputTokens: Math.max(0, rest.outputTokens),
     cacheReadTokens: Math.max(0, rest.cacheReadTokens),
@@ -309,22 +346,16 @@ function tasksInRange(db: Kysely<Database>, query: UsageReportQuery) {
     .where('s.created_at', '<', query.toMs);
 }
 
-/** Task counts of the sessions in range: one entry `''`, or one per UTC day number. */
-async function taskCountsBy(
-  db: Kysely<Database>,
-  query: UsageReportQuery,
-  byDay: boolean,
-): Promise<Map<string, number>> {
-  const base = tasksInRange(db, query).select((eb) => eb.fn.countAll<number>().as('tasks'));
-  const rows = byDay
-    ? await base
-        .select(sql<number>`s.created_at / ${sql.lit(DAY_MS)}`.as('key'))
-        .groupBy(sql`s.created_at / ${sql.lit(DAY_MS)}`)
-        .execute()
-    : await base.execute();
-  return new Map(
-    rows.map((row) => [byDay ? String(Number((row as { key?: unknown }).key)) : '', Number(row.tasks)]),
-  );
+/** Task counts of the sessions in range, per UTC day number of their creation. */
+async function taskCountsByDay(db: Kysely<Database>, query: UsageReportQuery): Promise<Map<string, number>> {
+  const rows = await tasksInRange(db, query)
+    .select((eb) => [
+      eb.fn.countAll<number>().as('tasks'),
+      sql<number>`s.created_at / ${sql.lit(DAY_MS)}`.as('key'),
+    ])
+    .groupBy(sql`s.created_at / ${sql.lit(DAY_MS)}`)
+    .execute();
+  return new Map(rows.map((row) => [String(Number(row.key)), Number(row.tasks)]));
 }
 
 // PostgreSQL returns bigint sums and counts as text; the cost is rounded to the millionth like
