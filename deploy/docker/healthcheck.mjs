@@ -13,6 +13,7 @@
 // flag parser, which also word any error.
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
+import { getHealthz } from '../../src/cli/local-healthz.mjs';
 import { connectHostFor, urlHost } from '../../src/cli/loopback-address.mjs';
 
 /** The config keys' defaults (src/config/schema.ts); a test holds them to the loader's. */
@@ -261,34 +262,6 @@ export async function readTarget(args, env) {
   return { host: connectHostFor(config.host), port: config.port, tls: Boolean(config.tls.certFile) };
 }
 
-/**
- * The status of GET /healthz, or the reason no HTTP answer came (refused, reset, TLS, timeout).
- * @param {{ host: string, port: number, tls: boolean }} target
- * @param {number} deadline
- */
-async function healthz({ host, port, tls }, deadline) {
-  const { request } = tls ? await import('node:https') : await import('node:http');
-  return new Promise((resolve) => {
-    const req = request(
-      {
-        host,
-        port,
-        path: '/healthz',
-        agent: false,
-        timeout: Math.max(deadline - Date.now(), 1),
-        ...(tls ? { rejectUnauthorized: false } : {}),
-      },
-      (response) => {
-        response.resume();
-        resolve(response.statusCode ?? 0);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('no answer within 4 s')));
-    req.on('error', (error) => resolve(/** @type {NodeJS.ErrnoException} */ (error).code ?? error.message));
-    req.end();
-  });
-}
-
 async function main() {
   const deadline = Date.now() + 4000;
   const args = serveArguments();
@@ -305,7 +278,7 @@ async function main() {
     );
     process.exit(1);
   }
-  const status = await healthz(where, deadline);
+  const status = await getHealthz(where, deadline - Date.now());
   if (typeof status === 'number' && status >= 200 && status < 300) process.exitCode = 0;
   else {
     const url = `${where.tls ? 'https' : 'http'}://${urlHost(where.host)}:${where.port}/healthz`;

@@ -15,6 +15,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -28,6 +29,7 @@ import { createDatabase } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
 import { acquireServerLock } from '../../src/store/server-lock.ts';
 import { serviceAuditEvent } from '../fixtures/audit-records.ts';
+import { createSelfSignedCert, skipWithoutOpenssl } from '../fixtures/tls-cert.ts';
 
 const CLI = new URL('../../bin/maos.js', import.meta.url).pathname;
 const WRITER = new URL('../fixtures/ops-sqlite-writer.ts', import.meta.url).pathname;
@@ -693,5 +695,39 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
     });
     const quiet = await runCli(['restore', backupFile, '-c', writeConfig(dir, dataDir)]);
     assert.equal(quiet.code, 0, quiet.stderr);
+  });
+
+  test('a server that serves HTTPS (tls.certFile) answers that probe too', {
+    skip: skipWithoutOpenssl,
+  }, async () => {
+    // Probed over plain HTTP, a TLS listener gives no answer: the restore went ahead under it.
+    const dataDir = join(dir, 'unknown-lock-tls');
+    mkdirSync(dataDir);
+    writeFileSync(join(dataDir, 'maos.db.server-lock'), Buffer.alloc(4096, 0x5a));
+    const certDir = join(dir, 'tls');
+    mkdirSync(certDir);
+    const { certFile, keyFile } = createSelfSignedCert(certDir);
+    const server = createHttpsServer(
+      { cert: readFileSync(certFile), key: readFileSync(keyFile) },
+      (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}'),
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as { port: number };
+      const config = join(dir, 'config-tls.yaml');
+      writeFileSync(
+        config,
+        `dataDir: ${dataDir}\nport: ${port}\ntls:\n  certFile: ${certFile}\n  keyFile: ${keyFile}\n`,
+      );
+      const result = await runCli(['restore', backupFile, '-c', config, '--force']);
+      assert.equal(result.code, 6, result.stderr);
+      assert.match(
+        result.stderr,
+        /server answers at https:\/\/127\.0\.0\.1:\d+ and the server lock of .* cannot be checked/,
+      );
+      assert.equal(existsSync(join(dataDir, 'maos.db')), false);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

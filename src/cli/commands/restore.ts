@@ -19,8 +19,8 @@ import {
 import { nearestExisting } from '../../store/data-dir-owner.ts';
 import { claimServerLock, type ServerLockClaim } from '../../store/server-lock.ts';
 import { CliError } from '../exit-codes.ts';
+import { getHealthz } from '../local-healthz.mjs';
 import { connectHostFor, urlHost } from '../loopback-address.mjs';
-import { probeUrl } from '../ops/doctor-remote.ts';
 import {
   readRecordedCheckpoints,
   type SetAsideCheckpoints,
@@ -239,12 +239,17 @@ function asDataDirectoryFailure(error: unknown, dir: string): unknown {
   );
 }
 
-/** The URL of a server answering /healthz at the configured address, if any (loopback probe). */
+/**
+ * The URL of a server answering /healthz at the configured address, if any (loopback probe; over
+ * HTTPS when the configuration serves TLS: a TLS listener gives a plain HTTP request no answer).
+ */
 async function findLiveServer(config: Readonly<Config>): Promise<string | undefined> {
   if (config.port === 0) return undefined;
-  const base = `http://${urlHost(connectHostFor(config.host))}:${config.port}`;
-  const probe = await probeUrl(`${base}/healthz`, 1000);
-  return probe.ok ? base : undefined;
+  const target = { host: connectHostFor(config.host), port: config.port, tls: Boolean(config.tls.certFile) };
+  const answer = await getHealthz(target, 1000);
+  return typeof answer === 'number'
+    ? `${target.tls ? 'https' : 'http'}://${urlHost(target.host)}:${target.port}`
+    : undefined;
 }
 
 /** Human-readable summary of a restore. */
