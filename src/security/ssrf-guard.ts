@@ -4,6 +4,7 @@
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { Agent } from 'undici';
+import { untilAborted } from '../domain/until-aborted.ts';
 import { AppError } from '../errors/app-error.ts';
 import { parseCidr } from './cidr.ts';
 import { type EgressProxy, EgressProxyError } from './egress-proxy.ts';
@@ -320,17 +321,4 @@ export async function postToPublicUrl(
   }
   await response.body?.cancel().catch(() => {});
   return response;
-}
-
-/**
- * `work`, or the signal's reason once it aborts first. A name lookup cannot be cancelled (it runs on
- * the thread pool): its result is dropped.
- */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }

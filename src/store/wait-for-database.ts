@@ -3,6 +3,7 @@
 // the application. Failures that no wait heals (a wrong password, a missing database) end it at once.
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { CONFIG_DEFAULTS } from '../config/schema.ts';
+import { untilAborted } from '../domain/until-aborted.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { DatabaseHandle, StoreConfig } from './db.ts';
 import { isConnectionError } from './postgres-dialect.ts';
@@ -87,29 +88,6 @@ export async function waitForDatabase<T>(
       });
     }
   }
-}
-
-/**
- * `promise`, or the signal's reason as soon as it aborts. `promise` runs on (an attempt to connect
- * cannot be called off: closing the pool waits for its end), and a failure of it after that is
- * dropped.
- */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 /** The errors behind `error` (its `cause` chain), itself first. */

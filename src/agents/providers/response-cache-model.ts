@@ -23,6 +23,7 @@ import type {
 } from '@ai-sdk/provider';
 import type { LanguageModel } from 'ai';
 import type { ProviderConfig, ProvidersConfig } from '../../config/llm-schema.ts';
+import { untilAborted } from '../../domain/until-aborted.ts';
 import { isNormalOtherEnd } from '../runtimes/ai-sdk/finish-reason.ts';
 import { computeCacheKey, type ResponseCache } from '../runtimes/ai-sdk/response-cache.ts';
 import { readCurrentTenant } from './tenant-models.ts';
@@ -239,7 +240,7 @@ function createCachingModel(
     signal: AbortSignal | undefined,
   ): Promise<CachedAnswer | undefined> {
     signal?.throwIfAborted();
-    const answer = signal === undefined ? await pending : await untilAborted(pending, signal);
+    const answer = await untilAborted(pending, signal);
     if (answer === undefined) return undefined;
     // Answered from what another call fetched: a hit, as from the store.
     options.onLookup?.(provider, true);
@@ -346,24 +347,6 @@ function createCachingModel(
 /** The key of a cacheable call among those in flight: its tenant and cache key. */
 function flightKey(slot: { tenantId: string; key: string }): string {
   return `${slot.tenantId}\u0000${slot.key}`;
-}
-
-/** `pending`'s value, or a rejection with `signal`'s reason once it aborts first. */
-function untilAborted<T>(pending: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    pending.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 /** The cached answer as a provider stream, known as a replay (isCachedAnswer). */
