@@ -104,7 +104,8 @@ export function registerSessionRoutes(app: FastifyInstance, options: SessionRout
       schema: {
         operationId: 'getSession',
         summary: 'Show a session',
-        description: 'The session with its plan, tasks and their states, timings and usage.',
+        description:
+          'The session with its plan, tasks and their states, timings and usage. Every task is embedded with its result; `GET /v1/sessions/{id}/tasks` pages them instead, for a session whose detail would be large.',
         tags: ['sessions'],
         params: sessionIdParamsSchema,
         response: { 200: sessionDetailSchema, ...problemResponses(400, 401, 403, 404, 429) },
