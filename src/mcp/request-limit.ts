@@ -1,9 +1,11 @@
 // Requests in flight on one MCP connection, bounded: each JSON-RPC request holds a slot from the
-// moment it arrives until its response is sent, it is cancelled (notifications/cancelled: no
-// response will come, and its handler is told to stop) or the connection closes. A request beyond
-// the limit is answered at once with a JSON-RPC error (-32602, `data.code`
-// RESOURCE_LIMIT_EXCEEDED naming the setting), so a client cannot start an unbounded number of
-// long calls (an `orchestrate` that waits up to an hour, say) and hold that much of the server.
+// moment it arrives until its response is sent, the SDK stops its handler without one (a
+// notifications/cancelled the SDK acts on: not one it ignores, which leaves the call running) or
+// the connection closes. A request beyond the limit is answered at once with a JSON-RPC error
+// (-32602, `data.code` RESOURCE_LIMIT_EXCEEDED naming the setting), so a client cannot start an
+// unbounded number of long calls (an `orchestrate` that waits up to an hour, say) and hold that
+// much of the server. A request whose id is already in flight is refused too (-32602,
+// VALIDATION_FAILED; MCP forbids reusing an id): answers and cancellations name requests by id.
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage, MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js';
@@ -62,6 +64,21 @@ export type OnRequestRefused = (
   error: AppError,
 ) => Promise<void>;
 
+/**
+ * The AbortSignal the SDK hands the handler of request `id` of `server`'s connection, once it was
+ * given the request (undefined when it answered it at once, or none runs). The signal aborts when
+ * the SDK stops the handler and drops its result: a notifications/cancelled it acts on, or the
+ * connection closing. The SDK (1.32.2) keeps the controllers in a private map, with no accessor;
+ * request-limit.test.ts checks it is there.
+ */
+function handlerSignals(server: McpServer): (id: RequestId) => AbortSignal | undefined {
+  const controllers: unknown = Reflect.get(server.server, '_requestHandlerAbortControllers');
+  return (id) => {
+    const controller = controllers instanceof Map ? controllers.get(id) : undefined;
+    return controller instanceof AbortController ? controller.signal : undefined;
+  };
+}
+
 /** Makes every connection of `server` hold its requests in flight to `reserveFor()`'s slots. */
 export function limitRequestsInFlight(
   server: McpServer,
@@ -71,67 +88,100 @@ export function limitRequestsInFlight(
   const connect = server.connect.bind(server);
   server.connect = async (transport) => {
     await connect(transport);
-    holdRequestSlots(transport, reserveFor(), onRefused);
+    holdRequestSlots(transport, reserveFor(), handlerSignals(server), onRefused);
   };
 }
 
-function holdRequestSlots(transport: Transport, reserve: ReserveRequest, onRefused?: OnRequestRefused): void {
-  /** The slots of the requests in flight, by id (a client that reuses an id in flight holds two). */
-  const held = new Map<RequestId, ReleaseSlot[]>();
-  const release = (id: RequestId): void => {
-    const slots = held.get(id);
-    slots?.shift()?.();
-    if (slots?.length === 0) held.delete(id);
+/** The refusal of a request whose id is already in flight: its slot and its answer could not be told apart. */
+function duplicateRequestId(id: RequestId): AppError {
+  return new AppError(
+    'VALIDATION_FAILED',
+    `Request id ${JSON.stringify(id)} is already in flight on this MCP session; each request needs an id of its own`,
+  );
+}
+
+function holdRequestSlots(
+  transport: Transport,
+  reserve: ReserveRequest,
+  signalOf: (id: RequestId) => AbortSignal | undefined,
+  onRefused?: OnRequestRefused,
+): void {
+  /** The slot of each request in flight, by id (ids are unique among them: a duplicate is refused). */
+  const held = new Map<RequestId, ReleaseSlot>();
+  /** Answers of refused requests: they held no slot, and free none (not that of the id's request in flight). */
+  const refusals = new WeakSet<object>();
+  const release = (id: RequestId, slot?: ReleaseSlot): void => {
+    const holding = held.get(id);
+    if (holding === undefined || (slot !== undefined && holding !== slot)) return;
+    held.delete(id);
+    holding();
+  };
+
+  const refuse = (
+    message: JSONRPCMessage,
+    extra: MessageExtraInfo | undefined,
+    id: RequestId,
+    error: unknown,
+  ): void => {
+    const refusal = toProtocolError(error);
+    const answer = {
+      jsonrpc: '2.0',
+      id,
+      error: { code: refusal.code, message: refusal.message, data: refusal.data },
+    } as JSONRPCMessage;
+    refusals.add(answer);
+    const recorded = onRefused?.(message, extra, toAppError(error)) ?? Promise.resolve();
+    recorded
+      .catch(() => {
+        // Recorders report their own failures; the answer goes out all the same.
+      })
+      .then(() => transport.send(answer, { relatedRequestId: id }))
+      .catch(() => {
+        // The client went away; nothing is waiting for the answer.
+      });
   };
 
   const next = transport.onmessage;
   transport.onmessage = (message, extra) => {
-    const incoming = message as { id?: unknown; method?: unknown; params?: { requestId?: unknown } };
+    const incoming = message as { id?: unknown; method?: unknown };
     const id = requestIdOf(incoming.id);
-    if (id !== undefined && typeof incoming.method === 'string' && !UNCOUNTED_METHODS.has(incoming.method)) {
-      let slot: ReleaseSlot;
-      try {
-        slot = reserve();
-      } catch (error) {
-        const refusal = toProtocolError(error);
-        const answer = {
-          jsonrpc: '2.0',
-          id,
-          error: { code: refusal.code, message: refusal.message, data: refusal.data },
-        } as JSONRPCMessage;
-        const recorded = onRefused?.(message, extra, toAppError(error)) ?? Promise.resolve();
-        recorded
-          .catch(() => {
-            // Recorders report their own failures; the answer goes out all the same.
-          })
-          .then(() => transport.send(answer, { relatedRequestId: id }))
-          .catch(() => {
-            // The client went away; nothing is waiting for the answer.
-          });
-        return;
-      }
-      const slots = held.get(id);
-      if (slots === undefined) held.set(id, [slot]);
-      else slots.push(slot);
-    } else if (incoming.method === 'notifications/cancelled') {
-      // No response will be sent; the SDK tells the handler to stop.
-      const cancelled = requestIdOf(incoming.params?.requestId);
-      if (cancelled !== undefined) release(cancelled);
+    if (id === undefined || typeof incoming.method !== 'string' || UNCOUNTED_METHODS.has(incoming.method)) {
+      next?.(message, extra);
+      return;
     }
+    if (held.has(id)) {
+      refuse(message, extra, id, duplicateRequestId(id));
+      return;
+    }
+    let slot: ReleaseSlot;
+    try {
+      slot = reserve();
+    } catch (error) {
+      refuse(message, extra, id, error);
+      return;
+    }
+    held.set(id, slot);
     next?.(message, extra);
+    // Still held: the SDK runs a handler for it. Freed when the SDK stops that handler without an
+    // answer (a cancellation it acts on; one it ignores, such as of id 0, leaves the call running).
+    if (held.get(id) === slot) {
+      signalOf(id)?.addEventListener('abort', () => release(id, slot), { once: true });
+    }
   };
 
   const send = transport.send.bind(transport);
   transport.send = (message, options) => {
     const outgoing = message as { id?: unknown; result?: unknown; error?: unknown };
     const id = requestIdOf(outgoing.id);
-    if (id !== undefined && (outgoing.result !== undefined || outgoing.error !== undefined)) release(id);
+    if (id !== undefined && (outgoing.result !== undefined || outgoing.error !== undefined)) {
+      if (!refusals.has(message)) release(id);
+    }
     return send(message, options);
   };
 
   const previousOnClose = transport.onclose;
   transport.onclose = () => {
-    for (const slots of held.values()) for (const slot of slots) slot();
+    for (const slot of held.values()) slot();
     held.clear();
     previousOnClose?.();
   };

@@ -142,6 +142,61 @@ describe('MCP requests in flight', { timeout: 120_000 }, () => {
     await Promise.all(calls.map((call) => call.settled));
   });
 
+  test('a cancellation the SDK does not act on (request id 0, params it refuses) frees no slot: the call still runs', async (t) => {
+    const server = await startMcpTestServer({ config: { mcp: { maxRequestsInFlightPerSession: 1 } } });
+    t.after(() => server.close());
+    const cases: Array<[number, Record<string, unknown>]> = [
+      // The SDK ignores a requestId that is falsy.
+      [0, { requestId: 0 }],
+      // Its schema refuses a reason that is no string: the cancellation is dropped.
+      [7, { requestId: 7, reason: 5 }],
+    ];
+    for (const [index, [id, params]] of cases.entries()) {
+      const { sessionId, negotiated } = await initializeMcp(server.url, '2025-06-18');
+      const headers = { 'mcp-session-id': sessionId, 'mcp-protocol-version': negotiated };
+      const reading = new AbortController();
+      const waiting = await postMcp(
+        server.url,
+        {
+          jsonrpc: '2.0',
+          id,
+          method: 'tools/call',
+          params: {
+            name: 'orchestrate',
+            arguments: {
+              objective: `held ${id}`,
+              agents: [{ name: 'slow', role: 'tester', task: 'wait', runner: 'sleep' }],
+              wait_seconds: 120,
+            },
+          },
+        },
+        headers,
+        reading.signal,
+      );
+      assert.equal(waiting.status, 200);
+      await waitForSessions(server.url, {}, index + 1);
+      const cancelled = await postMcp(
+        server.url,
+        { jsonrpc: '2.0', method: 'notifications/cancelled', params },
+        headers,
+      );
+      assert.equal(cancelled.status, 202);
+      // The orchestrate goes on waiting, in its slot: the next request is refused.
+      const next = await postMcp(server.url, { jsonrpc: '2.0', id: 100, method: 'tools/list' }, headers);
+      const [answer] = messagesOf(await readFrames(next, (frame) => frame.data.includes('"id":100')));
+      assert.deepEqual(
+        (answer as { error?: { data?: unknown } }).error?.data,
+        {
+          code: 'RESOURCE_LIMIT_EXCEEDED',
+          details: { setting: 'mcp.maxRequestsInFlightPerSession', limit: 1 },
+        },
+        JSON.stringify(params),
+      );
+      reading.abort();
+      await fetch(`${server.url}/mcp`, { method: 'DELETE', headers });
+    }
+  });
+
   test('each request of a batch counts: those beyond the limit are refused, the others answered', async (t) => {
     const server = await startMcpTestServer({ config: { mcp: { maxRequestsInFlightPerSession: 2 } } });
     t.after(() => server.close());
