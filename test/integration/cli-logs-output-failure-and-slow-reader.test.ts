@@ -7,11 +7,8 @@
 // The CLI runs in this process against the real server; its stdout is a stream whose reader takes
 // each chunk only on the next turn of the event loop.
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { runCli } from '../../src/cli/program.ts';
-import type { NewEvent } from '../../src/domain/events.ts';
-import { appendEvents } from '../../src/store/event-store.ts';
 import {
   readAllEvents,
   requestJson,
@@ -19,11 +16,10 @@ import {
   type TestServer,
   waitForSession,
 } from '../fixtures/server.ts';
+import { appendOutputLines, collect, slowStdout } from '../helpers/cli-output.ts';
 
 /** More than two pages of the server (100 events each). */
 const LINES = 250;
-/** stdout's high-water mark in these runs: far less than one page of events. */
-const HIGH_WATER_MARK = 1024;
 
 /** A started server holding a session with LINES output events; its id. */
 async function startServerWithLog(): Promise<{ server: TestServer; id: string }> {
@@ -40,49 +36,8 @@ async function startServerWithLog(): Promise<{ server: TestServer; id: string }>
   await waitForSession<{ status: string; tasks: Array<{ status: string }> }>(server.url, id, (session) =>
     session.tasks.every((task) => task.status === 'running'),
   );
-  const taskId = created.body.tasks[0]?.id ?? '';
-  const lines: NewEvent[] = Array.from({ length: LINES }, (_, i) => ({
-    type: 'task.output',
-    data: { taskId, name: 'w', stream: 'stdout', line: `out${i} ${'x'.repeat(40)}` },
-  }));
-  await server.app.database.db.transaction().execute(async (trx) => {
-    await appendEvents(trx, { id, tenantId: created.body.tenantId }, lines, Date.now());
-  });
+  await appendOutputLines(server, created.body, created.body.tasks[0]?.id ?? '', LINES);
   return { server, id };
-}
-
-/** A stdout whose reader takes each chunk on the next turn of the event loop; records its fill. */
-function slowStdout() {
-  let text = '';
-  let largestChunk = 0;
-  let mostBuffered = 0;
-  const stream = new Writable({
-    highWaterMark: HIGH_WATER_MARK,
-    write(chunk, _encoding, done) {
-      // What the writer left waiting here, this chunk included.
-      mostBuffered = Math.max(mostBuffered, this.writableLength);
-      largestChunk = Math.max(largestChunk, chunk.length);
-      text += String(chunk);
-      setImmediate(done);
-    },
-  });
-  return {
-    stream,
-    text: () => text,
-    largestChunk: () => largestChunk,
-    mostBuffered: () => mostBuffered,
-  };
-}
-
-function collect() {
-  let text = '';
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      text += String(chunk);
-      done();
-    },
-  });
-  return { stream, text: () => text };
 }
 
 describe('maos logs --json, the server gone between two pages', { timeout: 120_000 }, () => {
@@ -165,7 +120,7 @@ describe('maos logs, a slow reader of stdout', { timeout: 120_000 }, () => {
         assert.equal(stdout.text().match(/out\d+ x{40}/g)?.length, LINES);
       }
       // One event's output is a few chunks of at most largestChunk each; a page is a hundred events.
-      const bound = HIGH_WATER_MARK + 4 * stdout.largestChunk();
+      const bound = stdout.bound();
       assert.ok(
         stdout.mostBuffered() <= bound,
         `stdout held ${stdout.mostBuffered()} bytes unread at once (bound ${bound})`,

@@ -252,7 +252,12 @@ async function runExport(ctx: CliContext, command: Command): Promise<number> {
       const line = formatExportLine(entry);
       if (stream) {
         if (!stream.write(`${line}\n`)) await once(stream, 'drain');
-      } else ctx.out.line(line);
+      } else {
+        // As into a file: the next record is read only once stdout has taken the one before, so a
+        // slow reader of a long log holds the reading instead of the log piling up in memory.
+        ctx.out.line(line);
+        await ctx.out.drained();
+      }
       count += 1;
     }
   } finally {

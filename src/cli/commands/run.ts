@@ -213,7 +213,12 @@ async function submitAndFollow(
       signal: AbortSignal.any([signal, rejected.signal]),
       retryForMs,
       onEvent: async (event) => {
-        if (!out.json) printer.print(event);
+        // One event printed, then a wait while stdout's buffer is full (as `maos logs` does): the
+        // stream is read only as fast as the reader of stdout takes it, not piled up in memory.
+        if (!out.json) {
+          printer.print(event);
+          await out.drained();
+        }
         const data = (event.data ?? {}) as { from?: string; to?: string };
         if (event.type !== 'session.status') return;
         // The orchestrator's plan, once made, when no approval shows it: what will run, up front.
