@@ -59,7 +59,10 @@ export interface StreamOptions {
   /** Resume after this seq (sent as `Last-Event-ID`); 0 = from the first event. */
   afterSeq: number;
   signal?: AbortSignal;
-  /** A stream silent for this long (no event, no keep-alive) counts as dead. @defaultValue 60000 */
+  /**
+   * A stream silent for this long while waited for (no event, no keep-alive) counts as dead.
+   * @defaultValue 60000
+   */
   idleTimeoutMs?: number;
   /** Called once the server accepted the stream (200), before any event. */
   onOpen?: () => void;
@@ -416,7 +419,8 @@ export function createApiClient(options: ApiClientOptions) {
 
     /**
      * One SSE connection to `GET /v1/sessions/:id/events`: yields events until the server closes
-     * the stream, the signal aborts or the stream stays silent past the idle timeout.
+     * the stream, the signal aborts or the stream stays silent past the idle timeout (while the
+     * consumer holds an event, the stream is not waited for: that time does not count).
      */
     async *streamEvents(id: string, stream: StreamOptions): AsyncGenerator<EventDto> {
       const idleTimeoutMs = stream.idleTimeoutMs ?? 60_000;
@@ -445,7 +449,12 @@ export function createApiClient(options: ApiClientOptions) {
         const watched = watchActivity(body, armIdleTimer);
         for await (const frame of readSseFrames(watched)) {
           const event = parseFrameData(frame.data, frame.id, frame.event, id);
-          if (event) yield event;
+          if (!event) continue;
+          // The consumer's time with the event (printing that waits for a paused stdout) is no
+          // silence of the server: the idle timeout counts only the waits for the stream.
+          clearTimeout(idleTimer);
+          yield event;
+          armIdleTimer();
         }
       } catch (error) {
         if (stream.signal?.aborted) return;
