@@ -4,12 +4,7 @@
 import type { Kysely } from 'kysely';
 import type { PlanBody } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
-import {
-  type DamagedJsonReport,
-  IGNORE_DAMAGED_JSON,
-  parseSessionJson,
-  parseStoredPlan,
-} from '../store/rows.ts';
+import { type DamagedJsonReport, IGNORE_DAMAGED_JSON, parseStoredPlan } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 import { getSessionRow } from '../store/session-store.ts';
 import { stringifyForStore } from '../store/storable-text.ts';
@@ -63,10 +58,11 @@ export async function listPlanVersions(
 
 /**
  * The session's latest plan version (the caller has checked the tenant), or undefined without one,
- * or when it cannot be read (a hand edit of `plans.body` gone wrong: not JSON, or no `phases`). Read
- * as absent, as the session's document reads it (and tells of it): this is read in the batch of
- * finishes that ends the session's last task, where a throw rolled back the finishes of every
- * session in the batch, again at each try, and in approvals and steering, which answered a 500.
+ * or when it cannot be read (a hand edit of `plans.body` gone wrong: not JSON, or no plan as
+ * parseStoredPlan reads one). Read as absent, as the session's document reads it (and tells of it):
+ * this is read in the batch of finishes that ends the session's last task, where a throw rolled back
+ * the finishes of every session in the batch, again at each try, and in approvals and steering,
+ * which answered a 500.
  */
 export async function loadLatestPlan(
   db: Kysely<Database>,
@@ -80,10 +76,9 @@ export async function loadLatestPlan(
     .limit(1)
     .executeTakeFirst();
   if (!row) return undefined;
-  const plan = parseSessionJson(row.body, sessionId, 'plans.body', IGNORE_DAMAGED_JSON) as
-    | Partial<OrchestratedPlanBody>
-    | undefined;
-  return Array.isArray(plan?.phases) ? (plan as OrchestratedPlanBody) : undefined;
+  // As the session's document and its plan versions read it: phases without their tasks are no
+  // plan either (an approval walks every task of the waiting plan).
+  return parseStoredPlan(row.body, sessionId, IGNORE_DAMAGED_JSON) as OrchestratedPlanBody | undefined;
 }
 
 /**
