@@ -20,10 +20,13 @@
 // real Chromium against the real server (no workers: a session stays where the test puts it), a
 // read answered late — after a newer read has been shown — must not put the older state back. The
 // page's clock is Playwright's fake one: an event burst's read (150 ms after its first event) runs
-// only when the test moves the clock.
+// only when the test moves the clock. Its plan versions are listed even when one of them cannot be
+// read (a hand edit of the database gone wrong): that one says so, the others are shown.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { sql } from 'kysely';
 import type { APIResponse, Page, Route } from 'playwright-core';
+import { storePlanVersion } from '../../src/engine/planner-plan-versions.ts';
 import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
 import { openSession, waitForStatus } from '../fixtures/console-session-page.ts';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
@@ -397,6 +400,43 @@ describe('console: the reads of a session page', { timeout: 120_000 }, () => {
 
     await requestJson(`${server.url}/v1/sessions/${id}/cancel`, { method: 'POST' });
     await page.locator('#stream-state', { hasText: 'ended' }).waitFor();
+  });
+
+  test('a plan version whose stored plan cannot be read is listed as such, the others shown', async () => {
+    const created = await requestJson<{ id: string; tenantId: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: {
+        objective: 'A damaged plan version',
+        agents: [{ name: 'only', role: 'qa', task: 't', runner: 'ok' }],
+      },
+    });
+    assert.equal(created.status, 201);
+    const { id, tenantId } = created.body;
+    const db = server.app.database.db;
+    const edited = {
+      phases: [
+        {
+          name: 'main',
+          tasks: [{ name: 'only', role: 'qa', instructions: 'edited', runner: 'ok', dependsOn: [] }],
+        },
+      ],
+    };
+    await db.transaction().execute((trx) => storePlanVersion(trx, tenantId, id, edited, Date.now()));
+    // A hand edit of version 1 gone wrong: JSON cut short.
+    await sql`update plans set body = ${'{"phases": ['} where session_id = ${id} and version = 1`.execute(db);
+    // The page's problems from here on (the earlier tests of the group leave theirs).
+    const problemsBefore = problems.messages.length;
+    await page.goto(`${server.url}/console/#/sessions/${id}`);
+    const version = (n: number) => page.locator(`#plan-versions details[data-version="${n}"]`);
+    await version(2).waitFor({ timeout: 5_000 });
+    assert.match(
+      (await version(2).textContent()) ?? '',
+      /this version or the one before cannot be read.*main \/ only \(qa\)edited/,
+    );
+    assert.match((await version(1).textContent()) ?? '', /This version cannot be read/);
+    assert.equal(await page.getByRole('alert').filter({ hasText: 'Loading the plan versions' }).count(), 0);
+    assert.deepEqual(problems.messages.slice(problemsBefore), []);
+    await requestJson(`${server.url}/v1/sessions/${id}/cancel`, { method: 'POST' });
   });
 
   test('plan versions that could not be read are read again with the session', async () => {
