@@ -13,11 +13,13 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createDatabase } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
+import { createSelfSignedCert, skipWithoutOpenssl } from '../fixtures/tls-cert.ts';
 
 const CLI = new URL('../../bin/maos.js', import.meta.url).pathname;
 const RUNNER_SECRET = 'sk-test-6f1d2c9a7e4b4e0fa1b2';
@@ -34,9 +36,17 @@ const SHORT_PIN = 'k7Qz';
 const BASE64_SECRET = 'Zm9v+YmFy/YmF6-5e3b==';
 const ENCODED_LOG_LINE = `{"message":"GET /hook?pin=${SHORT_PIN}&key=${encodeURIComponent(BASE64_SECRET)}"}`;
 
-function run(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  args: string[],
+  cwd: string,
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => {
@@ -309,6 +319,45 @@ describe('maos support-bundle', { timeout: 240_000 }, () => {
       ),
       notes.join('\n'),
     );
+  });
+
+  test('a server that serves HTTPS (tls.certFile) has its metrics read over HTTPS', {
+    skip: skipWithoutOpenssl,
+  }, async () => {
+    // Asked over plain HTTP, its TLS listener gave no answer: the note said "unreachable".
+    const certDir = join(dir, 'tls');
+    mkdirSync(certDir);
+    const { certFile, keyFile } = createSelfSignedCert(certDir);
+    const server = createHttpsServer(
+      { cert: readFileSync(certFile), key: readFileSync(keyFile) },
+      (req, res) => {
+        if (req.url === '/metrics' && req.headers.authorization === 'Bearer cli-token-abc') {
+          res.writeHead(200, { 'content-type': 'text/plain' }).end('maos_build_info 1\n');
+        } else {
+          res.writeHead(401).end();
+        }
+      },
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const tlsPort = (server.address() as { port: number }).port;
+      const config = join(dir, 'tls.yaml');
+      writeFileSync(
+        config,
+        `dataDir: ${join(dir, 'data')}\nhost: 127.0.0.1\nport: ${tlsPort}\ntls:\n  certFile: ${certFile}\n  keyFile: ${keyFile}\n`,
+      );
+      const output = join(dir, 'tls.tar.gz');
+      const result = await run(
+        ['support-bundle', '--token', 'cli-token-abc', '--json', '-o', output, '-c', config],
+        dir,
+        { NODE_EXTRA_CA_CERTS: certFile },
+      );
+      assert.equal(result.code, 0, result.stderr);
+      const { files, notes } = JSON.parse(result.stdout) as { files: string[]; notes: string[] };
+      assert.ok(files.includes('metrics.txt'), notes.join('\n'));
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   test('still writes a bundle when the config is invalid and nothing is reachable', async () => {

@@ -222,12 +222,16 @@ function reachableHost(host: string): string {
   return urlHost(connectHostFor(host));
 }
 
-/** The separate metrics listener needs no credentials; /metrics on the API port may. */
+/**
+ * The separate metrics listener needs no credentials; /metrics on the API port may. The API port
+ * serves HTTPS when tls.certFile is set (the metrics listener never does).
+ */
 function metricsEndpoint(
   config: Readonly<Config>,
   server: string | undefined,
 ): { url: string; api: boolean; base: string } {
-  const base = (server ?? `http://${reachableHost(config.host)}:${config.port}`).replace(/\/+$/, '');
+  const scheme = config.tls.certFile ? 'https' : 'http';
+  const base = (server ?? `${scheme}://${reachableHost(config.host)}:${config.port}`).replace(/\/+$/, '');
   if (config.metrics.port) {
     const url = `http://${reachableHost(config.metrics.host)}:${config.metrics.port}/metrics`;
     return { url, api: false, base };
