@@ -7,7 +7,12 @@ import { test } from 'node:test';
 import { isAlive, waitUntilGone } from '../../../../test/fixtures/processes.ts';
 import { waitFor } from '../../../../test/fixtures/wait-for.ts';
 import { newId } from '../../../store/ids.ts';
-import { killChildProcessGroups } from './child-process-groups.ts';
+import {
+  findRunProcessGroups,
+  findRunProcessGroupsInBackground,
+  killChildProcessGroups,
+  readProcessStat,
+} from './child-process-groups.ts';
 
 /** The process group of `pid` (/proc/<pid>/stat). */
 function groupOf(pid: number): number {
@@ -49,4 +54,34 @@ test("a forced exit kills each runner's group and the daemons its run started", 
   assert.equal(await waitUntilGone(runner.pid as number), true, 'the runner was left running');
   assert.equal(await waitUntilGone(daemon), true, "the runner's daemon was left running");
   assert.equal(isAlive(unrelated), true);
+});
+
+test('a process caught in the middle of an exec, when its environment reads empty, is still found', {
+  skip: process.platform !== 'linux' && 'needs Linux /proc',
+}, async (t) => {
+  // A daemon that execs without end: between the old program's memory going and the new program's
+  // environment being laid out, /proc/<pid>/environ reads empty (some in a hundred reads). A scan
+  // that took that for "not the run's" missed it; a few hundred scans all find it.
+  const runId = newId();
+  const program = 'exec sh -c "$0" "$0"';
+  const daemon = spawn('sh', ['-c', program, program], {
+    detached: true,
+    stdio: 'ignore',
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', MAOS_RUN_ID: runId },
+  });
+  const pid = daemon.pid as number;
+  t.after(() => {
+    if (isAlive(pid)) process.kill(-pid, 'SIGKILL');
+  });
+  const startTime = readProcessStat(pid)?.startTime as string;
+  assert.ok(startTime);
+  const scans = 300;
+  let missed = 0;
+  let missedInBackground = 0;
+  for (let scan = 0; scan < scans; scan += 1) {
+    if (!findRunProcessGroups(runId, startTime).includes(pid)) missed += 1;
+    if (!(await findRunProcessGroupsInBackground(runId, startTime)).includes(pid)) missedInBackground += 1;
+  }
+  assert.equal(isAlive(pid), true, 'the daemon ran throughout');
+  assert.deepEqual({ missed, missedInBackground }, { missed: 0, missedInBackground: 0 });
 });

@@ -2,7 +2,7 @@
 // them when it exits without its graceful shutdown (a second SIGTERM/SIGINT), and every process a
 // run started (by the variable all of them inherit), to stop what a dead server's runner left.
 import { readdirSync, readFileSync } from 'node:fs';
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { setTimeout as sleep, setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
 /** The variable the command runtime gives every run, with an id of that run alone. */
 const RUN_ID_VARIABLE = 'MAOS_RUN_ID';
@@ -76,15 +76,25 @@ export function killChildProcessGroups(parentPid: number = process.pid): number 
   return killed;
 }
 
-/** The MAOS_RUN_ID in the environment of process `pid`, if it has one. */
+/**
+ * The MAOS_RUN_ID in the environment of process `pid`, if it has one; an empty environment (a runner
+ * caught in the middle of an exec) is read again after the waits of EMPTY_ENVIRON_WAITS_MS.
+ */
 function readRunId(pid: number): string | undefined {
-  try {
-    const prefix = `${RUN_ID_VARIABLE}=`;
-    const entries = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
-    return entries.find((entry) => entry.startsWith(prefix))?.slice(prefix.length);
-  } catch {
-    return undefined;
+  let environ = readEnviron(pid);
+  for (const waitMs of EMPTY_ENVIRON_WAITS_MS) {
+    if (environ?.length !== 0) break;
+    blockFor(waitMs);
+    environ = readEnviron(pid);
   }
+  const prefix = `${RUN_ID_VARIABLE}=`;
+  const entries = (environ ?? Buffer.alloc(0)).toString('latin1').split('\0');
+  return entries.find((entry) => entry.startsWith(prefix))?.slice(prefix.length);
+}
+
+/** Blocks the thread for `ms` milliseconds (the blocking scans' waits). */
+function blockFor(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 /** SIGKILLs each process group; returns whether any was still there. */
@@ -145,22 +155,16 @@ export async function killRunLeftoversInBackground(
  * processes the run started, also those that left the runner's group (setsid) or outlived the
  * runner, unless they replaced their environment. The id is random and given to no other run, so a
  * recycled pid or group id never matches. This process's own group is never returned; nothing is
- * where /proc cannot be read (another user's processes, which cannot be signalled either).
+ * where /proc cannot be read (another user's processes, which cannot be signalled either). Blocks
+ * while it reads /proc, and for the few milliseconds an empty environment is waited on
+ * (scanRunProcesses).
  */
 export function findRunProcessGroups(runId: string, notBefore: string): number[] {
-  const run = runProcessMatcher(runId, notBefore);
-  for (const pid of listPids()) {
-    const stat = readProcessStat(pid);
-    if (!run.mayBelong(stat)) continue;
-    let environ: Buffer;
-    try {
-      environ = readFileSync(`/proc/${pid}/environ`);
-    } catch {
-      continue;
-    }
-    run.add(stat, environ);
+  const scan = scanRunProcesses(runId, notBefore);
+  for (let step = scan.next(); ; step = scan.next()) {
+    if (step.done) return step.value;
+    if (step.value.waitMs > 0) blockFor(step.value.waitMs);
   }
-  return run.groups();
 }
 
 /**
@@ -171,28 +175,71 @@ const PROCESSES_PER_SLICE = 16;
 
 /**
  * findRunProcessGroups without holding the event loop: /proc is read in slices of
- * PROCESSES_PER_SLICE processes, with a turn of the event loop between two. Read synchronously, as
- * procfs is memory: through the thread pool (four round trips a file) the same scan took about twice
- * the main thread's time, in callbacks.
+ * PROCESSES_PER_SLICE processes, with a turn of the event loop between two, and an empty environment
+ * is waited on with a timer. Read synchronously, as procfs is memory: through the thread pool (four
+ * round trips a file) the same scan took about twice the main thread's time, in callbacks.
  */
-async function findRunProcessGroupsInBackground(runId: string, notBefore: string): Promise<number[]> {
+export async function findRunProcessGroupsInBackground(runId: string, notBefore: string): Promise<number[]> {
+  const scan = scanRunProcesses(runId, notBefore);
+  for (let step = scan.next(); ; step = scan.next()) {
+    if (step.done) return step.value;
+    if (step.value.waitMs > 0) await sleep(step.value.waitMs);
+    else await yieldToEventLoop();
+  }
+}
+
+/**
+ * How long a process whose environment reads empty is waited on before its environment is read
+ * again, each time: in the middle of an exec (between the old program's memory going and the new
+ * one's environment being laid out) and while it exits, a process shows none, for microseconds or,
+ * descheduled there, milliseconds. Taken for "not the run's", a daemon exec'ing as its runner
+ * exits was missed and outlived the run. 63 ms at most for a process that really has an empty
+ * environment (`env -i`), started after the runner.
+ */
+const EMPTY_ENVIRON_WAITS_MS = [1, 2, 4, 8, 16, 32] as const;
+
+/** What a scan asks of its driver: a turn of the event loop (waitMs 0), or a wait. */
+interface ScanPause {
+  waitMs: number;
+}
+
+/**
+ * The one scan behind findRunProcessGroups and findRunProcessGroupsInBackground, which differ only
+ * in how they pause: after every PROCESSES_PER_SLICE processes (a turn of the event loop, which the
+ * blocking one skips) and before reading an empty environment again.
+ */
+function* scanRunProcesses(runId: string, notBefore: string): Generator<ScanPause, number[]> {
   const run = runProcessMatcher(runId, notBefore);
   const pids = listPids();
-  for (let next = 0; next < pids.length; next += PROCESSES_PER_SLICE) {
-    if (next > 0) await yieldToEventLoop();
-    for (const pid of pids.slice(next, next + PROCESSES_PER_SLICE)) {
-      const stat = readProcessStat(pid);
-      if (!run.mayBelong(stat)) continue;
-      let environ: Buffer;
-      try {
-        environ = readFileSync(`/proc/${pid}/environ`);
-      } catch {
-        continue;
+  for (const [index, pid] of pids.entries()) {
+    if (index > 0 && index % PROCESSES_PER_SLICE === 0) yield { waitMs: 0 };
+    let stat = readProcessStat(pid);
+    if (!run.mayBelong(stat)) continue;
+    let environ = readEnviron(pid);
+    for (const waitMs of EMPTY_ENVIRON_WAITS_MS) {
+      if (environ?.length !== 0) break;
+      yield { waitMs };
+      // Still the same process (not exited, its pid not given to another), still maybe the run's.
+      const now = readProcessStat(pid);
+      if (!run.mayBelong(now) || now.startTime !== stat.startTime) {
+        environ = undefined;
+        break;
       }
-      run.add(stat, environ);
+      stat = now;
+      environ = readEnviron(pid);
     }
+    if (environ !== undefined) run.add(stat, environ);
   }
   return run.groups();
+}
+
+/** /proc/<pid>/environ, or undefined when it cannot be read (gone, another user's). */
+function readEnviron(pid: number): Buffer | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/environ`);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The rule findRunProcessGroups applies to each process, whichever way /proc is read. */
