@@ -2,7 +2,8 @@
 // read-only, as `chmod -R a-w` here): its HOME, temporary directory and session workspace (and a
 // retry's copy of it) are still removed. Deleting an entry needs write permission on its directory,
 // which root has whatever the modes, so the server runs as an ordinary user (uid 1000, as the
-// container image runs it).
+// container image runs it). The links a runner leaves in them (to a read-only directory outside) are
+// removed, never followed: what they point to keeps its modes and entries.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,10 +17,10 @@ const asRoot = process.getuid?.() === 0;
 
 /** Runs a runner that leaves read-only directories, then the removals; prints what is left. */
 const SCRIPT = `
-import { mkdirSync, readdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync, chmodSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-const [runtimeModule, workspacesModule, recordsModule, copyModule, dataDir] = process.argv.slice(2);
+const [runtimeModule, workspacesModule, recordsModule, copyModule, dataDir, outside] = process.argv.slice(2);
 const { createCommandRuntime } = await import(pathToFileURL(runtimeModule).href);
 const { createSessionWorkspaceRemover } = await import(pathToFileURL(workspacesModule).href);
 const { removeUnrecordedRunDirs } = await import(pathToFileURL(recordsModule).href);
@@ -32,9 +33,9 @@ const runtime = createCommandRuntime({
   baseEnv: { PATH: process.env.PATH },
   runners: {
     go: {
-      command: ['sh', '-c', 'for d in "$HOME/go/pkg/mod/m@v1" "$TMPDIR/build/obj" cache/mod; do mkdir -p "$d" && echo x > "$d/f"; done; chmod -R a-w "$HOME/go" "$TMPDIR/build" cache'],
+      command: ['sh', '-c', 'for d in "$HOME/go/pkg/mod/m@v1" "$TMPDIR/build/obj" cache/mod; do mkdir -p "$d" && echo x > "$d/f"; done; ln -s "$OUTSIDE" "$HOME/go/pkg/out"; ln -s "$OUTSIDE/ro" "$TMPDIR/build/out"; ln -s "$OUTSIDE" cache/out; mkdir -p "$HOME/locked/in" cache/locked; echo x > "$HOME/locked/in/f"; chmod 0 "$HOME/locked/in" "$HOME/locked"; chmod 1777 cache/locked; chmod -R a-w "$HOME/go" "$TMPDIR/build" cache'],
       timeoutSeconds: 30,
-      env: {},
+      env: { OUTSIDE: outside },
     },
   },
 });
@@ -54,10 +55,13 @@ chmodSync(stray, 0o555);
 chmodSync(join(dataDir, 'homes', 'maos-home-stray', 'go'), 0o555);
 removeUnrecordedRunDirs(dataDir);
 left.homesAfterStart = readdirSync(join(dataDir, 'homes'));
+// Where the runner's links pointed: neither removed nor made writable.
+left.outside = [outside, join(outside, 'ro')].map((path) => (statSync(path).mode & 0o7777).toString(8));
+left.outsideFiles = readdirSync(join(outside, 'ro'));
 console.log(JSON.stringify({ left, warnings }));
 `;
 
-test('what a runner left read-only (a Go module cache) is removed with its HOME, temporary directory and workspace', {
+test('what a runner left read-only (a Go module cache) is removed with its HOME, temporary directory and workspace; its links out are not followed', {
   skip: asRoot ? cannotRunCheckoutAs(SERVICE_UID) : process.platform !== 'linux' && 'needs Linux',
   timeout: 60_000,
 }, (t) => {
@@ -69,6 +73,13 @@ test('what a runner left read-only (a Go module cache) is removed with its HOME,
   chmodSync(dir, 0o755);
   const dataDir = join(dir, 'data');
   mkdirSync(dataDir);
+  // Read-only, outside the data directory: the runner links to it from its read-only directories.
+  const outside = join(dir, 'outside');
+  mkdirSync(join(outside, 'ro'), { recursive: true });
+  writeFileSync(join(outside, 'ro', 'keep'), 'x');
+  if (asRoot) spawnSync('chown', ['-R', `${SERVICE_UID}:${SERVICE_UID}`, outside]);
+  chmodSync(join(outside, 'ro'), 0o555);
+  chmodSync(outside, 0o555);
   const script = join(dir, 'leftovers.mjs');
   writeFileSync(script, SCRIPT, { mode: 0o644 });
   if (asRoot) chownSync(dataDir, SERVICE_UID, SERVICE_UID);
@@ -80,6 +91,7 @@ test('what a runner left read-only (a Go module cache) is removed with its HOME,
     join(here, 'run-records.ts'),
     join(here, 'workspace-copy.ts'),
     dataDir,
+    outside,
   ];
   const {
     file,
@@ -89,6 +101,13 @@ test('what a runner left read-only (a Go module cache) is removed with its HOME,
   const run = spawnSync(file, argv, { ...options, encoding: 'utf8', timeout: 50_000 });
   assert.equal(run.status, 0, run.stderr);
   const { left, warnings } = JSON.parse(run.stdout) as { left: Record<string, string[]>; warnings: string[] };
-  assert.deepEqual(left, { homes: [], tmp: [], workspaces: [], homesAfterStart: [] });
+  assert.deepEqual(left, {
+    homes: [],
+    tmp: [],
+    workspaces: [],
+    homesAfterStart: [],
+    outside: ['555', '555'],
+    outsideFiles: ['keep'],
+  });
   assert.deepEqual(warnings, []);
 });
