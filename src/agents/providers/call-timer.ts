@@ -51,6 +51,11 @@ export interface CallTimer {
   pause(): void;
   /** A chunk of the call's response body arrived. */
   chunk(): void;
+  /**
+   * The call waits for the answer of another call, which fetches it under limits of its own (the
+   * response cache's identical call in flight): only the whole length limit runs, until startCall.
+   */
+  waitForAnother(): void;
   /** The attempt ended: no limit runs any more. */
   stop(): void;
 }
@@ -62,11 +67,13 @@ export function startCallTimer(limits: CallLimits): CallTimer {
   let lastChunk = 0;
   let streaming = false;
   let paused = false;
+  let waiting = false;
   let handle: NodeJS.Timeout | undefined;
 
   /** The limit that runs out first, and when (on the performance.now() clock). */
   function nextDeadline(): { at: number; limit: CallLimit; ms: number } {
     const total = { at: callStart + limits.totalMs, limit: 'total' as const, ms: limits.totalMs };
+    if (waiting) return total;
     const wait = streaming
       ? { at: lastChunk + limits.idleMs, limit: 'idle' as const, ms: limits.idleMs }
       : { at: callStart + limits.startMs, limit: 'start' as const, ms: limits.startMs };
@@ -94,11 +101,17 @@ export function startCallTimer(limits: CallLimits): CallTimer {
       callStart = performance.now();
       streaming = false;
       paused = false;
+      waiting = false;
       schedule();
     },
     pause() {
       paused = true;
       clearTimeout(handle);
+    },
+    waitForAnother() {
+      if (controller.signal.aborted) return;
+      waiting = true;
+      schedule();
     },
     chunk() {
       if (controller.signal.aborted) return;

@@ -26,6 +26,7 @@ import type { ProviderConfig, ProvidersConfig } from '../../config/llm-schema.ts
 import { untilAborted } from '../../domain/until-aborted.ts';
 import { isNormalOtherEnd } from '../runtimes/ai-sdk/finish-reason.ts';
 import { computeCacheKey, type ResponseCache } from '../runtimes/ai-sdk/response-cache.ts';
+import { currentCallTimer } from './call-timer.ts';
 import { readCurrentTenant } from './tenant-models.ts';
 
 /** A part of a cached answer: what the runtime and the SDK act on, nothing provider-executed. */
@@ -233,14 +234,20 @@ function createCachingModel(
   /**
    * The answer of an identical call of the same tenant in flight in this process (`pending`, from
    * inFlight), once it has it; undefined when that ended without an answer to keep (this call then
-   * asks on its own). Waiting stops at the call's signal, with its reason.
+   * asks on its own). Waiting stops at the call's signal, with its reason. The wait is not held to
+   * the call's start and pause limits (call-timer.ts): the answer it waits for may stream for longer
+   * than the start limit, and the call that fetches it is cut at those limits, this one then asking
+   * on its own, its limits counting afresh.
    */
   async function answerInFlight(
     pending: Promise<CachedAnswer | undefined>,
     signal: AbortSignal | undefined,
   ): Promise<CachedAnswer | undefined> {
     signal?.throwIfAborted();
+    const timer = currentCallTimer();
+    timer?.waitForAnother();
     const answer = await untilAborted(pending, signal);
+    timer?.startCall();
     if (answer === undefined) return undefined;
     // Answered from what another call fetched: a hit, as from the store.
     options.onLookup?.(provider, true);
