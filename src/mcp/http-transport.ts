@@ -445,7 +445,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   function keepActiveElsewhere(log: StreamEventLog, owner: StreamOwner, body: Readable): void {
     const key = `${owner.tenantId}\n${owner.principalId}\n${owner.mcpSessionId}`;
     const record = (): void => {
-      log.recordActivity(owner, Date.now()).catch((error: unknown) => {
+      log.recordActivity(owner).catch((error: unknown) => {
         logger.warn(
           { err: error, mcpSessionId: owner.mcpSessionId },
           'noting the activity of an MCP session held by another replica failed',
@@ -804,10 +804,11 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       ([, entry]) => entry.openStreams === 0 && entry.lastSeenAt < cutoff,
     );
     if (idle.length === 0) return;
+    /** How long ago another replica last noted each one's activity, by the clock that timed the note. */
     let elsewhere = new Map<string, number>();
     if (streamEvents !== undefined) {
       try {
-        elsewhere = await streamEvents.lastActivity(
+        elsewhere = await streamEvents.activityAges(
           idle.map(([mcpSessionId, entry]) => ({
             tenantId: entry.owner.tenantId,
             principalId: entry.owner.principalId,
@@ -820,10 +821,10 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       }
     }
     for (const [mcpSessionId, entry] of idle) {
-      const activeElsewhere = elsewhere.get(mcpSessionId);
-      // Noted by the wall clock (the only one replicas share): its age, on the monotonic clock.
-      if (activeElsewhere !== undefined) {
-        entry.lastSeenAt = Math.max(entry.lastSeenAt, performance.now() - (Date.now() - activeElsewhere));
+      const ageElsewhere = elsewhere.get(mcpSessionId);
+      // An age, not a time: this replica's wall clock may disagree with the one that timed the note.
+      if (ageElsewhere !== undefined) {
+        entry.lastSeenAt = Math.max(entry.lastSeenAt, performance.now() - ageElsewhere);
       }
       // Still idle, also after the read (a request or a stream may have come meanwhile).
       if (sessions.get(mcpSessionId) === entry && entry.openStreams === 0 && entry.lastSeenAt < cutoff) {

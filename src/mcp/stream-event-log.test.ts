@@ -168,13 +168,16 @@ describe('durable MCP stream event log', () => {
     });
   });
 
-  test("a session's activity noted by other replicas: its latest, for its own owner only, never a stream to resume; kept for its own TTL", async () => {
+  test("a session's activity noted by other replicas: its latest, for its own owner only, never a stream to resume; kept for its own TTL", async (t) => {
     const owner = { ...ALICE, mcpSessionId: 'mcp-active' };
     const log = createStreamEventLog(db);
+    // SQLite: the process's clock times the notes (one machine).
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() - 10_000 });
+    await log.recordActivity(owner);
+    t.mock.timers.reset();
     const start = Date.now();
-    await log.recordActivity(owner, start - 5000);
     // Noted again: the row is updated, not added to.
-    await log.recordActivity(owner, start);
+    await log.recordActivity(owner);
     const rows = await db
       .selectFrom('mcp_stream_events')
       .select(['id', 'created_at'])
@@ -183,8 +186,11 @@ describe('durable MCP stream event log', () => {
     assert.equal(rows.length, 1);
     const stranger = { ...owner, principalId: 'mallory' };
     const quiet = { ...ALICE, mcpSessionId: 'mcp-quiet' };
-    assert.deepEqual(await log.lastActivity([owner, quiet]), new Map([[owner.mcpSessionId, start]]));
-    assert.deepEqual(await log.lastActivity([stranger]), new Map());
+    const ages = await log.activityAges([owner, quiet]);
+    assert.deepEqual([...ages.keys()], [owner.mcpSessionId]);
+    // The latest note's age (the first one is 10 s older).
+    assert.ok(ages.get(owner.mcpSessionId)! < 10_000, String(ages.get(owner.mcpSessionId)));
+    assert.deepEqual(await log.activityAges([stranger]), new Map());
     // Its id is no event id: nothing to resume from it.
     const activityId = String(rows[0]!.id);
     assert.equal(await log.findStream(owner, activityId), undefined);
@@ -196,9 +202,9 @@ describe('durable MCP stream event log', () => {
       perStreamLimit: 1,
     });
     while ((await target.deleteBatch(db, start + 30_000, 10)) > 0) {}
-    assert.deepEqual(await log.lastActivity([owner]), new Map([[owner.mcpSessionId, start]]));
-    while ((await target.deleteBatch(db, start + 61_000, 10)) > 0) {}
-    assert.deepEqual(await log.lastActivity([owner]), new Map());
+    assert.deepEqual([...(await log.activityAges([owner])).keys()], [owner.mcpSessionId]);
+    while ((await target.deleteBatch(db, start + 70_000, 10)) > 0) {}
+    assert.deepEqual(await log.activityAges([owner]), new Map());
     assert.equal(
       (
         await db

@@ -17,6 +17,7 @@ import type {
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { type Generated, type Kysely, sql } from 'kysely';
 import type { Permission } from '../security/rbac.ts';
+import { leaseNow } from '../store/lease-clock.ts';
 import type { RetentionTarget } from '../store/retention-targets.ts';
 
 interface McpStreamEventsTable {
@@ -111,15 +112,18 @@ export interface StreamEventLog {
   /** The SDK EventStore of one MCP session. Writes are serialised, so ids follow send order. */
   forSession(owner: StreamOwner): SessionEventStore;
   /**
-   * Notes that `owner`'s MCP session was in use at `at` (ms) on a replica that does not hold it: a
-   * stream of it is followed there. One row per session (two if replicas race to create it).
+   * Notes that `owner`'s MCP session is in use now on a replica that does not hold it: a stream of
+   * it is followed there. One row per session (two if replicas race to create it). Timed by the
+   * database server's clock on PostgreSQL (the one leases use, store/lease-clock.ts), which
+   * activityAges reads too: the follower's and the holder's own clocks may disagree.
    */
-  recordActivity(owner: StreamOwner, at: number): Promise<void>;
+  recordActivity(owner: StreamOwner): Promise<void>;
   /**
-   * The latest activity recordActivity noted for each of `owners` that has one (ms, by MCP session
-   * id); only rows of the session's own tenant and principal count.
+   * How long ago (ms, never below 0) recordActivity last noted each of `owners` that has a note, by
+   * MCP session id, by the clock that timed the note; only rows of the session's own tenant and
+   * principal count.
    */
-  lastActivity(owners: readonly StreamOwner[]): Promise<Map<string, number>>;
+  activityAges(owners: readonly StreamOwner[]): Promise<Map<string, number>>;
   /** The stream of `eventId` if it belongs to `owner`; undefined when unknown, pruned or someone else's. */
   findStream(owner: StreamOwner, eventId: EventId): Promise<FoundStream | undefined>;
   /** The event `eventId` of `owner`; undefined when unknown, pruned or someone else's. */
@@ -462,8 +466,9 @@ export function createStreamEventLog(
     };
   }
 
-  async function recordActivity(owner: StreamOwner, at: number): Promise<void> {
+  async function recordActivity(owner: StreamOwner): Promise<void> {
     const write = async (into: Kysely<McpStreamEventsDb>): Promise<number> => {
+      const at = leaseNow(into, Date.now());
       const updated = await into
         .updateTable('mcp_stream_events')
         .set({ created_at: at })
@@ -489,13 +494,15 @@ export function createStreamEventLog(
     await (options.runInsert ? options.runInsert(write) : write(db));
   }
 
-  async function lastActivity(owners: readonly StreamOwner[]): Promise<Map<string, number>> {
-    const latest = new Map<string, number>();
+  async function activityAges(owners: readonly StreamOwner[]): Promise<Map<string, number>> {
+    const ages = new Map<string, number>();
     for (let start = 0; start < owners.length; start += ACTIVITY_QUERY_CHUNK) {
       const chunk = owners.slice(start, start + ACTIVITY_QUERY_CHUNK);
       const rows = await db
         .selectFrom('mcp_stream_events')
         .select(['mcp_session_id', 'tenant_id', 'principal_id', 'created_at'])
+        // Read by the clock that timed the notes, in the same statement.
+        .select(sql<number>`${leaseNow(db, Date.now())}`.as('now_ms'))
         .where(
           'mcp_session_id',
           'in',
@@ -507,15 +514,16 @@ export function createStreamEventLog(
       for (const row of rows) {
         const owner = byId.get(row.mcp_session_id);
         if (owner?.tenantId !== row.tenant_id || owner.principalId !== row.principal_id) continue;
-        const at = Number(row.created_at);
-        if (at > (latest.get(row.mcp_session_id) ?? Number.NEGATIVE_INFINITY))
-          latest.set(row.mcp_session_id, at);
+        // A clock stepped back since the note (NTP) makes no note younger than now.
+        const age = Math.max(0, Number(row.now_ms) - Number(row.created_at));
+        if (age < (ages.get(row.mcp_session_id) ?? Number.POSITIVE_INFINITY))
+          ages.set(row.mcp_session_id, age);
       }
     }
-    return latest;
+    return ages;
   }
 
-  return { forSession, findStream, readEvent, isBatchStream, readAfter, recordActivity, lastActivity };
+  return { forSession, findStream, readEvent, isBatchStream, readAfter, recordActivity, activityAges };
 }
 
 export interface StreamEventsRetention {
