@@ -143,6 +143,9 @@ describe('activity notes of a session followed on another replica', () => {
 
 describe('idle MCP sessions and the wall clock', () => {
   test('a step of the wall clock is no idle time: a session in use stays open', async (t) => {
+    // The idle sweep's timer is mocked: it runs when the test says, not by the real time passing
+    // (a session opened just before a late sweep would be idle for real by then).
+    t.mock.timers.enable({ apis: ['Date', 'setInterval'], now: Date.now() });
     const config = loadConfig({
       env: {},
       overrides: { host: '127.0.0.1', mcp: { sessionIdleSeconds: 3 }, rateLimit: { enabled: false } },
@@ -172,11 +175,11 @@ describe('idle MCP sessions and the wall clock', () => {
     const opened = await post(INITIALIZE);
     assert.equal(opened.statusCode, 200);
     const sessionId = String(opened.headers['mcp-session-id']);
-    t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
     // The system clock is set an hour ahead (NTP step, a VM resumed) right after the session was used.
     t.mock.timers.setTime(Date.now() + 3_600_000);
-    // Past the first idle sweep (every mcp.sessionIdleSeconds), before the session is idle for as long.
-    await new Promise((resolve) => setTimeout(resolve, 3_300));
+    // The idle sweep (every mcp.sessionIdleSeconds) runs at once, the session far from idle.
+    t.mock.timers.tick(3_000);
+    for (let turn = 0; turn < 10; turn += 1) await new Promise((resolve) => setImmediate(resolve));
     const listed = await post(
       { jsonrpc: '2.0', id: 2, method: 'tools/list' },
       { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' },
