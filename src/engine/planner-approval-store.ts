@@ -20,7 +20,11 @@ import {
   type EditedPlanRules,
   type EditedPlanSession,
 } from './planner-approval.ts';
-import type { OrchestratedPlanBody } from './planner-continuation.ts';
+import {
+  isOrchestratorPlanned,
+  ORCHESTRATOR_PLAN_ORIGIN,
+  type OrchestratedPlanBody,
+} from './planner-continuation.ts';
 import { loadLatestPlan, storePlanVersion } from './planner-plan-versions.ts';
 import type { ExistingAgent, GeneratedTask } from './planner-validate.ts';
 import { formatOverrun } from './session-budget.ts';
@@ -172,7 +176,7 @@ export async function approvePlan(
     const latest = await loadLatestPlan(trx, session.id);
     const checked = checkEditedPlan(options.editedPlan, options.rules, {
       ...describeSession(tasks),
-      ...(latest === undefined ? {} : { waitingPlan: latest }),
+      ...(latest.plan === undefined ? {} : { waitingPlan: latest.plan }),
     });
     const edited = checked.plan;
     renamedTasks = checked.renamedTasks;
@@ -182,7 +186,12 @@ export async function approvePlan(
       checkWaitingTasks(tasks, options.rules);
     } else {
       await replacePendingTasks(trx, session, tasks, edited, options.maxAttempts, now);
-      const body: OrchestratedPlanBody = latest?.origin ? { ...edited, origin: latest.origin } : edited;
+      // The orchestrator's mark is kept, also from a waiting plan that cannot be read (a hand edit
+      // gone wrong): without it the session was no longer continued (no phase gate, no synthesis).
+      const orchestrated = await isOrchestratorPlanned(trx, session.id, latest);
+      const body: OrchestratedPlanBody = orchestrated
+        ? { ...edited, origin: ORCHESTRATOR_PLAN_ORIGIN }
+        : edited;
       planVersion = await storePlanVersion(trx, session.tenantId, session.id, body, now);
       tasks = await loadTasks(trx, session.id);
     }

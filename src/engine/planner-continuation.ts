@@ -13,7 +13,7 @@ import { newId } from '../store/ids.ts';
 import { type NewTaskFields, newTaskRow } from '../store/rows.ts';
 import type { Database, TasksTable } from '../store/schema.ts';
 import { insertTaskDependencies } from '../store/task-store.ts';
-import { loadLatestPlan, storePlanVersion } from './planner-plan-versions.ts';
+import { type LatestPlan, loadLatestPlan, storePlanVersion } from './planner-plan-versions.ts';
 import { parsePhaseGateOutput } from './planner-tasks.ts';
 import type { GeneratedTask } from './planner-validate.ts';
 import { formatOverrun } from './session-budget.ts';
@@ -66,10 +66,34 @@ interface TaskRow {
 }
 
 /**
+ * Whether the orchestrator plans the session, by its latest plan: the plan's origin mark or, when
+ * the plan cannot be read (a hand edit of `plans.body` gone wrong: the mark is lost with it), whether
+ * the session has an orchestrator planning task (its first plan's or a phase gate's; a session
+ * submitted with its agents has none). Undefined while it has no plan yet.
+ */
+export async function isOrchestratorPlanned(
+  db: Kysely<Database>,
+  sessionId: string,
+  latest: LatestPlan,
+): Promise<boolean | undefined> {
+  if (latest.plan) return latest.plan.origin === ORCHESTRATOR_PLAN_ORIGIN;
+  if (!latest.unreadable) return undefined;
+  const planning = await db
+    .selectFrom('tasks')
+    .select('id')
+    .where('session_id', '=', sessionId)
+    .where('kind', '=', 'plan')
+    .limit(1)
+    .executeTakeFirst();
+  return planning !== undefined;
+}
+
+/**
  * Called when every task of the session succeeded. Returns null when the session should complete
  * as usual (not orchestrator-planned, or its synthesis already ran); otherwise inserts the next
  * tasks (ready to run) and returns the events to append, or, when the phase a gate decided names a
- * custom role deleted since, writes nothing and returns the session's INVALID_ROLE error.
+ * custom role deleted since or the plan to add it to cannot be read, writes nothing and returns the
+ * session's error (INVALID_ROLE, INVALID_PLAN).
  */
 export async function continueOrchestratedSession(
   trx: Kysely<Database>,
@@ -83,9 +107,11 @@ export async function continueOrchestratedSession(
     .where('id', '=', session.id)
     .where('tenant_id', '=', session.tenantId)
     .executeTakeFirst();
-  const plan = await loadLatestPlan(trx, session.id);
-  if (!meta || !plan) return null;
-  if (plan.origin !== ORCHESTRATOR_PLAN_ORIGIN) return null;
+  const latest = await loadLatestPlan(trx, session.id);
+  if (!meta) return null;
+  // Not `!plan`: an orchestrator's session whose plan cannot be read completed as one of its own
+  // agents, with no final answer and without the phase a gate had decided.
+  if ((await isOrchestratorPlanned(trx, session.id, latest)) !== true) return null;
   const tasks: TaskRow[] = await trx
     .selectFrom('tasks')
     .select(['id', 'kind', 'name', 'role', 'phase', 'position', 'status', 'result'])
@@ -107,7 +133,13 @@ export async function continueOrchestratedSession(
   }
   const decision = parsePhaseGateOutput(gate.result ?? '{}');
   if (decision.decision === 'complete') return insertSynthesis(ctx);
-  return insertPhase(ctx, plan, decision.phase, gate.phase);
+  if (!latest.plan) {
+    // The next version is the plan read with the decided phase added: nothing to add it to.
+    return {
+      error: `INVALID_PLAN: the session's latest plan (version ${latest.version}) cannot be read (plans.body changed by hand), so the phase its gate decided cannot be added to it; put a plan back in that row and retry the session`,
+    };
+  }
+  return insertPhase(ctx, latest.plan, decision.phase, gate.phase);
 }
 
 /**

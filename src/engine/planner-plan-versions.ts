@@ -56,29 +56,38 @@ export async function listPlanVersions(
   });
 }
 
+/** The session's latest plan version as loadLatestPlan reads it. */
+export interface LatestPlan {
+  /** The plan; undefined when the session has no plan version yet, or its latest cannot be read. */
+  plan: OrchestratedPlanBody | undefined;
+  /** The latest version's number (0: none yet). */
+  version: number;
+  /** True when the latest version is stored but cannot be read (`plan` is then undefined). */
+  unreadable: boolean;
+}
+
 /**
- * The session's latest plan version (the caller has checked the tenant), or undefined without one,
- * or when it cannot be read (a hand edit of `plans.body` gone wrong: not JSON, or no plan as
- * parseStoredPlan reads one). Read as absent, as the session's document reads it (and tells of it):
- * this is read in the batch of finishes that ends the session's last task, where a throw rolled back
- * the finishes of every session in the batch, again at each try, and in approvals and steering,
- * which answered a 500.
+ * The session's latest plan version (the caller has checked the tenant). One that cannot be read (a
+ * hand edit of `plans.body` gone wrong: not JSON, or no plan as parseStoredPlan reads one) is told,
+ * not thrown: this is read in the batch of finishes that ends the session's last task, where a throw
+ * rolled back the finishes of every session in the batch, again at each try, and in approvals and
+ * steering, which answered a 500. Its origin mark is lost with it: whether the orchestrator plans
+ * the session is then told by its tasks (planner-continuation.ts isOrchestratorPlanned). The
+ * session's document tells the operator of it.
  */
-export async function loadLatestPlan(
-  db: Kysely<Database>,
-  sessionId: string,
-): Promise<OrchestratedPlanBody | undefined> {
+export async function loadLatestPlan(db: Kysely<Database>, sessionId: string): Promise<LatestPlan> {
   const row = await db
     .selectFrom('plans')
-    .select('body')
+    .select(['version', 'body'])
     .where('session_id', '=', sessionId)
     .orderBy('version', 'desc')
     .limit(1)
     .executeTakeFirst();
-  if (!row) return undefined;
+  if (!row) return { plan: undefined, version: 0, unreadable: false };
   // As the session's document and its plan versions read it: phases without their tasks are no
   // plan either (an approval walks every task of the waiting plan).
-  return parseStoredPlan(row.body, sessionId, IGNORE_DAMAGED_JSON) as OrchestratedPlanBody | undefined;
+  const plan = parseStoredPlan(row.body, sessionId, IGNORE_DAMAGED_JSON) as OrchestratedPlanBody | undefined;
+  return { plan, version: Number(row.version), unreadable: plan === undefined };
 }
 
 /**

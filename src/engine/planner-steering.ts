@@ -11,7 +11,7 @@ import { newId } from '../store/ids.ts';
 import { insertMessage } from '../store/message-store.ts';
 import type { Database } from '../store/schema.ts';
 import { lockSessions } from '../store/session-locks.ts';
-import { ORCHESTRATOR_PLAN_ORIGIN } from './planner-continuation.ts';
+import { isOrchestratorPlanned } from './planner-continuation.ts';
 import { loadLatestPlan } from './planner-plan-versions.ts';
 import { findPassedDeadline } from './session-deadlines.ts';
 import type { CheckTenantDailyTokens } from './tenant-usage-days.ts';
@@ -73,8 +73,8 @@ export async function addSteeringMessage(
       );
     }
     // A session still planning has no plan yet; its orchestrator reads the message later.
-    const plan = await loadLatestPlan(trx, sessionId);
-    if (plan && plan.origin !== ORCHESTRATOR_PLAN_ORIGIN) {
+    const latest = await loadLatestPlan(trx, sessionId);
+    if ((await isOrchestratorPlanned(trx, sessionId, latest)) === false) {
       throw new AppError(
         'INVALID_STATE',
         'The session runs the agents it was submitted with and has no orchestrator to read a steering message (messages reach the orchestrator at phase gates and the final synthesis)',
