@@ -99,4 +99,44 @@ describe('a subscribe abandoned while its session is read', { timeout: 10_000 },
     await client.close();
     assert.equal(held.watching(), 0);
   });
+
+  test('a subscribe again cancelled while its watch starts leaves the subscription standing', async () => {
+    let watching = 0;
+    let marks = 0;
+    const held: Array<() => void> = [];
+    const service = {
+      getSession: async () => ({ id: SESSION_ID, tasks: [] }) as unknown as SessionDetail,
+      // Each watch's first reading of the session waits until the test lets it go.
+      listEventsBefore: async () => {
+        marks += 1;
+        await new Promise<void>((resolve) => held.push(resolve));
+        return [{ seq: 1 }];
+      },
+      watchEvents: () => {
+        watching += 1;
+        return () => {
+          watching -= 1;
+        };
+      },
+    } as unknown as SessionService;
+    const client = await connect(service);
+    const uri = `maos://sessions/${SESSION_ID}`;
+    const first = client.subscribeResource({ uri });
+    await until(() => marks === 1);
+    for (const release of held.splice(0)) release();
+    await first;
+    assert.equal(watching, 1);
+    const cancel = new AbortController();
+    const again = client.subscribeResource({ uri }, { signal: cancel.signal }).catch(() => {});
+    await until(() => marks === 2);
+    cancel.abort();
+    await again;
+    await settle();
+    for (const release of held.splice(0)) release();
+    await settle();
+    // Before: the standing watch was stopped for the new one, and the new one for the cancel.
+    assert.equal(watching, 1, 'the subscription that stood was dropped');
+    await client.close();
+    assert.equal(watching, 0);
+  });
 });

@@ -257,19 +257,22 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
   /**
    * Starts the watch of `uri` in its slot and waits for its baseline. The slot is taken before the
    * wait, so subscribes answered meanwhile count it against the cap. Before, the baseline was read
-   * after the answer: an event landing in between became the baseline, and was never told.
+   * after the answer: an event landing in between became the baseline, and was never told. With
+   * `signal` (a first subscribe), a cancel meanwhile drops the watch; a subscribe again cancelled
+   * keeps it, in place of the watch of the subscription that stood. (A connection that closed
+   * meanwhile stopped every watch of its slots.)
    */
   async function startWatch(
     uri: string,
     sessionId: string,
     actor: Actor,
-    signal: AbortSignal,
+    signal?: AbortSignal,
   ): Promise<void> {
     const started = watch(uri, sessionId, actor);
     watches.set(uri, started.stop);
     await started.baseline;
-    // Cancelled meanwhile (or its connection closed): it gets no answer, so it subscribed to nothing.
-    if (signal.aborted && watches.get(uri) === started.stop) {
+    // Cancelled meanwhile: it gets no answer, so it subscribed to nothing.
+    if (signal?.aborted === true && watches.get(uri) === started.stop) {
       started.stop();
       watches.delete(uri);
     }
@@ -315,7 +318,7 @@ export function registerResources(server: McpServer, deps: ToolDependencies): ()
       const running = watches.get(uri);
       if (running !== undefined) {
         running();
-        await startWatch(uri, target.detail.id, deps.resolveCaller(extra).actor, extra.signal);
+        await startWatch(uri, target.detail.id, deps.resolveCaller(extra).actor);
         return {};
       }
       if (watches.size >= MAX_SUBSCRIPTIONS) await releaseDeletedSessions(deps.resolveCaller(extra));
