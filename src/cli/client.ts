@@ -423,6 +423,8 @@ export function createApiClient(options: ApiClientOptions) {
      * consumer holds an event, the stream is not waited for: that time does not count).
      */
     async *streamEvents(id: string, stream: StreamOptions): AsyncGenerator<EventDto> {
+      // Aborted already (Ctrl-C while the caller printed): no stream is opened, as none would end.
+      if (stream.signal?.aborted) return;
       const idleTimeoutMs = stream.idleTimeoutMs ?? 60_000;
       const controller = new AbortController();
       const onAbort = () => controller.abort(stream.signal?.reason);

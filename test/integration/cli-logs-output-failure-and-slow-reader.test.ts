@@ -7,6 +7,7 @@
 // The CLI runs in this process against the real server; its stdout is a stream whose reader takes
 // each chunk only on the next turn of the event loop.
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { runCli } from '../../src/cli/program.ts';
 import {
@@ -16,7 +17,12 @@ import {
   type TestServer,
   waitForSession,
 } from '../fixtures/server.ts';
-import { appendOutputLines, collect, slowStdout } from '../helpers/cli-output.ts';
+import {
+  appendOutputLines,
+  collect,
+  SLOW_STDOUT_HIGH_WATER_MARK,
+  slowStdout,
+} from '../helpers/cli-output.ts';
 
 /** More than two pages of the server (100 events each). */
 const LINES = 250;
@@ -127,4 +133,46 @@ describe('maos logs, a slow reader of stdout', { timeout: 120_000 }, () => {
       );
     });
   }
+});
+
+describe('maos logs -f, Ctrl-C while stdout is not read', { timeout: 120_000 }, () => {
+  let server: TestServer;
+  let id: string;
+
+  before(async () => {
+    ({ server, id } = await startServerWithLog());
+  });
+
+  after(async () => {
+    await server?.close();
+  });
+
+  // Printing waits for stdout to drain; a reader that takes nothing more (a pager that ignores
+  // Ctrl-C, a stuck consumer) held the first Ctrl-C up: the command went on waiting for it.
+  test('ends the command (exit 130), not the wait for a reader that never comes', async () => {
+    let written = 0;
+    let firstWrite: () => void = () => {};
+    const wrote = new Promise<void>((resolve) => {
+      firstWrite = resolve;
+    });
+    // Takes the first chunk, then never finishes a write: its buffer stays full.
+    const stuck = new Writable({
+      highWaterMark: SLOW_STDOUT_HIGH_WATER_MARK,
+      write(_chunk, _encoding, done) {
+        written += 1;
+        firstWrite();
+        if (written === 1) done();
+      },
+    });
+    const stderr = collect();
+    const running = runCli(['logs', id, '-f'], {
+      stdout: stuck,
+      stderr: stderr.stream,
+      env: { server: server.url, noColor: true },
+    });
+    await wrote;
+    // What the first Ctrl-C does: the CLI's handler aborts its interrupt signal.
+    process.emit('SIGINT');
+    assert.equal(await running, 130, stderr.text());
+  });
 });

@@ -101,3 +101,20 @@ test('a stream the server leaves silent while the consumer waits still counts as
     await new Promise((resolve) => silent.close(resolve));
   }
 });
+
+test('a signal aborted before the stream opens opens none', async () => {
+  // Ctrl-C while `maos logs --tail n -f` printed the tail: the follow then opened a stream anyway,
+  // which the abort no longer reached, and printed the session's events until it ended.
+  const client = createApiClient({ server: server.url });
+  const controller = new AbortController();
+  controller.abort();
+  const seen: number[] = [];
+  for await (const event of client.streamEvents(id, {
+    afterSeq: 0,
+    signal: controller.signal,
+    idleTimeoutMs: IDLE_TIMEOUT_MS,
+  })) {
+    seen.push(event.seq);
+  }
+  assert.deepEqual(seen, []);
+});

@@ -124,14 +124,17 @@ async function printLogs(ctx: CliContext, command: Command): Promise<number> {
   // The pieces of a streamed line (a model's paragraph) continue one line.
   const printer = createLogPrinter(out, taskNames);
   // One event printed, then a wait while stdout's buffer is full: the next page or streamed event
-  // is read only as fast as the reader of stdout takes them.
+  // is read only as fast as the reader of stdout takes them. While following, Ctrl-C ends that wait
+  // too: a reader that takes nothing more (a pager that ignores Ctrl-C) does not hold the command.
+  const interrupt = options.follow ? ctx.interruptSignal() : undefined;
+  const drained = () => (interrupt ? untilAborted(out.drained(), interrupt) : out.drained());
   const printLine = (event: EventDto) => {
     printer.print(event);
-    return out.drained();
+    return drained();
   };
   const printJsonLine = (event: EventDto) => {
     out.printJsonLine(event);
-    return out.drained();
+    return drained();
   };
   if (tail !== undefined) {
     const { events, newestSeq } = await firstRequest(() => readLastEvents(client, id, tail));
@@ -144,7 +147,10 @@ async function printLogs(ctx: CliContext, command: Command): Promise<number> {
       return EXIT.OK;
     }
     // Followed as JSON lines, like the events that come after them.
-    for (const event of events) await (out.json ? printJsonLine(event) : printLine(event));
+    for (const event of events) {
+      if (interrupt?.aborted) break;
+      await (out.json ? printJsonLine(event) : printLine(event));
+    }
     afterSeq = newestSeq;
   } else if (!options.follow) {
     // Read from `afterSeq` on, not from the start: the server pages the rest. Each page is printed
@@ -180,6 +186,19 @@ async function printLogs(ctx: CliContext, command: Command): Promise<number> {
     printer.end();
   }
   return ctx.interruptSignal().aborted ? EXIT.INTERRUPTED : EXIT.OK;
+}
+
+/** `wait`, ended early once `signal` aborts. */
+function untilAborted(wait: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done, { once: true });
+    void wait.then(done);
+  });
 }
 
 /**
