@@ -364,6 +364,19 @@ describe('MCP over Streamable HTTP', { timeout: 120_000 }, () => {
       // Before: -32700 Parse error, which JSON-RPC keeps for text that is not JSON.
       assert.equal(answer.error.code, -32600, JSON.stringify(body));
     }
+    // Text that is not JSON at all is refused as on every route, before the MCP layer.
+    const text = await fetch(`${server.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        ...headers,
+      },
+      body: '{"jsonrpc": "2.0", "id": 8,',
+    });
+    assert.equal(text.status, 400);
+    assert.match(text.headers.get('content-type') ?? '', /^application\/problem\+json/);
+    assert.equal(((await text.json()) as { code: string }).code, 'VALIDATION_FAILED');
     const served = await postMcp(server.url, { jsonrpc: '2.0', id: 7, method: 'ping' }, headers);
     assert.equal(served.status, 200);
     await served.body?.cancel();
