@@ -1,6 +1,7 @@
 // The LISTEN connection on a network that answers nothing (a proxy whose database is gone, bytes
 // dropped without a reset): the replica's start goes on without it, and it is made once the
-// database answers again, instead of waiting on the first attempt forever.
+// database answers again, instead of waiting on the first attempt forever; one whose path is lost
+// while TCP keepalive still passes (a proxy in between) is found by a periodic check and made again.
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
@@ -47,6 +48,57 @@ describe('PostgreSQL LISTEN connection', { timeout: 60_000 }, () => {
       notifier.subscribe('session:s1', () => woken++);
       publisher.publish('session:s1');
       await waitFor(() => woken > 0, 30_000, 'the notification');
+    } finally {
+      await notifier.close();
+      await publisher.close();
+      await pool.end();
+      await relay.cut();
+    }
+  });
+
+  test('a LISTEN connection whose path is lost behind a proxy that keeps it open is made again', async () => {
+    // Through a proxy (the relay here) TCP keepalive reaches only the proxy, which answers it: the
+    // connection stays open while nothing of the database reaches it any more.
+    const direct = new URL(database.url);
+    const relay = await startTcpRelay({ host: direct.hostname, port: Number(direct.port) });
+    const pool = new pg.Pool({ connectionString: database.url, max: 2 });
+    const lines: string[] = [];
+    const logger = createLogger({
+      level: 'warn',
+      destination: new Writable({
+        write: (chunk, _e, done) => {
+          lines.push(String(chunk));
+          done();
+        },
+      }),
+    });
+    const notifier = createPostgresNotifier({
+      url: viaRelay(database.url, relay),
+      pool,
+      logger,
+      connectTimeoutMs: 300,
+      sweepIntervalMs: 60_000,
+      listenCheckIntervalMs: 200,
+    });
+    const publisher = createPostgresNotifier({ url: database.url, pool, logger });
+    try {
+      await notifier.start();
+      // Not a swept channel: only a notification wakes it, not the sweep after a reconnect.
+      let woken = 0;
+      notifier.subscribe('session-stop:s2', () => woken++);
+      publisher.publish('session-stop:s2');
+      await waitFor(() => woken > 0, 30_000, 'the first notification');
+
+      relay.blackhole({ newConnectionsPass: true });
+      await waitFor(
+        () => lines.some((line) => line.includes('LISTEN connection lost')),
+        30_000,
+        'the lost LISTEN connection to be noticed',
+      );
+      await waitFor(() => notifier.isListening(), 30_000, 'the LISTEN connection made again');
+      const before = woken;
+      publisher.publish('session-stop:s2');
+      await waitFor(() => woken > before, 30_000, 'a notification after the loss');
     } finally {
       await notifier.close();
       await publisher.close();

@@ -29,6 +29,13 @@ export interface PostgresNotifierOptions {
    * the replica's start or the reconnection forever. @defaultValue CONFIG_DEFAULTS.storeConnectTimeoutMs
    */
   connectTimeoutMs?: number;
+  /**
+   * The LISTEN connection is asked `select 1` this often; one the server does not answer within
+   * `connectTimeoutMs` is closed and made again. TCP keepalive alone misses a path lost behind a
+   * proxy (PgBouncer, HAProxy, a cloud SQL proxy), which answers the probes itself: notifications
+   * would stop for good while the connection looked up. @defaultValue sweepIntervalMs
+   */
+  listenCheckIntervalMs?: number;
 }
 
 export interface PostgresNotifier extends Notifier {
@@ -53,6 +60,9 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
   let reconnectDelay = RECONNECT_MIN_MS;
   let reconnectTimer: NodeJS.Timeout | null = null;
   let sweepTimer: NodeJS.Timeout | null = null;
+  let checkTimer: NodeJS.Timeout | null = null;
+  /** The LISTEN connection being checked now, if any. */
+  let checking: pg.Client | null = null;
 
   /** Wakes every local subscriber: covers notifications lost while disconnected. */
   function sweep(): void {
@@ -66,6 +76,25 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
       if (space <= 0 || line.slice(0, space) === origin) continue;
       local.publish(line.slice(space + 1));
     }
+  }
+
+  /**
+   * Asks the LISTEN connection for an answer; one that gives none within connectTimeoutMs (the
+   * client's query_timeout) or fails is closed: its 'end' makes it again and sweeps.
+   */
+  function checkListener(): void {
+    const current = client;
+    if (!current || checking === current || closed) return;
+    checking = current;
+    current
+      .query('select 1')
+      .catch(() => {
+        // Not end(): its goodbye would wait for an answer that does not come.
+        if (client === current && !closed) current.connection.stream.destroy();
+      })
+      .finally(() => {
+        if (checking === current) checking = null;
+      });
   }
 
   async function connect(): Promise<void> {
@@ -172,6 +201,8 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
       const interval = options.sweepIntervalMs ?? 5000;
       sweepTimer = setInterval(sweep, interval);
       sweepTimer.unref();
+      checkTimer = setInterval(checkListener, options.listenCheckIntervalMs ?? interval);
+      checkTimer.unref();
       try {
         await connect();
       } catch (error) {
@@ -186,6 +217,7 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
       await flush();
       closed = true;
       if (sweepTimer) clearInterval(sweepTimer);
+      if (checkTimer) clearInterval(checkTimer);
       if (reconnectTimer) clearTimeout(reconnectTimer);
       const current = client;
       client = null;
