@@ -381,6 +381,65 @@ describe('ai-sdk runtime against the scripted LLM server', () => {
     assert.equal(setup.primary.requests.length, 2);
   });
 
+  // streamText (the synthesis reads the answer through it) hands an error the provider reports in
+  // its stream on as an AI_StreamProviderError, not as the provider package's report: judged by
+  // its status all the same, as an agent's call judges it.
+  for (const [type, status] of [
+    ['anthropic', 529],
+    ['openai', 500],
+    ['openai-compatible', 503],
+  ] as const) {
+    test(`an error the ${type} provider reports in the synthesis's stream (${status}) is retried like its HTTP status`, async () => {
+      setup.primary.enqueue(
+        {
+          text: 'partial synthesis that breaks',
+          chunkSize: 4,
+          streamError: { afterFrames: 4, status, message: 'Overloaded' },
+        },
+        { text: 'complete synthesis' },
+      );
+      const chunks: string[] = [];
+      const { result } = await streamSynthesis(
+        makeClient(setup, { primaryType: type }),
+        ORCHESTRATOR_ROUTE,
+        2000,
+        {
+          tenantId: 'default',
+          objective: 'Ship it',
+          outputs: [{ name: 'impl', role: 'engineer', status: 'succeeded', output: 'done' }],
+          emitOutput: (text) => chunks.push(text),
+        },
+      );
+      assert.equal(result, 'complete synthesis');
+      assert.match(chunks.join(''), /\[attempt 2 via main: the answer starts over\]\n\ncomplete synthesis$/);
+      assert.equal(setup.primary.requests.length, 2);
+    });
+  }
+
+  for (const type of ['anthropic', 'openai', 'openai-compatible'] as const) {
+    test(`an error the ${type} provider reports in the synthesis's stream that will not pass on retry fails at once, with its message`, async () => {
+      setup.primary.enqueue({
+        text: 'partial synthesis that breaks',
+        chunkSize: 4,
+        streamError: { afterFrames: 4, status: 400, message: 'prompt is too long' },
+      });
+      const client = makeClient(setup, { primaryType: type });
+      const error = await streamSynthesis(client, ORCHESTRATOR_ROUTE, 2000, {
+        tenantId: 'default',
+        objective: 'Ship it',
+        outputs: [{ name: 'impl', role: 'engineer', status: 'succeeded', output: 'done' }],
+      }).catch((e: unknown) => e);
+      assert.ok(error instanceof AppError);
+      assert.equal(error.code, 'PROVIDER_ERROR');
+      const [target] = client.resolveChain(ORCHESTRATOR_ROUTE);
+      assert.equal(
+        error.message,
+        `provider 'main' (model ${target?.model}) rejected the request (HTTP 400): prompt is too long`,
+      );
+      assert.equal(setup.primary.requests.length, 1);
+    });
+  }
+
   for (const type of ['anthropic', 'openai']) {
     test(`the orchestrator's synthesis that the ${type} provider ends early is retried, not taken as the answer`, async () => {
       setup.primary.enqueue(

@@ -1,7 +1,13 @@
 // Classifies what a provider call threw (retryable or not, Retry-After) and turns it into an
 // AppError whose message a user can act on: which provider, what HTTP status, what to check.
 
-import { APICallError, InvalidResponseDataError, JSONParseError, NoOutputGeneratedError } from 'ai';
+import {
+  APICallError,
+  InvalidResponseDataError,
+  JSONParseError,
+  NoOutputGeneratedError,
+  StreamProviderError,
+} from 'ai';
 import { headOf } from '../../domain/text-cut.ts';
 import { AppError, coerceError } from '../../errors/app-error.ts';
 import { blockedPortReason, fetchBlockedPort, isBlockedPortFailure } from '../../errors/fetch-failure.ts';
@@ -133,7 +139,7 @@ function kindForStatus(status: number): FailureKind {
 /**
  * An error the provider reported inside its stream once the answer had begun (Anthropic's
  * `event: error`, e.g. `overloaded_error`; an OpenAI chunk with `error`): the SDK hands it over as a
- * plain object with a message and, when the provider's error type tells it, a status. Judged like
+ * plain object with a message and, when the provider's error type tells it, a status (reportOf). Judged like
  * that HTTP status; without one, the answer broke off, as a reset mid-stream does.
  */
 function classifyStreamError(error: unknown): ClassifiedFailure | undefined {
@@ -166,6 +172,17 @@ function classifyStreamError(error: unknown): ClassifiedFailure | undefined {
     status: candidate,
     detail,
   };
+}
+
+/**
+ * The report of an error a provider reported inside its stream: as the provider package hands it
+ * over (the agent's model call reads it so), or the fields `streamText` (the orchestrator's
+ * synthesis) read from it into an AI_StreamProviderError. Anything else as it is.
+ */
+function reportOf(error: unknown): unknown {
+  if (!StreamProviderError.isInstance(error)) return error;
+  const { message, type, code, statusCode, isRetryable } = error;
+  return { message, type, code, statusCode, isRetryable };
 }
 
 /**
@@ -310,7 +327,7 @@ export function classifyProviderError(error: unknown): ClassifiedFailure {
       detail: shorten(error.message),
     };
   }
-  const reported = classifyStreamError(error);
+  const reported = classifyStreamError(reportOf(error));
   if (reported) return reported;
   const code = findNetworkCode(error);
   if (code) return { kind: 'network', retryable: true, detail: code };
