@@ -23,8 +23,10 @@ export interface Output {
    * Resolves once stdout has taken in what was written, at once while its buffer is below its
    * high-water mark: a command printing a long stream awaits it between items, so a slow reader (a
    * pipe to `less`, a busy consumer) slows the reading instead of the output piling up in memory.
+   * Also as soon as `signal` aborts (Ctrl-C): a reader that takes nothing more (a pager that
+   * ignores Ctrl-C) does not hold the command.
    */
-  drained(): Promise<void>;
+  drained(signal?: AbortSignal): Promise<void>;
   /** Prints `error CODE: message` and the details on stderr. */
   printError(error: CliError): void;
   paint: Painter;
@@ -67,7 +69,7 @@ export function createOutput(options: OutputOptions): Output {
     note: (text) => void stderr.write(`${text}\n`),
     printJson: (value) => void stdout.write(`${JSON.stringify(value, null, 2)}\n`),
     printJsonLine: (value) => void stdout.write(`${JSON.stringify(value)}\n`),
-    drained: () => drained(stdout),
+    drained: (signal) => drained(stdout, signal),
     printError: (error) => {
       stderr.write(`${paint.red('error')} ${error.code}: ${error.message}\n`);
       for (const detail of error.details) stderr.write(`  - ${detail}\n`);
@@ -75,19 +77,24 @@ export function createOutput(options: OutputOptions): Output {
   };
 }
 
-/** Resolves when `stream` no longer needs a 'drain' (also when it closed or failed: nothing to wait for). */
-function drained(stream: NodeJS.WritableStream): Promise<void> {
-  if (!(stream as Partial<Writable>).writableNeedDrain) return Promise.resolve();
+/**
+ * Resolves when `stream` no longer needs a 'drain' (also when it closed or failed: nothing to wait
+ * for), or `signal` aborted.
+ */
+function drained(stream: NodeJS.WritableStream, signal?: AbortSignal): Promise<void> {
+  if (!(stream as Partial<Writable>).writableNeedDrain || signal?.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       stream.off('drain', done);
       stream.off('close', done);
       stream.off('error', done);
+      signal?.removeEventListener('abort', done);
       resolve();
     };
     stream.on('drain', done);
     stream.on('close', done);
     stream.on('error', done);
+    signal?.addEventListener('abort', done, { once: true });
   });
 }
 

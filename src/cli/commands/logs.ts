@@ -127,14 +127,13 @@ async function printLogs(ctx: CliContext, command: Command): Promise<number> {
   // is read only as fast as the reader of stdout takes them. While following, Ctrl-C ends that wait
   // too: a reader that takes nothing more (a pager that ignores Ctrl-C) does not hold the command.
   const interrupt = options.follow ? ctx.interruptSignal() : undefined;
-  const drained = () => (interrupt ? untilAborted(out.drained(), interrupt) : out.drained());
   const printLine = (event: EventDto) => {
     printer.print(event);
-    return drained();
+    return out.drained(interrupt);
   };
   const printJsonLine = (event: EventDto) => {
     out.printJsonLine(event);
-    return drained();
+    return out.drained(interrupt);
   };
   if (tail !== undefined) {
     const { events, newestSeq } = await firstRequest(() => readLastEvents(client, id, tail));
@@ -186,19 +185,6 @@ async function printLogs(ctx: CliContext, command: Command): Promise<number> {
     printer.end();
   }
   return ctx.interruptSignal().aborted ? EXIT.INTERRUPTED : EXIT.OK;
-}
-
-/** `wait`, ended early once `signal` aborts. */
-function untilAborted(wait: Promise<void>, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    signal.addEventListener('abort', done, { once: true });
-    void wait.then(done);
-  });
 }
 
 /**
