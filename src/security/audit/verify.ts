@@ -15,6 +15,11 @@ export interface AuditEntry {
   hash: string;
   /** The listing columns stored next to the record (database only; an export has none). */
   columns?: { tenant_id: string | null; action: string; outcome: string };
+  /**
+   * A member name the line gives twice within one object (an export line only): JSON.parse keeps
+   * the last value, other readers the first, so the line says two things and is a finding.
+   */
+  duplicateMember?: string;
 }
 
 export interface VerifyOptions {
@@ -161,6 +166,13 @@ function checkEntry(
     flag(index, `record ${index} is not valid JSON`);
     return;
   }
+  if (entry.duplicateMember !== undefined) {
+    flag(
+      index,
+      `record ${index} gives ${JSON.stringify(entry.duplicateMember)} twice in one object (edited: readers differ on which value holds)`,
+    );
+    return;
+  }
   // `null` is valid JSON too: a record replaced by it is a finding, not a crash of the verifier.
   if (parsed === null) {
     flag(index, `record ${index} is not a JSON object (edited)`);
@@ -243,13 +255,57 @@ export function formatExportLine(entry: AuditEntry): string {
   return JSON.stringify({ ...record, prev_hash: entry.prev_hash, hash: entry.hash });
 }
 
-/** Parses an export line back into an entry (the record is re-canonicalised exactly). */
+/**
+ * Parses an export line back into an entry (the record is re-canonicalised exactly). A member given
+ * twice is noted (duplicateMember): the canonical form keeps JSON.parse's last value, which would
+ * otherwise hash as the stored record whatever the first one says.
+ */
 export function parseExportLine(line: string): AuditEntry {
   const { prev_hash, hash, ...record } = JSON.parse(line) as Record<string, unknown>;
+  const duplicate = findDuplicateMember(line);
   return {
     seq: typeof record.seq === 'number' ? record.seq : Number.NaN,
     event: canonicalize(record),
     prev_hash: String(prev_hash),
     hash: String(hash),
+    ...(duplicate === null ? {} : { duplicateMember: duplicate }),
   };
+}
+
+/**
+ * The first member name given twice within one object of `text`, as decoded (`"\u0069d"` is
+ * `id`), or null. `text` must be valid JSON (JSON.parse has read it): only strings, brackets and
+ * commas need telling apart.
+ */
+export function findDuplicateMember(text: string): string | null {
+  // One entry per open object (its names so far) or array (null).
+  const open: (Set<string> | null)[] = [];
+  let nameNext = false;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i];
+    if (char === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      const names = open[open.length - 1];
+      if (nameNext && names) {
+        const name = JSON.parse(text.slice(i, end + 1)) as string;
+        if (names.has(name)) return name;
+        names.add(name);
+        nameNext = false;
+      }
+      i = end;
+    } else if (char === '{') {
+      open.push(new Set());
+      nameNext = true;
+    } else if (char === '[') {
+      open.push(null);
+      nameNext = false;
+    } else if (char === '}' || char === ']') {
+      open.pop();
+      nameNext = false;
+    } else if (char === ',') {
+      nameNext = (open[open.length - 1] ?? null) !== null;
+    }
+  }
+  return null;
 }
