@@ -54,6 +54,7 @@ async function connect(max: number) {
     running: async (count: number) => {
       while (releases.length < count) await new Promise((resolve) => setImmediate(resolve));
     },
+    runningNow: () => releases.length,
     releaseAll: () => {
       for (const release of releases.splice(0)) release();
     },
@@ -84,6 +85,22 @@ describe('MCP requests in flight on one connection', () => {
     await mcp.running(1);
     mcp.releaseAll();
     assert.ok((await mcp.answerTo(1)).result);
+    await mcp.close();
+  });
+
+  test('a ping under the id of a call in flight frees no slot: at most the limit of calls run', async () => {
+    const mcp = await connect(1);
+    // After the call, and in the same turn as it (as in one batch): its answer named the call's id.
+    await mcp.hold(9);
+    await mcp.running(1);
+    await mcp.send({ id: 9, method: 'ping' });
+    void mcp.send({ id: 11, method: 'ping' });
+    void mcp.hold(11);
+    for (let turn = 0; turn < 10; turn += 1) await new Promise((resolve) => setImmediate(resolve));
+    await mcp.hold(12);
+    for (let turn = 0; turn < 10; turn += 1) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(mcp.runningNow(), 1);
+    mcp.releaseAll();
     await mcp.close();
   });
 

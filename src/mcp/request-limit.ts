@@ -145,7 +145,7 @@ function holdRequestSlots(
   transport.onmessage = (message, extra) => {
     const incoming = message as { id?: unknown; method?: unknown };
     const id = requestIdOf(incoming.id);
-    if (id === undefined || typeof incoming.method !== 'string' || UNCOUNTED_METHODS.has(incoming.method)) {
+    if (id === undefined || typeof incoming.method !== 'string') {
       next?.(message, extra);
       return;
     }
@@ -155,7 +155,8 @@ function holdRequestSlots(
     }
     let slot: ReleaseSlot;
     try {
-      slot = reserve();
+      // An uncounted request is still in flight under its id: its answer names that id.
+      slot = UNCOUNTED_METHODS.has(incoming.method) ? () => {} : reserve();
     } catch (error) {
       refuse(message, extra, id, error);
       return;
