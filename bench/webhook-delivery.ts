@@ -3,8 +3,9 @@
 //    deliveries, most of them waiting for a retry, so the claim walks every subscription; median of
 //    the repeats, each claim rolled back so that every repeat sees the same rows.
 //  - drain: one healthy receiver on 127.0.0.1 (answers 204 at once) with a backlog of pending
-//    deliveries, the real worker at the default poll interval (5 s): the time until all are delivered,
-//    and the deliveries per second.
+//    deliveries, the real worker at the default poll interval (5 s), beside the claim's subscriptions
+//    (left waiting for their retries): the time until all are delivered, the deliveries per second,
+//    the worker's claims, and the waits of a second or more between two deliveries (the poll's).
 //   node bench/webhook-delivery.ts [subscriptions=2000] [backlogPerSubscription=50] [drain=2000] [--sqlite-only]
 // (0 subscriptions or a drain of 0 skips that part.) The claim is timed twice: with 8 subscriptions due,
 // and with every one due.
@@ -126,8 +127,12 @@ async function benchClaim(name: string, handle: DatabaseHandle): Promise<void> {
     .execute();
   await vacuum(name, db);
   await timeClaims(name, db, 'every subscription due');
-  await db.deleteFrom('webhook_deliveries').execute();
-  await db.deleteFrom('webhooks').execute();
+  // Left waiting for their retries, beside the drain: each of its claims walks them.
+  await db
+    .updateTable('webhook_deliveries')
+    .set({ next_attempt_at: NOW + 3_600_000 })
+    .execute();
+  await vacuum(name, db);
 }
 
 /** Time to deliver DRAIN pending deliveries of one subscription to a receiver that answers at once. */
@@ -145,16 +150,41 @@ async function benchDrain(name: string, handle: DatabaseHandle): Promise<void> {
     await enqueue(db, 'drain', DRAIN, Date.now() - 1000);
     const config = configSchema.parse({}).webhooks;
     const start = performance.now();
+    // Counts the worker's claims (the statement that walks every subscription with pending ones).
+    let claims = 0;
+    const counted = db.withPlugin({
+      transformQuery({ node }) {
+        if (
+          node.kind === 'RawNode' &&
+          node.sqlFragments.some((part) => part.includes('with recursive subs'))
+        ) {
+          claims += 1;
+        }
+        return node;
+      },
+      transformResult: async ({ result }) => result,
+    });
     const worker = startDeliveryWorker({
-      db,
+      db: counted,
       config,
       kekRing,
       ssrf: { allowedHosts: ['127.0.0.1'] },
       logger: createLogger({ level: 'silent' }),
     });
+    // Stops after 10 minutes whatever is left (a drain held up by the poll: one delivery per 5 s).
     const deadline = start + 600_000;
+    // Waits of a second or more between two deliveries: what the poll, not the receiver, holds up.
+    let stalls = 0;
+    let longest = 0;
+    let lastAt = start;
+    let seen = 0;
     while (receiver.received.length < DRAIN && performance.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
+      if (receiver.received.length === seen) continue;
+      const at = performance.now();
+      if (at - lastAt >= 1000) stalls += 1;
+      longest = Math.max(longest, at - lastAt);
+      [lastAt, seen] = [at, receiver.received.length];
     }
     const seconds = (performance.now() - start) / 1000;
     await worker.stop();
@@ -162,22 +192,26 @@ async function benchDrain(name: string, handle: DatabaseHandle): Promise<void> {
       .selectFrom('webhook_deliveries')
       .select(sql<number>`count(*)`.as('n'))
       .where('status', '=', 'delivered')
+      .where('webhook_id', '=', 'drain')
       .executeTakeFirstOrThrow();
+    const beside = SUBSCRIPTIONS > 0 ? `, beside ${SUBSCRIPTIONS} subscriptions waiting for retries` : '';
     console.log(
-      `${name}: drain of ${DRAIN} to one receiver (poll ${config.pollIntervalMs} ms, concurrency ${config.concurrency}): ` +
+      `${name}: drain of ${DRAIN} to one receiver${beside} (poll ${config.pollIntervalMs} ms, concurrency ${config.concurrency}): ` +
         `${receiver.received.length} received, ${Number(delivered.n)} recorded delivered in ${seconds.toFixed(2)} s ` +
-        `(${(receiver.received.length / seconds).toFixed(0)}/s)`,
+        `(${(receiver.received.length / seconds).toFixed(0)}/s), ${claims} claims, ` +
+        `${stalls} waits of 1 s or more between two deliveries (longest ${(longest / 1000).toFixed(1)} s)`,
     );
   } finally {
     await receiver.close();
-    await db.deleteFrom('webhook_deliveries').execute();
-    await db.deleteFrom('webhooks').execute();
   }
 }
 
 async function run(name: string, handle: DatabaseHandle): Promise<void> {
   if (SUBSCRIPTIONS > 0) await benchClaim(name, handle);
   if (DRAIN > 0) await benchDrain(name, handle);
+  const db = handle.db as unknown as WebhooksDb;
+  await db.deleteFrom('webhook_deliveries').execute();
+  await db.deleteFrom('webhooks').execute();
 }
 
 const load = () =>
