@@ -149,6 +149,18 @@ test('maos audit prove: records and a saved checkpoint against the latest, and w
   const notARecord = await prove('--key', key, '--record', negative);
   assert.equal(notARecord.code, 2, notARecord.stderr + notARecord.stdout);
   assert.match(notARecord.stderr, /--record .+negative\.json is not an audit record/);
+  // A saved record that gives a member twice: JSON.parse keeps the last value (the stored one), a
+  // reader of the file may take the first; which record it holds cannot be told, so no proof of it.
+  const twice = join(dir, 'twice.json');
+  const savedText = JSON.stringify(records[1]);
+  assert.ok(savedText.includes('"action":"'));
+  writeFileSync(twice, savedText.replace('"action":"', '"action":"keys:revoke","action":"'));
+  const twiceProved = await prove('--key', key, '--record', twice);
+  assert.equal(twiceProved.code, 1, twiceProved.stderr + twiceProved.stdout);
+  assert.match(
+    twiceProved.stdout,
+    new RegExp(`FAILED +record ${records[1]?.seq}: the saved record gives "action" twice in one object`),
+  );
   const badId = await prove('--key', key, '--id', String(own[0]));
   assert.equal(badId.code, 2, badId.stderr);
   assert.match(badId.stderr, /--id "\d+" is not a record id \(a UUID\)/);

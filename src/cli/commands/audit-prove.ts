@@ -17,6 +17,7 @@ import {
   checkRecordInclusion,
   type ProofProblem,
 } from '../../security/audit/proof-check.ts';
+import { findDuplicateMember } from '../../security/audit/verify.ts';
 import { ApiProblemError } from '../client.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
@@ -117,6 +118,16 @@ async function runProve(ctx: CliContext, command: Command): Promise<number> {
   }
   for (const record of records) {
     const check = `record ${record.seq}`;
+    const twice = givenTwice.get(record);
+    if (twice !== undefined) {
+      // Which record the file holds cannot be told: JSON.parse keeps the last value, a reader of the
+      // file may take the first, and a proof of one says nothing of the other.
+      findings.push({
+        check,
+        problem: `the saved record gives ${JSON.stringify(twice)} twice in one object (edited: readers differ on which value holds)`,
+      });
+      continue;
+    }
     const answer = await askServer(() => client.auditInclusionProof(record.seq, checkpoint.size));
     findings.push({
       check,
@@ -283,11 +294,15 @@ function openSigned(note: string, verifier: CheckpointVerifier, what: string, hi
   }
 }
 
+/** Saved records (readRecordFile) whose file gives a member twice, and that member. */
+const givenTwice = new WeakMap<AuditRecord, string>();
+
 /** A record saved as GET /v1/audit lists it or as an export line (its chain hashes are left out). */
 function readRecordFile(file: string): AuditRecord {
   let parsed: unknown;
+  const text = readText(file);
   try {
-    parsed = JSON.parse(readText(file));
+    parsed = JSON.parse(text);
   } catch (error) {
     throw new CliError('USAGE', `--record ${file} is not JSON: ${(error as Error).message}`, EXIT.USAGE);
   }
@@ -302,6 +317,8 @@ function readRecordFile(file: string): AuditRecord {
     );
   }
   const { prev_hash: _prev, hash: _hash, ...record } = parsed as Record<string, unknown>;
+  const twice = findDuplicateMember(text);
+  if (twice !== null) givenTwice.set(record as unknown as AuditRecord, twice);
   return record as unknown as AuditRecord;
 }
 
