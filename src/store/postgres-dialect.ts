@@ -162,6 +162,9 @@ const NETWORK_CODES = new Set([
   'EAI_AGAIN',
 ]);
 
+/** pg-pool's error when every pooled connection stayed in use for connectionTimeoutMillis. */
+const POOL_WAIT_TIMED_OUT = 'timeout exceeded when trying to connect';
+
 /**
  * True for errors that mean the database cannot be reached (as opposed to a bad query): socket
  * errors, pool timeouts, SQLSTATE class 08 (connection exception) and 57P0x (server shutting down).
@@ -211,6 +214,15 @@ export function refusalOf(error: unknown): AppError | undefined {
 function toUnavailable(error: unknown): unknown {
   const refusal = refusalOf(error);
   if (refusal !== undefined) return refusal;
+  if (error instanceof Error && error.message === POOL_WAIT_TIMED_OUT) {
+    // The database answers; this replica's connections are all in use (a burst of requests,
+    // statements waiting on a lock). One comes free as soon as any of them ends.
+    return new AppError(
+      'STORE_UNAVAILABLE',
+      'No database connection of this server came free within store.connectTimeoutMs: all store.poolSize connections are in use',
+      { cause: error, retryAfterSeconds: 1 },
+    );
+  }
   if (isConnectionError(error)) {
     // The code (ECONNREFUSED, ENOTFOUND, 57P03 …) tells an operator why; the driver's message could
     // name the database host, which a client must not see.
