@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { runCli } from '../../src/cli/program.ts';
 import { createAuditLog } from '../../src/security/audit/audit-log.ts';
@@ -17,7 +18,12 @@ import { createDatabase } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
 import { serviceAuditEvent } from '../fixtures/audit-records.ts';
 import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
-import { appendOutputLines, collect, slowStdout } from '../helpers/cli-output.ts';
+import {
+  appendOutputLines,
+  collect,
+  SLOW_STDOUT_HIGH_WATER_MARK,
+  slowStdout,
+} from '../helpers/cli-output.ts';
 
 /** A burst of output lines, far more than stdout's buffer holds. */
 const LINES = 250;
@@ -40,6 +46,23 @@ describe('maos run --follow, a slow reader of stdout', { timeout: 120_000 }, () 
     await server?.close();
   });
 
+  /** The session `maos run` submitted (the newest of objective `objective`), once its task runs. */
+  async function runningSession(objective: string, stderr: { text(): string }): Promise<Session> {
+    for (let polls = 0; ; polls++) {
+      const list = await requestJson<{ items: Array<Session & { objective: string }> }>(
+        `${server.url}/v1/sessions`,
+      );
+      const id = list.body.items.find((item) => item.objective === objective)?.id;
+      if (id !== undefined) {
+        return waitForSession<Session>(server.url, id, (current) =>
+          current.tasks.every((task) => task.status === 'running'),
+        );
+      }
+      assert.ok(polls < 600, `no session was submitted: ${stderr.text()}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
   test("stdout's buffer stays within its high-water mark and one event", async () => {
     const stdout = slowStdout();
     const stderr = collect();
@@ -48,20 +71,7 @@ describe('maos run --follow, a slow reader of stdout', { timeout: 120_000 }, () 
       stderr: stderr.stream,
       env: { server: server.url, noColor: true },
     });
-    // The session the command submitted, once its task runs (the runner sleeps).
-    let session: Session | undefined;
-    for (let polls = 0; session === undefined; polls++) {
-      const list = await requestJson<{ items: Session[] }>(`${server.url}/v1/sessions`);
-      const id = list.body.items[0]?.id;
-      if (id !== undefined) {
-        session = await waitForSession<Session>(server.url, id, (current) =>
-          current.tasks.every((task) => task.status === 'running'),
-        );
-      } else {
-        assert.ok(polls < 600, `no session was submitted: ${stderr.text()}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    }
+    const session = await runningSession('long output', stderr);
     await appendOutputLines(server, session, session.tasks[0]?.id ?? '', LINES);
     // Followed to its end: the cancel's events come after the burst.
     const cancelled = await requestJson(`${server.url}/v1/sessions/${session.id}/cancel`, { method: 'POST' });
@@ -75,6 +85,35 @@ describe('maos run --follow, a slow reader of stdout', { timeout: 120_000 }, () 
       stdout.mostBuffered() <= stdout.bound(),
       `stdout held ${stdout.mostBuffered()} bytes unread at once (bound ${stdout.bound()})`,
     );
+  });
+
+  // Printing waits for stdout to drain; a reader that takes nothing more (a pager that ignores
+  // Ctrl-C, a stuck consumer) held the first Ctrl-C up: the command went on waiting for it.
+  test('Ctrl-C ends the command (exit 130) while stdout is not read', async () => {
+    // Takes the first chunk, then never finishes a write: its buffer stays full.
+    let written = 0;
+    const stuck = new Writable({
+      highWaterMark: SLOW_STDOUT_HIGH_WATER_MARK,
+      write(_chunk, _encoding, done) {
+        written += 1;
+        if (written === 1) done();
+      },
+    });
+    const stderr = collect();
+    const exited = runCli(['run', 'stuck reader', '--agent', 'w=qa:t:sleep', '--follow'], {
+      stdout: stuck,
+      stderr: stderr.stream,
+      env: { server: server.url, noColor: true },
+    });
+    const session = await runningSession('stuck reader', stderr);
+    await appendOutputLines(server, session, session.tasks[0]?.id ?? '', LINES);
+    // The cancel's events wake the stream (the lines were written to the log directly).
+    await requestJson(`${server.url}/v1/sessions/${session.id}/cancel`, { method: 'POST' });
+    // Printing now waits for a drain that never comes.
+    while (!stuck.writableNeedDrain) await new Promise((resolve) => setTimeout(resolve, 20));
+    // What the first Ctrl-C does: the CLI's handler aborts its interrupt signal.
+    process.emit('SIGINT');
+    assert.equal(await exited, 130, stderr.text());
   });
 });
 

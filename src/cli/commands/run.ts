@@ -217,7 +217,7 @@ async function submitAndFollow(
         // stream is read only as fast as the reader of stdout takes it, not piled up in memory.
         if (!out.json) {
           printer.print(event);
-          await out.drained();
+          await out.drained(signal);
         }
         const data = (event.data ?? {}) as { from?: string; to?: string };
         if (event.type !== 'session.status') return;
