@@ -37,6 +37,7 @@ import {
   loadCheckpointSigner,
   openCheckpoint,
   parseVerifierKey,
+  signCheckpoint,
 } from './checkpoint.ts';
 import { hashLeafText } from './merkle.ts';
 import { nodePseudonym } from './observer-node.ts';
@@ -298,6 +299,36 @@ describe('audit log on SQLite', () => {
     // Record 9, the last one, is there: only record 3 is missing, and the findings say so.
     assert.doesNotMatch(problems, /truncated tail|records 9\.\.9 are missing/);
     assert.match(problems, /holds 9 records, 1 fewer than the signed checkpoint of size 10/);
+  });
+
+  test('two checkpoints of one size signed with other roots are a finding, not a rejected signature', async () => {
+    await fill(4);
+    const signed4 = await log.writeCheckpoint();
+    await fill(4);
+    const signed8 = await log.writeCheckpoint();
+    assert.ok(signed4 && signed8);
+    // The key signed another history of 8 records too (shown to another auditor, or signed again
+    // after a rollback): whichever note is read first, the log matches one of them only.
+    const other8 = signCheckpoint({ origin: 'maos.test/audit', size: 8, root: Buffer.alloc(32, 7) }, signer);
+    for (const notes of [
+      [signed4.note, signed8.note, other8],
+      [other8, signed4.note, signed8.note],
+    ]) {
+      const report = await verifyAuditEntries(readDatabaseEntries(t.db), { checkpoints: notes, verifier });
+      const problems = report.problems.join('\n');
+      assert.equal(report.ok, false, problems);
+      assert.equal(report.rejectedCheckpoints, 0);
+      assert.equal(report.firstBrokenIndex, 4, problems);
+      assert.match(problems, /2 checkpoints of size 8 signed by the key have different roots/);
+      // The log is the one of signed8: no record is named as rewritten.
+      assert.doesNotMatch(problems, /rewritten history/);
+    }
+    // The same note twice is no fork.
+    const twice = await verifyAuditEntries(readDatabaseEntries(t.db), {
+      checkpoints: [signed8.note, signed8.note],
+      verifier,
+    });
+    assert.equal(twice.ok, true, twice.problems.join('\n'));
   });
 
   test('a history rewritten with a recomputed chain fails the checkpoint', async () => {

@@ -65,7 +65,15 @@ export async function verifyAuditEntries(
     if (problems.length < MAX_PROBLEMS) problems.push(problem);
   };
 
-  const { checkpoints, rejected } = openCheckpoints(options);
+  const { checkpoints, rejected, forks } = openCheckpoints(options);
+  // The signer signed two histories of one size: the log was rolled back or rewritten and signed
+  // again, or shown differently to different readers. Not known where they part: after the last
+  // checkpoint the log matches.
+  const flagFork = (size: number, roots: number, lastGood: number) =>
+    flag(
+      lastGood,
+      `${roots} checkpoints of size ${size} signed by the key have different roots (the log was rolled back or rewritten and signed again, or shown differently to different readers)`,
+    );
   let nextCheckpoint = 0;
   let lastGoodCheckpointSize = 0;
   const frontier = new MerkleFrontier();
@@ -104,7 +112,11 @@ export async function verifyAuditEntries(
     index += 1;
     while (nextCheckpoint < checkpoints.length && checkpoints[nextCheckpoint]?.size === index) {
       const checkpoint = checkpoints[nextCheckpoint] as Checkpoint;
-      if (frontier.root().equals(checkpoint.root)) {
+      const others = forks.get(index) ?? [];
+      const root = frontier.root();
+      if (others.length > 0) flagFork(index, others.length + 1, lastGoodCheckpointSize);
+      // Of a fork, the root the log has is the one to go on from: the finding above names the fork.
+      if (root.equals(checkpoint.root) || others.some((other) => root.equals(other))) {
         lastGoodCheckpointSize = index;
       } else if (firstBroken !== null && firstBroken >= lastGoodCheckpointSize) {
         // Already explained by a chain finding after the last good checkpoint.
@@ -119,6 +131,10 @@ export async function verifyAuditEntries(
       }
       nextCheckpoint += 1;
     }
+  }
+  // Forks beyond the log's end (its cut tail is a finding of its own below).
+  for (const [size, others] of forks) {
+    if (size > index) flagFork(size, others.length + 1, lastGoodCheckpointSize);
   }
   for (const first of subtreeRoots.keys()) {
     if (first + SUBTREE_LEAVES > seqEnd) {
@@ -229,24 +245,39 @@ function checkSubtreeRoot(
   );
 }
 
-function openCheckpoints(options: VerifyOptions): { checkpoints: Checkpoint[]; rejected: number } {
+/**
+ * The checkpoints the verifier's signature holds for, one per size, and per size the other roots
+ * it signed for that size (a forked log: a finding, not a bad signature).
+ */
+function openCheckpoints(options: VerifyOptions): {
+  checkpoints: Checkpoint[];
+  rejected: number;
+  forks: Map<number, Buffer[]>;
+} {
   const notes = options.checkpoints ?? [];
-  if (!options.verifier) return { checkpoints: [], rejected: notes.length };
+  const forks = new Map<number, Buffer[]>();
+  if (!options.verifier) return { checkpoints: [], rejected: notes.length, forks };
   const bySize = new Map<number, Checkpoint>();
   let rejected = 0;
   for (const note of notes) {
+    let checkpoint: Checkpoint;
     try {
-      const checkpoint = openCheckpoint(note, options.verifier);
-      const seen = bySize.get(checkpoint.size);
-      // Two validly signed checkpoints of one size with different roots is a forked log.
-      if (seen && !seen.root.equals(checkpoint.root)) rejected += 1;
-      else bySize.set(checkpoint.size, checkpoint);
+      checkpoint = openCheckpoint(note, options.verifier);
     } catch {
       rejected += 1;
+      continue;
     }
+    const seen = bySize.get(checkpoint.size);
+    if (!seen) {
+      bySize.set(checkpoint.size, checkpoint);
+      continue;
+    }
+    const others = forks.get(checkpoint.size) ?? [];
+    if (seen.root.equals(checkpoint.root) || others.some((root) => root.equals(checkpoint.root))) continue;
+    forks.set(checkpoint.size, [...others, checkpoint.root]);
   }
   const checkpoints = [...bySize.values()].sort((a, b) => a.size - b.size);
-  return { checkpoints, rejected };
+  return { checkpoints, rejected, forks: new Map([...forks].sort(([a], [b]) => a - b)) };
 }
 
 /** One JSONL export line: the record's fields plus its chain links, for SIEMs and offline verify. */
