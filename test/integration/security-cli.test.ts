@@ -466,3 +466,93 @@ describe('maos audit verify and the block roots stored for the proofs', { timeou
     }
   });
 });
+
+describe('export of a log with a damaged record', { timeout: 60_000 }, () => {
+  test('every record is exported, the damaged one with its stored text; the command names it and exits 1', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maos-audit-damaged-'));
+    try {
+      const configFile = join(dir, 'maos.json');
+      writeFileSync(configFile, JSON.stringify({ dataDir: join(dir, 'data') }));
+      for (const tenant of ['acme', 'acme', 'beta']) {
+        const created = await runCli([
+          'keys',
+          'create',
+          '--role',
+          'viewer',
+          '--tenant',
+          tenant,
+          '-c',
+          configFile,
+        ]);
+        assert.equal(created.code, 0, created.stderr);
+      }
+      // Record 1 cut short by an edit of the database (its target type index reads the JSON: dropped too).
+      const db = openSqlite(join(dir, 'data', 'maos.db'));
+      try {
+        await sql`DROP TRIGGER audit_log_no_update`.execute(db);
+        await sql`DROP INDEX audit_log_tenant_target_type_idx`.execute(db);
+        await sql`UPDATE audit_log SET event = substr(event, 1, 40) WHERE seq = 1`.execute(db);
+      } finally {
+        await db.destroy();
+      }
+      // It stopped the export there as an INTERNAL error (exit 7) quoting JSON.parse, naming no
+      // record, with the records after it not exported.
+      const exportFile = join(dir, 'audit.jsonl');
+      const exported = await runCli(['audit', 'export', '-c', configFile, '-o', exportFile]);
+      assert.equal(exported.code, 1, exported.stderr);
+      assert.match(exported.stderr, /1 record\(s\) could not be read as records \(seq 1\)/);
+      const lines = readFileSync(exportFile, 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { seq: number; unreadable_event?: string; hash: string });
+      assert.deepEqual(
+        lines.map((line) => line.seq),
+        [0, 1, 2],
+      );
+      assert.equal(lines[1]?.unreadable_event?.length, 40);
+      // Verified offline, the export is broken at the damaged record, and only there.
+      const vkey = readFileSync(join(dir, 'data', 'keys', 'audit-verifier-key.txt'), 'utf8').trim();
+      const offline = await runCli([
+        'audit',
+        'verify',
+        '--export',
+        exportFile,
+        '--key',
+        vkey,
+        '-c',
+        configFile,
+        '--json',
+      ]);
+      assert.equal(offline.code, 1, offline.stderr);
+      const report = JSON.parse(offline.stdout) as {
+        size: number;
+        firstBrokenIndex: number;
+        problems: string[];
+      };
+      assert.equal(report.size, 3);
+      assert.equal(report.firstBrokenIndex, 1);
+      assert.match(report.problems[0] ?? '', /record 1 does not match its hash/);
+      // By tenant: the damaged record goes by its stored tenant column, as GET /v1/audit lists it.
+      const acme = await runCli(['audit', 'export', '--tenant', 'acme', '-c', configFile]);
+      assert.equal(acme.code, 1, acme.stderr);
+      assert.deepEqual(
+        acme.stdout
+          .trim()
+          .split('\n')
+          .map((line) => (JSON.parse(line) as { seq: number }).seq),
+        [0, 1],
+      );
+      const beta = await runCli(['audit', 'export', '--tenant', 'beta', '-c', configFile]);
+      assert.equal(beta.code, 0, beta.stderr);
+      assert.deepEqual(
+        beta.stdout
+          .trim()
+          .split('\n')
+          .map((line) => (JSON.parse(line) as { seq: number }).seq),
+        [2],
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -22,7 +22,13 @@ import {
   loadCheckpointSigner,
   parseVerifierKey,
 } from '../../security/audit/checkpoint.ts';
-import { type AuditEntry, formatExportLine, verifyAuditEntries } from '../../security/audit/verify.ts';
+import {
+  type AuditEntry,
+  formatExportLine,
+  formatUnreadableExportLine,
+  readStoredRecord,
+  verifyAuditEntries,
+} from '../../security/audit/verify.ts';
 import {
   AUDIT_KEY_FILE,
   AUDIT_VERIFIER_FILE,
@@ -244,12 +250,20 @@ async function runExport(ctx: CliContext, command: Command): Promise<number> {
   }
   const stream = fd === undefined ? null : createWriteStream('', { fd });
   let count = 0;
+  // Records whose stored text is no JSON object (edited): exported with that text, named at the end.
+  const unreadable: number[] = [];
   try {
     for await (const entry of readDatabaseEntries(store.db)) {
-      // The API's rule for a tenant's records: the actor's tenant, else the target's.
-      if (options.tenant && auditRecordTenant(JSON.parse(entry.event) as AuditRecord) !== options.tenant)
-        continue;
-      const line = formatExportLine(entry);
+      const record = readStoredRecord(entry);
+      // The API's rule for a tenant's records: the actor's tenant, else the target's; for a record
+      // that cannot be read, its tenant column (what the API lists it by).
+      const tenant =
+        record === null
+          ? (entry.columns?.tenant_id ?? null)
+          : auditRecordTenant(record as unknown as AuditRecord);
+      if (options.tenant && tenant !== options.tenant) continue;
+      if (record === null) unreadable.push(entry.seq);
+      const line = record === null ? formatUnreadableExportLine(entry) : formatExportLine(entry);
       if (stream) {
         if (!stream.write(`${line}\n`)) await once(stream, 'drain');
       } else {
@@ -271,6 +285,13 @@ async function runExport(ctx: CliContext, command: Command): Promise<number> {
     // With --json, stdout holds one JSON document as for every command (the records are in the file).
     if (ctx.out.json) ctx.out.printJson({ output: resolve(options.output), records: count });
     else ctx.out.note(`exported ${count} record(s) to ${resolve(options.output)}`);
+  }
+  if (unreadable.length > 0) {
+    const named = unreadable.slice(0, 10).join(', ') + (unreadable.length > 10 ? ', …' : '');
+    ctx.out.note(
+      `error: ${unreadable.length} record(s) could not be read as records (seq ${named}): the log was edited; they are exported with their stored text as unreadable_event (run maos audit verify)`,
+    );
+    return EXIT.SESSION_FAILED;
   }
   return EXIT.OK;
 }

@@ -286,6 +286,32 @@ export function formatExportLine(entry: AuditEntry): string {
   return JSON.stringify({ ...record, prev_hash: entry.prev_hash, hash: entry.hash });
 }
 
+/** The stored record of `entry` as an object, or null when its text is no JSON object (edited). */
+export function readStoredRecord(entry: AuditEntry): Record<string, unknown> | null {
+  try {
+    const value: unknown = JSON.parse(entry.event);
+    return value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The export line of a record whose stored text is no JSON object (readStoredRecord): its seq, that
+ * text as `unreadable_event`, and its chain links. Verified, it is a record that does not match its
+ * hash, at its position; the records around it verify as they are.
+ */
+export function formatUnreadableExportLine(entry: AuditEntry): string {
+  return JSON.stringify({
+    seq: entry.seq,
+    unreadable_event: entry.event,
+    prev_hash: entry.prev_hash,
+    hash: entry.hash,
+  });
+}
+
 /**
  * Parses an export line back into an entry (the record is re-canonicalised exactly). A member given
  * twice is noted (duplicateMember): the canonical form keeps JSON.parse's last value, which would
