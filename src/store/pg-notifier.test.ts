@@ -10,7 +10,9 @@ import { createTestDatabase, type TestDatabase } from '../../test/fixtures/postg
 import { startTcpRelay, viaRelay } from '../../test/fixtures/tcp-relay.ts';
 import { waitFor } from '../../test/fixtures/wait-for.ts';
 import { createLogger } from '../observability/logger.ts';
+import { PG_CHANNEL } from './notify-at-commit.ts';
 import { createPostgresNotifier } from './pg-notifier.ts';
+import { LISTEN_APPLICATION_NAME } from './postgres-dialect.ts';
 
 describe('PostgreSQL LISTEN connection', { timeout: 60_000 }, () => {
   let database: TestDatabase;
@@ -104,6 +106,81 @@ describe('PostgreSQL LISTEN connection', { timeout: 60_000 }, () => {
       await publisher.close();
       await pool.end();
       await relay.cut();
+    }
+  });
+
+  test("a replica's LISTEN connection that stopped reading is ended by another, freeing the queue", async () => {
+    // A frozen replica (SIGSTOP, a paused container) reads no notifications: its server session
+    // blocks on sending them, and PostgreSQL keeps every notification sent since for it. Once the
+    // queue is full, every NOTIFY fails, and with it every transaction that sends one (a cancel).
+    const pool = new pg.Pool({ connectionString: database.url, max: 2 });
+    const poolErrors: string[] = [];
+    pool.on('error', (error) => poolErrors.push(error.message));
+    const lines: string[] = [];
+    const logger = createLogger({
+      level: 'warn',
+      destination: new Writable({
+        write: (chunk, _e, done) => {
+          lines.push(String(chunk));
+          done();
+        },
+      }),
+    });
+    const frozen = new pg.Client({
+      connectionString: database.url,
+      application_name: LISTEN_APPLICATION_NAME,
+    });
+    frozen.on('error', () => undefined);
+    await frozen.connect();
+    await frozen.query(`LISTEN ${PG_CHANNEL}`);
+    const { rows } = await frozen.query<{ pid: number }>('select pg_backend_pid() as pid');
+    const frozenPid = rows[0]?.pid;
+    frozen.connection.stream.pause();
+    const healthy = createPostgresNotifier({
+      url: database.url,
+      pool,
+      logger,
+      sweepIntervalMs: 60_000,
+      listenCheckIntervalMs: 200,
+      stalledListenerQueueUsage: 0.000_01,
+    });
+    try {
+      const state = async () =>
+        (
+          await pool.query<{ wait_event: string | null; usage: number }>(
+            `select (select wait_event from pg_stat_activity where pid = $1) as wait_event,
+                    pg_notification_queue_usage() as usage`,
+            [frozenPid],
+          )
+        ).rows[0];
+      // Notifications until the frozen session blocks on sending and the queue holds them.
+      for (let round = 0; round < 50; round++) {
+        await pool.query(`select pg_notify($1, $2 || n) from generate_series(1, 500) as n`, [
+          PG_CHANNEL,
+          `x${round} ${'y'.repeat(6000)}`,
+        ]);
+        const now = await state();
+        if (now?.wait_event === 'ClientWrite' && now.usage > 0.000_02) break;
+      }
+      assert.equal((await state())?.wait_event, 'ClientWrite');
+
+      await healthy.start();
+      await waitFor(
+        async () => (await state())?.wait_event === null,
+        30_000,
+        'the frozen LISTEN session ended',
+      );
+      await pool.query(`select pg_notify($1, 'after')`, [PG_CHANNEL]);
+      await waitFor(async () => (await state())?.usage === 0, 30_000, 'the notification queue emptied');
+      // Only the frozen session was ended: not the checking replica's own, nor other connections.
+      assert.equal(healthy.isListening(), true);
+      assert.deepEqual(poolErrors, []);
+      assert.ok(!lines.some((line) => line.includes('LISTEN connection lost')));
+      assert.ok(lines.some((line) => line.includes('reads no notifications')));
+    } finally {
+      await healthy.close();
+      frozen.connection.stream.destroy();
+      await pool.end();
     }
   });
 

@@ -36,6 +36,13 @@ export interface PostgresNotifierOptions {
    * would stop for good while the connection looked up. @defaultValue sweepIntervalMs
    */
   listenCheckIntervalMs?: number;
+  /**
+   * Share of PostgreSQL's notification queue (pg_notification_queue_usage) past which the check
+   * also ends the LISTEN sessions of other replicas of this database that block on sending to a
+   * client that reads nothing (a frozen replica): the queue keeps every notification for them, and
+   * once it is full every NOTIFY fails, with the transactions that send one. @defaultValue 0.01
+   */
+  stalledListenerQueueUsage?: number;
 }
 
 export interface PostgresNotifier extends Notifier {
@@ -46,12 +53,35 @@ export interface PostgresNotifier extends Notifier {
   close(): Promise<void>;
 }
 
+/**
+ * The LISTEN connection's periodic check: it answers (or not) and, while the notification queue is
+ * filled past $2, ends the other LISTEN sessions of this database and role that block on sending
+ * notifications (wait event ClientWrite: their client reads nothing), returning their pids. A
+ * healthy listener reads at once, so the queue stays near empty; a stopped one holds its tail.
+ * Materialized: in one WHERE, the server may run pg_terminate_backend before the other conditions.
+ */
+const STALLED_LISTENERS_SQL = `
+  with stalled as materialized (
+    select pid from pg_stat_activity
+    where datname = current_database() and usename = current_user and application_name = $1
+      and pid <> pg_backend_pid() and wait_event = 'ClientWrite'
+      and pg_notification_queue_usage() > $2::float8
+  )
+  select pid, pg_notification_queue_usage() as usage from stalled where pg_terminate_backend(pid)`;
+
+/** An error the server sent (a SQLSTATE outside connection failures and shutdowns), not a lost connection. */
+function isServerError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57)/.test(code);
+}
+
 /** Creates the notifier. Nothing connects before `start()`. */
 export function createPostgresNotifier(options: PostgresNotifierOptions): PostgresNotifier {
   const local = createLocalNotifier();
   const subscribed = new Map<string, number>();
   const origin = randomUUID().slice(0, 8);
   const connectTimeoutMs = options.connectTimeoutMs ?? CONFIG_DEFAULTS.storeConnectTimeoutMs;
+  const stalledUsage = options.stalledListenerQueueUsage ?? 0.01;
   const outgoing = new Set<string>();
   let flushScheduled = false;
   /** The LISTEN connection while it is up. */
@@ -87,8 +117,17 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
     if (!current || checking === current || closed) return;
     checking = current;
     current
-      .query('select 1')
-      .catch(() => {
+      .query<{ pid: number; usage: number }>(STALLED_LISTENERS_SQL, [LISTEN_APPLICATION_NAME, stalledUsage])
+      .then(({ rows }) => {
+        if (rows.length === 0) return;
+        options.logger.warn(
+          { pids: rows.map((row) => row.pid), queueUsage: rows[0]?.usage },
+          'ended the LISTEN connection of a replica that reads no notifications (frozen?), which held back PostgreSQL’s notification queue; it reconnects once it runs again',
+        );
+      })
+      .catch((error: unknown) => {
+        // An error the server answered with (say, a permission it lacks) shows the connection works.
+        if (isServerError(error)) return;
         // Not end(): its goodbye would wait for an answer that does not come.
         if (client === current && !closed) current.connection.stream.destroy();
       })
