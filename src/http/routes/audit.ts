@@ -141,7 +141,7 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
         operationId: 'listAuditRecords',
         summary: 'List audit records',
         description:
-          'Records of the caller’s tenant, cursor-paginated: oldest first by default, newest first with `order=desc` (its cursor pages further back). A cursor only continues the order it came from.',
+          'Records of the caller’s tenant, cursor-paginated: oldest first by default, newest first with `order=desc` (its cursor pages further back). A cursor only continues the order it came from. A page holding a record whose stored text is not a record (the database was edited) is a `409 CONFLICT` naming its seq, which as a cursor pages past it.',
         tags: ['audit'],
         querystring: z.strictObject({
           id: storedIdSchema
@@ -172,7 +172,8 @@ export function registerAuditRoutes(app: FastifyInstance, options: AuditRoutesOp
           200: z
             .object({ items: z.array(auditRecordSchema), nextCursor: z.string().nullable() })
             .describe('A page of audit records; `nextCursor` continues it, null on the last page.'),
-          ...problemResponses(400, 401, 403, 429),
+          // 409: a record of the page cannot be read (the database was edited).
+          ...problemResponses(400, 401, 403, 409, 429),
         },
       },
     },

@@ -293,7 +293,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
       // Records stored before every actor field (or the observer) was written out read back
       // complete, the missing fields null.
       items: page.map((row) => {
-        const record = JSON.parse(row.event) as AuditRecord;
+        const record = readListedRecord(row.event, Number(row.seq));
         return { ...record, actor: completeActor(record.actor), observer: record.observer ?? null };
       }),
       nextCursor: rows.length > query.limit && last ? String(last.seq) : null,
@@ -487,6 +487,34 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
       await writeCheckpoint();
     },
   };
+}
+
+/**
+ * A stored record as listed; CONFLICT naming it when its text is no record (the database was edited:
+ * not JSON, or JSON without an actor), instead of a TypeError or SyntaxError answered as a 500.
+ */
+function readListedRecord(event: string, seq: number): AuditRecord {
+  let record: unknown;
+  try {
+    record = JSON.parse(event);
+  } catch {
+    record = null;
+  }
+  const actor = (record as { actor?: unknown } | null)?.actor;
+  if (
+    record === null ||
+    typeof record !== 'object' ||
+    Array.isArray(record) ||
+    typeof actor !== 'object' ||
+    actor === null
+  ) {
+    throw new AppError(
+      'CONFLICT',
+      `The audit record ${seq} cannot be read: its stored text is not a record (the database was edited; maos audit verify names what is wrong). The records after it are listed from cursor=${seq} (order=desc: cursor=d${seq}).`,
+      { details: { seq } },
+    );
+  }
+  return record as AuditRecord;
 }
 
 /** The tree state stored with a checkpoint: `{"after": <last seq>, "subtrees": [[size, base64], …]}`. */
