@@ -158,6 +158,27 @@ async function migrateSqlite(
   return { results };
 }
 
+/**
+ * PostgreSQL: every pending migration in one transaction, on a connection without the database's
+ * or role's statement_timeout (a managed service's default): an index built on a large table runs
+ * for as long as it needs instead of failing the upgrade. The connection gets the timeout back after.
+ */
+async function migratePostgres(
+  // biome-ignore lint/suspicious/noExplicitAny: works on any schema type
+  db: Kysely<any>,
+  migrations: readonly NamedMigration[],
+): Promise<MigrationResultSet> {
+  const schema = await currentSchema(db);
+  return db.connection().execute(async (conn) => {
+    await sql`set statement_timeout = 0`.execute(conn);
+    try {
+      return await createMigrator(conn, migrations, schema).migrateToLatest();
+    } finally {
+      await sql`reset statement_timeout`.execute(conn);
+    }
+  });
+}
+
 // biome-ignore lint/suspicious/noExplicitAny: works on any schema type
 async function migrateUnlocked(db: Kysely<any>, migrations: readonly NamedMigration[]): Promise<string[]> {
   const status = await getMigrationStatus(db, migrations);
@@ -170,7 +191,7 @@ async function migrateUnlocked(db: Kysely<any>, migrations: readonly NamedMigrat
   }
   if (status.pending.length === 0) return [];
   const { error, results } = isPostgres(db)
-    ? await createMigrator(db, migrations, await currentSchema(db)).migrateToLatest()
+    ? await migratePostgres(db, migrations)
     : await migrateSqlite(db, migrations, status.pending);
   if (error) {
     const failed = results?.find((result) => result.status === 'Error')?.migrationName;

@@ -1,0 +1,78 @@
+// A database (or role) with a statement_timeout, as managed PostgreSQL services often set: a replica
+// that waits for another's migration waits for it whatever that timeout, and a migration that runs
+// longer than it is applied, instead of failing with "canceling statement due to statement timeout".
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { sql } from 'kysely';
+import pg from 'pg';
+import { configSchema } from '../../src/config/schema.ts';
+import { LOCK_KEYS } from '../../src/store/advisory-lock.ts';
+import { createDatabase } from '../../src/store/db.ts';
+import { migrateToLatest } from '../../src/store/migrate.ts';
+import type { NamedMigration } from '../../src/store/migrations/index.ts';
+import { createTestDatabase } from '../fixtures/postgres.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
+
+/** A migration whose statement runs for `seconds`. */
+function slowMigration(name: string, seconds: number): NamedMigration {
+  return {
+    name,
+    migration: {
+      async up(db) {
+        await sql`select pg_sleep(${seconds})`.execute(db);
+        await sql.raw(`create table ${name.replace(/^\d+_/, 'slow_')} (id integer)`).execute(db);
+      },
+    },
+  };
+}
+
+test('with a statement_timeout, a migration waits for the lock held by another and runs longer than it', async (t) => {
+  const database = await createTestDatabase({ empty: true });
+  t.after(() => database.drop());
+  const admin = new pg.Client({ connectionString: database.url });
+  // Dropping the database ends the test's own sessions.
+  admin.on('error', () => undefined);
+  await admin.connect();
+  t.after(() => admin.end());
+  const name = new URL(database.url).pathname.slice(1);
+  await admin.query(`alter database "${name}" set statement_timeout = '200ms'`);
+
+  // Another replica migrating: it holds the lock for longer than the timeout.
+  const holder = new pg.Client({ connectionString: database.url });
+  holder.on('error', () => undefined);
+  await holder.connect();
+  t.after(() => holder.end().catch(() => undefined));
+  await holder.query('select pg_advisory_lock($1)', [LOCK_KEYS.migrate]);
+
+  const dir = mkdtempSync(join(tmpdir(), 'maos-statement-timeout-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const handle = createDatabase(configSchema.parse({ dataDir: dir, store: { url: database.url } }));
+  t.after(() => handle.close());
+  const migrations = [slowMigration('0001_first', 0.5), slowMigration('0002_second', 0.5)];
+  const migrating = migrateToLatest(handle.db, migrations);
+  migrating.catch(() => undefined);
+  await waitFor(
+    async () =>
+      (
+        await admin.query(
+          `select 1 from pg_stat_activity
+            where datname = current_database() and wait_event_type = 'Lock' and wait_event = 'advisory'`,
+        )
+      ).rowCount === 1,
+    10_000,
+    'the migration waiting for the lock',
+  );
+  // Past the timeout: the wait goes on.
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  await holder.query('select pg_advisory_unlock($1)', [LOCK_KEYS.migrate]);
+
+  assert.deepEqual(await migrating, ['0001_first', '0002_second']);
+  // The pool's connections keep the database's timeout for everything else.
+  const { rows } = await sql<{
+    timeout: string;
+  }>`select current_setting('statement_timeout') as timeout`.execute(handle.db);
+  assert.equal(rows[0]?.timeout, '200ms');
+});
