@@ -1,4 +1,4 @@
-// Four groups of the console's tests of a session's page and of its lists at phone width, each with
+// Five groups of the console's tests of a session's page and of its lists at phone width, each with
 // its own server and Chromium as before, in one file so that the app's and Chromium's modules are
 // loaded once.
 //
@@ -23,6 +23,9 @@
 // only when the test moves the clock. Its plan versions are listed even when one of them cannot be
 // read (a hand edit of the database gone wrong): that one says so, the others are shown.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import type { APIResponse, Page, Route } from 'playwright-core';
@@ -470,5 +473,90 @@ describe('console: the reads of a session page', { timeout: 120_000 }, () => {
     await page.locator('#plan-versions details[data-version="1"]').waitFor({ timeout: 5_000 });
     assert.equal(await failedRead.count(), 0);
     await requestJson(`${server.url}/v1/sessions/${id}/cancel`, { method: 'POST' });
+  });
+});
+
+// A running session's page over a slow link: each burst of events is followed by a read of the
+// session, whose detail (every task with its result) can take longer to arrive than the next burst
+// takes to come. In real Chromium against the real server (runner tasks that end when the test lets
+// them, the page's clock Playwright's fake one), a burst while that read is on its way starts no
+// other; one more read follows it and shows what the later events did.
+describe('console: reads of a session page while bursts of events come', { timeout: 120_000 }, () => {
+  const cleanups: Array<() => unknown> = [];
+  let server: TestServer;
+  let page: Page;
+  let problems: PageProblems;
+  let gate: string;
+
+  before(async () => {
+    gate = mkdtempSync(join(tmpdir(), 'maos-console-gate-'));
+    cleanups.push(() => rmSync(gate, { recursive: true, force: true }));
+    // A task of runner `gated` ends once the file named by its task text exists.
+    const waitForFile = `while [ ! -e "${gate}/$MAOS_TASK" ]; do sleep 0.05; done`;
+    server = await startTestServer({
+      config: { workers: { concurrency: 2 }, runners: { gated: { command: ['sh', '-c', waitForFile] } } },
+    });
+    cleanups.push(() => server.close());
+    const browser = await launchTestBrowser({ after: (fn: () => unknown) => cleanups.push(fn) });
+    ({ page, problems } = await browser.openPage());
+    await page.clock.install();
+  });
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  test('a burst while a read is on its way starts none; one read follows it', async () => {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: {
+        objective: 'Bursts over a slow link',
+        agents: ['a', 'b'].map((name) => ({ name, role: 'qa', task: name, runner: 'gated' })),
+      },
+    });
+    assert.equal(created.status, 201);
+    const id = created.body.id;
+    await waitForSession(server.url, id, (session: { status: string; tasks: Array<{ status: string }> }) =>
+      session.tasks.every((task) => task.status === 'running'),
+    );
+    await page.goto(`${server.url}/console/#/sessions/${id}`);
+    await page.locator('#session-facts .badge[title="running"]').waitFor();
+    await page.locator('#stream-state', { hasText: 'live' }).waitFor();
+    await page.clock.runFor(1_000);
+
+    // Every read of the session from now on is counted; the first is held on its way.
+    const isSessionRead = (url: URL) => url.pathname === `/v1/sessions/${id}`;
+    const reads: Route[] = [];
+    const { promise: holding, resolve: held } = Promise.withResolvers<void>();
+    const { promise: released, resolve: release } = Promise.withResolvers<void>();
+    await page.route(isSessionRead, async (route) => {
+      reads.push(route);
+      if (reads.length === 1) {
+        held();
+        await released;
+      }
+      await route.continue();
+    });
+    const results = page.locator('#event-log li[data-type="task.result"]');
+    writeFileSync(join(gate, 'a'), '');
+    await results.nth(0).waitFor();
+    await page.clock.runFor(1_000);
+    await holding;
+
+    // Task b ends while that read is on its way: its burst starts no read now.
+    writeFileSync(join(gate, 'b'), '');
+    await results.nth(1).waitFor();
+    await page.locator('#stream-state', { hasText: 'ended' }).waitFor();
+    // The timers run by runFor call fetch synchronously: a read they started would be counted by now.
+    await page.clock.runFor(1_000);
+    assert.equal(reads.length, 1, 'no read of the session started while one was on its way');
+
+    // Once the held read is in, one more shows the session completed.
+    release();
+    await page.waitForResponse((response) => isSessionRead(new URL(response.url())));
+    await page.clock.runFor(1_000);
+    await page.locator('#session-facts .badge[title="completed"]').waitFor();
+    assert.equal(reads.length, 2);
+    await page.unroute(isSessionRead);
+    assert.deepEqual(problems.messages, []);
   });
 });

@@ -159,6 +159,15 @@ export function renderSession(root, id) {
    */
   let readsStarted = 0;
   let readShown = 0;
+  /**
+   * Whether the read after a burst of events is on its way, and whether events came meanwhile. Why:
+   * a burst starts no new read while the last one is on its way, only one more after it. A running
+   * session of hundreds of tasks sends bursts faster than its detail (every task with its result,
+   * megabytes) arrives over a slow link, and a read per burst piled up dozens of downloads at once,
+   * each slowing the others and the event stream.
+   */
+  let burstReading = false;
+  let readAgain = false;
 
   /**
    * Reads the retries once, when the page opens on an ended session (failed, cancelled or completed):
@@ -222,9 +231,22 @@ export function renderSession(root, id) {
 
   function scheduleRefresh() {
     if (refreshTimer !== null) return;
-    refreshTimer = setTimeout(() => {
+    if (burstReading) {
+      readAgain = true;
+      return;
+    }
+    refreshTimer = setTimeout(async () => {
       refreshTimer = null;
-      refresh();
+      burstReading = true;
+      try {
+        await refresh();
+      } finally {
+        burstReading = false;
+        if (readAgain && !closed) {
+          readAgain = false;
+          scheduleRefresh();
+        }
+      }
     }, REFRESH_DELAY_MS);
   }
 
