@@ -72,7 +72,7 @@ const STALLED_LISTENERS_SQL = `
 /** An error the server sent (a SQLSTATE outside connection failures and shutdowns), not a lost connection. */
 function isServerError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57)/.test(code);
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57P0)/.test(code);
 }
 
 /** Creates the notifier. Nothing connects before `start()`. */

@@ -22,6 +22,8 @@ const REASONS: Record<string, string> = {
   '53200': 'the database server is out of memory',
   '53300': 'the database server has too many connections',
   '25006': 'the database server accepts only reads (a standby or read-only transaction)',
+  // A statement_timeout the database or role sets (managed services often do), or a cancel request.
+  '57014': 'the database server cancelled the statement (its statement_timeout, or a cancel request)',
 };
 
 /** The reason for a database failure in words, or undefined when its code names none. */

@@ -1,6 +1,7 @@
 // A database (or role) with a statement_timeout, as managed PostgreSQL services often set: a replica
 // that waits for another's migration waits for it whatever that timeout, and a migration that runs
-// longer than it is applied, instead of failing with "canceling statement due to statement timeout".
+// longer than it is applied, instead of failing with "canceling statement due to statement timeout";
+// any other statement it cancels is a STORE_UNAVAILABLE (503) that names it, not an internal error.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,7 @@ import { test } from 'node:test';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { configSchema } from '../../src/config/schema.ts';
+import { AppError } from '../../src/errors/app-error.ts';
 import { LOCK_KEYS } from '../../src/store/advisory-lock.ts';
 import { createDatabase } from '../../src/store/db.ts';
 import { migrateToLatest } from '../../src/store/migrate.ts';
@@ -75,4 +77,27 @@ test('with a statement_timeout, a migration waits for the lock held by another a
     timeout: string;
   }>`select current_setting('statement_timeout') as timeout`.execute(handle.db);
   assert.equal(rows[0]?.timeout, '200ms');
+});
+
+test('a statement the statement_timeout cancels fails with STORE_UNAVAILABLE naming it', async (t) => {
+  const database = await createTestDatabase();
+  t.after(() => database.drop());
+  const dir = mkdtempSync(join(tmpdir(), 'maos-statement-timeout-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const handle = createDatabase(configSchema.parse({ dataDir: dir, store: { url: database.url } }));
+  t.after(() => handle.close());
+  const error = await handle.db
+    .transaction()
+    .execute(async (trx) => {
+      await sql`set local statement_timeout = '100ms'`.execute(trx);
+      await sql`select pg_sleep(2)`.execute(trx);
+    })
+    .then(
+      () => assert.fail('the statement was not cancelled'),
+      (failure: unknown) => failure,
+    );
+  assert.ok(error instanceof AppError, String(error));
+  assert.equal(error.code, 'STORE_UNAVAILABLE');
+  assert.match(error.message, /statement_timeout/);
+  assert.equal((error.cause as { code?: string } | undefined)?.code, '57014');
 });
