@@ -72,24 +72,7 @@ export async function listSessionTaskPage(
 ): Promise<TaskPage> {
   const after = query.cursor === undefined ? undefined : decodeTaskCursor(query.cursor);
   await getSessionRow(db, tenantId, sessionId);
-  let select = db
-    .selectFrom('tasks')
-    .selectAll()
-    .where('session_id', '=', sessionId)
-    .where('tenant_id', '=', tenantId);
-  if (after) {
-    select = select.where((eb) =>
-      eb.or([
-        eb('position', '>', after.position),
-        eb.and([eb('position', '=', after.position), eb('id', '>', after.id)]),
-      ]),
-    );
-  }
-  const rows = await select
-    .orderBy('position')
-    .orderBy('id')
-    .limit(query.limit + 1)
-    .execute();
+  const rows = await selectTaskPage(db, tenantId, sessionId, after, query.limit + 1).execute();
   const page = rows.slice(0, query.limit);
   const dependsOn = await loadPageDependencyNames(
     db,
@@ -103,6 +86,32 @@ export async function listSessionTaskPage(
       ? encodeTaskCursor({ position: Number(last.position), id: last.id })
       : null;
   return { items, nextCursor };
+}
+
+/**
+ * The page's statement: `limit` tasks of the session after `after`, in plan order. The cursor is one
+ * row-value comparison, `(position, id) > (…, …)`, which both stores read as a range of the index
+ * of migration 0034 starting at the cursor. Spelt `position > … or (position = … and id > …)`, only
+ * `session_id` bounded the index read: SQLite walked the session's index entries from its first task
+ * on every page, PostgreSQL did as well (filtering each row) or read every task after the cursor and
+ * sorted them, as its statistics led it.
+ */
+export function selectTaskPage(
+  db: Kysely<Database>,
+  tenantId: string,
+  sessionId: string,
+  after: TaskPosition | undefined,
+  limit: number,
+) {
+  let select = db
+    .selectFrom('tasks')
+    .selectAll()
+    .where('session_id', '=', sessionId)
+    .where('tenant_id', '=', tenantId);
+  if (after) {
+    select = select.where((eb) => eb(eb.refTuple('position', 'id'), '>', eb.tuple(after.position, after.id)));
+  }
+  return select.orderBy('position').orderBy('id').limit(limit);
 }
 
 /** task id → names of the tasks it depends on (in plan order), for the tasks of one page. */

@@ -1,14 +1,15 @@
 // GET /v1/sessions/:id/tasks on the real application (API keys, SQLite): pages in plan order that add
 // up to the detail's tasks, another tenant's session 404, a bad or foreign cursor 400 INVALID_CURSOR
 // (problem+json); its permission per role is held to docs by security-rbac-routes.test.ts. Then, on both stores: paging a session
-// while a re-plan adds tasks lists every task once, in order.
+// while a re-plan adds tasks lists every task once, in order; a page is a range of the index from
+// the cursor on (no walk from the session's first task, no sort).
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
-import type { Kysely } from 'kysely';
+import { CompiledQuery, type Kysely } from 'kysely';
 import { newSessionRow, newTaskRow } from '../../src/store/rows.ts';
 import type { Database } from '../../src/store/schema.ts';
-import { listSessionTaskPage } from '../../src/store/session-task-pages.ts';
+import { listSessionTaskPage, selectTaskPage } from '../../src/store/session-task-pages.ts';
 import { startProbeStack } from '../fixtures/security-probe.ts';
 import { STORE_BACKENDS } from '../fixtures/store-backends.ts';
 
@@ -219,6 +220,91 @@ for (const backend of STORE_BACKENDS) {
         await assert.rejects(listSessionTaskPage(db, 'other', sessionId, { limit: 3 }), {
           code: 'SESSION_NOT_FOUND',
         });
+      } finally {
+        await dispose();
+      }
+    });
+
+    test('a page is read from the cursor on, over the index, without sorting', async (t) => {
+      const { handles, dispose } = await backend.open(1);
+      try {
+        const db = handles[0]!.db;
+        await db.insertInto('tenants').values({ id: 'acme', name: 'acme', created_at: 0 }).execute();
+        // Two sessions of 800 tasks: the session's tasks are not the whole table.
+        const sessionIds = [randomUUID(), randomUUID()];
+        for (const sessionId of sessionIds) {
+          await db
+            .insertInto('sessions')
+            .values(
+              newSessionRow(
+                {
+                  id: sessionId,
+                  tenant_id: 'acme',
+                  objective: 'index probe',
+                  strategy: 'static',
+                  status: 'running',
+                  metadata: '{}',
+                  started_at: AT,
+                },
+                AT,
+              ),
+            )
+            .execute();
+          const rows = Array.from({ length: 800 }, (_, position) =>
+            newTaskRow(
+              { tenantId: 'acme', sessionId, maxAttempts: 1, now: AT },
+              {
+                id: randomUUID(),
+                kind: 'agent',
+                name: `t${position}`,
+                role: 'engineer',
+                agent_id: null,
+                instructions: 'x'.repeat(200),
+                runner: null,
+                phase: 0,
+                position,
+                status: 'succeeded',
+              },
+            ),
+          );
+          for (let i = 0; i < rows.length; i += 100) {
+            await db
+              .insertInto('tasks')
+              .values(rows.slice(i, i + 100))
+              .execute();
+          }
+        }
+        const sessionId = sessionIds[0]!;
+        await db.executeQuery(CompiledQuery.raw(backend.name === 'sqlite' ? 'ANALYZE' : 'ANALYZE tasks'));
+        for (const position of [10, 400]) {
+          const at = await db
+            .selectFrom('tasks')
+            .select('id')
+            .where('session_id', '=', sessionId)
+            .where('position', '=', position)
+            .executeTakeFirstOrThrow();
+          const compiled = selectTaskPage(db, 'acme', sessionId, { position, id: at.id }, 21).compile();
+          const explained = await db.executeQuery<Record<string, string>>(
+            CompiledQuery.raw(
+              `${backend.name === 'sqlite' ? 'EXPLAIN QUERY PLAN' : 'EXPLAIN'} ${compiled.sql}`,
+              [...compiled.parameters],
+            ),
+          );
+          const plan = explained.rows.map((row) => row.detail ?? row['QUERY PLAN']).join('\n');
+          t.diagnostic(`after position ${position}: ${plan.replaceAll('\n', ' | ')}`);
+          if (backend.name === 'sqlite') {
+            assert.match(
+              plan,
+              /INDEX tasks_session_position \(session_id=\? AND \(position,id\)>\(\?,\?\)\)/,
+              plan,
+            );
+            assert.doesNotMatch(plan, /TEMP B-TREE/, plan);
+          } else {
+            assert.match(plan, /Index Scan using tasks_session_position on tasks/, plan);
+            assert.match(plan, /Index Cond: .*ROW\("position", id\) > ROW/, plan);
+            assert.doesNotMatch(plan, /Sort|Seq Scan|Bitmap/, plan);
+          }
+        }
       } finally {
         await dispose();
       }
