@@ -442,6 +442,28 @@ describe('console: the reads of a session page', { timeout: 120_000 }, () => {
     await requestJson(`${server.url}/v1/sessions/${id}/cancel`, { method: 'POST' });
   });
 
+  test('at phone width a plan version with a long task name wraps it instead of widening the page', async () => {
+    const name = 'collect_competitor_pricing_data_for_europe_2026_q1';
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'A long task name', agents: [{ name, role: 'qa', task: 't', runner: 'ok' }] },
+    });
+    assert.equal(created.status, 201);
+    await page.setViewportSize({ width: 375, height: 800 });
+    try {
+      await page.goto(`${server.url}/console/#/sessions/${created.body.id}`);
+      await page.locator('#plan-versions details[data-version="1"]', { hasText: name }).waitFor();
+      const widths = await page.evaluate(() => ({
+        page: document.documentElement.scrollWidth,
+        window: document.documentElement.clientWidth,
+      }));
+      assert.ok(widths.page <= widths.window, JSON.stringify(widths));
+    } finally {
+      await page.setViewportSize({ width: 1200, height: 900 });
+    }
+    await requestJson(`${server.url}/v1/sessions/${created.body.id}/cancel`, { method: 'POST' });
+  });
+
   test('plan versions that could not be read are read again with the session', async () => {
     const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
       method: 'POST',
