@@ -23,7 +23,7 @@ export type SessionCounts = Partial<Record<SessionStatus, number>>;
 export interface SessionCounterOptions {
   /** How long the count of finished sessions is reused (ms); FINISHED_COUNT_REFRESH_MS by default. */
   finishedRefreshMs?: number;
-  /** The clock (tests). */
+  /** The clock, in ms (tests); a monotonic one by default, performance.now. */
   now?: () => number;
 }
 
@@ -53,11 +53,14 @@ export function createSessionCounter(
   options: SessionCounterOptions = {},
 ): () => Promise<SessionCounts> {
   const refreshMs = options.finishedRefreshMs ?? FINISHED_COUNT_REFRESH_MS;
-  const now = options.now ?? Date.now;
+  // Monotonic: on the wall clock, a step back (NTP, a resumed VM) kept the count of finished
+  // sessions until the clock had caught up again, for as long as the step.
+  const now = options.now ?? (() => performance.now());
   let finished: { at: number; counts: Promise<SessionCounts> } | undefined;
   const readFinished = (): Promise<SessionCounts> => {
     const at = now();
-    if (finished === undefined || at - finished.at >= refreshMs) {
+    // A clock that went back (an injected one) counts again rather than keep the count longer.
+    if (finished === undefined || at - finished.at >= refreshMs || at < finished.at) {
       const counts = countByStatus(db, TERMINAL_SESSION_STATUSES);
       const entry = { at, counts };
       finished = entry;

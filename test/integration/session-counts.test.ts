@@ -84,6 +84,19 @@ for (const backend of STORE_BACKENDS) {
           failed: 1,
         });
 
+        // A clock that goes back an hour does not keep the count for the hour: it is counted again.
+        await insertSessions(db, 'failed', 1);
+        clock -= 3_600_000;
+        assert.deepEqual(await count(), {
+          running: 1,
+          pending: 1,
+          awaiting_approval: 1,
+          completed: 6,
+          failed: 2,
+        });
+        await db.deleteFrom('sessions').where('status', '=', 'failed').execute();
+        await insertSessions(db, 'failed', 1);
+
         // Without a refresh interval, every read counts everything.
         const exact = createSessionCounter(db, { finishedRefreshMs: 0 });
         await insertSessions(db, 'cancelled', 2);
