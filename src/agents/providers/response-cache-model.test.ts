@@ -579,6 +579,54 @@ describe('identical cacheable calls in flight at once', () => {
     assert.equal(calls.length, 2);
   });
 
+  test('a call made while the answer of the first is being stored is served with it, not asked again', async () => {
+    const providers = providersConfigSchema.parse({
+      p: { type: 'openai-compatible', baseURL: 'http://llm.invalid/v1', model: 'm', cache: true },
+    });
+    // A store whose writes wait for the test: the first answer is complete, its entry not yet kept.
+    const { cache, entries } = mapCache();
+    let writeNow = () => {};
+    let writes = 0;
+    let held = 0;
+    const slowCache: ResponseCache = {
+      ...cache,
+      put: async (...args) => {
+        writes += 1;
+        // Only the write of each first call waits.
+        if (writes === held) {
+          await new Promise<void>((resolve) => {
+            writeNow = resolve;
+          });
+        }
+        await cache.put(...args);
+      },
+    };
+    const fake = fakeModel(() => textAnswer('hello'));
+    const lookups: boolean[] = [];
+    const model = createCacheModel({
+      providers,
+      cache: slowCache,
+      onLookup: (_provider, hit) => lookups.push(hit),
+    })(fake.model, 'p', 'm') as LanguageModelV4;
+    for (const call of ['stream', 'generate'] as const) {
+      const ask = () =>
+        runAsTenant('t1', () =>
+          call === 'stream' ? readAll(model, request()) : model.doGenerate(request({ seed: 1 })),
+        );
+      held = writes + 1;
+      const first = ask();
+      while (writes < held) await settle();
+      const second = await ask();
+      assert.equal(fake.calls.length, call === 'stream' ? 1 : 2, `${call}: one provider call`);
+      assert.deepEqual(lookups.slice(-2), [false, true], `${call}: the second is a hit`);
+      if (call === 'stream') assert.equal(textOf(second as LanguageModelV4StreamPart[]), 'hello');
+      else assert.deepEqual((second as { content: unknown }).content, [{ type: 'text', text: 'generated' }]);
+      writeNow();
+      await first;
+    }
+    assert.equal(entries.size, 2);
+  });
+
   test('a call that waits stops at its own signal with its reason; the first goes on', async () => {
     const { model, calls, release } = gatedSetup();
     const first = runAsTenant('t1', () => readAll(model, request()));

@@ -258,23 +258,34 @@ function createCachingModel(
 
   /**
    * Makes this call the one in flight for `slot`, when no other is: identical calls made meanwhile
-   * wait for its answer (answerInFlight) instead of each asking the provider. The function returned
-   * hands them the answer, or none (they then ask on their own); only its first call counts.
+   * wait for its answer (answerInFlight) instead of each asking the provider. `settle` hands them
+   * the answer, or none (they then ask on their own); only its first call counts. An answer is
+   * handed to identical calls made after it too, until `done` (its entry is being written: the
+   * store would not have it yet); none ends the flight at once.
    */
-  function lead(slot: { tenantId: string; key: string }): (answer: CachedAnswer | undefined) => void {
+  function lead(slot: { tenantId: string; key: string }): {
+    settle(answer: CachedAnswer | undefined): void;
+    done(): void;
+  } {
     const key = flightKey(slot);
-    if (inFlight.has(key)) return () => {};
+    if (inFlight.has(key)) return { settle: () => {}, done: () => {} };
     let resolve: (answer: CachedAnswer | undefined) => void = () => {};
     const pending = new Promise<CachedAnswer | undefined>((settle) => {
       resolve = settle;
     });
     inFlight.set(key, pending);
     let settled = false;
-    return (answer) => {
-      if (settled) return;
-      settled = true;
-      inFlight.delete(key);
-      resolve(answer);
+    const done = () => {
+      if (inFlight.get(key) === pending) inFlight.delete(key);
+    };
+    return {
+      settle(answer) {
+        if (settled) return;
+        settled = true;
+        if (answer === undefined) done();
+        resolve(answer);
+      },
+      done,
     };
   }
 
@@ -293,7 +304,7 @@ function createCachingModel(
       const pending = inFlight.get(flightKey(slot));
       const shared = pending && (await answerInFlight(pending, call.abortSignal));
       if (shared) return replayGenerate(shared);
-      const settle = lead(slot);
+      const { settle, done } = lead(slot);
       let answer: CachedAnswer | undefined;
       try {
         const found = await lookup(slot);
@@ -311,6 +322,7 @@ function createCachingModel(
         return result;
       } finally {
         settle(answer);
+        done();
       }
     },
     async doStream(call) {
@@ -322,7 +334,7 @@ function createCachingModel(
       const pending = inFlight.get(flightKey(slot));
       const shared = pending && (await answerInFlight(pending, call.abortSignal));
       if (shared) return { stream: replayedStream(shared, call.abortSignal) };
-      const settle = lead(slot);
+      const { settle, done } = lead(slot);
       // Until the stream is handed on, its end is not known: a failure before it leaves no answer.
       let recording = false;
       try {
@@ -338,14 +350,21 @@ function createCachingModel(
         return {
           ...result,
           stream: result.stream.pipeThrough(
-            recordStream((answer) => {
+            recordStream(async (answer) => {
               settle(answer);
-              return answer === undefined ? Promise.resolve() : store(slot, answer, found.unreadable);
+              try {
+                if (answer !== undefined) await store(slot, answer, found.unreadable);
+              } finally {
+                done();
+              }
             }),
           ),
         };
       } finally {
-        if (!recording) settle(undefined);
+        if (!recording) {
+          settle(undefined);
+          done();
+        }
       }
     },
   };
