@@ -30,8 +30,8 @@ export interface PostgresNotifierOptions {
    */
   connectTimeoutMs?: number;
   /**
-   * The LISTEN connection is asked `select 1` this often; one the server does not answer within
-   * `connectTimeoutMs` is closed and made again. TCP keepalive alone misses a path lost behind a
+   * The LISTEN connection is sent a query this often (STALLED_LISTENERS_SQL); one the server does
+   * not answer within `connectTimeoutMs` is closed and made again. TCP keepalive alone misses a path lost behind a
    * proxy (PgBouncer, HAProxy, a cloud SQL proxy), which answers the probes itself: notifications
    * would stop for good while the connection looked up. @defaultValue sweepIntervalMs
    */
