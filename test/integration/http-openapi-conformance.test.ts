@@ -227,8 +227,10 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   const tasks = `/v1/sessions/${approveId}/tasks`;
   const firstTasks = await api.call('GET', `${tasks}?limit=1`);
   expectStatus(firstTasks, 200);
+  // The planning task and the plan's tasks: more than one page of one.
   const taskCursor = (firstTasks.body as { nextCursor: string | null }).nextCursor;
-  if (taskCursor) expectStatus(await api.call('GET', `${tasks}?limit=1&cursor=${taskCursor}`), 200);
+  assert.ok(taskCursor, "a second page of the session's tasks");
+  expectStatus(await api.call('GET', `${tasks}?limit=1&cursor=${taskCursor}`), 200);
   expectStatus(await api.call('GET', `${tasks}?cursor=bad`), 400, 'INVALID_CURSOR');
   expectStatus(await api.call('GET', `/v1/sessions/${MISSING_ID}/tasks`), 404, 'SESSION_NOT_FOUND');
 
