@@ -434,7 +434,7 @@ describe('console: the reads of a session page', { timeout: 120_000 }, () => {
     await version(2).waitFor({ timeout: 5_000 });
     assert.match(
       (await version(2).textContent()) ?? '',
-      /this version or the one before cannot be read.*main \/ only \(qa\)edited/,
+      /this version or the one before cannot be read.*\u2068main\u2069 \/ only \(qa\)edited/,
     );
     assert.match((await version(1).textContent()) ?? '', /This version cannot be read/);
     assert.equal(await page.getByRole('alert').filter({ hasText: 'Loading the plan versions' }).count(), 0);
@@ -462,6 +462,41 @@ describe('console: the reads of a session page', { timeout: 120_000 }, () => {
       await page.setViewportSize({ width: 1200, height: 900 });
     }
     await requestJson(`${server.url}/v1/sessions/${created.body.id}/cancel`, { method: 'POST' });
+  });
+
+  test('a phase name or instruction with a direction override reorders no other words of its plan version', async () => {
+    const created = await requestJson<{ id: string; tenantId: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: {
+        objective: 'An overriding phase name',
+        agents: [{ name: 'only', role: 'qa', task: 't', runner: 'ok' }],
+      },
+    });
+    assert.equal(created.status, 201);
+    const { id, tenantId } = created.body;
+    // A phase named by a planner or an edited plan: any text up to 64 characters.
+    const renamed = {
+      phases: [
+        {
+          name: '\u202Eevil',
+          tasks: [{ name: 'only', role: 'qa', instructions: '\u202Ebad', runner: 'ok', dependsOn: [] }],
+        },
+      ],
+    };
+    const db = server.app.database.db;
+    await db.transaction().execute((trx) => storePlanVersion(trx, tenantId, id, renamed, Date.now()));
+    await page.goto(`${server.url}/console/#/sessions/${id}`);
+    const version = page.locator('#plan-versions details[data-version="2"]');
+    await version.waitFor();
+    const lines = await version
+      .locator('li')
+      .evaluateAll((items) => items.map((item) => item.firstChild?.textContent));
+    assert.deepEqual(lines, [
+      '~ only: instructions: \u2068"t"\u2069 → \u2068"\u202Ebad"\u2069',
+      '~ phase 0 renamed "\u2068main\u2069" → "\u2068\u202Eevil\u2069"',
+      '\u2068\u202Eevil\u2069 / only (qa)',
+    ]);
+    await requestJson(`${server.url}/v1/sessions/${id}/cancel`, { method: 'POST' });
   });
 
   test('plan versions that could not be read are read again with the session', async () => {

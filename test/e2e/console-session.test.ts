@@ -202,8 +202,11 @@ describe('console: one session', { timeout: 180_000 }, () => {
     await latest.waitFor();
     const diff = (await latest.textContent()) ?? '';
     assert.match(diff, /\+ added summary/);
-    assert.match(diff, /~ research: instructions: "Work on research" → "Survey three sources"/);
-    assert.match(diff, /~ phase 0 renamed "main" → "survey"/);
+    assert.match(
+      diff,
+      /~ research: instructions: \u2068"Work on research"\u2069 → \u2068"Survey three sources"\u2069/,
+    );
+    assert.match(diff, /~ phase 0 renamed "\u2068main\u2069" → "\u2068survey\u2069"/);
     assert.equal(await page.locator('#plan-versions details[data-version="1"]').count(), 1);
     // Each version lists its tasks with what they are to do.
     assert.deepEqual(await latest.locator('.plan-instructions').allTextContents(), [

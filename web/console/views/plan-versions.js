@@ -1,11 +1,12 @@
 // Plan versions of a session (GET /v1/sessions/:id/plans): each version's tasks with their
 // instructions and the diff to the one before, so an edit made at approval is visible.
 import { api } from '../api.js';
-import { formatTime, h, replaceChildren } from '../dom.js';
+import { formatTime, h, isolate, replaceChildren } from '../dom.js';
 import { renderProblem } from '../problem.js';
 
 function describeChange(change) {
-  const show = (value) => (value === undefined || value === null ? '—' : JSON.stringify(value));
+  // Isolated: a direction override in an instruction would reorder the words after it.
+  const show = (value) => (value === undefined || value === null ? '—' : isolate(JSON.stringify(value)));
   return `${change.field}: ${show(change.before)} → ${show(change.after)}`;
 }
 
@@ -22,13 +23,13 @@ function renderDiff(version) {
     ),
     // Phases by position; absent from the diff when they did not change.
     ...(diff.phases?.added ?? []).map((phase) =>
-      h('li', { className: 'diff-added' }, `+ added phase ${phase.index} "${phase.name}"`),
+      h('li', { className: 'diff-added' }, `+ added phase ${phase.index} "${isolate(phase.name)}"`),
     ),
     ...(diff.phases?.removed ?? []).map((phase) =>
-      h('li', { className: 'diff-removed' }, `− removed phase ${phase.index} "${phase.name}"`),
+      h('li', { className: 'diff-removed' }, `− removed phase ${phase.index} "${isolate(phase.name)}"`),
     ),
     ...(diff.phases?.renamed ?? []).map((phase) =>
-      h('li', {}, `~ phase ${phase.index} renamed "${phase.before}" → "${phase.after}"`),
+      h('li', {}, `~ phase ${phase.index} renamed "${isolate(phase.before)}" → "${isolate(phase.after)}"`),
     ),
   ];
   return items.length === 0
@@ -48,7 +49,9 @@ function renderTasks(plan) {
         h(
           'li',
           {},
-          `${phase.name} / ${task.name} (${task.role})`,
+          // The phase's name is any text a planner or a person gave: isolated, so that a direction
+          // override in it does not reorder the task's name and role after it.
+          `${isolate(phase.name)} / ${task.name} (${task.role})`,
           task.dependsOn.length > 0 ? ` after ${task.dependsOn.join(', ')}` : '',
           // What the task is to do: what a person approving the plan reads it for.
           h('div', { className: 'muted plan-instructions' }, task.instructions),
