@@ -275,15 +275,21 @@ for (const backend of STORE_BACKENDS) {
           }
         }
         const sessionId = sessionIds[0]!;
-        await db.executeQuery(CompiledQuery.raw(backend.name === 'sqlite' ? 'ANALYZE' : 'ANALYZE tasks'));
-        for (const position of [10, 400]) {
-          const at = await db
-            .selectFrom('tasks')
-            .select('id')
-            .where('session_id', '=', sessionId)
-            .where('position', '=', position)
-            .executeTakeFirstOrThrow();
-          const compiled = selectTaskPage(db, 'acme', sessionId, { position, id: at.id }, 21).compile();
+        // PostgreSQL's statistics, as autovacuum keeps them; SQLite has none (MAOS runs no ANALYZE).
+        if (backend.name !== 'sqlite') await db.executeQuery(CompiledQuery.raw('ANALYZE tasks'));
+        // The first page, then pages after a task near the start and one in the middle.
+        for (const position of [undefined, 10, 400]) {
+          const at =
+            position === undefined
+              ? undefined
+              : await db
+                  .selectFrom('tasks')
+                  .select('id')
+                  .where('session_id', '=', sessionId)
+                  .where('position', '=', position)
+                  .executeTakeFirstOrThrow();
+          const after = position === undefined || at === undefined ? undefined : { position, id: at.id };
+          const compiled = selectTaskPage(db, 'acme', sessionId, after, 21).compile();
           const explained = await db.executeQuery<Record<string, string>>(
             CompiledQuery.raw(
               `${backend.name === 'sqlite' ? 'EXPLAIN QUERY PLAN' : 'EXPLAIN'} ${compiled.sql}`,
@@ -291,17 +297,19 @@ for (const backend of STORE_BACKENDS) {
             ),
           );
           const plan = explained.rows.map((row) => row.detail ?? row['QUERY PLAN']).join('\n');
-          t.diagnostic(`after position ${position}: ${plan.replaceAll('\n', ' | ')}`);
+          t.diagnostic(`after position ${position ?? '(none)'}: ${plan.replaceAll('\n', ' | ')}`);
           if (backend.name === 'sqlite') {
             assert.match(
               plan,
-              /INDEX tasks_session_position \(session_id=\? AND \(position,id\)>\(\?,\?\)\)/,
+              after
+                ? /INDEX tasks_session_position \(session_id=\? AND \(position,id\)>\(\?,\?\)\)/
+                : /INDEX tasks_session_position \(session_id=\?\)/,
               plan,
             );
             assert.doesNotMatch(plan, /TEMP B-TREE/, plan);
           } else {
             assert.match(plan, /Index Scan using tasks_session_position on tasks/, plan);
-            assert.match(plan, /Index Cond: .*ROW\("position", id\) > ROW/, plan);
+            if (after) assert.match(plan, /Index Cond: .*ROW\("position", id\) > ROW/, plan);
             assert.doesNotMatch(plan, /Sort|Seq Scan|Bitmap/, plan);
           }
         }
