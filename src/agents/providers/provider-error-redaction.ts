@@ -7,14 +7,16 @@
 // its own around every answer, which every part of every answer went through for the rare error.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { LanguageModelV4 } from '@ai-sdk/provider';
+import { headOf } from '../../domain/text-cut.ts';
 
 type Redact = (text: string) => string;
 
 /**
- * The most of an error body read and kept (characters). Scanning for secrets takes about 50 ms per
- * MiB: the whole of a body up to maxResponseBytes (64 MiB), which a server a tenant points its
- * credential at may send with every error, held the event loop of every tenant for seconds. A
- * provider's error message is a few hundred bytes; the rest is cut.
+ * The most of an error body read and kept (characters), and of each text of an error reported in a
+ * streamed answer. Scanning for secrets takes about 50 ms per MiB: the whole of a body up to
+ * maxResponseBytes (64 MiB), which a server a tenant points its credential at may send with every
+ * error, held the event loop of every tenant for seconds. A provider's error message is a few
+ * hundred bytes; the rest is cut.
  */
 export const MAX_ERROR_BODY_CHARS = 256 * 1024;
 
@@ -61,7 +63,9 @@ export function redactErrorResponses(redact: Redact, base: typeof fetch): typeof
  * The error a provider reported inside a streamed answer, with the secrets `redact` knows removed:
  * an Error's message, stack, response body (the provider packages make an APICallError of it) and
  * unreadable line (a JSONParseError's text), along its cause chain, changed in place (it was made
- * for this call); a plain report copied.
+ * for this call); a plain report copied. Each text is cut at MAX_ERROR_BODY_CHARS before it is
+ * scanned, as an error body is: a streamed answer is bounded only by maxResponseBytes, and one line
+ * of it that cannot be read is held whole in the error's text, message and stack.
  */
 function redactReportedError(error: unknown, redact: Redact): unknown {
   if (error instanceof Error) {
@@ -81,15 +85,18 @@ function redactReportedError(error: unknown, redact: Redact): unknown {
     error !== null &&
     typeof (error as { message?: unknown }).message === 'string'
   ) {
-    return { ...error, message: redact((error as { message: string }).message) };
+    return {
+      ...error,
+      message: redact(headOf((error as { message: string }).message, MAX_ERROR_BODY_CHARS)),
+    };
   }
   return error;
 }
 
 /**
- * Replaces a text field of `error` by its redacted text, when that differs. Only then: some errors'
- * fields cannot be set (a DOMException's message is a getter), and setting one that holds no
- * secret would throw for nothing.
+ * Replaces a text field of `error` by its redacted text (cut at MAX_ERROR_BODY_CHARS), when that
+ * differs. Only then: some errors' fields cannot be set (a DOMException's message is a getter), and
+ * setting one that holds no secret would throw for nothing.
  */
 function redactField(
   error: Error,
@@ -98,7 +105,7 @@ function redactField(
 ): void {
   const text = (error as unknown as Record<string, unknown>)[field];
   if (typeof text !== 'string') return;
-  const redacted = redact(text);
+  const redacted = redact(headOf(text, MAX_ERROR_BODY_CHARS));
   if (redacted === text) return;
   try {
     (error as unknown as Record<string, unknown>)[field] = redacted;
