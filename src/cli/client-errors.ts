@@ -1,5 +1,6 @@
 // How the CLI's API client reports failures: a request that never got an answer (UnreachableError),
 // an error answer of the server or of a proxy in front of it (ApiProblemError), a malformed token.
+import { parseHttpDate } from '../domain/http-date.ts';
 import { CliError, EXIT, type ExitCode, exitCodeForStatus } from './exit-codes.ts';
 
 /**
@@ -253,12 +254,16 @@ export function toProblemError(response: Response, text: string): CliError {
   });
 }
 
-/** Retry-After as delay-seconds or an HTTP date, in ms from now; undefined when absent or invalid. */
-function parseRetryAfter(header: string | null): number | undefined {
+/**
+ * Retry-After as delay-seconds or an HTTP date (parseHttpDate: any of HTTP's three formats, GMT), in
+ * ms from `now`; undefined when absent or neither. Date.parse alone took "-1" or "Fri 2027" for
+ * dates and read an asctime date in this machine's time zone.
+ */
+export function parseRetryAfter(header: string | null, now = Date.now()): number | undefined {
   if (header === null || header.trim() === '') return undefined;
   if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
-  const at = Date.parse(header);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+  const at = parseHttpDate(header.trim(), now);
+  return at === null ? undefined : Math.max(0, at - now);
 }
 
 /**

@@ -34,6 +34,19 @@ describe('parseRetryAfter', () => {
     assert.equal(parseRetryAfter({ 'retry-after': 'Thursday, 01-Jan-26 00:00:07 GMT' }, now), 7000);
   });
 
+  test('an asctime date is GMT whatever the time zone, and a day name with a year is no date', (t) => {
+    const zone = process.env.TZ;
+    // Date.parse reads an asctime date (no zone written) in the local time zone.
+    process.env.TZ = 'America/New_York';
+    t.after(() => {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    });
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    assert.equal(parseRetryAfter({ 'retry-after': 'Thu Jan  1 00:00:09 2026' }, now), 9000);
+    assert.equal(parseRetryAfter({ 'retry-after': 'Fri 2027' }, now), undefined);
+  });
+
   test('a retry-after-ms that is not a number of milliseconds is ignored, not read as 0 or hex', () => {
     // Number('') is 0 and Number('0x10') 16: such a header would retry at once (or after 16 ms)
     // and hide the Retry-After next to it.

@@ -8,6 +8,7 @@ import {
   NoOutputGeneratedError,
   StreamProviderError,
 } from 'ai';
+import { parseHttpDate } from '../../domain/http-date.ts';
 import { headOf } from '../../domain/text-cut.ts';
 import { AppError, coerceError } from '../../errors/app-error.ts';
 import { blockedPortReason, fetchBlockedPort, isBlockedPortFailure } from '../../errors/fetch-failure.ts';
@@ -93,11 +94,10 @@ export function parseRetryAfter(
   const raw = lower['retry-after']?.trim();
   if (!raw) return undefined;
   if (/^\d+(\.\d+)?$/.test(raw)) return Number(raw) * 1000;
-  // An HTTP date begins with its day name (RFC 9110 §5.6.7). Date.parse alone reads "-1" or "in 5"
-  // as dates around 2001, long past: the retry would go at once, without backoff.
-  if (!/^(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s/i.test(raw)) return undefined;
-  const date = Date.parse(raw);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+  // Only an HTTP date (parseHttpDate): Date.parse reads "-1" or "in 5" as dates long past (a retry
+  // at once, without backoff) and an asctime date in the server's own time zone.
+  const date = parseHttpDate(raw, now);
+  return date === null ? undefined : Math.max(0, date - now);
 }
 
 function shorten(text: string): string {

@@ -1,0 +1,62 @@
+// HTTP dates (RFC 9110 §5.6.7): the three formats a recipient must accept, every one of them GMT.
+// Date.parse alone reads an asctime date in the server's own time zone and takes many strings that
+// are no date at all ("1.5", "-5", "Fri 2027") for one.
+
+const DAYS = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
+const LONG_DAYS = '(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)';
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+const MONTH = '(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
+const TIME = '(\\d{2}):(\\d{2}):(\\d{2})';
+// Sun, 06 Nov 1994 08:49:37 GMT
+const IMF_FIXDATE = new RegExp(`^${DAYS}, (\\d{2}) ${MONTH} (\\d{4}) ${TIME} GMT$`, 'i');
+// Sunday, 06-Nov-94 08:49:37 GMT
+const RFC_850 = new RegExp(`^${LONG_DAYS}, (\\d{2})-${MONTH}-(\\d{2}) ${TIME} GMT$`, 'i');
+// Sun Nov  6 08:49:37 1994 (no zone: GMT, whatever the server's own; Date.parse reads it as local)
+const ASCTIME = new RegExp(`^${DAYS} ${MONTH} ([ \\d]\\d) ${TIME} (\\d{4})$`, 'i');
+
+interface DateParts {
+  year: number;
+  month: string;
+  day: string;
+  time: string[];
+}
+
+/** The parts of `value` in one of the three formats, or null. */
+function dateParts(value: string, now: number): DateParts | null {
+  const fixdate = IMF_FIXDATE.exec(value);
+  if (fixdate) {
+    const [, day = '', month = '', year = '', ...time] = fixdate;
+    return { year: Number(year), month, day, time };
+  }
+  const rfc850 = RFC_850.exec(value);
+  if (rfc850) {
+    const [, day = '', month = '', shortYear = '', ...time] = rfc850;
+    const thisYear = new Date(now).getUTCFullYear();
+    const year = Math.floor(thisYear / 100) * 100 + Number(shortYear);
+    return { year: year > thisYear + 50 ? year - 100 : year, month, day, time };
+  }
+  const asctime = ASCTIME.exec(value);
+  if (asctime) {
+    const [, month = '', day = '', hours = '', minutes = '', seconds = '', year = ''] = asctime;
+    return { year: Number(year), month, day: day.trim(), time: [hours, minutes, seconds] };
+  }
+  return null;
+}
+
+/**
+ * Unix ms of an HTTP date (IMF-fixdate, RFC 850 or asctime), or null for anything else, an
+ * impossible day or time included. A two-digit RFC 850 year more than 50 years ahead of `now` is
+ * the latest past year that ends in those digits (RFC 9110 §5.6.7).
+ */
+export function parseHttpDate(value: string, now: number): number | null {
+  const parts = dateParts(value, now);
+  if (parts === null) return null;
+  const month = MONTHS.indexOf(parts.month.toLowerCase());
+  const day = Number(parts.day);
+  const [hours = 0, minutes = 0, seconds = 0] = parts.time.map(Number);
+  if (hours > 23 || minutes > 59 || seconds > 60) return null;
+  const at = Date.UTC(parts.year, month, day, hours, minutes, seconds);
+  // Date.UTC rolls 31 Feb over into March: such a date is none.
+  const check = new Date(at);
+  return check.getUTCDate() === day && check.getUTCMonth() === month ? at : null;
+}
