@@ -4,7 +4,7 @@
 // in it or not, as for any read beside a live server; nothing is locked or written.
 import { type Kysely, sql } from 'kysely';
 import { AppError } from '../errors/app-error.ts';
-import { formatExportLine } from '../security/audit/verify.ts';
+import { formatExportLine, formatUnreadableExportLine, readStoredRecord } from '../security/audit/verify.ts';
 import { TENANT_TABLES, TENANT_TABLES_KEPT } from './tenant-purge.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: reads tables of several areas' schemas
@@ -133,16 +133,26 @@ export const EXPORT_TABLES: readonly ExportTable[] = [
     }),
 ];
 
+/**
+ * Told of each audit record whose stored text is no JSON object (an edited database): it is
+ * exported as `maos audit export` writes such a record, marked (`unreadable_event`: that text).
+ */
+export type UnreadableAuditRecord = (seq: number) => void;
+
 /** One exported row: an audit record as `maos audit export` writes it, else the row without secrets. */
-function exportedRow(table: string, row: Row): Row {
+function exportedRow(table: string, row: Row, onUnreadable?: UnreadableAuditRecord): Row {
   if (table === 'audit_log') {
-    const line = formatExportLine({
+    const entry = {
       seq: Number(row.seq),
       event: String(row.event),
       prev_hash: String(row.prev_hash),
       hash: String(row.hash),
-    });
-    return JSON.parse(line) as Row;
+    };
+    if (readStoredRecord(entry) === null) {
+      onUnreadable?.(entry.seq);
+      return JSON.parse(formatUnreadableExportLine(entry)) as Row;
+    }
+    return JSON.parse(formatExportLine(entry)) as Row;
   }
   const out: Row = {};
   for (const [column, value] of Object.entries(row)) {
@@ -162,13 +172,15 @@ function exportedRow(table: string, row: Row): Row {
 /**
  * The tenant's rows of `table`, page by page (at most `limit` rows each) in its order (ExportTable),
  * each page starting after the last row read: every row once, none read again, never under a write
- * lock. Holds one page at a time.
+ * lock. Holds one page at a time. An audit record that cannot be read is exported marked and
+ * passed to `onUnreadable` (UnreadableAuditRecord), not an error: the rows after it are exported.
  */
 export async function* readTenantRows(
   db: AnyDb,
   table: ExportTable,
   tenantId: string,
   limit: number = EXPORT_ROWS_PER_READ,
+  onUnreadable?: UnreadableAuditRecord,
 ): AsyncGenerator<Row[]> {
   const columns = sql.join(table.order.map((column) => sql.ref(column)));
   let after: Row | undefined;
@@ -182,7 +194,7 @@ export async function* readTenantRows(
     }
     for (const column of table.order) query = query.orderBy(column);
     const rows = (await query.limit(limit).execute()) as Row[];
-    if (rows.length > 0) yield rows.map((row) => exportedRow(table.name, row));
+    if (rows.length > 0) yield rows.map((row) => exportedRow(table.name, row, onUnreadable));
     if (rows.length < limit) return;
     after = rows[rows.length - 1];
   }

@@ -480,6 +480,107 @@ describe('maos tenants export: SQLite', { timeout: 240_000 }, () => {
     }
   });
 
+  test('an audit record damaged by an edit of the database is exported marked, named, exit 1; the rest exported', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'maos-tenant-export-damaged-'));
+    try {
+      const config = join(scratch, 'maos.json');
+      writeFileSync(
+        config,
+        JSON.stringify({ dataDir: join(scratch, 'data'), store: { synchronous: 'normal' } }),
+      );
+      await withStore(config, async (db) => {
+        await seedTenantRows(db, 'acme');
+        await seedTenantRows(db, 'globex');
+      });
+      for (const tenant of ['acme', 'acme']) {
+        const created = await runMaos([
+          'keys',
+          'create',
+          '--role',
+          'viewer',
+          '--tenant',
+          tenant,
+          '-c',
+          config,
+        ]);
+        assert.equal(created.code, 0, created.stderr);
+      }
+      // The second of acme's records cut short by an edit (its target type index reads the JSON:
+      // dropped too), the log's update guard dropped for the edit.
+      const { damaged, stored } = await withStore(config, async (db) => {
+        const acme = await db
+          .selectFrom('audit_log')
+          .select(['seq', 'event'])
+          .where('tenant_id', '=', 'acme')
+          .orderBy('seq')
+          .execute();
+        assert.ok(acme.length >= 3, 'acme has records before and after the damaged one');
+        const seq = Number(acme[1]!.seq);
+        await sql`DROP TRIGGER audit_log_no_update`.execute(db);
+        await sql`DROP INDEX audit_log_tenant_target_type_idx`.execute(db);
+        await sql`UPDATE audit_log SET event = substr(event, 1, 40) WHERE seq = ${seq}`.execute(db);
+        return { damaged: seq, stored: acme.map((row) => Number(row.seq)) };
+      });
+      const counts = await withStore(config, (db) => countTenantRows(db, 'acme'));
+      const output = join(scratch, 'acme.tar');
+      // It stopped as an INTERNAL error quoting JSON.parse (exit 7), no archive written.
+      const result = await runMaos(['tenants', 'export', 'acme', '-o', output, '--json', '-c', config]);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `error: 1 audit record\\(s\\) of the tenant could not be read as records \\(seq ${damaged}\\)`,
+        ),
+      );
+      const report = JSON.parse(result.stdout) as { unreadableAuditRecords: number[] };
+      assert.deepEqual(report.unreadableAuditRecords, [damaged]);
+      assert.equal(statSync(output).mode & 0o777, 0o600);
+      const files = extract(output);
+      const manifest = JSON.parse(files.get('manifest.json')!.toString('utf8')) as Manifest;
+      for (const entry of manifest.files) {
+        const content = files.get(entry.name)!;
+        assert.equal(
+          entry.sha256,
+          createHash('sha256').update(content).digest('hex'),
+          `${entry.name}: sha256`,
+        );
+        const rows = content.toString('utf8').split('\n').filter(Boolean);
+        assert.equal(entry.rows, rows.length, `${entry.name}: rows`);
+        const table = entry.name.replace(/\.ndjson$/, '');
+        assert.equal(rows.length, counts[table], `${table}: every row of acme`);
+      }
+      const audit = files
+        .get('audit_log.ndjson')!
+        .toString('utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as { seq: number; action?: string; unreadable_event?: string });
+      assert.deepEqual(
+        audit.map((record) => record.seq),
+        stored,
+      );
+      for (const record of audit) {
+        if (record.seq === damaged) {
+          assert.equal(record.unreadable_event?.length, 40, 'the stored text, marked');
+          assert.equal(record.action, undefined);
+        } else {
+          assert.equal(record.unreadable_event, undefined);
+          assert.equal(typeof record.action, 'string');
+        }
+      }
+      // The export's own record says so.
+      const exports = await withStore(config, async (db) =>
+        (await db.selectFrom('audit_log').select('event').where('tenant_id', '=', 'acme').execute())
+          .map((row) => String(row.event))
+          .filter((event) => event.includes('"tenants:export"')),
+      );
+      assert.equal(exports.length, 1);
+      assert.match(exports[0]!, new RegExp(`1 audit record\\(s\\) unreadable \\(seq ${damaged}\\)`));
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+
   test('bad input: an unknown tenant, an existing file (unless --force), an unwritable directory', async () => {
     const out = mkdtempSync(join(dir, 'bad-'));
     const unknown = await runMaos([

@@ -18,11 +18,13 @@ import { ownedTempPath, removeStaleOwnedTemps } from '../../store/owned-temp-fil
 import { isPostgresUrl } from '../../store/postgres-dialect.ts';
 import { syncDirectorySync } from '../../store/sync-directory.ts';
 import {
+  EXPORT_ROWS_PER_READ,
   EXPORT_TABLES,
   readTenantRows,
   SECRET_COLUMNS,
   TENANT_EXPORT_FORMAT_VERSION,
   tenantIsKnown,
+  type UnreadableAuditRecord,
 } from '../../store/tenant-export.ts';
 import { VERSION } from '../../version.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
@@ -120,8 +122,10 @@ async function runExport(ctx: CliContext, command: Command): Promise<number> {
       ctx.out.note(`removed ${left}, left by an export to ${output} that did not finish`);
     }
     let files: ExportedFile[];
+    // Audit records whose stored text is no JSON object (an edited database): exported marked.
+    const unreadable: number[] = [];
     try {
-      files = await writeExport(db, tenant, output, options.force === true);
+      files = await writeExport(db, tenant, output, options.force === true, (seq) => unreadable.push(seq));
     } catch (error) {
       await store.auditLog
         .append({
@@ -137,15 +141,18 @@ async function runExport(ctx: CliContext, command: Command): Promise<number> {
     const data = files.filter((file) => file.name !== 'manifest.json');
     const rows = data.reduce((sum, file) => sum + file.rows, 0);
     const manifest = files.find((file) => file.name === 'manifest.json');
+    const named = unreadable.slice(0, 10).join(', ') + (unreadable.length > 10 ? ', …' : '');
     await store.auditLog.append({
       action: 'tenants:export',
       actor,
       target,
       outcome: 'success',
-      reason: `exported ${rows} row(s) in ${data.length} file(s) to ${output} (manifest sha256 ${manifest?.sha256})`,
+      reason:
+        `exported ${rows} row(s) in ${data.length} file(s) to ${output} (manifest sha256 ${manifest?.sha256})` +
+        (unreadable.length > 0 ? `; ${unreadable.length} audit record(s) unreadable (seq ${named})` : ''),
     });
     if (ctx.out.json) {
-      ctx.out.printJson({ tenant, output, rows, files });
+      ctx.out.printJson({ tenant, output, rows, files, unreadableAuditRecords: unreadable });
     } else {
       ctx.out.line(
         `exported tenant ${shownTenant(tenant)}: ${rows} row(s) in ${data.length} file(s) to ${output}`,
@@ -154,6 +161,12 @@ async function runExport(ctx: CliContext, command: Command): Promise<number> {
         'no secrets: API key hashes and encrypted provider credentials and webhook secrets are left out; ' +
           'rows written while the export ran may be missing',
       );
+    }
+    if (unreadable.length > 0) {
+      ctx.out.note(
+        `error: ${unreadable.length} audit record(s) of the tenant could not be read as records (seq ${named}): the log was edited; they are in audit_log.ndjson with their stored text as unreadable_event (run maos audit verify)`,
+      );
+      return EXIT.SESSION_FAILED;
     }
     return EXIT.OK;
   } finally {
@@ -164,13 +177,15 @@ async function runExport(ctx: CliContext, command: Command): Promise<number> {
 /**
  * Streams the archive to a temporary file beside `output` (mode 0600), fsyncs it and moves it into
  * place (over an existing file only with `force`); returns the files it holds. The temporary file
- * is removed on any failure.
+ * is removed on any failure. Audit records that cannot be read are exported marked, told to
+ * `onUnreadable`.
  */
 async function writeExport(
   db: AnyDb,
   tenant: string,
   output: string,
   force: boolean,
+  onUnreadable: UnreadableAuditRecord,
 ): Promise<ExportedFile[]> {
   const temporary = ownedTempPath(output, TEMPORARY_NAMING);
   let file: FileHandle;
@@ -191,7 +206,7 @@ async function writeExport(
     for (const table of EXPORT_TABLES) {
       const entry = archive.begin(`${table.name}.ndjson`);
       let rows = 0;
-      for await (const page of readTenantRows(db, table, tenant)) {
+      for await (const page of readTenantRows(db, table, tenant, EXPORT_ROWS_PER_READ, onUnreadable)) {
         for (const row of page) await entry.write(`${JSON.stringify(row)}\n`);
         rows += page.length;
       }
