@@ -20,6 +20,12 @@ const TASK_CURSOR_TAG = 't';
 
 const STORED_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+/**
+ * Largest position a task can have: `tasks.position` is an `integer` column, which PostgreSQL
+ * refuses to compare with a larger value (a cursor made up with one was a 500, not a 400).
+ */
+const MAX_POSITION = 2_147_483_647;
+
 /** Opaque cursor: base64url of the last task's (position, id), tagged. */
 export function encodeTaskCursor(position: TaskPosition): string {
   return Buffer.from(JSON.stringify([TASK_CURSOR_TAG, position.position, position.id])).toString('base64url');
@@ -37,7 +43,9 @@ export function decodeTaskCursor(cursor: string): TaskPosition {
       Array.isArray(value) &&
       value.length === 3 &&
       value[0] === TASK_CURSOR_TAG &&
-      Number.isSafeInteger(value[1]) &&
+      Number.isInteger(value[1]) &&
+      value[1] >= 0 &&
+      value[1] <= MAX_POSITION &&
       typeof value[2] === 'string' &&
       STORED_ID.test(value[2])
     ) {

@@ -220,6 +220,15 @@ for (const backend of STORE_BACKENDS) {
         await assert.rejects(listSessionTaskPage(db, 'other', sessionId, { limit: 3 }), {
           code: 'SESSION_NOT_FOUND',
         });
+
+        // A cursor made up with a position no task can have (positions are 0 and up, an integer
+        // column): refused as any other, not sent to the store (PostgreSQL refused the comparison).
+        for (const position of [2 ** 31, -1, -(2 ** 31) - 1, Number.MAX_SAFE_INTEGER]) {
+          const cursor = Buffer.from(JSON.stringify(['t', position, randomUUID()])).toString('base64url');
+          await assert.rejects(listSessionTaskPage(db, 'acme', sessionId, { limit: 3, cursor }), {
+            code: 'INVALID_CURSOR',
+          });
+        }
       } finally {
         await dispose();
       }
