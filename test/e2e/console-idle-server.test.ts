@@ -293,6 +293,47 @@ describe('console live view bounds', () => {
     assert.ok(result.listScrolled, 'the log is scrolled to its newest event after the frame');
   });
 
+  test('output the reader scrolled back in stays where it is while more comes; at its end it follows again', async () => {
+    const result = await page.evaluate(async () => {
+      const moduleUrl = '/console/views/live-events.js';
+      const { createLiveEvents } = await import(moduleUrl);
+      const live = createLiveEvents();
+      document.body.append(live.outputs);
+      // Two frames: the page's scroll after the output, and the scroll event it or the reader caused.
+      const frames = () =>
+        new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+      let seq = 0;
+      const feed = (count: number) => {
+        for (let i = 0; i < count; i += 1) {
+          seq += 1;
+          live.handleEvent({
+            seq,
+            type: 'task.output',
+            data: { taskId: 'scroll', name: 'reader', attempt: 1, line: `line ${seq}` },
+          });
+        }
+      };
+      feed(200);
+      await frames();
+      const pre = live.outputs.querySelector('pre') as HTMLElement;
+      const atEnd = () => pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 2;
+      const followedAtFirst = atEnd();
+      // The reader scrolls back to an earlier line; more output comes.
+      pre.scrollTop = 100;
+      await frames();
+      feed(50);
+      await frames();
+      const keptPlace = pre.scrollTop;
+      // Back at the end: it follows the output again.
+      pre.scrollTop = pre.scrollHeight;
+      await frames();
+      feed(50);
+      await frames();
+      return { followedAtFirst, keptPlace, followsAgain: atEnd() };
+    });
+    assert.deepEqual(result, { followedAtFirst: true, keptPlace: 100, followsAgain: true });
+  });
+
   test('the SSE parser drops a frame or a line without end beyond its limit and keeps parsing', {
     timeout: 30_000,
   }, async () => {

@@ -10,14 +10,43 @@ const MAX_OUTPUT_CHARS = 200_000;
 /**
  * Scrolls each element of `pending` to its end once per frame. Why not per event: reading
  * scrollHeight forces a layout, and a replay of a long session delivers thousands of events per
- * frame (100k events = 100k layouts froze the tab).
+ * frame (100k events = 100k layouts froze the tab). An element the person scrolled back in (above
+ * where the page last put it) stays where they are reading, and follows the end again once they
+ * scroll back down to it: pulling it to the end with every piece of output made the earlier output
+ * of a streaming task unreadable.
  */
 function createScroller() {
   const pending = new Set();
+  /** element → { top: its scrollTop where the page last put it, held: the person scrolled back }. */
+  const places = new WeakMap();
   let scheduled = false;
+  const placeOf = (element) => {
+    let place = places.get(element);
+    if (!place) {
+      place = { top: 0, held: false };
+      places.set(element, place);
+      const seen = place;
+      // Read when it scrolls (at most once a frame), not when output comes.
+      element.addEventListener(
+        'scroll',
+        () => {
+          const top = element.scrollTop;
+          if (top + element.clientHeight >= element.scrollHeight - 2) seen.held = false;
+          else if (top < seen.top - 1) seen.held = true;
+        },
+        { passive: true },
+      );
+    }
+    return place;
+  };
   const flush = () => {
     scheduled = false;
-    for (const element of pending) element.scrollTop = element.scrollHeight;
+    for (const element of pending) {
+      const place = placeOf(element);
+      if (place.held) continue;
+      element.scrollTop = element.scrollHeight;
+      place.top = element.scrollTop;
+    }
     pending.clear();
   };
   return (element) => {
