@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import {
+  chmodSync,
   closeSync,
   existsSync,
   mkdirSync,
@@ -12,6 +13,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -192,6 +194,33 @@ describe('maos audit', () => {
     assert.equal(records, readFileSync(again, 'utf8').split('\n').filter(Boolean).length);
     const verified = await runMaos(['audit', 'verify', '--config', config, '--export', file]);
     assert.equal(verified.code, 0, verified.stderr);
+  });
+
+  test('export --output: an existing file is refused unless --force, and the file written is owner-only (0600) either way', async () => {
+    const existing = join(dir, 'shared.jsonl');
+    writeFileSync(existing, 'keep me\n', { mode: 0o644 });
+    chmodSync(existing, 0o644);
+    const refused = await runMaos(['audit', 'export', '--config', config, '-o', existing]);
+    assertUsage(refused, /--output .*shared\.jsonl exists: choose another file, or replace it with --force/);
+    assert.equal(readFileSync(existing, 'utf8'), 'keep me\n', 'left as it was');
+    assert.equal(statSync(existing).mode & 0o777, 0o644);
+    // It kept the file's 0644: the actor ids and addresses of the log readable by every local user.
+    const forced = await runMaos(['audit', 'export', '--config', config, '-o', existing, '--force']);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.equal(statSync(existing).mode & 0o777, 0o600);
+    const lines = readFileSync(existing, 'utf8').trim().split('\n');
+    assert.ok(lines.length > 0);
+    for (const line of lines) assert.equal(typeof (JSON.parse(line) as { hash: string }).hash, 'string');
+    const fresh = join(dir, 'fresh.jsonl');
+    const created = await runMaos(['audit', 'export', '--config', config, '-o', fresh]);
+    assert.equal(created.code, 0, created.stderr);
+    assert.equal(statSync(fresh).mode & 0o777, 0o600);
+    // --force never empties the database the export reads.
+    const database = join(dir, 'data', 'maos.db');
+    const size = statSync(database).size;
+    const ontoDatabase = await runMaos(['audit', 'export', '--config', config, '-o', database, '--force']);
+    assertUsage(ontoDatabase, /is the database the export reads, or a file SQLite keeps beside it/);
+    assert.equal(statSync(database).size, size);
   });
 });
 

@@ -3,7 +3,19 @@
 // (audit-prove.ts) checks a server's log from outside.
 
 import { once } from 'node:events';
-import { createWriteStream, existsSync, openSync, readdirSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  createWriteStream,
+  existsSync,
+  fchmodSync,
+  fstatSync,
+  ftruncateSync,
+  openSync,
+  readdirSync,
+  type Stats,
+  statSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.ts';
@@ -36,6 +48,9 @@ import {
   resolveCheckpointDir,
 } from '../../security/create-security.ts';
 import { openLocalSecurityDatabase } from '../../security/local-store.ts';
+import { isDatabaseFile } from '../../store/backup.ts';
+import { resolveSqlitePath } from '../../store/db.ts';
+import { isPostgresUrl } from '../../store/postgres-dialect.ts';
 import { tenantIsKnown } from '../../store/tenant-export.ts';
 import {
   type ActionFactory,
@@ -62,6 +77,7 @@ interface ExportOptions {
   config?: string;
   output?: string;
   tenant?: string;
+  force?: boolean;
 }
 
 /** Registers `maos audit`. */
@@ -83,7 +99,8 @@ export function registerAuditCommand(program: Command, act: ActionFactory): void
   addCommonOptions(audit.command('export'), false)
     .description('write the audit log as JSON lines (one record per line, with its chain hashes)')
     .option('-c, --config <path>', 'config file, YAML or JSON (env MAOS_CONFIG)')
-    .option('-o, --output <file>', 'write to a file instead of stdout')
+    .option('-o, --output <file>', 'write to a file instead of stdout (mode 0600)')
+    .option('--force', 'replace the output file if it exists')
     .option(
       '--tenant <id>',
       "only records of this tenant: its actor's, else its target's, as the API lists them (such an export cannot be chain-verified)",
@@ -218,14 +235,50 @@ async function* readExportFile(source: string): AsyncGenerator<AuditEntry> {
   }
 }
 
-/** Opens --output for writing before any record is read: a bad path is a usage error, not a crash. */
-function openOutput(path: string): number {
+/** The refusal of an --output that exists (without --force): an export never replaces a file unasked. */
+function outputExists(file: string): CliError {
+  return new CliError(
+    'USAGE',
+    `--output ${file} exists: choose another file, or replace it with --force`,
+    EXIT.USAGE,
+  );
+}
+
+/**
+ * Opens --output for writing before any record is read: a bad path is a usage error, not a crash.
+ * The export holds actor ids and addresses: a file is owner-only (0600), also one replaced with
+ * `force` (made so before it is emptied: a file that cannot be is left as it was). A device or a
+ * pipe (`/dev/stdout`, a FIFO) is written as it is.
+ */
+function openOutput(path: string, force: boolean): number {
+  const file = resolve(path);
+  const existing: Stats | undefined = statSync(file, { throwIfNoEntry: false });
+  if (existing?.isFile() && !force) throw outputExists(file);
+  // A file created meanwhile is not replaced unasked either (O_EXCL); none is emptied on open.
+  const exclusive = existing === undefined && !force ? constants.O_EXCL : 0;
+  let fd: number;
   try {
-    return openSync(resolve(path), 'w', 0o600);
+    fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | exclusive, 0o600);
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    throw new CliError('USAGE', `cannot write --output ${resolve(path)} (${reason})`, EXIT.USAGE);
+    if (reason === 'EEXIST') throw outputExists(file);
+    throw new CliError('USAGE', `cannot write --output ${file} (${reason})`, EXIT.USAGE);
   }
+  try {
+    if (fstatSync(fd).isFile()) {
+      fchmodSync(fd, 0o600);
+      ftruncateSync(fd, 0);
+    }
+  } catch (error) {
+    closeSync(fd);
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new CliError(
+      'USAGE',
+      `cannot make --output ${file} owner-only (${reason}): it is left as it was; choose another file`,
+      EXIT.USAGE,
+    );
+  }
+  return fd;
 }
 
 async function runExport(ctx: CliContext, command: Command): Promise<number> {
@@ -236,14 +289,35 @@ async function runExport(ctx: CliContext, command: Command): Promise<number> {
   if (options.tenant !== undefined) namedTenant(options.tenant, '--tenant');
   // Empty: read as absent, the records went to stdout and no file was written.
   refuseEmptyOption('--output', options.output);
-  const store = await openReadOnly(loadConfig({ configPath: options.config }));
+  // Refused before the database is opened, as `maos tenants export` does.
+  if (
+    options.output &&
+    !options.force &&
+    statSync(resolve(options.output), { throwIfNoEntry: false })?.isFile()
+  ) {
+    throw outputExists(resolve(options.output));
+  }
+  const config = loadConfig({ configPath: options.config });
+  // `--force` emptied the database the export reads (every record) before reading it.
+  if (
+    options.output &&
+    !isPostgresUrl(config.store.url) &&
+    isDatabaseFile(resolve(options.output), resolveSqlitePath(config))
+  ) {
+    throw new CliError(
+      'USAGE',
+      `--output ${resolve(options.output)} is the database the export reads, or a file SQLite keeps beside it: name another file`,
+      EXIT.USAGE,
+    );
+  }
+  const store = await openReadOnly(config);
   let fd: number | undefined;
   try {
     const { tenant } = options;
     if (tenant !== undefined) {
       await checkStoredTenant(tenant, '--tenant', (id) => tenantIsKnown(store.db, id));
     }
-    fd = options.output ? openOutput(options.output) : undefined;
+    fd = options.output ? openOutput(options.output, options.force === true) : undefined;
   } catch (error) {
     await store.close();
     throw error;
