@@ -3,18 +3,38 @@
 // insufficient_scope exactly when the role lacks the route's permission according to the table
 // PUBLISHED in docs/security.md (not the code's table: the two must agree); each route's
 // permission is the one docs/api.md names; every MCP tool the same way, by docs/mcp.md's table;
-// without credentials, every route but the documented public ones answers 401.
+// without credentials, every route but the documented public ones answers 401; with OIDC on and
+// public metrics, every public route is one docs/security.md names.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { MCP_METADATA_PATH } from '../../src/mcp/protected-resource.ts';
+import { RESOURCE_METADATA_PATH } from '../../src/security/http-security-plugin.ts';
 import { BUILT_IN_ROLES, type RoleName } from '../../src/security/rbac.ts';
 import { connectHttpClient, toolErrorOf } from '../fixtures/mcp-server.ts';
+import { startTestOidcProvider, TEST_AUDIENCE } from '../fixtures/oidc-provider.ts';
 import { type ProbeStack, sendProbe, startProbeStack } from '../fixtures/security-probe.ts';
+import { startTestServer } from '../fixtures/server.ts';
 
-/** Public routes the security guide names: probes, the API description and its viewer, the console files. */
-const DOCUMENTED_PUBLIC = /^\/(healthz|readyz|openapi\.json|docs(\/.*)?|console(\/.*)?)$/;
+/**
+ * The public routes docs/security.md names (its list after "explicitly public"): a path given as a
+ * folder (`/console/`) names the files under it and the folder itself.
+ */
+function readDocumentedPublic(): (url: string) => boolean {
+  const text = readFileSync(new URL('../../docs/security.md', import.meta.url), 'utf8');
+  const list = /explicitly public \(([^()]*)\)/.exec(text)?.[1];
+  assert.ok(list, 'docs/security.md lists the public routes');
+  const paths = [...list.matchAll(/`(\/[^`]*)`/g)].map((m) => m[1] as string);
+  assert.ok(paths.includes('/healthz'), `the list is read: ${paths.join(' ')}`);
+  return (url) =>
+    paths.some(
+      (path) => url === path || (path.endsWith('/') && (url === path.slice(0, -1) || url.startsWith(path))),
+    );
+}
+
+const documentedPublic = readDocumentedPublic();
 
 /** docs/security.md's permission table: for each permission, the roles that hold it. */
 function readPublishedTable(): Map<string, Set<string>> {
@@ -176,7 +196,7 @@ describe('role × route matrix on the real application', { timeout: 180_000 }, (
       if (route.method === 'OPTIONS') continue;
       const path = pathWithUnknownIds(route.url);
       if (route.public) {
-        assert.match(route.url, DOCUMENTED_PUBLIC, `${route.url} is public but not documented as such`);
+        assert.ok(documentedPublic(route.url), `${route.url} is public but not documented as such`);
         continue;
       }
       const answer = await sendProbe(stack.server.url, route.method, path, route.url, {});
@@ -212,5 +232,32 @@ describe('role × route matrix on the real application', { timeout: 180_000 }, (
       }
     }
     assert.deepEqual(mismatches, []);
+  });
+});
+
+describe('public routes with OIDC on and public metrics', { timeout: 60_000 }, () => {
+  test('each is in the list docs/security.md gives, the protected-resource metadata included; they answer without credentials', async (t) => {
+    const idp = await startTestOidcProvider();
+    t.after(() => idp.close());
+    const server = await startTestServer({
+      config: {
+        workers: { concurrency: 0 },
+        metrics: { public: true },
+        auth: { mode: 'both', oidc: { issuer: idp.issuer, audience: TEST_AUDIENCE } },
+      },
+    });
+    t.after(() => server.close());
+    const publicRoutes = server.app.http
+      .listRegisteredRoutes()
+      .filter((route) => route.public)
+      .map((route) => route.url);
+    for (const path of [RESOURCE_METADATA_PATH, MCP_METADATA_PATH, '/metrics']) {
+      assert.ok(publicRoutes.includes(path), `${path} is public with OIDC on`);
+      const response = await fetch(`${server.url}${path}`, { signal: AbortSignal.timeout(10_000) });
+      await response.body?.cancel();
+      assert.equal(response.status, 200, `GET ${path} without credentials`);
+    }
+    const undocumented = [...new Set(publicRoutes)].filter((url) => !documentedPublic(url));
+    assert.deepEqual(undocumented, [], 'public routes docs/security.md does not name');
   });
 });
