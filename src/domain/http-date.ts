@@ -55,8 +55,11 @@ export function parseHttpDate(value: string, now: number): number | null {
   const day = Number(parts.day);
   const [hours = 0, minutes = 0, seconds = 0] = parts.time.map(Number);
   if (hours > 23 || minutes > 59 || seconds > 60) return null;
-  const at = Date.UTC(parts.year, month, day, hours, minutes, seconds);
-  // Date.UTC rolls 31 Feb over into March: such a date is none.
-  const check = new Date(at);
-  return check.getUTCDate() === day && check.getUTCMonth() === month ? at : null;
+  // The day checked alone: Date.UTC rolls 31 Feb over into March (such a date is none), and a leap
+  // second (23:59:60, at the end of June or December) into the next day, which it is: the instant
+  // after 23:59:59.
+  const midnight = Date.UTC(parts.year, month, day);
+  const check = new Date(midnight);
+  if (check.getUTCDate() !== day || check.getUTCMonth() !== month) return null;
+  return midnight + ((hours * 60 + minutes) * 60 + seconds) * 1000;
 }
