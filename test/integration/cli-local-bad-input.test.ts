@@ -1,12 +1,13 @@
 // Local commands (`maos keys`, `maos audit`) given bad arguments: one `error CODE: message` line and
 // exit 2, never an INTERNAL error (exit 7) from a file or parser, nor a key stored for no tenant.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import {
   chmodSync,
   closeSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -323,6 +324,25 @@ describe('maos keys', () => {
       assertUsage(result, /--output .*export-folder is a folder: name the tar file to write/);
     }
     assert.deepEqual(readdirSync(folder), [], 'nothing written into it');
+  });
+
+  test('tenants export onto a pipe or device is refused, with --force too: the archive would replace it', async () => {
+    const pipe = join(dir, 'export-pipe');
+    execFileSync('mkfifo', [pipe]);
+    for (const force of [[], ['--force']]) {
+      const result = await runMaos([
+        'tenants',
+        'export',
+        'default',
+        '--config',
+        config,
+        '--output',
+        pipe,
+        ...force,
+      ]);
+      assertUsage(result, /--output .*export-pipe is no regular file \(a device or a pipe\)/);
+    }
+    assert.ok(lstatSync(pipe).isFIFO(), 'the pipe is still there');
   });
 
   test('a --name with control characters, blank or too long is refused (exit 2), as the API refuses it', async () => {

@@ -86,6 +86,15 @@ async function runExport(ctx: CliContext, command: Command): Promise<number> {
   if (existsSync(output) && statSync(output).isDirectory()) {
     throw new CliError('USAGE', `--output ${output} is a folder: name the tar file to write`, EXIT.USAGE);
   }
+  // The archive is written beside the output and moved onto it: with --force, a device or a pipe
+  // (`-o /dev/null` as root) would be replaced by a plain file.
+  if (existsSync(output) && !statSync(output).isFile()) {
+    throw new CliError(
+      'USAGE',
+      `--output ${output} is no regular file (a device or a pipe): name the tar file to write`,
+      EXIT.USAGE,
+    );
+  }
   // An export never replaces a file unasked.
   if (existsSync(output) && !options.force) {
     throw new CliError(
