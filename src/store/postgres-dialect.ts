@@ -110,14 +110,21 @@ export function createPostgresDatabase(options: PostgresStoreOptions): DatabaseH
   // A checked-out client whose socket dies between two queries (e.g. inside a write batch) emits
   // 'error' with no listener, which would crash the process: swallow it here; its next query fails
   // (STORE_UNAVAILABLE) and the pool discards the broken client on release.
+  // The pool's connections that the server accepted and that have not ended: a wait for a pooled
+  // connection that times out while there is none waited only for connections being opened.
+  const open = new Set<pg.Client>();
   pool.on('connect', (client) => {
     client.on('error', () => undefined);
+    open.add(client);
+    client.once('end', () => open.delete(client));
   });
+  pool.on('remove', (client) => open.delete(client));
   const db = new Kysely<Database>({
     // A checkout's first statement meeting a connection the server ended while it sat idle is sent
     // again on another connection (postgres-checkout.ts).
     dialect: createUnavailableMappingDialect(
       new PostgresDialect({ pool: createCheckoutPool(pool, options.poolObserver) }),
+      () => open.size > 0,
     ),
     ...(options.log ? { log: options.log } : {}),
   });
@@ -207,14 +214,16 @@ export function refusalOf(error: unknown): AppError | undefined {
 
 /**
  * `error` as the caller should see it: STORE_UNAVAILABLE (503) when the database cannot be reached
- * or refuses the connection,
+ * or refuses the connection, or every pooled connection is in use,
  * or when the server refused for a condition of its own (too many connections, out of disk or memory,
  * read-only) that a retry later can get past; anything else (a bad query, a constraint) unchanged.
+ * `poolHasConnection` tells a wait for a pooled connection behind connections in use (a busy pool)
+ * from one behind connections still being opened (a database that does not answer).
  */
-function toUnavailable(error: unknown): unknown {
+function toUnavailable(error: unknown, poolHasConnection: () => boolean = () => true): unknown {
   const refusal = refusalOf(error);
   if (refusal !== undefined) return refusal;
-  if (error instanceof Error && error.message === POOL_WAIT_TIMED_OUT) {
+  if (error instanceof Error && error.message === POOL_WAIT_TIMED_OUT && poolHasConnection()) {
     // The database answers; this replica's connections are all in use (a burst of requests,
     // statements waiting on a lock). One comes free as soon as any of them ends.
     return new AppError(
@@ -259,9 +268,11 @@ class UnavailableMappingConnection implements DatabaseConnection {
 /** Kysely's PostgreSQL driver whose "cannot reach the database" errors become STORE_UNAVAILABLE (HTTP 503). */
 class UnavailableMappingDriver implements Driver {
   readonly #inner: Driver;
+  readonly #poolHasConnection: () => boolean;
   readonly #wrapped = new WeakMap<DatabaseConnection, UnavailableMappingConnection>();
-  constructor(inner: Driver) {
+  constructor(inner: Driver, poolHasConnection: () => boolean) {
     this.#inner = inner;
+    this.#poolHasConnection = poolHasConnection;
   }
   #unwrap(connection: DatabaseConnection): DatabaseConnection {
     return connection instanceof UnavailableMappingConnection ? connection.inner : connection;
@@ -274,7 +285,7 @@ class UnavailableMappingDriver implements Driver {
     try {
       inner = await this.#inner.acquireConnection();
     } catch (error) {
-      throw toUnavailable(error);
+      throw toUnavailable(error, this.#poolHasConnection);
     }
     let wrapped = this.#wrapped.get(inner);
     if (!wrapped) {
@@ -316,10 +327,10 @@ class UnavailableMappingDriver implements Driver {
   }
 }
 
-function createUnavailableMappingDialect(base: PostgresDialect): Dialect {
+function createUnavailableMappingDialect(base: PostgresDialect, poolHasConnection: () => boolean): Dialect {
   return {
     createAdapter: () => base.createAdapter(),
-    createDriver: () => new UnavailableMappingDriver(base.createDriver()),
+    createDriver: () => new UnavailableMappingDriver(base.createDriver(), poolHasConnection),
     createQueryCompiler: () => base.createQueryCompiler(),
     // biome-ignore lint/suspicious/noExplicitAny: the introspector works on any schema
     createIntrospector: (db: Kysely<any>) => base.createIntrospector(db),

@@ -1,11 +1,13 @@
 // A replica whose pooled connections are all in use (a burst of requests, statements waiting on a
 // lock): a statement that finds none free within store.connectTimeoutMs fails as a busy pool, with
-// a short Retry-After, not as a database that cannot be reached.
+// a short Retry-After, not as a database that cannot be reached; one that waits behind connections
+// still being opened to a database that does not answer fails as that database, not as a busy pool.
 import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
 import { after, before, test } from 'node:test';
 import { sql } from 'kysely';
 import { createTestDatabase, type TestDatabase } from '../../test/fixtures/postgres.ts';
+import { startTcpRelay, viaRelay } from '../../test/fixtures/tcp-relay.ts';
 import { AppError } from '../errors/app-error.ts';
 import { createDatabase } from './db.ts';
 import { getPostgresPool } from './postgres-dialect.ts';
@@ -51,5 +53,41 @@ test('a statement that finds no pooled connection free is refused as a busy pool
     assert.equal(rows[0]?.n, 1);
   } finally {
     await handle.close();
+  }
+});
+
+test('statements waiting behind connections being opened to an unanswering database are told it cannot be reached', async () => {
+  const direct = new URL(database.url);
+  const relay = await startTcpRelay({ host: direct.hostname, port: Number(direct.port) });
+  // Nothing answers (a firewall dropping packets, a proxy whose database is gone).
+  relay.blackhole();
+  const handle = createDatabase({
+    dataDir: tmpdir(),
+    store: {
+      url: viaRelay(database.url, relay),
+      synchronous: 'full',
+      busyTimeoutMs: 5000,
+      poolSize: 2,
+      connectTimeoutMs: 200,
+    },
+  });
+  try {
+    // Two statements open the pool's two connections; the other two wait for one of them.
+    const outcomes = await Promise.allSettled([1, 2, 3, 4].map(() => sql`select 1`.execute(handle.db)));
+    const errors = outcomes.map((outcome) => {
+      assert.equal(outcome.status, 'rejected');
+      return outcome.reason as unknown;
+    });
+    for (const error of errors) {
+      assert.ok(error instanceof AppError, String(error));
+      assert.equal(error.code, 'STORE_UNAVAILABLE');
+      // Not "raise store.poolSize": no connection of the pool was ever in use.
+      assert.doesNotMatch(error.message, /poolSize|in use/);
+      assert.match(error.message, /cannot be reached/);
+      assert.equal(error.retryAfterSeconds, undefined);
+    }
+  } finally {
+    await handle.close().catch(() => undefined);
+    await relay.cut();
   }
 });
