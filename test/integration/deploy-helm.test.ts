@@ -1561,6 +1561,8 @@ describe('Helm chart', () => {
         budgets: { default: { maxTokens: 100000 } },
         approval: { tenants: { 'token-team': 'required' } },
       },
+      // Runner names allowed to a tenant, whatever its id says.
+      runnerAccess: { tenants: { 'token-team': ['npm'], 'secret-lab': [] } },
       rateLimit: { maxDailyTokensPerTenant: 500000 },
       webhooks: { secretRotationGraceSeconds: 600 },
       egress: { proxy: { url: 'http://proxy.corp:3128' } },

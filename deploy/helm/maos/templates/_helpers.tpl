@@ -184,7 +184,8 @@ a password (as a URL parser reads it: up to the last `@`, also without a user na
 a query parameter named like a secret (maos.urlQuerySecret; print redacts every query value).
 `*_FILE` keys name files and pass when they are absolute paths (maos.refuseFileKeyNotPath), and so
 do `required` and `none`: the values of
-llm.approval.tenants, whose keys are tenant ids (`token-team`). The message names the MAOS_* variable that sets the value from
+llm.approval.tenants, whose keys are tenant ids (`token-team`), and the runner names listed under
+runnerAccess.tenants, also keyed by tenant ids. The message names the MAOS_* variable that sets the value from
 secretEnv or existingSecret instead. Called with (dict "path" "config" "env" "" "key" "" "value"
 .Values.config "inSecretMap" false).
 */}}
@@ -199,7 +200,9 @@ secretEnv or existingSecret instead. Called with (dict "path" "config" "env" "" 
 {{- if eq $.key "env" }}{{ $word = $key }}{{ end -}}
 {{- if eq $.key "headers" }}{{ $word = upper (replace "-" "_" $key) }}{{ end -}}
 {{- $env := ternary (printf "MAOS_%s" $word) (printf "%s__%s" $.env $word) (eq $.env "") -}}
-{{- include "maos.refuseSecretsInConfig" (dict "path" (printf "%s.%s" $.path $key) "env" $env "key" $key "value" $child "inSecretMap" (or $.inSecretMap (has $key (list "headers" "env")))) -}}
+{{- /* runnerAccess.tenants: a tenant id (`token-team`) names a list of runner names, no secret. */ -}}
+{{- $nameKey := ternary "" $key (eq $.path "config.runnerAccess.tenants") -}}
+{{- include "maos.refuseSecretsInConfig" (dict "path" (printf "%s.%s" $.path $key) "env" $env "key" $nameKey "value" $child "inSecretMap" (or $.inSecretMap (has $key (list "headers" "env")))) -}}
 {{- end -}}
 {{- end -}}
 {{- else if kindIs "slice" .value -}}
