@@ -166,6 +166,28 @@ describe('Helm chart', () => {
     }
   });
 
+  test('NetworkPolicy: egress to DNS and networkPolicy.egressPorts only; an empty list leaves DNS alone', () => {
+    // An egress rule without ports (and without peers) allows every port to everywhere.
+    const egressOf = (values: Doc): Doc[] => at(one(render(values).byKind, 'NetworkPolicy'), 'spec.egress');
+    const ports = (rules: Doc[]) =>
+      rules.map((rule) => {
+        assert.ok(
+          Array.isArray(rule.ports) && rule.ports.length > 0,
+          `a rule allowing every port: ${JSON.stringify(rule)}`,
+        );
+        return (rule.ports as Doc[]).map((p) => `${p.port}/${p.protocol}`);
+      });
+    assert.deepEqual(ports(egressOf({})), [
+      ['53/UDP', '53/TCP'],
+      ['443/TCP', '5432/TCP', '4318/TCP'],
+    ]);
+    assert.deepEqual(ports(egressOf({ networkPolicy: { egressPorts: [3128] } })), [
+      ['53/UDP', '53/TCP'],
+      ['3128/TCP'],
+    ]);
+    assert.deepEqual(ports(egressOf({ networkPolicy: { egressPorts: [] } })), [['53/UDP', '53/TCP']]);
+  });
+
   test('PostgreSQL mode: scales, HPA, PDB, hook migration Job, SSE ingress, monitoring objects', () => {
     const { byKind } = render(POSTGRES_FULL);
     const deployment = one(byKind, 'Deployment');
