@@ -419,6 +419,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           }),
           onRequest: (method, outcome) => metrics.recordMcpRequest(method, outcome),
           onStreamDropped: () => metrics.recordMcpStreamDropped(),
+          onRequestRefused: () => metrics.recordRateLimitRejection('mcp_requests'),
           telemetry: telemetry.mcpServer('tcp'),
           logger,
         }),

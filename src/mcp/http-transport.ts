@@ -32,7 +32,7 @@ import {
   readOidcIssuer,
 } from './protected-resource.ts';
 import { assertOriginAllowed } from './request-guard.ts';
-import { createRequestSlots } from './request-limit.ts';
+import { createRequestSlots, type ReserveRequest } from './request-limit.ts';
 import { invalidParamsAnswer } from './request-params-check.ts';
 import { endAfterResponse } from './resumed-stream.ts';
 import { createMcpServer, type MaosMcpServer } from './server.ts';
@@ -84,6 +84,8 @@ export interface McpHttpPluginOptions {
    * stream that cannot be read from the log, or lacks messages the log pruned.
    */
   onStreamDropped?: () => void;
+  /** Called when a request is refused for mcp.maxRequestsInFlightPerSession/PerPrincipal (metrics). */
+  onRequestRefused?: () => void;
 }
 
 interface McpSessionEntry {
@@ -165,6 +167,19 @@ function readSessionId(request: FastifyRequest): string | undefined {
 
 function streamOwnerOf(request: FastifyRequest, mcpSessionId: string): StreamOwner {
   return { tenantId: request.actor.tenantId, principalId: request.actor.principalId, mcpSessionId };
+}
+
+/** `reserve`, telling `refused` of each request it refuses (RESOURCE_LIMIT_EXCEEDED) before it throws. */
+function countRefusals(reserve: ReserveRequest, refused: (() => void) | undefined): ReserveRequest {
+  if (refused === undefined) return reserve;
+  return () => {
+    try {
+      return reserve();
+    } catch (error) {
+      refused();
+      throw error;
+    }
+  };
 }
 
 function sameActor(a: Actor, b: Actor): boolean {
@@ -324,8 +339,11 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
         // Progress during a wait keeps the request alive as keep-alive comments keep a stream.
         progressKeepAliveMs: config.http.sseKeepAliveSeconds * 1000,
         requestSlots: () =>
-          createRequestSlots(requestsPerSession, () =>
-            requestSlotsOfCallers.reserve(owner.tenantId, owner.principalId),
+          countRefusals(
+            createRequestSlots(requestsPerSession, () =>
+              requestSlotsOfCallers.reserve(owner.tenantId, owner.principalId),
+            ),
+            options.onRequestRefused,
           ),
         logger,
       }),

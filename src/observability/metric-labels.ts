@@ -109,7 +109,12 @@ export const MCP_ERROR_TYPES = [
 export const MCP_PROTOCOL_VERSIONS = [...SUPPORTED_PROTOCOL_VERSIONS, OTHER] as const;
 /** `network.transport` of an MCP request: `tcp` for Streamable HTTP, `pipe` for stdio. */
 export const MCP_NETWORK_TRANSPORTS = ['tcp', 'pipe'] as const;
-export const RATE_LIMITERS = ['requests', 'sessions', 'streams', 'tokens', OTHER] as const;
+/**
+ * What refused a request: `requests` (rate limits), `sessions` (concurrent sessions quota), `tokens`
+ * (daily token quota), `streams` (SSE stream caps), `mcp_requests` (the caps on MCP requests in
+ * flight, per MCP session and per caller).
+ */
+export const RATE_LIMITERS = ['requests', 'sessions', 'streams', 'tokens', 'mcp_requests', OTHER] as const;
 export const AUTH_FAILURE_REASONS = [
   'missing_credentials',
   'invalid_token',

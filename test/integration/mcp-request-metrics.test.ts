@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { connectHttpClient } from '../fixtures/mcp-server.ts';
+import { connectHttpClient, startMcpTestServer } from '../fixtures/mcp-server.ts';
+import { initializeMcp, messagesOf, postMcp, readFrames } from '../fixtures/mcp-wire.ts';
 import { scrapeSample } from '../fixtures/metrics-scrape.ts';
 import { startTestServer } from '../fixtures/server.ts';
 
@@ -43,4 +44,28 @@ test('requests refused for malformed params or bad tool arguments count as error
   await client.client.callTool({ name: 'list_roles', arguments: {} });
   assert.equal(await scrapeSample(server.url, mcp('tools/call', 'success')), 1);
   assert.equal(await scrapeSample(server.url, mcp('tools/call', 'error')), 3);
+});
+
+test('requests refused for the caps on requests in flight are counted as such, not only as -32602 errors', async (t) => {
+  const server = await startMcpTestServer({ config: { mcp: { maxRequestsInFlightPerSession: 1 } } });
+  t.after(() => server.close());
+  const { sessionId, negotiated } = await initializeMcp(server.url, '2025-03-26');
+  const headers = { 'mcp-session-id': sessionId, 'mcp-protocol-version': negotiated };
+  // Each request of a batch takes a slot: of three, the first is served and two are refused.
+  const batch = [1, 2, 3].map((id) => ({ jsonrpc: '2.0', id, method: 'tools/list' }));
+  const answers = messagesOf(await readFrames(await postMcp(server.url, batch, headers), () => false));
+  assert.equal(answers.filter((answer) => 'error' in answer).length, 2);
+
+  // An operator tells them from malformed params (also -32602) by the limiter.
+  assert.equal(await scrapeSample(server.url, 'maos_rate_limit_rejections_total{limiter="mcp_requests"}'), 2);
+  assert.equal(await scrapeSample(server.url, mcp('tools/list', 'error')), 2);
+  // A params error is no refusal for the cap.
+  const refused = await postMcp(
+    server.url,
+    { jsonrpc: '2.0', id: 4, method: 'resources/read', params: { uri: 42 } },
+    headers,
+  );
+  assert.equal(messagesOf(await readFrames(refused, () => false)).length, 1);
+  assert.equal(await scrapeSample(server.url, mcp('resources/read', 'error')), 1);
+  assert.equal(await scrapeSample(server.url, 'maos_rate_limit_rejections_total{limiter="mcp_requests"}'), 2);
 });
