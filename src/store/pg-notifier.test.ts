@@ -19,7 +19,15 @@ describe('PostgreSQL LISTEN connection', { timeout: 60_000 }, () => {
   before(async () => {
     database = await createTestDatabase({ empty: true });
   });
+  /** A role of its own for the test that needs one (roles belong to the whole server). */
+  const role = `maos_listen_${process.pid}`;
   after(async () => {
+    if (database) {
+      const admin = new pg.Client({ connectionString: database.url });
+      await admin.connect();
+      await admin.query(`drop role if exists ${role}`);
+      await admin.end();
+    }
     await database?.drop();
   });
 
@@ -181,6 +189,65 @@ describe('PostgreSQL LISTEN connection', { timeout: 60_000 }, () => {
       await healthy.close();
       frozen.connection.stream.destroy();
       await pool.end();
+    }
+  });
+
+  test('a role that may not end other sessions: the check keeps the connection and says so once', async () => {
+    // A hardened database (EXECUTE on pg_terminate_backend revoked from PUBLIC): every check fails
+    // with 42501. The server answered, so the connection works; an operator must learn that frozen
+    // replicas' LISTEN sessions are not ended, from one line, not one per check.
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    await admin.query(`create role ${role} login password 'listen'`);
+    await admin.query('revoke execute on function pg_terminate_backend(integer, bigint) from public');
+    const url = new URL(database.url);
+    url.username = role;
+    url.password = 'listen';
+    const pool = new pg.Pool({ connectionString: url.toString(), max: 2 });
+    const lines: string[] = [];
+    const logger = createLogger({
+      level: 'warn',
+      destination: new Writable({
+        write: (chunk, _e, done) => {
+          lines.push(String(chunk));
+          done();
+        },
+      }),
+    });
+    const notifier = createPostgresNotifier({
+      url: url.toString(),
+      pool,
+      logger,
+      sweepIntervalMs: 60_000,
+      listenCheckIntervalMs: 100,
+    });
+    try {
+      await notifier.start();
+      // Each check shows as a new query_start of the LISTEN session.
+      const checks = new Set<string>();
+      await waitFor(
+        async () => {
+          const { rows } = await admin.query<{ started: string }>(
+            `select query_start::text as started from pg_stat_activity
+              where usename = $1 and application_name = $2 and query like '%pg_terminate_backend%'`,
+            [role, LISTEN_APPLICATION_NAME],
+          );
+          for (const row of rows) checks.add(row.started);
+          return checks.size >= 4;
+        },
+        30_000,
+        'several checks of the LISTEN connection',
+      );
+      assert.equal(notifier.isListening(), true);
+      assert.ok(!lines.some((line) => line.includes('LISTEN connection lost')));
+      const refused = lines.filter((line) => line.includes('42501'));
+      assert.equal(refused.length, 1, lines.join(''));
+      assert.match(refused[0] ?? '', /not ended/);
+    } finally {
+      await notifier.close();
+      await pool.end();
+      await admin.query('grant execute on function pg_terminate_backend(integer, bigint) to public');
+      await admin.end();
     }
   });
 

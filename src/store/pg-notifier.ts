@@ -93,6 +93,8 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
   let checkTimer: NodeJS.Timeout | null = null;
   /** The LISTEN connection being checked now, if any. */
   let checking: pg.Client | null = null;
+  /** The SQLSTATE the check last failed with, told once until the check works again. */
+  let checkRefusedWith: string | undefined;
 
   /** Wakes every local subscriber: covers notifications lost while disconnected. */
   function sweep(): void {
@@ -119,6 +121,7 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
     current
       .query<{ pid: number; usage: number }>(STALLED_LISTENERS_SQL, [LISTEN_APPLICATION_NAME, stalledUsage])
       .then(({ rows }) => {
+        checkRefusedWith = undefined;
         if (rows.length === 0) return;
         options.logger.warn(
           { pids: rows.map((row) => row.pid), queueUsage: rows[0]?.usage },
@@ -126,8 +129,19 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
         );
       })
       .catch((error: unknown) => {
-        // An error the server answered with (say, a permission it lacks) shows the connection works.
-        if (isServerError(error)) return;
+        // An error the server answered with (say, a permission it lacks) shows the connection works,
+        // but frozen replicas' sessions are not ended while it lasts: told once, not at every check.
+        if (isServerError(error)) {
+          const code = (error as { code: string }).code;
+          if (checkRefusedWith !== code) {
+            checkRefusedWith = code;
+            options.logger.warn(
+              { err: error },
+              `the LISTEN connection's periodic query fails (${code}): LISTEN sessions of frozen replicas are not ended while it does; the connection itself answers`,
+            );
+          }
+          return;
+        }
         // Not end(): its goodbye would wait for an answer that does not come.
         if (client === current && !closed) current.connection.stream.destroy();
       })
