@@ -499,6 +499,57 @@ describe('console: the reads of a session page', { timeout: 120_000 }, () => {
     await requestJson(`${server.url}/v1/sessions/${id}/cancel`, { method: 'POST' });
   });
 
+  test('a plan version that comes keeps the one being read open, with the focus on its summary', async () => {
+    const created = await requestJson<{ id: string; tenantId: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'A version comes', agents: [{ name: 'only', role: 'qa', task: 't', runner: 'ok' }] },
+    });
+    assert.equal(created.status, 201);
+    const { id, tenantId } = created.body;
+    await page.goto(`${server.url}/console/#/sessions/${id}`);
+    const version = (n: number) => page.locator(`#plan-versions details[data-version="${n}"]`);
+    await version(1).waitFor();
+    // Read by keyboard: its summary has the focus, the version is open.
+    await version(1).locator('summary').focus();
+    assert.equal(await version(1).evaluate((details) => (details as HTMLDetailsElement).open), true);
+
+    // Version 2 comes (stored here, as a phase gate would); the read after the next burst of events
+    // (the session cancelled) shows it. The focus stays where the reader has it meanwhile.
+    const next = {
+      phases: [
+        {
+          name: 'main',
+          tasks: [{ name: 'only', role: 'qa', instructions: 'two', runner: 'ok', dependsOn: [] }],
+        },
+      ],
+    };
+    const db = server.app.database.db;
+    await db.transaction().execute((trx) => storePlanVersion(trx, tenantId, id, next, Date.now()));
+    await requestJson(`${server.url}/v1/sessions/${id}/cancel`, { method: 'POST' });
+    await page.locator('#stream-state', { hasText: 'ended' }).waitFor();
+    await page.clock.runFor(1_000);
+    await version(2).waitFor();
+
+    assert.deepEqual(
+      await page
+        .locator('#plan-versions details')
+        .evaluateAll((all) =>
+          all.map((details) => [
+            (details as HTMLElement).dataset.version,
+            (details as HTMLDetailsElement).open,
+          ]),
+        ),
+      [
+        ['2', true],
+        ['1', true],
+      ],
+    );
+    assert.equal(
+      await page.evaluate(() => document.activeElement?.closest('details')?.dataset.version ?? null),
+      '1',
+    );
+  });
+
   test('plan versions that could not be read are read again with the session', async () => {
     const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
       method: 'POST',

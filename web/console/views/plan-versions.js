@@ -77,6 +77,18 @@ export function createPlanVersions(id) {
         replaceChildren(body, h('p', { className: 'muted' }, 'No plan yet.'));
         return true;
       }
+      // A version already shown keeps the state the person left it in (opened, closed), and its
+      // summary the keyboard focus. Why: the list is drawn anew when a version comes (an adaptive
+      // session's next phase), which closed what was being read and dropped the focus to the start
+      // of the page, from where Tab would start over.
+      const wasOpen = new Map();
+      for (const details of body.querySelectorAll('details[data-version]'))
+        wasOpen.set(details.dataset.version, details.open);
+      const active = document.activeElement;
+      const focused =
+        active?.tagName === 'SUMMARY' && body.contains(active)
+          ? active.closest('details')?.dataset.version
+          : undefined;
       replaceChildren(
         body,
         ...items
@@ -85,13 +97,18 @@ export function createPlanVersions(id) {
           .map((version, index) =>
             h(
               'details',
-              { open: index === 0, dataset: { version: String(version.version) } },
+              {
+                open: wasOpen.get(String(version.version)) ?? index === 0,
+                dataset: { version: String(version.version) },
+              },
               h('summary', {}, `Version ${version.version} · ${formatTime(version.createdAt)}`),
               renderDiff(version),
               renderTasks(version.plan),
             ),
           ),
       );
+      if (focused !== undefined)
+        body.querySelector(`details[data-version="${CSS.escape(focused)}"] > summary`)?.focus();
       return true;
     } catch (error) {
       shown = -1;
