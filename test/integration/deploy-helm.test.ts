@@ -1245,9 +1245,39 @@ describe('Helm chart', () => {
       () => renderChart(CHART, { config: { shutdown: null }, terminationGracePeriodSeconds: 34 }),
       /\(35\)/,
     );
+    // Read where the pods get them: an extraEnv value wins over secretEnv, which wins over the file.
+    assert.throws(
+      () => renderChart(CHART, { extraEnv: [{ name: 'MAOS_SHUTDOWN__GRACE_SECONDS', value: '120' }] }),
+      /terminationGracePeriodSeconds \(45\) must be at least .*\(130; graceSeconds 120 from extraEnv MAOS_SHUTDOWN__GRACE_SECONDS/,
+    );
+    assert.throws(
+      () => renderChart(CHART, { secretEnv: { MAOS_SHUTDOWN__DRAIN_DELAY_SECONDS: '60' } }),
+      /terminationGracePeriodSeconds \(45\) must be at least .*\(95; drainDelaySeconds 60 from secretEnv/,
+    );
+    assert.throws(
+      () =>
+        renderChart(CHART, {
+          config: { shutdown: { graceSeconds: 10 } },
+          secretEnv: { MAOS_SHUTDOWN__GRACE_SECONDS: '10' },
+          extraEnv: [{ name: 'MAOS_SHUTDOWN__GRACE_SECONDS', value: '100' }],
+        }),
+      /\(110; graceSeconds 100 from extraEnv/,
+    );
+    // secretEnv is not used beside existingSecret; a value from a Secret (valueFrom) is not visible.
+    render({
+      existingSecret: 'maos-env',
+      secretEnv: { MAOS_SHUTDOWN__GRACE_SECONDS: '600' },
+      extraEnv: [
+        { name: 'MAOS_SHUTDOWN__GRACE_SECONDS', valueFrom: { secretKeyRef: { name: 'x', key: 'y' } } },
+      ],
+    });
     const fits = render({
       config: { shutdown: { graceSeconds: 120, drainDelaySeconds: 10 } },
       terminationGracePeriodSeconds: 135,
+    });
+    render({
+      config: { shutdown: { graceSeconds: 120 } },
+      extraEnv: [{ name: 'MAOS_SHUTDOWN__GRACE_SECONDS', value: '20' }],
     });
     assert.equal(at(one(fits.byKind, 'Deployment'), 'spec.template.spec.terminationGracePeriodSeconds'), 135);
   });
