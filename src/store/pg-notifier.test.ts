@@ -134,16 +134,19 @@ describe('PostgreSQL LISTEN connection', { timeout: 60_000 }, () => {
         },
       }),
     });
-    const frozen = new pg.Client({
-      connectionString: database.url,
-      application_name: LISTEN_APPLICATION_NAME,
-    });
-    frozen.on('error', () => undefined);
-    await frozen.connect();
-    await frozen.query(`LISTEN ${PG_CHANNEL}`);
-    const { rows } = await frozen.query<{ pid: number }>('select pg_backend_pid() as pid');
-    const frozenPid = rows[0]?.pid;
-    frozen.connection.stream.pause();
+    /** A client that listens on MAOS's channel and then reads nothing, with its server pid. */
+    const listenAndFreeze = async (applicationName: string) => {
+      const client = new pg.Client({ connectionString: database.url, application_name: applicationName });
+      client.on('error', () => undefined);
+      await client.connect();
+      await client.query(`LISTEN ${PG_CHANNEL}`);
+      const { rows } = await client.query<{ pid: number }>('select pg_backend_pid() as pid');
+      client.connection.stream.pause();
+      return { client, pid: rows[0]?.pid };
+    };
+    const { client: frozen, pid: frozenPid } = await listenAndFreeze(LISTEN_APPLICATION_NAME);
+    // Another application of the same role and database, stopped the same way: not MAOS's to end.
+    const { client: other, pid: otherPid } = await listenAndFreeze('another-application');
     const healthy = createPostgresNotifier({
       url: database.url,
       pool,
@@ -155,22 +158,30 @@ describe('PostgreSQL LISTEN connection', { timeout: 60_000 }, () => {
     try {
       const state = async () =>
         (
-          await pool.query<{ wait_event: string | null; usage: number }>(
+          await pool.query<{ wait_event: string | null; other_wait_event: string | null; usage: number }>(
             `select (select wait_event from pg_stat_activity where pid = $1) as wait_event,
+                    (select wait_event from pg_stat_activity where pid = $2) as other_wait_event,
                     pg_notification_queue_usage() as usage`,
-            [frozenPid],
+            [frozenPid, otherPid],
           )
         ).rows[0];
-      // Notifications until the frozen session blocks on sending and the queue holds them.
+      // Notifications until both frozen sessions block on sending and the queue holds them.
       for (let round = 0; round < 50; round++) {
         await pool.query(`select pg_notify($1, $2 || n) from generate_series(1, 500) as n`, [
           PG_CHANNEL,
           `x${round} ${'y'.repeat(6000)}`,
         ]);
         const now = await state();
-        if (now?.wait_event === 'ClientWrite' && now.usage > 0.000_02) break;
+        if (
+          now?.wait_event === 'ClientWrite' &&
+          now.other_wait_event === 'ClientWrite' &&
+          now.usage > 0.000_02
+        ) {
+          break;
+        }
       }
       assert.equal((await state())?.wait_event, 'ClientWrite');
+      assert.equal((await state())?.other_wait_event, 'ClientWrite');
 
       await healthy.start();
       await waitFor(
@@ -178,9 +189,12 @@ describe('PostgreSQL LISTEN connection', { timeout: 60_000 }, () => {
         30_000,
         'the frozen LISTEN session ended',
       );
+      // The check that ended it saw the other application's session stopped the same way.
+      assert.equal((await state())?.other_wait_event, 'ClientWrite');
+      other.connection.stream.destroy();
       await pool.query(`select pg_notify($1, 'after')`, [PG_CHANNEL]);
       await waitFor(async () => (await state())?.usage === 0, 30_000, 'the notification queue emptied');
-      // Only the frozen session was ended: not the checking replica's own, nor other connections.
+      // Only the frozen replica's session was ended: not the checking replica's own, nor other connections.
       assert.equal(healthy.isListening(), true);
       assert.deepEqual(poolErrors, []);
       assert.ok(!lines.some((line) => line.includes('LISTEN connection lost')));
@@ -188,6 +202,7 @@ describe('PostgreSQL LISTEN connection', { timeout: 60_000 }, () => {
     } finally {
       await healthy.close();
       frozen.connection.stream.destroy();
+      other.connection.stream.destroy();
       await pool.end();
     }
   });
