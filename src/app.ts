@@ -192,6 +192,8 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       poolObserver: {
         endedConnection: (outcome) => metrics.recordStoreEndedConnection(outcome),
         idleConnectionDiscarded: () => metrics.recordStoreIdleConnectionDiscarded(),
+        // Every pooled connection in use too long: a 503 a busy pool, not the database, caused.
+        poolBusy: () => metrics.recordStorePoolWaitTimeout(),
       },
       onCheckpointFailure: (message) =>
         logger.warn(

@@ -111,6 +111,8 @@ export interface Metrics extends LlmMetrics {
   recordStoreEndedConnection(outcome: 'resent' | 'failed'): void;
   /** PostgreSQL: an idle pooled connection discarded because another was found ended beside it. */
   recordStoreIdleConnectionDiscarded(): void;
+  /** PostgreSQL: a statement found every pooled connection in use for store.connectTimeoutMs (503). */
+  recordStorePoolWaitTimeout(): void;
   /** Workspace directories of deleted sessions removed from this replica's data directory. */
   recordWorkspacesRemoved(count: number): void;
   /**
@@ -356,6 +358,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
     help: 'Idle PostgreSQL pool connections discarded (replaced by new ones) because another connection was found ended by the server while they sat beside it.',
     registers,
   });
+  const storePoolWaitTimeouts = new Counter({
+    name: 'maos_store_pool_wait_timeouts_total',
+    help: 'PostgreSQL statements refused (503 STORE_UNAVAILABLE) because every pooled connection stayed in use for store.connectTimeoutMs.',
+    registers,
+  });
   const workspacesRemoved = new Counter({
     name: 'maos_workspaces_removed_total',
     help: 'Workspace directories of deleted sessions removed from this replica’s data directory.',
@@ -505,6 +512,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     recordStoreEndedConnection: (outcome) =>
       inc(storeEndedConnections, labels('maos_store_ended_connections_total', { outcome })),
     recordStoreIdleConnectionDiscarded: () => storeIdleDiscarded.inc(),
+    recordStorePoolWaitTimeout: () => storePoolWaitTimeouts.inc(),
     recordWorkspacesRemoved: (count) => inc(workspacesRemoved, {}, count),
     recordOrphanedRunnersKilled: (count) => inc(orphanedRunnersKilled, {}, count),
     recordReplicaDirectoriesRemoved: (count) => inc(replicaDirectoriesRemoved, {}, count),

@@ -86,8 +86,9 @@ export interface DatabaseOptions {
   /** PostgreSQL: the connections' `application_name`, for a tool that must not look like a replica. */
   applicationName?: string;
   /**
-   * PostgreSQL: told of each connection the server had ended that a checkout met, and of each idle
-   * connection discarded with it (postgres-checkout.ts; the server's metrics).
+   * PostgreSQL: told of each connection the server had ended that a checkout met, of each idle
+   * connection discarded with it, and of each statement refused for a busy pool
+   * (postgres-checkout.ts; the server's metrics).
    */
   poolObserver?: CheckoutPoolObserver;
   /**

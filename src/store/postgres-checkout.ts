@@ -65,6 +65,11 @@ export interface CheckoutPoolObserver {
   endedConnection?(outcome: 'resent' | 'failed'): void;
   /** A pooled connection that sat idle while another was found ended was discarded, not handed out. */
   idleConnectionDiscarded?(): void;
+  /**
+   * A statement found every pooled connection in use for store.connectTimeoutMs and was refused
+   * (503 STORE_UNAVAILABLE, Retry-After: 1); called by the dialect (postgres-dialect.ts).
+   */
+  poolBusy?(): void;
 }
 
 /**

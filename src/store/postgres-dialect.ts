@@ -125,6 +125,12 @@ export function createPostgresDatabase(options: PostgresStoreOptions): DatabaseH
     dialect: createUnavailableMappingDialect(
       new PostgresDialect({ pool: createCheckoutPool(pool, options.poolObserver) }),
       () => open.size > 0,
+      // What the observer throws never reaches the statement.
+      () => {
+        try {
+          options.poolObserver?.poolBusy?.();
+        } catch {}
+      },
     ),
     ...(options.log ? { log: options.log } : {}),
   });
@@ -220,10 +226,15 @@ export function refusalOf(error: unknown): AppError | undefined {
  * `poolHasConnection` tells a wait for a pooled connection behind connections in use (a busy pool)
  * from one behind connections still being opened (a database that does not answer).
  */
-function toUnavailable(error: unknown, poolHasConnection: () => boolean = () => true): unknown {
+function toUnavailable(
+  error: unknown,
+  poolHasConnection: () => boolean = () => true,
+  onPoolBusy: () => void = () => {},
+): unknown {
   const refusal = refusalOf(error);
   if (refusal !== undefined) return refusal;
   if (error instanceof Error && error.message === POOL_WAIT_TIMED_OUT && poolHasConnection()) {
+    onPoolBusy();
     // The database answers; this replica's connections are all in use (a burst of requests,
     // statements waiting on a lock). One comes free as soon as any of them ends.
     return new AppError(
@@ -269,10 +280,12 @@ class UnavailableMappingConnection implements DatabaseConnection {
 class UnavailableMappingDriver implements Driver {
   readonly #inner: Driver;
   readonly #poolHasConnection: () => boolean;
+  readonly #onPoolBusy: () => void;
   readonly #wrapped = new WeakMap<DatabaseConnection, UnavailableMappingConnection>();
-  constructor(inner: Driver, poolHasConnection: () => boolean) {
+  constructor(inner: Driver, poolHasConnection: () => boolean, onPoolBusy: () => void) {
     this.#inner = inner;
     this.#poolHasConnection = poolHasConnection;
+    this.#onPoolBusy = onPoolBusy;
   }
   #unwrap(connection: DatabaseConnection): DatabaseConnection {
     return connection instanceof UnavailableMappingConnection ? connection.inner : connection;
@@ -285,7 +298,7 @@ class UnavailableMappingDriver implements Driver {
     try {
       inner = await this.#inner.acquireConnection();
     } catch (error) {
-      throw toUnavailable(error, this.#poolHasConnection);
+      throw toUnavailable(error, this.#poolHasConnection, this.#onPoolBusy);
     }
     let wrapped = this.#wrapped.get(inner);
     if (!wrapped) {
@@ -327,10 +340,14 @@ class UnavailableMappingDriver implements Driver {
   }
 }
 
-function createUnavailableMappingDialect(base: PostgresDialect, poolHasConnection: () => boolean): Dialect {
+function createUnavailableMappingDialect(
+  base: PostgresDialect,
+  poolHasConnection: () => boolean,
+  onPoolBusy: () => void,
+): Dialect {
   return {
     createAdapter: () => base.createAdapter(),
-    createDriver: () => new UnavailableMappingDriver(base.createDriver(), poolHasConnection),
+    createDriver: () => new UnavailableMappingDriver(base.createDriver(), poolHasConnection, onPoolBusy),
     createQueryCompiler: () => base.createQueryCompiler(),
     // biome-ignore lint/suspicious/noExplicitAny: the introspector works on any schema
     createIntrospector: (db: Kysely<any>) => base.createIntrospector(db),

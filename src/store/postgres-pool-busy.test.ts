@@ -21,16 +21,21 @@ after(async () => {
 });
 
 test('a statement that finds no pooled connection free is refused as a busy pool, with Retry-After', async () => {
-  const handle = createDatabase({
-    dataDir: tmpdir(),
-    store: {
-      url: database.url,
-      synchronous: 'full',
-      busyTimeoutMs: 5000,
-      poolSize: 1,
-      connectTimeoutMs: 200,
+  let busy = 0;
+  const handle = createDatabase(
+    {
+      dataDir: tmpdir(),
+      store: {
+        url: database.url,
+        synchronous: 'full',
+        busyTimeoutMs: 5000,
+        poolSize: 1,
+        connectTimeoutMs: 200,
+      },
     },
-  });
+    // The operator sees it (maos_store_pool_wait_timeouts_total).
+    { poolObserver: { poolBusy: () => (busy += 1) } },
+  );
   try {
     const pool = getPostgresPool(handle.db);
     assert.ok(pool);
@@ -45,6 +50,7 @@ test('a statement that finds no pooled connection free is refused as a busy pool
       assert.equal(error.retryAfterSeconds, 1);
       assert.doesNotMatch(error.message, /cannot be reached/);
       assert.match(error.message, /store\.poolSize/);
+      assert.equal(busy, 1);
     } finally {
       held.release();
     }
@@ -61,16 +67,20 @@ test('statements waiting behind connections being opened to an unanswering datab
   const relay = await startTcpRelay({ host: direct.hostname, port: Number(direct.port) });
   // Nothing answers (a firewall dropping packets, a proxy whose database is gone).
   relay.blackhole();
-  const handle = createDatabase({
-    dataDir: tmpdir(),
-    store: {
-      url: viaRelay(database.url, relay),
-      synchronous: 'full',
-      busyTimeoutMs: 5000,
-      poolSize: 2,
-      connectTimeoutMs: 200,
+  let busy = 0;
+  const handle = createDatabase(
+    {
+      dataDir: tmpdir(),
+      store: {
+        url: viaRelay(database.url, relay),
+        synchronous: 'full',
+        busyTimeoutMs: 5000,
+        poolSize: 2,
+        connectTimeoutMs: 200,
+      },
     },
-  });
+    { poolObserver: { poolBusy: () => (busy += 1) } },
+  );
   try {
     // Two statements open the pool's two connections; the other two wait for one of them.
     const outcomes = await Promise.allSettled([1, 2, 3, 4].map(() => sql`select 1`.execute(handle.db)));
@@ -86,6 +96,7 @@ test('statements waiting behind connections being opened to an unanswering datab
       assert.match(error.message, /cannot be reached/);
       assert.equal(error.retryAfterSeconds, undefined);
     }
+    assert.equal(busy, 0);
   } finally {
     await handle.close().catch(() => undefined);
     await relay.cut();
