@@ -62,14 +62,18 @@ export function createHttpTracingPlugin(options: HttpTracingPluginOptions): Fast
         done();
         return;
       }
-      const method = KNOWN_METHODS.has(request.method) ? request.method : '_OTHER';
+      const known = KNOWN_METHODS.has(request.method);
+      const method = known ? request.method : '_OTHER';
+      // OTel HTTP conventions: a method it does not know names the span `HTTP`, not `_OTHER`.
+      const nameMethod = known ? method : 'HTTP';
       const parent = propagation.extract(context.active(), request.headers);
       const span = tracer.startSpan(
-        route ? `${method} ${route}` : method,
+        route ? `${nameMethod} ${route}` : nameMethod,
         {
           kind: SpanKind.SERVER,
           attributes: {
             'http.request.method': method,
+            ...(known ? {} : { 'http.request.method_original': request.method }),
             'url.path': request.originalUrl.split('?')[0] ?? '/',
             'url.scheme': request.protocol,
             ...(route ? { 'http.route': route } : {}),

@@ -96,3 +96,30 @@ describe('server spans of refused requests', () => {
     assert.equal(span.attributes['http.response.status_code'], 503);
   });
 });
+
+test('a request with a method OTel does not know is a span named HTTP, with the method as sent', async () => {
+  const server = await buildHttpServer({
+    config: { http: { bodyLimitBytes: 4096, maxPageSize: 5, sseKeepAliveSeconds: 15 } },
+    service: createFakeSessionService(),
+    logger: createLogger({ level: 'silent' }),
+    readiness: async () => ({}),
+    listRoles: () => [],
+    plugins: [createHttpTracingPlugin({ tracer: traces.tracing.tracer })],
+  });
+  try {
+    traces.exporter.reset();
+    const response = await server.inject({ method: 'PROPFIND', url: '/v1/roles' });
+    assert.equal(response.statusCode, 405);
+    // OTel HTTP conventions: http.request.method `_OTHER`, the span named `HTTP` (never `_OTHER`),
+    // and the method as sent in http.request.method_original.
+    const span = serverSpanOf(traces.exporter.getFinishedSpans(), 'HTTP');
+    assert.equal(span.attributes['http.request.method'], '_OTHER');
+    assert.equal(span.attributes['http.request.method_original'], 'PROPFIND');
+    // A known method keeps its name and has no method_original.
+    await server.inject({ method: 'GET', url: '/v1/roles' });
+    const known = serverSpanOf(traces.exporter.getFinishedSpans(), 'GET /v1/roles');
+    assert.equal(known.attributes['http.request.method_original'], undefined);
+  } finally {
+    await server.close();
+  }
+});
