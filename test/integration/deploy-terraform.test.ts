@@ -378,6 +378,55 @@ describe('Terraform module evaluated by terraform', () => {
     assert.equal(accepted.status, 0, accepted.output);
   });
 
+  test('replicas or autoscaling values the chart refuses fail the plan, not the apply', {
+    skip: hasTerraform ? false : TERRAFORM_HINT,
+    timeout: 300_000,
+  }, () => {
+    const autoscaling = (fields: string) =>
+      `{enabled = true, min = 2, max = 10, cpu_percent = 70, ${fields}}`;
+    const refused: Array<[Record<string, string>, RegExp]> = [
+      [{ replicas: '-1' }, /replicas must be a whole number, 0 or more/],
+      [{ replicas: '1.5' }, /replicas must be a whole number, 0 or more/],
+      [
+        { autoscaling: autoscaling('min = 0') },
+        /autoscaling\.min, max and cpu_percent must be whole numbers, 1 or more/,
+      ],
+      [
+        { autoscaling: autoscaling('max = 2.5') },
+        /autoscaling\.min, max and cpu_percent must be whole numbers, 1 or more/,
+      ],
+      [
+        { autoscaling: autoscaling('cpu_percent = 0') },
+        /autoscaling\.min, max and cpu_percent must be whole numbers, 1 or more/,
+      ],
+      [{ autoscaling: autoscaling('min = 11') }, /autoscaling\.min is above autoscaling\.max/],
+    ];
+    for (const [vars, message] of refused) {
+      const { status, output } = planModuleVariables(vars);
+      assert.notEqual(status, 0, JSON.stringify(vars));
+      assert.match(output, message, JSON.stringify(vars));
+    }
+    const accepted: Array<Record<string, string>> = [
+      { replicas: '0' },
+      { replicas: '3' },
+      { autoscaling: autoscaling('min = 10') },
+      // Off, the chart renders no HPA and does not compare them.
+      { autoscaling: '{enabled = false, min = 11, max = 10, cpu_percent = 70}' },
+    ];
+    for (const vars of accepted) {
+      const { status, output } = planModuleVariables(vars);
+      assert.equal(status, 0, `${JSON.stringify(vars)}: ${output}`);
+    }
+    // The chart schema's bounds, which these follow.
+    const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8')).properties;
+    assert.equal(schema.replicaCount.type, 'integer');
+    assert.equal(schema.replicaCount.minimum, 0);
+    for (const key of ['minReplicas', 'maxReplicas', 'targetCPUUtilizationPercentage']) {
+      assert.equal(schema.autoscaling.properties[key].type, 'integer', key);
+      assert.equal(schema.autoscaling.properties[key].minimum, 1, key);
+    }
+  });
+
   test('config holding a secret fails the plan, as the chart refuses it', {
     skip: hasTerraform ? false : TERRAFORM_HINT,
     timeout: 300_000,

@@ -85,6 +85,11 @@ variable "replicas" {
   description = "Replicas in postgres mode without autoscaling (sqlite mode always runs one)."
   type        = number
   default     = 2
+  # As the chart's schema (replicaCount): helm would refuse it at apply, after the Secret exists.
+  validation {
+    condition     = var.replicas >= 0 && floor(var.replicas) == var.replicas
+    error_message = "replicas must be a whole number, 0 or more."
+  }
 }
 
 variable "autoscaling" {
@@ -100,6 +105,17 @@ variable "autoscaling" {
     min         = 2
     max         = 10
     cpu_percent = 70
+  }
+  # As the chart's schema and its HPA template, which would refuse them at apply.
+  validation {
+    condition = alltrue([
+      for value in [var.autoscaling.min, var.autoscaling.max, var.autoscaling.cpu_percent] : value >= 1 && floor(value) == value
+    ])
+    error_message = "autoscaling.min, max and cpu_percent must be whole numbers, 1 or more."
+  }
+  validation {
+    condition     = !var.autoscaling.enabled || var.autoscaling.min <= var.autoscaling.max
+    error_message = "autoscaling.min is above autoscaling.max: Kubernetes refuses such a HorizontalPodAutoscaler."
   }
 }
 
