@@ -69,9 +69,13 @@ const STALLED_LISTENERS_SQL = `
   )
   select pid, pg_notification_queue_usage() as usage from stalled where pg_terminate_backend(pid)`;
 
-/** An error the server sent (a SQLSTATE outside connection failures and shutdowns), not a lost connection. */
-function isServerError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
+/**
+ * An error the server sent (an ErrorResponse whose SQLSTATE is no connection failure or shutdown),
+ * not a lost connection: a socket's EPIPE has a code of five capitals too.
+ */
+function isServerError(error: unknown): error is pg.DatabaseError & { code: string } {
+  if (!(error instanceof pg.DatabaseError)) return false;
+  const code = error.code;
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57P0)/.test(code);
 }
 
@@ -132,7 +136,7 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
         // An error the server answered with (say, a permission it lacks) shows the connection works,
         // but frozen replicas' sessions are not ended while it lasts: told once, not at every check.
         if (isServerError(error)) {
-          const code = (error as { code: string }).code;
+          const code = error.code;
           if (checkRefusedWith !== code) {
             checkRefusedWith = code;
             options.logger.warn(
