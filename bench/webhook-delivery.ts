@@ -90,7 +90,12 @@ async function timeClaims(name: string, db: WebhooksDb, shape: string): Promise<
       .transaction()
       .execute(async (trx) => {
         const start = performance.now();
-        const rows = await claimDueDeliveries(trx, { owner: 'bench', at: NOW, leaseMs: 30_000, limit: 8 });
+        const { deliveries: rows } = await claimDueDeliveries(trx, {
+          owner: 'bench',
+          at: NOW,
+          leaseMs: 30_000,
+          limit: 8,
+        });
         times.push(performance.now() - start);
         claimed = rows.length;
         throw new Rollback();

@@ -26,6 +26,17 @@ export interface ClaimOptions {
   limit: number;
 }
 
+/** What a claim took, and how many heads it picked before PostgreSQL skipped those held elsewhere. */
+export interface Claim {
+  deliveries: ClaimedDelivery[];
+  /**
+   * The due heads picked, `limit` at most. More than `deliveries` on PostgreSQL when some were held by
+   * another transaction (another replica claiming them, a disabling's sweep) and skipped: at `limit`,
+   * heads after those picked may be due too. 0 when it took none (not read then).
+   */
+  picked: number;
+}
+
 /**
  * Claims the first due delivery of each subscription that has none in flight (leased, lease not run
  * out), the longest waiting first (ties by id), up to `limit`: leases it to `owner` until
@@ -41,7 +52,7 @@ export interface ClaimOptions {
  * grouping the due rows did, made every claim's write (on SQLite, the one write connection every
  * session waits for) grow with that backlog.
  */
-export async function claimDueDeliveries(db: WebhooksDb, options: ClaimOptions): Promise<ClaimedDelivery[]> {
+export async function claimDueDeliveries(db: WebhooksDb, options: ClaimOptions): Promise<Claim> {
   const { owner, at, leaseMs, limit } = options;
   // Checked again on the row itself, on PostgreSQL: another replica may have claimed a head since
   // the statement's snapshot (skipped while it holds the row; no longer due once it committed). On
@@ -77,13 +88,17 @@ export async function claimDueDeliveries(db: WebhooksDb, options: ClaimOptions):
       )
       from subs s where s.webhook_id is not null
     )`;
-  // `picked` is MATERIALIZED, evaluated once, as the task claim is (store/postgres-claim.ts): the
-  // rows the UPDATE leases are exactly those picked, whatever plan it gets.
+  // How many heads `due` picked, on PostgreSQL, where the recheck may skip some (one subquery,
+  // evaluated once).
+  const pickedCount = isPostgres(db) ? sql`, (select count(*) from due) as picked` : sql``;
+  // `due` and `picked` are MATERIALIZED, evaluated once, as the task claim is
+  // (store/postgres-claim.ts): the rows the UPDATE leases are exactly those picked, whatever plan it
+  // gets.
   const { rows: claimed } = await sql<
     Pick<
       WebhookDeliveriesTable,
       'id' | 'tenant_id' | 'webhook_id' | 'event' | 'payload' | 'attempts' | 'created_at' | 'last_error'
-    >
+    > & { picked?: number | string }
   >`
     with recursive subs(webhook_id) as (
       select (
@@ -99,30 +114,35 @@ export async function claimDueDeliveries(db: WebhooksDb, options: ClaimOptions):
       from subs s where s.webhook_id is not null
     ),
     ${heads},
+    due as materialized (
+      select h.id from heads h
+      where h.first <= ${at}
+        and not exists (
+          select 1 from webhook_deliveries f
+          where f.webhook_id = h.webhook_id and f.lease_owner is not null and f.next_attempt_at > ${at}
+        )
+      order by h.first, h.id
+      limit ${limit}
+    ),
     picked as materialized (
-      select id from webhook_deliveries where id in (
-        select h.id from heads h
-        where h.first <= ${at}
-          and not exists (
-            select 1 from webhook_deliveries f
-            where f.webhook_id = h.webhook_id and f.lease_owner is not null and f.next_attempt_at > ${at}
-          )
-        order by h.first, h.id
-        limit ${limit}
-      ) ${recheck}
+      select id from webhook_deliveries where id in (select id from due) ${recheck}
     )
     update webhook_deliveries
     set lease_owner = ${owner}, next_attempt_at = ${at + leaseMs}, attempts = attempts + 1
     where id in (select id from picked)
-    returning id, tenant_id, webhook_id, event, payload, attempts, created_at, last_error`.execute(db);
-  if (claimed.length === 0) return [];
+    returning id, tenant_id, webhook_id, event, payload, attempts, created_at, last_error${pickedCount}`.execute(
+    db,
+  );
+  if (claimed.length === 0) return { deliveries: [], picked: 0 };
+  // SQLite takes every head it picks.
+  const picked = isPostgres(db) ? Number(claimed[0]?.picked) : claimed.length;
   const subscriptions = await db
     .selectFrom('webhooks')
     .select(['id', 'url', 'disabled_at'])
     .where('id', 'in', [...new Set(claimed.map((row) => row.webhook_id))])
     .execute();
   const byId = new Map(subscriptions.map((row) => [row.id, row]));
-  return claimed.map((row) => {
+  const deliveries = claimed.map(({ picked: _picked, ...row }) => {
     const subscription = byId.get(row.webhook_id);
     return {
       ...row,
@@ -132,4 +152,5 @@ export async function claimDueDeliveries(db: WebhooksDb, options: ClaimOptions):
       disabled_at: subscription?.disabled_at ?? null,
     };
   });
+  return { deliveries, picked };
 }

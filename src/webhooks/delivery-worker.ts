@@ -699,7 +699,7 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
           await options.whenDurable?.();
           const limit = batchSize - active.size;
           ended = 0;
-          const claimed = await claim(limit);
+          const { deliveries: claimed, picked } = await claim(limit);
           for (const delivery of claimed) {
             const sending: Promise<void> = send(delivery)
               .catch((error: unknown) =>
@@ -716,10 +716,13 @@ export function startDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWor
           }
           sent += claimed.length;
           // More may be due (a claim takes one delivery per subscription, `limit` at most): claim
-          // again. One that took fewer took every head that was due; the next is claimed when a send
-          // ends (its subscription's next delivery may be due then) or a wake-up comes, not at once:
-          // that claim would find nothing, and it walks every subscription with pending deliveries.
-          if (claimed.length === limit) continue;
+          // again. One that picked fewer heads picked every one that was due; the next is claimed when
+          // a send ends (its subscription's next delivery may be due then) or a wake-up comes, not at
+          // once: that claim would find nothing, and it walks every subscription with pending
+          // deliveries. One that picked `limit` but took fewer (PostgreSQL: heads another replica's
+          // claim or a sweep held were skipped) claims again too, as long as a claim takes one: a
+          // head held for long would otherwise have it claim in a loop.
+          if (claimed.length > 0 && picked === limit) continue;
         }
         // A send that ended during the claim (or since): its subscription's next delivery was not
         // seen, and waits for no poll.

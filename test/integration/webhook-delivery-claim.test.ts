@@ -8,12 +8,21 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type CompiledQuery, sql } from 'kysely';
 import { DEFAULT_TENANT_ID } from '../../src/store/migrations/0001-foundation.ts';
-import { claimDueDeliveries } from '../../src/webhooks/delivery-claim.ts';
+import {
+  type ClaimedDelivery,
+  type ClaimOptions,
+  claimDueDeliveries,
+} from '../../src/webhooks/delivery-claim.ts';
 import type { WebhookDeliveriesTable, WebhooksDb } from '../../src/webhooks/webhook-tables.ts';
 import { STORE_BACKENDS, useStoreHandles } from '../fixtures/store-backends.ts';
 
 const AT = Date.UTC(2026, 5, 1);
 const LEASE_MS = 30_000;
+
+/** The deliveries a claim took. */
+async function takeDue(db: WebhooksDb, options: ClaimOptions): Promise<ClaimedDelivery[]> {
+  return (await claimDueDeliveries(db, options)).deliveries;
+}
 
 async function subscribe(db: WebhooksDb, id: string, disabledAt: number | null = null): Promise<void> {
   await db
@@ -105,7 +114,7 @@ for (const backend of STORE_BACKENDS) {
       // w7: claimed by a worker that died: its lease ran out, so it is due again.
       await enqueue(replica, 'w7-a', 'w7', AT - 1, { lease_owner: 'dead', attempts: 1 });
 
-      const first = await claimDueDeliveries(replica, { owner: 'me', at: AT, leaseMs: LEASE_MS, limit: 2 });
+      const first = await takeDue(replica, { owner: 'me', at: AT, leaseMs: LEASE_MS, limit: 2 });
       assert.deepEqual(ids(first), ['w1-a', 'w4-a']);
       const w4 = first.find((row) => row.id === 'w4-a')!;
       assert.equal(w4.url, null);
@@ -145,14 +154,11 @@ for (const backend of STORE_BACKENDS) {
       );
 
       // w1 and w2 are in flight now; w3 is not due.
-      const second = await claimDueDeliveries(replica, { owner: 'me', at: AT, leaseMs: LEASE_MS, limit: 10 });
+      const second = await takeDue(replica, { owner: 'me', at: AT, leaseMs: LEASE_MS, limit: 10 });
       assert.deepEqual(ids(second), ['w5-a', 'w7-a']);
       assert.equal(Number(second.find((row) => row.id === 'w5-a')!.disabled_at), AT - 1000);
       assert.equal(second.find((row) => row.id === 'w7-a')!.attempts, 2);
-      assert.deepEqual(
-        await claimDueDeliveries(replica, { owner: 'me', at: AT, leaseMs: LEASE_MS, limit: 10 }),
-        [],
-      );
+      assert.deepEqual(await takeDue(replica, { owner: 'me', at: AT, leaseMs: LEASE_MS, limit: 10 }), []);
     });
 
     test('two replicas claiming at once take each subscription’s head once', async () => {
@@ -163,12 +169,12 @@ for (const backend of STORE_BACKENDS) {
       }
       const claims = await Promise.all(
         [0, 1, 0, 1].map((replica, i) =>
-          claimDueDeliveries(db(replica), { owner: `worker-${i}`, at: AT, leaseMs: LEASE_MS, limit: 8 }),
+          takeDue(db(replica), { owner: `worker-${i}`, at: AT, leaseMs: LEASE_MS, limit: 8 }),
         ),
       );
       // A claim may come back short (on PostgreSQL it skips heads another one holds): what is left
       // is claimed after; all together, each head exactly once, and nothing behind a head.
-      const rest = await claimDueDeliveries(db(0), { owner: 'after', at: AT, leaseMs: LEASE_MS, limit: 100 });
+      const rest = await takeDue(db(0), { owner: 'after', at: AT, leaseMs: LEASE_MS, limit: 100 });
       const all = [...claims.flat(), ...rest].filter((row) => row.webhook_id.startsWith('r'));
       assert.deepEqual(ids(all), subscriptions.map((id) => `${id}-0`).sort());
     });
@@ -201,7 +207,7 @@ for (const backend of STORE_BACKENDS) {
       await enqueue(replica, 'quiet-a', 'quiet', AT - 1000);
 
       const { db: recorded, statements } = recording(replica);
-      const claimed = await claimDueDeliveries(recorded, {
+      const claimed = await takeDue(recorded, {
         owner: 'me',
         at: AT,
         leaseMs: LEASE_MS,
@@ -261,7 +267,7 @@ for (const backend of STORE_BACKENDS) {
         const other = await db(1)
           .transaction()
           .execute(async (trx) => {
-            const held = await claimDueDeliveries(trx, {
+            const held = await takeDue(trx, {
               owner: 'slow',
               at: AT,
               leaseMs: LEASE_MS,
@@ -271,7 +277,12 @@ for (const backend of STORE_BACKENDS) {
             // Its claim is not committed yet: the rest are taken meanwhile, the held ones skipped.
             return claimDueDeliveries(db(0), { owner: 'fast', at: AT, leaseMs: LEASE_MS, limit: 10 });
           });
-        assert.deepEqual(ids(other.filter((row) => row.webhook_id.startsWith('s'))), ['s3-a', 's4-a']);
+        assert.deepEqual(ids(other.deliveries.filter((row) => row.webhook_id.startsWith('s'))), [
+          's3-a',
+          's4-a',
+        ]);
+        // Picked, then skipped: the worker claims again when a claim picked as many as it could take.
+        assert.equal(other.picked - other.deliveries.length, 2);
       });
     }
   });

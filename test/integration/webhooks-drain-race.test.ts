@@ -18,7 +18,7 @@ import type { WebhooksDb } from '../../src/webhooks/webhook-tables.ts';
 import { pauseAfterQuery } from '../fixtures/pause-query.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
 import { createWebhookRace, insertPendingDelivery } from '../fixtures/webhook-race.ts';
-import { startWebhookReceiver } from '../fixtures/webhook-receiver.ts';
+import { startWebhookReceiver, type WebhookReceiver } from '../fixtures/webhook-receiver.ts';
 
 test('a delivery recorded while a claim runs: its subscription’s next one is sent without waiting for the poll', {
   timeout: 60_000,
@@ -82,4 +82,84 @@ test('a delivery recorded while a claim runs: its subscription’s next one is s
   receiver.answer([204]);
   await waitFor(() => receiver.received.length === 2, 15_000, 'd2 sent without waiting for the poll');
   assert.equal(JSON.parse(receiver.received[1]?.body ?? '{}').id, 'd2');
+});
+
+// Two replicas claiming at once: the other one holds a head this claim picked (its own claim of it,
+// not committed yet), so this claim skips it (SKIP LOCKED) and takes fewer than its free slots, while
+// a head after those it picked is due. It claims again at once then (the other claim has committed:
+// that head is in flight, and the next one is taken); the free slot waited for a send to end or for
+// the poll (both 60 s here) behind a receiver that hangs.
+test('a head another replica was claiming: the free slot takes the next subscription’s delivery at once', {
+  timeout: 60_000,
+}, async (t) => {
+  const { config, dbs, receiver, kekRing, now } = await createWebhookRace(t, {
+    webhooks: { concurrency: 2, timeoutSeconds: 60 },
+    connections: 3,
+  });
+  const [worker, api, other] = dbs as [WebhooksDb, WebhooksDb, WebhooksDb];
+  const receivers = await Promise.all([startWebhookReceiver(), startWebhookReceiver()]);
+  t.after(() => Promise.all(receivers.map((started) => started.close())));
+  for (const [index, started] of receivers.entries()) {
+    const id = `w${index + 2}`;
+    await api
+      .insertInto('webhooks')
+      .values({
+        id,
+        tenant_id: DEFAULT_TENANT_ID,
+        url: started.url,
+        events: '["session.completed"]',
+        created_at: now,
+        created_by: 'admin',
+      })
+      .execute();
+    await createSecretStore(api as unknown as SecurityDb, parseKekRing(kekRing)).put(
+      DEFAULT_TENANT_ID,
+      webhookSecretName(id),
+      generateWebhookSecret(),
+    );
+  }
+  const [w2, w3] = receivers as [WebhookReceiver, WebhookReceiver];
+  // Due in this order: the worker's first claim (2 free slots) picks d1 and e1.
+  await insertPendingDelivery(api, { id: 'd1', due: now - 3000 });
+  await insertPendingDelivery(api, { id: 'e1', due: now - 2000, webhookId: 'w2' });
+  await insertPendingDelivery(api, { id: 'f1', due: now - 1000, webhookId: 'w3' });
+  w2.hang();
+  // The other replica's claim of d1, committed once the worker's first claim has run.
+  const commit = Promise.withResolvers<void>();
+  const leased = Promise.withResolvers<void>();
+  const claiming = other.transaction().execute(async (trx) => {
+    await trx
+      .updateTable('webhook_deliveries')
+      .set({ lease_owner: 'other', next_attempt_at: now + 600_000, attempts: 1 })
+      .where('id', '=', 'd1')
+      .execute();
+    leased.resolve();
+    await commit.promise;
+  });
+  await leased.promise;
+  let claims = 0;
+  const pause = pauseAfterQuery((node) => node.includes('with recursive subs') && ++claims === 1);
+  const deliveries = startDeliveryWorker({
+    db: worker.withPlugin(pause.plugin),
+    config: config.webhooks,
+    kekRing,
+    ssrf: { allowedHosts: ['127.0.0.1'] },
+    logger: createLogger({ level: 'silent' }),
+  });
+  t.after(() => deliveries.stop());
+  try {
+    await pause.reached;
+    commit.resolve();
+    await claiming;
+  } finally {
+    commit.resolve();
+    pause.release();
+  }
+  try {
+    await waitFor(() => w2.received.length === 1, 10_000, 'e1 sent');
+    await waitFor(() => w3.received.length === 1, 15_000, 'f1 sent into the free slot, not after the poll');
+    assert.equal(receiver.received.length, 0, 'd1 is the other replica’s');
+  } finally {
+    w2.release(204);
+  }
 });
