@@ -508,6 +508,27 @@ for (const helm of helms) {
       assert.equal(external['checksum/secret'], undefined, 'the chart cannot see an existing Secret');
     });
 
+    test('a number in secretEnv reaches the Secrets as written in the values file, never in exponent form', () => {
+      // helm reads a number of a values file as float64, which quote prints as 1.2345678901e+10.
+      const secretEnv = {
+        MAOS_PROVIDERS__LOCAL__API_KEY: 12345678901,
+        MAOS_LLM__BUDGETS__DEFAULT__MAX_TOKENS: 5000000,
+        MAOS_X: 0.5,
+        MAOS_Y: true,
+        MAOS_Z: 'text "quoted"',
+      };
+      const secrets =
+        template(CHART, '-f', valuesFile({ ...POSTGRES, secretEnv })).byKind.get('Secret') ?? [];
+      assert.equal(secrets.length, 2, "the chart's Secret and the migration Job's copy");
+      for (const secret of secrets)
+        for (const [name, value] of Object.entries(secretEnv))
+          assert.equal(
+            at(secret, 'stringData')[name],
+            String(value),
+            `${at(secret, 'metadata.name')} ${name}`,
+          );
+    });
+
     // helm 3 contacts a cluster even for `install --dry-run=client`: the notes are checked under helm 4+.
     if (!/^v?3\./.test(helm.version)) {
       test('install notes (client-side dry run) are the ones the test renderer shows', () => {

@@ -427,6 +427,19 @@ import('./src/config/load.ts').then(({ loadConfig }) => {
 });
 {{- end -}}
 
+{{/*
+A secretEnv value as a quoted Secret string. helm reads a number of a values file as a float64, which
+quote prints in exponent form from a million on (12345678901 as 1.2345678901e+10): a number is
+written as JSON writes it, its digits as given.
+*/}}
+{{- define "maos.secretValue" -}}
+{{- if kindIs "string" . -}}
+{{- quote . -}}
+{{- else -}}
+{{- toJson . | quote -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The PVC of the audit checkpoint files (auditCheckpoints.persistence). */}}
 {{- define "maos.auditCheckpointsClaim" -}}
 {{- default (printf "%s-audit-checkpoints" (include "maos.fullname" .)) .Values.auditCheckpoints.persistence.existingClaim -}}
