@@ -3,7 +3,7 @@
 // for every request never gets here: normaliseBaseUrl (client.ts) refuses it before any request.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseRetryAfter, toConnectionError, UnreachableError } from './client-errors.ts';
+import { toConnectionError, UnreachableError } from './client-errors.ts';
 import { EXIT } from './exit-codes.ts';
 
 const base = new URL('http://maos.example.test:7070/');
@@ -39,21 +39,4 @@ test('a request fetch refused to build is a usage error, not an unreachable serv
   const error = toConnectionError(new TypeError('Headers.append: "a\nb" is an invalid header value.'), base);
   assert.equal(error.exitCode, EXIT.USAGE);
   assert.equal(error.retryable, false);
-});
-
-test('Retry-After is seconds or an HTTP date read as GMT, whatever the time zone; anything else is none', (t) => {
-  const zone = process.env.TZ;
-  // Date.parse reads an asctime date (no zone written) in the local time zone.
-  process.env.TZ = 'America/New_York';
-  t.after(() => {
-    if (zone === undefined) delete process.env.TZ;
-    else process.env.TZ = zone;
-  });
-  const now = Date.parse('2026-01-01T00:00:00Z');
-  assert.equal(parseRetryAfter('7', now), 7000);
-  assert.equal(parseRetryAfter('Thu, 01 Jan 2026 00:00:05 GMT', now), 5000);
-  assert.equal(parseRetryAfter('Thu Jan  1 00:00:09 2026', now), 9000);
-  for (const value of ['-1', 'in 5', 'Fri 2027', '2026-01-01T00:00:05Z', '']) {
-    assert.equal(parseRetryAfter(value, now), undefined, value);
-  }
 });

@@ -1,6 +1,6 @@
 // How the CLI's API client reports failures: a request that never got an answer (UnreachableError),
 // an error answer of the server or of a proxy in front of it (ApiProblemError), a malformed token.
-import { parseHttpDate } from '../domain/http-date.ts';
+import { parseRetryAfter } from '../domain/http-date.ts';
 import { CliError, EXIT, type ExitCode, exitCodeForStatus } from './exit-codes.ts';
 
 /**
@@ -250,20 +250,8 @@ export function toProblemError(response: Response, text: string): CliError {
     retryable,
     problemDetails: problem.details,
     status: response.status,
-    retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
+    retryAfterMs: parseRetryAfter(response.headers.get('retry-after'), Date.now()) ?? undefined,
   });
-}
-
-/**
- * Retry-After as delay-seconds or an HTTP date (parseHttpDate: any of HTTP's three formats, GMT), in
- * ms from `now`; undefined when absent or neither. Date.parse alone took "-1" or "Fri 2027" for
- * dates and read an asctime date in this machine's time zone.
- */
-export function parseRetryAfter(header: string | null, now = Date.now()): number | undefined {
-  if (header === null || header.trim() === '') return undefined;
-  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
-  const at = parseHttpDate(header.trim(), now);
-  return at === null ? undefined : Math.max(0, at - now);
 }
 
 /**

@@ -63,3 +63,16 @@ export function parseHttpDate(value: string, now: number): number | null {
   if (check.getUTCDate() !== day || check.getUTCMonth() !== month) return null;
   return midnight + ((hours * 60 + minutes) * 60 + seconds) * 1000;
 }
+
+/**
+ * A Retry-After header (RFC 9110 §10.2.3: delay-seconds or an HTTP date) as ms from `now`; null when
+ * absent or neither. Date.parse alone reads "1.5", "-5", "x 1" or "Fri 2027" as dates, and an
+ * asctime date in this machine's time zone: a wait the sender never asked for.
+ */
+export function parseRetryAfter(value: string | null, now: number): number | null {
+  if (value === null) return null;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const at = parseHttpDate(trimmed, now);
+  return at === null ? null : Math.max(0, at - now);
+}

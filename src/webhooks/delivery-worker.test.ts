@@ -24,6 +24,7 @@ import {
   verifyDelivery,
 } from '../../test/fixtures/webhook-receiver.ts';
 import { configSchema } from '../config/schema.ts';
+import { parseRetryAfter } from '../domain/http-date.ts';
 import { createLogger } from '../observability/logger.ts';
 import { createAuditLog } from '../security/audit/audit-log.ts';
 import { createSecretStore } from '../security/secret-store.ts';
@@ -33,7 +34,6 @@ import { createDatabase } from '../store/db.ts';
 import { migrateToLatest } from '../store/migrate.ts';
 import { DEFAULT_TENANT_ID } from '../store/migrations/0001-foundation.ts';
 import { retryDelayMs, retryWindowMs, startDeliveryWorker } from './delivery-worker.ts';
-import { parseRetryAfter } from './retry-after.ts';
 import { generateWebhookSecret } from './signature.ts';
 import { createWebhookService, previousWebhookSecretName, webhookSecretName } from './webhook-service.ts';
 import type { WebhooksDb } from './webhook-tables.ts';

@@ -10,6 +10,7 @@
 // claims nothing and leaves the deliveries to replicas with the keyring.
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/schema.ts';
+import { parseRetryAfter } from '../domain/http-date.ts';
 import { headOf } from '../domain/text-cut.ts';
 import type { Notifier } from '../engine/notifier.ts';
 import { AppError, coerceError } from '../errors/app-error.ts';
@@ -30,7 +31,6 @@ import { isPostgres } from '../store/advisory-lock.ts';
 import { VERSION } from '../version.ts';
 import { type ClaimedDelivery, claimDueDeliveries } from './delivery-claim.ts';
 import { onDeliveriesEnqueued, WEBHOOK_CHANNEL } from './outbox.ts';
-import { parseRetryAfter } from './retry-after.ts';
 import { signatureHeaders } from './signature.ts';
 import {
   DISABLED_ERROR,
