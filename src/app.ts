@@ -349,6 +349,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       },
       dataDir: config.dataDir,
       pendingWebhookDeliveries: () => countPendingDeliveries(webhooksDb),
+      ...(notifier ? { listenConnected: () => notifier.isListening() } : {}),
     });
     const listRoles = async (actor: Actor) =>
       llm ? llm.roles.listRoles(actor.tenantId) : [...BUILT_IN_ROLES];

@@ -213,6 +213,7 @@ export const METRIC_LABELS = {
   maos_store_ended_connections_total: { outcome: STORE_ENDED_CONNECTION_OUTCOMES },
   maos_store_idle_connections_discarded_total: {},
   maos_store_pool_wait_timeouts_total: {},
+  maos_store_listen_connected: {},
   maos_workspaces_removed_total: {},
   maos_orphaned_runners_killed_total: {},
   maos_replica_directories_removed_total: {},

@@ -21,6 +21,8 @@ export interface ScrapeSources {
   dataDir?: string;
   /** Webhook deliveries waiting to be sent (or retried), across the cluster. */
   pendingWebhookDeliveries?: () => Promise<number>;
+  /** PostgreSQL: whether this replica's LISTEN connection (wake-ups from other replicas) is up. */
+  listenConnected?: () => boolean;
 }
 
 /** Registers the scrape-time gauges; they read `sources` (mutable, filled later) on every scrape. */
@@ -77,6 +79,16 @@ export function defineScrapeGauges(
         this.reset();
         reportError('pendingWebhookDeliveries', error);
       }
+    },
+  });
+  new Gauge({
+    name: 'maos_store_listen_connected',
+    help: 'PostgreSQL: 1 while this replica’s LISTEN connection (wake-ups and cancels from other replicas) is up, 0 while it reconnects; no sample on SQLite.',
+    registers,
+    collect() {
+      // No source (SQLite): no sample, rather than a 0 that reads as a connection down.
+      if (sources.listenConnected) this.set(sources.listenConnected() ? 1 : 0);
+      else this.remove();
     },
   });
   new Gauge({

@@ -194,6 +194,18 @@ describe('metrics registry', () => {
     assert.match(after, /^maos_tls_reload_failures_total 1$/m);
   });
 
+  test('the LISTEN connection gauge has no sample without PostgreSQL, and follows the connection', async () => {
+    const metrics = createMetrics({ version: '1.2.3', collectDefaults: false });
+    const sqlite = await metrics.render();
+    assert.match(sqlite, /^# TYPE maos_store_listen_connected gauge$/m);
+    assert.doesNotMatch(sqlite, /^maos_store_listen_connected /m);
+    let listening = true;
+    metrics.setSources({ listenConnected: () => listening });
+    assert.match(await metrics.render(), /^maos_store_listen_connected 1$/m);
+    listening = false;
+    assert.match(await metrics.render(), /^maos_store_listen_connected 0$/m);
+  });
+
   test('the webhook series the alerts read exist at 0 before the first delivery', async () => {
     // increase() cannot see the increment that creates a series: a replica's first give-up (or
     // disable) would pass unseen by MaosWebhookDeliveriesGivenUp (MaosWebhookSubscriptionDisabled).

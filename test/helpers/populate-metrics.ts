@@ -10,6 +10,7 @@ export function populateAllMetrics(metrics: Metrics, dataDir: string): void {
     readiness: async () => ({ database: true, migrations: true, worker: false, shutdown: true }),
     dataDir,
     pendingWebhookDeliveries: async () => 2,
+    listenConnected: () => true,
   });
   metrics.observeHttpRequest('GET', '/v1/sessions/:id', 200, 0.012);
   metrics.observeHttpRequest('BREW', '__unknown__', 404, 0.001);
