@@ -427,6 +427,31 @@ describe('Terraform module evaluated by terraform', () => {
     }
   });
 
+  test('tls_secret and ingress_tls_secret must name a Secret: an empty name fails the plan', {
+    skip: hasTerraform ? false : TERRAFORM_HINT,
+    timeout: 300_000,
+  }, () => {
+    // tls_secret = "" rendered plain HTTP (the chart's empty tls.secretName) while service_url said https.
+    for (const [name, value] of [
+      ['tls_secret', ''],
+      ['tls_secret', 'Maos_TLS'],
+      ['ingress_tls_secret', ''],
+    ] as const) {
+      const { status, output } = planModuleVariables({ ingress_host: 'maos.example.com', [name]: value });
+      assert.notEqual(status, 0, `${name} = "${value}"`);
+      assert.match(
+        output,
+        new RegExp(`${name} must be the name of a kubernetes\\.io/tls Secret .* or null`),
+        output,
+      );
+    }
+    const accepted = planModuleVariables({
+      tls_secret: 'maos-tls',
+      ingress_tls_secret: 'maos.example.com-tls',
+    });
+    assert.equal(accepted.status, 0, accepted.output);
+  });
+
   test('config holding a secret fails the plan, as the chart refuses it', {
     skip: hasTerraform ? false : TERRAFORM_HINT,
     timeout: 300_000,

@@ -181,12 +181,22 @@ variable "ingress_tls_secret" {
   description = "TLS Secret of the Ingress host; null = plain HTTP."
   type        = string
   default     = null
+  # A Secret's name (DNS subdomain), as the chart's schema takes it (an empty name leaves the host on the controller's default certificate).
+  validation {
+    condition     = var.ingress_tls_secret == null || can(regex("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", var.ingress_tls_secret))
+    error_message = "ingress_tls_secret must be the name of a kubernetes.io/tls Secret (lower-case letters, digits, '-' and '.'), or null for plain HTTP."
+  }
 }
 
 variable "tls_secret" {
   description = "kubernetes.io/tls Secret MAOS serves HTTPS with itself (HTTPS probes and ingress backend); null = plain HTTP to the pods."
   type        = string
   default     = null
+  # A Secret's name (DNS subdomain), as the chart's schema takes it (an empty name would render plain HTTP while service_url says https).
+  validation {
+    condition     = var.tls_secret == null || can(regex("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", var.tls_secret))
+    error_message = "tls_secret must be the name of a kubernetes.io/tls Secret (lower-case letters, digits, '-' and '.'), or null for plain HTTP."
+  }
 }
 
 variable "audit_checkpoints_persistence" {
