@@ -1087,6 +1087,20 @@ describe('Helm chart', () => {
     // A raised limit: ingress-nginx would otherwise answer 413 (HTML) to bodies the server accepts.
     assert.equal(bodySize({ config: { http: { bodyLimitBytes: 26214400 } } }), '26214400');
     assert.equal(bodySize({ config: { http: { trustedProxies: ['10.0.0.0/8'] } } }), '1048576');
+    // Where the pods get it: an extraEnv value wins over secretEnv, which wins over the config file.
+    const limitVar = 'MAOS_HTTP__BODY_LIMIT_BYTES';
+    assert.equal(bodySize({ extraEnv: [{ name: limitVar, value: '5242880' }] }), '5242880');
+    assert.equal(bodySize({ secretEnv: { [limitVar]: '4194304' } }), '4194304');
+    assert.equal(
+      bodySize({
+        config: { http: { bodyLimitBytes: 2097152 } },
+        secretEnv: { [limitVar]: '4194304' },
+        extraEnv: [{ name: limitVar, value: '8388608' }],
+      }),
+      '8388608',
+    );
+    // secretEnv is unused beside existingSecret.
+    assert.equal(bodySize({ existingSecret: 'env', secretEnv: { [limitVar]: '4194304' } }), '1048576');
     // An annotation of the operator's own wins (and is not written twice).
     assert.equal(
       bodySize({
