@@ -266,6 +266,52 @@ describe('PostgreSQL LISTEN connection', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a LISTEN connection that cannot be made again says why, once, and when it is back', async () => {
+    const direct = new URL(database.url);
+    const relay = await startTcpRelay({ host: direct.hostname, port: Number(direct.port) });
+    const pool = new pg.Pool({ connectionString: database.url, max: 2 });
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createLogger({
+      level: 'info',
+      format: 'json',
+      destination: new Writable({
+        write: (chunk, _e, done) => {
+          lines.push(JSON.parse(String(chunk)) as Record<string, unknown>);
+          done();
+        },
+      }),
+    });
+    const notifier = createPostgresNotifier({
+      url: viaRelay(database.url, relay),
+      pool,
+      logger,
+      connectTimeoutMs: 300,
+      sweepIntervalMs: 60_000,
+    });
+    const messages = () => lines.map((line) => line.message);
+    try {
+      await notifier.start();
+      assert.equal(notifier.isListening(), true);
+      // The relay stops listening: every attempt to connect again is refused (ECONNREFUSED).
+      await relay.cut();
+      await waitFor(() => !notifier.isListening(), 10_000, 'the loss');
+      // Several attempts (0.2 s, 0.4 s, 0.8 s apart) fail for the same reason: one line says why.
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      const failed = lines.filter(
+        (line) => line.message === 'PostgreSQL LISTEN connection could not be made again; retrying',
+      );
+      assert.equal(failed.length, 1, JSON.stringify(messages()));
+      assert.match(JSON.stringify(failed[0]), /ECONNREFUSED/, JSON.stringify(failed[0]));
+      await relay.restore();
+      await waitFor(() => notifier.isListening(), 30_000, 'the LISTEN connection');
+      await waitFor(() => messages().includes('PostgreSQL LISTEN connection restored'), 5000, 'restored');
+    } finally {
+      await notifier.close();
+      await pool.end();
+      await relay.cut();
+    }
+  });
+
   test('close returns when the path of the LISTEN connection is lost without a reset', async () => {
     const direct = new URL(database.url);
     const relay = await startTcpRelay({ host: direct.hostname, port: Number(direct.port) });

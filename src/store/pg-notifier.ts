@@ -79,6 +79,13 @@ function isServerError(error: unknown): error is pg.DatabaseError & { code: stri
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57P0)/.test(code);
 }
 
+/** What tells one failure to connect from another: its code (ECONNREFUSED, 53300), else its message. */
+function failureReasonOf(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && code !== '') return code;
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** Creates the notifier. Nothing connects before `start()`. */
 export function createPostgresNotifier(options: PostgresNotifierOptions): PostgresNotifier {
   const local = createLocalNotifier();
@@ -97,6 +104,8 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
   let checkTimer: NodeJS.Timeout | null = null;
   /** The LISTEN connection being checked now, if any. */
   let checking: pg.Client | null = null;
+  /** Why the last attempt to make the connection again failed (logged once per reason). */
+  let reconnectFailure: string | undefined;
   /** The SQLSTATE the check last failed with, told once until the check works again. */
   let checkRefusedWith: string | undefined;
 
@@ -197,10 +206,21 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
       reconnectTimer = null;
       connect()
         .then(() => {
+          reconnectFailure = undefined;
           options.logger.info('PostgreSQL LISTEN connection restored');
           sweep();
         })
-        .catch(() => {
+        .catch((error: unknown) => {
+          // Why it cannot be made again, once per reason (not at every attempt): an operator
+          // otherwise sees the loss and nothing after it (maos_store_listen_connected stays 0).
+          const reason = failureReasonOf(error);
+          if (reason !== reconnectFailure && !closed) {
+            reconnectFailure = reason;
+            options.logger.warn(
+              { err: error },
+              'PostgreSQL LISTEN connection could not be made again; retrying',
+            );
+          }
           reconnectDelay = Math.min(RECONNECT_MAX_MS, reconnectDelay * 2);
           scheduleReconnect();
         });
