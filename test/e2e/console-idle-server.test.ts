@@ -334,6 +334,62 @@ describe('console live view bounds', () => {
     assert.deepEqual(result, { followedAtFirst: true, keptPlace: 100, followsAgain: true });
   });
 
+  test('the event log at its bound follows the newest event when laid out before the frame; scrolled back, keeps its place', async () => {
+    const result = await page.evaluate(async () => {
+      const moduleUrl = '/console/views/live-events.js';
+      const { createLiveEvents } = await import(moduleUrl);
+      const live = createLiveEvents();
+      document.body.append(live.list);
+      const list = live.list as HTMLElement;
+      const frames = () =>
+        new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+      // An event as the stream delivers it: in a task of its own, not in a frame.
+      const task = () => new Promise((resolve) => setTimeout(resolve, 0));
+      let seq = 0;
+      const feed = () => {
+        seq += 1;
+        live.handleEvent({
+          seq,
+          type: 'task.status',
+          data: { name: `t${seq}`, from: 'pending', to: 'running' },
+        });
+      };
+      for (let i = 0; i < 320; i += 1) feed();
+      await frames();
+      const atEnd = () => list.scrollTop + list.clientHeight >= list.scrollHeight - 2;
+      const followedAtFirst = atEnd();
+      // The oldest event leaves the log as each new one comes; a read of the layout before the frame
+      // (any script of the page, or an extension) lets the browser keep the view on what it showed
+      // by moving it up: that is not the reader scrolling back.
+      for (let i = 0; i < 5; i += 1) {
+        await task();
+        feed();
+        void list.offsetHeight;
+        await frames();
+      }
+      const followsWithLayout = atEnd();
+      // The reader scrolls back: the event at the top of the view stays there as the oldest leave.
+      list.scrollTop = 200;
+      await frames();
+      const read = [...list.children].find((item) => (item as HTMLElement).offsetTop >= list.offsetTop + 200);
+      const before = read?.getBoundingClientRect().top;
+      for (let i = 0; i < 5; i += 1) {
+        await task();
+        feed();
+        await frames();
+      }
+      return {
+        followedAtFirst,
+        followsWithLayout,
+        count: list.childElementCount,
+        // Within a pixel: the browser rounds the view's move to whole device pixels.
+        placeKept:
+          read?.isConnected === true && Math.abs(read.getBoundingClientRect().top - (before ?? 0)) < 1,
+      };
+    });
+    assert.deepEqual(result, { followedAtFirst: true, followsWithLayout: true, count: 300, placeKept: true });
+  });
+
   test('the SSE parser drops a frame or a line without end beyond its limit and keeps parsing', {
     timeout: 30_000,
   }, async () => {

@@ -25,6 +25,11 @@ function createScroller() {
     if (!place) {
       place = { top: 0, held: false };
       places.set(element, place);
+      // While it follows the end, the browser does not keep the view on what it showed when the
+      // oldest events leave the log (scroll anchoring, .following in session.css): it would move the
+      // view up by their height, which read here as the person scrolling back, and the log stopped
+      // following. Scrolled back, it does: the event being read stays in place as the oldest leave.
+      element.classList.add('following');
       const seen = place;
       // Read when it scrolls (at most once a frame), not when output comes.
       element.addEventListener(
@@ -33,6 +38,7 @@ function createScroller() {
           const top = element.scrollTop;
           if (top + element.clientHeight >= element.scrollHeight - 2) seen.held = false;
           else if (top < seen.top - 1) seen.held = true;
+          element.classList.toggle('following', !seen.held);
         },
         { passive: true },
       );
