@@ -1,16 +1,5 @@
-// What an audit proof costs the server (GET /v1/audit/proof/*). Builds a log of N/2 and then N records
-// (the real audit log, records of the size the HTTP layer writes) and at each size times, with the
-// records each reads: the full read (every record in one statement, hashed, the proof built from the
-// array: what every proof cost before block roots were stored), an inclusion proof as served when no
-// block root is stored yet (it computes and stores them), and inclusion and consistency proofs once
-// they are stored; and the longest the event loop was held during each.
-//   node bench/audit-proof.ts [records=200000] [--sqlite-only]
-// Uses DATABASE_URL (an admin URL) when set; otherwise starts an embedded PostgreSQL (fsync off).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { configSchema } from '../src/config/schema.ts';
 import { type AuditLog, createAuditLog } from '../src/security/audit/audit-log.ts';
 import {
   type ProofReadCounts,
@@ -19,12 +8,11 @@ import {
 } from '../src/security/audit/audit-proof.ts';
 import { createInclusionProof, hashLeaf } from '../src/security/audit/merkle.ts';
 import type { SecurityDb } from '../src/security/security-tables.ts';
-import { createDatabase, type DatabaseHandle } from '../src/store/db.ts';
+import type { DatabaseHandle } from '../src/store/db.ts';
 import { migrateToLatest } from '../src/store/migrate.ts';
-import { createTestDatabase } from '../test/fixtures/postgres.ts';
+import { onBothStores } from './both-stores.ts';
 
 const RECORDS = Number(process.argv.find((arg) => /^\d+$/.test(arg)) ?? 200_000);
-const SQLITE_ONLY = process.argv.includes('--sqlite-only');
 const REPEATS = 3;
 
 /** Appends records `from` to `to - 1`, each like one of a request with an API key (about 450 bytes of canonical JSON). */
@@ -142,27 +130,7 @@ console.log(
     .map((n) => n.toFixed(2))
     .join(' ')}`,
 );
-const dir = mkdtempSync(join(tmpdir(), 'maos-bench-audit-'));
-try {
-  const sqlite = createDatabase(configSchema.parse({ dataDir: dir, store: { synchronous: 'normal' } }));
-  try {
-    await run('SQLite', sqlite);
-  } finally {
-    await sqlite.close();
-  }
-  if (!SQLITE_ONLY) {
-    const database = await createTestDatabase();
-    const postgres = createDatabase(configSchema.parse({ dataDir: dir, store: { url: database.url } }));
-    try {
-      await run('PostgreSQL', postgres);
-    } finally {
-      await postgres.close();
-      await database.drop();
-    }
-  }
-} finally {
-  rmSync(dir, { recursive: true, force: true });
-}
+await onBothStores('audit', run);
 console.log(
   `load average ${loadavg()
     .map((n) => n.toFixed(2))

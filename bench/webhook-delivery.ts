@@ -1,18 +1,4 @@
-// What the webhook delivery worker costs with a large backlog, on SQLite and PostgreSQL:
-//  - claim: one claim (webhooks/delivery-claim.ts, limit 8) over many subscriptions with pending
-//    deliveries, most of them waiting for a retry, so the claim walks every subscription; median of
-//    the repeats, each claim rolled back so that every repeat sees the same rows.
-//  - drain: one healthy receiver on 127.0.0.1 (answers 204 at once) with a backlog of pending
-//    deliveries, the real worker at the default poll interval (5 s), beside the claim's subscriptions
-//    (left waiting for their retries): the time until all are delivered, the deliveries per second,
-//    the worker's claims, and the waits of a second or more between two deliveries (the poll's).
-//   node bench/webhook-delivery.ts [subscriptions=2000] [backlogPerSubscription=50] [drain=2000] [--sqlite-only]
-// (0 subscriptions or a drain of 0 skips that part.) The claim is timed twice: with 8 subscriptions due,
-// and with every one due.
-// Uses DATABASE_URL (an admin URL) when set; otherwise starts an embedded PostgreSQL (fsync off).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { sql } from 'kysely';
 import { configSchema } from '../src/config/schema.ts';
@@ -20,22 +6,20 @@ import { createLogger } from '../src/observability/logger.ts';
 import { createSecretStore } from '../src/security/secret-store.ts';
 import { generateKekEntry, parseKekRing } from '../src/security/secrets.ts';
 import type { SecurityDb } from '../src/security/security-tables.ts';
-import { createDatabase, type DatabaseHandle } from '../src/store/db.ts';
-import { migrateToLatest } from '../src/store/migrate.ts';
+import type { DatabaseHandle } from '../src/store/db.ts';
 import { DEFAULT_TENANT_ID } from '../src/store/migrations/0001-foundation.ts';
 import { claimDueDeliveries } from '../src/webhooks/delivery-claim.ts';
 import { startDeliveryWorker } from '../src/webhooks/delivery-worker.ts';
 import { generateWebhookSecret } from '../src/webhooks/signature.ts';
 import { webhookSecretName } from '../src/webhooks/webhook-service.ts';
 import type { WebhooksDb } from '../src/webhooks/webhook-tables.ts';
-import { createTestDatabase } from '../test/fixtures/postgres.ts';
 import { startWebhookReceiver } from '../test/fixtures/webhook-receiver.ts';
+import { onBothStores } from './both-stores.ts';
 
 const numbers = process.argv.slice(2).filter((arg) => /^\d+$/.test(arg));
 const SUBSCRIPTIONS = Number(numbers[0] ?? 2000);
 const BACKLOG = Number(numbers[1] ?? 50);
 const DRAIN = Number(numbers[2] ?? 2000);
-const SQLITE_ONLY = process.argv.includes('--sqlite-only');
 const REPEATS = 21;
 const NOW = Date.now();
 
@@ -224,26 +208,5 @@ const load = () =>
     .map((n) => n.toFixed(2))
     .join(' ')}`;
 console.log(load());
-const dir = mkdtempSync(join(tmpdir(), 'maos-bench-webhooks-'));
-try {
-  const sqlite = createDatabase(configSchema.parse({ dataDir: dir, store: { synchronous: 'normal' } }));
-  try {
-    await migrateToLatest(sqlite.db);
-    await run('SQLite', sqlite);
-  } finally {
-    await sqlite.close();
-  }
-  if (!SQLITE_ONLY) {
-    const database = await createTestDatabase();
-    const postgres = createDatabase(configSchema.parse({ dataDir: dir, store: { url: database.url } }));
-    try {
-      await run('PostgreSQL', postgres);
-    } finally {
-      await postgres.close();
-      await database.drop();
-    }
-  }
-} finally {
-  rmSync(dir, { recursive: true, force: true });
-}
+await onBothStores('webhooks', run);
 console.log(load());
