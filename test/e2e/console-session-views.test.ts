@@ -36,6 +36,7 @@ import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
 import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
 import { startServerWithUsage } from '../fixtures/usage-session.ts';
+import { waitFor } from '../fixtures/wait-for.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
 
@@ -588,7 +589,8 @@ describe('console: the reads of a session page', { timeout: 120_000 }, () => {
 // session, whose detail (every task with its result) can take longer to arrive than the next burst
 // takes to come. In real Chromium against the real server (runner tasks that end when the test lets
 // them, the page's clock Playwright's fake one), a burst while that read is on its way starts no
-// other; one more read follows it and shows what the later events did.
+// other; one more read follows it and shows what the later events did. A read that never comes back
+// (lost with a link that dropped) holds no read when the stream resumes.
 describe('console: reads of a session page while bursts of events come', { timeout: 120_000 }, () => {
   const cleanups: Array<() => unknown> = [];
   let server: TestServer;
@@ -666,5 +668,50 @@ describe('console: reads of a session page while bursts of events come', { timeo
     assert.equal(reads.length, 2);
     await page.unroute(isSessionRead);
     assert.deepEqual(problems.messages, []);
+  });
+
+  test('a read that never comes back does not hold the read when the stream resumes', async () => {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: {
+        objective: 'A read lost on its way',
+        agents: ['c', 'd'].map((name) => ({ name, role: 'qa', task: name, runner: 'gated' })),
+      },
+    });
+    assert.equal(created.status, 201);
+    const id = created.body.id;
+    await waitForSession(server.url, id, (session: { status: string; tasks: Array<{ status: string }> }) =>
+      session.tasks.every((task) => task.status === 'running'),
+    );
+    await page.goto(`${server.url}/console/#/sessions/${id}`);
+    await page.locator('#session-facts .badge[title="running"]').waitFor();
+    await page.locator('#stream-state', { hasText: 'live' }).waitFor();
+    await page.clock.runFor(1_000);
+
+    // The read after the task's result is lost on its way (a link that went silent): held for good.
+    const isSessionRead = (url: URL) => url.pathname === `/v1/sessions/${id}`;
+    const lost: Route[] = [];
+    await page.route(isSessionRead, async (route) => {
+      if (lost.length === 0) lost.push(route);
+      else await route.continue();
+    });
+    writeFileSync(join(gate, 'c'), '');
+    await page.locator('#event-log li[data-type="task.result"]').waitFor();
+    await page.clock.runFor(1_000);
+    await waitFor(() => lost.length === 1, 10_000, 'the read after the burst');
+
+    // The stream drops and resumes: the page reads the session again and shows the task succeeded.
+    server.app.http.server.closeAllConnections();
+    await page.locator('#stream-state', { hasText: 'reconnecting' }).waitFor();
+    await page.clock.runFor(1_000);
+    await page.locator('#stream-state', { hasText: 'live' }).waitFor();
+    await page.clock.runFor(1_000);
+    await page
+      .locator('#tasks-table tr[data-task="c"] .badge[title="succeeded"]')
+      .waitFor({ timeout: 10_000 });
+    await lost[0]?.abort();
+    await page.unroute(isSessionRead);
+    writeFileSync(join(gate, 'd'), '');
+    await page.locator('#stream-state', { hasText: 'ended' }).waitFor();
   });
 });

@@ -319,8 +319,10 @@ export function renderSession(root, id) {
           live.setState('live');
           // Resumed after a drop: the events missed are replayed, but a read of the session that
           // failed meanwhile (the server restarting) is not repeated by them: its error and the old
-          // state would stay until the next event.
-          if (streamOpened) scheduleRefresh();
+          // state would stay until the next event. Read at once, not after the read of a burst that
+          // may be on its way: that one may never come back (lost with the link that dropped), and
+          // no burst reads while it is on its way.
+          if (streamOpened) refresh();
           streamOpened = true;
         } else if (state === 'reconnecting') {
           live.setState('reconnecting…');
