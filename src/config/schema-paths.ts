@@ -3,16 +3,18 @@
 import { z } from 'zod';
 import { configSchema } from './schema.ts';
 
-interface JsonSchemaNode {
+export interface JsonSchemaNode {
   type?: string | string[];
   properties?: Record<string, JsonSchemaNode>;
   additionalProperties?: JsonSchemaNode | boolean;
+  items?: JsonSchemaNode;
   anyOf?: JsonSchemaNode[];
 }
 
 let root: JsonSchemaNode | undefined;
 
-function schemaRoot(): JsonSchemaNode {
+/** The config schema as JSON Schema (input side: every key optional). */
+export function schemaRoot(): JsonSchemaNode {
   root ??= z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchemaNode;
   return root;
 }
@@ -97,7 +99,8 @@ function camelCase(word: string): string {
   return base.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()) + fileSuffix;
 }
 
-function optionsOf(node: JsonSchemaNode): JsonSchemaNode[] {
+/** The alternatives a node stands for (`anyOf` flattened). */
+export function optionsOf(node: JsonSchemaNode): JsonSchemaNode[] {
   return node.anyOf ? node.anyOf.flatMap(optionsOf) : [node];
 }
 

@@ -26,3 +26,47 @@ test("the console's token endpoint origin is public: printed, and not scrubbed f
   assert.equal(printed.providers.p?.apiKey, '[REDACTED]');
   assert.ok(collectSecretValues(config).includes('sk-configured-secret'));
 });
+
+// A map the schema keys by the operator's names (tenant ids, IdP groups) is judged by the map's own
+// field name: `token-team` names a tenant, and its runner names are not secrets. Before, they were
+// redacted by `maos config print` and every one of 4+ characters (`python`) was scrubbed from every
+// log line the support bundle collects.
+test('a tenant id or IdP group named like a secret does not make its values secrets', () => {
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      runners: {
+        python: { command: ['python3', '-V'], env: { PIP_TOKEN: 'pip-secret-value' } },
+        npm: { command: ['npm', 'test'] },
+      },
+      runnerAccess: { tenants: { 'token-team': ['npm', 'python'], env: ['python'], 'kek-lab': [] } },
+      auth: { oidc: { roleMapping: { 'secret-admins': ['admin'], 'password-resetters': ['operator'] } } },
+      llm: { approval: { tenants: { 'token-team': 'required', 'secret-lab': 'none' } } },
+      providers: { p: { type: 'openai', apiKey: 'sk-configured-secret', model: 'm' } },
+    },
+  });
+  const printed = redactConfig(config) as typeof config;
+  assert.deepEqual(printed.runnerAccess.tenants, {
+    'token-team': ['npm', 'python'],
+    env: ['python'],
+    'kek-lab': [],
+  });
+  assert.deepEqual(printed.auth.oidc.roleMapping, {
+    'secret-admins': ['admin'],
+    'password-resetters': ['operator'],
+  });
+  assert.deepEqual(printed.llm.approval.tenants, { 'token-team': 'required', 'secret-lab': 'none' });
+  // The support bundle scrubs its logs of the real secrets only.
+  assert.deepEqual(collectSecretValues(config).sort(), ['pip-secret-value', 'sk-configured-secret']);
+  assert.equal(printed.runners.python?.env.PIP_TOKEN, '[REDACTED]');
+  assert.equal(printed.providers.p?.apiKey, '[REDACTED]');
+});
+
+test('outside the schema (a part of the config walked on its own, an unknown key) a key is judged by its name', () => {
+  const part = { 'token-team': ['python'], p: { apiKey: 'sk-part-secret', headers: { 'x-team': 'team-a' } } };
+  assert.deepEqual(redactConfig(part), {
+    'token-team': ['[REDACTED]'],
+    p: { apiKey: '[REDACTED]', headers: { 'x-team': '[REDACTED]' } },
+  });
+  assert.deepEqual(collectSecretValues(part).sort(), ['python', 'sk-part-secret', 'team-a']);
+});

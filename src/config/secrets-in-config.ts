@@ -2,6 +2,7 @@
 // bundle (redacted, and scrubbed from the log lines it collects). One walk for both, so the two
 // never disagree about what is secret.
 import { SECRET_KEY_PATTERN } from './schema.ts';
+import { type JsonSchemaNode, optionsOf, schemaRoot } from './schema-paths.ts';
 
 const REDACTED = '[REDACTED]';
 
@@ -73,45 +74,101 @@ function classify(text: string, key: string, inSecretMap: boolean): Found {
   return { whole: false, parts };
 }
 
-function walk(
-  value: unknown,
-  visit: (text: string, found: Found) => unknown,
-  key = '',
-  inSecretMap = false,
-): unknown {
-  if (typeof value === 'string') return visit(value, classify(value, key, inSecretMap));
-  if (Array.isArray(value)) return value.map((item) => walk(item, visit, key, inSecretMap));
+/**
+ * Where a walk is in the config schema: the nodes the current value may match (`undefined` outside
+ * the schema, e.g. a part of the config walked on its own), and the name that decides whether its
+ * strings are secrets.
+ */
+interface Place {
+  nodes: readonly JsonSchemaNode[] | undefined;
+  /** The nearest field name of the schema above the value (a map entry's name is none). */
+  key: string;
+  inSecretMap: boolean;
+}
+
+/**
+ * The place of `childKey` under `place`. A field of the schema (`apiKey`, `headers`) is judged by
+ * its name; an entry of a map the schema keys by a name of the operator's (a tenant id under
+ * `runnerAccess.tenants` or `llm.approval.tenants`, an IdP group under `auth.oidc.roleMapping`) is
+ * not: `token-team` or `secret-admins` names a tenant or group, and its values (runner names, role
+ * names, `required`) stay as secret as the map's own field name says. Outside the schema every key
+ * is judged by its name, as before.
+ */
+function childPlace(place: Place, childKey: string): Place {
+  const options = place.nodes?.flatMap(optionsOf);
+  if (options) {
+    const fields = options.flatMap((option) => {
+      const field = option.properties?.[childKey];
+      return field ? [field] : [];
+    });
+    if (fields.length > 0) {
+      return {
+        nodes: fields,
+        key: childKey,
+        inSecretMap: place.inSecretMap || SECRET_MAPS.has(childKey),
+      };
+    }
+    const entries = options
+      .map((option) => option.additionalProperties)
+      .filter((entry): entry is JsonSchemaNode => typeof entry === 'object');
+    if (entries.length > 0) return { nodes: entries, key: place.key, inSecretMap: place.inSecretMap };
+  }
+  return { nodes: undefined, key: childKey, inSecretMap: place.inSecretMap || SECRET_MAPS.has(childKey) };
+}
+
+function itemPlace(place: Place): Place {
+  const items = place.nodes?.flatMap(optionsOf).flatMap((option) => (option.items ? [option.items] : []));
+  return { ...place, nodes: items && items.length > 0 ? items : undefined };
+}
+
+function walk(value: unknown, visit: (text: string, found: Found) => unknown, place: Place): unknown {
+  if (typeof value === 'string') return visit(value, classify(value, place.key, place.inSecretMap));
+  if (Array.isArray(value)) return value.map((item) => walk(item, visit, itemPlace(place)));
   if (typeof value === 'object' && value !== null) {
     const out: Record<string, unknown> = {};
     for (const [childKey, child] of Object.entries(value)) {
-      out[childKey] = walk(child, visit, childKey, inSecretMap || SECRET_MAPS.has(childKey));
+      out[childKey] = walk(child, visit, childPlace(place, childKey));
     }
     return out;
   }
   return value;
 }
 
+/** A whole configuration (as `loadConfig` returns it) starts at the schema's root. */
+function rootPlace(): Place {
+  return { nodes: [schemaRoot()], key: '', inSecretMap: false };
+}
+
 /** A copy of `config` with every secret replaced by `[REDACTED]`. */
 export function redactConfig(config: unknown): unknown {
-  return walk(config, (text, found) => {
-    if (found.whole) return REDACTED;
-    if (found.parts.length === 0) return text;
-    const inAuthority = authorityPassword(text);
-    let redacted = inAuthority
-      ? `${text.slice(0, inAuthority.start)}${REDACTED}${text.slice(inAuthority.end)}`
-      : text;
-    redacted = redacted.replace(URL_PASSWORD, `$1${REDACTED}@`);
-    if (LOOKS_LIKE_URL.test(redacted)) redacted = redacted.replace(URL_QUERY_VALUE, `$1${REDACTED}`);
-    return redacted;
-  });
+  return walk(
+    config,
+    (text, found) => {
+      if (found.whole) return REDACTED;
+      if (found.parts.length === 0) return text;
+      const inAuthority = authorityPassword(text);
+      let redacted = inAuthority
+        ? `${text.slice(0, inAuthority.start)}${REDACTED}${text.slice(inAuthority.end)}`
+        : text;
+      redacted = redacted.replace(URL_PASSWORD, `$1${REDACTED}@`);
+      if (LOOKS_LIKE_URL.test(redacted)) redacted = redacted.replace(URL_QUERY_VALUE, `$1${REDACTED}`);
+      return redacted;
+    },
+    rootPlace(),
+  );
 }
 
 /** Every secret string of `config` (whole values and URL parts) at least `minLength` long. */
 export function collectSecretValues(config: unknown, minLength = 4): string[] {
   const out: string[] = [];
-  walk(config, (text, found) => {
-    for (const secret of found.whole ? [text] : found.parts) if (secret.length >= minLength) out.push(secret);
-    return text;
-  });
+  walk(
+    config,
+    (text, found) => {
+      for (const secret of found.whole ? [text] : found.parts)
+        if (secret.length >= minLength) out.push(secret);
+      return text;
+    },
+    rootPlace(),
+  );
   return out;
 }

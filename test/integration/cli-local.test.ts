@@ -164,6 +164,47 @@ describe('maos CLI without a server', () => {
     assert.ok(!json.stdout.includes('very-secret-value'));
   });
 
+  test('config print shows tenant ids and IdP groups named like secrets (token-team, secret-admins) with their values', async () => {
+    const file = join(dir, 'named-like-secrets.yaml');
+    writeFileSync(
+      file,
+      [
+        'runners:',
+        '  python:',
+        '    command: ["python3", "-V"]',
+        '    env:',
+        '      PIP_TOKEN: pip-secret-value',
+        'runnerAccess:',
+        '  tenants:',
+        '    token-team: [python]',
+        '    env: [python]',
+        'auth:',
+        '  oidc:',
+        '    roleMapping:',
+        '      secret-admins: [admin]',
+        'llm:',
+        '  approval:',
+        '    tenants:',
+        '      token-team: required',
+        '',
+      ].join('\n'),
+    );
+    const json = await runMaos(['config', 'print', '--config', file, '--json']);
+    assert.equal(json.code, 0, json.stderr);
+    const printed = JSON.parse(json.stdout) as {
+      runners: { python: { env: Record<string, string> } };
+      runnerAccess: { tenants: Record<string, string[]> };
+      auth: { oidc: { roleMapping: Record<string, string[]> } };
+      llm: { approval: { tenants: Record<string, string> } };
+    };
+    assert.deepEqual(printed.runnerAccess.tenants, { 'token-team': ['python'], env: ['python'] });
+    assert.deepEqual(printed.auth.oidc.roleMapping, { 'secret-admins': ['admin'] });
+    assert.deepEqual(printed.llm.approval.tenants, { 'token-team': 'required' });
+    // A secret is still one.
+    assert.equal(printed.runners.python.env.PIP_TOKEN, '[REDACTED]');
+    assert.ok(!json.stdout.includes('pip-secret-value'));
+  });
+
   test('migrate applies the migrations once; --status reports them', async () => {
     const file = join(dir, 'migrate.yaml');
     writeFileSync(file, `dataDir: ${JSON.stringify(join(dir, 'migrate-data'))}\n`);

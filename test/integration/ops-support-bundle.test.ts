@@ -35,6 +35,8 @@ const QUOTED_LOG_LINE = JSON.stringify({ message: 'runner started', env: { QUOTE
 const SHORT_PIN = 'k7Qz';
 const BASE64_SECRET = 'Zm9v+YmFy/YmF6-5e3b==';
 const ENCODED_LOG_LINE = `{"message":"GET /hook?pin=${SHORT_PIN}&key=${encodeURIComponent(BASE64_SECRET)}"}`;
+// Names that are no secrets though their tenant's or group's name reads like one.
+const RUNNER_LOG_LINE = '{"message":"task ran on runner tests for a member of admin"}';
 
 function run(
   args: string[],
@@ -118,12 +120,20 @@ describe('maos support-bundle', { timeout: 240_000 }, () => {
         `      LONG: ${LONG_SECRET}`,
         `      PIN: ${SHORT_PIN}`,
         `      BASE64: '${BASE64_SECRET}'`,
+        // Tenant ids and IdP groups named like secrets: their runner and role names are none.
+        'runnerAccess:',
+        '  tenants:',
+        '    token-team: [tests]',
+        'auth:',
+        '  oidc:',
+        '    roleMapping:',
+        '      secret-admins: [admin]',
         '',
       ].join('\n'),
     );
     writeFileSync(
       join(dir, 'maos.log'),
-      `${'{"message":"old line"}\n'.repeat(10)}${LOG_SECRET_LINE}\n${QUOTED_LOG_LINE}\n{"message":"key ${LONG_SECRET}"}\n${ENCODED_LOG_LINE}\n`,
+      `${'{"message":"old line"}\n'.repeat(10)}${LOG_SECRET_LINE}\n${QUOTED_LOG_LINE}\n{"message":"key ${LONG_SECRET}"}\n${ENCODED_LOG_LINE}\n${RUNNER_LOG_LINE}\n`,
     );
   });
 
@@ -203,6 +213,9 @@ describe('maos support-bundle', { timeout: 240_000 }, () => {
     assert.match(read('logs.txt'), /provider call/);
     assert.match(read('logs.txt'), /runner started/);
     assert.match(read('logs.txt'), /GET \/hook\?pin=\[REDACTED\]&key=\[REDACTED\]"/);
+    assert.ok(read('logs.txt').includes(RUNNER_LOG_LINE), 'a runner or role name is no secret');
+    assert.deepEqual(config.runnerAccess.tenants, { 'token-team': ['tests'] });
+    assert.deepEqual(config.auth.oidc.roleMapping, { 'secret-admins': ['admin'] });
     const stats = JSON.parse(read('database.json'));
     assert.ok(stats.tables.some((t: { name: string; rows: number }) => t.name === 'tenants' && t.rows === 1));
     assert.ok(stats.files['maos.db'] > 0);
