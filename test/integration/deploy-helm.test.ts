@@ -1628,7 +1628,8 @@ describe('Helm chart', () => {
         approval: { tenants: { 'token-team': 'required' } },
       },
       // Runner names allowed to a tenant, whatever its id says.
-      runnerAccess: { tenants: { 'token-team': ['npm'], 'secret-lab': [] } },
+      // A tenant id `env` is no runner's env either.
+      runnerAccess: { tenants: { 'token-team': ['npm'], 'secret-lab': [], env: ['npm'] } },
       rateLimit: { maxDailyTokensPerTenant: 500000 },
       webhooks: { secretRotationGraceSeconds: 600 },
       egress: { proxy: { url: 'http://proxy.corp:3128' } },
