@@ -28,19 +28,20 @@ export function isPostgres(db: AnyDb): boolean {
 
 /**
  * Runs `fn` while holding the session-level advisory lock `key`, waiting for it if another replica
- * holds it, for as long as that takes: also when the database or role sets a statement_timeout or
- * lock_timeout (a managed service's default), which would end the wait with an error. The lock
- * lives on one pooled connection while `fn` uses the others (pool size ≥ 2). On SQLite (one process
- * owns the file) `fn` just runs.
+ * holds it, for as long as that takes: also when the database or role sets a statement_timeout,
+ * lock_timeout or (PostgreSQL 17+) transaction_timeout (a managed service's default), which would
+ * end the wait with an error. The lock lives on one pooled connection while `fn` uses the others
+ * (pool size ≥ 2). On SQLite (one process owns the file) `fn` just runs.
  */
 export async function withAdvisoryLock<T>(db: AnyDb, key: number, fn: () => Promise<T>): Promise<T> {
   if (!isPostgres(db)) return fn();
   return db.connection().execute(async (conn) => {
     // The timeouts are lifted for this transaction only; the session-level lock outlives it.
+    // transaction_timeout exists from PostgreSQL 17 on (current_setting answers null before).
     await conn.transaction().execute(async (trx) => {
-      await sql`select set_config('statement_timeout', '0', true), set_config('lock_timeout', '0', true)`.execute(
-        trx,
-      );
+      await sql`select set_config('statement_timeout', '0', true), set_config('lock_timeout', '0', true),
+        case when current_setting('transaction_timeout', true) is not null
+          then set_config('transaction_timeout', '0', true) end`.execute(trx);
       await sql`select pg_advisory_lock(${key})`.execute(trx);
     });
     try {

@@ -160,8 +160,9 @@ async function migrateSqlite(
 
 /**
  * PostgreSQL: every pending migration in one transaction, on a connection without the database's
- * or role's statement_timeout (a managed service's default): an index built on a large table runs
- * for as long as it needs instead of failing the upgrade. The connection gets the timeout back after.
+ * or role's statement_timeout and (PostgreSQL 17+) transaction_timeout (a managed service's
+ * default): an index built on a large table runs for as long as it needs instead of failing the
+ * upgrade. The connection gets the timeouts back after.
  */
 async function migratePostgres(
   // biome-ignore lint/suspicious/noExplicitAny: works on any schema type
@@ -170,11 +171,16 @@ async function migratePostgres(
 ): Promise<MigrationResultSet> {
   const schema = await currentSchema(db);
   return db.connection().execute(async (conn) => {
-    await sql`set statement_timeout = 0`.execute(conn);
+    // transaction_timeout exists from PostgreSQL 17 on (current_setting answers null before).
+    const { rows } = await sql<{
+      known: boolean;
+    }>`select current_setting('transaction_timeout', true) is not null as known`.execute(conn);
+    const lifted = rows[0]?.known ? ['statement_timeout', 'transaction_timeout'] : ['statement_timeout'];
+    for (const name of lifted) await sql`select set_config(${name}, '0', false)`.execute(conn);
     try {
       return await createMigrator(conn, migrations, schema).migrateToLatest();
     } finally {
-      await sql`reset statement_timeout`.execute(conn);
+      for (const name of lifted) await sql.raw(`reset ${name}`).execute(conn);
     }
   });
 }

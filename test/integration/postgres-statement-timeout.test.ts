@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { configSchema } from '../../src/config/schema.ts';
@@ -31,7 +32,16 @@ function slowMigration(name: string, seconds: number): NamedMigration {
   };
 }
 
-test('with a statement_timeout, a migration waits for the lock held by another and runs longer than it', async (t) => {
+/**
+ * A replica migrates while another holds the migration lock for longer than the 200 ms timeout that
+ * `setLimit` sets on the test database `name`: the wait and the migrations go on, and the pool's
+ * connections keep the timeout `setting` for everything else.
+ */
+async function migrateWhileLockHeld(
+  t: TestContext,
+  setLimit: (admin: pg.Client, name: string) => Promise<unknown>,
+  setting: string,
+): Promise<void> {
   const database = await createTestDatabase({ empty: true });
   t.after(() => database.drop());
   const admin = new pg.Client({ connectionString: database.url });
@@ -40,7 +50,7 @@ test('with a statement_timeout, a migration waits for the lock held by another a
   await admin.connect();
   t.after(() => admin.end());
   const name = new URL(database.url).pathname.slice(1);
-  await admin.query(`alter database "${name}" set statement_timeout = '200ms'`);
+  await setLimit(admin, name);
 
   // Another replica migrating: it holds the lock for longer than the timeout.
   const holder = new pg.Client({ connectionString: database.url });
@@ -68,15 +78,45 @@ test('with a statement_timeout, a migration waits for the lock held by another a
     'the migration waiting for the lock',
   );
   // Past the timeout: the wait goes on.
-  await new Promise((resolve) => setTimeout(resolve, 600));
+  await delay(600);
   await holder.query('select pg_advisory_unlock($1)', [LOCK_KEYS.migrate]);
 
   assert.deepEqual(await migrating, ['0001_first', '0002_second']);
-  // The pool's connections keep the database's timeout for everything else.
+  // The pool's connections keep the database's or role's timeout for everything else.
   const { rows } = await sql<{
     timeout: string;
-  }>`select current_setting('statement_timeout') as timeout`.execute(handle.db);
+  }>`select current_setting(${setting}) as timeout`.execute(handle.db);
   assert.equal(rows[0]?.timeout, '200ms');
+}
+
+test('with a statement_timeout, a migration waits for the lock held by another and runs longer than it', (t) =>
+  migrateWhileLockHeld(
+    t,
+    (admin, name) => admin.query(`alter database "${name}" set statement_timeout = '200ms'`),
+    'statement_timeout',
+  ));
+
+// PostgreSQL 17 ends the session of a transaction that runs longer than it, a lock wait included.
+test('with a role transaction_timeout, a migration waits for the lock held by another and runs longer than it', async (t) => {
+  const probe = await createTestDatabase({ empty: true });
+  t.after(() => probe.drop());
+  const client = new pg.Client({ connectionString: probe.url });
+  await client.connect();
+  const { rows } = await client.query<{ version: number }>(
+    `select current_setting('server_version_num')::integer as version`,
+  );
+  await client.end();
+  if ((rows[0]?.version ?? 0) < 170000) {
+    t.skip('transaction_timeout is new in PostgreSQL 17');
+    return;
+  }
+  await migrateWhileLockHeld(
+    t,
+    // The role's setting in this database only (dropped with it), as a managed service sets it.
+    (admin, name) =>
+      admin.query(`alter role current_user in database "${name}" set transaction_timeout = '200ms'`),
+    'transaction_timeout',
+  );
 });
 
 test('a statement the statement_timeout cancels fails with STORE_UNAVAILABLE naming it', async (t) => {
