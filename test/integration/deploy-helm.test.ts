@@ -1621,7 +1621,11 @@ describe('Helm chart', () => {
           headers: { Authorization_FILE: '/run/secrets/maos/gw-auth' },
         },
       },
-      runners: { npm: { command: ['npm', 'test'], env: { NPM_TOKEN_FILE: '/run/secrets/maos/npm' } } },
+      runners: {
+        npm: { command: ['npm', 'test'], env: { NPM_TOKEN_FILE: '/run/secrets/maos/npm' } },
+        // A runner named `env` is no runner's env: its command is no secret.
+        env: { command: ['make', 'check'] },
+      },
       // A tenant id is a name, whatever it says.
       llm: {
         budgets: { default: { maxTokens: 100000 } },

@@ -185,8 +185,9 @@ a query parameter named like a secret (maos.urlQuerySecret; print redacts every 
 `*_FILE` keys name files and pass when they are absolute paths (maos.refuseFileKeyNotPath), and so
 do `required` and `none`: the values of
 llm.approval.tenants, whose keys are tenant ids (`token-team`). An entry of runnerAccess.tenants,
-llm.approval.tenants or auth.oidc.roleMapping is judged by the map's key, not by its tenant id or
-IdP group (`token-team`, `env`, `secret-admins`), as `maos config print` does. The message names the MAOS_* variable that sets the value from
+llm.approval.tenants, auth.oidc.roleMapping, runners, providers, llm.roles, llm.prices or
+llm.budgets.tenants is judged by the map's key, not by its tenant id, IdP group or name (`token-team`,
+`env`, `secret-admins`, `headers`), as `maos config print` does. The message names the MAOS_* variable that sets the value from
 secretEnv or existingSecret instead. Called with (dict "path" "config" "env" "" "key" "" "value"
 .Values.config "inSecretMap" false).
 */}}
@@ -201,10 +202,11 @@ secretEnv or existingSecret instead. Called with (dict "path" "config" "env" "" 
 {{- if eq $.key "env" }}{{ $word = $key }}{{ end -}}
 {{- if eq $.key "headers" }}{{ $word = upper (replace "-" "_" $key) }}{{ end -}}
 {{- $env := ternary (printf "MAOS_%s" $word) (printf "%s__%s" $.env $word) (eq $.env "") -}}
-{{- /* An entry of a map keyed by tenant ids or IdP groups (`token-team`, `env`, `secret-admins`) is
-judged by the map's own key, as `maos config print` does (src/config/secrets-in-config.ts): its
-values are runner names, `required`/`none` or role names, no secrets. */ -}}
-{{- $entry := has $.path (list "config.runnerAccess.tenants" "config.llm.approval.tenants" "config.auth.oidc.roleMapping") -}}
+{{- /* An entry of a map keyed by tenant ids, IdP groups or the operator's names of runners,
+providers and roles (`token-team`, `env`, `secret-admins`, `headers`) is judged by the map's own
+key, as `maos config print` does (src/config/secrets-in-config.ts): its values are runner names,
+`required`/`none`, role names or a runner's, provider's or role's settings, no secrets by that name. */ -}}
+{{- $entry := has $.path (list "config.runnerAccess.tenants" "config.llm.approval.tenants" "config.auth.oidc.roleMapping" "config.runners" "config.providers" "config.llm.roles" "config.llm.prices" "config.llm.budgets.tenants") -}}
 {{- $nameKey := ternary $.key $key $entry -}}
 {{- include "maos.refuseSecretsInConfig" (dict "path" (printf "%s.%s" $.path $key) "env" $env "key" $nameKey "value" $child "inSecretMap" (or $.inSecretMap (and (not $entry) (has $key (list "headers" "env"))))) -}}
 {{- end -}}
