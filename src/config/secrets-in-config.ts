@@ -158,7 +158,11 @@ export function redactConfig(config: unknown): unknown {
   );
 }
 
-/** Every secret string of `config` (whole values and URL parts) at least `minLength` long. */
+/**
+ * Every secret string of `config` (whole values and URL parts) at least `minLength` long. `config`
+ * is walked from the schema's root: pass a part of it where it sits (`{ providers }`), or a provider
+ * named `runners` is walked as the runners' map and its apiKey is missed.
+ */
 export function collectSecretValues(config: unknown, minLength = 4): string[] {
   const out: string[] = [];
   walk(

@@ -57,3 +57,32 @@ describe('base URL with a query string', () => {
     });
   }
 });
+
+// A provider's secrets are found by the config schema's paths (secrets-in-config.ts), so they are
+// walked under `providers`: a provider named like a section of the config (`runners`, `providers`)
+// was walked as that section, and its apiKey echoed in an error answer reached the error unredacted.
+describe('secrets echoed in an error answer', () => {
+  let server: ScriptedLlmServer;
+  before(async () => {
+    server = await startLlmServer();
+  });
+  after(() => server.close());
+
+  for (const name of ['runners', 'providers', 'main']) {
+    test(`are redacted for a provider named ${name}`, async () => {
+      const apiKey = 'sk-echoed-0123456789abcdef';
+      const providers = providersConfigSchema.parse({
+        [name]: { type: 'openai', model: 'm', apiKey, baseURL: `${server.url}/v1` },
+      });
+      const model = createLanguageModel(name, providers[name]!, 'm');
+      server.enqueue({ error: 400, message: `the key ${apiKey} is not valid` });
+      const error = await generateText({ model, prompt: 'Hi.', maxRetries: 0 }).then(
+        () => assert.fail('the call succeeded'),
+        (thrown: unknown) => thrown,
+      );
+      const seen = JSON.stringify(error, Object.getOwnPropertyNames(error)) + String(error);
+      assert.match(seen, /is not valid/);
+      assert.doesNotMatch(seen, /sk-echoed/);
+    });
+  }
+});

@@ -39,7 +39,10 @@ export function createLanguageModel(
       : splitBaseURL(provider.baseURL);
   // An error answer loses any secret it echoes, in its HTTP body or inside the stream
   // (provider-error-redaction.ts).
-  const redact = createSecretRedactor([...collectSecretValues({ [name]: provider }), ...otherSecrets]);
+  const redact = createSecretRedactor([
+    ...collectSecretValues({ providers: { [name]: provider } }),
+    ...otherSecrets,
+  ]);
   // Every call's response is bounded in size (response-size-limit.ts), the operator's URLs included.
   const transport = {
     fetch: withBaseQuery(
@@ -107,7 +110,8 @@ export function createModelCache(
   fetchImpl?: typeof fetch,
 ) {
   const models = new Map<string, LanguageModel>();
-  const secrets = collectSecretValues(providers);
+  // Walked where they sit in the config: a provider named `runners` is no runner map.
+  const secrets = collectSecretValues({ providers });
   return (providerName: string, modelId: string): LanguageModel => {
     const key = `${providerName}\u0000${modelId}`;
     let model = models.get(key);

@@ -112,7 +112,8 @@ export function createTenantModelCache(
 ): (provider: string, modelId: string, lookup?: CredentialLookup) => LanguageModel {
   const serverModel = createModelCache(providers, operatorFetch);
   // Redacted from the errors of a tenant's calls too, besides the tenant's own key.
-  const operatorSecrets = collectSecretValues(providers);
+  // Walked where they sit in the config: a provider named `runners` is no runner map.
+  const operatorSecrets = collectSecretValues({ providers });
   const tenantModels = new Map<string, LanguageModelV4>();
   const guardedFetch: typeof fetch = (input, init) => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
