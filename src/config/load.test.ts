@@ -601,10 +601,13 @@ describe('storeEnvVariables', () => {
 
 describe('redactConfig', () => {
   test('hides secret keys and passwords inside URLs', () => {
-    const redacted = redactConfig({
-      store: { url: 'postgres://maos:hunter2@db:5432/maos' },
-      providers: { claude: { apiKey: 'sk-123', model: 'm' } },
-    }) as { store: { url: string }; providers: { claude: { apiKey: string; model: string } } };
+    const redacted = redactConfig(
+      {
+        store: { url: 'postgres://maos:hunter2@db:5432/maos' },
+        providers: { claude: { apiKey: 'sk-123', model: 'm' } },
+      },
+      [],
+    ) as { store: { url: string }; providers: { claude: { apiKey: string; model: string } } };
     assert.equal(redacted.store.url, 'postgres://maos:[REDACTED]@db:5432/maos');
     assert.equal(redacted.providers.claude.apiKey, '[REDACTED]');
     assert.equal(redacted.providers.claude.model, 'm');
@@ -622,7 +625,7 @@ describe('redactConfig', () => {
       runners: { deploy: { command: ['sh'], env: { GH_PAT: 'ghp_RUNNERPAT123', REGION: 'eu-west-1' } } },
       store: { url: 'postgres://app:pa/ss@db:5432/x' },
     };
-    const printed = JSON.stringify(redactConfig(config));
+    const printed = JSON.stringify(redactConfig(config, []));
     for (const secret of [
       'QUERYSECRET',
       'sk-HEADER',
@@ -633,14 +636,14 @@ describe('redactConfig', () => {
     ]) {
       assert.ok(!printed.includes(secret), `${secret} printed: ${printed}`);
     }
-    const redacted = redactConfig(config) as typeof config;
+    const redacted = redactConfig(config, []) as typeof config;
     assert.equal(redacted.providers.gw.baseURL, 'https://gw.example.com/v1?key=[REDACTED]&region=[REDACTED]');
     assert.deepEqual(Object.keys(redacted.providers.gw.headers), ['Authorization', 'x-api-key', 'api-key']);
     assert.equal(redacted.runners.deploy.env.REGION, '[REDACTED]');
     assert.deepEqual(redacted.runners.deploy.command, ['sh']);
     assert.equal(redacted.store.url, 'postgres://app:[REDACTED]@db:5432/x');
     // The support bundle scrubs its logs of the same values.
-    assert.deepEqual(collectSecretValues(config).sort(), [
+    assert.deepEqual(collectSecretValues(config, []).sort(), [
       'AZUREKEY',
       'Bearer sk-HEADER',
       'QUERYSECRET',
@@ -663,8 +666,8 @@ describe('redactConfig', () => {
       ['postgres://u:p%40ssword@db/x', 'postgres://u:[REDACTED]@db/x', 'p@ssword'],
     ] as const) {
       const config = { store: { url } };
-      assert.equal((redactConfig(config) as typeof config).store.url, printed);
-      assert.ok(collectSecretValues(config).includes(secret), `${secret} is scrubbed from logs`);
+      assert.equal((redactConfig(config, []) as typeof config).store.url, printed);
+      assert.ok(collectSecretValues(config, []).includes(secret), `${secret} is scrubbed from logs`);
     }
   });
 });

@@ -192,7 +192,7 @@ export function storeEnvVariables(env: NodeJS.ProcessEnv = process.env): ConfigE
     if (path === undefined || !STORE_SECTIONS.has(path[0] as string)) continue;
     const key = path[path.length - 1] as string;
     const parsed = isTextPath(path) ? value : parseEnvValue(value);
-    const secret = !key.endsWith('_FILE') && collectSecretValues({ [key]: parsed }, 1).length > 0;
+    const secret = !key.endsWith('_FILE') && collectSecretValues(parsed, path, 1).length > 0;
     out.push({ name, path, value, secret });
   }
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

@@ -76,7 +76,7 @@ function classify(text: string, key: string, inSecretMap: boolean): Found {
 
 /**
  * Where a walk is in the config schema: the nodes the current value may match (`undefined` outside
- * the schema, e.g. a part of the config walked on its own), and the name that decides whether its
+ * the schema, e.g. under a key it does not know), and the name that decides whether its
  * strings are secrets.
  */
 interface Place {
@@ -134,15 +134,30 @@ function walk(value: unknown, visit: (text: string, found: Found) => unknown, pl
   return value;
 }
 
-/** A whole configuration (as `loadConfig` returns it) starts at the schema's root. */
-function rootPlace(): Place {
-  return { nodes: [schemaRoot()], key: '', inSecretMap: false };
+/**
+ * Where a value sits in the configuration, as the schema's key path: `[]` for a whole configuration
+ * (as `loadConfig` returns it), `['providers']` for the providers map, `['providers', name]` for one
+ * provider. Required: a part of the config walked from the root is judged by the wrong fields (a
+ * provider named `runners` was walked as the runners' map and its apiKey was missed). A path the
+ * schema does not know is walked outside the schema: every key is judged by its name.
+ */
+export type ConfigLocation = readonly string[];
+
+function placeAt(at: ConfigLocation, caller: string): Place {
+  if (!Array.isArray(at) || !at.every((key) => typeof key === 'string')) {
+    throw new TypeError(
+      `${caller}: say where the value sits in the config: [] for the whole config, ['providers'] for the providers map`,
+    );
+  }
+  let place: Place = { nodes: [schemaRoot()], key: '', inSecretMap: false };
+  for (const key of at) place = childPlace(place, key);
+  return place;
 }
 
-/** A copy of `config` with every secret replaced by `[REDACTED]`. */
-export function redactConfig(config: unknown): unknown {
+/** A copy of `value`, which sits at `at` in the config, with every secret replaced by `[REDACTED]`. */
+export function redactConfig(value: unknown, at: ConfigLocation): unknown {
   return walk(
-    config,
+    value,
     (text, found) => {
       if (found.whole) return REDACTED;
       if (found.parts.length === 0) return text;
@@ -154,25 +169,25 @@ export function redactConfig(config: unknown): unknown {
       if (LOOKS_LIKE_URL.test(redacted)) redacted = redacted.replace(URL_QUERY_VALUE, `$1${REDACTED}`);
       return redacted;
     },
-    rootPlace(),
+    placeAt(at, 'redactConfig'),
   );
 }
 
 /**
- * Every secret string of `config` (whole values and URL parts) at least `minLength` long. `config`
- * is walked from the schema's root: pass a part of it where it sits (`{ providers }`), or a provider
- * named `runners` is walked as the runners' map and its apiKey is missed.
+ * Every secret string of `value`, which sits at `at` in the config (whole values and URL parts), at
+ * least `minLength` long.
  */
-export function collectSecretValues(config: unknown, minLength = 4): string[] {
+export function collectSecretValues(value: unknown, at: ConfigLocation, minLength = 4): string[] {
+  const place = placeAt(at, 'collectSecretValues');
   const out: string[] = [];
   walk(
-    config,
+    value,
     (text, found) => {
       for (const secret of found.whole ? [text] : found.parts)
         if (secret.length >= minLength) out.push(secret);
       return text;
     },
-    rootPlace(),
+    place,
   );
   return out;
 }

@@ -387,10 +387,10 @@ describe('egress proxy', () => {
       env: { MAOS_EGRESS__PROXY__URL: 'http://maos:pr0xy-s3cret@proxy.corp:3128' },
     });
     assert.equal(config.egress.proxy.url, 'http://maos:pr0xy-s3cret@proxy.corp:3128');
-    const printed = JSON.stringify(redactConfig(config));
+    const printed = JSON.stringify(redactConfig(config, []));
     assert.ok(!printed.includes('pr0xy-s3cret'));
     assert.match(printed, /http:\/\/maos:\[REDACTED\]@proxy\.corp:3128/);
-    assert.ok(collectSecretValues(config).includes('pr0xy-s3cret'));
+    assert.ok(collectSecretValues(config, []).includes('pr0xy-s3cret'));
     assert.throws(
       () => loadConfig({ env: { MAOS_EGRESS__PROXY__URL: 'socks5://proxy.corp:1080' } }),
       /egress\.proxy\.url: must use http or https \(not socks5\)/,

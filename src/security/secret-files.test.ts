@@ -69,7 +69,7 @@ describe('security secrets from *_FILE', () => {
         MAOS_SECRETS__KEK_RING_FILE: join(dir, 'ring-crlf'),
       },
     });
-    const printed = JSON.stringify(redactConfig(config));
+    const printed = JSON.stringify(redactConfig(config, []));
     assert.ok(!printed.includes('PRIVATE KEY'));
     assert.ok(!printed.includes(ring.split(':')[1]?.slice(0, 20) as string));
   });

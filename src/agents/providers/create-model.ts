@@ -40,7 +40,7 @@ export function createLanguageModel(
   // An error answer loses any secret it echoes, in its HTTP body or inside the stream
   // (provider-error-redaction.ts).
   const redact = createSecretRedactor([
-    ...collectSecretValues({ providers: { [name]: provider } }),
+    ...collectSecretValues(provider, ['providers', name]),
     ...otherSecrets,
   ]);
   // Every call's response is bounded in size (response-size-limit.ts), the operator's URLs included.
@@ -110,8 +110,7 @@ export function createModelCache(
   fetchImpl?: typeof fetch,
 ) {
   const models = new Map<string, LanguageModel>();
-  // Walked where they sit in the config: a provider named `runners` is no runner map.
-  const secrets = collectSecretValues({ providers });
+  const secrets = collectSecretValues(providers, ['providers']);
   return (providerName: string, modelId: string): LanguageModel => {
     const key = `${providerName}\u0000${modelId}`;
     let model = models.get(key);

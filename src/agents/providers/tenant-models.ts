@@ -112,8 +112,7 @@ export function createTenantModelCache(
 ): (provider: string, modelId: string, lookup?: CredentialLookup) => LanguageModel {
   const serverModel = createModelCache(providers, operatorFetch);
   // Redacted from the errors of a tenant's calls too, besides the tenant's own key.
-  // Walked where they sit in the config: a provider named `runners` is no runner map.
-  const operatorSecrets = collectSecretValues({ providers });
+  const operatorSecrets = collectSecretValues(providers, ['providers']);
   const tenantModels = new Map<string, LanguageModelV4>();
   const guardedFetch: typeof fetch = (input, init) => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;

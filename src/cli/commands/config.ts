@@ -56,7 +56,7 @@ async function checkConfig(ctx: CliContext, command: Command): Promise<number> {
 }
 
 async function printConfig(ctx: CliContext, command: Command): Promise<number> {
-  const config = redactConfig(loadConfig({ configPath: command.opts<ConfigOptions>().config }));
+  const config = redactConfig(loadConfig({ configPath: command.opts<ConfigOptions>().config }), []);
   if (ctx.out.json) ctx.out.printJson(config);
   else ctx.out.line(stringify(config).trimEnd());
   return EXIT.OK;

@@ -161,7 +161,7 @@ export async function createSupportBundle(
       createdAt: now.toISOString(),
     }),
   });
-  if (config) entries.push({ name: 'config.json', content: json(redactConfig(config)) });
+  if (config) entries.push({ name: 'config.json', content: json(redactConfig(config, [])) });
 
   const report = await runDoctor({
     configPath: options.configPath,
@@ -207,7 +207,7 @@ export async function createSupportBundle(
 
   // Belt and braces: whatever a file holds, no configured secret value leaves in the bundle, nor a
   // long part of one, as written, JSON-escaped (ECS log lines, doctor.json) or URL-encoded.
-  const redact = createSecretRedactor(config ? collectSecretValues(config) : []);
+  const redact = createSecretRedactor(config ? collectSecretValues(config, []) : []);
   const tarEntries: TarEntry[] = entries.map((entry) => ({
     name: `${root}/${entry.name}`,
     content: redact(entry.content),
