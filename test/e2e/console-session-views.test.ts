@@ -590,7 +590,9 @@ describe('console: the reads of a session page', { timeout: 120_000 }, () => {
 // takes to come. In real Chromium against the real server (runner tasks that end when the test lets
 // them, the page's clock Playwright's fake one), a burst while that read is on its way starts no
 // other; one more read follows it and shows what the later events did. A read that never comes back
-// (lost with a link that dropped) holds no read when the stream resumes.
+// (lost with a link that dropped) holds no read when the stream resumes; one that hangs while the
+// stream stays up (a stalled proxy) is ended after 30 s, said as a failed read, and the read it held
+// follows.
 describe('console: reads of a session page while bursts of events come', { timeout: 120_000 }, () => {
   const cleanups: Array<() => unknown> = [];
   let server: TestServer;
@@ -713,5 +715,66 @@ describe('console: reads of a session page while bursts of events come', { timeo
     await page.unroute(isSessionRead);
     writeFileSync(join(gate, 'd'), '');
     await page.locator('#stream-state', { hasText: 'ended' }).waitFor();
+  });
+
+  /** A session of two gated tasks `first` and `second`, both running, open on the page and live. */
+  async function openRunning(objective: string, first: string, second: string): Promise<string> {
+    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: {
+        objective,
+        agents: [first, second].map((name) => ({ name, role: 'qa', task: name, runner: 'gated' })),
+      },
+    });
+    assert.equal(created.status, 201);
+    const id = created.body.id;
+    await waitForSession(server.url, id, (session: { status: string; tasks: Array<{ status: string }> }) =>
+      session.tasks.every((task) => task.status === 'running'),
+    );
+    await page.goto(`${server.url}/console/#/sessions/${id}`);
+    await page.locator('#session-facts .badge[title="running"]').waitFor();
+    await page.locator('#stream-state', { hasText: 'live' }).waitFor();
+    await page.clock.runFor(1_000);
+    return id;
+  }
+
+  test('a read that hangs while the stream stays up is ended in time; the next read goes', async () => {
+    const id = await openRunning('A read held by a stalled proxy', 'e', 'f');
+    // The first read of the session from now on hangs (a proxy that stalls it); the others pass,
+    // once the test has seen the page say that the first was ended.
+    const isSessionRead = (url: URL) => url.pathname === `/v1/sessions/${id}`;
+    const reads: Route[] = [];
+    const { promise: noticeSeen, resolve: sawNotice } = Promise.withResolvers<void>();
+    await page.route(isSessionRead, async (route) => {
+      reads.push(route);
+      if (reads.length === 1) return;
+      await noticeSeen;
+      await route.continue();
+    });
+    const results = page.locator('#event-log li[data-type="task.result"]');
+    writeFileSync(join(gate, 'e'), '');
+    await results.nth(0).waitFor();
+    await page.clock.runFor(1_000);
+    await waitFor(() => reads.length === 1, 10_000, 'the read after the burst');
+    writeFileSync(join(gate, 'f'), '');
+    await results.nth(1).waitFor();
+    await page.locator('#stream-state', { hasText: 'ended' }).waitFor();
+
+    // While it hangs no other read starts; half a minute on, it is ended and says so, as a failed
+    // read does, and the read it held follows and shows the session completed.
+    await page.clock.runFor(20_000);
+    assert.equal(reads.length, 1, 'no other read while it hangs');
+    await page.clock.runFor(10_000);
+    await page
+      .getByRole('alert')
+      .filter({ hasText: 'Loading the session: The server did not answer' })
+      .waitFor();
+    sawNotice();
+    await page.clock.runFor(1_000);
+    await page.locator('#session-facts .badge[title="completed"]').waitFor();
+    await page.getByRole('alert').filter({ hasText: 'Loading the session' }).waitFor({ state: 'detached' });
+    assert.equal(reads.length, 2);
+    await reads[0]?.abort().catch(() => {});
+    await page.unroute(isSessionRead);
   });
 });

@@ -294,7 +294,7 @@ export const api = {
   quotas: ({ signal } = {}) => request('/v1/quotas', { signal }),
   createSession: (body, idempotencyKey) =>
     request('/v1/sessions', { method: 'POST', body, headers: { 'idempotency-key': idempotencyKey } }),
-  getSession: (id) => request(`/v1/sessions/${encodeURIComponent(id)}`),
+  getSession: (id, { signal } = {}) => request(`/v1/sessions/${encodeURIComponent(id)}`, { signal }),
   listPlans: (id) => request(`/v1/sessions/${encodeURIComponent(id)}/plans`),
   approve: (id, plan) =>
     request(`/v1/sessions/${encodeURIComponent(id)}/approve`, {

@@ -1,7 +1,7 @@
 // One session: status and error (and the session it retries, or its retries), the plan's tasks
 // with their usage, live agent output and events (SSE over fetch), the result, the actions the API
 // offers and the plan versions.
-import { api } from '../api.js';
+import { ApiError, api } from '../api.js';
 import {
   countOf,
   formatTime,
@@ -35,6 +35,23 @@ const REFRESHING_EVENTS = new Set([
 ]);
 /** Why a short delay: a burst of events (a phase starting) becomes one read of the session. */
 const REFRESH_DELAY_MS = 150;
+/**
+ * Why a read of the session is ended after 30 s: only one read after a burst of events runs at a
+ * time, so a read that hangs while the event stream stays up (a stalled proxy) would hold every
+ * later one, and the page would show an old state with no word of it. The detail of a session of
+ * hundreds of tasks (megabytes) arrives well within it even over a slow mobile link; longer is a
+ * read that will not come, and the next events' read is better than waiting for it.
+ */
+const READ_TIMEOUT_MS = 30_000;
+
+/** The problem of a read of the session ended after READ_TIMEOUT_MS, said as other failed reads are. */
+function readTimedOut() {
+  return new ApiError({
+    status: 0,
+    title: 'The server did not answer in time',
+    detail: `No answer within ${READ_TIMEOUT_MS / 1000} s.`,
+  });
+}
 
 function fact(term, value) {
   return [h('dt', {}, term), h('dd', {}, value)];
@@ -193,8 +210,17 @@ export function renderSession(root, id) {
 
   async function refresh() {
     const read = ++readsStarted;
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), READ_TIMEOUT_MS);
     try {
-      const session = await api.getSession(id);
+      let session;
+      try {
+        session = await api.getSession(id, { signal: controller.signal });
+      } catch (error) {
+        throw controller.signal.aborted ? readTimedOut() : error;
+      } finally {
+        clearTimeout(timer);
+      }
       if (closed || read < readShown) return;
       readShown = read;
       const first = shown === null;
