@@ -415,6 +415,59 @@ for (const helm of helms) {
       );
     });
 
+    test('a shutdown time, body limit or start-up wait that is not a whole number is refused, not read as 0', () => {
+      // Helm reads "60s" as 0: the grace check passed while MAOS refuses the value at start-up.
+      const env = (name: string, value: string) => [
+        '--set-json',
+        `extraEnv=[${JSON.stringify({ name, value })}]`,
+      ];
+      assertRejected(
+        env('MAOS_SHUTDOWN__GRACE_SECONDS', '60s'),
+        /extraEnv MAOS_SHUTDOWN__GRACE_SECONDS is "60s", not a whole number: give digits only/,
+      );
+      assertRejected(
+        ['--set-string', 'secretEnv.MAOS_SHUTDOWN__DRAIN_DELAY_SECONDS=2.5'],
+        /secretEnv\.MAOS_SHUTDOWN__DRAIN_DELAY_SECONDS is "2\.5", not a whole number/,
+      );
+      assertRejected(
+        ['--set-string', 'config.shutdown.graceSeconds=060'],
+        /config\.shutdown\.graceSeconds is "060", not a whole number/,
+      );
+      const ingress = ['--set', 'ingress.enabled=true'];
+      assertRejected(
+        [...ingress, ...env('MAOS_HTTP__BODY_LIMIT_BYTES', '10Mi')],
+        /extraEnv MAOS_HTTP__BODY_LIMIT_BYTES is "10Mi", not a whole number/,
+      );
+      assertRejected(
+        [...ingress, '--set-string', 'secretEnv.MAOS_HTTP__BODY_LIMIT_BYTES=1e6'],
+        /secretEnv\.MAOS_HTTP__BODY_LIMIT_BYTES is "1e6", not a whole number/,
+      );
+      assertRejected(
+        [
+          '--set',
+          'database.mode=postgres',
+          '--set',
+          'database.postgres.url=postgres://db/maos',
+          ...env('MAOS_STORE__STARTUP_WAIT_MS', '90s'),
+        ],
+        /extraEnv MAOS_STORE__STARTUP_WAIT_MS is "90s", not a whole number/,
+      );
+      // Digits with blanks around, as MAOS reads them, still count (beside the chart's drain delay of 5).
+      assertRejected(
+        env('MAOS_SHUTDOWN__GRACE_SECONDS', ' 120 '),
+        /terminationGracePeriodSeconds \(45\) must be at least .*\(130; graceSeconds 120 from extraEnv/,
+      );
+      const bodySize = (args: string[]) =>
+        at(one(template(CHART, ...ingress, ...args).byKind, 'Ingress'), 'metadata.annotations')[
+          'nginx.ingress.kubernetes.io/proxy-body-size'
+        ];
+      assert.equal(bodySize(env('MAOS_HTTP__BODY_LIMIT_BYTES', ' 5242880 ')), '5242880');
+      assert.equal(
+        bodySize(['-f', valuesFile({ config: { http: { bodyLimitBytes: 26214400 } } })]),
+        '26214400',
+      );
+    });
+
     test('a section or setting of values.yaml set to null is refused by name, never a template nil error', () => {
       // Helm deletes a key set to null (`--set config=null`, `probes: {startup: null}` in a file),
       // and a template reading a field below it failed with `nil pointer evaluating interface {}`.

@@ -344,11 +344,12 @@ config.store.startupWaitMs (one in existingSecret is not visible here).
 {{- $store := default (dict) (index .Values.config "store") -}}
 {{- $wait := 60000 -}}
 {{- $from := "config.store.startupWaitMs, the server's default" -}}
-{{- if hasKey $store "startupWaitMs" }}{{ $wait = int $store.startupWaitMs }}{{ $from = "config.store.startupWaitMs" }}{{ end -}}
-{{- if hasKey .Values.secretEnv "MAOS_STORE__STARTUP_WAIT_MS" }}{{ $wait = int (get .Values.secretEnv "MAOS_STORE__STARTUP_WAIT_MS") }}{{ $from = "secretEnv.MAOS_STORE__STARTUP_WAIT_MS" }}{{ end -}}
+{{- if hasKey $store "startupWaitMs" }}{{ $wait = $store.startupWaitMs }}{{ $from = "config.store.startupWaitMs" }}{{ end -}}
+{{- if hasKey .Values.secretEnv "MAOS_STORE__STARTUP_WAIT_MS" }}{{ $wait = get .Values.secretEnv "MAOS_STORE__STARTUP_WAIT_MS" }}{{ $from = "secretEnv.MAOS_STORE__STARTUP_WAIT_MS" }}{{ end -}}
 {{- range .Values.extraEnv -}}
-{{- if and (eq .name "MAOS_STORE__STARTUP_WAIT_MS") (hasKey . "value") }}{{ $wait = int .value }}{{ $from = "extraEnv MAOS_STORE__STARTUP_WAIT_MS" }}{{ end -}}
+{{- if and (eq .name "MAOS_STORE__STARTUP_WAIT_MS") (hasKey . "value") }}{{ $wait = .value }}{{ $from = "extraEnv MAOS_STORE__STARTUP_WAIT_MS" }}{{ end -}}
 {{- end -}}
+{{- $wait = int (include "maos.wholeNumberSetting" (dict "where" (trimSuffix ", the server's default" $from) "value" $wait)) -}}
 {{- $probe := .Values.probes.startup -}}
 {{- if le (mul (int $probe.failureThreshold) (int $probe.periodSeconds) 1000) $wait -}}
 {{- fail (printf "probes.startup gives a pod %d s to start (failureThreshold %d × periodSeconds %d), not more than the %d ms it may wait for PostgreSQL before it listens (%s): the kubelet would restart it while it still waits. Raise probes.startup.failureThreshold to at least %d, or lower the wait" (mul (int $probe.failureThreshold) (int $probe.periodSeconds)) (int $probe.failureThreshold) (int $probe.periodSeconds) $wait $from (add (div $wait (mul (int $probe.periodSeconds) 1000)) 1)) -}}
@@ -474,4 +475,27 @@ where the server would otherwise run on a SQLite file of its own in every pod. *
       name: {{ include "maos.secretName" . }}
       key: MAOS_STORE__URL
 {{- end }}
+{{- end -}}
+
+{{- /*
+A whole-number setting the chart's checks read (shutdown seconds, the body limit, the start-up
+wait), from where the pods get it: a text value (secretEnv, an extraEnv value, the config file) must
+be digits, blanks around allowed, as MAOS reads a MAOS_* variable. Helm reads "60s", "1Mi" or "2.5"
+as 0 (and "060" as octal), so a check would pass while `maos serve` refuses the value at start-up
+(or, for a fraction, the check rounds it away): such a value fails here, named. Called with (dict "where" "value"); gives the number as text.
+*/}}
+{{- define "maos.wholeNumberSetting" -}}
+{{- if kindIs "string" .value -}}
+{{- /* A number of values.yaml is a json.Number under helm 3: of kind string, read as text. */ -}}
+{{- $raw := toString .value -}}
+{{- $text := regexReplaceAll `^\s+|\s+$` $raw "" -}}
+{{- if not (regexMatch `^(0|[1-9][0-9]*)$` $text) -}}
+{{- fail (printf "%s is %q, not a whole number: give digits only (e.g. 60, not 60s, 2.5 or 1Mi). MAOS refuses a unit at start-up, and Helm would read the value as 0, so the chart's checks against it would pass" .where $raw) -}}
+{{- end -}}
+{{- $text -}}
+{{- else if kindIs "bool" .value -}}
+{{- fail (printf "%s is %v, not a whole number: MAOS refuses it at start-up. Give digits only (e.g. 60)" .where .value) -}}
+{{- else -}}
+{{- printf "%d" (int .value) -}}
+{{- end -}}
 {{- end -}}
