@@ -423,6 +423,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           onRequest: (method, outcome) => metrics.recordMcpRequest(method, outcome),
           onStreamDropped: () => metrics.recordMcpStreamDropped(),
           onRequestRefused: () => metrics.recordRateLimitRejection('mcp_requests'),
+          onSessionRefused: () => metrics.recordRateLimitRejection('mcp_sessions'),
           telemetry: telemetry.mcpServer('tcp'),
           logger,
         }),

@@ -50,3 +50,24 @@ describe('capacity slots', () => {
     capacity.reserve('acme', 'alice');
   });
 });
+
+test('each refusal, by any cap, is reported once (metrics); a slot taken is not', () => {
+  let refusals = 0;
+  const counted = createCapacitySlots({
+    what: 'open MCP sessions',
+    total: { max: 2, setting: 'mcp.maxSessions' },
+    perTenant: { max: 2, setting: 'mcp.maxSessionsPerTenant' },
+    perPrincipal: { max: 1, setting: 'mcp.maxSessionsPerPrincipal' },
+    onRefused: () => {
+      refusals += 1;
+    },
+  });
+  counted.reserve('acme', 'alice');
+  assert.equal(refusals, 0);
+  assertRefused(() => counted.reserve('acme', 'alice'), 'mcp.maxSessionsPerPrincipal');
+  assert.equal(refusals, 1);
+  counted.reserve('acme', 'bob');
+  assertRefused(() => counted.reserve('acme', 'carol'), 'mcp.maxSessionsPerTenant');
+  assertRefused(() => counted.reserve('globex', 'dave'), 'mcp.maxSessions');
+  assert.equal(refusals, 3);
+});

@@ -15,6 +15,8 @@ export interface CapacitySlotsOptions {
   total: SlotLimit;
   perTenant: SlotLimit;
   perPrincipal: SlotLimit;
+  /** Called once for each refusal, by any cap, before the 429 is thrown (metrics). */
+  onRefused?: () => void;
 }
 
 /** Gives a slot back; calling it again does nothing, so every close path may call it. */
@@ -59,19 +61,19 @@ export function createCapacitySlots(options: CapacitySlotsOptions): CapacitySlot
     if (left > 0) counts.set(key, left);
     else counts.delete(key);
   };
+  const refuse = (limit: SlotLimit, scope: string): AppError => {
+    options.onRefused?.();
+    return limitExceeded(options.what, limit, scope);
+  };
   return {
     reserve(tenantId, principalId) {
       // The tenant's own cap first: a tenant at its cap is told so, even when the process is full too.
       const tenantHeld = heldByTenant.get(tenantId) ?? 0;
-      if (tenantHeld >= options.perTenant.max) {
-        throw limitExceeded(options.what, options.perTenant, 'for this tenant');
-      }
+      if (tenantHeld >= options.perTenant.max) throw refuse(options.perTenant, 'for this tenant');
       const principalKey = JSON.stringify([tenantId, principalId]);
       const principalHeld = heldByPrincipal.get(principalKey) ?? 0;
-      if (principalHeld >= options.perPrincipal.max) {
-        throw limitExceeded(options.what, options.perPrincipal, 'for this caller');
-      }
-      if (held >= options.total.max) throw limitExceeded(options.what, options.total, 'on this server');
+      if (principalHeld >= options.perPrincipal.max) throw refuse(options.perPrincipal, 'for this caller');
+      if (held >= options.total.max) throw refuse(options.total, 'on this server');
       held += 1;
       heldByTenant.set(tenantId, tenantHeld + 1);
       heldByPrincipal.set(principalKey, principalHeld + 1);

@@ -86,6 +86,11 @@ export interface McpHttpPluginOptions {
   onStreamDropped?: () => void;
   /** Called when a request is refused for mcp.maxRequestsInFlightPerSession/PerPrincipal (metrics). */
   onRequestRefused?: () => void;
+  /**
+   * Called when an MCP session (initialize) or a resumed stream is refused for mcp.maxSessions,
+   * mcp.maxSessionsPerTenant or mcp.maxSessionsPerPrincipal (metrics).
+   */
+  onSessionRefused?: () => void;
 }
 
 interface McpSessionEntry {
@@ -243,11 +248,13 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
   const sessions = new Map<string, McpSessionEntry>();
   const perTenant = { max: config.mcp.maxSessionsPerTenant, setting: 'mcp.maxSessionsPerTenant' };
   const perPrincipal = { max: config.mcp.maxSessionsPerPrincipal, setting: 'mcp.maxSessionsPerPrincipal' };
+  const onRefused = options.onSessionRefused;
   const sessionSlots = createCapacitySlots({
     what: 'open MCP sessions',
     total: { max: config.mcp.maxSessions, setting: 'mcp.maxSessions' },
     perTenant,
     perPrincipal,
+    ...(onRefused ? { onRefused } : {}),
   });
   // As many as MCP sessions: a replica serves at most that many clients' streams.
   const followSlots = createCapacitySlots({
@@ -255,6 +262,7 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
     total: { max: config.mcp.maxSessions, setting: 'mcp.maxSessions' },
     perTenant,
     perPrincipal,
+    ...(onRefused ? { onRefused } : {}),
   });
   // Requests in flight (a tool call, a resource read) per MCP session, and per caller across its
   // sessions: one caller's long waits cannot hold this process without bound.

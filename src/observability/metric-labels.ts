@@ -112,9 +112,18 @@ export const MCP_NETWORK_TRANSPORTS = ['tcp', 'pipe'] as const;
 /**
  * What refused a request: `requests` (rate limits), `sessions` (concurrent sessions quota), `tokens`
  * (daily token quota), `streams` (SSE stream caps), `mcp_requests` (the caps on MCP requests in
- * flight, per MCP session and per caller).
+ * flight, per MCP session and per caller), `mcp_sessions` (the caps on open MCP sessions and resumed
+ * MCP streams: in all, per tenant, per caller).
  */
-export const RATE_LIMITERS = ['requests', 'sessions', 'streams', 'tokens', 'mcp_requests', OTHER] as const;
+export const RATE_LIMITERS = [
+  'requests',
+  'sessions',
+  'streams',
+  'tokens',
+  'mcp_requests',
+  'mcp_sessions',
+  OTHER,
+] as const;
 export const AUTH_FAILURE_REASONS = [
   'missing_credentials',
   'invalid_token',

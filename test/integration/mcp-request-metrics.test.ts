@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { connectHttpClient, startMcpTestServer } from '../fixtures/mcp-server.ts';
-import { initializeMcp, messagesOf, postMcp, readFrames } from '../fixtures/mcp-wire.ts';
+import { initializeMcp, initializeRequest, messagesOf, postMcp, readFrames } from '../fixtures/mcp-wire.ts';
 import { scrapeSample } from '../fixtures/metrics-scrape.ts';
 import { startTestServer } from '../fixtures/server.ts';
 
@@ -68,4 +68,21 @@ test('requests refused for the caps on requests in flight are counted as such, n
   assert.equal(messagesOf(await readFrames(refused, () => false)).length, 1);
   assert.equal(await scrapeSample(server.url, mcp('resources/read', 'error')), 1);
   assert.equal(await scrapeSample(server.url, 'maos_rate_limit_rejections_total{limiter="mcp_requests"}'), 2);
+});
+
+test('MCP sessions refused for the session caps are counted as such, apart from the caps on requests', async (t) => {
+  const server = await startMcpTestServer({
+    config: { mcp: { maxSessions: 1, maxSessionsPerTenant: 1, maxSessionsPerPrincipal: 1 } },
+  });
+  t.after(() => server.close());
+  const limiter = (name: string) => `maos_rate_limit_rejections_total{limiter="${name}"}`;
+  await initializeMcp(server.url, '2025-03-26');
+  for (const client of ['second', 'third']) {
+    const refused = await postMcp(server.url, initializeRequest(client));
+    assert.equal(refused.status, 429);
+    assert.equal(((await refused.json()) as { code: string }).code, 'RESOURCE_LIMIT_EXCEEDED');
+  }
+  assert.equal(await scrapeSample(server.url, limiter('mcp_sessions')), 2);
+  assert.equal(await scrapeSample(server.url, limiter('mcp_requests')), 0);
+  assert.equal(await scrapeSample(server.url, 'maos_errors_total{code="RESOURCE_LIMIT_EXCEEDED"}'), 2);
 });
