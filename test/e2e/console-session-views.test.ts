@@ -592,7 +592,7 @@ describe('console: the reads of a session page', { timeout: 120_000 }, () => {
 // other; one more read follows it and shows what the later events did. A read that never comes back
 // (lost with a link that dropped) holds no read when the stream resumes; one that hangs while the
 // stream stays up (a stalled proxy) is ended after 30 s, said as a failed read, and the read it held
-// follows.
+// follows. A hidden tab keeps the stream but reads after no burst; shown again, it reads at once.
 describe('console: reads of a session page while bursts of events come', { timeout: 120_000 }, () => {
   const cleanups: Array<() => unknown> = [];
   let server: TestServer;
@@ -776,5 +776,46 @@ describe('console: reads of a session page while bursts of events come', { timeo
     assert.equal(reads.length, 2);
     await reads[0]?.abort().catch(() => {});
     await page.unroute(isSessionRead);
+  });
+
+  test('a hidden tab reads the session after no burst; shown again, it reads it at once', async () => {
+    const id = await openRunning('Watched from a background tab', 'g', 'h');
+    const setVisibility = (state: 'visible' | 'hidden') =>
+      page.evaluate((value) => {
+        Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => value });
+        document.dispatchEvent(new Event('visibilitychange'));
+      }, state);
+    // Reads counted in the page as fetch is called (the burst's timer calls it synchronously), so
+    // that one started by runFor is counted by the time it returns.
+    await page.evaluate((path) => {
+      const counted = window as unknown as { sessionReads: number };
+      counted.sessionReads = 0;
+      const original = window.fetch;
+      window.fetch = (input, init) => {
+        if (String(input) === path) counted.sessionReads += 1;
+        return original(input, init);
+      };
+    }, `/v1/sessions/${id}`);
+    const reads = () => page.evaluate(() => (window as unknown as { sessionReads: number }).sessionReads);
+
+    // Hidden: the events still come (the stream stays open), but no read follows them.
+    await setVisibility('hidden');
+    writeFileSync(join(gate, 'g'), '');
+    await page.locator('#event-log li[data-type="task.result"]').waitFor();
+    await page.clock.runFor(1_000);
+    assert.equal(await reads(), 0, 'no read while hidden');
+    assert.equal(
+      await page.locator('#tasks-table tr[data-task="g"] .badge').getAttribute('title'),
+      'running',
+    );
+
+    // Shown again: one read at once (no clock moved) shows what happened meanwhile.
+    await setVisibility('visible');
+    await page.locator('#tasks-table tr[data-task="g"] .badge[title="succeeded"]').waitFor();
+    assert.equal(await reads(), 1);
+    writeFileSync(join(gate, 'h'), '');
+    await page.locator('#stream-state', { hasText: 'ended' }).waitFor();
+    await page.clock.runFor(1_000);
+    await page.locator('#session-facts .badge[title="completed"]').waitFor();
   });
 });

@@ -255,14 +255,30 @@ export function renderSession(root, id) {
     }
   }
 
+  /**
+   * Whether the tab is hidden. Why: a hidden tab reads the session after no burst of events (as the
+   * sessions list asks nothing while hidden, poll.js), and reads it once at once when shown again,
+   * which shows what the events meanwhile did. A session page left open in a background tab all day
+   * downloaded the whole detail (every task with its result) after each burst, for nobody. Its event
+   * stream stays open: the events are small, they keep the event log and agent output whole, and a
+   * tab shown again needs no reconnect and replay before it is current.
+   */
+  const isHidden = () => document.visibilityState !== 'visible';
+  function onVisibility() {
+    if (!isHidden() && !closed && !missing) refresh();
+  }
+  document.addEventListener('visibilitychange', onVisibility);
+
   function scheduleRefresh() {
-    if (refreshTimer !== null) return;
+    if (refreshTimer !== null || isHidden()) return;
     if (burstReading) {
       readAgain = true;
       return;
     }
     refreshTimer = setTimeout(async () => {
       refreshTimer = null;
+      // Hidden since the burst: the read when shown again covers it.
+      if (isHidden()) return;
       burstReading = true;
       try {
         await refresh();
@@ -348,7 +364,8 @@ export function renderSession(root, id) {
           // state would stay until the next event. Read at once, not after the read of a burst that
           // may be on its way: that one may never come back (lost with the link that dropped), and
           // no burst reads while it is on its way.
-          if (streamOpened) refresh();
+          // A hidden tab reads when shown again.
+          if (streamOpened && !isHidden()) refresh();
           streamOpened = true;
         } else if (state === 'reconnecting') {
           live.setState('reconnecting…');
@@ -373,6 +390,7 @@ export function renderSession(root, id) {
 
   return () => {
     closed = true;
+    document.removeEventListener('visibilitychange', onVisibility);
     stream?.close();
     if (refreshTimer !== null) clearTimeout(refreshTimer);
   };
