@@ -423,16 +423,22 @@ for (const helm of helms) {
       ];
       assertRejected(
         env('MAOS_SHUTDOWN__GRACE_SECONDS', '60s'),
-        /extraEnv MAOS_SHUTDOWN__GRACE_SECONDS is "60s", not a whole number: give digits only/,
+        /extraEnv MAOS_SHUTDOWN__GRACE_SECONDS is "60s", not a number of seconds: give digits only/,
       );
       assertRejected(
-        ['--set-string', 'secretEnv.MAOS_SHUTDOWN__DRAIN_DELAY_SECONDS=2.5'],
-        /secretEnv\.MAOS_SHUTDOWN__DRAIN_DELAY_SECONDS is "2\.5", not a whole number/,
+        ['--set-string', 'secretEnv.MAOS_SHUTDOWN__DRAIN_DELAY_SECONDS=2.5s'],
+        /secretEnv\.MAOS_SHUTDOWN__DRAIN_DELAY_SECONDS is "2\.5s", not a number of seconds/,
       );
       assertRejected(
         ['--set-string', 'config.shutdown.graceSeconds=060'],
-        /config\.shutdown\.graceSeconds is "060", not a whole number/,
+        /config\.shutdown\.graceSeconds is "060", not a number of seconds/,
       );
+      // A fraction of a second, which MAOS takes for these two, counts rounded up (35.5 + 5 + 5 > 45).
+      assertRejected(
+        ['--set-string', 'secretEnv.MAOS_SHUTDOWN__GRACE_SECONDS=35.5'],
+        /terminationGracePeriodSeconds \(45\) must be at least .*\(46; graceSeconds 36 from secretEnv/,
+      );
+      template(CHART, '--set', 'config.shutdown.graceSeconds=2.5');
       const ingress = ['--set', 'ingress.enabled=true'];
       assertRejected(
         [...ingress, ...env('MAOS_HTTP__BODY_LIMIT_BYTES', '10Mi')],

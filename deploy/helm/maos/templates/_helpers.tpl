@@ -485,16 +485,20 @@ as 0 (and "060" as octal), so a check would pass while `maos serve` refuses the 
 (or, for a fraction, the check rounds it away): such a value fails here, named. Called with (dict "where" "value"); gives the number as text.
 */}}
 {{- define "maos.wholeNumberSetting" -}}
+{{- /* `fraction`: MAOS takes a fraction here (shutdown seconds); it is rounded up, as the checks against it need the longest wait. */ -}}
+{{- $pattern := ternary `^(0|[1-9][0-9]*)(\.[0-9]+)?$` `^(0|[1-9][0-9]*)$` (default false .fraction) -}}
 {{- if kindIs "string" .value -}}
 {{- /* A number of values.yaml is a json.Number under helm 3: of kind string, read as text. */ -}}
 {{- $raw := toString .value -}}
 {{- $text := regexReplaceAll `^\s+|\s+$` $raw "" -}}
-{{- if not (regexMatch `^(0|[1-9][0-9]*)$` $text) -}}
-{{- fail (printf "%s is %q, not a whole number: give digits only (e.g. 60, not 60s, 2.5 or 1Mi). MAOS refuses a unit at start-up, and Helm would read the value as 0, so the chart's checks against it would pass" .where $raw) -}}
+{{- if not (regexMatch $pattern $text) -}}
+{{- fail (printf "%s is %q, not a %s: give digits only (e.g. 60, not 60s or 1Mi). MAOS refuses a unit at start-up, and Helm would read the value as 0, so the chart's checks against it would pass" .where $raw (ternary "number of seconds" "whole number" (default false .fraction))) -}}
 {{- end -}}
-{{- $text -}}
+{{- if .fraction -}}{{- printf "%d" (int (ceil (float64 $text))) -}}{{- else -}}{{- $text -}}{{- end -}}
 {{- else if kindIs "bool" .value -}}
 {{- fail (printf "%s is %v, not a whole number: MAOS refuses it at start-up. Give digits only (e.g. 60)" .where .value) -}}
+{{- else if .fraction -}}
+{{- printf "%d" (int (ceil (float64 .value))) -}}
 {{- else -}}
 {{- printf "%d" (int .value) -}}
 {{- end -}}
