@@ -145,6 +145,36 @@ describe('rate limits', () => {
     assert.equal((await limiter.consume({ ip: '192.0.2.8' })).firstRefusal, true);
   });
 
+  test('a step of the wall clock neither stretches nor ends a window of the memory counters', async (t) => {
+    const limits = {
+      ...config,
+      principal: { points: 1, windowSeconds: 60 },
+      tenant: { points: 100, windowSeconds: 60 },
+      anonymous: { points: 1, windowSeconds: 60 },
+    };
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+    const limiter = createRateLimiter(limits);
+    const caller = { tenantId: 't1', principalId: 'p1' };
+    assert.equal((await limiter.consume(caller)).allowed, true);
+    assert.equal((await limiter.consume({ ip: '192.0.2.7' })).allowed, true);
+    // The clock steps back an hour (NTP, a resumed VM): the window still ends within its 60 s, not
+    // an hour later, and Retry-After says so.
+    t.mock.timers.setTime(Date.now() - 3_600_000);
+    const refused = await limiter.consume(caller);
+    assert.equal(refused.allowed, false);
+    assert.ok(refused.retryAfterSeconds <= 60, `Retry-After ${refused.retryAfterSeconds} s`);
+    const state = parseSfList(refused.headers.RateLimit as string);
+    assert.ok(
+      state.every((s) => (s.params.t as number) <= 60),
+      refused.headers.RateLimit,
+    );
+    // A step forward of two hours ends no window either: the caller is still refused, and so is
+    // the address out of failed logins.
+    t.mock.timers.setTime(Date.now() + 7_200_000);
+    assert.equal((await limiter.consume(caller)).allowed, false);
+    assert.equal(await limiter.isExhausted('192.0.2.7'), true);
+  });
+
   test('callers without credentials are counted per IPv4 address and per IPv6 /64', () => {
     assert.equal(clientNetwork('203.0.113.9'), '203.0.113.9');
     assert.equal(clientNetwork('::ffff:203.0.113.9'), '203.0.113.9');

@@ -157,11 +157,14 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
   const make = (name: LimiterName, limit: Limit): Policy => {
     if (!options.pool) {
       const counters = createWindowCounters(limit.windowSeconds);
+      // Timed by the monotonic clock: the counters are this process's alone, and a step of the wall
+      // clock (NTP, a resumed VM) would otherwise stretch every open window by its length (an hour
+      // back: callers refused for an hour, Retry-After 3660) or end them all at once (forward).
       return {
         name,
         limit,
         charge(key, points) {
-          const { consumed, msBeforeNext } = counters.charge(key, Date.now(), points);
+          const { consumed, msBeforeNext } = counters.charge(key, performance.now(), points);
           return {
             refused: consumed > limit.points,
             remaining: limit.points - consumed,
@@ -169,8 +172,8 @@ export function createRateLimiter(config: RateLimitConfig, options: RateLimiterO
             consumed,
           };
         },
-        refund: (key, points) => counters.refund(key, Date.now(), points),
-        peek: (key) => counters.peek(key, Date.now()),
+        refund: (key, points) => counters.refund(key, performance.now(), points),
+        peek: (key) => counters.peek(key, performance.now()),
       };
     }
     const pool = options.pool;
