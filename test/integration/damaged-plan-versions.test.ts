@@ -6,15 +6,11 @@
 // schema refused it). A warning names the session, once per session and column, on the engine's
 // logger. Both stores: the column is text on SQLite and PostgreSQL alike.
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import SqliteDatabase from 'better-sqlite3';
-import pg from 'pg';
+import { describe, test } from 'node:test';
 import type { PlanBody } from '../../src/domain/types.ts';
 import { storePlanVersion } from '../../src/engine/planner-plan-versions.ts';
-import { captureLog } from '../fixtures/log-capture.ts';
-import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
-import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
+import { DAMAGEABLE_STORES, type DamageableServer, useDamageableServer } from '../fixtures/damaged-rows.ts';
+import { requestJson, type TestServer } from '../fixtures/server.ts';
 
 interface PlanVersionItem {
   version: number;
@@ -22,8 +18,6 @@ interface PlanVersionItem {
   unreadable?: boolean;
   diff: { added: string[]; removed: string[]; changed: unknown[] } | null;
 }
-
-type Execute = (statement: string, values: unknown[]) => Promise<void>;
 
 const task = (name: string, instructions: string, dependsOn: string[] = []) => ({
   name,
@@ -53,11 +47,7 @@ async function listPlans(server: TestServer, id: string): Promise<PlanVersionIte
   return listed.body.items;
 }
 
-async function checkDamagedPlanVersions(
-  server: TestServer,
-  execute: Execute,
-  lines: Record<string, unknown>[],
-) {
+async function checkDamagedPlanVersions({ server, execute, lines }: DamageableServer) {
   const created = await requestJson<{ id: string; tenantId: string }>(`${server.url}/v1/sessions`, {
     method: 'POST',
     body: {
@@ -137,58 +127,11 @@ async function checkDamagedPlanVersions(
   assert.deepEqual(warnings, [['warn', 'plans.body']]);
 }
 
-describe('plan versions damaged by hand (SQLite)', { timeout: 60_000 }, () => {
-  const log = captureLog();
-  let server: TestServer;
-  let sqlite: SqliteDatabase.Database;
-  before(async () => {
-    server = await startTestServer({ config: { logLevel: 'warn' }, logDestination: log.destination });
-    sqlite = new SqliteDatabase(join(server.dataDir, 'maos.db'));
-    sqlite.pragma('busy_timeout = 5000');
-  });
-  after(async () => {
-    sqlite?.close();
-    await server?.close();
-  });
-
-  test('are listed as unreadable, the others as stored, and warned of once', async () => {
-    await checkDamagedPlanVersions(
-      server,
-      async (statement, values) => {
-        sqlite.prepare(statement.replace(/\$\d/g, '?')).run(...values);
-      },
-      log.lines,
-    );
-  });
-});
-
-describe('plan versions damaged by hand (PostgreSQL)', { timeout: 60_000 }, () => {
-  const log = captureLog();
-  let database: TestDatabase;
-  let server: TestServer;
-  let client: pg.Client;
-  before(async () => {
-    database = await createTestDatabase();
-    server = await startTestServer({
-      config: { logLevel: 'warn', store: { url: database.url } },
-      logDestination: log.destination,
+for (const store of DAMAGEABLE_STORES) {
+  describe(`plan versions damaged by hand (${store.name})`, { timeout: 60_000 }, () => {
+    const stack = useDamageableServer(store.kind);
+    test('are listed as unreadable, the others as stored, and warned of once', async () => {
+      await checkDamagedPlanVersions(stack);
     });
-    client = new pg.Client({ connectionString: database.url });
-    await client.connect();
   });
-  after(async () => {
-    await client?.end();
-    await server?.close();
-    await database?.drop();
-  });
-
-  test('are listed as unreadable, the others as stored, and warned of once', async () => {
-    await checkDamagedPlanVersions(
-      server,
-      async (statement, values) => {
-        await client.query(statement, values);
-      },
-      log.lines,
-    );
-  });
-});
+}

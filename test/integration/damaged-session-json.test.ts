@@ -4,13 +4,9 @@
 // there made GET /v1/sessions/{id} and every page of the list holding it a 500. These columns are
 // text on SQLite and PostgreSQL alike, so both can hold what is not JSON.
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import SqliteDatabase from 'better-sqlite3';
-import pg from 'pg';
-import { captureLog } from '../fixtures/log-capture.ts';
-import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
-import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
+import { describe, test } from 'node:test';
+import { DAMAGEABLE_STORES, type DamageableServer, useDamageableServer } from '../fixtures/damaged-rows.ts';
+import { requestJson } from '../fixtures/server.ts';
 
 interface Session {
   id: string;
@@ -22,9 +18,7 @@ interface Session {
   tasks: { name: string; status: string }[];
 }
 
-type Execute = (statement: string, values: unknown[]) => Promise<void>;
-
-async function checkDamagedSession(server: TestServer, execute: Execute, lines: Record<string, unknown>[]) {
+async function checkDamagedSession({ server, execute, lines }: DamageableServer) {
   const created = await requestJson<Session>(`${server.url}/v1/sessions`, {
     method: 'POST',
     body: {
@@ -77,58 +71,11 @@ async function checkDamagedSession(server: TestServer, execute: Execute, lines: 
   ]);
 }
 
-describe('a session with damaged stored JSON (SQLite)', { timeout: 60_000 }, () => {
-  const log = captureLog();
-  let server: TestServer;
-  let sqlite: SqliteDatabase.Database;
-  before(async () => {
-    server = await startTestServer({ config: { logLevel: 'warn' }, logDestination: log.destination });
-    sqlite = new SqliteDatabase(join(server.dataDir, 'maos.db'));
-    sqlite.pragma('busy_timeout = 5000');
-  });
-  after(async () => {
-    sqlite?.close();
-    await server?.close();
-  });
-
-  test('is read with the damaged values as absent, and a warning once', async () => {
-    await checkDamagedSession(
-      server,
-      async (statement, values) => {
-        sqlite.prepare(statement.replace(/\$\d/g, '?')).run(...values);
-      },
-      log.lines,
-    );
-  });
-});
-
-describe('a session with damaged stored JSON (PostgreSQL)', { timeout: 60_000 }, () => {
-  const log = captureLog();
-  let database: TestDatabase;
-  let server: TestServer;
-  let client: pg.Client;
-  before(async () => {
-    database = await createTestDatabase();
-    server = await startTestServer({
-      config: { logLevel: 'warn', store: { url: database.url } },
-      logDestination: log.destination,
+for (const store of DAMAGEABLE_STORES) {
+  describe(`a session with damaged stored JSON (${store.name})`, { timeout: 60_000 }, () => {
+    const stack = useDamageableServer(store.kind);
+    test('is read with the damaged values as absent, and a warning once', async () => {
+      await checkDamagedSession(stack);
     });
-    client = new pg.Client({ connectionString: database.url });
-    await client.connect();
   });
-  after(async () => {
-    await client?.end();
-    await server?.close();
-    await database?.drop();
-  });
-
-  test('is read with the damaged values as absent, and a warning once', async () => {
-    await checkDamagedSession(
-      server,
-      async (statement, values) => {
-        await client.query(statement, values);
-      },
-      log.lines,
-    );
-  });
-});
+}
