@@ -81,10 +81,13 @@ export function createTenantQuotas(
     // Today's row alone (the ledger's own day key): what the tenant's sessions were charged since
     // 00:00 UTC, whenever they were created (a session running across midnight charges its later
     // spend to the new day).
-    const used = await readTenantDayTokens(store, tenantId, utcDayStart(now().getTime()));
+    // One reading of the clock for the day read and its wait: read again after the count, past
+    // midnight, a refusal for the day that just ended asked for a retry a whole day later.
+    const at = now().getTime();
+    const used = await readTenantDayTokens(store, tenantId, utcDayStart(at));
     if (used >= config.maxDailyTokensPerTenant) {
       // Asked again when the day's count starts over, at 00:00 UTC.
-      const wait = secondsUntilUtcMidnight(now().getTime());
+      const wait = secondsUntilUtcMidnight(at);
       throw dailyTokensExceeded(used, config.maxDailyTokensPerTenant, consequence, wait);
     }
   }

@@ -111,6 +111,29 @@ describe('tenant quotas', { timeout: 60_000 }, () => {
     assert.equal(secondsUntilUtcMidnight(now.getTime()), 9 * 3600);
   });
 
+  test('a refusal read just before midnight UTC asks for a retry after midnight, not a day later', async () => {
+    // The clock passes midnight while the day's count is read: each reading is a second later.
+    let at = Date.parse('2026-03-11T23:59:59.500Z');
+    const clock = () => {
+      const reading = new Date(at);
+      at += 1000;
+      return reading;
+    };
+    const quotas = createTenantQuotas(
+      handle.db,
+      { maxConcurrentSessionsPerTenant: 0, maxDailyTokensPerTenant: 600 },
+      clock,
+    );
+    const late = await addSession('acme', 'completed', 0, Date.parse('2026-03-11T23:00:00Z'));
+    await charge(late, 400, Date.parse('2026-03-11T23:30:00Z'));
+    // Refused for the day it read (March 11), with that day's wait: the half second left of it.
+    await assert.rejects(
+      quotas.assertSessionAllowed('acme'),
+      (e: unknown) =>
+        e instanceof AppError && /used 800 tokens today/.test(e.message) && e.retryAfterSeconds === 1,
+    );
+  });
+
   test('over the cap, POST /v1/sessions is 429 QUOTA_EXCEEDED with Retry-After, and audited', async () => {
     const { app, security } = await buildSecurityTestApp(
       { db: handle.db as unknown as SecurityDb, dir, file: '', cleanup: async () => {} },
