@@ -22,7 +22,7 @@ import {
 } from './postgres-query-watchdog.ts';
 import type { Database } from './schema.ts';
 import { withStorableParameters } from './storable-text.ts';
-import { describeStoreFailure } from './store-failure.ts';
+import { describeStoreFailure, storeFailureRetryAfter } from './store-failure.ts';
 
 /** OIDs of the PostgreSQL types parsed to numbers: int8 (bigint) and count(*) results. */
 const INT8_OID = 20;
@@ -252,8 +252,10 @@ function toUnavailable(
   }
   const reason = describeStoreFailure(error);
   if (reason === undefined) return error;
+  const retryAfterSeconds = storeFailureRetryAfter(error);
   return new AppError('STORE_UNAVAILABLE', `The database cannot serve the request: ${reason}`, {
     cause: error,
+    ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
   });
 }
 

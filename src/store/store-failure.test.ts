@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { AppError } from '../errors/app-error.ts';
-import { describeStoreFailure, toStoreWriteError } from './store-failure.ts';
+import { describeStoreFailure, storeFailureRetryAfter, toStoreWriteError } from './store-failure.ts';
 
 function coded(code: string, message = 'driver says no'): Error {
   return Object.assign(new Error(message), { code });
@@ -33,5 +33,16 @@ describe('store failures', () => {
     assert.equal(toStoreWriteError(coded('XX000', 'secret table name')).message, 'The database write failed');
     const app = new AppError('CONFLICT', 'taken');
     assert.equal(toStoreWriteError(app), app, 'AppErrors pass through');
+  });
+
+  test('a lock wait past lock_timeout (55P03) is STORE_UNAVAILABLE naming it, with a Retry-After', () => {
+    const timedOut = coded('55P03', 'canceling statement due to lock timeout');
+    const error = toStoreWriteError(timedOut);
+    assert.equal(error.code, 'STORE_UNAVAILABLE');
+    assert.match(error.message, /lock_timeout/);
+    assert.equal(error.retryAfterSeconds, 1);
+    assert.equal(storeFailureRetryAfter(timedOut), 1);
+    // A statement the statement_timeout cancelled may take as long again: no wait is named.
+    assert.equal(toStoreWriteError(coded('57014')).retryAfterSeconds, undefined);
   });
 });

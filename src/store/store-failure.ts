@@ -24,7 +24,25 @@ const REASONS: Record<string, string> = {
   '25006': 'the database server accepts only reads (a standby or read-only transaction)',
   // A statement_timeout the database or role sets (managed services often do), or a cancel request.
   '57014': 'the database server cancelled the statement (its statement_timeout, or a cancel request)',
+  // A lock_timeout the database or role sets (ALTER ROLE … SET lock_timeout): the statement waited
+  // for a row or advisory lock another transaction held for longer than that.
+  '55P03':
+    'a statement waited for a lock held by another transaction longer than the database server allows (its lock_timeout)',
 };
+
+/**
+ * The `Retry-After` (seconds) of a failure whose cause passes by itself: a lock is held by one
+ * transaction, which ends in moments, so the same request asked again shortly may well succeed.
+ */
+const RETRY_AFTER_SECONDS: Record<string, number> = {
+  '55P03': 1,
+};
+
+/** The wait after which the failed request may succeed, or undefined when the failure names none. */
+export function storeFailureRetryAfter(error: unknown): number | undefined {
+  if (!(error instanceof Error)) return undefined;
+  return RETRY_AFTER_SECONDS[String((error as { code?: unknown }).code ?? '')];
+}
 
 /** The reason for a database failure in words, or undefined when its code names none. */
 export function describeStoreFailure(error: unknown): string | undefined {
@@ -42,7 +60,11 @@ export function describeStoreFailure(error: unknown): string | undefined {
 export function toStoreWriteError(error: unknown, what = 'The database write failed'): AppError {
   if (error instanceof AppError) return error;
   const reason = describeStoreFailure(error);
-  return new AppError('STORE_UNAVAILABLE', reason ? `${what}: ${reason}` : what, { cause: error });
+  const retryAfterSeconds = storeFailureRetryAfter(error);
+  return new AppError('STORE_UNAVAILABLE', reason ? `${what}: ${reason}` : what, {
+    cause: error,
+    ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
+  });
 }
 
 /**

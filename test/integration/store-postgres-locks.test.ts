@@ -14,6 +14,12 @@ import { claimReadyTasks } from '../../src/store/task-store.ts';
 import { createWriteQueue } from '../../src/store/write-queue.ts';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
 
+/** A lock wait past lock_timeout (55P03): the store reports it as STORE_UNAVAILABLE, the SQLSTATE on its cause. */
+function isLockTimeout(error: unknown): boolean {
+  const cause = (error as { cause?: unknown }).cause ?? error;
+  return (cause as { code?: string }).code === '55P03';
+}
+
 /** Runs `statement` with a short lock_timeout on its own connection: true if it got its locks. */
 async function locksWithin(handle: DatabaseHandle, statement: string, ids: string[]): Promise<boolean> {
   return handle.db.connection().execute(async (conn) => {
@@ -23,7 +29,7 @@ async function locksWithin(handle: DatabaseHandle, statement: string, ids: strin
       await sql.raw(statement.replace('$ids', ids.map((id) => `'${id}'`).join(', '))).execute(conn);
       return true;
     } catch (error) {
-      if ((error as { code?: string }).code === '55P03') return false;
+      if (isLockTimeout(error)) return false;
       throw error;
     } finally {
       await sql`rollback`.execute(conn);
@@ -91,7 +97,7 @@ describe('PostgreSQL row locks between replicas', { timeout: 60_000 }, () => {
             await lockSessions(other, [sessionId]);
             return true;
           } catch (error) {
-            if ((error as { code?: string }).code === '55P03') return false;
+            if (isLockTimeout(error)) return false;
             throw error;
           } finally {
             await sql`rollback`.execute(other);

@@ -23,6 +23,12 @@ import type { Database } from '../../src/store/schema.ts';
 import { createTestDatabase } from '../fixtures/postgres.ts';
 import { STORE_BACKENDS } from '../fixtures/store-backends.ts';
 
+/** A lock wait past lock_timeout (55P03): the store reports it as STORE_UNAVAILABLE, the SQLSTATE on its cause. */
+function isLockTimeout(error: unknown): boolean {
+  const cause = (error as { cause?: unknown }).cause ?? error;
+  return (cause as { code?: string }).code === '55P03';
+}
+
 const DAY1 = Date.parse('2026-03-09T00:00:00Z');
 const DAY2 = DAY1 + 86_400_000;
 
@@ -254,7 +260,7 @@ for (const backend of STORE_BACKENDS) {
           return true;
         } catch (error) {
           await sql`rollback`.execute(conn);
-          if ((error as { code?: string }).code === '55P03') return false;
+          if (isLockTimeout(error)) return false;
           throw error;
         }
       });
