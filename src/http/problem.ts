@@ -69,7 +69,7 @@ export function createProblem(error: AppError, instance?: string, requestId?: st
 
 /** What each error status means to a client, for the response descriptions of OpenAPI. */
 const PROBLEM_DESCRIPTIONS: Record<number, string> = {
-  400: `The request is invalid (body, parameters, an undeclared query parameter, a credential sent twice, text holding U+0000 or an unpaired surrogate, arrays and objects nested more than ${MAX_NESTING_DEPTH} levels deep).`,
+  400: `The request is invalid (body, parameters, an undeclared query parameter, a credential sent twice, text holding U+0000 or an unpaired surrogate, arrays and objects nested more than ${MAX_NESTING_DEPTH} levels deep, a number too large for a double such as 1e400).`,
   401: 'No valid credentials.',
   403: 'The credentials lack the permission this operation needs.',
   404: 'The resource does not exist (or belongs to another tenant).',

@@ -1,8 +1,9 @@
 // API input holding text the store could not keep as sent — U+0000 (NUL), which PostgreSQL's
 // text cannot hold, or an unpaired surrogate — is refused with 400 VALIDATION_FAILED naming it, and
 // nothing is written, the same on SQLite and PostgreSQL (it was a 500 on PostgreSQL), as the OpenAPI
-// document says on every 400 (as it says of input nested too deep). Names hold no control character
-// at all. PostgreSQL needs --test-global-setup=test/fixtures/postgres-global-setup.ts.
+// document says on every 400 (as it says of input nested too deep, and of a number too large for a
+// double, 1e400, which was stored as null). Names hold no control character at all. PostgreSQL
+// needs --test-global-setup=test/fixtures/postgres-global-setup.ts.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
@@ -72,6 +73,26 @@ for (const store of ['sqlite', 'postgres'] as const) {
       assert.equal(issue?.message, 'nests arrays and objects more than 100 levels deep');
       // The body is level 1, so the array at metadata.a is level 3: 98 more make 101.
       assert.equal(issue?.path, `/metadata/a${'/0'.repeat(98)}`);
+    });
+
+    test('a number too large for a double is refused, not stored as null', async () => {
+      const agents = [{ role: 'qa', task: 'say hi', runner: 'ok' }];
+      const listed = async () =>
+        (await requestJson<{ items: unknown[] }>(`${server.url}/v1/sessions`)).body.items.length;
+      const before = await listed();
+      // JSON.parse reads 1e400 as Infinity, which JSON.stringify writes as null: free-form metadata
+      // was stored (and answered) as {"n":null}.
+      for (const number of ['1e400', '-1e400']) {
+        const body = `{"objective":"ok","agents":${JSON.stringify(agents)},"metadata":{"n":[1,${number}]}}`;
+        assert.deepEqual(await refused('POST', '/v1/sessions', body), [
+          {
+            location: 'body',
+            path: '/metadata/n/1',
+            message: 'must be a number a double can hold (it overflows to infinity, as 1e400 does)',
+          },
+        ]);
+      }
+      assert.equal(await listed(), before, 'nothing was written');
     });
 
     test('API input holding NUL or an unpaired surrogate is refused, and nothing is written', async () => {

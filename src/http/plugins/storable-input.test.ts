@@ -34,3 +34,10 @@ test('a value nested deeper than the limit is named where it goes too deep, howe
   // Far past what a recursive walk survives (it threw RangeError: Maximum call stack size exceeded).
   assert.equal(findUnstorableText(nest(200_000))?.message, tooDeep?.message);
 });
+
+test('a number JSON.parse overflowed to infinity is named; finite ones, -0 and 1e308 pass', () => {
+  assert.equal(findUnstorableText({ a: [0, -0, 1e308, -1e308, 5e-324] }), undefined);
+  const message = 'must be a number a double can hold (it overflows to infinity, as 1e400 does)';
+  assert.deepEqual(findUnstorableText(JSON.parse('{"a":{"b":[1,-1e400]}}')), { path: '/a/b/1', message });
+  assert.deepEqual(findUnstorableText(JSON.parse('1e400')), { path: '/', message });
+});

@@ -4,7 +4,9 @@
 // VALIDATION_FAILED on SQLite and PostgreSQL alike, rather than a 500 or a silently altered value.
 // So is a value nested deeper than MAX_NESTING_DEPTH, which no input needs and on which a recursive
 // walk (this one first) overflows the stack. MCP tool arguments get the same check
-// (mcp/tool-input-errors.ts).
+// (mcp/tool-input-errors.ts). So is a number too large for a double (`1e400`): JSON.parse reads it
+// as Infinity, which a typed field refuses but free-form data (a session's `metadata`) stored as
+// `null`, the caller's value silently replaced.
 import type { FastifySchemaCompiler } from 'fastify';
 
 /** Where a string cannot be stored as sent, and why. */
@@ -24,6 +26,7 @@ export const MAX_NESTING_DEPTH = 100;
 const NUL_MESSAGE = 'must not contain the character U+0000 (NUL)';
 const NESTING_MESSAGE = `nests arrays and objects more than ${MAX_NESTING_DEPTH} levels deep`;
 const SURROGATE_MESSAGE = 'must be well-formed Unicode (it holds an unpaired surrogate)';
+const NUMBER_MESSAGE = 'must be a number a double can hold (it overflows to infinity, as 1e400 does)';
 
 function problemOf(text: string): string | undefined {
   if (text.includes('\u0000')) return NUL_MESSAGE;
@@ -36,13 +39,17 @@ function escapePointer(key: string): string {
 }
 
 /**
- * The first string of `value` (walked depth first, keys before their values) that cannot be stored,
- * or the first array or object nested deeper than MAX_NESTING_DEPTH (`depth` is that of `value`).
+ * The first string or number of `value` (walked depth first, keys before their values) that cannot
+ * be stored as sent, or the first array or object nested deeper than MAX_NESTING_DEPTH (`depth` is
+ * that of `value`).
  */
 export function findUnstorableText(value: unknown, path = '', depth = 0): UnstorableText | undefined {
   if (typeof value === 'string') {
     const message = problemOf(value);
     return message ? { path: path || '/', message } : undefined;
+  }
+  if (typeof value === 'number') {
+    return Number.isFinite(value) ? undefined : { path: path || '/', message: NUMBER_MESSAGE };
   }
   if (value === null || typeof value !== 'object') return undefined;
   if (depth >= MAX_NESTING_DEPTH) return { path: path || '/', message: NESTING_MESSAGE };
