@@ -6,31 +6,22 @@
 // approval stored a plan without the orchestrator's mark (the same afterwards), and a steering
 // message was refused as for a session with no orchestrator.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createRuntimeRegistry } from '../../src/agents/runtimes/runtime.ts';
-import { type PlanBody, ZERO_USAGE } from '../../src/domain/types.ts';
-import { createEngine, type EngineInternals } from '../../src/engine/index.ts';
-import { applyInitialPlan } from '../../src/engine/initial-plan.ts';
+import type { PlanBody } from '../../src/domain/types.ts';
+import type { EngineInternals } from '../../src/engine/index.ts';
 import { approvePlan } from '../../src/engine/planner-approval-store.ts';
-import {
-  type Continuation,
-  type ContinuationFailure,
-  continueOrchestratedSession,
-  INITIAL_PLAN_TASK_NAME,
-  ORCHESTRATOR_PLAN_ORIGIN,
-  SYNTHESIS_TASK_NAME,
-} from '../../src/engine/planner-continuation.ts';
+import { ORCHESTRATOR_PLAN_ORIGIN, SYNTHESIS_TASK_NAME } from '../../src/engine/planner-continuation.ts';
 import { addSteeringMessage } from '../../src/engine/planner-steering.ts';
-import type { Actor } from '../../src/engine/session-service.ts';
 import { AppError } from '../../src/errors/app-error.ts';
-import { createLogger } from '../../src/observability/logger.ts';
-import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
-import { migrateToLatest } from '../../src/store/migrate.ts';
+import type { DatabaseHandle } from '../../src/store/db.ts';
+import { ACTOR, type Harness } from '../fixtures/engine-harness.ts';
+import {
+  applyOrchestratorPlan,
+  continueSession,
+  createOrchestratedHarness,
+  succeedTasks,
+} from '../fixtures/orchestrated-plan.ts';
 
-const ACTOR: Actor = { tenantId: 'default', principalId: 'test' };
 const rules = {
   isKnownRole: () => true,
   isKnownRunner: () => false,
@@ -56,82 +47,31 @@ const edited = {
 const DAMAGED = ['{"phases": [', '{"origin": "orchestrator"}', '{"phases": [{"name": "first"}]}'];
 
 describe('an unreadable plan', { timeout: 30_000 }, () => {
-  let dir: string;
+  let harness: Harness;
   let handle: DatabaseHandle;
   let engine: EngineInternals;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'maos-damaged-orchestrated-plan-'));
-    handle = createDatabase({ dataDir: dir, store: { synchronous: 'normal', busyTimeoutMs: 5000 } });
-    await migrateToLatest(handle.db);
-    const runtimes = createRuntimeRegistry();
-    runtimes.registerLlm({ kind: 'llm', run: async () => ({ output: 'unused' }) });
-    engine = createEngine({
-      config: {
-        workers: { concurrency: 0, pollIntervalMs: 1000 },
-        tasks: { leaseSeconds: 30, maxAttempts: 1 },
-        runners: {},
-      },
-      db: handle.db,
-      logger: createLogger({ level: 'silent' }),
-      runtimes,
-      planner: { planInitial: async () => ({ plan: firstPhase, usage: { ...ZERO_USAGE }, rounds: 1 }) },
-    });
+    harness = await createOrchestratedHarness(firstPhase, { maxAttempts: 1 });
+    ({ handle, engine } = harness);
   });
   after(async () => {
-    await handle.close();
-    rmSync(dir, { recursive: true, force: true });
+    await harness?.close();
   });
 
   /** A session the orchestrator planned (its first plan applied), its plan then damaged. */
   async function planned(body: string, input: { approval?: 'required'; strategy?: 'adaptive' } = {}) {
     const { session } = await engine.service.createSession(ACTOR, { objective: 'Plan me', ...input });
-    const result = JSON.stringify({ ...firstPhase, origin: ORCHESTRATOR_PLAN_ORIGIN });
-    await succeed(session.id, { [INITIAL_PLAN_TASK_NAME]: result });
-    const task = await handle.db
-      .selectFrom('tasks')
-      .select(['id', 'position'])
-      .where('session_id', '=', session.id)
-      .where('name', '=', INITIAL_PLAN_TASK_NAME)
-      .executeTakeFirstOrThrow();
-    const applied = await handle.db
-      .transaction()
-      .execute((trx) =>
-        applyInitialPlan(
-          trx,
-          { id: session.id, tenantId: ACTOR.tenantId },
-          { id: task.id, position: Number(task.position), result },
-          Date.now(),
-        ),
-      );
-    assert.ok(applied && !('error' in applied), JSON.stringify(applied));
+    await applyOrchestratorPlan(handle.db, session.id, firstPhase);
     await handle.db.updateTable('plans').set({ body }).where('session_id', '=', session.id).execute();
     return session.id;
   }
 
-  async function succeed(sessionId: string, results: Record<string, string>): Promise<void> {
-    for (const [name, result] of Object.entries(results)) {
-      await handle.db
-        .updateTable('tasks')
-        .set({ status: 'succeeded', result })
-        .where('session_id', '=', sessionId)
-        .where('name', '=', name)
-        .execute();
-    }
-  }
+  const succeed = (sessionId: string, results: Record<string, string>) =>
+    succeedTasks(handle.db, sessionId, results);
 
   /** The continuation when every task of the session has succeeded (as the finishes call it). */
-  const step = (sessionId: string): Promise<Continuation | ContinuationFailure | null> =>
-    handle.db
-      .transaction()
-      .execute((trx) =>
-        continueOrchestratedSession(
-          trx,
-          { id: sessionId, tenantId: ACTOR.tenantId },
-          { maxPhases: 3, maxAttempts: 1 },
-          Date.now(),
-        ),
-      );
+  const step = (sessionId: string) => continueSession(handle.db, sessionId, { maxPhases: 3, maxAttempts: 1 });
 
   const approve = (sessionId: string, editedPlan?: unknown) =>
     handle.db

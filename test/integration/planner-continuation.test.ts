@@ -2,31 +2,26 @@
 // planning task, phase gates, the phases they decide (agent reuse, plan versions), the phase limit,
 // and the synthesis as the only sink.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createRuntimeRegistry } from '../../src/agents/runtimes/runtime.ts';
 import { advanceSession } from '../../src/domain/advance.ts';
-import { type PlanBody, ZERO_USAGE } from '../../src/domain/types.ts';
-import { createEngine, type EngineInternals } from '../../src/engine/index.ts';
-import { applyInitialPlan } from '../../src/engine/initial-plan.ts';
+import type { PlanBody } from '../../src/domain/types.ts';
+import type { EngineInternals } from '../../src/engine/index.ts';
 import {
   type Continuation,
-  continueOrchestratedSession,
   INITIAL_PLAN_TASK_NAME,
-  ORCHESTRATOR_PLAN_ORIGIN,
   SYNTHESIS_TASK_NAME,
 } from '../../src/engine/planner-continuation.ts';
 import { listPlanVersions } from '../../src/engine/planner-plan-versions.ts';
-import type { Actor } from '../../src/engine/session-service.ts';
-import { createLogger } from '../../src/observability/logger.ts';
-import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
-import { migrateToLatest } from '../../src/store/migrate.ts';
+import type { DatabaseHandle } from '../../src/store/db.ts';
 import { IGNORE_DAMAGED_JSON } from '../../src/store/rows.ts';
 import { loadSessionGraphs, loadTaskOutputs } from '../../src/store/task-graph.ts';
-
-const ACTOR: Actor = { tenantId: 'default', principalId: 'test' };
+import { ACTOR, type Harness } from '../fixtures/engine-harness.ts';
+import {
+  applyOrchestratorPlan,
+  continueSession,
+  createOrchestratedHarness,
+  succeedTasks,
+} from '../fixtures/orchestrated-plan.ts';
 
 const firstPhase: PlanBody = {
   phases: [
@@ -41,81 +36,27 @@ const firstPhase: PlanBody = {
 };
 
 describe('continuation of orchestrator-planned sessions', () => {
-  let dir: string;
+  let harness: Harness;
   let handle: DatabaseHandle;
   let engine: EngineInternals;
 
+  // No worker runs the planning task here: `plan` below stores its result as the planner would.
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'maos-continue-'));
-    handle = createDatabase({ dataDir: dir, store: { synchronous: 'normal', busyTimeoutMs: 5000 } });
-    await migrateToLatest(handle.db);
-    const runtimes = createRuntimeRegistry();
-    runtimes.registerLlm({ kind: 'llm', run: async () => ({ output: 'unused' }) });
-    engine = createEngine({
-      config: {
-        workers: { concurrency: 0, pollIntervalMs: 1000 },
-        tasks: { leaseSeconds: 30, maxAttempts: 2 },
-        runners: {},
-      },
-      db: handle.db,
-      logger: createLogger({ level: 'silent' }),
-      runtimes,
-      // No worker runs the planning task here: `plan` below stores its result as the planner would.
-      planner: {
-        planInitial: async () => ({ plan: firstPhase, usage: { ...ZERO_USAGE }, rounds: 1 }),
-      },
-    });
+    harness = await createOrchestratedHarness(firstPhase, { maxAttempts: 2 });
+    ({ handle, engine } = harness);
   });
   after(async () => {
-    await handle.close();
-    rmSync(dir, { recursive: true, force: true });
+    await harness?.close();
   });
 
-  async function succeed(sessionId: string, results: Record<string, string>): Promise<void> {
-    for (const [name, result] of Object.entries(results)) {
-      await handle.db
-        .updateTable('tasks')
-        .set({ status: 'succeeded', result, finished_at: Date.now() })
-        .where('session_id', '=', sessionId)
-        .where('name', '=', name)
-        .execute();
-    }
-  }
+  const succeed = (sessionId: string, results: Record<string, string>) =>
+    succeedTasks(handle.db, sessionId, results);
 
   /** Finishes the session's planning task with the first phase (marked as the LLM planner marks it). */
-  async function plan(sessionId: string): Promise<void> {
-    const result = JSON.stringify({ ...firstPhase, origin: ORCHESTRATOR_PLAN_ORIGIN });
-    await succeed(sessionId, { [INITIAL_PLAN_TASK_NAME]: result });
-    const task = await handle.db
-      .selectFrom('tasks')
-      .select(['id', 'position'])
-      .where('session_id', '=', sessionId)
-      .where('name', '=', INITIAL_PLAN_TASK_NAME)
-      .executeTakeFirstOrThrow();
-    const applied = await handle.db
-      .transaction()
-      .execute((trx) =>
-        applyInitialPlan(
-          trx,
-          { id: sessionId, tenantId: ACTOR.tenantId },
-          { id: task.id, position: Number(task.position), result },
-          Date.now(),
-        ),
-      );
-    assert.ok(applied && !('error' in applied));
-  }
+  const plan = (sessionId: string) => applyOrchestratorPlan(handle.db, sessionId, firstPhase);
 
   async function step(sessionId: string, maxPhases = 3): Promise<Continuation | null> {
-    const next = await handle.db
-      .transaction()
-      .execute((trx) =>
-        continueOrchestratedSession(
-          trx,
-          { id: sessionId, tenantId: ACTOR.tenantId },
-          { maxPhases, maxAttempts: 2 },
-          Date.now(),
-        ),
-      );
+    const next = await continueSession(handle.db, sessionId, { maxPhases, maxAttempts: 2 });
     assert.ok(next === null || !('error' in next), JSON.stringify(next));
     return next;
   }
