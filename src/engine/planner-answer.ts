@@ -47,3 +47,22 @@ export function recoverJsonAnswer<T>(
   }
   return firstParsed ? { ok: false, ...firstParsed } : undefined;
 }
+
+/**
+ * The answer read whole with `schema`, else as recoverJsonAnswer reads it: for a schema that reads
+ * more than the one the structured-output parser refused the answer with (a phase gate's
+ * `complete` with a placeholder `next_phase`), so the whole answer is a candidate too.
+ */
+export function readJsonAnswer<T>(
+  text: string,
+  schema: z.ZodType<T>,
+): ReturnType<typeof recoverJsonAnswer<T>> {
+  let whole: unknown;
+  try {
+    whole = JSON.parse(text);
+  } catch {
+    return recoverJsonAnswer(text, schema);
+  }
+  const parsed = schema.safeParse(whole);
+  return parsed.success ? { ok: true, value: parsed.data } : recoverJsonAnswer(text, schema);
+}

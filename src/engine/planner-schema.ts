@@ -45,6 +45,21 @@ export const llmPhaseGateSchema = z.object({
   next_phase: llmPhaseSchema.nullable().describe('The next phase when continuing; null when complete.'),
 });
 
+/**
+ * A phase-gate answer as it is read: with `complete`, `next_phase` is not read at all. Asked for every
+ * field (OpenAI's strict structured outputs), models often fill it with a placeholder such as
+ * `{"name": "", "tasks": []}` instead of null; read as the schema says, that answer was repaired,
+ * and a model that kept answering so failed the session (INVALID_PLAN) after its work was done.
+ * The schema sent to the provider stays `llmPhaseGateSchema`.
+ */
+export const llmPhaseGateAnswerSchema = z.preprocess(
+  (value) =>
+    typeof value === 'object' && value !== null && (value as { decision?: unknown }).decision === 'complete'
+      ? { ...value, next_phase: null }
+      : value,
+  llmPhaseGateSchema,
+);
+
 export type LlmPlannedTask = z.infer<typeof llmPlannedTaskSchema>;
 export type LlmPhase = z.infer<typeof llmPhaseSchema>;
 export type LlmPlan = z.infer<typeof llmPlanSchema>;

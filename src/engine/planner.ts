@@ -21,7 +21,7 @@ import type { PlanBody, Usage } from '../domain/types.ts';
 import { addUsage, ZERO_USAGE } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Planner } from './engine-types.ts';
-import { recoverJsonAnswer } from './planner-answer.ts';
+import { readJsonAnswer, recoverJsonAnswer } from './planner-answer.ts';
 import { ORCHESTRATOR_PLAN_ORIGIN, type OrchestratedPlanBody } from './planner-continuation.ts';
 import { GENERATED_TASK_NAMES, normaliseTaskNames } from './planner-names.ts';
 import {
@@ -32,7 +32,13 @@ import {
   type PlanningContext,
   type TaskOutputView,
 } from './planner-prompts.ts';
-import { type LlmPhaseGate, type LlmPlan, llmPhaseGateSchema, llmPlanSchema } from './planner-schema.ts';
+import {
+  type LlmPhaseGate,
+  type LlmPlan,
+  llmPhaseGateAnswerSchema,
+  llmPhaseGateSchema,
+  llmPlanSchema,
+} from './planner-schema.ts';
 import { streamSynthesis, synthesisPromptChars } from './planner-synthesis.ts';
 import {
   checkGeneratedPhases,
@@ -202,13 +208,18 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
     };
   }
 
-  /** Asks for a structured answer and re-asks with the problems until `check` accepts it. */
+  /**
+   * Asks for a structured answer and re-asks with the problems until `check` accepts it. An answer
+   * the structured-output parser refuses is read again with `readSchema` (by default `schema`),
+   * whole and out of a Markdown fence or a sentence.
+   */
   async function generateChecked<T, R>(
     schema: z.ZodType<T>,
     prompt: string,
     signal: AbortSignal,
     check: (value: T) => { ok: true; result: R } | { ok: false; errors: string[] },
     conversation: Pick<Conversation, 'onSpend' | 'checkBudget'>,
+    readSchema: z.ZodType<T> = schema,
   ): Promise<{ result: R; usage: Usage; rounds: number }> {
     const { onSpend, checkBudget } = conversation;
     const messages: ModelMessage[] = [{ role: 'user', content: prompt }];
@@ -257,7 +268,10 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
             if (!NoObjectGeneratedError.isInstance(error)) throw error;
             // A valid object in a Markdown fence (or after a sentence) is the answer asked for: no
             // repair round, which would cost a call and fail a session whose model always fences.
-            const recovered = recoverJsonAnswer(error.text ?? '', schema);
+            const recovered =
+              readSchema === schema
+                ? recoverJsonAnswer(error.text ?? '', schema)
+                : readJsonAnswer(error.text ?? '', readSchema);
             if (recovered?.ok) {
               return {
                 kind: 'object',
@@ -272,7 +286,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
             return {
               kind: 'invalid',
               text: error.text ?? '',
-              errors: cutOff.length > 0 ? cutOff : describeSchemaFailure(error.text, schema),
+              errors: cutOff.length > 0 ? cutOff : describeSchemaFailure(error.text, readSchema),
               usage: roundUsage(error.usage, target.price, messages, error.text ?? ''),
             };
           }
@@ -418,6 +432,8 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
           return { ok: true, result: { gate, phase: checked.plan.phases[0] } };
         },
         request,
+        // A `complete` whose next_phase is a placeholder is read as complete, not repaired.
+        llmPhaseGateAnswerSchema,
       );
       if (result.gate.decision === 'complete' || !result.phase) {
         return { decision: 'complete', reason: result.gate.reason, usage, rounds };
