@@ -92,6 +92,22 @@ describe('checkGeneratedPhases', () => {
     assert.match(result.ok ? '' : result.errors.join(), /dependency cycle between tasks: x, y/);
   });
 
+  test('finds a cycle through a task whose name is used twice, in the same round as the repeat', () => {
+    // The second "x" has no dependency: read by name, it let the first one's cycle with "y" pass,
+    // and the cycle cost a repair round of its own once the names were fixed.
+    const result = checkGeneratedPhases(
+      [{ name: 'p', tasks: [task('x', 'qa', ['y']), task('y', 'qa', ['x']), task('x', 'qa')] }],
+      baseContext,
+    );
+    assert.equal(result.ok, false);
+    const errors = result.ok ? [] : result.errors;
+    assert.ok(errors.some((e) => /task name "x" is used more than once/.test(e)));
+    assert.ok(
+      errors.some((e) => /dependency cycle between tasks: x, y/.test(e)),
+      errors.join('; '),
+    );
+  });
+
   test('enforces the per-role agent cap, counting existing agents and reuse', () => {
     const ctx: PlanContext = { ...baseContext, agents: [{ name: 'eng-1', role: 'engineer' }] };
     const over = checkGeneratedPhases(

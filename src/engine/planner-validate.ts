@@ -157,15 +157,16 @@ export function checkGeneratedPhases(phases: readonly PhaseToCheck[], ctx: PlanC
       );
     }
   }
+  // Tasks of one name (reported above) are one node with all their dependencies: read by name, the
+  // last of them hid a cycle through another, found only in a later repair round.
+  const dependsOn = new Map<string, Set<string>>();
+  for (const task of phases.flatMap((phase) => phase.tasks)) {
+    const deps = dependsOn.get(task.name) ?? new Set<string>();
+    for (const dep of task.depends_on) if (seen.has(dep)) deps.add(dep);
+    dependsOn.set(task.name, deps);
+  }
   const cyclic = findCyclicTasks(
-    phases.flatMap((phase) =>
-      phase.tasks.map((task) => ({
-        name: task.name,
-        role: task.role,
-        instructions: '',
-        dependsOn: task.depends_on.filter((dep) => seen.has(dep)),
-      })),
-    ),
+    [...dependsOn].map(([name, deps]) => ({ name, role: '', instructions: '', dependsOn: [...deps] })),
   );
   if (cyclic.length > 0) errors.push(`dependency cycle between tasks: ${cyclic.join(', ')}`);
   if (errors.length > 0) return { ok: false, errors };
