@@ -7,15 +7,8 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { runCli } from '../../src/cli/program.ts';
-import type { NewEvent } from '../../src/domain/events.ts';
-import { appendEvents } from '../../src/store/event-store.ts';
-import {
-  readAllEvents,
-  requestJson,
-  startTestServer,
-  type TestServer,
-  waitForSession,
-} from '../fixtures/server.ts';
+import { readAllEvents, type TestServer } from '../fixtures/server.ts';
+import { startServerWithLog } from '../helpers/cli-output.ts';
 
 /** More than two pages of the server (100 events each). */
 const LINES = 250;
@@ -25,27 +18,7 @@ describe('maos logs prints page by page', { timeout: 120_000 }, () => {
   let id: string;
 
   before(async () => {
-    server = await startTestServer();
-    const created = await requestJson<{ id: string; tenantId: string; tasks: Array<{ id: string }> }>(
-      `${server.url}/v1/sessions`,
-      {
-        method: 'POST',
-        body: { objective: 'long log', agents: [{ name: 'w', role: 'qa', task: 't', runner: 'sleep' }] },
-      },
-    );
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    id = created.body.id;
-    await waitForSession<{ status: string; tasks: Array<{ status: string }> }>(server.url, id, (session) =>
-      session.tasks.every((task) => task.status === 'running'),
-    );
-    const taskId = created.body.tasks[0]?.id ?? '';
-    const lines: NewEvent[] = Array.from({ length: LINES }, (_, i) => ({
-      type: 'task.output',
-      data: { taskId, name: 'w', stream: 'stdout', line: `out${i}` },
-    }));
-    await server.app.database.db.transaction().execute(async (trx) => {
-      await appendEvents(trx, { id, tenantId: created.body.tenantId }, lines, Date.now());
-    });
+    ({ server, id } = await startServerWithLog('long log', LINES));
   });
 
   after(async () => {

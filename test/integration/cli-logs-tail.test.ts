@@ -3,16 +3,9 @@
 // them until the session ends; bad input is a usage error.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { NewEvent } from '../../src/domain/events.ts';
-import { appendEvents } from '../../src/store/event-store.ts';
 import { runMaos } from '../fixtures/cli.ts';
-import {
-  readAllEvents,
-  requestJson,
-  startTestServer,
-  type TestServer,
-  waitForSession,
-} from '../fixtures/server.ts';
+import { readAllEvents, requestJson, type TestServer } from '../fixtures/server.ts';
+import { startServerWithLog } from '../helpers/cli-output.ts';
 
 /** More than two pages of the server (100 events each). */
 const LINES = 250;
@@ -29,30 +22,9 @@ describe('maos logs --tail', { timeout: 120_000 }, () => {
   let id: string;
 
   before(async () => {
-    server = await startTestServer();
+    // Once its agent runs, nothing else is logged until the cancel: the appended lines are the end.
+    ({ server, id } = await startServerWithLog('tail me', LINES));
     env = { MAOS_SERVER: server.url };
-    // An agent that runs (and prints nothing) until cancelled; its output is written below.
-    const created = await requestJson<{ id: string; tenantId: string; tasks: Array<{ id: string }> }>(
-      `${server.url}/v1/sessions`,
-      {
-        method: 'POST',
-        body: { objective: 'tail me', agents: [{ name: 'w', role: 'qa', task: 't', runner: 'sleep' }] },
-      },
-    );
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    id = created.body.id;
-    // Once the agent runs, nothing else is logged until the cancel: the appended lines are the end.
-    await waitForSession<{ status: string; tasks: Array<{ status: string }> }>(server.url, id, (session) =>
-      session.tasks.every((task) => task.status === 'running'),
-    );
-    const taskId = created.body.tasks[0]?.id ?? '';
-    const lines: NewEvent[] = Array.from({ length: LINES }, (_, i) => ({
-      type: 'task.output',
-      data: { taskId, name: 'w', stream: 'stdout', line: `out${i}` },
-    }));
-    await server.app.database.db.transaction().execute(async (trx) => {
-      await appendEvents(trx, { id, tenantId: created.body.tenantId }, lines, Date.now());
-    });
   });
 
   after(async () => {

@@ -9,9 +9,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { createApiClient } from '../../src/cli/client.ts';
-import type { NewEvent } from '../../src/domain/events.ts';
-import { appendEvents } from '../../src/store/event-store.ts';
-import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
+import type { TestServer } from '../fixtures/server.ts';
+import { startServerWithLog } from '../helpers/cli-output.ts';
 
 /** Output events appended to the running session. */
 const LINES = 5;
@@ -21,27 +20,7 @@ let server: TestServer;
 let id: string;
 
 before(async () => {
-  server = await startTestServer();
-  const created = await requestJson<{ id: string; tenantId: string; tasks: Array<{ id: string }> }>(
-    `${server.url}/v1/sessions`,
-    {
-      method: 'POST',
-      body: { objective: 'paused reader', agents: [{ name: 'w', role: 'qa', task: 't', runner: 'sleep' }] },
-    },
-  );
-  assert.equal(created.status, 201, JSON.stringify(created.body));
-  id = created.body.id;
-  await waitForSession<{ status: string; tasks: Array<{ status: string }> }>(server.url, id, (session) =>
-    session.tasks.every((task) => task.status === 'running'),
-  );
-  const taskId = created.body.tasks[0]?.id ?? '';
-  const lines: NewEvent[] = Array.from({ length: LINES }, (_, i) => ({
-    type: 'task.output',
-    data: { taskId, name: 'w', stream: 'stdout', line: `out${i}` },
-  }));
-  await server.app.database.db.transaction().execute(async (trx) => {
-    await appendEvents(trx, { id, tenantId: created.body.tenantId }, lines, Date.now());
-  });
+  ({ server, id } = await startServerWithLog('paused reader', LINES));
 });
 
 after(async () => {
