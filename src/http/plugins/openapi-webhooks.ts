@@ -60,12 +60,12 @@ const RESPONSES = {
   },
   '429': {
     description:
-      'Retried after the `Retry-After` of the answer (seconds or an HTTP date, at most a day) when it has one, else on the retry schedule; still counts toward `webhooks.maxAttempts`.',
+      'Retried after the `Retry-After` of the answer (seconds or an HTTP date) when it has one, else on the retry schedule (also for one under a second: `0`, a date past); still counts toward `webhooks.maxAttempts`. Never after the delivery’s retry window (the schedule at its longest after it was enqueued, 26.7 h by default): a `Retry-After` that ends later is not waited, the delivery fails when the window ends.',
     headers: { 'Retry-After': { schema: { type: 'string' } } },
   },
   '503': {
     description:
-      'Retried after the `Retry-After` of the answer (seconds or an HTTP date, at most a day) when it has one, else on the retry schedule; still counts toward `webhooks.maxAttempts`.',
+      'Retried after the `Retry-After` of the answer (seconds or an HTTP date) when it has one, else on the retry schedule (also for one under a second: `0`, a date past); still counts toward `webhooks.maxAttempts`. Never after the delivery’s retry window (the schedule at its longest after it was enqueued, 26.7 h by default): a `Retry-After` that ends later is not waited, the delivery fails when the window ends.',
     headers: { 'Retry-After': { schema: { type: 'string' } } },
   },
   default: {
