@@ -95,6 +95,30 @@ describe('http server', () => {
     assertProblem(bad, 400, 'VALIDATION_FAILED');
   });
 
+  test('a body refused for a __proto__ or constructor.prototype key says so, not that its JSON is malformed', async () => {
+    const post = (payload: string) =>
+      app.inject({
+        method: 'POST',
+        url: '/v1/sessions',
+        payload,
+        headers: { 'content-type': 'application/json' },
+      });
+    const agents = JSON.stringify(validBody.agents);
+    for (const metadata of ['{"__proto__":{"admin":true}}', '{"constructor":{"prototype":{"admin":true}}}']) {
+      const body = assertProblem(
+        await post(`{"objective":"x","agents":${agents},"metadata":${metadata}}`),
+        400,
+        'VALIDATION_FAILED',
+      );
+      assert.match(String(body.detail), /^The body holds a key "__proto__", or a key "constructor"/);
+    }
+    const malformed = assertProblem(await post('{"objective":'), 400, 'VALIDATION_FAILED');
+    assert.equal(malformed.detail, 'The body is not valid JSON.');
+    // A key merely named constructor is data like any other.
+    const created = await post(`{"objective":"x","agents":${agents},"metadata":{"constructor":"mine"}}`);
+    assert.equal(created.statusCode, 201, created.body);
+  });
+
   test('malformed requests get 4xx problem+json, never 500', async () => {
     const cases: Array<{ status: number; code: string; request: InjectOptions }> = [
       {

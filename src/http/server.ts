@@ -263,10 +263,24 @@ function registerJsonParser(app: FastifyInstance): void {
       return;
     }
     parseJson(request, text, (error, value) => {
-      if (error) done(new AppError('VALIDATION_FAILED', 'The body is not valid JSON.'), undefined);
+      if (error) done(new AppError('VALIDATION_FAILED', describeRefusedJson(text)), undefined);
       else done(null, value);
     });
   });
+}
+
+/**
+ * Why the JSON parser refused `text`. It also refuses well-formed JSON holding a `__proto__` key or a
+ * `constructor` key with a `prototype` (prototype poisoning): saying such a body "is not valid
+ * JSON" sent its author looking for a syntax error that is not there.
+ */
+function describeRefusedJson(text: string): string {
+  try {
+    JSON.parse(text);
+  } catch {
+    return 'The body is not valid JSON.';
+  }
+  return 'The body holds a key "__proto__", or a key "constructor" whose value has a key "prototype", which are refused in every object of a body.';
 }
 
 /**
