@@ -90,6 +90,22 @@ export function withCatalogueRoleNames<P extends { tasks: readonly LlmPlannedTas
   }));
 }
 
+/**
+ * The phases with a blank `agent` ("", spaces) read as null, a new agent: models that fill every
+ * field (as strict structured outputs ask) write an empty string for "none" as often as null, and a
+ * repair round for it cost a call (and the session, if the model kept writing it so).
+ */
+export function withBlankAgentsAsNew<P extends { tasks: readonly LlmPlannedTask[] }>(
+  phases: readonly P[],
+): P[] {
+  return phases.map((phase) => ({
+    ...phase,
+    tasks: phase.tasks.map((task) =>
+      task.agent !== null && task.agent.trim() === '' ? { ...task, agent: null } : task,
+    ),
+  }));
+}
+
 function formatInstructions(task: LlmPlannedTask): string {
   const deliverables = task.deliverables.filter((item) => item.trim().length > 0);
   if (deliverables.length === 0) return task.instructions;

@@ -44,6 +44,7 @@ import {
   checkGeneratedPhases,
   type ExistingAgent,
   type PlanCheck,
+  withBlankAgentsAsNew,
   withCatalogueRoleNames,
 } from './planner-validate.ts';
 
@@ -336,7 +337,8 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
       llmPlanSchema,
       prompt,
       request.signal ?? new AbortController().signal,
-      (plan: LlmPlan) => {
+      (answer: LlmPlan) => {
+        const plan = { ...answer, phases: withBlankAgentsAsNew(answer.phases) };
         const extra: string[] = [];
         if (request.adaptive && plan.phases.length !== 1)
           extra.push(`plan exactly one phase (got ${plan.phases.length})`);
@@ -416,7 +418,7 @@ export function createLlmPlanner(options: LlmPlannerOptions): LlmPlanner {
           if (gate.next_phase === null)
             return { ok: false, errors: ['decision "continue" needs next_phase'] };
           const named = normaliseTaskNames(
-            withCatalogueRoleNames([gate.next_phase], roleNames),
+            withCatalogueRoleNames(withBlankAgentsAsNew([gate.next_phase]), roleNames),
             { earlierTaskNames, agentNames: request.agents.map((agent) => agent.name) },
             GENERATED_TASK_NAMES,
           );

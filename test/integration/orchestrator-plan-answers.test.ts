@@ -156,6 +156,52 @@ describe('role names written another way', { timeout: 60_000 }, () => {
   });
 });
 
+describe('an agent written as an empty string', { timeout: 60_000 }, () => {
+  // Models that fill every field write "" for "no agent to reuse" as often as null: that is a new
+  // agent, in the first plan and at a phase gate, without a repair round. Each repair said "no
+  // agents exist yet" or "reuses unknown agent", and a model that kept writing it failed the session.
+  test('is a new agent, in the first plan and in a phase gate: no repair', async (t) => {
+    const stack = await startOrchestratorStack(t, { llm: { planner: { maxRepairs: 0 } } });
+    let gates = 0;
+    stack.llm.setHandler(
+      handlerFor({
+        plan: () => ({
+          object: {
+            rationale: 'r',
+            phases: [{ name: 'one', tasks: [{ ...plannedTask('a', 'engineer'), agent: '' }] }],
+          },
+        }),
+        gate: () => {
+          gates += 1;
+          return gates > 1
+            ? { object: { decision: 'complete', reason: 'met', next_phase: null } }
+            : {
+                object: {
+                  decision: 'continue',
+                  reason: 'check it',
+                  next_phase: { name: 'two', tasks: [{ ...plannedTask('b', 'qa'), agent: ' ' }] },
+                },
+              };
+        },
+      }),
+    );
+    const id = await stack.submit({ objective: 'Build and check', strategy: 'adaptive' });
+    const done = await stack.wait<SessionView>(id);
+    assert.equal(done.status, 'completed', done.error ?? '');
+    assert.equal(count(stack.llm.requests, 'plan'), 1, 'no repair of the plan');
+    assert.equal(count(stack.llm.requests, 'gate'), 2, 'no repair of the gate');
+    assert.deepEqual(
+      done.tasks
+        .filter((task) => !task.name.startsWith('orchestrator:'))
+        .map((task) => [task.name, task.status]),
+      [
+        ['a', 'succeeded'],
+        ['b', 'succeeded'],
+      ],
+    );
+  });
+});
+
 describe('a plan cut off at the output token limit', { timeout: 60_000 }, () => {
   test('the repair and the session error say so and name the limit to raise', async (t) => {
     const stack = await startOrchestratorStack(t, { llm: { planner: { maxRepairs: 1 } } });
