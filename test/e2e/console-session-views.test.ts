@@ -31,7 +31,12 @@ import { sql } from 'kysely';
 import type { APIResponse, Page, Route } from 'playwright-core';
 import { storePlanVersion } from '../../src/engine/planner-plan-versions.ts';
 import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
-import { openSession, waitForStatus } from '../fixtures/console-session-page.ts';
+import {
+  countSessionReads,
+  openLiveSession,
+  openSession,
+  waitForStatus,
+} from '../fixtures/console-session-page.ts';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
 import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
@@ -321,11 +326,7 @@ describe('console: the reads of a session page', { timeout: 120_000 }, () => {
     });
     assert.equal(created.status, 201);
     const id = created.body.id;
-    await page.goto(`${server.url}/console/#/sessions/${id}`);
-    await status('running').waitFor();
-    await page.locator('#stream-state', { hasText: 'live' }).waitFor();
-    // The read after the events the stream replayed on opening.
-    await page.clock.runFor(1_000);
+    await openLiveSession(page, server.url, id);
 
     // The next read of the session is held (answered by the server at once, passed on later).
     const isSessionRead = (url: URL) => url.pathname === `/v1/sessions/${id}`;
@@ -376,10 +377,7 @@ describe('console: the reads of a session page', { timeout: 120_000 }, () => {
     });
     assert.equal(created.status, 201);
     const id = created.body.id;
-    await page.goto(`${server.url}/console/#/sessions/${id}`);
-    await status('running').waitFor();
-    await page.locator('#stream-state', { hasText: 'live' }).waitFor();
-    await page.clock.runFor(1_000);
+    await openLiveSession(page, server.url, id);
 
     // A read of the session fails (the server out of reach for it, as while it restarts).
     const isSessionRead = (url: URL) => url.pathname === `/v1/sessions/${id}`;
@@ -617,106 +615,6 @@ describe('console: reads of a session page while bursts of events come', { timeo
     for (const cleanup of cleanups.reverse()) await cleanup();
   });
 
-  test('a burst while a read is on its way starts none; one read follows it', async () => {
-    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
-      method: 'POST',
-      body: {
-        objective: 'Bursts over a slow link',
-        agents: ['a', 'b'].map((name) => ({ name, role: 'qa', task: name, runner: 'gated' })),
-      },
-    });
-    assert.equal(created.status, 201);
-    const id = created.body.id;
-    await waitForSession(server.url, id, (session: { status: string; tasks: Array<{ status: string }> }) =>
-      session.tasks.every((task) => task.status === 'running'),
-    );
-    await page.goto(`${server.url}/console/#/sessions/${id}`);
-    await page.locator('#session-facts .badge[title="running"]').waitFor();
-    await page.locator('#stream-state', { hasText: 'live' }).waitFor();
-    await page.clock.runFor(1_000);
-
-    // Every read of the session from now on is counted; the first is held on its way.
-    const isSessionRead = (url: URL) => url.pathname === `/v1/sessions/${id}`;
-    const reads: Route[] = [];
-    const { promise: holding, resolve: held } = Promise.withResolvers<void>();
-    const { promise: released, resolve: release } = Promise.withResolvers<void>();
-    await page.route(isSessionRead, async (route) => {
-      reads.push(route);
-      if (reads.length === 1) {
-        held();
-        await released;
-      }
-      await route.continue();
-    });
-    const results = page.locator('#event-log li[data-type="task.result"]');
-    writeFileSync(join(gate, 'a'), '');
-    await results.nth(0).waitFor();
-    await page.clock.runFor(1_000);
-    await holding;
-
-    // Task b ends while that read is on its way: its burst starts no read now.
-    writeFileSync(join(gate, 'b'), '');
-    await results.nth(1).waitFor();
-    await page.locator('#stream-state', { hasText: 'ended' }).waitFor();
-    // The timers run by runFor call fetch synchronously: a read they started would be counted by now.
-    await page.clock.runFor(1_000);
-    assert.equal(reads.length, 1, 'no read of the session started while one was on its way');
-
-    // Once the held read is in, one more shows the session completed.
-    release();
-    await page.waitForResponse((response) => isSessionRead(new URL(response.url())));
-    await page.clock.runFor(1_000);
-    await page.locator('#session-facts .badge[title="completed"]').waitFor();
-    assert.equal(reads.length, 2);
-    await page.unroute(isSessionRead);
-    assert.deepEqual(problems.messages, []);
-  });
-
-  test('a read that never comes back does not hold the read when the stream resumes', async () => {
-    const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
-      method: 'POST',
-      body: {
-        objective: 'A read lost on its way',
-        agents: ['c', 'd'].map((name) => ({ name, role: 'qa', task: name, runner: 'gated' })),
-      },
-    });
-    assert.equal(created.status, 201);
-    const id = created.body.id;
-    await waitForSession(server.url, id, (session: { status: string; tasks: Array<{ status: string }> }) =>
-      session.tasks.every((task) => task.status === 'running'),
-    );
-    await page.goto(`${server.url}/console/#/sessions/${id}`);
-    await page.locator('#session-facts .badge[title="running"]').waitFor();
-    await page.locator('#stream-state', { hasText: 'live' }).waitFor();
-    await page.clock.runFor(1_000);
-
-    // The read after the task's result is lost on its way (a link that went silent): held for good.
-    const isSessionRead = (url: URL) => url.pathname === `/v1/sessions/${id}`;
-    const lost: Route[] = [];
-    await page.route(isSessionRead, async (route) => {
-      if (lost.length === 0) lost.push(route);
-      else await route.continue();
-    });
-    writeFileSync(join(gate, 'c'), '');
-    await page.locator('#event-log li[data-type="task.result"]').waitFor();
-    await page.clock.runFor(1_000);
-    await waitFor(() => lost.length === 1, 10_000, 'the read after the burst');
-
-    // The stream drops and resumes: the page reads the session again and shows the task succeeded.
-    server.app.http.server.closeAllConnections();
-    await page.locator('#stream-state', { hasText: 'reconnecting' }).waitFor();
-    await page.clock.runFor(1_000);
-    await page.locator('#stream-state', { hasText: 'live' }).waitFor();
-    await page.clock.runFor(1_000);
-    await page
-      .locator('#tasks-table tr[data-task="c"] .badge[title="succeeded"]')
-      .waitFor({ timeout: 10_000 });
-    await lost[0]?.abort();
-    await page.unroute(isSessionRead);
-    writeFileSync(join(gate, 'd'), '');
-    await page.locator('#stream-state', { hasText: 'ended' }).waitFor();
-  });
-
   /** A session of two gated tasks `first` and `second`, both running, open on the page and live. */
   async function openRunning(objective: string, first: string, second: string): Promise<string> {
     const created = await requestJson<{ id: string }>(`${server.url}/v1/sessions`, {
@@ -731,39 +629,113 @@ describe('console: reads of a session page while bursts of events come', { timeo
     await waitForSession(server.url, id, (session: { status: string; tasks: Array<{ status: string }> }) =>
       session.tasks.every((task) => task.status === 'running'),
     );
-    await page.goto(`${server.url}/console/#/sessions/${id}`);
-    await page.locator('#session-facts .badge[title="running"]').waitFor();
-    await page.locator('#stream-state', { hasText: 'live' }).waitFor();
-    await page.clock.runFor(1_000);
+    await openLiveSession(page, server.url, id);
     return id;
   }
 
+  /**
+   * Lets gated task `name` end: a burst of events (its result; the session's end after the last
+   * task), whose read of the session waits for the page's clock. Returns once the page shows the
+   * task's result in its event log.
+   */
+  async function endTask(name: string): Promise<void> {
+    writeFileSync(join(gate, name), '');
+    await page
+      .locator('#event-log li[data-type="task.result"]', { hasText: `task.result ${name}: ` })
+      .waitFor();
+  }
+
+  const isReadOf = (id: string) => (url: URL) => url.pathname === `/v1/sessions/${id}`;
+
+  test('a burst while a read is on its way starts none; one read follows it', async () => {
+    const id = await openRunning('Bursts over a slow link', 'a', 'b');
+    const reads = await countSessionReads(page, id);
+    // The next read of the session is held on its way: answered at once (task a succeeded, the
+    // session running) and passed on to the page when the test lets it.
+    const { promise: holding, resolve: held } = Promise.withResolvers<void>();
+    const { promise: released, resolve: release } = Promise.withResolvers<void>();
+    await page.route(
+      isReadOf(id),
+      async (route) => {
+        const response = await route.fetch();
+        held();
+        await released;
+        await route.fulfill({ response });
+      },
+      { times: 1 },
+    );
+    await endTask('a');
+    await page.clock.runFor(1_000);
+    await holding;
+
+    // Task b ends while that read is on its way: its burst starts no read now.
+    await endTask('b');
+    await page.locator('#stream-state', { hasText: 'ended' }).waitFor();
+    // The timers run by runFor call fetch synchronously: a read they started is counted by now.
+    await page.clock.runFor(1_000);
+    assert.equal(await reads(), 1, 'no read of the session started while one was on its way');
+
+    // The held read comes in and is shown (task a succeeded, the session still running); one more
+    // read follows it and shows the session completed.
+    release();
+    await page.locator('#tasks-table tr[data-task="a"] .badge[title="succeeded"]').waitFor();
+    assert.equal(await page.locator('#session-facts .badge').getAttribute('title'), 'running');
+    await page.clock.runFor(1_000);
+    await page.locator('#session-facts .badge[title="completed"]').waitFor();
+    assert.equal(await reads(), 2);
+    assert.deepEqual(problems.messages, []);
+  });
+
+  test('a read that never comes back does not hold the read when the stream resumes', async () => {
+    const id = await openRunning('A read lost on its way', 'c', 'd');
+    // The read after the task's result is lost on its way (a link that went silent): held for good.
+    const lost: Route[] = [];
+    await page.route(isReadOf(id), async (route) => {
+      if (lost.length === 0) lost.push(route);
+      else await route.continue();
+    });
+    await endTask('c');
+    await page.clock.runFor(1_000);
+    await waitFor(() => lost.length === 1, 10_000, 'the read after the burst');
+
+    // The stream drops and resumes: the page reads the session again and shows the task succeeded.
+    server.app.http.server.closeAllConnections();
+    await page.locator('#stream-state', { hasText: 'reconnecting' }).waitFor();
+    await page.clock.runFor(1_000);
+    await page.locator('#stream-state', { hasText: 'live' }).waitFor();
+    await page.clock.runFor(1_000);
+    await page
+      .locator('#tasks-table tr[data-task="c"] .badge[title="succeeded"]')
+      .waitFor({ timeout: 10_000 });
+    await lost[0]?.abort();
+    await page.unroute(isReadOf(id));
+    await endTask('d');
+    await page.locator('#stream-state', { hasText: 'ended' }).waitFor();
+  });
+
   test('a read that hangs while the stream stays up is ended in time; the next read goes', async () => {
     const id = await openRunning('A read held by a stalled proxy', 'e', 'f');
+    const reads = await countSessionReads(page, id);
     // The first read of the session from now on hangs (a proxy that stalls it); the others pass,
     // once the test has seen the page say that the first was ended.
-    const isSessionRead = (url: URL) => url.pathname === `/v1/sessions/${id}`;
-    const reads: Route[] = [];
+    const routed: Route[] = [];
     const { promise: noticeSeen, resolve: sawNotice } = Promise.withResolvers<void>();
-    await page.route(isSessionRead, async (route) => {
-      reads.push(route);
-      if (reads.length === 1) return;
+    await page.route(isReadOf(id), async (route) => {
+      routed.push(route);
+      if (routed.length === 1) return;
       await noticeSeen;
       await route.continue();
     });
-    const results = page.locator('#event-log li[data-type="task.result"]');
-    writeFileSync(join(gate, 'e'), '');
-    await results.nth(0).waitFor();
+    await endTask('e');
     await page.clock.runFor(1_000);
-    await waitFor(() => reads.length === 1, 10_000, 'the read after the burst');
-    writeFileSync(join(gate, 'f'), '');
-    await results.nth(1).waitFor();
+    await waitFor(() => routed.length === 1, 10_000, 'the read after the burst');
+    await endTask('f');
     await page.locator('#stream-state', { hasText: 'ended' }).waitFor();
 
     // While it hangs no other read starts; half a minute on, it is ended and says so, as a failed
     // read does, and the read it held follows and shows the session completed.
     await page.clock.runFor(20_000);
-    assert.equal(reads.length, 1, 'no other read while it hangs');
+    assert.equal(await reads(), 1, 'no other read while it hangs');
     await page.clock.runFor(10_000);
     await page
       .getByRole('alert')
@@ -773,9 +745,9 @@ describe('console: reads of a session page while bursts of events come', { timeo
     await page.clock.runFor(1_000);
     await page.locator('#session-facts .badge[title="completed"]').waitFor();
     await page.getByRole('alert').filter({ hasText: 'Loading the session' }).waitFor({ state: 'detached' });
-    assert.equal(reads.length, 2);
-    await reads[0]?.abort().catch(() => {});
-    await page.unroute(isSessionRead);
+    assert.equal(await reads(), 2);
+    await routed[0]?.abort().catch(() => {});
+    await page.unroute(isReadOf(id));
   });
 
   test('a hidden tab reads the session after no burst; shown again, it reads it at once', async () => {
@@ -785,23 +757,11 @@ describe('console: reads of a session page while bursts of events come', { timeo
         Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => value });
         document.dispatchEvent(new Event('visibilitychange'));
       }, state);
-    // Reads counted in the page as fetch is called (the burst's timer calls it synchronously), so
-    // that one started by runFor is counted by the time it returns.
-    await page.evaluate((path) => {
-      const counted = window as unknown as { sessionReads: number };
-      counted.sessionReads = 0;
-      const original = window.fetch;
-      window.fetch = (input, init) => {
-        if (String(input) === path) counted.sessionReads += 1;
-        return original(input, init);
-      };
-    }, `/v1/sessions/${id}`);
-    const reads = () => page.evaluate(() => (window as unknown as { sessionReads: number }).sessionReads);
+    const reads = await countSessionReads(page, id);
 
     // Hidden: the events still come (the stream stays open), but no read follows them.
     await setVisibility('hidden');
-    writeFileSync(join(gate, 'g'), '');
-    await page.locator('#event-log li[data-type="task.result"]').waitFor();
+    await endTask('g');
     await page.clock.runFor(1_000);
     assert.equal(await reads(), 0, 'no read while hidden');
     assert.equal(
@@ -813,7 +773,7 @@ describe('console: reads of a session page while bursts of events come', { timeo
     await setVisibility('visible');
     await page.locator('#tasks-table tr[data-task="g"] .badge[title="succeeded"]').waitFor();
     assert.equal(await reads(), 1);
-    writeFileSync(join(gate, 'h'), '');
+    await endTask('h');
     await page.locator('#stream-state', { hasText: 'ended' }).waitFor();
     await page.clock.runFor(1_000);
     await page.locator('#session-facts .badge[title="completed"]').waitFor();
