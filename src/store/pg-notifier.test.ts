@@ -4,12 +4,13 @@
 // while TCP keepalive still passes (a proxy in between) is found by a periodic check and made again.
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, type TestContext, test } from 'node:test';
 import pg from 'pg';
+import { captureLog } from '../../test/fixtures/log-capture.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/fixtures/postgres.ts';
 import { startTcpRelay, viaRelay } from '../../test/fixtures/tcp-relay.ts';
 import { waitFor } from '../../test/fixtures/wait-for.ts';
-import { createLogger } from '../observability/logger.ts';
+import { createLogger, type Logger } from '../observability/logger.ts';
 import { PG_CHANNEL } from './notify-at-commit.ts';
 import { createPostgresNotifier } from './pg-notifier.ts';
 import { LISTEN_APPLICATION_NAME } from './postgres-dialect.ts';
@@ -31,90 +32,85 @@ describe('PostgreSQL LISTEN connection', { timeout: 60_000 }, () => {
     await database?.drop();
   });
 
-  test('a start on an unanswering network returns; LISTEN is made once the database answers', async () => {
+  /** A logger at level warn whose lines are kept, as written. */
+  function warnLog(): { logger: Logger; lines: string[] } {
+    const lines: string[] = [];
+    const destination = new Writable({
+      write: (chunk, _e, done) => {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    return { logger: createLogger({ level: 'warn', destination }), lines };
+  }
+
+  /**
+   * A notifier whose LISTEN connection goes through a relay to the database (connect timeout 0.3 s,
+   * no sweep within a test), a publisher beside it, and their pool, which connects directly; all
+   * closed when the test ends. Both log into `lines` (level warn) unless given `logger`.
+   */
+  async function listenThroughRelay(
+    t: TestContext,
+    options: { logger?: Logger; listenCheckIntervalMs?: number } = {},
+  ) {
     const direct = new URL(database.url);
     const relay = await startTcpRelay({ host: direct.hostname, port: Number(direct.port) });
     const pool = new pg.Pool({ connectionString: database.url, max: 2 });
-    const logger = createLogger({
-      level: 'warn',
-      destination: new Writable({ write: (_c, _e, done) => done() }),
-    });
+    const log = warnLog();
+    const logger = options.logger ?? log.logger;
     const notifier = createPostgresNotifier({
       url: viaRelay(database.url, relay),
       pool,
       logger,
       connectTimeoutMs: 300,
       sweepIntervalMs: 60_000,
+      ...(options.listenCheckIntervalMs ? { listenCheckIntervalMs: options.listenCheckIntervalMs } : {}),
     });
     const publisher = createPostgresNotifier({ url: database.url, pool, logger });
-    try {
-      relay.blackhole();
-      await notifier.start();
-      assert.equal(notifier.isListening(), false);
-
-      await relay.restore();
-      await waitFor(() => notifier.isListening(), 30_000, 'the LISTEN connection');
-      let woken = 0;
-      notifier.subscribe('session:s1', () => woken++);
-      publisher.publish('session:s1');
-      await waitFor(() => woken > 0, 30_000, 'the notification');
-    } finally {
+    t.after(async () => {
       await notifier.close();
       await publisher.close();
       await pool.end();
       await relay.cut();
-    }
+    });
+    return { relay, notifier, publisher, lines: log.lines };
+  }
+
+  test('a start on an unanswering network returns; LISTEN is made once the database answers', async (t) => {
+    const { relay, notifier, publisher } = await listenThroughRelay(t);
+    relay.blackhole();
+    await notifier.start();
+    assert.equal(notifier.isListening(), false);
+
+    await relay.restore();
+    await waitFor(() => notifier.isListening(), 30_000, 'the LISTEN connection');
+    let woken = 0;
+    notifier.subscribe('session:s1', () => woken++);
+    publisher.publish('session:s1');
+    await waitFor(() => woken > 0, 30_000, 'the notification');
   });
 
-  test('a LISTEN connection whose path is lost behind a proxy that keeps it open is made again', async () => {
+  test('a LISTEN connection whose path is lost behind a proxy that keeps it open is made again', async (t) => {
     // Through a proxy (the relay here) TCP keepalive reaches only the proxy, which answers it: the
     // connection stays open while nothing of the database reaches it any more.
-    const direct = new URL(database.url);
-    const relay = await startTcpRelay({ host: direct.hostname, port: Number(direct.port) });
-    const pool = new pg.Pool({ connectionString: database.url, max: 2 });
-    const lines: string[] = [];
-    const logger = createLogger({
-      level: 'warn',
-      destination: new Writable({
-        write: (chunk, _e, done) => {
-          lines.push(String(chunk));
-          done();
-        },
-      }),
-    });
-    const notifier = createPostgresNotifier({
-      url: viaRelay(database.url, relay),
-      pool,
-      logger,
-      connectTimeoutMs: 300,
-      sweepIntervalMs: 60_000,
-      listenCheckIntervalMs: 200,
-    });
-    const publisher = createPostgresNotifier({ url: database.url, pool, logger });
-    try {
-      await notifier.start();
-      // Not a swept channel: only a notification wakes it, not the sweep after a reconnect.
-      let woken = 0;
-      notifier.subscribe('session-stop:s2', () => woken++);
-      publisher.publish('session-stop:s2');
-      await waitFor(() => woken > 0, 30_000, 'the first notification');
+    const { relay, notifier, publisher, lines } = await listenThroughRelay(t, { listenCheckIntervalMs: 200 });
+    await notifier.start();
+    // Not a swept channel: only a notification wakes it, not the sweep after a reconnect.
+    let woken = 0;
+    notifier.subscribe('session-stop:s2', () => woken++);
+    publisher.publish('session-stop:s2');
+    await waitFor(() => woken > 0, 30_000, 'the first notification');
 
-      relay.blackhole({ newConnectionsPass: true });
-      await waitFor(
-        () => lines.some((line) => line.includes('LISTEN connection lost')),
-        30_000,
-        'the lost LISTEN connection to be noticed',
-      );
-      await waitFor(() => notifier.isListening(), 30_000, 'the LISTEN connection made again');
-      const before = woken;
-      publisher.publish('session-stop:s2');
-      await waitFor(() => woken > before, 30_000, 'a notification after the loss');
-    } finally {
-      await notifier.close();
-      await publisher.close();
-      await pool.end();
-      await relay.cut();
-    }
+    relay.blackhole({ newConnectionsPass: true });
+    await waitFor(
+      () => lines.some((line) => line.includes('LISTEN connection lost')),
+      30_000,
+      'the lost LISTEN connection to be noticed',
+    );
+    await waitFor(() => notifier.isListening(), 30_000, 'the LISTEN connection made again');
+    const before = woken;
+    publisher.publish('session-stop:s2');
+    await waitFor(() => woken > before, 30_000, 'a notification after the loss');
   });
 
   test("a replica's LISTEN connection that stopped reading is ended by another, freeing the queue", async () => {
@@ -124,16 +120,7 @@ describe('PostgreSQL LISTEN connection', { timeout: 60_000 }, () => {
     const pool = new pg.Pool({ connectionString: database.url, max: 2 });
     const poolErrors: string[] = [];
     pool.on('error', (error) => poolErrors.push(error.message));
-    const lines: string[] = [];
-    const logger = createLogger({
-      level: 'warn',
-      destination: new Writable({
-        write: (chunk, _e, done) => {
-          lines.push(String(chunk));
-          done();
-        },
-      }),
-    });
+    const { logger, lines } = warnLog();
     /** A client that listens on MAOS's channel and then reads nothing, with its server pid. */
     const listenAndFreeze = async (applicationName: string) => {
       const client = new pg.Client({ connectionString: database.url, application_name: applicationName });
@@ -219,16 +206,7 @@ describe('PostgreSQL LISTEN connection', { timeout: 60_000 }, () => {
     url.username = role;
     url.password = 'listen';
     const pool = new pg.Pool({ connectionString: url.toString(), max: 2 });
-    const lines: string[] = [];
-    const logger = createLogger({
-      level: 'warn',
-      destination: new Writable({
-        write: (chunk, _e, done) => {
-          lines.push(String(chunk));
-          done();
-        },
-      }),
-    });
+    const { logger, lines } = warnLog();
     const notifier = createPostgresNotifier({
       url: url.toString(),
       pool,
@@ -266,76 +244,35 @@ describe('PostgreSQL LISTEN connection', { timeout: 60_000 }, () => {
     }
   });
 
-  test('a LISTEN connection that cannot be made again says why, once, and when it is back', async () => {
-    const direct = new URL(database.url);
-    const relay = await startTcpRelay({ host: direct.hostname, port: Number(direct.port) });
-    const pool = new pg.Pool({ connectionString: database.url, max: 2 });
-    const lines: Array<Record<string, unknown>> = [];
-    const logger = createLogger({
-      level: 'info',
-      format: 'json',
-      destination: new Writable({
-        write: (chunk, _e, done) => {
-          lines.push(JSON.parse(String(chunk)) as Record<string, unknown>);
-          done();
-        },
-      }),
-    });
-    const notifier = createPostgresNotifier({
-      url: viaRelay(database.url, relay),
-      pool,
-      logger,
-      connectTimeoutMs: 300,
-      sweepIntervalMs: 60_000,
+  test('a LISTEN connection that cannot be made again says why, once, and when it is back', async (t) => {
+    const { destination, lines } = captureLog();
+    const { relay, notifier } = await listenThroughRelay(t, {
+      logger: createLogger({ level: 'info', format: 'json', destination }),
     });
     const messages = () => lines.map((line) => line.message);
-    try {
-      await notifier.start();
-      assert.equal(notifier.isListening(), true);
-      // The relay stops listening: every attempt to connect again is refused (ECONNREFUSED).
-      await relay.cut();
-      await waitFor(() => !notifier.isListening(), 10_000, 'the loss');
-      // Several attempts (0.2 s, 0.4 s, 0.8 s apart) fail for the same reason: one line says why.
-      await new Promise((resolve) => setTimeout(resolve, 2000));
-      const failed = lines.filter(
-        (line) => line.message === 'PostgreSQL LISTEN connection could not be made again; retrying',
-      );
-      assert.equal(failed.length, 1, JSON.stringify(messages()));
-      assert.match(JSON.stringify(failed[0]), /ECONNREFUSED/, JSON.stringify(failed[0]));
-      await relay.restore();
-      await waitFor(() => notifier.isListening(), 30_000, 'the LISTEN connection');
-      await waitFor(() => messages().includes('PostgreSQL LISTEN connection restored'), 5000, 'restored');
-    } finally {
-      await notifier.close();
-      await pool.end();
-      await relay.cut();
-    }
+    await notifier.start();
+    assert.equal(notifier.isListening(), true);
+    // The relay stops listening: every attempt to connect again is refused (ECONNREFUSED).
+    await relay.cut();
+    await waitFor(() => !notifier.isListening(), 10_000, 'the loss');
+    // Several attempts (0.2 s, 0.4 s, 0.8 s apart) fail for the same reason: one line says why.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const failed = lines.filter(
+      (line) => line.message === 'PostgreSQL LISTEN connection could not be made again; retrying',
+    );
+    assert.equal(failed.length, 1, JSON.stringify(messages()));
+    assert.match(JSON.stringify(failed[0]), /ECONNREFUSED/, JSON.stringify(failed[0]));
+    await relay.restore();
+    await waitFor(() => notifier.isListening(), 30_000, 'the LISTEN connection');
+    await waitFor(() => messages().includes('PostgreSQL LISTEN connection restored'), 5000, 'restored');
   });
 
-  test('close returns when the path of the LISTEN connection is lost without a reset', async () => {
-    const direct = new URL(database.url);
-    const relay = await startTcpRelay({ host: direct.hostname, port: Number(direct.port) });
-    const pool = new pg.Pool({ connectionString: database.url, max: 2 });
-    const logger = createLogger({
-      level: 'warn',
-      destination: new Writable({ write: (_c, _e, done) => done() }),
-    });
-    const notifier = createPostgresNotifier({
-      url: viaRelay(database.url, relay),
-      pool,
-      logger,
-      connectTimeoutMs: 300,
-      sweepIntervalMs: 60_000,
-    });
-    try {
-      await notifier.start();
-      assert.equal(notifier.isListening(), true);
-      relay.blackhole();
-      await notifier.close();
-      assert.equal(notifier.isListening(), false);
-    } finally {
-      await pool.end();
-      await relay.cut();
-    }
+  test('close returns when the path of the LISTEN connection is lost without a reset', async (t) => {
+    const { relay, notifier } = await listenThroughRelay(t);
+    await notifier.start();
+    assert.equal(notifier.isListening(), true);
+    relay.blackhole();
+    await notifier.close();
+    assert.equal(notifier.isListening(), false);
   });
 });
