@@ -379,7 +379,9 @@ export async function cancelOpenTasks(
     .execute();
   if (open.length === 0) return settled;
   // Runs of these tasks may be going on other replicas: at commit, every replica running one stops
-  // it (engine/session-stop.ts) instead of at its next lease renewal.
+  // it (engine/session-stop.ts) instead of at its next lease renewal. While PostgreSQL's
+  // notification queue is full the notification is left out and the cancel commits without it:
+  // those runs stop at their lease renewal then (store/notify-at-commit.ts).
   if (open.some((task) => task.status === 'leased' || task.status === 'running')) {
     await notifyAtCommit(trx, sessionStopChannel(sessionId));
   }

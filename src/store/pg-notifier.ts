@@ -7,7 +7,7 @@ import { CONFIG_DEFAULTS, type Config } from '../config/schema.ts';
 import { createLocalNotifier, isSweptChannel, type Notifier } from '../engine/notifier.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { DatabaseHandle } from './db.ts';
-import { PG_CHANNEL } from './notify-at-commit.ts';
+import { NOTIFY_QUEUE_USAGE_LIMIT, PG_CHANNEL } from './notify-at-commit.ts';
 import { getPostgresPool, LISTEN_APPLICATION_NAME } from './postgres-dialect.ts';
 import { KEEPALIVE_INITIAL_DELAY_MS } from './postgres-query-watchdog.ts';
 
@@ -40,7 +40,8 @@ export interface PostgresNotifierOptions {
    * Share of PostgreSQL's notification queue (pg_notification_queue_usage) past which the check
    * also ends the LISTEN sessions of other replicas of this database that block on sending to a
    * client that reads nothing (a frozen replica): the queue keeps every notification for them, and
-   * once it is full every NOTIFY fails, with the transactions that send one. @defaultValue 0.01
+   * once it is full every NOTIFY fails (MAOS's transactions then commit without theirs,
+   * notify-at-commit.ts). @defaultValue 0.01
    */
   stalledListenerQueueUsage?: number;
 }
@@ -56,9 +57,10 @@ export interface PostgresNotifier extends Notifier {
 /**
  * The LISTEN connection's periodic check: it answers (or not) and, while the notification queue is
  * filled past $2, ends the other LISTEN sessions of this database and role that block on sending
- * notifications (wait event ClientWrite: their client reads nothing), returning their pids. A
- * healthy listener reads at once, so the queue stays near empty; a stopped one holds its tail.
- * Materialized: in one WHERE, the server may run pg_terminate_backend before the other conditions.
+ * notifications (wait event ClientWrite: their client reads nothing), returning their pids, and how
+ * full the queue is. A healthy listener reads at once, so the queue stays near empty; a stopped one
+ * holds its tail. Materialized: in one WHERE, the server may run pg_terminate_backend before the
+ * other conditions. One row, also when nothing was ended.
  */
 const STALLED_LISTENERS_SQL = `
   with stalled as materialized (
@@ -66,8 +68,11 @@ const STALLED_LISTENERS_SQL = `
     where datname = current_database() and usename = current_user and application_name = $1
       and pid <> pg_backend_pid() and wait_event = 'ClientWrite'
       and pg_notification_queue_usage() > $2::float8
+  ), ended as materialized (
+    select pid from stalled where pg_terminate_backend(pid)
   )
-  select pid, pg_notification_queue_usage() as usage from stalled where pg_terminate_backend(pid)`;
+  select coalesce((select array_agg(pid) from ended), '{}') as pids,
+         pg_notification_queue_usage() as usage`;
 
 /**
  * An error the server sent (an ErrorResponse whose SQLSTATE is no connection failure or shutdown),
@@ -108,6 +113,8 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
   let reconnectFailure: string | undefined;
   /** The SQLSTATE the check last failed with, told once until the check works again. */
   let checkRefusedWith: string | undefined;
+  /** Whether the queue was told nearly full (noteQueueUsage), until it has room again. */
+  let queueFullTold = false;
 
   /** Wakes every local subscriber: covers notifications lost while disconnected. */
   function sweep(): void {
@@ -132,12 +139,18 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
     if (!current || checking === current || closed) return;
     checking = current;
     current
-      .query<{ pid: number; usage: number }>(STALLED_LISTENERS_SQL, [LISTEN_APPLICATION_NAME, stalledUsage])
+      .query<{ pids: number[]; usage: number }>(STALLED_LISTENERS_SQL, [
+        LISTEN_APPLICATION_NAME,
+        stalledUsage,
+      ])
       .then(({ rows }) => {
         checkRefusedWith = undefined;
-        if (rows.length === 0) return;
+        const usage = Number(rows[0]?.usage ?? 0);
+        noteQueueUsage(usage);
+        const pids = rows[0]?.pids ?? [];
+        if (pids.length === 0) return;
         options.logger.warn(
-          { pids: rows.map((row) => row.pid), queueUsage: rows[0]?.usage },
+          { pids, queueUsage: usage },
           'ended the LISTEN connection of a replica that reads no notifications (frozen?), which held back PostgreSQL’s notification queue; it reconnects once it runs again',
         );
       })
@@ -161,6 +174,24 @@ export function createPostgresNotifier(options: PostgresNotifierOptions): Postgr
       .finally(() => {
         if (checking === current) checking = null;
       });
+  }
+
+  /**
+   * Tells once when the server's notification queue is filled past NOTIFY_QUEUE_USAGE_LIMIT (and
+   * once when it has room again): transactions leave their notifications out meanwhile
+   * (notify-at-commit.ts), and this replica's own NOTIFYs fail.
+   */
+  function noteQueueUsage(usage: number): void {
+    if (usage >= NOTIFY_QUEUE_USAGE_LIMIT && !queueFullTold) {
+      queueFullTold = true;
+      options.logger.warn(
+        { queueUsage: usage },
+        "PostgreSQL's notification queue is nearly full: a session that LISTENs and reads nothing holds it (another application's LISTEN session idle in a transaction, a frozen client; see pg_stat_activity). Cancels, finishes and other writes go on without their notifications: runs on other replicas stop at their next lease renewal, work and events are picked up by the poll",
+      );
+    } else if (usage < NOTIFY_QUEUE_USAGE_LIMIT && queueFullTold) {
+      queueFullTold = false;
+      options.logger.info({ queueUsage: usage }, "PostgreSQL's notification queue has room again");
+    }
   }
 
   async function connect(): Promise<void> {

@@ -45,4 +45,18 @@ describe('store failures', () => {
     // A statement the statement_timeout cancelled may take as long again: no wait is named.
     assert.equal(toStoreWriteError(coded('57014')).retryAfterSeconds, undefined);
   });
+
+  test('a commit refused for a full notification queue names it; other program limits name nothing', () => {
+    const full = coded('54000', 'too many notifications in the NOTIFY queue');
+    assert.equal(
+      describeStoreFailure(full),
+      "the database server's notification queue is full (a LISTEN session that reads nothing holds it)",
+    );
+    assert.equal(toStoreWriteError(full).code, 'STORE_UNAVAILABLE');
+    // A statement's own limit: no retry gets past it, so it is no outage.
+    assert.equal(
+      describeStoreFailure(coded('54000', 'index row size 9000 exceeds btree version 4 maximum')),
+      undefined,
+    );
+  });
 });

@@ -44,10 +44,18 @@ export function storeFailureRetryAfter(error: unknown): number | undefined {
   return RETRY_AFTER_SECONDS[String((error as { code?: unknown }).code ?? '')];
 }
 
+/** PostgreSQL's message when a COMMIT cannot queue its notifications (SQLSTATE 54000). */
+const NOTIFY_QUEUE_FULL = /too many notifications in the NOTIFY queue/i;
+const NOTIFY_QUEUE_FULL_REASON =
+  "the database server's notification queue is full (a LISTEN session that reads nothing holds it)";
+
 /** The reason for a database failure in words, or undefined when its code names none. */
 export function describeStoreFailure(error: unknown): string | undefined {
   if (!(error instanceof Error)) return undefined;
   const code = String((error as { code?: unknown }).code ?? '');
+  // program_limit_exceeded names many limits (most of them a statement's own, which no retry gets
+  // past); at a commit it is PostgreSQL's notification queue, which drains.
+  if (code === '54000' && NOTIFY_QUEUE_FULL.test(error.message)) return NOTIFY_QUEUE_FULL_REASON;
   const primary = code.startsWith('SQLITE_') ? code.split('_').slice(0, 2).join('_') : code;
   return REASONS[primary];
 }
