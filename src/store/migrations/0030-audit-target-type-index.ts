@@ -22,14 +22,20 @@ type AnyDb = Kysely<any>;
 const POSTGRES_TARGET_TYPE = `(case when strpos(event, '"target":{') > 0 then split_part(split_part(substring(event from strpos(event, '"target":{')), '"type":"', 2), '"', 1) end)`;
 
 /**
- * The target type of an `audit_log` row's event (null without a target), as the index holds it: a
- * query must use this very expression for the index to serve it. SQLite's JSON functions read
- * every escape JSON allows.
+ * SQLite reads the type with its JSON functions, which read every escape JSON allows, but only of
+ * a record that is JSON: json_extract fails on other text, and an index expression that fails fails
+ * the index build (the migration stopped with "malformed JSON" on a log holding a record a hand edit
+ * had cut short, which GET /v1/audit answers 409 for) and every later write of such a row. That
+ * record has no type, as on PostgreSQL, where the string functions above never fail.
+ */
+const SQLITE_TARGET_TYPE = `(case when json_valid(event) then json_extract(event, '$.target.type') end)`;
+
+/**
+ * The target type of an `audit_log` row's event (null without a target, or for a record that is
+ * not JSON), as the index holds it: a query must use this very expression for the index to serve it.
  */
 export function auditTargetTypeExpression(postgres: boolean): RawBuilder<string | null> {
-  return postgres
-    ? sql.raw<string | null>(POSTGRES_TARGET_TYPE)
-    : sql<string | null>`json_extract(event, '$.target.type')`;
+  return sql.raw<string | null>(postgres ? POSTGRES_TARGET_TYPE : SQLITE_TARGET_TYPE);
 }
 
 export async function up(db: AnyDb): Promise<void> {
