@@ -6,21 +6,14 @@
 // approval stored a plan without the orchestrator's mark (the same afterwards), and a steering
 // message was refused as for a session with no orchestrator.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { PlanBody } from '../../src/domain/types.ts';
-import type { EngineInternals } from '../../src/engine/index.ts';
 import { approvePlan } from '../../src/engine/planner-approval-store.ts';
 import { ORCHESTRATOR_PLAN_ORIGIN, SYNTHESIS_TASK_NAME } from '../../src/engine/planner-continuation.ts';
 import { addSteeringMessage } from '../../src/engine/planner-steering.ts';
 import { AppError } from '../../src/errors/app-error.ts';
-import type { DatabaseHandle } from '../../src/store/db.ts';
-import { ACTOR, type Harness } from '../fixtures/engine-harness.ts';
-import {
-  applyOrchestratorPlan,
-  continueSession,
-  createOrchestratedHarness,
-  succeedTasks,
-} from '../fixtures/orchestrated-plan.ts';
+import { ACTOR } from '../fixtures/engine-harness.ts';
+import { useOrchestratedEngine } from '../fixtures/orchestrated-plan.ts';
 
 const rules = {
   isKnownRole: () => true,
@@ -47,34 +40,22 @@ const edited = {
 const DAMAGED = ['{"phases": [', '{"origin": "orchestrator"}', '{"phases": [{"name": "first"}]}'];
 
 describe('an unreadable plan', { timeout: 30_000 }, () => {
-  let harness: Harness;
-  let handle: DatabaseHandle;
-  let engine: EngineInternals;
-
-  before(async () => {
-    harness = await createOrchestratedHarness(firstPhase, { maxAttempts: 1 });
-    ({ handle, engine } = harness);
-  });
-  after(async () => {
-    await harness?.close();
-  });
+  const orchestrated = useOrchestratedEngine(firstPhase, { maxAttempts: 1 });
+  const { succeed, step } = orchestrated;
 
   /** A session the orchestrator planned (its first plan applied), its plan then damaged. */
   async function planned(body: string, input: { approval?: 'required'; strategy?: 'adaptive' } = {}) {
-    const { session } = await engine.service.createSession(ACTOR, { objective: 'Plan me', ...input });
-    await applyOrchestratorPlan(handle.db, session.id, firstPhase);
-    await handle.db.updateTable('plans').set({ body }).where('session_id', '=', session.id).execute();
+    const { session } = await orchestrated.engine.service.createSession(ACTOR, {
+      objective: 'Plan me',
+      ...input,
+    });
+    await orchestrated.plan(session.id);
+    await orchestrated.db.updateTable('plans').set({ body }).where('session_id', '=', session.id).execute();
     return session.id;
   }
 
-  const succeed = (sessionId: string, results: Record<string, string>) =>
-    succeedTasks(handle.db, sessionId, results);
-
-  /** The continuation when every task of the session has succeeded (as the finishes call it). */
-  const step = (sessionId: string) => continueSession(handle.db, sessionId, { maxPhases: 3, maxAttempts: 1 });
-
   const approve = (sessionId: string, editedPlan?: unknown) =>
-    handle.db
+    orchestrated.db
       .transaction()
       .execute((trx) =>
         approvePlan(
@@ -87,12 +68,12 @@ describe('an unreadable plan', { timeout: 30_000 }, () => {
 
   test('of a session submitted with its agents: an edited approval replaces it', async () => {
     for (const body of DAMAGED) {
-      const { session } = await engine.service.createSession(ACTOR, {
+      const { session } = await orchestrated.engine.service.createSession(ACTOR, {
         objective: 'Mine',
         approval: 'required',
         agents: [{ name: 'survey', role: 'researcher', task: 'Survey' }],
       });
-      await handle.db.updateTable('plans').set({ body }).where('session_id', '=', session.id).execute();
+      await orchestrated.db.updateTable('plans').set({ body }).where('session_id', '=', session.id).execute();
       const approved = await approve(session.id, edited);
       assert.equal(approved.planVersion, 2, body);
     }
@@ -105,7 +86,7 @@ describe('an unreadable plan', { timeout: 30_000 }, () => {
       const next = await step(sessionId);
       assert.ok(next !== null && !('error' in next), `${body}: ${JSON.stringify(next)}`);
       assert.equal(next.readied, 1);
-      const synthesis = await handle.db
+      const synthesis = await orchestrated.db
         .selectFrom('tasks')
         .select('status')
         .where('session_id', '=', sessionId)
@@ -142,7 +123,7 @@ describe('an unreadable plan', { timeout: 30_000 }, () => {
       const sessionId = await planned(body, { approval: 'required' });
       const approved = await approve(sessionId, edited);
       assert.equal(approved.planVersion, 2);
-      const stored = await handle.db
+      const stored = await orchestrated.db
         .selectFrom('plans')
         .select('body')
         .where('session_id', '=', sessionId)
@@ -157,19 +138,19 @@ describe('an unreadable plan', { timeout: 30_000 }, () => {
   test("of the orchestrator's session: a steering message is taken, as the orchestrator reads it", async () => {
     for (const body of DAMAGED) {
       const sessionId = await planned(body);
-      const stored = await addSteeringMessage(handle.db, ACTOR.tenantId, sessionId, 'focus on costs');
+      const stored = await addSteeringMessage(orchestrated.db, ACTOR.tenantId, sessionId, 'focus on costs');
       assert.equal(typeof stored.id, 'string', body);
     }
   });
 
   test('of a session submitted with its agents: a steering message is still refused', async () => {
     for (const body of DAMAGED) {
-      const { session } = await engine.service.createSession(ACTOR, {
+      const { session } = await orchestrated.engine.service.createSession(ACTOR, {
         objective: 'Mine',
         agents: [{ name: 'build', role: 'engineer', task: 'Build it' }],
       });
-      await handle.db.updateTable('plans').set({ body }).where('session_id', '=', session.id).execute();
-      const error = await addSteeringMessage(handle.db, ACTOR.tenantId, session.id, 'hello').catch(
+      await orchestrated.db.updateTable('plans').set({ body }).where('session_id', '=', session.id).execute();
+      const error = await addSteeringMessage(orchestrated.db, ACTOR.tenantId, session.id, 'hello').catch(
         (e: unknown) => e,
       );
       assert.ok(error instanceof AppError, `${body}: ${String(error)}`);

@@ -2,26 +2,19 @@
 // planning task, phase gates, the phases they decide (agent reuse, plan versions), the phase limit,
 // and the synthesis as the only sink.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { advanceSession } from '../../src/domain/advance.ts';
 import type { PlanBody } from '../../src/domain/types.ts';
-import type { EngineInternals } from '../../src/engine/index.ts';
 import {
   type Continuation,
   INITIAL_PLAN_TASK_NAME,
   SYNTHESIS_TASK_NAME,
 } from '../../src/engine/planner-continuation.ts';
 import { listPlanVersions } from '../../src/engine/planner-plan-versions.ts';
-import type { DatabaseHandle } from '../../src/store/db.ts';
 import { IGNORE_DAMAGED_JSON } from '../../src/store/rows.ts';
 import { loadSessionGraphs, loadTaskOutputs } from '../../src/store/task-graph.ts';
-import { ACTOR, type Harness } from '../fixtures/engine-harness.ts';
-import {
-  applyOrchestratorPlan,
-  continueSession,
-  createOrchestratedHarness,
-  succeedTasks,
-} from '../fixtures/orchestrated-plan.ts';
+import { ACTOR } from '../fixtures/engine-harness.ts';
+import { useOrchestratedEngine } from '../fixtures/orchestrated-plan.ts';
 
 const firstPhase: PlanBody = {
   phases: [
@@ -36,33 +29,18 @@ const firstPhase: PlanBody = {
 };
 
 describe('continuation of orchestrator-planned sessions', () => {
-  let harness: Harness;
-  let handle: DatabaseHandle;
-  let engine: EngineInternals;
-
-  // No worker runs the planning task here: `plan` below stores its result as the planner would.
-  before(async () => {
-    harness = await createOrchestratedHarness(firstPhase, { maxAttempts: 2 });
-    ({ handle, engine } = harness);
-  });
-  after(async () => {
-    await harness?.close();
-  });
-
-  const succeed = (sessionId: string, results: Record<string, string>) =>
-    succeedTasks(handle.db, sessionId, results);
-
-  /** Finishes the session's planning task with the first phase (marked as the LLM planner marks it). */
-  const plan = (sessionId: string) => applyOrchestratorPlan(handle.db, sessionId, firstPhase);
+  // No worker runs the planning task here: `plan` stores its result as the planner would.
+  const orchestrated = useOrchestratedEngine(firstPhase, { maxAttempts: 2 });
+  const { succeed, plan } = orchestrated;
 
   async function step(sessionId: string, maxPhases = 3): Promise<Continuation | null> {
-    const next = await continueSession(handle.db, sessionId, { maxPhases, maxAttempts: 2 });
+    const next = await orchestrated.step(sessionId, maxPhases);
     assert.ok(next === null || !('error' in next), JSON.stringify(next));
     return next;
   }
 
   async function tasksOf(sessionId: string) {
-    return handle.db
+    return orchestrated.db
       .selectFrom('tasks')
       .selectAll()
       .where('session_id', '=', sessionId)
@@ -71,7 +49,7 @@ describe('continuation of orchestrator-planned sessions', () => {
   }
 
   test("a session without agents is stored planning with its planning task; the task's plan becomes version 1", async () => {
-    const { session } = await engine.service.createSession(ACTOR, { objective: 'Plan me' });
+    const { session } = await orchestrated.engine.service.createSession(ACTOR, { objective: 'Plan me' });
     assert.equal(session.status, 'planning');
     assert.equal(session.plan, null);
     assert.equal(session.planVersion, 0);
@@ -80,10 +58,13 @@ describe('continuation of orchestrator-planned sessions', () => {
       session.tasks.map((t) => [t.kind, t.name, t.role, t.phase, t.status]),
       [['plan', INITIAL_PLAN_TASK_NAME, 'orchestrator', 0, 'ready']],
     );
-    assert.deepEqual(await listPlanVersions(handle.db, ACTOR.tenantId, session.id, IGNORE_DAMAGED_JSON), []);
+    assert.deepEqual(
+      await listPlanVersions(orchestrated.db, ACTOR.tenantId, session.id, IGNORE_DAMAGED_JSON),
+      [],
+    );
 
     await plan(session.id);
-    const detail = await engine.service.getSession(ACTOR, session.id);
+    const detail = await orchestrated.engine.service.getSession(ACTOR, session.id);
     assert.equal(detail.status, 'running');
     assert.equal(detail.planVersion, 1);
     assert.notEqual(detail.startedAt, null);
@@ -103,7 +84,7 @@ describe('continuation of orchestrator-planned sessions', () => {
       detail.agents.map((a) => a.name),
       ['survey', 'sketch'],
     );
-    const versions = await listPlanVersions(handle.db, ACTOR.tenantId, session.id, IGNORE_DAMAGED_JSON);
+    const versions = await listPlanVersions(orchestrated.db, ACTOR.tenantId, session.id, IGNORE_DAMAGED_JSON);
     assert.deepEqual(
       versions.map((v) => [v.version, v.diff]),
       [[1, null]],
@@ -111,7 +92,7 @@ describe('continuation of orchestrator-planned sessions', () => {
   });
 
   test('adaptive: gate → next phase with agent reuse → gate → synthesis, which alone gives the result', async () => {
-    const { session } = await engine.service.createSession(ACTOR, {
+    const { session } = await orchestrated.engine.service.createSession(ACTOR, {
       objective: 'Adaptive',
       strategy: 'adaptive',
     });
@@ -154,7 +135,7 @@ describe('continuation of orchestrator-planned sessions', () => {
     );
     assert.notEqual(byName.get('build')?.agent_id, null);
     assert.equal(byName.get('build')?.status, 'pending');
-    const versions = await listPlanVersions(handle.db, ACTOR.tenantId, session.id, IGNORE_DAMAGED_JSON);
+    const versions = await listPlanVersions(orchestrated.db, ACTOR.tenantId, session.id, IGNORE_DAMAGED_JSON);
     assert.deepEqual(versions.at(-1)?.diff?.added, ['refine', 'build']);
 
     await succeed(session.id, { refine: 'R', build: 'B' });
@@ -174,16 +155,18 @@ describe('continuation of orchestrator-planned sessions', () => {
     await succeed(session.id, { [SYNTHESIS_TASK_NAME]: 'The final answer' });
     assert.equal(await step(session.id), null, 'after the synthesis the session completes');
     // As the engine decides an ending session: the graph's states with the tasks' outputs.
-    const outputs = await loadTaskOutputs(handle.db, session.id);
-    const graph = ((await loadSessionGraphs(handle.db, [session.id])).get(session.id) ?? []).map((task) => ({
-      ...task,
-      ...outputs.get(task.id),
-    }));
+    const outputs = await loadTaskOutputs(orchestrated.db, session.id);
+    const graph = ((await loadSessionGraphs(orchestrated.db, [session.id])).get(session.id) ?? []).map(
+      (task) => ({
+        ...task,
+        ...outputs.get(task.id),
+      }),
+    );
     assert.deepEqual(advanceSession(graph).outcome, { status: 'completed', result: 'The final answer' });
   });
 
   test('the phase limit sends an adaptive session to synthesis instead of another gate', async () => {
-    const { session } = await engine.service.createSession(ACTOR, {
+    const { session } = await orchestrated.engine.service.createSession(ACTOR, {
       objective: 'Short',
       strategy: 'adaptive',
     });
@@ -194,20 +177,20 @@ describe('continuation of orchestrator-planned sessions', () => {
   });
 
   test('a planned non-adaptive session goes straight to synthesis; explicit sessions complete as usual', async () => {
-    const { session } = await engine.service.createSession(ACTOR, { objective: 'Planned' });
+    const { session } = await orchestrated.engine.service.createSession(ACTOR, { objective: 'Planned' });
     await plan(session.id);
     await succeed(session.id, { survey: 'S', sketch: 'K' });
     await step(session.id);
     const tasks = await tasksOf(session.id);
     assert.equal(tasks.at(-1)?.kind, 'synthesize');
-    const deps = await handle.db
+    const deps = await orchestrated.db
       .selectFrom('task_dependencies')
       .select('depends_on_task_id')
       .where('task_id', '=', tasks.at(-1)?.id ?? '')
       .execute();
     assert.equal(deps.length, 3, 'the agent tasks and the planning task');
 
-    const explicit = await engine.service.createSession(ACTOR, {
+    const explicit = await orchestrated.engine.service.createSession(ACTOR, {
       objective: 'Explicit',
       agents: [{ role: 'qa', task: 'Check' }],
     });
