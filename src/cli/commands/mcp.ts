@@ -1,6 +1,7 @@
 // `maos mcp`: an MCP server on stdin/stdout for clients that spawn a process (Claude Desktop,
 // IDEs). Talks to a running MAOS server over REST, or embeds the engine on the local data dir.
 import type { Command } from 'commander';
+import { killChildProcessGroups } from '../../agents/runtimes/command/child-process-groups.ts';
 import type { StopOutcome } from '../../app.ts';
 import { readClientEnv } from '../../config/client-env.ts';
 import { loadConfig } from '../../config/load.ts';
@@ -8,7 +9,7 @@ import { readOtelEnv } from '../../config/otel-env.ts';
 import type { Actor } from '../../engine/session-service.ts';
 import { createRemoteSessionService } from '../../mcp/remote-service.ts';
 import { startStdioServer } from '../../mcp/stdio.ts';
-import { createLogger } from '../../observability/logger.ts';
+import { createLogger, type Logger } from '../../observability/logger.ts';
 import { startMcpProxyTelemetry } from '../../observability/mcp-proxy-telemetry.ts';
 import { INTERNAL_PRINCIPALS } from '../../security/principal.ts';
 import { VERSION } from '../../version.ts';
@@ -111,6 +112,7 @@ async function runMcp(_ctx: CliContext | undefined, command: Command): Promise<n
     destination: process.stderr,
   });
   const app = await createApp(config, { logger });
+  const signals = handleEmbeddedSignals(logger);
   let stopped: StopOutcome;
   try {
     app.engine.start();
@@ -124,9 +126,11 @@ async function runMcp(_ctx: CliContext | undefined, command: Command): Promise<n
       logger,
       telemetry: app.telemetry.mcpServer('pipe'),
     });
-    await waitForEnd(running);
+    await signals.untilEnd(running);
   } finally {
+    signals.stopping();
     stopped = await app.stop();
+    signals.remove();
   }
   // As `maos serve`: a step of the stop that failed is exit 7, naming it (an error of the session
   // before the stop is reported instead, thrown through the finally above).
@@ -170,6 +174,55 @@ function refuseOtherModeOptions(options: McpOptions, remote: boolean, serverSour
       EXIT.USAGE,
     );
   }
+}
+
+/**
+ * SIGINT and SIGTERM of an embedded server, from its engine's start until it has stopped. The first
+ * ends the session as the client closing stdin does, and with it begins the graceful stop; one that
+ * comes during that stop (a second signal, or the SIGTERM of a client that closed stdin and stopped
+ * waiting) exits at once with 130, as `maos serve` does, after killing the runners' process groups
+ * and what their runs started outside them: runners lead groups of their own, and the signal's
+ * default action left them running until the next start on the data directory.
+ */
+function handleEmbeddedSignals(logger: Logger): {
+  /** Resolves when the client closes stdin, or on the first signal. */
+  untilEnd(running: { closed: Promise<void>; close(): Promise<void> }): Promise<void>;
+  /** The graceful stop begins: a signal from now on is the forced exit. */
+  stopping(): void;
+  /** Once stopped. */
+  remove(): void;
+} {
+  let stopping = false;
+  let endSession: (() => void) | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      const runners = killChildProcessGroups();
+      logger.warn(
+        { signal, runners },
+        'signal during the stop: runner processes killed, exiting without waiting',
+      );
+      process.exit(130);
+    }
+    stopping = true;
+    endSession?.();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    async untilEnd(running) {
+      endSession = () => void running.close();
+      // A signal while the stdio server started.
+      if (stopping) endSession();
+      await running.closed;
+    },
+    stopping() {
+      stopping = true;
+    },
+    remove() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
 }
 
 /** Resolves when the client closes stdin, or on SIGINT/SIGTERM (the client stopping us). */
