@@ -183,6 +183,11 @@ describe('rate limits', () => {
     assert.equal(clientNetwork('2001:db8::7'), '2001:db8:0:0::/64');
     assert.equal(clientNetwork('fe80::1%eth0'), 'fe80:0:0:0::/64');
     assert.equal(clientNetwork('::1'), '0:0:0:0::/64');
+    // A port forwarded with the address (Azure Application Gateway) is the connection's, not the caller's.
+    assert.equal(clientNetwork('203.0.113.9:51234'), '203.0.113.9');
+    assert.equal(clientNetwork('[2001:db8:1:2:aaaa::1]:443'), '2001:db8:1:2::/64');
+    assert.equal(clientNetwork('[::ffff:203.0.113.9]:443'), '203.0.113.9');
+    assert.equal(clientNetwork('[2001:db8::7]'), '2001:db8:0:0::/64');
   });
 
   test('an unreachable shared store falls back to per-process counters instead of failing', async () => {

@@ -529,10 +529,23 @@ async function chargeShared(limiter: RateLimiterPostgres, key: string, points: n
  * counter per address would let it take a fresh one for every request and never be limited.
  */
 export function clientNetwork(ip: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  const address = withoutPort(ip);
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   if (mapped) return mapped[1] as string;
-  if (isIPv6(ip)) return `${expandIPv6(ip).slice(0, 4).join(':')}::/64`;
-  return ip;
+  if (isIPv6(address)) return `${expandIPv6(address).slice(0, 4).join(':')}::/64`;
+  return address;
+}
+
+/**
+ * `ip` without the port a proxy may forward with it (Azure Application Gateway writes
+ * `X-Forwarded-For: 203.0.113.9:51234`, or `[2001:db8::1]:51234`): the port is the client
+ * connection's, a new one with each connection, and a counter per port limited nothing.
+ */
+function withoutPort(ip: string): string {
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(ip);
+  if (bracketed) return bracketed[1] as string;
+  const ipv4 = /^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(ip);
+  return ipv4 ? (ipv4[1] as string) : ip;
 }
 
 /** The eight hextets of an IPv6 address (with `::` expanded; a zone id dropped). */
