@@ -23,13 +23,16 @@ import type { Page } from 'playwright-core';
 import type { PageProblems, TestBrowser } from '../fixtures/browser.ts';
 import {
   RENEWAL_TTL_SECONDS as ACCESS_TOKEN_TTL_SECONDS,
+  type Claims,
   type ConsoleWithIdp,
+  claimsOf,
   openSignedInTab,
   signInThroughIdp,
   startConsoleWithIdp,
   startRenewingConsole,
   unexpectedIdpPageProblems,
   waitForNewAccessToken,
+  withClaims,
 } from '../fixtures/console-idp.ts';
 import { type BrowserOidcProvider, CONSOLE_CLIENT_ID } from '../fixtures/oidc-browser-provider.ts';
 import { requestJson, type TestServer } from '../fixtures/server.ts';
@@ -125,13 +128,7 @@ describe('console: an IdP token endpoint on another origin', { timeout: 180_000 
   test('the code is exchanged at the token endpoint on the configured origin', async () => {
     const { page, problems } = await openSignIn(`${tokenOrigin}/token`);
     const exchange = page.waitForRequest((request) => request.url() === `${tokenOrigin}/token`);
-    await idpButton(page).click();
-    await page.waitForURL((url) => url.href.startsWith(`${idp.issuer}/interaction/`));
-    await page.locator('input[name="login"]').fill('alice');
-    await page.locator('input[name="password"]').fill('any');
-    await page.getByRole('button', { name: 'Sign-in' }).click();
-    await page.getByRole('button', { name: 'Continue' }).click();
-    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    await signInThroughIdp(page, idp, 'alice');
     assert.equal((await exchange).method(), 'POST');
     const token = await page.evaluate(() => sessionStorage.getItem('maos.console.token'));
     assert.ok(token);
@@ -157,20 +154,6 @@ describe('console: an IdP token endpoint on another origin', { timeout: 180_000 
 });
 
 const TOKEN_KEY = 'maos.console.token';
-
-type Claims = Record<string, unknown>;
-
-function claimsOf(jwt: string): Claims {
-  return JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString('utf8')) as Claims;
-}
-
-/** The JWT with its payload replaced (the signature no longer matches; the console does not check it). */
-function withClaims(jwt: string, change: (claims: Claims) => void): string {
-  const [header, payload, signature] = jwt.split('.');
-  const claims = JSON.parse(Buffer.from(payload as string, 'base64url').toString('utf8')) as Claims;
-  change(claims);
-  return [header, Buffer.from(JSON.stringify(claims)).toString('base64url'), signature].join('.');
-}
 
 describe('console: the renewed ID token is of the same sign-in', { timeout: 180_000 }, () => {
   let stack: ConsoleWithIdp | undefined;

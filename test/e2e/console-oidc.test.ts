@@ -10,9 +10,11 @@ import type { Page } from 'playwright-core';
 import type { PageProblems, TestBrowser } from '../fixtures/browser.ts';
 import {
   type ConsoleWithIdp,
+  logInAtIdp,
   signInThroughIdp,
   startConsoleWithIdp,
   unexpectedIdpPageProblems,
+  withClaims,
 } from '../fixtures/console-idp.ts';
 import {
   type BrowserOidcProvider,
@@ -81,15 +83,7 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
     const { page, problems } = await openSignIn();
     // Token paste stays available beside the IdP button.
     await page.getByLabel('API key or access token').waitFor();
-    await idpButton(page).click();
-
-    await page.waitForURL((url) => url.href.startsWith(`${idp.issuer}/interaction/`));
-    await page.locator('input[name="login"]').fill('alice');
-    await page.locator('input[name="password"]').fill('any');
-    await page.getByRole('button', { name: 'Sign-in' }).click();
-    await page.getByRole('button', { name: 'Continue' }).click();
-
-    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    await signInThroughIdp(page, idp, 'alice');
     const url = new URL(page.url());
     assert.equal(url.search, '', 'code and state are removed from the address bar');
     assert.equal(url.pathname, '/console/');
@@ -278,13 +272,7 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
 
   test('a stray callback in a signed-in tab (an old callback URL, a CSRF link) keeps the sign-in', async () => {
     const { page, problems } = await openSignIn();
-    await idpButton(page).click();
-    await page.waitForURL((url) => url.href.startsWith(`${idp.issuer}/interaction/`));
-    await page.locator('input[name="login"]').fill('bob');
-    await page.locator('input[name="password"]').fill('any');
-    await page.getByRole('button', { name: 'Sign-in' }).click();
-    await page.getByRole('button', { name: 'Continue' }).click();
-    await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
+    await signInThroughIdp(page, idp, 'bob');
     const token = await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY);
     assert.ok(token);
     const tokenRequests: string[] = [];
@@ -320,29 +308,19 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
         const tokens = await response.json();
         if (tamper === 'drop') delete tokens.id_token;
         else {
-          const [header, payload, signature] = String(tokens.id_token).split('.');
-          const claims = JSON.parse(Buffer.from(payload as string, 'base64url').toString('utf8'));
-          if (tamper === 'nonce') claims.nonce = 'another-nonce';
-          if (tamper === 'aud') claims.aud = 'another-client';
-          if (tamper === 'several audiences, no azp') {
-            claims.aud = [CONSOLE_CLIENT_ID, 'another-client'];
-            delete claims.azp;
-          }
-          if (tamper === 'azp of another client') claims.azp = 'another-client';
-          tokens.id_token = [
-            header,
-            Buffer.from(JSON.stringify(claims)).toString('base64url'),
-            signature,
-          ].join('.');
+          tokens.id_token = withClaims(String(tokens.id_token), (claims) => {
+            if (tamper === 'nonce') claims.nonce = 'another-nonce';
+            if (tamper === 'aud') claims.aud = 'another-client';
+            if (tamper === 'several audiences, no azp') {
+              claims.aud = [CONSOLE_CLIENT_ID, 'another-client'];
+              delete claims.azp;
+            }
+            if (tamper === 'azp of another client') claims.azp = 'another-client';
+          });
         }
         await route.fulfill({ response, json: tokens });
       });
-      await idpButton(page).click();
-      await page.waitForURL((url) => url.href.startsWith(`${idp.issuer}/interaction/`));
-      await page.locator('input[name="login"]').fill('carol');
-      await page.locator('input[name="password"]').fill('any');
-      await page.getByRole('button', { name: 'Sign-in' }).click();
-      await page.getByRole('button', { name: 'Continue' }).click();
+      await logInAtIdp(page, idp, 'carol');
       const alert = page.getByRole('alert');
       await alert.waitFor();
       assert.match((await alert.textContent()) ?? '', new RegExp(code), tamper);
@@ -378,24 +356,14 @@ describe('console: sign-in with the OpenID provider', { timeout: 180_000 }, () =
         const tokens = await response.json();
         if (tamper === 'token_type DPoP') tokens.token_type = 'DPoP';
         else {
-          const [header, payload, signature] = String(tokens.id_token).split('.');
-          const claims = JSON.parse(Buffer.from(payload as string, 'base64url').toString('utf8'));
-          if (tamper === 'expired ID token') claims.exp = Math.floor(Date.now() / 1000) - 3600;
-          else delete claims.exp;
-          tokens.id_token = [
-            header,
-            Buffer.from(JSON.stringify(claims)).toString('base64url'),
-            signature,
-          ].join('.');
+          tokens.id_token = withClaims(String(tokens.id_token), (claims) => {
+            if (tamper === 'expired ID token') claims.exp = Math.floor(Date.now() / 1000) - 3600;
+            else delete claims.exp;
+          });
         }
         await route.fulfill({ response, json: tokens });
       });
-      await idpButton(page).click();
-      await page.waitForURL((url) => url.href.startsWith(`${idp.issuer}/interaction/`));
-      await page.locator('input[name="login"]').fill('carol');
-      await page.locator('input[name="password"]').fill('any');
-      await page.getByRole('button', { name: 'Sign-in' }).click();
-      await page.getByRole('button', { name: 'Continue' }).click();
+      await logInAtIdp(page, idp, 'carol');
       const alert = page.getByRole('alert');
       await alert.waitFor();
       const text = (await alert.textContent()) ?? '';
