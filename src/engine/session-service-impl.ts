@@ -386,14 +386,20 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     async listEvents(actor, sessionId, afterSeq, limit) {
       await getSessionRow(deps.db, actor.tenantId, sessionId);
       const boundedLimit = Math.min(Math.max(1, Math.trunc(limit) || 1), MAX_EVENT_PAGE);
-      return listSessionEvents(deps.db, sessionId, Math.max(0, Math.trunc(afterSeq) || 0), boundedLimit);
+      return listSessionEvents(
+        deps.db,
+        sessionId,
+        Math.max(0, Math.trunc(afterSeq) || 0),
+        boundedLimit,
+        deps.reportDamagedJson,
+      );
     },
 
     async listEventsBefore(actor, sessionId, beforeSeq, limit) {
       await getSessionRow(deps.db, actor.tenantId, sessionId);
       const boundedLimit = Math.min(Math.max(1, Math.trunc(limit) || 1), MAX_EVENT_PAGE);
       const before = beforeSeq === null ? null : Math.max(0, Math.trunc(beforeSeq) || 0);
-      return listSessionEventsBefore(deps.db, sessionId, before, boundedLimit);
+      return listSessionEventsBefore(deps.db, sessionId, before, boundedLimit, deps.reportDamagedJson);
     },
 
     watchEvents: (sessionId, onWake) => deps.notifier.subscribe(sessionChannel(sessionId), onWake),

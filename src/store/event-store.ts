@@ -6,6 +6,7 @@ import type { SessionEvent } from '../domain/types.ts';
 import { enqueueWebhookDeliveries, hasWebhookEvent } from '../webhooks/outbox.ts';
 import { isPostgres } from './advisory-lock.ts';
 import { type CompiledRunner, precompileQuery } from './compiled-query.ts';
+import { type DamagedJsonReport, parseSessionJson } from './rows.ts';
 import type { Database } from './schema.ts';
 import { stringifyForStore } from './storable-text.ts';
 
@@ -186,12 +187,16 @@ export async function appendEventsMany(
   return lastSeq;
 }
 
-/** Events with seq > afterSeq, oldest first, at most `limit`. */
+/**
+ * Events with seq > afterSeq, oldest first, at most `limit`; `report` is told of an event whose
+ * stored data cannot be read (toSessionEvent).
+ */
 export async function listSessionEvents(
   db: Kysely<Database>,
   sessionId: string,
   afterSeq: number,
   limit: number,
+  report: DamagedJsonReport,
 ): Promise<SessionEvent[]> {
   const rows = await db
     .selectFrom('events')
@@ -201,7 +206,7 @@ export async function listSessionEvents(
     .orderBy('seq')
     .limit(limit)
     .execute();
-  return rows.map(toSessionEvent);
+  return rows.map((row) => toSessionEvent(row, report));
 }
 
 /**
@@ -214,9 +219,10 @@ export async function listSessionEventsBefore(
   sessionId: string,
   beforeSeq: number | null,
   limit: number,
+  report: DamagedJsonReport,
 ): Promise<SessionEvent[]> {
   const rows = await selectEventsBefore(db, sessionId, beforeSeq, limit).execute();
-  return rows.map(toSessionEvent);
+  return rows.map((row) => toSessionEvent(row, report));
 }
 
 /** The query of listSessionEventsBefore, unexecuted (tests check its plan on each dialect). */
@@ -235,15 +241,24 @@ export function selectEventsBefore(
     .limit(limit);
 }
 
-/** A row as read; PostgreSQL returns bigint columns as strings, hence the Number() calls. */
+/**
+ * A row as read; PostgreSQL returns bigint columns as strings, hence the Number() calls. Data that
+ * is not a JSON object (a hand edit of the row gone wrong) is read as `{}` and told to `report`, as
+ * a session's damaged metadata is: it made every page of the session's events holding it a 500, and
+ * its event stream end at that event, for good.
+ */
 function toSessionEvent(
   row: Pick<Database['events'], 'session_id' | 'seq' | 'type' | 'data' | 'created_at'>,
+  report: DamagedJsonReport,
 ): SessionEvent {
   return {
     sessionId: row.session_id,
     seq: Number(row.seq),
     type: row.type,
-    data: JSON.parse(row.data) as Record<string, unknown>,
+    data: (parseSessionJson(row.data, row.session_id, 'events.data', report) ?? {}) as Record<
+      string,
+      unknown
+    >,
     createdAt: Number(row.created_at),
   };
 }
