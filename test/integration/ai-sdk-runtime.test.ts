@@ -892,6 +892,105 @@ describe('ai-sdk runtime with models that reject tools', () => {
   });
 
   for (const type of ['openai-compatible', 'anthropic'] as const) {
+    test(`a 400 naming a tool on a later step of the tool loop (${type}) fails the task: no restart without tools`, async () => {
+      server.requests.length = 0;
+      const ran: string[] = [];
+      server.setHandler((request) =>
+        // The second step holds the first one's tool call and result.
+        /noted first/.test(JSON.stringify(request.body))
+          ? { error: 400, message: "invalid tool_call_id 'c1': no tool call with this id" }
+          : request.toolNames.length === 0
+            ? { text: 'answer without tools' }
+            : {
+                text: 'Let me note that.',
+                toolCalls: [{ id: 'c1', name: 'note', input: { text: 'first' } }],
+              },
+      );
+      const client = makeClient({ primary: server, backup: server }, { primaryType: type });
+      const runtime = createAiSdkRuntime({
+        client,
+        resolveRole: (_t, name) => findBuiltInRole(name),
+        dependencyOutputChars: 1000,
+        createTools: () => ({
+          note: tool({
+            description: 'Notes a text',
+            inputSchema: z.object({ text: z.string() }),
+            execute: async ({ text }) => {
+              ran.push(text);
+              return `noted ${text}`;
+            },
+          }),
+        }),
+      });
+      const { ctx, chunks } = makeContext();
+      const error = await runtime.run(makeTask(), ctx).catch((e: unknown) => e);
+      assert.ok(error instanceof AppError, `the task fails, not ${JSON.stringify(error)}`);
+      assert.equal(error.code, 'PROVIDER_ERROR');
+      assert.match(error.message, /rejected the request \(HTTP 400\): .*invalid tool_call_id/);
+      assert.deepEqual(ran, ['first'], 'the tool ran once');
+      assert.deepEqual(
+        server.requests.map((request) => request.toolNames.length > 0),
+        [true, true],
+        'no third call without tools, and no retry of the 400',
+      );
+      assert.equal(chunks.join(''), 'Let me note that.');
+    });
+  }
+
+  test('a 400 naming tools after the first step streamed text fails the task: no restart without tools', async () => {
+    server.requests.length = 0;
+    server.setHandler((request) =>
+      request.toolNames.length === 0
+        ? { text: 'answer without tools' }
+        : {
+            text: 'Thinking about the tool to call',
+            chunkSize: 4,
+            streamError: { afterFrames: 4, status: 400, message: 'the tool call could not be parsed' },
+          },
+    );
+    const client = makeClient({ primary: server, backup: server });
+    const runtime = createAiSdkRuntime({
+      client,
+      resolveRole: (_t, name) => findBuiltInRole(name),
+      dependencyOutputChars: 1000,
+      createTools: () => ({
+        noop: tool({ description: 'x', inputSchema: z.object({}), execute: async () => 'ok' }),
+      }),
+    });
+    const { ctx, chunks } = makeContext();
+    const error = await runtime.run(makeTask(), ctx).catch((e: unknown) => e);
+    assert.ok(error instanceof AppError, `the task fails, not ${JSON.stringify(error)}`);
+    assert.match(error.message, /rejected the request \(HTTP 400\): the tool call could not be parsed/);
+    assert.equal(server.requests.length, 1);
+    assert.doesNotMatch(chunks.join(''), /answer without tools/);
+  });
+
+  test('a "does not support tools" error reported as the first frame of the stream still falls back', async () => {
+    server.requests.length = 0;
+    server.setHandler((request) =>
+      request.toolNames.length === 0
+        ? { text: 'answer without tools' }
+        : {
+            text: 'never sent',
+            streamError: { afterFrames: 0, status: 400, message: 'this model does not support tools' },
+          },
+    );
+    const client = makeClient({ primary: server, backup: server });
+    const runtime = createAiSdkRuntime({
+      client,
+      resolveRole: (_t, name) => findBuiltInRole(name),
+      dependencyOutputChars: 1000,
+      createTools: () => ({
+        noop: tool({ description: 'x', inputSchema: z.object({}), execute: async () => 'ok' }),
+      }),
+    });
+    const { ctx, chunks } = makeContext();
+    const result = await runtime.run(makeTask(), ctx);
+    assert.equal(result.output, 'answer without tools');
+    assert.equal(chunks.join(''), 'answer without tools');
+  });
+
+  for (const type of ['openai-compatible', 'anthropic'] as const) {
     test(`tool calls (${type}): executed and answered, bad input answered with the error, usage summed over the steps`, async () => {
       server.requests.length = 0;
       const received: string[] = [];

@@ -18,7 +18,6 @@ import { asRefusal } from './finish-reason.ts';
 import { type ModelCallObserver, streamModelCall } from './model-stream.ts';
 import { createOutputCoalescer } from './output-coalescer.ts';
 import { createRunUsageMeter } from './run-usage.ts';
-import { isToolsUnsupported } from './tools-unsupported.ts';
 import { type AgentTelemetry, traceToolCalls } from './traced-tools.ts';
 
 /**
@@ -151,6 +150,9 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
             }
             if (attempt > 1 && emittedAny)
               push(`\n\n[attempt ${attempt} via ${target.provider}: the answer starts over]\n\n`);
+            // The error of the attempt's first model call when it refused the tools offered, before
+            // it answered anything (model-stream.ts); a 4xx that names tools later is no such refusal.
+            let toolsRefusal: unknown;
             const stream = async (withTools: ToolSet | undefined): Promise<CallOutcome> => {
               spent.startAttempt(target.price);
               let text: string;
@@ -179,6 +181,9 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
                     ctx.reportSpend?.(spent.snapshot());
                   },
                   observer,
+                  onToolsRefused(error) {
+                    toolsRefusal = error;
+                  },
                   logger: ctx.logger,
                 });
               } catch (error) {
@@ -192,8 +197,10 @@ export function createAiSdkRuntime(options: AiSdkRuntimeOptions): AgentRuntime {
             try {
               return await stream(tools);
             } catch (error) {
-              if (!tools || !isToolsUnsupported(error)) throw error;
+              if (!tools || toolsRefusal === undefined || error !== toolsRefusal) throw error;
               // Some local models reject any request with tools; the agent then works without them.
+              // Only such a refusal of the first call: nothing was answered nor run that a call
+              // without tools would repeat or contradict.
               ctx.logger.warn(
                 { provider: target.provider, model: target.model },
                 'model does not support tools; retrying without them',
@@ -246,6 +253,7 @@ async function streamAnswer(input: {
   onCallStart(promptChars: number, fromCache: boolean): void;
   onStepUsage(usage: TokenCounts): void;
   observer: ModelCallObserver | undefined;
+  onToolsRefused(error: unknown): void;
   logger: Logger;
 }): Promise<string> {
   const { target } = input;
@@ -266,6 +274,7 @@ async function streamAnswer(input: {
     onCallStart: input.onCallStart,
     onStepUsage: input.onStepUsage,
     observer: input.observer,
+    onToolsRefused: input.onToolsRefused,
     warn: (warnings) =>
       input.logger.warn(
         { provider: target.provider, model: target.model, warnings },

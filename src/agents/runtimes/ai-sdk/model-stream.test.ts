@@ -57,6 +57,49 @@ describe('agent tool loop', () => {
     });
   }
 
+  test('only the first call refusing the tools is a refusal of tools; a later 400 naming a tool is a failure', async () => {
+    const providers = providersConfigSchema.parse({
+      main: { type: 'openai', model: 'm', apiKey: 'k', baseURL: server.openaiBaseURL },
+    });
+    const run = async () => {
+      const seen: string[] = [];
+      const error = await streamModelCall({
+        model: createLanguageModel('main', providers.main!, 'm'),
+        system: 'You keep notes.',
+        messages: [{ role: 'user', content: 'Work.' }],
+        tools: {
+          note: tool({
+            description: 'Leave a note.',
+            inputSchema: z.object({ text: z.string() }),
+            execute: async () => 'noted',
+          }),
+        },
+        maxSteps: 8,
+        maxOutputTokens: 100,
+        temperature: undefined,
+        signal: new AbortController().signal,
+        push: () => undefined,
+        onStepUsage: () => undefined,
+        onToolsRefused: () => seen.push('onToolsRefused'),
+        observer: {
+          callStarted: (step) => seen.push(`started ${step}`),
+          callFinished: () => seen.push('finished'),
+          callFailed: () => seen.push('failed'),
+          callRefusedTools: () => seen.push('refused tools'),
+        },
+      }).catch((e: unknown) => e);
+      assert.ok(error instanceof Error);
+      return seen;
+    };
+    server.enqueue({ error: 400, message: 'this model does not support tools' });
+    assert.deepEqual(await run(), ['started 1', 'refused tools', 'onToolsRefused']);
+    server.enqueue(
+      { toolCalls: [{ id: 'c1', name: 'note', input: { text: 'a' } }] },
+      { error: 400, message: "invalid tool_call_id 'c1'" },
+    );
+    assert.deepEqual(await run(), ['started 1', 'finished', 'started 2', 'failed']);
+  });
+
   test('each model call of the tool loop has the whole per-call timeout', async () => {
     // Three calls of ~0.7 s each: together longer than the 1.5 s timeout, each well within it.
     const client = createLlmClient({

@@ -67,6 +67,13 @@ export interface ModelStreamInput {
   onStepUsage(usage: ReportedTokenCounts | undefined): void;
   /** Telemetry of each model call (span, duration and token samples); none when not observed. */
   observer?: ModelCallObserver;
+  /**
+   * The first model call refused the tools it was offered (tools-unsupported.ts) before it answered
+   * anything: called with the error that is thrown next, which the caller may answer by asking again
+   * without tools. A 4xx that names tools on a later call (the model's tool calls already ran), or
+   * after the answer began, is none: it is thrown as any other failure.
+   */
+  onToolsRefused?(error: unknown): void;
 }
 
 /**
@@ -91,7 +98,8 @@ export interface ModelCallObserver {
   /** It failed (provider error, stream error, or stopped by the attempt's signal). */
   callFailed(error: unknown): void;
   /**
-   * The model refused the tools it was offered; the attempt asks again without them. Not a failed
+   * The model refused the tools it was offered, on the attempt's first call before it answered
+   * anything (ModelStreamInput.onToolsRefused); the attempt asks again without them. Not a failed
    * call: a deployment of such a model would otherwise show one provider error per agent step.
    */
   callRefusedTools(error: unknown): void;
@@ -217,6 +225,8 @@ async function streamStep(
   let responseModel: string | undefined;
   let responseId: string | undefined;
   const lead = paragraphBreak(textSoFar);
+  // Whether the model answered anything yet: text, reasoning, a tool call.
+  let answered = false;
   observer?.callStarted(step);
   try {
     const { stream } = await model.doStream(options);
@@ -232,11 +242,15 @@ async function streamStep(
         }
         if (part.type === 'text-delta') {
           if (part.delta === '') continue;
+          answered = true;
           input.push(stepText === '' ? lead + part.delta : part.delta);
           stepText += part.delta;
         } else if (part.type === 'reasoning-delta' || part.type === 'tool-input-delta') {
-          if (part.delta !== '') input.streamedHidden?.(part.delta.length);
+          if (part.delta === '') continue;
+          answered = true;
+          input.streamedHidden?.(part.delta.length);
         } else if (part.type === 'tool-call') {
+          answered = true;
           if (!part.providerExecuted) calls.push(part);
         } else if (part.type === 'finish') {
           // The stream ended without the provider's end of the answer: what came is not all of it.
@@ -269,8 +283,12 @@ async function streamStep(
     // Stopped by the caller (cancel, budget, per-call timeout): its reason, not the fetch's abort.
     // Else without the secrets the provider may have echoed in it, before the observer records it.
     const failure = input.signal.aborted ? input.signal.reason : redactStreamError(error);
-    if (input.tools && isToolsUnsupported(failure)) observer?.callRefusedTools(failure);
-    else observer?.callFailed(failure);
+    // Only the request's tools refused, before any tool ran and any answer came: asking again
+    // without them does not repeat a tool's effects nor restart an answer already streamed.
+    if (step === 1 && !answered && input.tools && isToolsUnsupported(failure)) {
+      observer?.callRefusedTools(failure);
+      input.onToolsRefused?.(failure);
+    } else observer?.callFailed(failure);
     throw failure;
   }
   const refusal = endsAnswer(calls, input, last)
