@@ -20,6 +20,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Page } from 'playwright-core';
 import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
+import { countAlertsShown } from '../fixtures/console-page-counts.ts';
 import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
 import { startTcpRelay, type TcpRelay } from '../fixtures/tcp-relay.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
@@ -267,17 +268,7 @@ describe('console: a session stream refused again and again', { timeout: 120_000
     await page.goto(`${server.url}/console/#/sessions/${id}`);
     await page.locator('#stream-problem [role=alert]').waitFor();
     // Counts the alerts put into the page from now on (each one is announced by a screen reader).
-    await page.evaluate(() => {
-      const seen = window as unknown as { alertsShown: number };
-      seen.alertsShown = 0;
-      new MutationObserver((records) => {
-        for (const record of records) {
-          for (const node of record.addedNodes) {
-            if (node instanceof Element && node.matches('[role="alert"]')) seen.alertsShown += 1;
-          }
-        }
-      }).observe(document.getElementById('main') as HTMLElement, { childList: true, subtree: true });
-    });
+    const alertsShown = await countAlertsShown(page);
     for (const count of [2, 3]) {
       await page.clock.runFor(STREAM_CAP_RETRY_AFTER_SECONDS * 1000 + 1_000);
       await answers(count);
@@ -285,11 +276,7 @@ describe('console: a session stream refused again and again', { timeout: 120_000
     assert.deepEqual(streamAnswers, [429, 429, 429]);
     const shown = page.locator('#stream-problem .problem');
     assert.match((await shown.textContent()) ?? '', /RESOURCE_LIMIT_EXCEEDED/);
-    assert.equal(
-      await page.evaluate(() => (window as unknown as { alertsShown: number }).alertsShown),
-      0,
-      'the refusals after the first are not announced again',
-    );
+    assert.equal(await alertsShown(), 0, 'the refusals after the first are not announced again');
 
     other.abort();
     await page.clock.runFor(STREAM_CAP_RETRY_AFTER_SECONDS * 1000 + 1_000);

@@ -31,12 +31,8 @@ import { sql } from 'kysely';
 import type { APIResponse, Page, Route } from 'playwright-core';
 import { storePlanVersion } from '../../src/engine/planner-plan-versions.ts';
 import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
-import {
-  countSessionReads,
-  openLiveSession,
-  openSession,
-  waitForStatus,
-} from '../fixtures/console-session-page.ts';
+import { countSessionReads } from '../fixtures/console-page-counts.ts';
+import { openLiveSession, openSession, waitForStatus } from '../fixtures/console-session-page.ts';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
 import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';

@@ -32,6 +32,7 @@ import { generateKekEntry } from '../../src/security/secrets.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { EXPECTED_REFUSAL, signIn } from '../fixtures/admin-console.ts';
 import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
+import { countAlertsShown } from '../fixtures/console-page-counts.ts';
 import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
 
 describe('console: sign-in with a blank key', { timeout: 60_000 }, () => {
@@ -312,6 +313,8 @@ describe('console: the sessions list while the server is out of reach', { timeou
   let server: TestServer;
   let page: Page;
   let listRequests = 0;
+  /** The alerts put into the page since it opened (each announced by a screen reader). */
+  let alertsShown: () => Promise<number>;
 
   before(async () => {
     server = await startTestServer();
@@ -324,24 +327,11 @@ describe('console: the sessions list while the server is out of reach', { timeou
     await page.clock.install();
     await page.goto(`${server.url}/console/`);
     await page.getByText('No sessions.').waitFor();
-    // Counts the alerts put into the page (each one is announced by a screen reader).
-    await page.evaluate(() => {
-      const seen = window as unknown as { alertsShown: number };
-      seen.alertsShown = 0;
-      new MutationObserver((records) => {
-        for (const record of records) {
-          for (const node of record.addedNodes) {
-            if (node instanceof Element && node.matches('[role="alert"]')) seen.alertsShown += 1;
-          }
-        }
-      }).observe(document.getElementById('main') as HTMLElement, { childList: true, subtree: true });
-    });
+    alertsShown = await countAlertsShown(page);
   });
   after(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup();
   });
-
-  const alertsShown = () => page.evaluate(() => (window as unknown as { alertsShown: number }).alertsShown);
 
   /** Moves the clock past the longest wait and waits (real time) for the list request it makes. */
   async function nextRefresh(): Promise<void> {
