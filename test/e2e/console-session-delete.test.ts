@@ -10,9 +10,9 @@ import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { createApiKey } from '../../src/security/api-keys.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
-import { EXPECTED_REFUSAL, signIn } from '../fixtures/admin-console.ts';
+import { EXPECTED_REFUSAL } from '../fixtures/admin-console.ts';
 import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
-import { waitForStatus } from '../fixtures/console-session-page.ts';
+import { openSessionAs, waitForStatus } from '../fixtures/console-session-page.ts';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
@@ -61,13 +61,7 @@ describe('console: deleting a session', { timeout: 180_000 }, () => {
   }
 
   /** Signs out when signed in, then signs in with `key` on the page of session `id`. */
-  async function openAs(key: string, id: string): Promise<void> {
-    const signOut = page.getByRole('button', { name: 'Sign out' });
-    if (await signOut.isVisible()) await signOut.click();
-    await page.goto('about:blank');
-    await signIn(page, server.url, key, `#/sessions/${id}`);
-    await page.locator('#session-facts').waitFor();
-  }
+  const openAs = (key: string, id: string) => openSessionAs(page, server.url, key, id);
 
   const focused = () => page.evaluate(() => document.activeElement?.textContent ?? null);
   const fitsWidth = () => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
