@@ -4,6 +4,7 @@
 // nor wait for each other; on SQLite the statement runs alone on the one write connection.
 import { sql } from 'kysely';
 import { isPostgres } from '../store/advisory-lock.ts';
+import { leaseDeadline, leaseNow } from '../store/lease-clock.ts';
 import type { WebhookDeliveriesTable, WebhooksDb } from './webhook-tables.ts';
 
 /** A claimed delivery with what sending it needs of its subscription (null: it was deleted). */
@@ -20,7 +21,10 @@ export interface ClaimOptions {
   owner: string;
   /** Now (Unix ms): what is due by then is claimed. */
   at: number;
-  /** How long the lease lasts: the delivery is due again when it runs out (the worker died). */
+  /**
+   * How long the lease lasts: the delivery is due again when it runs out (the worker died). Set and
+   * checked by the database server's clock on PostgreSQL (store/lease-clock.ts), as task leases are.
+   */
   leaseMs: number;
   /** At most this many deliveries (subscriptions). */
   limit: number;
@@ -54,11 +58,18 @@ export interface Claim {
  */
 export async function claimDueDeliveries(db: WebhooksDb, options: ClaimOptions): Promise<Claim> {
   const { owner, at, leaseMs, limit } = options;
+  // Whether a lease still runs is read by the clock that set it: on PostgreSQL the database
+  // server's. By the claiming replica's own, one whose clock ran ahead of the others' by more than a
+  // lease saw every delivery they were sending as left by a dead worker, and sent it again. Due
+  // times (written by the replicas' clocks, as they enqueue and schedule retries) are read by `at`.
+  const running = leaseNow(db, at);
   // Checked again on the row itself, on PostgreSQL: another replica may have claimed a head since
-  // the statement's snapshot (skipped while it holds the row; no longer due once it committed). On
-  // SQLite the statement runs alone on the one write connection, and the heads are its rows.
+  // the statement's snapshot (skipped while it holds the row; no longer due, its lease running, once
+  // it committed). On SQLite the statement runs alone on the one write connection, and the heads
+  // are its rows.
   const recheck = isPostgres(db)
-    ? sql`and status = 'pending' and next_attempt_at <= ${at} for update skip locked`
+    ? sql`and status = 'pending' and next_attempt_at <= ${at}
+        and (lease_owner is null or next_attempt_at <= ${running}) for update skip locked`
     : sql``;
   // Each subscription's head (its first pending delivery, by due time, then id). PostgreSQL reads its
   // due time and id in one probe of the subscription's range (LATERAL; a due head only, as no other
@@ -119,7 +130,7 @@ export async function claimDueDeliveries(db: WebhooksDb, options: ClaimOptions):
       where h.first <= ${at}
         and not exists (
           select 1 from webhook_deliveries f
-          where f.webhook_id = h.webhook_id and f.lease_owner is not null and f.next_attempt_at > ${at}
+          where f.webhook_id = h.webhook_id and f.lease_owner is not null and f.next_attempt_at > ${running}
         )
       order by h.first, h.id
       limit ${limit}
@@ -128,7 +139,7 @@ export async function claimDueDeliveries(db: WebhooksDb, options: ClaimOptions):
       select id from webhook_deliveries where id in (select id from due) ${recheck}
     )
     update webhook_deliveries
-    set lease_owner = ${owner}, next_attempt_at = ${at + leaseMs}, attempts = attempts + 1
+    set lease_owner = ${owner}, next_attempt_at = ${leaseDeadline(db, at, leaseMs)}, attempts = attempts + 1
     where id in (select id from picked)
     returning id, tenant_id, webhook_id, event, payload, attempts, created_at, last_error${pickedCount}`.execute(
     db,

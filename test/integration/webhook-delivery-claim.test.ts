@@ -18,6 +18,11 @@ import { STORE_BACKENDS, useStoreHandles } from '../fixtures/store-backends.ts';
 
 const AT = Date.UTC(2026, 5, 1);
 const LEASE_MS = 30_000;
+/**
+ * The deadline of a lease still running by any clock a claim reads: its `at`, and on PostgreSQL the
+ * database server's, by which leases are set and checked (store/lease-clock.ts).
+ */
+const RUNNING_LEASE = Date.now() + 3_600_000;
 
 /** The deliveries a claim took. */
 async function takeDue(db: WebhooksDb, options: ClaimOptions): Promise<ClaimedDelivery[]> {
@@ -104,7 +109,7 @@ for (const backend of STORE_BACKENDS) {
       await enqueue(replica, 'w1-a', 'w1', AT - 3000);
       await enqueue(replica, 'w1-c', 'w1', AT - 1000);
       // w2: one in flight (leased, its lease running), one due behind it.
-      await enqueue(replica, 'w2-x', 'w2', AT + 5000, { lease_owner: 'other', attempts: 1 });
+      await enqueue(replica, 'w2-x', 'w2', RUNNING_LEASE, { lease_owner: 'other', attempts: 1 });
       await enqueue(replica, 'w2-y', 'w2', AT - 5000);
       // w3: not due yet; w4: its subscription deleted; w5: disabled; w6: delivered long ago.
       await enqueue(replica, 'w3-a', 'w3', AT + 1000);
@@ -142,16 +147,18 @@ for (const backend of STORE_BACKENDS) {
         .orderBy('id')
         .execute();
       assert.deepEqual(
-        leased.map((row) => ({
-          ...row,
-          next_attempt_at: Number(row.next_attempt_at),
-          attempts: Number(row.attempts),
-        })),
+        leased.map((row) => ({ id: row.id, lease_owner: row.lease_owner, attempts: Number(row.attempts) })),
         [
-          { id: 'w1-a', lease_owner: 'me', next_attempt_at: AT + LEASE_MS, attempts: 1 },
-          { id: 'w4-a', lease_owner: 'me', next_attempt_at: AT + LEASE_MS, attempts: 1 },
+          { id: 'w1-a', lease_owner: 'me', attempts: 1 },
+          { id: 'w4-a', lease_owner: 'me', attempts: 1 },
         ],
       );
+      for (const row of leased) {
+        const deadline = Number(row.next_attempt_at);
+        if (backend.name === 'sqlite') assert.equal(deadline, AT + LEASE_MS);
+        // PostgreSQL: the lease runs by the database server's clock, whatever the claim's `at` says.
+        else assert.ok(Math.abs(deadline - (Date.now() + LEASE_MS)) < 10_000, `deadline ${deadline}`);
+      }
 
       // w1 and w2 are in flight now; w3 is not due.
       const second = await takeDue(replica, { owner: 'me', at: AT, leaseMs: LEASE_MS, limit: 10 });
@@ -185,7 +192,7 @@ for (const backend of STORE_BACKENDS) {
       await subscribe(replica, 'quiet');
       // `big`'s receiver hangs on one delivery, with many due behind it and many more waiting for
       // their retries (a receiver down for hours); `quiet` has one due delivery.
-      await enqueue(replica, 'big-00000', 'big', AT + 5000, { lease_owner: 'other', attempts: 1 });
+      await enqueue(replica, 'big-00000', 'big', RUNNING_LEASE, { lease_owner: 'other', attempts: 1 });
       const backlog = Array.from({ length: 20_000 }, (_, n) => ({
         id: `big-${String(n + 1).padStart(5, '0')}`,
         tenant_id: DEFAULT_TENANT_ID,
@@ -256,6 +263,34 @@ for (const backend of STORE_BACKENDS) {
     });
 
     if (backend.name === 'postgres') {
+      test('a replica whose clock runs ahead takes no delivery another one is sending; a lease run out is taken', async () => {
+        await subscribe(db(0), 'k1');
+        const now = Date.now();
+        await enqueue(db(0), 'k1-a', 'k1', now - 1000);
+        // Rows the tests before left are claimed alongside: only k1's are looked at.
+        const ofK1 = (rows: ClaimedDelivery[]) => ids(rows.filter((row) => row.webhook_id === 'k1'));
+        const sending = await takeDue(db(0), { owner: 'on-time', at: now, leaseMs: 1000, limit: 10 });
+        assert.deepEqual(ofK1(sending), ['k1-a']);
+        // An hour ahead, its own clock says the lease ran out long ago: the database's says it runs.
+        const ahead = Date.now() + 3_600_000;
+        assert.deepEqual(
+          ofK1(await takeDue(db(1), { owner: 'ahead', at: ahead, leaseMs: LEASE_MS, limit: 10 })),
+          [],
+        );
+        // Once the lease has run out, another replica takes the delivery again (the sender died).
+        await new Promise((resolve) => setTimeout(resolve, 1100));
+        const again = await takeDue(db(1), { owner: 'next', at: Date.now(), leaseMs: LEASE_MS, limit: 10 });
+        assert.deepEqual(ofK1(again), ['k1-a']);
+        const row = await db(0)
+          .selectFrom('webhook_deliveries')
+          .select(['lease_owner', 'next_attempt_at'])
+          .where('id', '=', 'k1-a')
+          .executeTakeFirstOrThrow();
+        assert.equal(row.lease_owner, 'next');
+        // Its deadline is the database's now plus the lease, not the claiming replica's clock's.
+        assert.ok(Math.abs(Number(row.next_attempt_at) - (Date.now() + LEASE_MS)) < 10_000);
+      });
+
       // Waiting for the other replica's commit would wait forever here: the test times out.
       test('a replica skips the rows another replica is claiming, without waiting for its commit', {
         timeout: 20_000,
