@@ -229,6 +229,22 @@ describe('output', () => {
       }),
       ['Budget    $0.010004/$0.01 spent'],
     );
+    // A limit below a millionth is written out, not in exponent notation ("$1e-7").
+    assert.deepEqual(
+      formatSessionControls({
+        approval: { mode: 'none', pending: false, pendingPhase: null },
+        budget: {
+          maxTokens: null,
+          maxCostUsd: 1e-7,
+          deadlineSeconds: null,
+          usedTokens: 9,
+          usedCostUsd: 0.000001,
+        },
+        deadline: null,
+        threadId: null,
+      }),
+      ['Budget    $0.000001/$0.0000001 spent'],
+    );
     assert.deepEqual(
       formatSessionControls({
         approval: { mode: 'none', pending: false, pendingPhase: null },

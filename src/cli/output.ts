@@ -1,6 +1,7 @@
 // Rendering for the `maos` CLI: human output (aligned tables, colours only on a TTY without
 // NO_COLOR, one line per event) or exactly one JSON document / JSON lines with --json.
 import type { Writable } from 'node:stream';
+import { formatUsd } from '../domain/money.ts';
 import { headOf } from '../domain/text-cut.ts';
 import type { EventDto, SessionDto, SessionSummaryDto, TaskDto } from '../http/dto.ts';
 import type { CliError } from './exit-codes.ts';
@@ -253,7 +254,7 @@ export function formatAgentTable(session: Pick<SessionDto, 'agents' | 'tasks' | 
     String(usage.inputTokens),
     String(usage.outputTokens),
     String(usage.cacheReadTokens),
-    `$${usage.costUsd.toFixed(6)}`,
+    formatUsd(usage.costUsd, 6),
   ];
   const rows = agents.map((agent) => [
     agent.name,
@@ -284,7 +285,7 @@ export function formatSessionControls(session: Partial<SessionDto>): string[] {
     // To the millionth, as costs are kept (and `maos usage` shows them): with fewer digits a cost
     // just over its limit would read as the limit.
     if (budget.maxCostUsd !== null)
-      parts.push(`$${budget.usedCostUsd.toFixed(6)}/$${budget.maxCostUsd} spent`);
+      parts.push(`${formatUsd(budget.usedCostUsd, 6)}/${formatUsd(budget.maxCostUsd)} spent`);
     if (budget.deadlineSeconds !== null)
       parts.push(`deadline ${formatTime(session.deadline ?? null)} (${budget.deadlineSeconds} s)`);
     lines.push(`Budget    ${parts.join(', ')}`);

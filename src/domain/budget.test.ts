@@ -61,6 +61,11 @@ describe('budgets', () => {
       findBudgetOverrun({ maxCostUsd: 0.01 }, usage(0, 0, 0.010004), 0, 0),
       'cost budget exceeded: $0.010004 of $0.01 spent',
     );
+    // A limit below a millionth is written out, not in exponent notation ("of $1e-7").
+    assert.equal(
+      findBudgetOverrun({ maxCostUsd: 1e-7 }, usage(0, 0, 0.000001), 0, 0),
+      'cost budget exceeded: $0.000001 of $0.0000001 spent',
+    );
     // The sweep ends a session within about a second of its deadline: not "10 s of 10 s".
     assert.equal(
       findBudgetOverrun({ deadlineSeconds: 10 }, usage(0, 0), 0, 10_400),

@@ -3,6 +3,7 @@
 
 import { z } from 'zod';
 import { AppError } from '../errors/app-error.ts';
+import { formatUsd } from './money.ts';
 import type { Usage } from './types.ts';
 
 /**
@@ -57,7 +58,7 @@ export function findBudgetOverrun(
   }
   if (budget.maxCostUsd !== undefined && usage.costUsd > budget.maxCostUsd) {
     // To the millionth, as costs are kept: fewer digits could show a cost just over the limit as it.
-    return `cost budget exceeded: $${usage.costUsd.toFixed(6)} of $${budget.maxCostUsd} spent`;
+    return `cost budget exceeded: ${formatUsd(usage.costUsd, 6)} of ${formatUsd(budget.maxCostUsd)} spent`;
   }
   if (budget.deadlineSeconds !== undefined && now - startedAt > budget.deadlineSeconds * 1000) {
     // Whole seconds rounded up: a deadline passed by less than half a second is not shown as met.

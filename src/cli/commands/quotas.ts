@@ -1,6 +1,7 @@
 // `maos quotas`: the tenant's quotas with what it uses of them now (GET /v1/quotas), and the plan
 // approval and budget its sessions get by default.
 import type { Command } from 'commander';
+import { formatUsd } from '../../domain/money.ts';
 import type { TenantQuotasDto } from '../../http/routes/quotas.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -54,10 +55,11 @@ function left(quota: { limit: number | null; used: number }): string {
   return quota.limit === null ? '' : String(Math.max(0, quota.limit - quota.used));
 }
 
-function describeBudget(budget: TenantQuotasDto['sessionDefaults']['budget']): string {
+/** The session budget a tenant gets by default, on one line (`none` without one). */
+export function describeBudget(budget: TenantQuotasDto['sessionDefaults']['budget']): string {
   const parts = [
     budget?.maxTokens !== undefined ? `${budget.maxTokens} tokens` : undefined,
-    budget?.maxCostUsd !== undefined ? `$${budget.maxCostUsd}` : undefined,
+    budget?.maxCostUsd !== undefined ? formatUsd(budget.maxCostUsd) : undefined,
     budget?.deadlineSeconds !== undefined ? `${budget.deadlineSeconds} s deadline` : undefined,
   ].filter((part) => part !== undefined);
   return parts.length === 0 ? 'none' : parts.join(', ');

@@ -3,6 +3,7 @@
 // and including today (UTC).
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { formatUsd } from '../../domain/money.ts';
 import type { UsageReportDto } from '../../http/routes/usage.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
@@ -105,7 +106,7 @@ async function showUsage(ctx: CliContext, command: Command): Promise<number> {
     String(row.inputTokens),
     String(row.outputTokens),
     String(row.cacheReadTokens),
-    `$${row.costUsd.toFixed(6)}`,
+    formatUsd(row.costUsd, 6),
   ];
   const rows = (report.groups ?? []).map((group) => [group.key, ...figures(group)]);
   rows.push(['(total)', ...figures(report.totals)]);
