@@ -140,6 +140,12 @@ export interface App {
   authMode: AuthMode;
   /** Re-reads tls.certFile/tls.keyFile now (SIGHUP); absent without TLS. */
   reloadTls?: () => Promise<TlsReloadOutcome>;
+  /**
+   * Starts the engine alone, without listening (`maos mcp` in embedded mode; start() calls it): it
+   * first kills the runner processes a previous server on this data directory left running (on
+   * PostgreSQL: those of gone replicas), so their tasks never run again beside them.
+   */
+  startEngine(): Promise<void>;
   /** Starts workers, audit checkpoints and the metrics listener, then listens; returns the base URL. */
   start(): Promise<string>;
   /**
@@ -457,6 +463,33 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     let deliveryWorker: DeliveryWorker | undefined;
     let providerKeyCheck: ProviderKeyCheck | undefined;
     let stopping: Promise<StopOutcome> | undefined;
+    async function startEngine(): Promise<void> {
+      // Runners a previous server on this data directory left running (it died without stopping
+      // them) go before the engine re-runs their tasks: a command never runs twice at once. On
+      // SQLite the server lock makes this process the directory's one server; cluster replicas may
+      // share a volume, so each sweeps only the directories of replicas that are gone.
+      const orphans = serverLock ? killOrphanedRuns(config.dataDir) : 0;
+      if (orphans > 0) {
+        logger.warn({ orphans }, 'stopped runner processes a previous server left running');
+        metrics.recordOrphanedRunnersKilled(orphans);
+      }
+      if (replicaDir) {
+        replicaSweeper = startReplicaDirSweeper({
+          dataDir: config.dataDir,
+          ownPath: replicaDir.path,
+          holdsLease: (workerId) => holdsLiveLease(database.db, workerId),
+          // A gone replica's runners are killed about when its leases expire and its tasks run again.
+          intervalMs: config.tasks.leaseSeconds * 1000,
+          logger,
+          onSwept: (sweep) => {
+            metrics.recordReplicaDirectoriesRemoved(sweep.removed);
+            metrics.recordOrphanedRunnersKilled(sweep.killed);
+          },
+        });
+        await replicaSweeper.runOnce();
+      }
+      engine.start();
+    }
     return {
       config,
       database,
@@ -469,6 +502,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       listRoles,
       authMode: config.auth.mode,
       ...(tls ? { reloadTls: tls.reload } : {}),
+      startEngine,
       async start() {
         if (config.metrics.enabled && config.metrics.port !== undefined) {
           metricsListener = await startMetricsListener(metrics, {
@@ -487,31 +521,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           });
         security.start();
         await notifier?.start();
-        // Runners a previous server on this data directory left running (it died without stopping
-        // them) go before the engine re-runs their tasks: a command never runs twice at once. On
-        // SQLite the server lock makes this process the directory's one server; cluster replicas may
-        // share a volume, so each sweeps only the directories of replicas that are gone.
-        const orphans = serverLock ? killOrphanedRuns(config.dataDir) : 0;
-        if (orphans > 0) {
-          logger.warn({ orphans }, 'stopped runner processes a previous server left running');
-          metrics.recordOrphanedRunnersKilled(orphans);
-        }
-        if (replicaDir) {
-          replicaSweeper = startReplicaDirSweeper({
-            dataDir: config.dataDir,
-            ownPath: replicaDir.path,
-            holdsLease: (workerId) => holdsLiveLease(database.db, workerId),
-            // A gone replica's runners are killed about when its leases expire and its tasks run again.
-            intervalMs: config.tasks.leaseSeconds * 1000,
-            logger,
-            onSwept: (sweep) => {
-              metrics.recordReplicaDirectoriesRemoved(sweep.removed);
-              metrics.recordOrphanedRunnersKilled(sweep.killed);
-            },
-          });
-          await replicaSweeper.runOnce();
-        }
-        engine.start();
+        await startEngine();
         // Every replica sends webhook deliveries; leases keep two from sending the same one.
         deliveryWorker = startDeliveryWorker({
           db: webhooksDb,

@@ -115,7 +115,7 @@ async function runMcp(_ctx: CliContext | undefined, command: Command): Promise<n
   const signals = handleEmbeddedSignals(logger);
   let stopped: StopOutcome;
   try {
-    app.engine.start();
+    await app.startEngine();
     const running = await startStdioServer({
       service: app.engine.service,
       // The same roles and steering as /mcp of this configuration (custom roles and plan approval
