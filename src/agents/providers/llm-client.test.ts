@@ -78,6 +78,68 @@ describe('LLM client breaker and bulkhead', () => {
 });
 
 describe('LLM client provider chain', () => {
+  /** A client of `main` with the fallback `backup`, both on `server`, waiting at most 5 s for a Retry-After. */
+  function chainOn(server: ScriptedLlmServer, fallback = true) {
+    const provider = { type: 'openai-compatible', model: 'm', apiKey: 'k', baseURL: server.openaiBaseURL };
+    return createLlmClient({
+      providers: providersConfigSchema.parse({ main: provider, backup: { ...provider, model: 'b' } }),
+      llm: llmConfigSchema.parse({
+        defaultProvider: 'main',
+        defaultFallback: fallback ? ['backup'] : [],
+        retry: { maxAttempts: 3, baseDelayMs: 0, maxDelayMs: 0, maxRetryAfterSeconds: 5 },
+      }),
+      logger: pino({ level: 'silent' }),
+    });
+  }
+  const ask = (client: ReturnType<typeof createLlmClient>) =>
+    client
+      .call('engineer', new AbortController().signal, ({ model, signal }) =>
+        generateText({ model, prompt: 'hi', maxRetries: 0, abortSignal: signal }),
+      )
+      .then(
+        () => assert.fail('the call should fail'),
+        (error: Error & { code?: string; details?: { failures?: string[] } }) => error,
+      );
+
+  test('a primary whose Retry-After is too long to wait for is named so when the fallback fails too', async (t) => {
+    const server = await startLlmServer({
+      handler: (request) =>
+        request.model === 'm'
+          ? { error: 429, message: 'slow down', retryAfter: 120 }
+          : { error: 401, message: 'bad key' },
+    });
+    t.after(() => server.close());
+    const error = await ask(chainOn(server));
+    assert.equal(error.code, 'PROVIDER_ERROR');
+    assert.match(
+      error.message,
+      /^All providers for role 'engineer' failed: main: slow down; asked to wait 120 s \(Retry-After\), longer than llm\.retry\.maxRetryAfterSeconds \(5 s\): not waited for; then provider 'backup' \(model b\) rejected the credentials \(HTTP 401\): bad key/,
+    );
+    assert.match(error.details?.failures?.[0] ?? '', /^main: .*not waited for$/);
+    assert.equal(server.requests.length, 2, 'the primary was not asked again');
+  });
+
+  test('the same when the fallback is unavailable too, and with no fallback at all', async (t) => {
+    const server = await startLlmServer({
+      handler: (request) =>
+        request.model === 'm'
+          ? { error: 503, message: 'overloaded', retryAfter: 30 }
+          : { error: 503, message: 'down' },
+    });
+    t.after(() => server.close());
+    const error = await ask(chainOn(server));
+    assert.equal(error.code, 'PROVIDER_UNAVAILABLE');
+    assert.match(
+      error.message,
+      /failed: main: overloaded; asked to wait 30 s \(Retry-After\), longer than llm\.retry\.maxRetryAfterSeconds \(5 s\): not waited for; backup: down$/,
+    );
+    const alone = await ask(chainOn(server, false));
+    assert.match(
+      alone.message,
+      /^provider 'main' \(model m\) is unavailable after 1 attempt\(s\) \(HTTP 503\): overloaded; asked to wait 30 s \(Retry-After\), longer than llm\.retry\.maxRetryAfterSeconds \(5 s\): not waited for$/,
+    );
+  });
+
   test('a provider named twice among the fallbacks is tried once, in its first place', async () => {
     const server = await startLlmServer({ handler: () => ({ error: 503, message: 'down' }) });
     after(() => server.close());

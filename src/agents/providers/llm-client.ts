@@ -188,6 +188,16 @@ class CircuitOpenError extends Error {
   }
 }
 
+/**
+ * The Retry-After a provider asked for that was longer than the client waits: "asked to wait 120 s
+ * (Retry-After), longer than llm.retry.maxRetryAfterSeconds (60 s): not waited for". Whole seconds
+ * rounded up, so the wait never reads as within the limit.
+ */
+function waitNotTaken(failure: ClassifiedFailure, maxRetryAfterSeconds: number): string {
+  const asked = Math.ceil((failure.retryAfterMs ?? 0) / 1000);
+  return `asked to wait ${asked} s (Retry-After), longer than llm.retry.maxRetryAfterSeconds (${maxRetryAfterSeconds} s): not waited for`;
+}
+
 /** Availability failures let the chain move on to the next provider; others end the call. */
 function isAvailabilityFailure(failure: ClassifiedFailure, error: unknown): boolean {
   return (
@@ -433,7 +443,14 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
         const failure =
           outcome.error instanceof CircuitOpenError
             ? { ...outcome.failure, kind: 'server' as const, detail: 'circuit breaker open' }
-            : outcome.failure;
+            : outcome.retryAfterTooLong
+              ? // Why it was not retried, in the provider's entry of the message: else a fallback's
+                // failure reads as if the primary had been given up after its retries.
+                {
+                  ...outcome.failure,
+                  detail: `${outcome.failure.detail}; ${waitNotTaken(outcome.failure, llm.retry.maxRetryAfterSeconds)}`,
+                }
+              : outcome.failure;
         const site = { ...target, attempts: outcome.attempts, tenantCredential: credential };
         last = { failure, error: outcome.error, site };
         if (!isAvailabilityFailure(outcome.failure, outcome.error)) {
@@ -452,7 +469,13 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
         }
         failures.push(`${target.provider}: ${failure.detail}`);
         options.logger?.warn(
-          { provider: target.provider, model: target.model, kind: failure.kind },
+          {
+            provider: target.provider,
+            model: target.model,
+            kind: failure.kind,
+            // The wait it asked for, when that is why it was not retried.
+            ...(outcome.retryAfterTooLong ? { retryAfterMs: outcome.failure.retryAfterMs } : {}),
+          },
           'LLM provider unavailable; trying the next in the chain',
         );
       }

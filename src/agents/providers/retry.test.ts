@@ -118,7 +118,20 @@ describe('callWithRetry', () => {
     );
     assert.equal(outcome.ok, false);
     assert.equal(outcome.attempts, 1);
+    assert.equal(!outcome.ok && outcome.retryAfterTooLong, true, 'the wait is what ended the retries');
     assert.deepEqual(delays, []);
+  });
+
+  test('a Retry-After over the cap on the last attempt is not named as what ended the retries', async () => {
+    const outcome = await callWithRetry(
+      { ...policy, maxAttempts: 1 },
+      new AbortController().signal,
+      async () => {
+        throw httpError(429, { 'retry-after': '3600' });
+      },
+      recorder(),
+    );
+    assert.equal(!outcome.ok && outcome.retryAfterTooLong, false);
   });
 
   test('rethrows when the caller aborted, without retrying', async () => {

@@ -44,6 +44,11 @@ export interface RetryFailure {
   error: unknown;
   failure: ClassifiedFailure;
   attempts: number;
+  /**
+   * What ended the retries was the provider's Retry-After, longer than `maxRetryAfterMs`: the
+   * failure was retryable and attempts were left.
+   */
+  retryAfterTooLong: boolean;
 }
 
 export type RetryOutcome<T> = { ok: true; value: T; attempts: number } | ({ ok: false } & RetryFailure);
@@ -72,7 +77,8 @@ export async function callWithRetry<T>(
       const allowed = failure.retryable && (hooks.canRetry?.(failure) ?? true);
       const tooLong = failure.retryAfterMs !== undefined && failure.retryAfterMs > policy.maxRetryAfterMs;
       if (!allowed || tooLong || attempt >= policy.maxAttempts) {
-        return { ok: false, error, failure, attempts: attempt };
+        const retryAfterTooLong = allowed && tooLong && attempt < policy.maxAttempts;
+        return { ok: false, error, failure, attempts: attempt, retryAfterTooLong };
       }
       const delayMs = computeRetryDelay(policy, attempt, failure.retryAfterMs, hooks.random);
       hooks.onRetry?.({ attempt, delayMs, failure });
