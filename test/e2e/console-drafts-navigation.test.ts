@@ -10,14 +10,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page, Route } from 'playwright-core';
-import { createApiKey } from '../../src/security/api-keys.ts';
-import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { EXPECTED_REFUSAL } from '../fixtures/admin-console.ts';
-import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
+import type { PageProblems } from '../fixtures/browser.ts';
+import { type DraftsConsole, startDraftsConsole } from '../fixtures/console-drafts.ts';
 import { waitForStatus } from '../fixtures/console-session-page.ts';
-import { startLlmAppStack } from '../fixtures/llm-app.ts';
-import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
-import { plannedTask } from '../fixtures/planned-task.ts';
 import { requestJson, type TestServer } from '../fixtures/server.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
@@ -26,58 +22,25 @@ const cleanups: Array<() => unknown> = [];
 const t = { after: (fn: () => unknown) => cleanups.push(fn) };
 const TENANT = 'page-drafts';
 
-let releaseBlocked: () => void = () => {};
-const blocked = new Promise<void>((resolve) => {
-  releaseBlocked = resolve;
-});
-
 describe('console: what was typed waits on its page while the person is on another', {
   timeout: 180_000,
 }, () => {
   let server: TestServer;
-  let db: SecurityDb;
+  let drafts: DraftsConsole;
   let page: Page;
   let problems: PageProblems;
   let admin: string;
   /** The operator key the page signs in with first: its secret and id. */
   let operator: { key: string; id: string };
 
-  async function newOperatorKey(name: string): Promise<{ key: string; id: string }> {
-    const created = await createApiKey(db, {
-      tenantId: TENANT,
-      name,
-      roles: ['operator'],
-      createdBy: 'test',
-    });
-    return { key: created.key, id: created.info.id };
-  }
-
   before(async () => {
-    const stack = await startLlmAppStack(t, { config: { auth: { mode: 'apikey' } } });
-    server = stack.server;
-    stack.llm.setHandler(async (request) => {
-      if (llmRequestKind(request) === 'plan') {
-        return {
-          object: {
-            rationale: 'r',
-            phases: [{ name: 'main', tasks: [plannedTask('blocked', 'researcher')] }],
-          },
-        };
-      }
-      await blocked;
-      return { text: 'done' };
-    });
-    db = server.app.database.db as unknown as SecurityDb;
-    admin = (await createApiKey(db, { tenantId: TENANT, name: 'admin', roles: ['admin'], createdBy: 'test' }))
-      .key;
-    operator = await newOperatorKey('operator');
-    const browser = await launchTestBrowser(t);
-    ({ page, problems } = await browser.openPage());
+    drafts = await startDraftsConsole(t, TENANT);
+    ({ server, admin, page, problems } = drafts);
+    operator = await drafts.operatorKey();
     await page.goto(`${server.url}/console/`);
     await signIn(operator.key);
   });
   after(async () => {
-    releaseBlocked();
     for (const cleanup of cleanups.reverse()) await cleanup();
   });
 
@@ -299,13 +262,13 @@ describe('console: what was typed waits on its page while the person is on anoth
     await page.getByText('API key revoked').waitFor();
 
     // Another person of the tenant, in this tab: not theirs.
-    await signIn((await newOperatorKey('another person')).key);
+    await signIn((await drafts.operatorKey()).key);
     await goTo('Sessions');
     assert.equal(await page.getByLabel('Objective').inputValue(), '');
     await page.getByRole('button', { name: 'Sign out' }).click();
 
     // The same key again (its revocation undone in the database): back on its page.
-    await db.updateTable('api_keys').set({ revoked_at: null }).where('id', '=', operator.id).execute();
+    await drafts.reinstate(operator.id);
     await signIn(operator.key);
     await goTo('Usage');
     await goTo('Sessions');

@@ -11,11 +11,9 @@ import type { Page } from 'playwright-core';
 import { createApiKey } from '../../src/security/api-keys.ts';
 import type { SecurityDb } from '../../src/security/security-tables.ts';
 import { EXPECTED_REFUSAL } from '../fixtures/admin-console.ts';
-import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
+import type { PageProblems } from '../fixtures/browser.ts';
+import { type DraftsConsole, startDraftsConsole } from '../fixtures/console-drafts.ts';
 import { waitForStatus } from '../fixtures/console-session-page.ts';
-import { startLlmAppStack } from '../fixtures/llm-app.ts';
-import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
-import { plannedTask } from '../fixtures/planned-task.ts';
 import { requestJson, type TestServer } from '../fixtures/server.ts';
 
 (globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false;
@@ -24,53 +22,20 @@ const cleanups: Array<() => unknown> = [];
 const t = { after: (fn: () => unknown) => cleanups.push(fn) };
 const TENANT = 'drafts';
 
-let releaseBlocked: () => void = () => {};
-const blocked = new Promise<void>((resolve) => {
-  releaseBlocked = resolve;
-});
-
 describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000 }, () => {
   let server: TestServer;
   let page: Page;
   let problems: PageProblems;
   let admin: string;
   /** A new operator key of `tenant`: its secret and id. */
-  let operatorKey: (tenant?: string) => Promise<{ key: string; id: string }>;
+  let operatorKey: DraftsConsole['operatorKey'];
+  /** Undoes the revocation of `id` in the database: the same principal can sign in again. */
+  let reinstate: DraftsConsole['reinstate'];
 
   before(async () => {
-    const stack = await startLlmAppStack(t, { config: { auth: { mode: 'apikey' } } });
-    server = stack.server;
-    stack.llm.setHandler(async (request) => {
-      if (llmRequestKind(request) === 'plan') {
-        return {
-          object: {
-            rationale: 'r',
-            phases: [{ name: 'main', tasks: [plannedTask('blocked', 'researcher')] }],
-          },
-        };
-      }
-      await blocked;
-      return { text: 'done' };
-    });
-    const db = server.app.database.db as unknown as SecurityDb;
-    admin = (await createApiKey(db, { tenantId: TENANT, name: 'admin', roles: ['admin'], createdBy: 'test' }))
-      .key;
-    let made = 0;
-    operatorKey = async (tenant = TENANT) => {
-      made += 1;
-      const created = await createApiKey(db, {
-        tenantId: tenant,
-        name: `op-${made}`,
-        roles: ['operator'],
-        createdBy: 'test',
-      });
-      return { key: created.key, id: created.info.id };
-    };
-    const browser = await launchTestBrowser(t);
-    ({ page, problems } = await browser.openPage());
+    ({ server, admin, page, problems, operatorKey, reinstate } = await startDraftsConsole(t, TENANT));
   });
   after(async () => {
-    releaseBlocked();
     for (const cleanup of cleanups.reverse()) await cleanup();
   });
 
@@ -90,11 +55,6 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
   /** Waits until the page read who signed in (GET /v1/me), after which the drafts are back. */
   async function callerRead(): Promise<void> {
     await page.locator('#account-who').waitFor({ state: 'attached' });
-  }
-  /** Undoes the revocation of `id` in the database: the same principal can sign in again. */
-  async function reinstate(id: string): Promise<void> {
-    const db = server.app.database.db as unknown as SecurityDb;
-    await db.updateTable('api_keys').set({ revoked_at: null }).where('id', '=', id).execute();
   }
   /** The drafts kept in the tab's storage, by storage key. */
   async function draftItems(): Promise<Record<string, string>> {
