@@ -21,7 +21,7 @@ import { AppError } from '../errors/app-error.ts';
 import type { StoredTraceContext } from '../observability/tracing.ts';
 import { insertEventRows } from '../store/event-store.ts';
 import { newId } from '../store/ids.ts';
-import { type DamagedJsonReport, newSessionRow } from '../store/rows.ts';
+import { type DamagedJsonReport, newSessionRow, parseSessionJson } from '../store/rows.ts';
 import type {
   Database,
   MessagesTable,
@@ -113,7 +113,7 @@ export async function storeSessionRetry(
   }
   await assertNotBeingDeleted(trx, original);
   const named = spec.rerun ?? [];
-  await assertRetryable(trx, original, named.length > 0);
+  await assertRetryable(trx, original, named.length > 0, spec.reportDamagedJson);
   // A refusal waits for the outcome: a retry that is complete the moment it is stored (every task
   // carried over, nothing following them) starts no work and is never unfinished, so no quota
   // stops it; any other is refused with it (the transaction is rolled back).
@@ -388,6 +388,7 @@ async function assertRetryable(
   trx: Kysely<Database>,
   original: SessionsTable,
   rerunNamed: boolean,
+  report: DamagedJsonReport,
 ): Promise<void> {
   const status = original.status as SessionStatus;
   assertRetryableStatus(original.id, status, rerunNamed);
@@ -399,7 +400,10 @@ async function assertRetryable(
     .orderBy('seq', 'desc')
     .limit(1)
     .executeTakeFirst();
-  const from = last ? (JSON.parse(last.data) as { from?: string }).from : undefined;
+  // An event whose data cannot be read (a hand edit gone wrong) tells nothing, as one removed by
+  // retention: JSON.parse made such a retry a 500.
+  const data = last ? parseSessionJson(last.data, original.id, 'events.data', report) : undefined;
+  const from = (data as { from?: unknown } | undefined)?.from;
   if (from === undefined && (await loadApprovalMode(trx, original.id)) === 'required') {
     // Retention removed its events (retention.eventsDays): whether it ended waiting cannot be told.
     throw new AppError(
