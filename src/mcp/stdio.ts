@@ -9,6 +9,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { McpTelemetry } from '../observability/mcp-telemetry.ts';
 import { createFixedCaller } from './caller.ts';
 import { createMcpServer } from './server.ts';
+import { boundStdinLines, MAX_STDIN_LINE_BYTES } from './stdin-lines.ts';
 import type { SessionSteering } from './steering-tools.ts';
 
 export interface StdioServerOptions {
@@ -45,9 +46,13 @@ export async function startStdioServer(options: StdioServerOptions): Promise<Run
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.telemetry === undefined ? {} : { telemetry: options.telemetry }),
   });
+  // Whole lines of bounded length: one longer is answered, not left to the transport, which closed on it.
+  const lines = boundStdinLines(stdin, () => answerTooLongLine(transport, options.logger));
   const transport = new StdioServerTransport(
-    stdin as ConstructorParameters<typeof StdioServerTransport>[0],
+    lines,
     stdout as ConstructorParameters<typeof StdioServerTransport>[1],
+    // Above the longest line it is given, with its line break.
+    { maxBufferSize: MAX_STDIN_LINE_BYTES + 1 },
   );
   const closed = new Promise<void>((resolve) => {
     transport.onclose = () => resolve();
@@ -66,6 +71,30 @@ export async function startStdioServer(options: StdioServerOptions): Promise<Run
       await server.close();
     },
   };
+}
+
+/**
+ * A stdin line longer than MAX_STDIN_LINE_BYTES, left unread, is answered as one that is no JSON-RPC
+ * message (-32600, `id: null`: its id was not read), with the limit in `data`, as HTTP refuses a body
+ * too large for it (PAYLOAD_TOO_LARGE); the server keeps serving.
+ */
+function answerTooLongLine(transport: StdioServerTransport, logger?: Logger): void {
+  logger?.warn(
+    { limitBytes: MAX_STDIN_LINE_BYTES },
+    'MCP stdio: an input line too long to read was answered with an error',
+  );
+  const answer = {
+    jsonrpc: '2.0',
+    id: null,
+    error: {
+      code: -32600,
+      message: `Invalid Request: the line is longer than ${MAX_STDIN_LINE_BYTES} bytes, the most maos mcp reads`,
+      data: { code: 'PAYLOAD_TOO_LARGE', details: { limitBytes: MAX_STDIN_LINE_BYTES } },
+    },
+  };
+  transport.send(answer as unknown as JSONRPCMessage).catch(() => {
+    // stdout is gone: the client went away.
+  });
 }
 
 /**

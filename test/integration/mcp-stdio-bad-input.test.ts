@@ -1,6 +1,8 @@
 // `maos mcp` answers a stdin line that is not JSON with -32700 and one that is not a JSON-RPC
 // message with -32600 (id null, as JSON-RPC 2.0 says), and keeps serving: before, such lines were
-// dropped without an answer. The real binary in embedded mode, spoken to with raw lines.
+// dropped without an answer. A line too long to read (over 10 MiB) is answered -32600 too, and the
+// server keeps serving: before, the SDK transport closed on it, which ended the process. The real
+// binary in embedded mode, spoken to with raw lines.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { MAX_STDIN_LINE_BYTES } from '../../src/mcp/stdin-lines.ts';
 
 const MAOS_BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
 
@@ -18,7 +21,19 @@ const INITIALIZE = {
   params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
 };
 
-test('maos mcp answers unreadable stdin lines and keeps serving', { timeout: 60_000 }, async (t) => {
+interface Answer {
+  id: unknown;
+  error?: { code: number; message: string; data?: { code?: string } };
+}
+
+/**
+ * Starts `maos mcp` in embedded mode, writes `input` (in the pieces given) to its stdin, closes it
+ * once the answer to request id 2 came, and returns its exit code and the messages it wrote.
+ */
+async function speakTo(
+  t: { after: (fn: () => void) => void },
+  input: readonly (string | Buffer)[],
+): Promise<{ code: number | null; messages: Answer[] }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'maos-mcp-bad-input-'));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
   const configPath = join(dataDir, 'maos.json');
@@ -35,6 +50,17 @@ test('maos mcp answers unreadable stdin lines and keeps serving', { timeout: 60_
     if (stdout.includes('"id":2')) child.stdin.end();
   });
   child.stdin.on('error', () => {});
+  for (const piece of input) child.stdin.write(piece);
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  clearTimeout(killer);
+  const messages = stdout
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as Answer);
+  return { code, messages };
+}
+
+test('maos mcp answers unreadable stdin lines and keeps serving', { timeout: 60_000 }, async (t) => {
   const lines = [
     JSON.stringify(INITIALIZE),
     'not json at all',
@@ -42,15 +68,9 @@ test('maos mcp answers unreadable stdin lines and keeps serving', { timeout: 60_
     '{"id": 7}',
     JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }),
   ];
-  child.stdin.write(`${lines.join('\n')}\n`);
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  clearTimeout(killer);
+  const { code, messages } = await speakTo(t, [`${lines.join('\n')}\n`]);
   assert.equal(code, 0);
 
-  const messages = stdout
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as { id: unknown; error?: { code: number; message: string } });
   const unreadable = messages.filter((message) => message.id === null);
   assert.deepEqual(
     unreadable.map((message) => message.error?.code),
@@ -59,5 +79,27 @@ test('maos mcp answers unreadable stdin lines and keeps serving', { timeout: 60_
   assert.match(unreadable[0]?.error?.message ?? '', /^Parse error/);
   // The valid requests around them were answered.
   assert.ok(messages.some((message) => message.id === 1 && message.error === undefined));
+  assert.ok(messages.some((message) => message.id === 2 && message.error === undefined));
+});
+
+test('maos mcp answers a stdin line too long to read and keeps serving', { timeout: 60_000 }, async (t) => {
+  // A tool call whose objective makes the line 1 KiB longer than maos mcp reads, written in pieces
+  // as a pipe passes it on.
+  const head = `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"orchestrate","arguments":{"objective":"`;
+  const tail = '"}}}\n';
+  const filler = Buffer.alloc(MAX_STDIN_LINE_BYTES + 1024 - head.length - tail.length + 1, 'x');
+  const pieces: Array<string | Buffer> = [`${JSON.stringify(INITIALIZE)}\n`, head];
+  for (let at = 0; at < filler.length; at += 1024 * 1024) pieces.push(filler.subarray(at, at + 1024 * 1024));
+  pieces.push(tail, `${JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' })}\n`);
+  const { code, messages } = await speakTo(t, pieces);
+  assert.equal(code, 0);
+
+  const unreadable = messages.filter((message) => message.id === null);
+  assert.equal(unreadable.length, 1, JSON.stringify(messages));
+  assert.equal(unreadable[0]?.error?.code, -32600);
+  assert.equal(unreadable[0]?.error?.data?.code, 'PAYLOAD_TOO_LARGE');
+  assert.match(unreadable[0]?.error?.message ?? '', /longer than 10485760 bytes/);
+  // The request of the long line was not run; the one after it was answered.
+  assert.ok(!messages.some((message) => message.id === 5));
   assert.ok(messages.some((message) => message.id === 2 && message.error === undefined));
 });
