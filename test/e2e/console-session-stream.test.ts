@@ -18,12 +18,22 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Page } from 'playwright-core';
+import type { Page, Request } from 'playwright-core';
 import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
 import { countAlertsShown } from '../fixtures/console-page-counts.ts';
 import { requestJson, startTestServer, type TestServer } from '../fixtures/server.ts';
 import { startTcpRelay, type TcpRelay } from '../fixtures/tcp-relay.ts';
 import { waitFor } from '../fixtures/wait-for.ts';
+
+/**
+ * Whether `request` asks for a session's event stream (SSE), not for a JSON page of its events,
+ * which a page may read too.
+ */
+function isEventStream(request: Request): boolean {
+  return (
+    new URL(request.url()).pathname.endsWith('/events') && request.headers().accept === 'text/event-stream'
+  );
+}
 
 /**
  * Past the page's first wait (0.5 s), well short of what three refused tries grow the wait to
@@ -51,9 +61,8 @@ describe('console: a session stream cut again after it reopened', { timeout: 120
     const browser = await launchTestBrowser({ after: (fn: () => unknown) => cleanups.push(fn) });
     ({ page, problems } = await browser.openPage());
     const streamIndex = new Map<object, number>();
-    const isStream = (url: string) => new URL(url).pathname.endsWith('/events');
     page.on('request', (request) => {
-      if (!isStream(request.url())) return;
+      if (!isEventStream(request)) return;
       streamIndex.set(request, streams.length);
       streams.push('sent');
     });
@@ -154,10 +163,10 @@ describe('console: a session stream refused with a Retry-After', { timeout: 120_
     const browser = await launchTestBrowser({ after: (fn: () => unknown) => cleanups.push(fn) });
     ({ page, problems } = await browser.openPage());
     page.on('request', (request) => {
-      if (new URL(request.url()).pathname.endsWith('/events')) streamRequests.push(0);
+      if (isEventStream(request)) streamRequests.push(0);
     });
     page.on('response', (response) => {
-      if (!new URL(response.url()).pathname.endsWith('/events')) return;
+      if (!isEventStream(response.request())) return;
       streamRequests[streamRequests.lastIndexOf(0)] = response.status();
     });
     await page.clock.install();
@@ -233,7 +242,7 @@ describe('console: a session stream refused again and again', { timeout: 120_000
     const browser = await launchTestBrowser({ after: (fn: () => unknown) => cleanups.push(fn) });
     ({ page, problems } = await browser.openPage());
     page.on('response', (response) => {
-      if (new URL(response.url()).pathname.endsWith('/events')) streamAnswers.push(response.status());
+      if (isEventStream(response.request())) streamAnswers.push(response.status());
     });
     await page.clock.install();
   });
