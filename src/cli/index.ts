@@ -12,6 +12,10 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   process.stderr.write(`error INTERNAL: cannot write to stdout (${error.code ?? error.message})\n`);
   process.exit(EXIT.SERVER);
 });
+// stderr holds only notes and error messages: one that cannot be written (`maos … 2>&1 | head -1`,
+// a closed terminal) is lost, and the command ends with its own exit status. Unheard, the write
+// error ended it as an uncaught exception with exit 1, which scripts read as a failed session.
+process.stderr.on('error', () => {});
 
 const code = await runCli(process.argv.slice(2), {
   stdout: process.stdout,
