@@ -71,9 +71,11 @@ export function createOutput(options: OutputOptions): Output {
     printJson: (value) => void stdout.write(`${JSON.stringify(value, null, 2)}\n`),
     printJsonLine: (value) => void stdout.write(`${JSON.stringify(value)}\n`),
     drained: (signal) => drained(stdout, signal),
+    // An error echoes text it was given (a name, a principal) and comes from whatever answers at
+    // --server: its control characters are shown as escapes, as in what a session holds.
     printError: (error) => {
-      stderr.write(`${paint.red('error')} ${error.code}: ${error.message}\n`);
-      for (const detail of error.details) stderr.write(`  - ${detail}\n`);
+      stderr.write(`${paint.red('error')} ${showControls(error.code)}: ${showControls(error.message)}\n`);
+      for (const detail of error.details) stderr.write(`  - ${showControls(detail)}\n`);
     },
   };
 }
