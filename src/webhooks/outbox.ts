@@ -10,7 +10,7 @@ import { isPostgres } from '../store/advisory-lock.ts';
 import { newId } from '../store/ids.ts';
 import { notifyAtCommit } from '../store/notify-at-commit.ts';
 import { stringifyForStore } from '../store/storable-text.ts';
-import type { WebhookEvent, WebhooksDb } from './webhook-tables.ts';
+import { readSubscribedEvents, type WebhookEvent, type WebhooksDb } from './webhook-tables.ts';
 
 /** Channel the delivery worker listens on (PostgreSQL: announced at commit to every replica). */
 export const WEBHOOK_CHANNEL = 'webhooks:pending';
@@ -134,7 +134,7 @@ export async function enqueueWebhookDeliveries(
       .where('webhooks.disabled_at', 'is', null)
       .execute();
     for (const subscription of subscriptions) {
-      const events = JSON.parse(subscription.events) as string[];
+      const events: readonly string[] = readSubscribedEvents(subscription.events);
       for (const { type, event } of wanted) {
         if (!events.includes(type)) continue;
         const id = newId(now);

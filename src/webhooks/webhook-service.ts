@@ -20,7 +20,12 @@ import {
   SWEEP_BATCH_SIZE,
   type SweepResult,
 } from './subscription-sweep.ts';
-import type { DeliveryStatus, WebhookEvent, WebhooksDb } from './webhook-tables.ts';
+import {
+  type DeliveryStatus,
+  readSubscribedEvents,
+  type WebhookEvent,
+  type WebhooksDb,
+} from './webhook-tables.ts';
 
 /** Name of a subscription's signing secret in `tenant_secrets`. */
 export function webhookSecretName(webhookId: string): string {
@@ -159,7 +164,7 @@ function toWebhook(row: {
   return {
     id: row.id,
     url: row.url,
-    events: JSON.parse(row.events) as WebhookEvent[],
+    events: readSubscribedEvents(row.events),
     createdAt: iso(row.created_at) as string,
     disabledAt: iso(row.disabled_at),
     disabledReason: row.disabled_reason,

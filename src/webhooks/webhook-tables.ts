@@ -58,3 +58,20 @@ export const WEBHOOK_EVENTS = [
 ] as const;
 
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+
+/**
+ * A subscription's stored event list (`webhooks.events`, a JSON array of names): the names it holds
+ * that are events, none when it cannot be read (a hand edit of the row gone wrong). The outbox reads
+ * it inside the transaction that appends a session's events, so a JSON.parse failure there failed
+ * every task finish of the tenant's sessions; the list answered 500.
+ */
+export function readSubscribedEvents(text: string): WebhookEvent[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(value)) return [];
+  return value.filter((name): name is WebhookEvent => (WEBHOOK_EVENTS as readonly unknown[]).includes(name));
+}
