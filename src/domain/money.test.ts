@@ -15,6 +15,15 @@ describe('formatUsd', () => {
     assert.equal(formatUsd(-0.5), '-$0.5');
   });
 
+  test('writes the largest amounts out too: rounding to 15 digits does not make them Infinity', () => {
+    // 1.7976931348623157e308 to 15 digits is 1.79769313486232e308, past the largest double.
+    const largest = `$17976931348623157${'0'.repeat(292)}`;
+    assert.equal(formatUsd(Number.MAX_VALUE), largest);
+    assert.equal(formatUsd(Number.MAX_VALUE, 6), `${largest}.000000`);
+    assert.equal(formatUsd(-Number.MAX_VALUE), `-${largest}`);
+    assert.equal(formatUsd(1e308), `$1${'0'.repeat(308)}`);
+  });
+
   test('pads to the fraction digits asked for, and shows more rather than round a digit away', () => {
     assert.equal(formatUsd(1.5, 6), '$1.500000');
     assert.equal(formatUsd(0.010004, 6), '$0.010004');

@@ -15,7 +15,9 @@ const SIGNIFICANT_DIGITS = 15;
  */
 export function formatUsd(amount: number, minFractionDigits = 0): string {
   if (!Number.isFinite(amount)) return `$${amount}`;
-  const value = Number(amount.toPrecision(SIGNIFICANT_DIGITS));
+  // Rounded up past the largest double (from 1.797693134862315e308) it would be Infinity: as it is.
+  const rounded = Number(amount.toPrecision(SIGNIFICANT_DIGITS));
+  const value = Number.isFinite(rounded) ? rounded : amount;
   // The shortest digits that name the value, and where its decimal point goes.
   const [mantissa = '0', exponent = '0'] = Math.abs(value).toExponential().split('e');
   const digits = mantissa.replace('.', '');
