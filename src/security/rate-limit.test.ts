@@ -188,6 +188,14 @@ describe('rate limits', () => {
     assert.equal(clientNetwork('[2001:db8:1:2:aaaa::1]:443'), '2001:db8:1:2::/64');
     assert.equal(clientNetwork('[::ffff:203.0.113.9]:443'), '203.0.113.9');
     assert.equal(clientNetwork('[2001:db8::7]'), '2001:db8:0:0::/64');
+    // Without brackets: a port after an IPv4-mapped address (as IIS/ARR writes it), or after an
+    // IPv6 address that is no address with it (a fifth digit, a ninth group), is the connection's.
+    assert.equal(clientNetwork('::ffff:203.0.113.9:51234'), '203.0.113.9');
+    assert.equal(clientNetwork('2001:db8:1:2:aaaa::1:51234'), '2001:db8:1:2::/64');
+    assert.equal(clientNetwork('2001:db8:1:2:3:4:5:6:443'), '2001:db8:1:2::/64');
+    // An address as it stands keeps its last group, which no reading tells from a port.
+    assert.equal(clientNetwork('2001:db8::1:443'), '2001:db8:0:0::/64');
+    assert.equal(clientNetwork('1:2:3:4:5:6:7:8'), '1:2:3:4::/64');
   });
 
   test('an unreachable shared store falls back to per-process counters instead of failing', async () => {

@@ -3,7 +3,7 @@
 // process memory (one process owns the database); on PostgreSQL they live in the `rate_limits` table,
 // so every replica charges the same counters.
 import { createHash } from 'node:crypto';
-import { isIPv6 } from 'node:net';
+import { isIP, isIPv6 } from 'node:net';
 import type pg from 'pg';
 import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
 import type { z } from 'zod';
@@ -538,14 +538,18 @@ export function clientNetwork(ip: string): string {
 
 /**
  * `ip` without the port a proxy may forward with it (Azure Application Gateway writes
- * `X-Forwarded-For: 203.0.113.9:51234`, or `[2001:db8::1]:51234`): the port is the client
- * connection's, a new one with each connection, and a counter per port limited nothing.
+ * `X-Forwarded-For: 203.0.113.9:51234`, or `[2001:db8::1]:51234`; IIS/ARR `::ffff:203.0.113.9:51234`):
+ * the port is the client connection's, a new one with each connection, and a counter per port
+ * limited nothing. An address as it stands is kept whole (`::1`, `2001:db8::1:443`: no reading tells
+ * an IPv6 address's last group from a port without brackets); a string that is an address only
+ * without its last `:digits` (an IPv4 or IPv4-mapped address, a fifth digit, a ninth group) loses them.
  */
 function withoutPort(ip: string): string {
   const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(ip);
   if (bracketed) return bracketed[1] as string;
-  const ipv4 = /^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(ip);
-  return ipv4 ? (ipv4[1] as string) : ip;
+  if (isIP(ip) !== 0) return ip;
+  const withPort = /^(.+):\d{1,5}$/.exec(ip);
+  return withPort && isIP(withPort[1] as string) !== 0 ? (withPort[1] as string) : ip;
 }
 
 /** The eight hextets of an IPv6 address (with `::` expanded; a zone id dropped). */

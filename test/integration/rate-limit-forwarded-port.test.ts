@@ -34,6 +34,10 @@ test('a forwarded address with a port is limited as the address', async () => {
     assert.equal(await failedLogin('[2001:db8:1:2::5]:443'), 401);
     assert.equal(await failedLogin('[2001:db8:1:2::6]:444'), 429);
     assert.equal(await failedLogin('2001:db8:1:2::7'), 429);
+    // An IPv4-mapped address with a port, no brackets (IIS/ARR): the IPv4 address's budget.
+    assert.equal(await failedLogin('::ffff:203.0.113.9:50004'), 429);
+    // IPv6 without brackets, with a port of five digits (no address then): its /64's budget.
+    assert.equal(await failedLogin('2001:db8:1:2::8:50005'), 429);
     // Another client behind the same proxy keeps its own budget.
     assert.equal(await failedLogin('198.51.100.20:50003'), 401);
   } finally {
