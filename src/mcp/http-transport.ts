@@ -658,7 +658,12 @@ export async function mcpHttpPlugin(app: FastifyInstance, options: McpHttpPlugin
       return reply.code(400).type('application/json').send(EMPTY_BATCH_ANSWER);
     }
     if (request.method === 'POST' && !isJsonRpcBody(request.body)) {
-      return reply.code(400).type('application/json').send(INVALID_REQUEST_ANSWER);
+      // A request whose `_meta` is malformed is one all the same: -32602 naming it, with its id.
+      const malformed = Array.isArray(request.body) ? undefined : invalidParamsAnswer(request.body);
+      return reply
+        .code(400)
+        .type('application/json')
+        .send(malformed ?? INVALID_REQUEST_ANSWER);
     }
     const sessionId = readSessionId(request);
     const lastEventId = readLastEventId(request);

@@ -8,12 +8,14 @@ import {
   CallToolRequestSchema,
   ErrorCode,
   InitializeRequestSchema,
-  isJSONRPCRequest,
   type JSONRPCErrorResponse,
   ListResourcesRequestSchema,
   ListResourceTemplatesRequestSchema,
   ListToolsRequestSchema,
   ReadResourceRequestSchema,
+  type RequestId,
+  RequestIdSchema,
+  RequestSchema,
   SubscribeRequestSchema,
   UnsubscribeRequestSchema,
 } from '@modelcontextprotocol/sdk/types.js';
@@ -41,15 +43,29 @@ export function checkRequestParams(server: McpServer): void {
 }
 
 /**
- * The JSON-RPC error answering `message` when it is a request of a method MAOS serves whose params do
- * not have the shape the MCP specification gives it (-32602, VALIDATION_FAILED, every problem in
- * `data.details`); undefined for anything else.
+ * `message` as a JSON-RPC request (version 2.0, a method, an id), whatever its params hold; undefined
+ * when it is none. The SDK's message schema also checks the params every request has (`_meta`, its
+ * `progressToken`): a request failing only there is still one, whose id its answer must carry.
+ */
+function asRequest(message: unknown): { id: RequestId; method: string; params: unknown } | undefined {
+  if (typeof message !== 'object' || message === null || Array.isArray(message)) return undefined;
+  const { jsonrpc, id, method, params } = message as Record<string, unknown>;
+  const requestId = RequestIdSchema.safeParse(id);
+  if (jsonrpc !== '2.0' || typeof method !== 'string' || !requestId.success) return undefined;
+  return { id: requestId.data, method, params };
+}
+
+/**
+ * The JSON-RPC error answering `message` when it is a request whose params do not have the shape the
+ * MCP specification gives its method (one MAOS serves), or every request (`_meta`) (-32602,
+ * VALIDATION_FAILED, every problem in `data.details`); undefined for anything else.
  */
 export function invalidParamsAnswer(message: unknown): JSONRPCErrorResponse | undefined {
-  if (!isJSONRPCRequest(message)) return undefined;
-  const schema = REQUEST_SCHEMAS.get(message.method);
-  const parsed = schema?.safeParse({ method: message.method, params: message.params });
-  if (parsed === undefined || parsed.success) return undefined;
+  const request = asRequest(message);
+  if (request === undefined) return undefined;
+  const schema = REQUEST_SCHEMAS.get(request.method) ?? RequestSchema;
+  const parsed = schema.safeParse({ method: request.method, params: request.params });
+  if (parsed.success) return undefined;
   const details = parsed.error.issues.map((issue) => ({
     location: 'params',
     path: `/${issue.path
@@ -62,10 +78,10 @@ export function invalidParamsAnswer(message: unknown): JSONRPCErrorResponse | un
   const where = first && first.path !== '/' ? `${first.path.slice(1)}: ` : '';
   return {
     jsonrpc: '2.0',
-    id: message.id,
+    id: request.id,
     error: {
       code: ErrorCode.InvalidParams,
-      message: `VALIDATION_FAILED: Invalid params for ${message.method}${first ? `: ${where}${first.message}` : ''}`,
+      message: `VALIDATION_FAILED: Invalid params for ${request.method}${first ? `: ${where}${first.message}` : ''}`,
       data: { code: 'VALIDATION_FAILED', details },
     },
   };

@@ -2,12 +2,13 @@
 // backed either by a running MAOS server over REST or by an engine embedded in this process.
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { JSONRPCErrorResponse, JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { RoleDefinition } from '../agents/roles/role.ts';
 import type { Actor, SessionService } from '../engine/session-service.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { McpTelemetry } from '../observability/mcp-telemetry.ts';
 import { createFixedCaller } from './caller.ts';
+import { invalidParamsAnswer } from './request-params-check.ts';
 import { createMcpServer } from './server.ts';
 import { boundStdinLines, MAX_STDIN_LINE_BYTES } from './stdin-lines.ts';
 import type { SessionSteering } from './steering-tools.ts';
@@ -58,7 +59,7 @@ export async function startStdioServer(options: StdioServerOptions): Promise<Run
     transport.onclose = () => resolve();
   });
   await server.connect(transport);
-  answerUnreadableLines(server.server, transport, options.logger);
+  answerUnreadableLines(server.server, transport, lines, options.logger);
   // The SDK transport does not watch for end of input; a client that exits closes our stdin.
   const onEnd = () => void server.close();
   stdin.once('end', onEnd);
@@ -100,20 +101,47 @@ function answerTooLongLine(transport: StdioServerTransport, logger?: Logger): vo
 /**
  * A line on stdin that is not JSON (-32700 Parse error) or not a JSON-RPC message (-32600 Invalid
  * Request) is answered as JSON-RPC says, with `id: null`: the SDK transport skips it silently, and
- * a client (or a person typing) would wait for an answer that never comes.
+ * a client (or a person typing) would wait for an answer that never comes. A request the transport
+ * refuses only for its `_meta` (a progressToken null) is answered -32602 naming the problem, with its
+ * id, as other malformed params are (request-params-check.ts): the client can tell which request
+ * failed. `lines` (one line per chunk) says which line the transport is reading.
  */
-function answerUnreadableLines(server: Server, transport: StdioServerTransport, logger?: Logger): void {
+function answerUnreadableLines(
+  server: Server,
+  transport: StdioServerTransport,
+  lines: NodeJS.ReadableStream,
+  logger?: Logger,
+): void {
+  // Ahead of the transport's own listener, so this is the line it reads when it fails.
+  let lineRead: Buffer | undefined;
+  lines.prependListener('data', (line: Buffer) => {
+    lineRead = line;
+  });
   const previous = server.onerror;
   server.onerror = (error) => {
     previous?.(error);
     const code = error instanceof SyntaxError ? -32700 : error.name === 'ZodError' ? -32600 : undefined;
     if (code === undefined) return;
-    logger?.warn({ code }, 'MCP stdio: unreadable input line answered with an error');
+    const invalidParams = code === -32600 ? invalidParamsOf(lineRead) : undefined;
+    logger?.warn(
+      { code: invalidParams?.error.code ?? code },
+      'MCP stdio: unreadable input line answered with an error',
+    );
     const message =
       code === -32700 ? 'Parse error: the line is not JSON' : 'Invalid Request: not a JSON-RPC 2.0 message';
-    const answer = { jsonrpc: '2.0', id: null, error: { code, message } };
+    const answer = invalidParams ?? { jsonrpc: '2.0', id: null, error: { code, message } };
     transport.send(answer as unknown as JSONRPCMessage).catch(() => {
       // stdout is gone: the client went away.
     });
   };
+}
+
+/** The -32602 answer to `line` when it holds a request with malformed params (invalidParamsAnswer). */
+function invalidParamsOf(line: Buffer | undefined): JSONRPCErrorResponse | undefined {
+  if (line === undefined) return undefined;
+  try {
+    return invalidParamsAnswer(JSON.parse(line.toString('utf8')));
+  } catch {
+    return undefined;
+  }
 }

@@ -1,7 +1,10 @@
 // Tool calls with bad arguments or an unknown tool name get the same kind of answer as every other
 // MAOS tool error — `isError`, a text starting with the code, the details as JSON after it —
 // over /mcp and over stdio (`maos mcp`), never a bare SDK message without a code. Requests whose
-// params have the wrong shape are JSON-RPC -32602 with VALIDATION_FAILED, not -32603.
+// params have the wrong shape are JSON-RPC -32602 with VALIDATION_FAILED, not -32603; so are
+// requests whose `_meta` has the wrong shape (a progressToken null), answered with their id: they
+// were -32600 "not a JSON-RPC 2.0 message" with id null, which a stdio client cannot match to its
+// request, so it waited for an answer until its timeout.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -15,7 +18,7 @@ import {
   type ToolErrorView,
   toolErrorOf,
 } from '../fixtures/mcp-server.ts';
-import { initializeRequest, postMcp } from '../fixtures/mcp-wire.ts';
+import { initializeMcp, initializeRequest, postMcp } from '../fixtures/mcp-wire.ts';
 
 type ArgumentErrorView = ToolErrorView & {
   details?: Array<{ location: string; path: string; message: string }>;
@@ -65,9 +68,15 @@ async function checkArgumentErrors(client: Client): Promise<void> {
 }
 
 /** Sends a request as given (the client does not check params) and returns the JSON-RPC error. */
-async function requestFailing(client: Client, method: string, params: unknown): Promise<McpError> {
+async function requestFailing(
+  client: Client,
+  method: string,
+  params: unknown,
+  timeoutMs?: number,
+): Promise<McpError> {
   try {
-    await client.request({ method, params } as never, z.looseObject({}));
+    const options = timeoutMs === undefined ? {} : { timeout: timeoutMs };
+    await client.request({ method, params } as never, z.looseObject({}), options);
   } catch (error) {
     assert.ok(error instanceof McpError, String(error));
     return error;
@@ -116,6 +125,45 @@ describe('MCP tool calls with bad arguments', { timeout: 60_000 }, () => {
     t.after(() => client.close());
     await checkArgumentErrors(client);
     await checkMalformedParams(client);
+  });
+
+  test('a request whose _meta is malformed is -32602 naming it, with its id, over /mcp and over stdio', async (t) => {
+    const cases = [
+      [{ name: 'list_roles', arguments: {}, _meta: { progressToken: null } }, '/_meta/progressToken'],
+      [{ name: 'list_roles', arguments: {}, _meta: { progressToken: 1.5 } }, '/_meta/progressToken'],
+      [{ _meta: 'trace me' }, '/_meta'],
+    ] as const;
+    const { sessionId, negotiated } = await initializeMcp(server.url, '2025-06-18');
+    const headers = { 'mcp-session-id': sessionId, 'mcp-protocol-version': negotiated };
+    for (const [index, [params, path]] of cases.entries()) {
+      const method = path === '/_meta' ? 'tools/list' : 'tools/call';
+      const response = await postMcp(server.url, { jsonrpc: '2.0', id: 30 + index, method, params }, headers);
+      assert.equal(response.status, 400);
+      const answer = (await response.json()) as {
+        id: unknown;
+        error: { code: number; message: string; data: { code: string; details: Array<{ path: string }> } };
+      };
+      assert.equal(answer.id, 30 + index);
+      assert.equal(answer.error.code, -32602, answer.error.message);
+      assert.match(answer.error.message, new RegExp(`^VALIDATION_FAILED: Invalid params for ${method}: `));
+      assert.equal(answer.error.data.code, 'VALIDATION_FAILED');
+      assert.equal(answer.error.data.details[0]?.path, path);
+    }
+
+    const client = await connectRemoteStdioClient(server.url, 'maos-meta-test');
+    t.after(() => client.close());
+    for (const [params, path] of cases) {
+      const method = path === '/_meta' ? 'tools/list' : 'tools/call';
+      // Not the answer with id null, which the client cannot match: it waits until the timeout.
+      const error = await requestFailing(client, method, params, 10_000);
+      assert.equal(error.code, -32602, error.message);
+      const data = error.data as { code: string; details: Array<{ path: string }> };
+      assert.equal(data.code, 'VALIDATION_FAILED');
+      assert.equal(data.details[0]?.path, path);
+    }
+    // The connection is still good.
+    const roles = (await client.callTool({ name: 'list_roles', arguments: {} })) as CallToolResult;
+    assert.notEqual(roles.isError, true);
   });
 
   test('a malformed initialize over /mcp is -32602 naming the problem, and opens no session', async () => {
