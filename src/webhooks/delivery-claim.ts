@@ -43,9 +43,10 @@ export interface Claim {
 
 /**
  * Claims the first due delivery of each subscription that has none in flight (leased, lease not run
- * out), the longest waiting first (ties by id), up to `limit`: leases it to `owner` until
- * `at + leaseMs` and counts the attempt. A receiver that hangs holds one slot then, not every slot
- * its backlog would fill, and the other subscriptions' deliveries go out meanwhile.
+ * out), the longest waiting first (ties by id), up to `limit`: leases it to `owner` for `leaseMs`
+ * (from `at`; on PostgreSQL from the database server's now) and counts the attempt. A receiver that
+ * hangs holds one slot then, not every slot its backlog would fill, and the other subscriptions'
+ * deliveries go out meanwhile.
  *
  * The statement reads a few index entries per subscription with pending deliveries, never the
  * backlog behind them (migration 0031): `subs` steps through the subscriptions from one id to the
