@@ -170,6 +170,22 @@ export const sessionDetailSchema = sessionSummarySchema
   .meta({ id: 'Session' })
   .describe('A session with its plan, tasks and agents.');
 
+export const sessionOverviewSchema = sessionSummarySchema
+  .extend({
+    ...sessionControlSchema.shape,
+    plan: planSchema.nullable(),
+    agents: agentListSchema,
+  })
+  .meta({ id: 'SessionOverview' })
+  .describe(
+    'A session as its detail (`Session`) shows it without `tasks`: the same fields, the same values, in the same order.',
+  );
+
+/** The answer of `GET /v1/sessions/:id`: the detail, or without its tasks (`?tasks=none`). */
+export const sessionReadSchema = z
+  .union([sessionDetailSchema, sessionOverviewSchema])
+  .describe('`Session`; with `tasks=none`, `SessionOverview` (the same without `tasks`).');
+
 export const sessionPageSchema = z
   .object({
     items: z.array(sessionSummarySchema),
@@ -181,6 +197,12 @@ export const taskPageSchema = z
   .object({
     items: z.array(taskSchema),
     nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last.'),
+    planVersion: z
+      .number()
+      .int()
+      .describe(
+        'The session’s `planVersion` as the page was read (read before its tasks, which are at least that current). A page of a higher version than the pages before it follows a re-plan: one made at approval replaces the pending tasks, so read the tasks again from the start.',
+      ),
   })
   .meta({ id: 'TaskPage' });
 
@@ -229,6 +251,7 @@ export const roleDetailSchema = roleSchema
 
 export type SessionDto = z.infer<typeof sessionDetailSchema>;
 export type SessionSummaryDto = z.infer<typeof sessionSummarySchema>;
+export type SessionOverviewDto = z.infer<typeof sessionOverviewSchema>;
 export type TaskDto = z.infer<typeof taskSchema>;
 export type EventDto = z.infer<typeof eventSchema>;
 export type RoleDto = z.infer<typeof roleSchema>;
@@ -342,13 +365,30 @@ function buildSessionDto(session: SessionDetail): SessionDto {
     ...toSessionControlDto(session),
     plan: session.plan,
     tasks: session.tasks.map(toTaskDto),
-    agents: session.agents.map((agent) => ({
-      id: agent.id,
-      name: agent.name,
-      role: agent.role,
-      usage: toUsageDto(agent.usage),
-    })),
+    agents: toAgentDtos(session),
   };
+}
+
+/**
+ * A session as `GET /v1/sessions/:id?tasks=none` shows it: the detail without `tasks` (built from
+ * the same record, so every other field is the detail's).
+ */
+export function toSessionOverviewDto(session: SessionDetail): SessionOverviewDto {
+  return {
+    ...toSessionSummaryDto(session),
+    ...toSessionControlDto(session),
+    plan: session.plan,
+    agents: toAgentDtos(session),
+  };
+}
+
+function toAgentDtos(session: SessionDetail): SessionDto['agents'] {
+  return session.agents.map((agent) => ({
+    id: agent.id,
+    name: agent.name,
+    role: agent.role,
+    usage: toUsageDto(agent.usage),
+  }));
 }
 
 /** The last instant a four-digit RFC 3339 year can name. */

@@ -3,8 +3,15 @@ import { describe, test } from 'node:test';
 import { isResponseSerializationError } from 'fastify-type-provider-zod';
 import { safeEncode } from 'zod/v4/core';
 import type { SessionDetail, TaskRecord } from '../domain/types.ts';
-import { sessionDetailSchema, toSessionDto } from './dto.ts';
-import { createSessionDetailSerializer } from './session-serializer.ts';
+import {
+  sessionDetailSchema,
+  sessionOverviewSchema,
+  sessionReadSchema,
+  taskPageSchema,
+  toSessionDto,
+  toSessionOverviewDto,
+} from './dto.ts';
+import { createSessionDetailSerializer, withSessionDetailSerializer } from './session-serializer.ts';
 
 const usage = { inputTokens: 1, outputTokens: 2, cacheReadTokens: 0, costUsd: 0.5 };
 
@@ -120,6 +127,30 @@ describe('session detail serializer', () => {
       () => serialize({ ...dto, agents: [{ ...dto.agents[0], usage: undefined }] }),
       (error: unknown) => isResponseSerializationError(error),
     );
+  });
+});
+
+describe('the serializer compiler of session reads', () => {
+  test('the detail, with or without tasks, gets its serialiser; other schemas the given compiler', () => {
+    const compiled: unknown[] = [];
+    const compile = withSessionDetailSerializer<unknown>((route) => {
+      compiled.push(route.schema);
+      return (data) => `fallback:${JSON.stringify(safeEncode(route.schema as never, data as never).data)}`;
+    });
+    const route = { method: 'GET', url: '/v1/sessions/:id' };
+    const read = compile({ ...route, schema: sessionReadSchema });
+    // Built once, for the answers without tasks: the overview's schema, not the union.
+    assert.deepEqual(compiled, [sessionOverviewSchema]);
+    const detail = session([Object.freeze(task('a', []))]);
+    const dto = toSessionDto(detail);
+    assert.equal(read(dto), reference(dto), 'with tasks: the detail serialiser');
+    const overview = toSessionOverviewDto(detail);
+    const { tasks: _tasks, ...withoutTasks } = JSON.parse(reference(dto)) as Record<string, unknown>;
+    assert.equal(read(overview), `fallback:${JSON.stringify(withoutTasks)}`, 'without: the given compiler');
+    const plain = compile({ ...route, schema: sessionDetailSchema });
+    assert.equal(plain(dto), reference(dto));
+    compile({ ...route, schema: taskPageSchema });
+    assert.deepEqual(compiled, [sessionOverviewSchema, taskPageSchema]);
   });
 });
 

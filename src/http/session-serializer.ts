@@ -1,6 +1,7 @@
 // Response serialiser of the session detail (GET /v1/sessions/:id, the API's hottest read): the
 // same zod encoding as every other response, but finished sessions, which the engine serves as
 // frozen (immutable) objects, have their JSON (whole document, plan, tasks) encoded once and reused.
+// The same read without its tasks (`?tasks=none`, a few KB) is encoded as any other response.
 import { ResponseSerializationError } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
 import { safeEncode } from 'zod/v4/core';
@@ -9,6 +10,8 @@ import {
   planSchema,
   sessionControlSchema,
   sessionDetailSchema,
+  sessionOverviewSchema,
+  sessionReadSchema,
   sessionSummarySchema,
   taskSchema,
 } from './dto.ts';
@@ -21,12 +24,20 @@ const nullablePlanSchema = planSchema.nullable();
 
 /**
  * Wraps the zod serializer compiler: response schemas that are `sessionDetailSchema` itself get the
- * caching serialiser below, every other schema the given compiler.
+ * caching serialiser below, `sessionReadSchema` (the detail or, without `tasks`, its overview) that
+ * one for a document with tasks and the given compiler's for one without, every other schema the
+ * given compiler.
  */
 export function withSessionDetailSerializer<S>(fallback: SerializerCompiler<S>): SerializerCompiler<S> {
   return (routeSchema) => {
-    if ((routeSchema.schema as unknown) !== sessionDetailSchema) return fallback(routeSchema);
-    return createSessionDetailSerializer(routeSchema.method, routeSchema.url);
+    const schema = routeSchema.schema as unknown;
+    if (schema === sessionDetailSchema)
+      return createSessionDetailSerializer(routeSchema.method, routeSchema.url);
+    if (schema !== sessionReadSchema) return fallback(routeSchema);
+    const detail = createSessionDetailSerializer(routeSchema.method, routeSchema.url);
+    const overview = fallback({ ...routeSchema, schema: sessionOverviewSchema as unknown as S });
+    return (data) =>
+      typeof data === 'object' && data !== null && 'tasks' in data ? detail(data) : overview(data);
   };
 }
 

@@ -1,5 +1,6 @@
 // A session's tasks a page at a time, in plan order (GET /v1/sessions/:id/tasks): keyset pagination
-// on (position, id) over the index of migration 0034, so a page reads its own rows, not the session's.
+// on (position, id) over the index of migration 0034, so a page reads its own rows, not the session's;
+// optionally only the tasks of given ids (those a client's events named).
 import type { Kysely } from 'kysely';
 import type { TaskRecord } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -65,22 +66,39 @@ export function decodeTaskCursor(cursor: string): TaskPosition {
 export interface TaskPage {
   items: TaskRecord[];
   nextCursor: string | null;
+  /**
+   * The session's plan version as the read began (read before the tasks): the page's tasks are at
+   * least that current. A page of a higher version than the pages before it follows a re-plan,
+   * which may have replaced pending tasks already read.
+   */
+  planVersion: number;
+}
+
+/** What a page is asked for: its size, the cursor of the page before, and optionally which tasks. */
+export interface TaskPageQuery {
+  limit: number;
+  cursor?: string;
+  /** Only the tasks of these ids (of this session; ids of no such task are not on any page). */
+  ids?: readonly string[];
 }
 
 /**
- * `limit` tasks of the session after `cursor`, in plan order (position, then id); SESSION_NOT_FOUND
- * for a session of another tenant or none. Tasks a re-plan appends come after every task there was
- * (their positions are higher), so pages already read stay as they were.
+ * `limit` tasks of the session after `cursor`, in plan order (position, then id), only those of
+ * `ids` when given; SESSION_NOT_FOUND for a session of another tenant or none. Tasks a re-plan
+ * appends come after every task there was (their positions are higher), so pages already read stay
+ * as they were.
  */
 export async function listSessionTaskPage(
   db: Kysely<Database>,
   tenantId: string,
   sessionId: string,
-  query: { limit: number; cursor?: string },
+  query: TaskPageQuery,
 ): Promise<TaskPage> {
   const after = query.cursor === undefined ? undefined : decodeTaskCursor(query.cursor);
-  await getSessionRow(db, tenantId, sessionId);
-  const rows = await selectTaskPage(db, tenantId, sessionId, after, query.limit + 1).execute();
+  // Read before the tasks: a re-plan committed between the two reads shows in the tasks, not in the
+  // version, so a client comparing versions reads again rather than keeping replaced tasks.
+  const session = await getSessionRow(db, tenantId, sessionId);
+  const rows = await selectTaskPage(db, tenantId, sessionId, after, query.limit + 1, query.ids).execute();
   const page = rows.slice(0, query.limit);
   const dependsOn = await loadPageDependencyNames(
     db,
@@ -93,7 +111,7 @@ export async function listSessionTaskPage(
     rows.length > query.limit && last
       ? encodeTaskCursor({ position: Number(last.position), id: last.id })
       : null;
-  return { items, nextCursor };
+  return { items, nextCursor, planVersion: Number(session.plan_version) };
 }
 
 /**
@@ -102,7 +120,7 @@ export async function listSessionTaskPage(
  * of migration 0034 starting at the cursor. Spelt `position > … or (position = … and id > …)`, only
  * `session_id` bounded the index read: SQLite walked the session's index entries from its first task
  * on every page, PostgreSQL did as well (filtering each row) or read every task after the cursor and
- * sorted them, as its statistics led it.
+ * sorted them, as its statistics led it. `ids` narrows the range read to those tasks.
  */
 export function selectTaskPage(
   db: Kysely<Database>,
@@ -110,12 +128,14 @@ export function selectTaskPage(
   sessionId: string,
   after: TaskPosition | undefined,
   limit: number,
+  ids?: readonly string[],
 ) {
   let select = db
     .selectFrom('tasks')
     .selectAll()
     .where('session_id', '=', sessionId)
     .where('tenant_id', '=', tenantId);
+  if (ids !== undefined) select = select.where('id', 'in', ids.length > 0 ? [...ids] : ['']);
   if (after) {
     select = select.where((eb) => eb(eb.refTuple('position', 'id'), '>', eb.tuple(after.position, after.id)));
   }

@@ -233,6 +233,12 @@ async function runScenario(t: TestContext, store: (typeof CONFORMANCE_STORES)[nu
   expectStatus(await api.call('GET', `${tasks}?limit=1&cursor=${taskCursor}`), 200);
   expectStatus(await api.call('GET', `${tasks}?cursor=bad`), 400, 'INVALID_CURSOR');
   expectStatus(await api.call('GET', `/v1/sessions/${MISSING_ID}/tasks`), 404, 'SESSION_NOT_FOUND');
+  const someTask = (firstTasks.body as { items: Array<{ id: string }> }).items[0]?.id;
+  assert.ok(someTask, 'a task to read by id');
+  expectStatus(await api.call('GET', `${tasks}?ids=${someTask},${MISSING_ID}`), 200);
+  expectStatus(await api.call('GET', `${tasks}?ids=${someTask};x`), 400, 'VALIDATION_FAILED');
+  expectStatus(await api.call('GET', `/v1/sessions/${approveId}?tasks=none`), 200);
+  expectStatus(await api.call('GET', `/v1/sessions/${approveId}?tasks=all`), 200);
 
   // Events: JSON pages both ways, SSE, and the per-tenant stream cap.
   const events = `/v1/sessions/${approveId}/events`;

@@ -1,4 +1,5 @@
-// /v1/sessions: submit (idempotent), list, show, cancel, retry and delete sessions.
+// /v1/sessions: submit (idempotent), list, show (with its tasks, or without them), cancel, retry and
+// delete sessions.
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -10,7 +11,14 @@ import {
 } from '../../domain/session-input.ts';
 import { SESSION_STATUSES } from '../../domain/types.ts';
 import type { SessionService } from '../../engine/session-service.ts';
-import { sessionDetailSchema, sessionPageSchema, toSessionDto, toSessionSummaryDto } from '../dto.ts';
+import {
+  sessionDetailSchema,
+  sessionPageSchema,
+  sessionReadSchema,
+  toSessionDto,
+  toSessionOverviewDto,
+  toSessionSummaryDto,
+} from '../dto.ts';
 import { createLimitSchema, cursorSchema, sessionIdParamsSchema, storedIdSchema } from '../params.ts';
 import { problemResponses } from '../problem.ts';
 
@@ -105,13 +113,29 @@ export function registerSessionRoutes(app: FastifyInstance, options: SessionRout
         operationId: 'getSession',
         summary: 'Show a session',
         description:
-          'The session with its plan, tasks and their states, timings and usage. Every task is embedded with its result; `GET /v1/sessions/{id}/tasks` pages them instead, for a session whose detail would be large.',
+          'The session with its plan, tasks and their states, timings and usage. Every task is embedded with its result (`Session`). With `tasks=none` the answer is the same document without `tasks` (`SessionOverview`: no task results, which are most of a large session’s detail); `GET /v1/sessions/{id}/tasks` pages the tasks, or reads those of some ids. A client following a running session reads `?tasks=none` after its events, and only the tasks the events named.',
         tags: ['sessions'],
         params: sessionIdParamsSchema,
-        response: { 200: sessionDetailSchema, ...problemResponses(400, 401, 403, 404, 429) },
+        querystring: z.strictObject({
+          tasks: z
+            .enum(['all', 'none'])
+            .default('all')
+            .describe(
+              '`all` (the default): every task with its result, in `tasks`. `none`: no `tasks` field; every other field as with `all`.',
+            ),
+        }),
+        response: {
+          // Not `.describe()`d here: that makes a new schema, which the detail's cached serialiser
+          // (session-serializer.ts) would not know.
+          200: sessionReadSchema,
+          ...problemResponses(400, 401, 403, 404, 429),
+        },
       },
     },
-    async (request) => toSessionDto(await service.getSession(request.actor, request.params.id)),
+    async (request) => {
+      const session = await service.getSession(request.actor, request.params.id);
+      return request.query.tasks === 'none' ? toSessionOverviewDto(session) : toSessionDto(session);
+    },
   );
 
   typed.post(
