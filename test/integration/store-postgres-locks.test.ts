@@ -12,13 +12,7 @@ import { createDatabase, type DatabaseHandle } from '../../src/store/db.ts';
 import { lockSessions } from '../../src/store/session-locks.ts';
 import { claimReadyTasks } from '../../src/store/task-store.ts';
 import { createWriteQueue } from '../../src/store/write-queue.ts';
-import { createTestDatabase, type TestDatabase } from '../fixtures/postgres.ts';
-
-/** A lock wait past lock_timeout (55P03): the store reports it as STORE_UNAVAILABLE, the SQLSTATE on its cause. */
-function isLockTimeout(error: unknown): boolean {
-  const cause = (error as { cause?: unknown }).cause ?? error;
-  return (cause as { code?: string }).code === '55P03';
-}
+import { createTestDatabase, isLockTimeout, type TestDatabase } from '../fixtures/postgres.ts';
 
 /** Runs `statement` with a short lock_timeout on its own connection: true if it got its locks. */
 async function locksWithin(handle: DatabaseHandle, statement: string, ids: string[]): Promise<boolean> {

@@ -20,14 +20,8 @@ import { migrateToLatest } from '../../src/store/migrate.ts';
 import { MIGRATIONS } from '../../src/store/migrations/index.ts';
 import { newSessionRow, newTaskRow } from '../../src/store/rows.ts';
 import type { Database } from '../../src/store/schema.ts';
-import { createTestDatabase } from '../fixtures/postgres.ts';
+import { createTestDatabase, isLockTimeout } from '../fixtures/postgres.ts';
 import { STORE_BACKENDS } from '../fixtures/store-backends.ts';
-
-/** A lock wait past lock_timeout (55P03): the store reports it as STORE_UNAVAILABLE, the SQLSTATE on its cause. */
-function isLockTimeout(error: unknown): boolean {
-  const cause = (error as { cause?: unknown }).cause ?? error;
-  return (cause as { code?: string }).code === '55P03';
-}
 
 const DAY1 = Date.parse('2026-03-09T00:00:00Z');
 const DAY2 = DAY1 + 86_400_000;
