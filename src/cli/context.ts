@@ -46,9 +46,28 @@ export interface CliContext {
   dispose(): void;
 }
 
+/**
+ * The options of `command` and of the commands above it, the one given nearest the command winning:
+ * `maos --server A sessions list --server B` goes to B, as a later option overrides an earlier one
+ * (a wrapper or shell alias that puts a default `--server` before the command). commander's
+ * optsWithGlobals lets the root's win, so such a command went to the wrapper's server. A default
+ * value counts only where no command level was given the option.
+ */
+export function nearestOptions<T extends object>(command: Command): T {
+  const given: Record<string, unknown> = {};
+  const defaults: Record<string, unknown> = {};
+  for (let level: Command | null = command; level; level = level.parent) {
+    for (const [key, value] of Object.entries(level.opts())) {
+      const into = level.getOptionValueSource(key) === 'default' ? defaults : given;
+      if (value !== undefined && !Object.hasOwn(into, key)) into[key] = value;
+    }
+  }
+  return { ...defaults, ...given } as T;
+}
+
 /** Builds the context for the command being run. */
 export function createContext(command: Command, io: CliIo): CliContext {
-  const globals = command.optsWithGlobals<GlobalOptions>();
+  const globals = nearestOptions<GlobalOptions>(command);
   const json = globals.json === true;
   const color = !json && io.stdout.isTTY === true && !io.env.noColor;
   const out = createOutput({ json, color, stdout: io.stdout, stderr: io.stderr });

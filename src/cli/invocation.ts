@@ -2,6 +2,7 @@
 import { basename, delimiter, dirname, isAbsolute, sep } from 'node:path';
 import type { Command } from 'commander';
 import type { ClientEnv } from '../config/client-env.ts';
+import { nearestOptions } from './context.ts';
 
 /** A word for a POSIX shell: as it is when plain, else single-quoted. */
 export function shellWord(value: string): string {
@@ -14,7 +15,7 @@ export function shellWord(value: string): string {
  * up in the terminal's scrollback; the printed command then needs it again, or MAOS_TOKEN.
  */
 export function connectionFlags(command: Command): string {
-  const { server, credentials } = command.optsWithGlobals<{ server?: string; credentials?: string }>();
+  const { server, credentials } = nearestOptions<{ server?: string; credentials?: string }>(command);
   return (
     (server === undefined ? '' : ` --server ${shellWord(server)}`) +
     (credentials === undefined ? '' : ` --credentials ${shellWord(credentials)}`)

@@ -8,6 +8,7 @@ import {
   CREDENTIALS_OPTION_HELP,
   createContext,
   DEFAULT_SERVER,
+  nearestOptions,
 } from './context.ts';
 import { CliError, EXIT, toCliError } from './exit-codes.ts';
 import { createOutput } from './output.ts';
@@ -94,7 +95,7 @@ export async function createProgram(io: CliIo, act: ActionFactory, only?: string
       }
       // Likewise an empty --credentials: a command reading its token from there ran without one
       // (the file named '' cannot be read), and login or logout had no file to write.
-      const credentials = command.optsWithGlobals<{ credentials?: unknown }>().credentials;
+      const credentials = nearestOptions<{ credentials?: unknown }>(command).credentials;
       if (typeof credentials === 'string' && credentials.trim() === '') {
         throw new CliError('USAGE', '--credentials must not be empty', EXIT.USAGE);
       }

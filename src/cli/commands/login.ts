@@ -8,7 +8,13 @@ import { writeFileDurablySync } from '../../store/durable-file.ts';
 import { syncDirectorySync } from '../../store/sync-directory.ts';
 import { ApiProblemError, createApiClient } from '../client.ts';
 import { withoutBearerPrefix } from '../client-errors.ts';
-import { type ActionFactory, addCommonOptions, type CliContext, DEFAULT_SERVER } from '../context.ts';
+import {
+  type ActionFactory,
+  addCommonOptions,
+  type CliContext,
+  DEFAULT_SERVER,
+  nearestOptions,
+} from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { acquireFileLock, type FileLock, FileLockTimeoutError } from '../file-lock.ts';
 
@@ -220,7 +226,7 @@ function credentialsFile(ctx: CliContext): string {
 }
 
 async function runLogin(ctx: CliContext, command: Command): Promise<number> {
-  const options = command.optsWithGlobals<LoginOptions>();
+  const options = nearestOptions<LoginOptions>(command);
   const server = options.server ?? ctx.server ?? DEFAULT_SERVER;
   const path = credentialsFile(ctx);
   // Prefer stdin over a flag: flags end up in shell history and process listings.
@@ -297,7 +303,7 @@ async function answersWithoutCredential(server: string): Promise<boolean> {
 }
 
 async function runLogout(ctx: CliContext, command: Command): Promise<number> {
-  const options = command.optsWithGlobals<LoginOptions>();
+  const options = nearestOptions<LoginOptions>(command);
   const server = serverKey(options.server ?? ctx.server ?? DEFAULT_SERVER);
   const path = credentialsFile(ctx);
   let existed = false;

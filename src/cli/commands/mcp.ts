@@ -13,7 +13,7 @@ import { createLogger, type Logger } from '../../observability/logger.ts';
 import { startMcpProxyTelemetry } from '../../observability/mcp-proxy-telemetry.ts';
 import { INTERNAL_PRINCIPALS } from '../../security/principal.ts';
 import { VERSION } from '../../version.ts';
-import { type ActionFactory, type CliContext, CREDENTIALS_OPTION_HELP } from '../context.ts';
+import { type ActionFactory, type CliContext, CREDENTIALS_OPTION_HELP, nearestOptions } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { assertCleanStop } from '../shutdown-outcome.ts';
 import { readStoredToken } from './login.ts';
@@ -63,7 +63,7 @@ export function registerMcpCommand(program: Command, act?: ActionFactory): void 
 }
 
 async function runMcp(_ctx: CliContext | undefined, command: Command): Promise<number> {
-  const options = command.optsWithGlobals<McpOptions>();
+  const options = nearestOptions<McpOptions>(command);
   const env = readClientEnv();
   const server = options.server ?? env.server;
   const token = options.token ?? env.token;

@@ -25,7 +25,7 @@ import { resolveSqlitePath } from '../../store/db.ts';
 import { VERSION } from '../../version.ts';
 import { normaliseBaseUrl } from '../client.ts';
 import { withoutBearerPrefix } from '../client-errors.ts';
-import { type ActionFactory, type CliContext, CREDENTIALS_OPTION_HELP } from '../context.ts';
+import { type ActionFactory, type CliContext, CREDENTIALS_OPTION_HELP, nearestOptions } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { connectHostFor, urlHost } from '../loopback-address.mjs';
 import { runDoctor } from '../ops/doctor-checks.ts';
@@ -104,7 +104,7 @@ function outputError(output: string, error: unknown): CliError {
 }
 
 async function runSupportBundle(ctx: CliContext, command: Command): Promise<number> {
-  const flags = command.optsWithGlobals<BundleFlags>();
+  const flags = nearestOptions<BundleFlags>(command);
   const clientEnv = readClientEnv();
   const now = new Date();
   const output = flags.output ?? `maos-support-${stamp(now)}.tar.gz`;
