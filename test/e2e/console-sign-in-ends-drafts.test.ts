@@ -39,10 +39,18 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
     for (const cleanup of cleanups.reverse()) await cleanup();
   });
 
+  /** Opens the console at `hash` in a tab that has kept nothing (no sign-in, no drafts). */
+  async function openCleared(hash: string): Promise<void> {
+    await page.goto(`${server.url}/console/${hash}`);
+    await page.evaluate(() => sessionStorage.clear());
+    await page.reload();
+  }
+  /** Signs in with `key` and waits until the page read who signed in (GET /v1/me): the drafts are back then. */
   async function signIn(key: string): Promise<void> {
     await page.getByLabel('API key or access token').fill(key);
     await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.locator('#account-state').waitFor();
+    await page.locator('#account-who').waitFor({ state: 'attached' });
   }
   /** Revokes `id` (as the admin): the next call of the page with it is answered 401. */
   async function revoke(id: string): Promise<void> {
@@ -51,10 +59,6 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
       headers: { authorization: `Bearer ${admin}` },
     });
     assert.equal(revoked.status, 200);
-  }
-  /** Waits until the page read who signed in (GET /v1/me), after which the drafts are back. */
-  async function callerRead(): Promise<void> {
-    await page.locator('#account-who').waitFor({ state: 'attached' });
   }
   /** The drafts kept in the tab's storage, by storage key. */
   async function draftItems(): Promise<Record<string, string>> {
@@ -83,7 +87,6 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
     const first = await operatorKey();
     await page.goto(`${server.url}/console/`);
     await signIn(first.key);
-    await callerRead();
     await page.getByLabel('Objective').fill('Survey the market\nwith care');
     await page.getByLabel('Max tokens').fill('5000');
     await revoke(first.id);
@@ -92,7 +95,6 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
 
     await reinstate(first.id);
     await signIn(first.key);
-    await callerRead();
     assert.equal(await page.getByLabel('Objective').inputValue(), 'Survey the market\nwith care');
     assert.equal(await page.getByLabel('Max tokens').inputValue(), '5000');
     // Sent as typed: one session with that objective and budget.
@@ -119,11 +121,8 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
     });
     assert.equal(created.status, 201);
     const key = await operatorKey();
-    await page.goto(`${server.url}/console/#/sessions/${created.body.id}`);
-    await page.evaluate(() => sessionStorage.clear());
-    await page.reload();
+    await openCleared(`#/sessions/${created.body.id}`);
     await signIn(key.key);
-    await callerRead();
     await waitForStatus(page, 'running');
     await page.getByLabel('Message to the orchestrator').fill('Focus on the second source');
     await revoke(key.id);
@@ -136,7 +135,6 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
 
     await reinstate(key.id);
     await signIn(key.key);
-    await callerRead();
     await waitForStatus(page, 'running');
     assert.equal(
       await page.getByLabel('Message to the orchestrator').inputValue(),
@@ -158,11 +156,8 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
     const id = created.body.id;
     const key = await operatorKey();
     await page.goto(`${server.url}/console/`);
-    await page.goto(`${server.url}/console/#/sessions/${id}`);
-    await page.evaluate(() => sessionStorage.clear());
-    await page.reload();
+    await openCleared(`#/sessions/${id}`);
     await signIn(key.key);
-    await callerRead();
     await waitForStatus(page, 'awaiting_approval');
     const editor = page.getByLabel('Edited plan (JSON)');
     await page.waitForFunction(() => {
@@ -183,7 +178,6 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
 
     await reinstate(key.id);
     await signIn(key.key);
-    await callerRead();
     await waitForStatus(page, 'awaiting_approval');
     await page.waitForFunction(
       () => (document.getElementById('plan-editor') as HTMLTextAreaElement | null)?.value,
@@ -205,11 +199,8 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
       body: { objective: 'Leave my plan', approval: 'required' },
     });
     const other = await operatorKey();
-    await page.goto(`${server.url}/console/#/sessions/${second.body.id}`);
-    await page.evaluate(() => sessionStorage.clear());
-    await page.reload();
+    await openCleared(`#/sessions/${second.body.id}`);
     await signIn(other.key);
-    await callerRead();
     await waitForStatus(page, 'awaiting_approval');
     await page.getByLabel('Message to the orchestrator').fill('typed');
     await revoke(other.id);
@@ -228,24 +219,19 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
   });
 
   test("another tenant's sign-in does not get them, nor a sign-in after Sign out", async () => {
-    await page.goto(`${server.url}/console/#/sessions`);
-    await page.evaluate(() => sessionStorage.clear());
-    await page.reload();
+    await openCleared('#/sessions');
     const first = await operatorKey();
     await signIn(first.key);
-    await callerRead();
     await page.getByLabel('Objective').fill('Only for this tenant');
     await revoke(first.id);
     await page.getByRole('button', { name: 'Refresh' }).click();
     await page.getByText('API key revoked').waitFor();
     await signIn((await operatorKey('another-tenant')).key);
-    await callerRead();
     assert.equal(await page.getByLabel('Objective').inputValue(), '');
 
     await page.getByLabel('Objective').fill('Typed before signing out');
     await page.getByRole('button', { name: 'Sign out' }).click();
     await signIn((await operatorKey('another-tenant')).key);
-    await callerRead();
     assert.equal(await page.getByLabel('Objective').inputValue(), '');
     // What the other tenant's person typed is gone; the first key's draft stays its own.
     assert.deepEqual(Object.keys(await draftItems()), [
@@ -254,9 +240,7 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
   });
 
   test('a secret shown once is not kept with them: only the text typed is', async () => {
-    await page.goto(`${server.url}/console/#/keys`);
-    await page.evaluate(() => sessionStorage.clear());
-    await page.reload();
+    await openCleared('#/keys');
     const db = server.app.database.db as unknown as SecurityDb;
     const keyAdmin = await createApiKey(db, {
       tenantId: TENANT,
@@ -265,7 +249,6 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
       createdBy: 'test',
     });
     await signIn(keyAdmin.key);
-    await callerRead();
     await page.getByLabel('Name', { exact: true }).fill('ci-runner');
     await page.getByRole('button', { name: 'Create key' }).click();
     const secret = await page.locator('#key-secret').inputValue();
@@ -279,18 +262,14 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
 
     await reinstate(keyAdmin.info.id);
     await signIn(keyAdmin.key);
-    await callerRead();
     assert.equal(await page.getByLabel('Name', { exact: true }).inputValue(), 'second key');
     assert.equal(await page.locator('#key-secret').count(), 0);
   });
 
   test("another person of the tenant (another key) gets neither theirs nor a draft kept by an older console; each person's Sign out forgets only theirs", async () => {
-    await page.goto(`${server.url}/console/#/sessions`);
-    await page.evaluate(() => sessionStorage.clear());
-    await page.reload();
+    await openCleared('#/sessions');
     const first = await operatorKey();
     await signIn(first.key);
-    await callerRead();
     await page.getByLabel('Objective').fill('What the first person typed');
     await revoke(first.id);
     await page.getByRole('button', { name: 'Refresh' }).click();
@@ -299,7 +278,6 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
     // Another person signs in to the same tenant in this tab: an empty form, theirs to type in.
     const second = await operatorKey();
     await signIn(second.key);
-    await callerRead();
     assert.equal(await page.getByLabel('Objective').inputValue(), '');
     await page.getByLabel('Objective').fill('What the second person typed');
     await revoke(second.id);
@@ -309,7 +287,6 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
     // Each person gets their own back, the first's still kept while the second worked.
     await reinstate(first.id);
     await signIn(first.key);
-    await callerRead();
     assert.equal(await page.getByLabel('Objective').inputValue(), 'What the first person typed');
     // Sign out forgets the first person's drafts, not the second's.
     await page.getByLabel('Objective').fill('Typed by the first person before signing out');
@@ -318,7 +295,6 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
     assert.deepEqual(await keptFields(second.id), { 'new-objective': 'What the second person typed' });
     await reinstate(second.id);
     await signIn(second.key);
-    await callerRead();
     assert.equal(await page.getByLabel('Objective').inputValue(), 'What the second person typed');
     await page.getByRole('button', { name: 'Sign out' }).click();
     assert.deepEqual(await draftItems(), {});
@@ -340,7 +316,6 @@ describe('console: a sign-in that ends keeps what was typed', { timeout: 180_000
     );
     await page.reload();
     await signIn((await operatorKey()).key);
-    await callerRead();
     assert.equal(await page.getByLabel('Objective').inputValue(), '');
     assert.deepEqual(await draftItems(), {});
   });
