@@ -294,7 +294,24 @@ export const api = {
   quotas: ({ signal } = {}) => request('/v1/quotas', { signal }),
   createSession: (body, idempotencyKey) =>
     request('/v1/sessions', { method: 'POST', body, headers: { 'idempotency-key': idempotencyKey } }),
-  getSession: (id, { signal } = {}) => request(`/v1/sessions/${encodeURIComponent(id)}`, { signal }),
+  /** The session; with `tasks: 'none'`, without its tasks (`GET /v1/sessions/{id}?tasks=none`). */
+  getSession: (id, { signal, tasks } = {}) =>
+    request(`/v1/sessions/${encodeURIComponent(id)}${tasks ? `?${new URLSearchParams({ tasks })}` : ''}`, {
+      signal,
+    }),
+  /** A page of the session's tasks in plan order; with `ids`, of those tasks only. */
+  listSessionTasks: (id, { ids, cursor, limit = 100, signal } = {}) => {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (ids) query.set('ids', ids.join(','));
+    if (cursor) query.set('cursor', cursor);
+    return request(`/v1/sessions/${encodeURIComponent(id)}/tasks?${query}`, { signal });
+  },
+  /** A page of the session's event log, oldest first, or newest first with `order: 'desc'`. */
+  listEvents: (id, { order = 'asc', limit = 100, signal } = {}) =>
+    request(
+      `/v1/sessions/${encodeURIComponent(id)}/events?${new URLSearchParams({ order, limit: String(limit) })}`,
+      { signal },
+    ),
   listPlans: (id) => request(`/v1/sessions/${encodeURIComponent(id)}/plans`),
   approve: (id, plan) =>
     request(`/v1/sessions/${encodeURIComponent(id)}/approve`, {

@@ -1,7 +1,7 @@
 // One session: status and error (and the session it retries, or its retries), the plan's tasks
 // with their usage, live agent output and events (SSE over fetch), the result, the actions the API
 // offers and the plan versions.
-import { ApiError, api } from '../api.js';
+import { ApiError } from '../api.js';
 import {
   countOf,
   formatTime,
@@ -22,17 +22,10 @@ import { createSessionActions } from './session-actions.js';
 import { createResultPanel } from './session-result.js';
 import { ENDED, readRetries, renderRetriedAs } from './session-retries.js';
 import { createSessionRetry } from './session-retry.js';
+import { createTaskReads } from './session-task-reads.js';
 import { renderAgents, taskUsageCell } from './session-usage.js';
 import { noteOnSessionsList } from './sessions.js';
 
-/** Events after which the session document (status, tasks, usage) has changed. */
-const REFRESHING_EVENTS = new Set([
-  'session.status',
-  'task.status',
-  'task.result',
-  'session.finished',
-  'user.message',
-]);
 /** Why a short delay: a burst of events (a phase starting) becomes one read of the session. */
 const REFRESH_DELAY_MS = 150;
 /**
@@ -162,6 +155,8 @@ export function renderSession(root, id) {
   const result = createResultPanel();
   const live = createLiveEvents();
   const plans = createPlanVersions(id);
+  /** The reads of the session: after a burst, without its tasks and only those the events named. */
+  const taskReads = createTaskReads(id);
   let stream = null;
   let closed = false;
   let refreshTimer = null;
@@ -179,9 +174,9 @@ export function renderSession(root, id) {
   /**
    * Whether the read after a burst of events is on its way, and whether events came meanwhile. Why:
    * a burst starts no new read while the last one is on its way, only one more after it. A running
-   * session of hundreds of tasks sends bursts faster than its detail (every task with its result,
-   * megabytes) arrives over a slow link, and a read per burst piled up dozens of downloads at once,
-   * each slowing the others and the event stream.
+   * session of hundreds of tasks sends bursts faster than a read of it may arrive over a slow link
+   * (the tasks a phase started each come with their result when they end), and a read per burst
+   * piled up dozens of downloads at once, each slowing the others and the event stream.
    */
   let burstReading = false;
   let readAgain = false;
@@ -213,9 +208,9 @@ export function renderSession(root, id) {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), READ_TIMEOUT_MS);
     try {
-      let session;
+      let answer;
       try {
-        session = await api.getSession(id, { signal: controller.signal });
+        answer = await taskReads.read(controller.signal);
       } catch (error) {
         throw controller.signal.aborted ? readTimedOut() : error;
       } finally {
@@ -223,6 +218,8 @@ export function renderSession(root, id) {
       }
       if (closed || read < readShown) return;
       readShown = read;
+      answer.commit();
+      const { session } = answer;
       const first = shown === null;
       if (!first && session.status !== shown.status)
         statusNote.textContent = `Status: ${statusLabel(session.status)}.`;
@@ -237,6 +234,8 @@ export function renderSession(root, id) {
       result.show(session.result);
       actions.update(session);
       retry.update(session);
+      // Its tasks were read across a re-plan: read them all again.
+      if (answer.again) scheduleRefresh();
       if (session.planVersion !== lastPlanVersion) {
         lastPlanVersion = session.planVersion;
         // Not read: read again with the next read of the session, not only at the next version.
@@ -348,12 +347,20 @@ export function renderSession(root, id) {
 
   /** Whether the stream has been live before: a later `live` is a resumption. */
   let streamOpened = false;
-  refresh().then(() => {
+  /**
+   * The first read, after the newest event's seq is known: the events the stream replays on opening
+   * are in it, and ask for no read again.
+   */
+  async function firstRead() {
+    await taskReads.noteShownEvents(AbortSignal.timeout(READ_TIMEOUT_MS));
+    if (!closed) await refresh();
+  }
+  firstRead().then(() => {
     if (closed || missing) return;
     stream = followSessionEvents(id, {
       onEvent: (event) => {
         live.handleEvent(event);
-        if (REFRESHING_EVENTS.has(event.type)) scheduleRefresh();
+        if (taskReads.noteEvent(event)) scheduleRefresh();
       },
       onState: (state, error) => {
         if (state !== 'reconnecting') replaceChildren(streamProblem);
