@@ -275,6 +275,51 @@ const STATUS_OF_ERROR_NAME: Record<string, number> = {
   overloaded_error: 529,
 };
 
+/**
+ * What the provider said in an HTTP error answer. The provider package reads its own error shape
+ * (OpenAI's `{"error": {"message": …}}`, Anthropic's) into the message and `data`; a body of another
+ * shape leaves it the status text ("Bad Request"), which loses the provider's reason. Then it is read
+ * from the body (already redacted as it arrived, provider-error-redaction.ts): vLLM's flat
+ * `{"object": "error", "message": …}`, `{"error": "…"}` (Ollama, LM Studio), `{"detail": …}`
+ * (FastAPI-based servers, a text or its validation errors), or a body of plain text. An HTML page
+ * (a proxy's) or JSON naming no message keeps the status text.
+ */
+function providerMessageOf(error: APICallError): string {
+  if (error.data !== undefined) return error.message;
+  const body = error.responseBody?.trim();
+  if (!body) return error.message;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return body.startsWith('<') ? error.message : body;
+  }
+  return messageInBody(parsed, 0) ?? error.message;
+}
+
+/** The message a parsed error body names (providerMessageOf), looked for one level deep at most. */
+function messageInBody(value: unknown, depth: number): string | undefined {
+  if (typeof value === 'string') return value.trim() === '' ? undefined : value;
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || depth > 1) return undefined;
+  const { message, error, detail } = value as { message?: unknown; error?: unknown; detail?: unknown };
+  return (
+    messageInBody(message, depth + 1) ??
+    messageInBody(error, depth + 1) ??
+    (Array.isArray(detail) ? validationErrors(detail) : messageInBody(detail, depth + 1))
+  );
+}
+
+/** FastAPI's validation errors (`[{"loc": ["body", "x"], "msg": …}]`): "body.x: msg; …". */
+function validationErrors(items: unknown[]): string | undefined {
+  const said = items.flatMap((item) => {
+    if (typeof item !== 'object' || item === null) return [];
+    const { loc, msg } = item as { loc?: unknown; msg?: unknown };
+    if (typeof msg !== 'string') return [];
+    return [Array.isArray(loc) && loc.length > 0 ? `${loc.join('.')}: ${msg}` : msg];
+  });
+  return said.length === 0 ? undefined : said.join('; ');
+}
+
 function blockedPortFailure(error: unknown): ClassifiedFailure {
   const url = APICallError.isInstance(error) ? URL.parse(error.url) : null;
   const port = url === null ? undefined : fetchBlockedPort(url);
@@ -324,7 +369,7 @@ export function classifyProviderError(error: unknown): ClassifiedFailure {
       retryable: !answersNoCredit(error, early) && (RETRYABLE_STATUSES.has(status) || status >= 500),
       status,
       retryAfterMs: parseRetryAfter(error.responseHeaders),
-      detail: shorten(error.message),
+      detail: shorten(providerMessageOf(error)),
     };
   }
   const reported = classifyStreamError(reportOf(error));
