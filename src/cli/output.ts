@@ -61,13 +61,16 @@ export function createOutput(options: OutputOptions): Output {
   const stdout = options.stdout ?? process.stdout;
   const stderr = options.stderr ?? process.stderr;
   const paint = createPainter(options.color);
+  // Colour is decided by stdout; a stderr that is no terminal (`2> file`, a pipe) gets the notes
+  // painted with it as plain text, not with colour codes in the file.
+  const noteColors = options.color && (stderr as { isTTY?: boolean }).isTTY === true;
   return {
     json: options.json,
     color: options.color,
     paint,
     line: (text = '') => void stdout.write(`${text}\n`),
     write: (text) => void stdout.write(text),
-    note: (text) => void stderr.write(`${text}\n`),
+    note: (text) => void stderr.write(`${noteColors ? text : withoutColors(text)}\n`),
     printJson: (value) => void stdout.write(`${JSON.stringify(value, null, 2)}\n`),
     printJsonLine: (value) => void stdout.write(`${JSON.stringify(value)}\n`),
     drained: (signal) => drained(stdout, signal),
@@ -109,10 +112,15 @@ function createPainter(enabled: boolean): Painter {
   return painter;
 }
 
+/** `text` without its ANSI colour codes. */
+function withoutColors(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching ANSI escapes is the point.
+  return text.replace(/\u001b\[[0-9;]*m/g, '');
+}
+
 /** Width of text as shown, ignoring ANSI colour codes. */
 function visibleLength(text: string): number {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching ANSI escapes is the point.
-  return text.replace(/\u001b\[[0-9;]*m/g, '').length;
+  return withoutColors(text).length;
 }
 
 /** Renders rows as left-aligned columns under a header; the last column is not padded. */
