@@ -63,6 +63,39 @@ function stages(instructions: Instruction[]): Instruction[][] {
   return out;
 }
 
+/**
+ * Whether the build context leaves a file out, as Docker reads .dockerignore: each pattern matches
+ * a path relative to the context (`*` and `?` within a name, `**` any number of folders), a match on
+ * a folder leaves out all below it, `!` takes a match back, and the last matching line decides.
+ */
+function dockerignoreMatcher(patterns: string[]): (file: string) => boolean {
+  const rules = patterns.map((line) => {
+    const negated = line.startsWith('!');
+    const pattern = (negated ? line.slice(1) : line).trim().replace(/^\/+|\/+$/g, '');
+    let source = '';
+    for (let i = 0; i < pattern.length; i += 1) {
+      const char = pattern[i] as string;
+      if (pattern.startsWith('**/', i)) {
+        source += '(?:.*/)?';
+        i += 2;
+      } else if (pattern.startsWith('**', i)) {
+        source += '.*';
+        i += 1;
+      } else if (char === '*') source += '[^/]*';
+      else if (char === '?') source += '[^/]';
+      else source += char.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+    }
+    return { negated, regex: new RegExp(`^${source}$`) };
+  });
+  return (file) => {
+    const parts = file.split('/');
+    const paths = parts.map((_, index) => parts.slice(0, index + 1).join('/'));
+    let ignored = false;
+    for (const rule of rules) if (paths.some((path) => rule.regex.test(path))) ignored = !rule.negated;
+    return ignored;
+  };
+}
+
 function execForm(args: string): string[] {
   const parsed: unknown = JSON.parse(args);
   assert.ok(Array.isArray(parsed) && parsed.every((a) => typeof a === 'string'), `not exec form: ${args}`);
@@ -199,6 +232,29 @@ describe('Dockerfile', () => {
     for (const entry of ['.git', 'node_modules', '.toolchain', '.maos', '.env', 'test']) {
       assert.ok(dockerignore.includes(entry), `.dockerignore lists ${entry}`);
     }
+  });
+
+  test('no file of the tests reaches the image: what the COPY lines take, .dockerignore applied', () => {
+    const ignored = dockerignoreMatcher(dockerignore);
+    // The matcher itself: a pattern, its `**` and the folders below a matched one.
+    assert.ok(ignored('test/fixtures/server.ts') && ignored('src/a/b.test.ts') && ignored('.git/HEAD'));
+    assert.ok(!ignored('src/app.ts') && !ignored('web/console/latest-read.js'));
+    const runtime = stages(dockerfile).at(-1) as Instruction[];
+    const sources = runtime
+      .filter((i) => i.keyword === 'COPY' && !i.args.includes('--from='))
+      .flatMap((copy) =>
+        copy.args
+          .split(/\s+/)
+          .filter((part) => !part.startsWith('--'))
+          .slice(0, -1),
+      );
+    const tracked = spawnSync('git', ['ls-files', '-z', '--', ...sources], { encoding: 'utf8' });
+    assert.equal(tracked.status, 0, tracked.stderr);
+    const shipped = tracked.stdout.split('\0').filter((file) => file !== '' && !ignored(file));
+    assert.ok(shipped.includes('src/app.ts') && shipped.includes('bin/maos.js'), 'the sources are copied');
+    // Unit tests (*.test.ts) and the helpers only they import (*.test-support.ts, test-support.ts).
+    const testFiles = shipped.filter((file) => /(^|[/.-])test([.-]support)?\.[cm]?[jt]s$/.test(file));
+    assert.deepEqual(testFiles, []);
   });
 
   test('the healthcheck script exits 0 on a healthy server and 1 otherwise', async () => {
