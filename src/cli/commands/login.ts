@@ -10,8 +10,8 @@ import { ApiProblemError, createApiClient } from '../client.ts';
 import { withoutBearerPrefix } from '../client-errors.ts';
 import {
   type ActionFactory,
-  addCommonOptions,
   type CliContext,
+  CREDENTIALS_OPTION_HELP,
   DEFAULT_SERVER,
   nearestOptions,
 } from '../context.ts';
@@ -205,12 +205,22 @@ export function readStoredToken(server: string, path = defaultCredentialsPath())
 
 /** Registers `maos login` and `maos logout`. */
 export function registerLoginCommand(program: Command, act: ActionFactory): void {
-  // --credentials comes with the common options: the file written here is the one commands read.
-  addCommonOptions(program.command('login'), true)
+  // The common options, but login's --token is the credential to store (MAOS_TOKEN is not read:
+  // the token comes from stdin), and logout sends none: a --token there was accepted and ignored.
+  program
+    .command('login')
     .description('check a bearer token or API key against the server and store it for later commands')
+    .option('--server <url>', `MAOS server URL (env MAOS_SERVER; default ${DEFAULT_SERVER})`)
+    .option('--token <token>', 'the token or API key to check and store (default: read from stdin)')
+    .option('--credentials <file>', CREDENTIALS_OPTION_HELP)
+    .option('--json', 'machine-readable output')
     .action(act(runLogin));
-  addCommonOptions(program.command('logout'), true)
+  program
+    .command('logout')
     .description('forget the stored credential of the server')
+    .option('--server <url>', `MAOS server URL (env MAOS_SERVER; default ${DEFAULT_SERVER})`)
+    .option('--credentials <file>', CREDENTIALS_OPTION_HELP)
+    .option('--json', 'machine-readable output')
     .action(act(runLogout));
 }
 
