@@ -148,6 +148,33 @@ export function formatUsd(value) {
   return (amount === 0 || Math.abs(amount) >= 0.995 ? WHOLE_DOLLARS : CENTS_AND_LESS).format(amount);
 }
 
+/**
+ * "$0.0123 / $0.05": an amount spent against its limit, each as formatUsd writes it, unless both
+ * would then read the same while they differ ($0.010 / $0.010 for 0.010004 against 0.01: a budget
+ * crossed that seems only reached, or one not reached that seems so). Then both are written with
+ * the fewest decimals that tell them apart, as many for each: "$0.010004 / $0.010000". Rounding
+ * never puts one past the other (it keeps their order), it only makes them read alike; and a
+ * formatter writes one text for one rounded amount, so texts that differ stand for amounts that
+ * differ, in the same order.
+ */
+export function formatSpendOf(used, limit) {
+  const spent = Number(used ?? 0);
+  const cap = Number(limit ?? 0);
+  let shown = [formatUsd(spent), formatUsd(cap)];
+  if (spent === cap || !Number.isFinite(spent) || !Number.isFinite(cap)) return shown.join(' / ');
+  // Why up to 100: the most decimals Intl writes; any two amounts a budget names differ within them.
+  for (let decimals = 3; shown[0] === shown[1] && decimals <= 100; decimals += 1) {
+    const format = new Intl.NumberFormat(undefined, {
+      style: 'currency',
+      currency: 'USD',
+      minimumFractionDigits: decimals,
+      maximumFractionDigits: decimals,
+    });
+    shown = [format.format(spent), format.format(cap)];
+  }
+  return shown.join(' / ');
+}
+
 /** "1,234 tokens · $0.0123" from a usage object. */
 export function formatUsage(usage) {
   if (!usage) return '—';

@@ -4,9 +4,9 @@
 import { ApiError } from '../api.js';
 import {
   countOf,
+  formatSpendOf,
   formatTime,
   formatUsage,
-  formatUsd,
   h,
   isolate,
   replaceChildren,
@@ -55,8 +55,7 @@ function describeBudget(budget, deadline) {
   const limits = [];
   if (budget.maxTokens !== null)
     limits.push(`${budget.usedTokens.toLocaleString()} / ${countOf(budget.maxTokens, 'token')}`);
-  if (budget.maxCostUsd !== null)
-    limits.push(`${formatUsd(budget.usedCostUsd)} / ${formatUsd(budget.maxCostUsd)}`);
+  if (budget.maxCostUsd !== null) limits.push(formatSpendOf(budget.usedCostUsd, budget.maxCostUsd));
   if (budget.deadlineSeconds !== null) {
     // When it passes, not only how long it is: it counts from submission, approval wait included.
     limits.push(`deadline ${budget.deadlineSeconds} s${deadline ? ` (at ${formatTime(deadline)})` : ''}`);
