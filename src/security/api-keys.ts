@@ -301,13 +301,30 @@ function invalid(reason: string): AppError {
   return new AppError('INVALID_TOKEN', reason, { details: { reason } });
 }
 
+/**
+ * A key's stored roles (a JSON array of role names): those that are roles, none when they cannot be
+ * read (a hand edit of the row gone wrong), so such a key grants nothing. JSON.parse made every
+ * request with the key, and the tenant's key list, a 500.
+ */
+function readStoredRoles(text: string): RoleName[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  return Array.isArray(value)
+    ? value.filter((role): role is RoleName => typeof role === 'string' && isRoleName(role))
+    : [];
+}
+
 function toInfo(row: ApiKeysTable): ApiKeyInfo {
   return {
     id: row.id,
     tenantId: row.tenant_id,
     name: row.name,
     prefix: row.prefix,
-    roles: JSON.parse(row.roles) as RoleName[],
+    roles: readStoredRoles(row.roles),
     createdAt: row.created_at,
     createdBy: row.created_by,
     expiresAt: row.expires_at,
