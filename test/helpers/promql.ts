@@ -77,6 +77,36 @@ export function dashboardExpressions(): Array<{ where: string; expr: string }> {
     });
 }
 
+/** A query variable of a shipped dashboard (`job`, `namespace`). */
+export interface DashboardVariable {
+  name: string;
+  includeAll?: boolean;
+  allValue?: string;
+}
+
+/** The templating variables of every shipped dashboard, with the file each is in. */
+export function dashboardVariables(): Array<{ file: string; variable: DashboardVariable }> {
+  return readdirSync(dashboardsDir)
+    .filter((name) => name.endsWith('.json'))
+    .flatMap((file) => {
+      const dashboard = JSON.parse(readFileSync(join(dashboardsDir, file), 'utf8')) as {
+        templating: { list: DashboardVariable[] };
+      };
+      return dashboard.templating.list.map((variable) => ({ file, variable }));
+    });
+}
+
+/**
+ * What Grafana puts for `$name` in a Prometheus query when the variable's All is selected (its
+ * default with includeAll): the custom allValue when the dashboard sets one, otherwise every value
+ * the variable's query found, regex-escaped for a PromQL string (`a\\.b`), as `(a|b)`.
+ */
+export function grafanaAllValue(variable: DashboardVariable, values: string[]): string {
+  if (variable.allValue !== undefined) return variable.allValue;
+  const escaped = values.map((value) => value.replace(/[\\^$*+?.()|[\]{}]/g, '\\\\$&'));
+  return `(${escaped.join('|')})`;
+}
+
 /** Names defined by `record:` rules in deploy/prometheus/rules. */
 export function recordedNames(): Set<string> {
   const dir = join(root, 'deploy/prometheus/rules');

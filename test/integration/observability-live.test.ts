@@ -18,7 +18,14 @@ import { renderChart } from '../fixtures/helm-chart.ts';
 import { at, CHART, type Doc, groupByKind, one } from '../fixtures/helm-manifests.ts';
 import { sampleOf } from '../fixtures/metrics-scrape.ts';
 import { requestJson, startTestServer, type TestServer, waitForSession } from '../fixtures/server.ts';
-import { dashboardExpressions, metricNamesIn, recordedNames, scrapeNames } from '../helpers/promql.ts';
+import {
+  dashboardExpressions,
+  dashboardVariables,
+  grafanaAllValue,
+  metricNamesIn,
+  recordedNames,
+  scrapeNames,
+} from '../helpers/promql.ts';
 import { requireBinary, runPromtool } from '../helpers/promtool.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -187,7 +194,13 @@ describe('observability of a live server', () => {
         stringifyYaml({
           global: { scrape_interval: '1s', evaluation_interval: '1s' },
           rule_files: [`${join(root, 'deploy/prometheus/rules')}/*.yml`],
-          scrape_configs: [composeScrapeJob(target), chartScrapeJob(target)],
+          // Prometheus itself, as the compose stack scrapes it: a target that is no MAOS and exports
+          // `up` and the process metrics the dashboards show too, as any service in a shared one.
+          scrape_configs: [
+            composeScrapeJob(target),
+            chartScrapeJob(target),
+            { job_name: 'prometheus', static_configs: [{ targets: [`127.0.0.1:${port}`] }] },
+          ],
         }),
       );
       let child: ChildProcess | undefined;
@@ -248,6 +261,36 @@ describe('observability of a live server', () => {
         assert.equal(await query(alertExpr('MaosInstancesAbsent')), undefined);
         const unhealthy = all.filter((rule) => rule.health === 'err');
         assert.deepEqual(unhealthy, [], 'no rule fails to evaluate');
+        // The dashboards as they open (All jobs, All namespaces) show the MAOS jobs only, those the
+        // job variable lists (by maos_build_info), never the other targets of the Prometheus.
+        await poll('the prometheus job scraped', () => query('process_cpu_seconds_total{job="prometheus"}'));
+        const maosJobs =
+          (await query('group by (job) (maos_build_info)'))?.map((s) => s.metric.job ?? '') ?? [];
+        assert.deepEqual(maosJobs.sort(), ['maos', 'orchestrator']);
+        const allValues = new Map<string, string>();
+        for (const { file, variable } of dashboardVariables()) {
+          if (variable.name !== 'job' && variable.name !== 'namespace') continue;
+          assert.equal(variable.includeAll, true, `${file}: ${variable.name} offers All`);
+          // No namespace label here (as in compose): the namespace variable finds no value.
+          const all = grafanaAllValue(variable, variable.name === 'job' ? maosJobs : []);
+          const previous = allValues.get(variable.name);
+          assert.ok(previous === undefined || previous === all, `${file}: ${variable.name} as elsewhere`);
+          allValues.set(variable.name, all);
+        }
+        const foreign: string[] = [];
+        for (const { where, expr } of dashboardExpressions()) {
+          const expanded = expr
+            .replaceAll('$__rate_interval', '5m')
+            .replaceAll('$job', allValues.get('job') ?? '')
+            .replaceAll('$namespace', allValues.get('namespace') ?? '');
+          for (const selector of expanded.match(/[A-Za-z_:][A-Za-z0-9_:]*\{[^}]*job=~[^}]*\}/g) ?? []) {
+            for (const sample of (await query(selector)) ?? []) {
+              if (!maosJobs.includes(sample.metric.job ?? ''))
+                foreign.push(`${where}: ${selector} → ${sample.metric.job}`);
+            }
+          }
+        }
+        assert.deepEqual(foreign, []);
       } catch (error) {
         throw new Error(`${String(error)}\nprometheus log:\n${log}`);
       } finally {
