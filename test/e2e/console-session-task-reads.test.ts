@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
-import { launchTestBrowser, type PageProblems } from '../fixtures/browser.ts';
+import { launchTestBrowser, type PageProblems, type TestBrowser } from '../fixtures/browser.ts';
 import { openSession, waitForStatus } from '../fixtures/console-session-page.ts';
 import { startLlmAppStack } from '../fixtures/llm-app.ts';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
@@ -59,6 +59,7 @@ describe('console: a session page reads only what changed', { timeout: 240_000 }
   let page: Page;
   let problems: PageProblems;
   let gate: string;
+  let browser: TestBrowser;
 
   before(async () => {
     gate = mkdtempSync(join(tmpdir(), 'maos-console-reads-'));
@@ -91,7 +92,7 @@ describe('console: a session page reads only what changed', { timeout: 240_000 }
       if (kind === 'synthesis') return { text: 'The answer' };
       return { text: `output of ${/Your task \(([^)]+)\)/.exec(request.promptText)?.[1]}` };
     });
-    const browser = await launchTestBrowser(t);
+    browser = await launchTestBrowser(t);
     ({ page, problems } = await browser.openPage());
   });
   after(async () => {
@@ -241,5 +242,36 @@ describe('console: a session page reads only what changed', { timeout: 240_000 }
     await page.locator('#tasks-table').waitFor();
     assert.deepEqual(await shown(page), live);
     assert.deepEqual(problems.messages, []);
+  });
+
+  test('a first read that failed is read again after the events the stream replays', async () => {
+    const created = await requestJson<{ id: string }>(`${url}/v1/sessions`, {
+      method: 'POST',
+      body: {
+        objective: 'A first read lost',
+        agents: [{ name: 'once', role: 'qa', task: 'once', runner: 'gated' }],
+      },
+    });
+    assert.equal(created.status, 201);
+    const id = created.body.id;
+    writeFileSync(join(gate, 'once'), '');
+    await waitForSession(url, id);
+    // Its own tab: the failed read is logged by the browser.
+    const { page: tab } = await browser.openPage();
+    // The first read of the session fails (the server out of reach for it, as while it restarts).
+    let failed = 0;
+    await tab.route(
+      (target) => target.pathname === `/v1/sessions/${id}`,
+      (route) => (failed++ === 0 ? route.abort('connectionfailed') : route.continue()),
+    );
+    await tab.goto(`${url}/console/#/sessions/${id}`);
+    await tab.getByRole('alert').filter({ hasText: 'Loading the session' }).waitFor();
+    // The stream replays the session's events (all of them older than the failed read): they bring
+    // the read that shows it, as a page whose first read went shows it.
+    await tab.locator('#stream-state', { hasText: 'ended' }).waitFor();
+    await tab.locator('#session-facts .badge[title="completed"]').waitFor({ timeout: 10_000 });
+    await tab.locator('#tasks-table tr[data-task="once"] .badge[title="succeeded"]').waitFor();
+    assert.equal(await tab.getByRole('alert').filter({ hasText: 'Loading the session' }).count(), 0);
+    await tab.close();
   });
 });

@@ -75,8 +75,8 @@ export function createTaskReads(id) {
   return {
     /**
      * Before the first read: the newest event's seq. Why: the stream replays the whole log on
-     * opening, and those events are in the first read already; each would otherwise count as a
-     * change, and the read after them would read nearly every task again.
+     * opening, and those events are in the first read already (once it is shown); each would
+     * otherwise count as a change, and the read after them would read nearly every task again.
      */
     async noteShownEvents(signal) {
       try {
@@ -89,7 +89,11 @@ export function createTaskReads(id) {
     },
 
     noteEvent(event) {
-      if (!CHANGING_EVENTS.has(event.type) || event.seq <= shownUpTo) return false;
+      if (!CHANGING_EVENTS.has(event.type)) return false;
+      // Only once the first read is shown are the events it holds none of its business: while it
+      // failed, the replayed events are what reads the session again (nothing else would for a
+      // session that has ended or waits).
+      if (tasks !== null && event.seq <= shownUpTo) return false;
       generation += 1;
       const taskId = event.data?.taskId;
       if (TASK_EVENTS.has(event.type) && typeof taskId === 'string') changed.set(taskId, generation);
