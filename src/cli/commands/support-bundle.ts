@@ -20,8 +20,9 @@ import type { Config } from '../../config/schema.ts';
 import { collectSecretValues, redactConfig } from '../../config/secrets-in-config.ts';
 import { describeFetchFailure } from '../../errors/fetch-failure.ts';
 import { createSecretRedactor } from '../../security/secret-redaction.ts';
-import { collectDatabaseStats } from '../../store/backup.ts';
+import { collectDatabaseStats, isDatabaseFile } from '../../store/backup.ts';
 import { resolveSqlitePath } from '../../store/db.ts';
+import { isPostgresUrl } from '../../store/postgres-dialect.ts';
 import { VERSION } from '../../version.ts';
 import { normaliseBaseUrl } from '../client.ts';
 import { withoutBearerPrefix } from '../client-errors.ts';
@@ -98,6 +99,45 @@ function checkOutputPath(output: string): void {
   }
 }
 
+/**
+ * Refuses an --output naming a file the bundle is made from: the SQLite database (by any path to
+ * it, or a file SQLite keeps beside it), the config file or the log file. The archive replaced it,
+ * so a mistyped -o erased every session, key and audit record (or the config the server runs on).
+ */
+function refuseSourceAsOutput(
+  output: string,
+  configPath: string | undefined,
+  logFile: string | undefined,
+): void {
+  const refuse = (what: string) =>
+    new CliError('USAGE', `--output ${resolve(output)} is the ${what}: name another file`, EXIT.USAGE);
+  if (configPath !== undefined && sameFile(output, configPath)) {
+    throw refuse('config file the bundle reads');
+  }
+  let config: Readonly<Config> | undefined;
+  try {
+    config = loadConfig({ configPath });
+  } catch {
+    // An invalid config is a note in the bundle; it names no database or log file to protect.
+  }
+  if (config && !isPostgresUrl(config.store.url) && isDatabaseFile(output, resolveSqlitePath(config))) {
+    throw refuse('database the bundle reads, or a file SQLite keeps beside it');
+  }
+  const log = logFile ?? (config ? readLooseString(config, ['logging', 'file']) : undefined);
+  if (log !== undefined && sameFile(output, log)) throw refuse('log file the bundle reads');
+}
+
+/** Whether two paths name one file: the same path, or (both existing) the same inode. */
+function sameFile(a: string, b: string): boolean {
+  if (resolve(a) === resolve(b)) return true;
+  try {
+    const [first, second] = [statSync(a), statSync(b)];
+    return first.dev === second.dev && first.ino === second.ino;
+  } catch {
+    return false;
+  }
+}
+
 function outputError(output: string, error: unknown): CliError {
   const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
   return new CliError('USAGE', `cannot write --output ${resolve(output)} (${reason})`, EXIT.USAGE);
@@ -110,6 +150,7 @@ async function runSupportBundle(ctx: CliContext, command: Command): Promise<numb
   const output = flags.output ?? `maos-support-${stamp(now)}.tar.gz`;
   // Checked before the (slow) collection: a bad path is a usage error, not a crash at the end.
   checkOutputPath(output);
+  refuseSourceAsOutput(output, flags.config ?? clientEnv.configPath, flags.logFile);
   // A server that is no usable http(s) URL is a bad option (exit 2) as for `maos doctor`, not a note
   // in the bundle (which repeated a password in the URL for support to read).
   const server = flags.server ?? clientEnv.server;
