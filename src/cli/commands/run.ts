@@ -134,7 +134,9 @@ async function runSession(ctx: CliContext, command: Command): Promise<number> {
 /**
  * Submits the session. With --follow (the command waits anyway) a server that is unavailable is
  * retried like a dropped stream, but only where a repeat cannot create a second session: when the
- * connection was refused (nothing was sent) or the submit carries an Idempotency-Key.
+ * connection was refused (nothing was sent) or the submit carries an Idempotency-Key. A failure
+ * after which the session may exist (a reset connection, a timeout, a 502/503/504) says so, with or
+ * without --follow: a script that repeats the command on exit 3 or 7 would make a second one.
  */
 async function submit(
   ctx: CliContext,
@@ -144,13 +146,13 @@ async function submit(
 ): Promise<SessionDto> {
   const client = ctx.client();
   const call = () => client.createSession(body, options.idempotencyKey);
-  if (!options.follow) return call();
   // Refused connections and 429 answers were not processed: repeating them cannot make a duplicate.
   const safeToRepeat = (error: CliError) =>
     options.idempotencyKey !== undefined ||
     (error instanceof UnreachableError && error.refused) ||
     (error instanceof ApiProblemError && error.status === 429);
   try {
+    if (!options.follow) return await call();
     return await retryWhileUnavailable(call, {
       retryForMs,
       signal: ctx.interruptSignal(),
