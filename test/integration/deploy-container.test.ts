@@ -118,11 +118,16 @@ const dockerignore = readFileSync('.dockerignore', 'utf8')
   .filter((l) => l && !l.startsWith('#'));
 
 describe('Dockerfile', () => {
-  test('is multi-stage on Node.js 24 slim images', () => {
+  test('is multi-stage on Node.js 24 slim images of the Node.js release CI tests with', () => {
     const froms = dockerfile.filter((i) => i.keyword === 'FROM');
     assert.ok(froms.length >= 2, 'at least a dependency stage and a runtime stage');
     const nodeImage = dockerfile.find((i) => i.keyword === 'ARG' && i.args.startsWith('NODE_IMAGE='));
     assert.match(nodeImage?.args ?? '', /^NODE_IMAGE=node:24(\.\d+)*-[a-z]+-slim$/);
+    // The whole version, not the moving `24` tag: the image runs the release the tests ran on (and
+    // a rebuild of the same commit the same Node.js), which a new 24.x would otherwise change unseen.
+    const tested = /^NODE_VERSION=(\S+)$/m.exec(readFileSync('.ci/run', 'utf8'))?.[1];
+    assert.ok(tested, '.ci/run names its Node.js version');
+    assert.match(nodeImage?.args ?? '', new RegExp(`^NODE_IMAGE=node:${tested.replaceAll('.', '\\.')}-`));
     for (const from of froms) assert.match(from.args, /^\$\{NODE_IMAGE\} AS \w+$/);
   });
 
