@@ -55,6 +55,11 @@ function asRequest(message: unknown): { id: RequestId; method: string; params: u
   return { id: requestId.data, method, params };
 }
 
+/** The id of `message` when it is a JSON-RPC request (asRequest), whatever else it holds. */
+export function requestIdOf(message: unknown): RequestId | undefined {
+  return asRequest(message)?.id;
+}
+
 /**
  * The JSON-RPC error answering `message` when it is a request whose params do not have the shape the
  * MCP specification gives its method (one MAOS serves), or every request (`_meta`) (-32602,

@@ -3,21 +3,29 @@ import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { boundStdinLines } from './stdin-lines.ts';
 
-/** What `boundStdinLines` passes on of `pieces` (bound `maxBytes`), one entry per chunk, and how many lines it left out. */
+/**
+ * What `boundStdinLines` passes on of `pieces` (bound `maxBytes`), one entry per chunk, how many
+ * lines it left out for their length, and those it left out as not UTF-8.
+ */
 async function linesOf(
-  pieces: readonly string[],
+  pieces: ReadonlyArray<string | Buffer>,
   maxBytes: number,
-): Promise<{ chunks: string[]; tooLong: number }> {
+): Promise<{ chunks: string[]; tooLong: number; notUtf8: Buffer[] }> {
   const stdin = new PassThrough();
   let tooLong = 0;
-  const lines = boundStdinLines(stdin, () => tooLong++, maxBytes);
+  const notUtf8: Buffer[] = [];
+  const lines = boundStdinLines(
+    stdin,
+    { tooLong: () => tooLong++, notUtf8: (line) => notUtf8.push(line) },
+    maxBytes,
+  );
   const chunks: string[] = [];
   lines.on('data', (chunk: Buffer) => chunks.push(chunk.toString('utf8')));
   const ended = new Promise((resolve) => lines.once('end', resolve));
   for (const piece of pieces) stdin.write(piece);
   stdin.end();
   await ended;
-  return { chunks, tooLong };
+  return { chunks, tooLong, notUtf8 };
 }
 
 test('passes each line on whole, however the input is cut', async () => {
@@ -38,4 +46,13 @@ test('a line of the bound passes; a longer one is left out, up to its line break
 test('a \\r before the line break counts in the line, as the transport reads it', async () => {
   const { chunks } = await linesOf(['1234\r\n12345\r\n'], 5);
   assert.deepEqual(chunks, ['1234\r\n']);
+});
+
+test('a line that is not UTF-8 is left out and told, whole; the lines around it pass', async () => {
+  const latin1 = Buffer.from('caf\xe9\n', 'latin1');
+  // A character cut between two pieces is still one character.
+  const euro = Buffer.from('€\n');
+  const { chunks, notUtf8 } = await linesOf(['ok\n', latin1, euro.subarray(0, 2), euro.subarray(2)], 10);
+  assert.deepEqual(chunks, ['ok\n', '€\n']);
+  assert.deepEqual(notUtf8, [latin1]);
 });

@@ -2,7 +2,11 @@
 // reads them. The transport buffers a line until its newline and, once that buffer passes its bound
 // (10 MB), reports an error and closes: one over-long message from the client ended the whole
 // server (and, in embedded mode, its engine) without an answer. Here such a line is left out
-// instead, its bytes dropped as they come, and `onTooLong` is told so that it can be answered.
+// instead, its bytes dropped as they come, and `tooLong` is told so that it can be answered. So is
+// a line that is not UTF-8 (`notUtf8`): the transport decoded it putting U+FFFD in place of each
+// invalid byte, and stored the text so altered (a Latin-1 `café` in an objective), where the HTTP
+// API refuses such a body.
+import { isUtf8 } from 'node:buffer';
 import { Transform } from 'node:stream';
 
 /** Longest stdin line (without its line break) `maos mcp` reads: the SDK transport's own bound. */
@@ -10,14 +14,22 @@ export const MAX_STDIN_LINE_BYTES = 10 * 1024 * 1024;
 
 const NEWLINE = 0x0a;
 
+/** Told of the lines left out. */
+export interface LeftOutLines {
+  /** A line longer than the bound (its bytes are not kept). */
+  tooLong: () => void;
+  /** A line that is not UTF-8, with its line break. */
+  notUtf8: (line: Buffer) => void;
+}
+
 /**
- * `stdin` as a stream of whole lines, each with its line break, none longer than `maxBytes`
- * (a last line without its line break is kept out, as the transport would never read it).
+ * `stdin` as a stream of whole lines of UTF-8, each with its line break, none longer than
+ * `maxBytes` (a last line without its line break is kept out, as the transport would never read it).
  * Read it with a transport bound above `maxBytes`: every chunk it gets is one line.
  */
 export function boundStdinLines(
   stdin: NodeJS.ReadableStream,
-  onTooLong: () => void,
+  leftOut: LeftOutLines,
   maxBytes: number = MAX_STDIN_LINE_BYTES,
 ): Transform {
   /** The start of the line being read, in the chunks it came in. */
@@ -41,7 +53,7 @@ export function boundStdinLines(
           pending = [];
           pendingBytes = 0;
           skipping = end === -1;
-          onTooLong();
+          leftOut.tooLong();
           if (end === -1) break;
           rest = rest.subarray(end + 1);
           continue;
@@ -51,7 +63,9 @@ export function boundStdinLines(
           pendingBytes += rest.length;
           break;
         }
-        this.push(Buffer.concat([...pending, rest.subarray(0, end + 1)]));
+        const line = Buffer.concat([...pending, rest.subarray(0, end + 1)]);
+        if (isUtf8(line)) this.push(line);
+        else leftOut.notUtf8(line);
         pending = [];
         pendingBytes = 0;
         rest = rest.subarray(end + 1);

@@ -2,13 +2,13 @@
 // backed either by a running MAOS server over REST or by an engine embedded in this process.
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import type { JSONRPCErrorResponse, JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { JSONRPCErrorResponse, JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { RoleDefinition } from '../agents/roles/role.ts';
 import type { Actor, SessionService } from '../engine/session-service.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { McpTelemetry } from '../observability/mcp-telemetry.ts';
 import { createFixedCaller } from './caller.ts';
-import { invalidParamsAnswer } from './request-params-check.ts';
+import { invalidParamsAnswer, requestIdOf } from './request-params-check.ts';
 import { createMcpServer } from './server.ts';
 import { boundStdinLines, MAX_STDIN_LINE_BYTES } from './stdin-lines.ts';
 import type { SessionSteering } from './steering-tools.ts';
@@ -47,8 +47,12 @@ export async function startStdioServer(options: StdioServerOptions): Promise<Run
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.telemetry === undefined ? {} : { telemetry: options.telemetry }),
   });
-  // Whole lines of bounded length: one longer is answered, not left to the transport, which closed on it.
-  const lines = boundStdinLines(stdin, () => answerTooLongLine(transport, options.logger));
+  // Whole lines of UTF-8 of bounded length: another is answered, not left to the transport, which
+  // closed on a line too long and read one not UTF-8 with U+FFFD in place of its invalid bytes.
+  const lines = boundStdinLines(stdin, {
+    tooLong: () => answerTooLongLine(transport, options.logger),
+    notUtf8: (line) => answerNotUtf8Line(transport, line, options.logger),
+  });
   const transport = new StdioServerTransport(
     lines,
     stdout as ConstructorParameters<typeof StdioServerTransport>[1],
@@ -91,6 +95,34 @@ function answerTooLongLine(transport: StdioServerTransport, logger?: Logger): vo
       code: -32600,
       message: `Invalid Request: the line is longer than ${MAX_STDIN_LINE_BYTES} bytes, the most maos mcp reads`,
       data: { code: 'PAYLOAD_TOO_LARGE', details: { limitBytes: MAX_STDIN_LINE_BYTES } },
+    },
+  };
+  transport.send(answer as unknown as JSONRPCMessage).catch(() => {
+    // stdout is gone: the client went away.
+  });
+}
+
+/**
+ * A stdin line that is not UTF-8 (as JSON text must be) is refused, as the HTTP API refuses such a
+ * body (VALIDATION_FAILED), instead of being read with U+FFFD in place of its invalid bytes: -32602
+ * with the request's id when the line, read so, holds one, else -32700 with `id: null`.
+ */
+function answerNotUtf8Line(transport: StdioServerTransport, line: Buffer, logger?: Logger): void {
+  let id: RequestId | undefined;
+  try {
+    id = requestIdOf(JSON.parse(line.toString('utf8')));
+  } catch {
+    id = undefined;
+  }
+  const code = id === undefined ? -32700 : -32602;
+  logger?.warn({ code }, 'MCP stdio: an input line that is not UTF-8 was answered with an error');
+  const answer = {
+    jsonrpc: '2.0',
+    id: id ?? null,
+    error: {
+      code,
+      message: 'VALIDATION_FAILED: The line is not valid UTF-8; JSON-RPC messages are UTF-8 text.',
+      data: { code: 'VALIDATION_FAILED' },
     },
   };
   transport.send(answer as unknown as JSONRPCMessage).catch(() => {

@@ -27,17 +27,20 @@ interface Answer {
 }
 
 /**
- * Starts `maos mcp` in embedded mode, writes `input` (in the pieces given) to its stdin, closes it
- * once the answer to request id 2 came, and returns its exit code and the messages it wrote.
+ * Starts `maos mcp` in embedded mode (`config` over a silent log), writes `input` (in the pieces
+ * given) to its stdin, closes it once the answers to `untilIds` came, and returns its exit code and
+ * the messages it wrote.
  */
 async function speakTo(
   t: { after: (fn: () => void) => void },
   input: readonly (string | Buffer)[],
+  config: Record<string, unknown> = {},
+  untilIds: readonly number[] = [2],
 ): Promise<{ code: number | null; messages: Answer[] }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'maos-mcp-bad-input-'));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
   const configPath = join(dataDir, 'maos.json');
-  writeFileSync(configPath, JSON.stringify({ logLevel: 'silent' }));
+  writeFileSync(configPath, JSON.stringify({ logLevel: 'silent', ...config }));
   const child = spawn(
     process.execPath,
     [MAOS_BIN, 'mcp', '--mode', 'embedded', '--config', configPath, '--data-dir', dataDir],
@@ -47,7 +50,7 @@ async function speakTo(
   let stdout = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
     stdout += chunk;
-    if (stdout.includes('"id":2')) child.stdin.end();
+    if (untilIds.every((id) => stdout.includes(`"id":${id}`))) child.stdin.end();
   });
   child.stdin.on('error', () => {});
   for (const piece of input) child.stdin.write(piece);
@@ -102,4 +105,52 @@ test('maos mcp answers a stdin line too long to read and keeps serving', { timeo
   // The request of the long line was not run; the one after it was answered.
   assert.ok(!messages.some((message) => message.id === 5));
   assert.ok(messages.some((message) => message.id === 2 && message.error === undefined));
+});
+
+test('maos mcp refuses a stdin line that is not UTF-8, instead of storing U+FFFD in its place', {
+  timeout: 60_000,
+}, async (t) => {
+  const orchestrate = Buffer.from(
+    `${JSON.stringify({
+      jsonrpc: '2.0',
+      id: 5,
+      method: 'tools/call',
+      params: {
+        name: 'orchestrate',
+        arguments: { objective: 'café', agents: [{ role: 'tester', task: 'x', runner: 'ok' }] },
+      },
+    })}\n`,
+    // é as the one byte 0xE9: not UTF-8.
+    'latin1',
+  );
+  const { code, messages } = await speakTo(
+    t,
+    [
+      `${JSON.stringify(INITIALIZE)}\n`,
+      orchestrate,
+      Buffer.from([0xff, 0x0a]),
+      `${JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'resources/list' })}\n`,
+    ],
+    { runners: { ok: { command: ['true'] } } },
+  );
+  assert.equal(code, 0);
+
+  // The request is answered with its id, so its client is not left waiting.
+  const refused = messages.find((message) => message.id === 5);
+  assert.equal(refused?.error?.code, -32602, JSON.stringify(messages));
+  assert.equal(refused?.error?.data?.code, 'VALIDATION_FAILED');
+  assert.match(refused?.error?.message ?? '', /not valid UTF-8/);
+  const unreadable = messages.filter((message) => message.id === null);
+  assert.deepEqual(
+    unreadable.map((message) => [message.error?.code, message.error?.data?.code]),
+    [[-32700, 'VALIDATION_FAILED']],
+  );
+  // No session was started with the text altered.
+  const listed = messages.find((message) => message.id === 2) as
+    | { result?: { resources: Array<{ uri: string }> } }
+    | undefined;
+  assert.deepEqual(
+    listed?.result?.resources.map((resource) => resource.uri),
+    ['maos://roles'],
+  );
 });
