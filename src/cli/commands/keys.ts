@@ -15,7 +15,7 @@ import { BUILT_IN_ROLES, isRoleName } from '../../security/rbac.ts';
 import { tenantIsKnown } from '../../store/tenant-export.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
-import { formatTable } from '../output.ts';
+import { formatTable, showControls } from '../output.ts';
 import { checkedTenant, checkStoredTenant, namedTenant, shownTenant } from '../tenant-argument.ts';
 
 interface KeyOptions {
@@ -182,10 +182,11 @@ async function runList(ctx: CliContext, command: Command): Promise<number> {
       out.line(`no keys in tenant ${shownTenant(options.tenant)}`);
       return EXIT.OK;
     }
+    // Names stored before the API refused control characters in them may hold some: escapes here.
     const rows = keys.map((key) => [
       key.id,
       key.prefix,
-      key.name,
+      showControls(key.name),
       key.roles.join(','),
       status(key),
       key.lastUsedAt ?? '-',
@@ -221,7 +222,7 @@ async function runRevoke(ctx: CliContext, command: Command): Promise<number> {
       outcome: 'success',
     });
     if (ctx.out.json) ctx.out.printJson(revoked);
-    else ctx.out.line(`revoked ${revoked.prefix} (${revoked.name}) at ${revoked.revokedAt}`);
+    else ctx.out.line(`revoked ${revoked.prefix} (${showControls(revoked.name)}) at ${revoked.revokedAt}`);
     return EXIT.OK;
   } finally {
     await store.close();

@@ -1,0 +1,48 @@
+// `maos keys list` and `maos keys revoke` show a key name's control characters as escapes: names are
+// refused with them now, but a database may hold one stored before that rule, written through the
+// API by a tenant's admin, and the operator listing keys would have sent it to the terminal.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import SqliteDatabase from 'better-sqlite3';
+import { runMaos } from '../fixtures/cli.ts';
+
+test('keys list and revoke print a stored name with control characters as escapes', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-cli-keys-names-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dataDir = join(dir, 'data');
+  const config = join(dir, 'maos.yaml');
+  writeFileSync(config, `dataDir: ${JSON.stringify(dataDir)}\n`);
+  const created = await runMaos([
+    'keys',
+    'create',
+    '--role',
+    'viewer',
+    '--name',
+    'ci',
+    '--json',
+    '-c',
+    config,
+  ]);
+  assert.equal(created.code, 0, created.stderr);
+  const { prefix } = JSON.parse(created.stdout) as { prefix: string };
+  // A name as stored before the rule: an OSC sequence (set the terminal title) and a screen clear.
+  const db = new SqliteDatabase(join(dataDir, 'maos.db'));
+  db.prepare('update api_keys set name = ? where prefix = ?').run('ci\u001b]0;owned\u0007\u001b[2J', prefix);
+  db.close();
+  const shown = 'ci\\x1b]0;owned\\x07\\x1b[2J';
+
+  const listed = await runMaos(['keys', 'list', '-c', config]);
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.ok(listed.stdout.includes(shown), listed.stdout);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is looked for
+  assert.doesNotMatch(listed.stdout, /[\u001b\u0007]/);
+
+  const revoked = await runMaos(['keys', 'revoke', prefix, '-c', config]);
+  assert.equal(revoked.code, 0, revoked.stderr);
+  assert.ok(revoked.stdout.includes(`(${shown})`), revoked.stdout);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is looked for
+  assert.doesNotMatch(revoked.stdout, /[\u001b\u0007]/);
+});
