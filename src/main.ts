@@ -101,6 +101,12 @@ export interface ServingServer {
    * shutdown steps that failed: the stop was not clean unless there are none.
    */
   stopped: Promise<StopOutcome>;
+  /**
+   * Begins the graceful stop as a first SIGTERM does (a signal after it is then the forced exit);
+   * nothing once the stop has begun. For a reason of the process's own (logged as `reason`): its
+   * log cannot be written.
+   */
+  stop(reason: string): void;
 }
 
 /**
@@ -130,7 +136,7 @@ export async function startServerUnlessStopped(
   process.on('SIGINT', onSignal);
   try {
     const server = await startServer({ ...options, signal: controller.signal });
-    return { server, stopped: waitForShutdownSignal(server) };
+    return { server, ...waitForShutdownSignal(server) };
   } catch (error) {
     if (controller.signal.aborted) return undefined;
     throw error;
@@ -155,18 +161,34 @@ export async function startOrStop(app: App): Promise<string> {
 }
 
 /**
- * Stops the server gracefully on the first SIGTERM or SIGINT and resolves when it has stopped, with
- * the shutdown steps that failed (each logged as it failed).
- * A second signal during the grace period exits at once with 130 (the operator insists).
+ * Stops the server gracefully on the first SIGTERM or SIGINT, or on `stop()`; `stopped` resolves
+ * when it has stopped, with the shutdown steps that failed (each logged as it failed).
+ * A signal during the grace period exits at once with 130 (the operator insists).
  * Until then, with TLS, SIGHUP re-reads the certificate and key (as nginx does); without TLS,
  * SIGHUP keeps Node's default and ends the process.
  */
-export function waitForShutdownSignal(server: RunningServer): Promise<StopOutcome> {
-  return new Promise((resolvePromise, reject) => {
-    let stopping = false;
+export function waitForShutdownSignal(server: RunningServer): {
+  stopped: Promise<StopOutcome>;
+  stop(reason: string): void;
+} {
+  let stopping = false;
+  let beginStop: (reason: Record<string, unknown>) => void = () => {};
+  const stopped = new Promise<StopOutcome>((resolvePromise, reject) => {
     const { reloadTls } = server.app;
     // The reload logs its own outcome; it never rejects.
     const onReload = reloadTls ? () => void reloadTls() : undefined;
+    beginStop = (reason) => {
+      stopping = true;
+      server.logger.info(reason, 'shutting down');
+      server.stop().then((outcome) => {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+        if (onReload) process.off('SIGHUP', onReload);
+        if (outcome.failedSteps.length === 0) server.logger.info('stopped');
+        else server.logger.error({ failedSteps: outcome.failedSteps }, 'stopped; shutdown steps failed');
+        resolvePromise(outcome);
+      }, reject);
+    };
     const onSignal = (signal: NodeJS.Signals): void => {
       if (stopping) {
         // Runners lead process groups of their own: without this they would outlive the exit.
@@ -177,21 +199,18 @@ export function waitForShutdownSignal(server: RunningServer): Promise<StopOutcom
         );
         process.exit(130);
       }
-      stopping = true;
-      server.logger.info({ signal }, 'shutting down');
-      server.stop().then((outcome) => {
-        process.off('SIGTERM', onSignal);
-        process.off('SIGINT', onSignal);
-        if (onReload) process.off('SIGHUP', onReload);
-        if (outcome.failedSteps.length === 0) server.logger.info('stopped');
-        else server.logger.error({ failedSteps: outcome.failedSteps }, 'stopped; shutdown steps failed');
-        resolvePromise(outcome);
-      }, reject);
+      beginStop({ signal });
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
     if (onReload) process.on('SIGHUP', onReload);
   });
+  return {
+    stopped,
+    stop(reason) {
+      if (!stopping) beginStop({ reason });
+    },
+  };
 }
 
 if (import.meta.main) {

@@ -3,11 +3,18 @@
 import { readClientEnv } from '../config/client-env.ts';
 import { EXIT } from './exit-codes.ts';
 import { runCli } from './program.ts';
+import { stdoutFailureHandler } from './stdout-failure.ts';
 
 // `maos … | head` closes stdout early: that is not an error worth a stack trace. Another failure to
 // write stdout (a full disk under `maos audit export > file`) ends the command as a system error
 // (exit 7) in one line, not with a stack trace and exit 1, which scripts read as a failed session.
+// `maos serve` takes these failures over while it serves (stdout-failure.ts).
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  const handler = stdoutFailureHandler();
+  if (handler) {
+    handler(error);
+    return;
+  }
   if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
   process.stderr.write(`error INTERNAL: cannot write to stdout (${error.code ?? error.message})\n`);
   process.exit(EXIT.SERVER);

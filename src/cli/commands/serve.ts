@@ -2,14 +2,16 @@
 // after printing the URL, the data directory and the auth mode it started with.
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import type { StopOutcome } from '../../app.ts';
 import { type ConfigEnvVariable, storeEnvVariables } from '../../config/load.ts';
-import { startServerUnlessStopped } from '../../main.ts';
+import { type ServingServer, startServerUnlessStopped } from '../../main.ts';
 import { resolveSqlitePath } from '../../store/db.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
-import { EXIT } from '../exit-codes.ts';
+import { CliError, EXIT } from '../exit-codes.ts';
 import { shellWord } from '../invocation.ts';
 import { addServeOptions, type ServeOptions, serveOverrides } from '../serve-options.ts';
 import { assertCleanStop } from '../shutdown-outcome.ts';
+import { takeOverStdoutFailures } from '../stdout-failure.ts';
 
 /** Registers `maos serve`. */
 export function registerServeCommand(program: Command, act: ActionFactory): void {
@@ -24,12 +26,46 @@ export function registerServeCommand(program: Command, act: ActionFactory): void
 async function serve(ctx: CliContext, command: Command): Promise<number> {
   const options = command.opts<ServeOptions>();
   const overrides = serveOverrides(options);
-  // A signal while it starts (waiting for PostgreSQL, say) stops it there: nothing to serve.
-  // SIGTERM/SIGINT are handled from here on, before the server is announced: a supervisor may stop
-  // it as soon as the banner appears, and a signal without a handler would kill it without a
-  // graceful shutdown.
-  const started = await startServerUnlessStopped({ configPath: options.config, overrides });
-  if (started === undefined) return EXIT.OK;
+  // stdout is the log: once it cannot be written (its reader went away: a log shipper or `tee`
+  // that died, journald restarted), the server stops gracefully, as on SIGTERM, and exits 7 so that
+  // a supervisor starts it again with a log; exiting at once, as a short command does, left its
+  // runners running and its tasks leased, with status 0.
+  let logLost: string | undefined;
+  let stopServer: ((reason: string) => void) | undefined;
+  const releaseStdout = takeOverStdoutFailures((error) => {
+    if (logLost !== undefined) return;
+    logLost = error.code ?? error.message;
+    ctx.out.note(`MAOS cannot write its log to stdout (${logLost}): stopping as on SIGTERM`);
+    stopServer?.(`the log cannot be written to stdout (${logLost})`);
+  });
+  try {
+    // A signal while it starts (waiting for PostgreSQL, say) stops it there: nothing to serve.
+    // SIGTERM/SIGINT are handled from here on, before the server is announced: a supervisor may stop
+    // it as soon as the banner appears, and a signal without a handler would kill it without a
+    // graceful shutdown.
+    const started = await startServerUnlessStopped({ configPath: options.config, overrides });
+    if (started === undefined) return logLost === undefined ? EXIT.OK : EXIT.SERVER;
+    stopServer = started.stop;
+    if (logLost !== undefined) started.stop(`the log cannot be written to stdout (${logLost})`);
+    const outcome = await serving(ctx, started);
+    // A step of the stop that failed (the final audit checkpoint on a database lost meanwhile, say)
+    // did not keep the process from exiting, but a supervisor must see that the stop was not clean.
+    assertCleanStop(outcome);
+    if (logLost !== undefined) {
+      throw new CliError(
+        'INTERNAL',
+        `the server stopped: it cannot write its log to stdout (${logLost})`,
+        EXIT.SERVER,
+      );
+    }
+    return EXIT.OK;
+  } finally {
+    releaseStdout();
+  }
+}
+
+/** Announces the started server and resolves with the outcome of its stop. */
+async function serving(ctx: CliContext, started: ServingServer): Promise<StopOutcome> {
   const { server, stopped } = started;
   const { out } = ctx;
   if (out.json) {
@@ -52,10 +88,7 @@ async function serve(ctx: CliContext, command: Command): Promise<number> {
     }
     out.note(`  API docs:       ${server.url}/docs`);
   }
-  // A step of the stop that failed (the final audit checkpoint on a database lost meanwhile, say)
-  // did not keep the process from exiting, but a supervisor must see that the stop was not clean.
-  assertCleanStop(await stopped);
-  return EXIT.OK;
+  return stopped;
 }
 
 /**
