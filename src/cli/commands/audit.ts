@@ -60,6 +60,7 @@ import {
   refuseEmptyOption,
 } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
+import { showControls } from '../output.ts';
 import { checkStoredTenant, namedTenant } from '../tenant-argument.ts';
 import { registerAuditNodePseudonymCommand } from './audit-node-pseudonym.ts';
 import { readText, registerAuditProveCommand } from './audit-prove.ts';
@@ -167,7 +168,9 @@ async function runVerify(ctx: CliContext, command: Command): Promise<number> {
     if (report.ok) out.line(out.paint.green('OK: the audit log is intact'));
     else {
       out.line(out.paint.red(`BROKEN at record ${report.firstBrokenIndex}`));
-      for (const problem of report.problems) out.line(`  - ${problem}`);
+      // A finding quotes what an edited record holds: its control characters (a cursor moved up
+      // over the BROKEN line) as escapes.
+      for (const problem of report.problems) out.line(`  - ${showControls(problem)}`);
     }
   }
   return report.ok ? EXIT.OK : EXIT.SESSION_FAILED;
