@@ -38,34 +38,61 @@ function escapePointer(key: string): string {
   return key.replaceAll('~', '~0').replaceAll('/', '~1');
 }
 
+/** What findUnstorableText found, with the pointer's segments innermost first (built unwinding). */
+interface Found {
+  segments: string[];
+  message: string;
+}
+
 /**
  * The first string or number of `value` (walked depth first, keys before their values) that cannot
- * be stored as sent, or the first array or object nested deeper than MAX_NESTING_DEPTH (`depth` is
- * that of `value`).
+ * be stored as sent, or the first array or object nested deeper than MAX_NESTING_DEPTH.
  */
-export function findUnstorableText(value: unknown, path = '', depth = 0): UnstorableText | undefined {
+export function findUnstorableText(value: unknown): UnstorableText | undefined {
+  const found = walk(value, 0);
+  if (!found) return undefined;
+  return {
+    path: found.segments.length === 0 ? '/' : `/${found.segments.reverse().join('/')}`,
+    message: found.message,
+  };
+}
+
+/**
+ * findUnstorableText's walk (`depth` is that of `value`). Every request body goes through it: the
+ * pointer is only built for what is found, as the walk returns. Built for every key and item on the
+ * way down, it took three times as long as parsing the body (70 ms against 23 ms for 1 MB of
+ * metadata with 12,500 keys, now 20 ms), all of it on the event loop.
+ */
+function walk(value: unknown, depth: number): Found | undefined {
   if (typeof value === 'string') {
     const message = problemOf(value);
-    return message ? { path: path || '/', message } : undefined;
+    return message ? { segments: [], message } : undefined;
   }
   if (typeof value === 'number') {
-    return Number.isFinite(value) ? undefined : { path: path || '/', message: NUMBER_MESSAGE };
+    return Number.isFinite(value) ? undefined : { segments: [], message: NUMBER_MESSAGE };
   }
   if (value === null || typeof value !== 'object') return undefined;
-  if (depth >= MAX_NESTING_DEPTH) return { path: path || '/', message: NESTING_MESSAGE };
+  if (depth >= MAX_NESTING_DEPTH) return { segments: [], message: NESTING_MESSAGE };
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const found = findUnstorableText(value[i], `${path}/${i}`, depth + 1);
-      if (found) return found;
+      const found = walk(value[i], depth + 1);
+      if (found) {
+        found.segments.push(String(i));
+        return found;
+      }
     }
     return undefined;
   }
-  for (const [key, child] of Object.entries(value)) {
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
     // A key holding NUL cannot be escaped into a readable pointer: the problem is named at its object.
     const keyMessage = problemOf(key);
-    if (keyMessage) return { path: path || '/', message: `has a key that ${keyMessage}` };
-    const found = findUnstorableText(child, `${path}/${escapePointer(key)}`, depth + 1);
-    if (found) return found;
+    if (keyMessage) return { segments: [], message: `has a key that ${keyMessage}` };
+    const found = walk((value as Record<string, unknown>)[key], depth + 1);
+    if (found) {
+      found.segments.push(escapePointer(key));
+      return found;
+    }
   }
   return undefined;
 }
