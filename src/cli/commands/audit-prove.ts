@@ -22,6 +22,7 @@ import { ApiProblemError } from '../client.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { parseIntegerOption } from '../number-options.ts';
+import { showControls } from '../output.ts';
 
 interface ProveOptions {
   seq?: string[];
@@ -176,12 +177,16 @@ function report(ctx: CliContext, checkpoint: Checkpoint, findings: Finding[], ok
     });
     return;
   }
-  out.line(`checkpoint   ${checkpoint.size} records of ${checkpoint.origin}, signature verified`);
+  out.line(
+    `checkpoint   ${checkpoint.size} records of ${showControls(checkpoint.origin)}, signature verified`,
+  );
+  // A problem may quote the server, the party being checked: its control characters (a cursor moved
+  // up over this FAILED line) are shown as escapes.
   for (const { check, problem } of findings) {
     out.line(
       problem === null
         ? `${out.paint.green('ok')}       ${check}`
-        : `${out.paint.red('FAILED')}   ${check}: ${problem}`,
+        : `${out.paint.red('FAILED')}   ${check}: ${showControls(problem)}`,
     );
   }
   out.line(
