@@ -5,6 +5,7 @@ import { trimmedLine } from '../domain/trimmed-text.ts';
 import { AppError } from '../errors/app-error.ts';
 import { precompileQuery } from '../store/compiled-query.ts';
 import { newId } from '../store/ids.ts';
+import { readStoredNames } from '../store/stored-lists.ts';
 import { isRoleName, type RoleName } from './rbac.ts';
 import type { ApiKeysTable, SecurityDb, SecurityTables } from './security-tables.ts';
 
@@ -301,30 +302,14 @@ function invalid(reason: string): AppError {
   return new AppError('INVALID_TOKEN', reason, { details: { reason } });
 }
 
-/**
- * A key's stored roles (a JSON array of role names): those that are roles, none when they cannot be
- * read (a hand edit of the row gone wrong), so such a key grants nothing. JSON.parse made every
- * request with the key, and the tenant's key list, a 500.
- */
-function readStoredRoles(text: string): RoleName[] {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return [];
-  }
-  return Array.isArray(value)
-    ? value.filter((role): role is RoleName => typeof role === 'string' && isRoleName(role))
-    : [];
-}
-
 function toInfo(row: ApiKeysTable): ApiKeyInfo {
   return {
     id: row.id,
     tenantId: row.tenant_id,
     name: row.name,
     prefix: row.prefix,
-    roles: readStoredRoles(row.roles),
+    // None when they cannot be read (a hand edit of the row gone wrong): such a key grants nothing.
+    roles: readStoredNames(row.roles, isRoleName),
     createdAt: row.created_at,
     createdBy: row.created_by,
     expiresAt: row.expires_at,

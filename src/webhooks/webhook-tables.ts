@@ -1,6 +1,7 @@
 // Row types of the webhook tables (migration 0015_webhooks), for Kysely queries. Times are Unix ms;
 // PostgreSQL returns bigint columns as strings, so readers convert with Number().
 import type { ColumnType, Kysely } from 'kysely';
+import { readStoredNames } from '../store/stored-lists.ts';
 
 export interface WebhooksTable {
   id: string;
@@ -66,12 +67,9 @@ export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
  * every task finish of the tenant's sessions; the list answered 500.
  */
 export function readSubscribedEvents(text: string): WebhookEvent[] {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return [];
-  }
-  if (!Array.isArray(value)) return [];
-  return value.filter((name): name is WebhookEvent => (WEBHOOK_EVENTS as readonly unknown[]).includes(name));
+  return readStoredNames(text, isWebhookEvent);
+}
+
+function isWebhookEvent(name: string): name is WebhookEvent {
+  return (WEBHOOK_EVENTS as readonly string[]).includes(name);
 }

@@ -8,6 +8,7 @@ import { ORCHESTRATOR_ROLE } from '../../engine/planner-continuation.ts';
 import { AppError } from '../../errors/app-error.ts';
 import { isPostgres, LOCK_KEYS } from '../../store/advisory-lock.ts';
 import { tenantLockKey } from '../../store/session-locks.ts';
+import { readStoredNames } from '../../store/stored-lists.ts';
 import type { LlmDb } from '../providers/llm-tables.ts';
 import { BUILT_IN_ROLES, findBuiltInRole } from './catalogue.ts';
 import type { RoleDefinition } from './role.ts';
@@ -56,25 +57,11 @@ function toDefinition(row: {
   return {
     name: row.name,
     description: row.description,
-    capabilities: readCapabilities(row.capabilities),
+    // None when they cannot be read (a hand edit of the row gone wrong).
+    capabilities: readStoredNames(row.capabilities),
     instructions: row.instructions,
     builtIn: false,
   };
-}
-
-/**
- * A custom role's stored capabilities (a JSON array of text): none when they cannot be read (a hand
- * edit of the row gone wrong). Every read of the tenant's roles parses them all (the role list and
- * lookup, the orchestrator's plans): a JSON.parse failure made each of those a 500 or a failed plan.
- */
-function readCapabilities(text: string): string[] {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return [];
-  }
-  return Array.isArray(value) ? value.filter((entry): entry is string => typeof entry === 'string') : [];
 }
 
 /** Sessions listed in the refusal of a delete: enough to act on, a bounded message. */
