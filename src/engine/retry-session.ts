@@ -405,10 +405,14 @@ async function assertRetryable(
   const data = last ? parseSessionJson(last.data, original.id, 'events.data', report) : undefined;
   const from = (data as { from?: unknown } | undefined)?.from;
   if (from === undefined && (await loadApprovalMode(trx, original.id)) === 'required') {
-    // Retention removed its events (retention.eventsDays): whether it ended waiting cannot be told.
+    // Retention removed its events (retention.eventsDays), or its last status change cannot be read:
+    // whether it ended waiting cannot be told. Which one is said, so no one looks for the other.
+    const why = last
+      ? 'its last status change cannot be read (the database was edited)'
+      : 'its events were removed by retention';
     throw new AppError(
       'INVALID_STATE',
-      `Session ${original.id} needed plan approval and its events were removed by retention, so whether its plan was approved cannot be told: submit the objective again`,
+      `Session ${original.id} needed plan approval and ${why}, so whether its plan was approved cannot be told: submit the objective again`,
       { details: { status } },
     );
   }

@@ -337,6 +337,18 @@ describe('retrying orchestrated sessions', { timeout: 60_000 }, () => {
         assert.match(String((error as Error).message), /ended while its plan waited for approval/);
         return true;
       });
+      // Nor when its last status change cannot be read (a hand edit gone wrong): refused, saying so.
+      await llm.handle.db
+        .updateTable('events')
+        .set({ data: '{"from": "awaiting_appr' })
+        .where('session_id', '=', session.id)
+        .where('type', '=', 'session.status')
+        .execute();
+      await assert.rejects(llm.engine.service.retrySession(ACTOR, session.id, {}), (error: unknown) => {
+        assert.equal((error as { code?: string }).code, 'INVALID_STATE');
+        assert.match(String((error as Error).message), /its last status change cannot be read/);
+        return true;
+      });
       // Once retention (eventsDays) has removed its events, how it ended cannot be told: refused too.
       await llm.handle.db.deleteFrom('events').where('session_id', '=', session.id).execute();
       await assert.rejects(llm.engine.service.retrySession(ACTOR, session.id, {}), (error: unknown) => {
