@@ -9,6 +9,7 @@ import { AppError } from '../../errors/app-error.ts';
 import { assertConfigUsable } from '../../security/config-preflight.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
+import { showControls } from '../output.ts';
 
 interface ConfigOptions {
   config?: string;
@@ -41,7 +42,8 @@ async function checkConfig(ctx: CliContext, command: Command): Promise<number> {
     if (out.json) out.printJson({ ok: false, problems });
     else {
       out.note(`${out.paint.red('invalid configuration')}: ${problems.length} problem(s)`);
-      for (const problem of problems) out.note(`  - ${problem}`);
+      // Keys and values of the file are quoted: its control characters are shown as escapes.
+      for (const problem of problems) out.note(`  - ${showControls(problem)}`);
     }
     return EXIT.USAGE;
   }

@@ -6,6 +6,7 @@ import { normaliseBaseUrl } from '../client.ts';
 import { CliError, type ExitCode } from '../exit-codes.ts';
 import { parseNumberOption } from '../number-options.ts';
 import { type CheckStatus, type DoctorReport, runDoctor } from '../ops/doctor-checks.ts';
+import { showControls } from '../output.ts';
 
 /** Exit status of `maos doctor` when at least one check failed (warnings still exit 0). */
 export const DOCTOR_FAILED_EXIT: ExitCode = 1;
@@ -64,10 +65,12 @@ export function registerDoctorCommand(program: Command): void {
 export function renderDoctorReport(report: DoctorReport): string {
   const width = Math.max(...report.checks.map((check) => check.name.length));
   const lines: string[] = [];
+  // A message quotes the config file, a server's readiness report or a database's error: their
+  // control characters are shown as escapes, not sent to the terminal.
   for (const check of report.checks) {
-    lines.push(`${MARKS[check.status]}  ${check.name.padEnd(width)}  ${check.message}`);
+    lines.push(`${MARKS[check.status]}  ${check.name.padEnd(width)}  ${showControls(check.message)}`);
     if (check.fix && (check.status === 'fail' || check.status === 'warn'))
-      lines.push(`      fix: ${check.fix}`);
+      lines.push(`      fix: ${showControls(check.fix)}`);
   }
   const failed = report.checks.filter((check) => check.status === 'fail').length;
   const warned = report.checks.filter((check) => check.status === 'warn').length;
