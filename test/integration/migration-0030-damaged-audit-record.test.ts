@@ -63,6 +63,8 @@ for (const store of ['sqlite', 'postgres'] as const) {
         event(2, 'keys').slice(0, 40),
         'edited by hand',
         event(4, 'sessions'),
+        // Cut short after its target: PostgreSQL, which reads the text, still finds its type.
+        event(5, 'keys').slice(0, -1),
       ];
       await db
         .insertInto('audit_log')
@@ -96,7 +98,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
             .orderBy('seq')
             .execute()
         ).map((row) => Number(row.seq));
-      assert.deepEqual(await ofType('keys'), [1]);
+      assert.deepEqual(await ofType('keys'), store === 'postgres' ? [1, 5] : [1]);
       assert.deepEqual(await ofType('sessions'), [4]);
       if (store === 'sqlite') {
         // The query spells the index's expression: SQLite reads the index, not every record.

@@ -26,7 +26,8 @@ const POSTGRES_TARGET_TYPE = `(case when strpos(event, '"target":{') > 0 then sp
  * a record that is JSON: json_extract fails on other text, and an index expression that fails fails
  * the index build (the migration stopped with "malformed JSON" on a log holding a record a hand edit
  * had cut short, which GET /v1/audit answers 409 for) and every later write of such a row. That
- * record has no type, as on PostgreSQL, where the string functions above never fail.
+ * record has no type here; PostgreSQL's string functions above, which never fail, still read the
+ * type its text names (a record cut short after its target has one there).
  */
 const SQLITE_TARGET_TYPE = `(case when json_valid(event) then json_extract(event, '$.target.type') end)`;
 
