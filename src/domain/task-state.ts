@@ -1,7 +1,7 @@
 // The task state machine as a pure transition table. `retry` (lease expired, attempts left) and
 // `release` (graceful shutdown) both put a claimed task back to ready; only retry counts an attempt.
 import { AppError } from '../errors/app-error.ts';
-import type { TaskStatus } from './types.ts';
+import type { TaskRecord, TaskStatus } from './types.ts';
 
 export const TASK_EVENTS = [
   'dependencies_met',
@@ -54,4 +54,16 @@ export function transitionTask(from: TaskStatus, event: TaskEventName): TaskStat
 /** Statuses from which `event` is legal (used to build guarded UPDATEs). */
 export function taskStatusesAllowing(event: TaskEventName): TaskStatus[] {
   return (Object.keys(TASK_TRANSITIONS) as TaskStatus[]).filter((status) => TASK_TRANSITIONS[status][event]);
+}
+
+/**
+ * The first phase (0 = first) of the tasks still pending, null when none is: while the session is
+ * `awaiting_approval`, the phase whose tasks wait for it.
+ */
+export function firstPendingPhase(tasks: Iterable<Pick<TaskRecord, 'status' | 'phase'>>): number | null {
+  let phase: number | null = null;
+  for (const task of tasks) {
+    if (task.status === 'pending' && (phase === null || task.phase < phase)) phase = task.phase;
+  }
+  return phase;
 }

@@ -224,3 +224,16 @@ export interface SessionDetail extends SessionRecord {
   /** Absent where only the row and tasks were read; shown as no approval, budget or thread. */
   settings?: SessionSettings;
 }
+
+/**
+ * A session as `GET /v1/sessions/:id?tasks=none` shows it: the detail without its tasks, read without
+ * their results (store/session-store.ts loadSessionOverviewContents).
+ */
+export interface SessionOverview extends SessionRecord {
+  plan: PlanBody | null;
+  /** In the order of their first task in the plan. */
+  agents: AgentRecord[];
+  settings?: SessionSettings;
+  /** The first phase with a pending task (the one waiting for approval while the session does), or null. */
+  pendingPhase: number | null;
+}

@@ -26,6 +26,7 @@ export function withDurableReads(service: SessionService, queue: WriteQueue): Se
     retrySession: (actor, sessionId, input, idempotencyKey) =>
       hold(service.retrySession(actor, sessionId, input, idempotencyKey)),
     getSession: (actor, sessionId) => hold(service.getSession(actor, sessionId)),
+    getSessionOverview: (actor, sessionId) => hold(service.getSessionOverview(actor, sessionId)),
     listSessions: (actor, query) => hold(service.listSessions(actor, query)),
     cancelSession: (actor, sessionId) => hold(service.cancelSession(actor, sessionId)),
     // A write acknowledged after its commit, like a cancel; it answers nothing read.

@@ -1,16 +1,19 @@
 // Read-through cache of the plan and tasks of finished sessions for GET /v1/sessions/:id: a
 // finished session whose tasks are all finished no longer changes, so its detail needs one row read.
 // The session's settings (approval, budget, thread) never change and come from their own cache.
+// The read without tasks (?tasks=none) of a session not kept reads no task's result.
 import type { Kysely } from 'kysely';
+import { toSessionOverview } from '../domain/session-overview.ts';
 import { isTerminalSessionStatus } from '../domain/session-state.ts';
 import { isTerminalTaskStatus } from '../domain/task-state.ts';
-import type { SessionDetail, SessionSettings, SessionStatus } from '../domain/types.ts';
+import type { SessionDetail, SessionOverview, SessionSettings, SessionStatus } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import { type DamagedJsonReport, toSessionRecord } from '../store/rows.ts';
 import type { Database, SessionsTable } from '../store/schema.ts';
 import {
   getSessionRow,
   loadSessionContents,
+  loadSessionOverviewContents,
   readCommittedSessionRow,
   type SessionContents,
 } from '../store/session-store.ts';
@@ -34,6 +37,8 @@ interface Entry {
 /** Reads session details, serving the plan and tasks of finished sessions from memory. */
 export interface SessionDetailReader {
   read(db: Kysely<Database>, tenantId: string, sessionId: string): Promise<SessionDetail>;
+  /** The session without its tasks (from the kept detail when there is one; else no result is read). */
+  readOverview(db: Kysely<Database>, tenantId: string, sessionId: string): Promise<SessionOverview>;
   /** `detail` with its settings (for details read elsewhere, e.g. right after a write). */
   withSettings(db: Kysely<Database>, detail: SessionDetail): Promise<SessionDetail>;
   /** Drops what is kept of a session (it was deleted). */
@@ -56,29 +61,37 @@ export function createSessionDetailReader(
     entries.delete(sessionId);
     settingsCache.forget(sessionId);
   };
+  /** The session row (tenant-checked); SESSION_NOT_FOUND forgets what is kept of the session. */
+  const readRow = async (db: Kysely<Database>, tenantId: string, sessionId: string) => {
+    try {
+      // SQLite: the read connection (store/read-connection.ts); PostgreSQL: the pool.
+      return await (readCommittedSessionRow(db, tenantId, sessionId) ??
+        getSessionRow(db, tenantId, sessionId));
+    } catch (error) {
+      // Deleted (here or on another replica): nothing of it is kept. Another tenant's id finds
+      // nothing too, and drops nothing of a session its own tenant still reads.
+      if (error instanceof AppError && error.code === 'SESSION_NOT_FOUND') {
+        if (entries.get(sessionId)?.row.tenant_id === tenantId) forget(sessionId);
+      }
+      throw error;
+    }
+  };
+  /** The kept detail of the session of `row`, when nothing about it changed since; else undefined. */
+  const keptDetail = (sessionId: string, row: SessionsTable): SessionDetail | undefined => {
+    const cached = entries.get(sessionId);
+    if (!cached || !matches(cached, row)) return undefined;
+    // Same row as last time: the same (frozen) detail, so the HTTP layer can reuse its JSON.
+    if (sameRow(cached.row, row)) return cached.detail;
+    cached.row = row;
+    cached.detail = deepFreeze(toDetail(row, cached.contents, cached.settings, report));
+    return cached.detail;
+  };
   return {
     async read(db, tenantId, sessionId) {
-      // SQLite: the read connection (store/read-connection.ts); PostgreSQL: the pool.
-      let row: SessionsTable;
-      try {
-        row = await (readCommittedSessionRow(db, tenantId, sessionId) ??
-          getSessionRow(db, tenantId, sessionId));
-      } catch (error) {
-        // Deleted (here or on another replica): nothing of it is kept. Another tenant's id finds
-        // nothing too, and drops nothing of a session its own tenant still reads.
-        if (error instanceof AppError && error.code === 'SESSION_NOT_FOUND') {
-          if (entries.get(sessionId)?.row.tenant_id === tenantId) forget(sessionId);
-        }
-        throw error;
-      }
+      const row = await readRow(db, tenantId, sessionId);
+      const kept = keptDetail(sessionId, row);
+      if (kept) return kept;
       const cached = entries.get(sessionId);
-      if (cached && matches(cached, row)) {
-        // Same row as last time: the same (frozen) detail, so the HTTP layer can reuse its JSON.
-        if (sameRow(cached.row, row)) return cached.detail;
-        cached.row = row;
-        cached.detail = deepFreeze(toDetail(row, cached.contents, cached.settings, report));
-        return cached.detail;
-      }
       const contents = await loadSessionContents(db, sessionId, report);
       const settings = await settingsCache.get(db, sessionId);
       if (cached) entries.delete(sessionId);
@@ -96,6 +109,15 @@ export function createSessionDetailReader(
         detail,
       });
       return detail;
+    },
+    async readOverview(db, tenantId, sessionId) {
+      const row = await readRow(db, tenantId, sessionId);
+      const kept = keptDetail(sessionId, row);
+      if (kept) return toSessionOverview(kept);
+      // Not kept: the tasks' status, phase and usage only, not their results (a running session).
+      const contents = await loadSessionOverviewContents(db, sessionId, report);
+      const settings = await settingsCache.get(db, sessionId);
+      return { ...toSessionRecord(row, report), ...contents, settings };
     },
     async withSettings(db, detail) {
       return { ...detail, settings: await settingsCache.get(db, detail.id) };

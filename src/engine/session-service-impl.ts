@@ -352,6 +352,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     },
 
     getSession: (actor, sessionId) => details.read(deps.db, actor.tenantId, sessionId),
+    getSessionOverview: (actor, sessionId) => details.readOverview(deps.db, actor.tenantId, sessionId),
 
     listSessions(actor, query) {
       const limit = Math.min(Math.max(1, Math.trunc(query.limit) || 1), MAX_SESSION_PAGE);

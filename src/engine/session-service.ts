@@ -1,7 +1,13 @@
 // The engine's public surface: what REST, CLI, MCP and the console call. Implemented in
 // engine/session-service-impl.ts; interfaces depend on this type only.
 import type { CreateSessionInput, RetrySessionInput } from '../domain/session-input.ts';
-import type { SessionDetail, SessionEvent, SessionRecord, SessionStatus } from '../domain/types.ts';
+import type {
+  SessionDetail,
+  SessionEvent,
+  SessionOverview,
+  SessionRecord,
+  SessionStatus,
+} from '../domain/types.ts';
 
 /** Who is acting: every call is scoped to one tenant. */
 export interface Actor {
@@ -49,6 +55,11 @@ export interface SessionService {
     idempotencyKey?: string,
   ): Promise<CreateSessionResult>;
   getSession(actor: Actor, sessionId: string): Promise<SessionDetail>;
+  /**
+   * The session as getSession gives it without its tasks (GET /v1/sessions/:id?tasks=none): its
+   * tasks' results are not read. Same access rules as getSession.
+   */
+  getSessionOverview(actor: Actor, sessionId: string): Promise<SessionOverview>;
   listSessions(actor: Actor, query: ListSessionsQuery): Promise<Page<SessionRecord>>;
   /** Cancels pending tasks, aborts running ones, ends the session `cancelled`. Idempotent on a cancelled session. */
   cancelSession(actor: Actor, sessionId: string): Promise<SessionDetail>;

@@ -3,10 +3,12 @@
 import { z } from 'zod';
 import type { RoleDefinition } from '../agents/roles/role.ts';
 import { EVENT_TYPES } from '../domain/events.ts';
+import { firstPendingPhase } from '../domain/task-state.ts';
 import {
   SESSION_STATUSES,
   type SessionDetail,
   type SessionEvent,
+  type SessionOverview,
   type SessionRecord,
   STRATEGIES,
   TASK_KINDS,
@@ -362,7 +364,7 @@ export function toSessionDto(session: SessionDetail): SessionDto {
 function buildSessionDto(session: SessionDetail): SessionDto {
   return {
     ...toSessionSummaryDto(session),
-    ...toSessionControlDto(session),
+    ...toSessionControlDto(session, firstPendingPhase(session.tasks)),
     plan: session.plan,
     tasks: session.tasks.map(toTaskDto),
     agents: toAgentDtos(session),
@@ -370,19 +372,19 @@ function buildSessionDto(session: SessionDetail): SessionDto {
 }
 
 /**
- * A session as `GET /v1/sessions/:id?tasks=none` shows it: the detail without `tasks` (built from
- * the same record, so every other field is the detail's).
+ * A session as `GET /v1/sessions/:id?tasks=none` shows it: the detail without `tasks` (built by the
+ * same functions, so every other field is the detail's).
  */
-export function toSessionOverviewDto(session: SessionDetail): SessionOverviewDto {
+export function toSessionOverviewDto(session: SessionOverview): SessionOverviewDto {
   return {
     ...toSessionSummaryDto(session),
-    ...toSessionControlDto(session),
+    ...toSessionControlDto(session, session.pendingPhase),
     plan: session.plan,
     agents: toAgentDtos(session),
   };
 }
 
-function toAgentDtos(session: SessionDetail): SessionDto['agents'] {
+function toAgentDtos(session: Pick<SessionDetail, 'agents'>): SessionDto['agents'] {
   return session.agents.map((agent) => ({
     id: agent.id,
     name: agent.name,
@@ -403,20 +405,23 @@ function deadlineIso(createdAt: number, deadlineSeconds: number): string {
   return toIso(Math.min(createdAt + deadlineSeconds * 1000, LAST_RFC3339_MS));
 }
 
-/** The approval, budget, deadline and thread fields of the session document (stored values only). */
-function toSessionControlDto(session: SessionDetail): z.infer<typeof sessionControlSchema> {
+/**
+ * The approval, budget, deadline and thread fields of the session document (stored values only);
+ * `firstPendingPhase`: the first phase with a pending task, or null.
+ */
+function toSessionControlDto(
+  session: SessionRecord & Pick<SessionDetail, 'settings'>,
+  firstPendingPhase: number | null,
+): z.infer<typeof sessionControlSchema> {
   const settings = session.settings;
   const budget = settings?.budget ?? null;
   const pending = session.status === 'awaiting_approval';
-  let pendingPhase: number | null = null;
-  if (pending) {
-    for (const task of session.tasks) {
-      if (task.status === 'pending' && (pendingPhase === null || task.phase < pendingPhase))
-        pendingPhase = task.phase;
-    }
-  }
   return {
-    approval: { mode: settings?.approval ?? 'none', pending, pendingPhase },
+    approval: {
+      mode: settings?.approval ?? 'none',
+      pending,
+      pendingPhase: pending ? firstPendingPhase : null,
+    },
     budget:
       budget === null
         ? null

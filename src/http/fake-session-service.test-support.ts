@@ -2,6 +2,7 @@
 // pagination, events, cancel) to exercise the routes without the engine and the store.
 import { createHash, randomUUID } from 'node:crypto';
 import type { CreateSessionInput } from '../domain/session-input.ts';
+import { toSessionOverview } from '../domain/session-overview.ts';
 import { type SessionDetail, type SessionEvent, ZERO_USAGE } from '../domain/types.ts';
 import type {
   Actor,
@@ -86,6 +87,10 @@ export function createFakeSessionService(): FakeSessionService {
     async getSession(actor, id) {
       checkFailure();
       return find(actor, id);
+    },
+    async getSessionOverview(actor, id) {
+      checkFailure();
+      return toSessionOverview(find(actor, id));
     },
     async listSessions(actor, query: ListSessionsQuery): Promise<Page<SessionDetail>> {
       checkFailure();

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isResponseSerializationError } from 'fastify-type-provider-zod';
 import { safeEncode } from 'zod/v4/core';
+import { toSessionOverview } from '../domain/session-overview.ts';
 import type { SessionDetail, TaskRecord } from '../domain/types.ts';
 import {
   sessionDetailSchema,
@@ -144,7 +145,7 @@ describe('the serializer compiler of session reads', () => {
     const detail = session([Object.freeze(task('a', []))]);
     const dto = toSessionDto(detail);
     assert.equal(read(dto), reference(dto), 'with tasks: the detail serialiser');
-    const overview = toSessionOverviewDto(detail);
+    const overview = toSessionOverviewDto(toSessionOverview(detail));
     const { tasks: _tasks, ...withoutTasks } = JSON.parse(reference(dto)) as Record<string, unknown>;
     assert.equal(read(overview), `fallback:${JSON.stringify(withoutTasks)}`, 'without: the given compiler');
     const plain = compile({ ...route, schema: sessionDetailSchema });

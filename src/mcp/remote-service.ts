@@ -6,6 +6,7 @@ import { type ApiClient, ApiProblemError, createApiClient } from '../cli/client.
 import { CliError } from '../cli/exit-codes.ts';
 import { followSession } from '../cli/follow.ts';
 import { DEFAULT_RETRY_FOR_MS } from '../cli/retry.ts';
+import { toSessionOverview } from '../domain/session-overview.ts';
 import type { SessionDetail, SessionEvent, SessionRecord, TaskRecord } from '../domain/types.ts';
 import type { SessionService } from '../engine/session-service.ts';
 import { AppError, isErrorCode } from '../errors/app-error.ts';
@@ -114,6 +115,8 @@ export function createRemoteSessionService(options: RemoteServiceOptions): {
         return { session: toDetail(session), created };
       }),
     getSession: (_actor, sessionId) => remote(async () => toDetail(await client.getSession(sessionId))),
+    getSessionOverview: (_actor, sessionId) =>
+      remote(async () => toSessionOverview(toDetail(await client.getSession(sessionId)))),
     listSessions: (_actor, query) =>
       remote(async () => {
         const page = await client.listSessions(query);

@@ -28,6 +28,7 @@ function bindAll(service: SessionService): SessionService {
     createSession: service.createSession.bind(service),
     retrySession: service.retrySession.bind(service),
     getSession: service.getSession.bind(service),
+    getSessionOverview: service.getSessionOverview.bind(service),
     listSessions: service.listSessions.bind(service),
     cancelSession: service.cancelSession.bind(service),
     deleteSession: service.deleteSession.bind(service),

@@ -188,7 +188,7 @@ export function toTaskRecord(row: TasksTable, dependsOn: string[]): TaskRecord {
  */
 export function toAgentRecords(
   agents: ReadonlyArray<{ id: string; name: string; role: string }>,
-  tasks: readonly TaskRecord[],
+  tasks: ReadonlyArray<Pick<TaskRecord, 'agentId' | 'usage'>>,
 ): AgentRecord[] {
   // Insertion order: agents in the order of their first task.
   const usageOf = new Map<string, Usage>();

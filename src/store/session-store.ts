@@ -1,6 +1,7 @@
 // Session persistence: inserting a new session with its plan, agents, tasks and dependencies;
 // reading a session's detail; listing with keyset pagination. Every read is scoped to a tenant.
 import type { Kysely } from 'kysely';
+import { firstPendingPhase } from '../domain/task-state.ts';
 import type {
   AgentRecord,
   PlanBody,
@@ -8,6 +9,7 @@ import type {
   SessionRecord,
   SessionStatus,
   TaskRecord,
+  TaskStatus,
 } from '../domain/types.ts';
 import { AppError } from '../errors/app-error.ts';
 import { precompileQuery } from './compiled-query.ts';
@@ -18,6 +20,7 @@ import {
   toAgentRecords,
   toSessionRecord,
   toTaskRecord,
+  toUsage,
 } from './rows.ts';
 import type { AgentsTable, Database, SessionsTable, TaskDependenciesTable, TasksTable } from './schema.ts';
 import { stringifyForStore } from './storable-text.ts';
@@ -156,6 +159,58 @@ export interface SessionContents {
   plan: PlanBody | null;
   tasks: TaskRecord[];
   agents: AgentRecord[];
+}
+
+/**
+ * Of each task, what the session read without its tasks shows of them (its agents' usage, the phase
+ * waiting for approval): no result, instructions or error, which are most of a large session's rows.
+ */
+const selectSessionTaskTotals = precompileQuery<
+  Database,
+  Pick<
+    TasksTable,
+    'agent_id' | 'status' | 'phase' | 'input_tokens' | 'output_tokens' | 'cache_read_tokens' | 'cost_usd'
+  >
+>(1, (db, [sessionId]) =>
+  db
+    .selectFrom('tasks')
+    .select(['agent_id', 'status', 'phase', 'input_tokens', 'output_tokens', 'cache_read_tokens', 'cost_usd'])
+    .where('session_id', '=', sessionId as string)
+    // The detail's order (selectSessionTasks): the agents are listed in the order of their first task.
+    .orderBy('position'),
+);
+
+/** What a session's detail without its tasks adds to its row: the latest plan, the agents. */
+export interface SessionOverviewContents {
+  plan: PlanBody | null;
+  agents: AgentRecord[];
+  /** The first phase with a pending task (what waits for approval while the session does), or null. */
+  pendingPhase: number | null;
+}
+
+/**
+ * loadSessionContents without the tasks: the agents' usage and the pending phase are read from the
+ * tasks' status, phase and usage columns only.
+ */
+export async function loadSessionOverviewContents(
+  db: Kysely<Database>,
+  sessionId: string,
+  report: DamagedJsonReport,
+): Promise<SessionOverviewContents> {
+  const plan = (await selectLatestPlanBody(db, sessionId)).rows[0];
+  const rows = (await selectSessionTaskTotals(db, sessionId)).rows;
+  const agents = (await selectSessionAgents(db, sessionId)).rows;
+  const tasks = rows.map((row) => ({
+    agentId: row.agent_id,
+    status: row.status as TaskStatus,
+    phase: Number(row.phase),
+    usage: toUsage(row),
+  }));
+  return {
+    plan: plan ? (parseStoredPlan(plan.body, sessionId, report) ?? null) : null,
+    agents: toAgentRecords(agents, tasks),
+    pendingPhase: firstPendingPhase(tasks),
+  };
 }
 
 /** Loads the latest plan, the tasks and the agents of a session whose row the caller already read (tenant-checked). */

@@ -7,7 +7,10 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { newSessionRow, newTaskRow } from '../../src/store/rows.ts';
+import { toSessionOverview } from '../../src/domain/session-overview.ts';
+import { createSessionDetailReader } from '../../src/engine/session-detail-cache.ts';
+import { toSessionDto, toSessionOverviewDto } from '../../src/http/dto.ts';
+import { IGNORE_DAMAGED_JSON, newSessionRow, newTaskRow } from '../../src/store/rows.ts';
 import { listSessionTaskPage } from '../../src/store/session-task-pages.ts';
 import { fetchOpenApiDocument } from '../fixtures/openapi-conformance.ts';
 import { startProbeStack } from '../fixtures/security-probe.ts';
@@ -246,6 +249,120 @@ for (const backend of STORE_BACKENDS) {
           after.items.map((task) => task.name),
           ['t0', 't1'],
         );
+      } finally {
+        await dispose();
+      }
+    });
+
+    test('a session without its tasks, read without their results, is the detail without tasks', async () => {
+      const { handles, dispose } = await backend.open(1);
+      try {
+        const db = handles[0]!.db;
+        await db.insertInto('tenants').values({ id: 'acme', name: 'acme', created_at: 0 }).execute();
+        const sessionId = randomUUID();
+        await db
+          .insertInto('sessions')
+          .values({
+            ...newSessionRow(
+              {
+                id: sessionId,
+                tenant_id: 'acme',
+                objective: 'overview probe',
+                strategy: 'adaptive',
+                status: 'awaiting_approval',
+                metadata: '{}',
+                started_at: AT,
+              },
+              AT,
+            ),
+            input_tokens: 60,
+            output_tokens: 24,
+          })
+          .execute();
+        const plan = { rationale: 'r', phases: [{ name: 'one', tasks: [] }] };
+        await db
+          .insertInto('plans')
+          .values({
+            session_id: sessionId,
+            version: 1,
+            tenant_id: 'acme',
+            body: JSON.stringify(plan),
+            created_at: AT,
+          })
+          .execute();
+        // Agents inserted in an order other than that of their first task; one without a task.
+        const agentIds = [randomUUID(), randomUUID(), randomUUID()];
+        await db
+          .insertInto('agents')
+          .values(
+            agentIds.map((id, i) => ({
+              id,
+              tenant_id: 'acme',
+              session_id: sessionId,
+              name: `agent${i}`,
+              role: 'engineer',
+              runtime: 'llm',
+              created_at: AT,
+            })),
+          )
+          .execute();
+        // Plan order: agent 2's task first; an orchestrator task (no agent); phase 1 and 2 pending.
+        const specs = [
+          { agent: agentIds[2]!, phase: 0, status: 'succeeded', tokens: 10 },
+          { agent: null, phase: 0, status: 'succeeded', tokens: 7 },
+          { agent: agentIds[0]!, phase: 0, status: 'failed', tokens: 3 },
+          { agent: agentIds[2]!, phase: 1, status: 'succeeded', tokens: 5 },
+          { agent: agentIds[0]!, phase: 2, status: 'pending', tokens: 0 },
+          { agent: agentIds[2]!, phase: 1, status: 'pending', tokens: 0 },
+        ];
+        await db
+          .insertInto('tasks')
+          .values(
+            specs.map((spec, position) => ({
+              ...newTaskRow(
+                { tenantId: 'acme', sessionId, maxAttempts: 1, now: AT },
+                {
+                  id: randomUUID(),
+                  kind: spec.agent === null ? 'plan' : 'agent',
+                  name: `t${position}`,
+                  role: 'engineer',
+                  agent_id: spec.agent,
+                  instructions: 'x',
+                  runner: null,
+                  phase: spec.phase,
+                  position,
+                  status: spec.status,
+                },
+              ),
+              result: spec.status === 'succeeded' ? 'r'.repeat(5000) : null,
+              input_tokens: spec.tokens,
+              output_tokens: spec.tokens * 2,
+              cache_read_tokens: spec.tokens,
+              cost_usd: spec.tokens / 100,
+            })),
+          )
+          .execute();
+
+        const reader = createSessionDetailReader(IGNORE_DAMAGED_JSON);
+        const detail = await reader.read(db, 'acme', sessionId);
+        const overview = await reader.readOverview(db, 'acme', sessionId);
+        assert.deepEqual(overview, toSessionOverview(detail));
+        assert.equal(overview.pendingPhase, 1);
+        assert.deepEqual(
+          overview.agents.map((agent) => [agent.name, agent.usage.inputTokens]),
+          [
+            ['agent2', 15],
+            ['agent0', 3],
+            ['agent1', 0],
+          ],
+        );
+        // What the API answers: the detail's fields without `tasks`, the phase waiting for approval.
+        const { tasks: _tasks, ...expected } = toSessionDto(detail);
+        assert.deepEqual(toSessionOverviewDto(overview), expected);
+        assert.equal(toSessionOverviewDto(overview).approval.pendingPhase, 1);
+
+        // Another tenant's id: not found, as for the detail.
+        await assert.rejects(reader.readOverview(db, 'other', sessionId), { code: 'SESSION_NOT_FOUND' });
       } finally {
         await dispose();
       }

@@ -132,10 +132,10 @@ export function registerSessionRoutes(app: FastifyInstance, options: SessionRout
         },
       },
     },
-    async (request) => {
-      const session = await service.getSession(request.actor, request.params.id);
-      return request.query.tasks === 'none' ? toSessionOverviewDto(session) : toSessionDto(session);
-    },
+    async (request) =>
+      request.query.tasks === 'none'
+        ? toSessionOverviewDto(await service.getSessionOverview(request.actor, request.params.id))
+        : toSessionDto(await service.getSession(request.actor, request.params.id)),
   );
 
   typed.post(
