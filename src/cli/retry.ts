@@ -2,6 +2,7 @@
 // 502/503/504 from a load balancer while a replica restarts): back off and try again for a bounded time.
 import { CliError, EXIT } from './exit-codes.ts';
 import { parseNumberOption } from './number-options.ts';
+import { showControls } from './output.ts';
 
 /** How long a follower keeps trying an unavailable server by default (`--retry-for`). */
 export const DEFAULT_RETRY_FOR_MS = 90_000;
@@ -110,7 +111,8 @@ export async function retryWhileUnavailable<T>(
 
 /** A retry note for stderr: what failed, and when the next attempt comes (retry n of at most `retryForMs`). */
 export function describeRetry(error: CliError, retry: number, delayMs: number, retryForMs: number): string {
-  return `${error.code}: ${error.message} — retrying in ${formatDelay(delayMs)} (retry ${retry}, for up to ${formatDelay(retryForMs)})…`;
+  // What the server (or a proxy before it) said: its control characters as escapes, as in the error line.
+  return `${showControls(error.code)}: ${showControls(error.message)} — retrying in ${formatDelay(delayMs)} (retry ${retry}, for up to ${formatDelay(retryForMs)})…`;
 }
 
 /** `250 ms`, `1.5 s`, `90 s`. */

@@ -9,7 +9,7 @@ import { createLogPrinter } from '../event-printer.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { followSession, readAllEvents } from '../follow.ts';
 import { parseIntegerOption } from '../number-options.ts';
-import { indexTaskNames } from '../output.ts';
+import { indexTaskNames, showControls } from '../output.ts';
 import {
   DEFAULT_RETRY_FOR_MS,
   describeRetry,
@@ -175,7 +175,7 @@ async function printLogs(ctx: CliContext, command: Command): Promise<number> {
       onReconnect: (attempt, lastSeq, { error, delayMs, connected }) => {
         printer.end();
         const what = connected ? `connection lost after #${lastSeq}` : 'event stream not open yet';
-        const why = error ? ` (${error.code}: ${error.message})` : '';
+        const why = error ? ` (${showControls(error.code)}: ${showControls(error.message)})` : '';
         out.note(
           out.paint.dim(`${what}${why}; reconnecting in ${formatDelay(delayMs)} (attempt ${attempt})…`),
         );

@@ -19,7 +19,7 @@ import { createEventPrinter } from '../event-printer.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { type FollowOptions, followSession } from '../follow.ts';
 import { parseIntegerOption, parseNumberOption } from '../number-options.ts';
-import { formatSessionSummary, formatTaskTable, indexTaskNames, plural } from '../output.ts';
+import { formatSessionSummary, formatTaskTable, indexTaskNames, plural, showControls } from '../output.ts';
 import {
   DEFAULT_RETRY_FOR_MS,
   describeRetry,
@@ -172,7 +172,7 @@ async function submit(
 function reconnectNote(ctx: CliContext): NonNullable<FollowOptions['onReconnect']> {
   return (attempt, _lastSeq, { error, delayMs, connected }) => {
     const what = connected ? 'connection lost' : 'event stream not open yet';
-    const why = error ? ` (${error.code}: ${error.message})` : '';
+    const why = error ? ` (${showControls(error.code)}: ${showControls(error.message)})` : '';
     ctx.out.note(
       ctx.out.paint.dim(`${what}${why}; reconnecting in ${formatDelay(delayMs)} (attempt ${attempt})…`),
     );
