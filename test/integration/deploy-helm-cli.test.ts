@@ -358,6 +358,10 @@ for (const helm of helms) {
         /disabled[./]MaosNotReady/,
       );
       assertRejected([...rules, 'metrics.prometheusRule.additionalRuleLabels.team-x=a'], /team-x/);
+      // A runbook prefix that would not make links: no scheme (still a relative path), another scheme.
+      for (const prefix of ['git.example.com/platform/maos/blob/v0.1.0/', 'javascript:alert(1)//']) {
+        assertRejected([...rules, `metrics.prometheusRule.runbookUrlPrefix=${prefix}`], /runbookUrlPrefix/);
+      }
       // Audit checkpoint volume: a typo, one the replicas cannot all mount, two directory settings.
       assertRejected(['--set', 'auditCheckpoints.persistence.enable=true'], /enable/);
       assertRejected(
@@ -694,6 +698,17 @@ for (const helm of helms) {
           },
         },
         documentedAlertChanges(),
+        {
+          metrics: {
+            prometheusRule: {
+              enabled: true,
+              runbookUrlPrefix: 'https://git.example.com/platform/maos/blob/v0.1.0/',
+              overrides: {
+                MaosDataDirSpaceLow: { annotations: { runbook_url: 'https://wiki.example.com/oncall/disk' } },
+              },
+            },
+          },
+        },
         { ...POSTGRES, replicaCount: 1, podDisruptionBudget: { minAvailable: '50%' } },
         { auth: ENTRA_LIKE_AUTH },
         {

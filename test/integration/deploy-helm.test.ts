@@ -734,6 +734,55 @@ describe('Helm chart', () => {
     },
   );
 
+  test('metrics.prometheusRule.runbookUrlPrefix makes every shipped runbook_url a link, in one value', () => {
+    const shippedAlerts = new Map(
+      readdirSync('deploy/prometheus/rules')
+        .filter((f) => f.endsWith('.yml'))
+        .flatMap((f) => parseYaml(readFileSync(join('deploy/prometheus/rules', f), 'utf8')).groups as Doc[])
+        .flatMap((g) => (g.rules as Doc[]).filter((r) => r.alert).map((r) => [String(r.alert), r])),
+    );
+    assert.ok(shippedAlerts.size > 20);
+    const runbooks = (prometheusRule: Doc): Map<string, unknown> =>
+      new Map(
+        (
+          at(
+            one(
+              render({ metrics: { prometheusRule: { enabled: true, ...prometheusRule } } }).byKind,
+              'PrometheusRule',
+            ),
+            'spec.groups',
+          ) as Doc[]
+        ).flatMap((g) =>
+          (g.rules as Doc[])
+            .filter((r) => r.alert)
+            .map((r) => [String(r.alert), at(r, 'annotations.runbook_url')]),
+        ),
+      );
+    // Unset (the default): the shipped relative paths, as the plain rule files carry them.
+    const asShipped = runbooks({});
+    for (const [name, rule] of shippedAlerts) {
+      assert.match(String(at(rule, 'annotations.runbook_url')), /^docs\/runbooks\/Maos\w+\.md$/, name);
+      assert.equal(asShipped.get(name), at(rule, 'annotations.runbook_url'), name);
+    }
+    // Set, with or without its closing slash: every alert's runbook under it.
+    const base = 'https://git.example.com/platform/maos/blob/v0.1.0';
+    for (const runbookUrlPrefix of [base, `${base}/`]) {
+      const linked = runbooks({ runbookUrlPrefix });
+      assert.equal(linked.size, shippedAlerts.size);
+      for (const name of shippedAlerts.keys()) {
+        assert.equal(linked.get(name), `${base}/docs/runbooks/${name}.md`, `${runbookUrlPrefix}: ${name}`);
+      }
+    }
+    // A runbook_url an override sets is its own: kept as given, not prefixed.
+    const own = 'https://wiki.example.com/oncall/maos-disk';
+    const overridden = runbooks({
+      runbookUrlPrefix: base,
+      overrides: { MaosDataDirSpaceLow: { annotations: { runbook_url: own } } },
+    });
+    assert.equal(overridden.get('MaosDataDirSpaceLow'), own);
+    assert.equal(overridden.get('MaosDataDirFillingUp'), `${base}/docs/runbooks/MaosDataDirFillingUp.md`);
+  });
+
   test('tls.secretName: the server serves HTTPS from the Secret, and probes, Service and Ingress say so', () => {
     const plain = render({ ...POSTGRES_FULL, ingress: { enabled: true } });
     const tls = render({ ...POSTGRES_FULL, ingress: { enabled: true }, tls: { secretName: 'maos-tls' } });
