@@ -14,7 +14,7 @@ async function linesOf(
   const stdin = new PassThrough();
   let tooLong = 0;
   const notUtf8: Buffer[] = [];
-  const lines = boundStdinLines(
+  const { lines } = boundStdinLines(
     stdin,
     { tooLong: () => tooLong++, notUtf8: (line) => notUtf8.push(line) },
     maxBytes,
@@ -55,4 +55,18 @@ test('a line that is not UTF-8 is left out and told, whole; the lines around it 
   const { chunks, notUtf8 } = await linesOf(['ok\n', latin1, euro.subarray(0, 2), euro.subarray(2)], 10);
   assert.deepEqual(chunks, ['ok\n', '€\n']);
   assert.deepEqual(notUtf8, [latin1]);
+});
+
+test('stop stops reading stdin: it is paused, and what comes after is not passed on', async () => {
+  const stdin = new PassThrough();
+  const { lines, stop } = boundStdinLines(stdin, { tooLong: () => {}, notUtf8: () => {} }, 10);
+  const chunks: string[] = [];
+  lines.on('data', (chunk: Buffer) => chunks.push(chunk.toString('utf8')));
+  stdin.write('one\n');
+  await new Promise((resolve) => setImmediate(resolve));
+  stop();
+  assert.equal(stdin.isPaused(), true);
+  stdin.write('two\n');
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(chunks, ['one\n']);
 });

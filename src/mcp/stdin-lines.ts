@@ -22,6 +22,16 @@ export interface LeftOutLines {
   notUtf8: (line: Buffer) => void;
 }
 
+/** The lines of stdin, and how to stop reading stdin for them. */
+export interface StdinLines {
+  lines: Transform;
+  /**
+   * Stops reading stdin (call it when the transport closes): stdin is paused, as the transport
+   * paused it when it read stdin itself, so that an open stdin keeps the process alive no longer.
+   */
+  stop: () => void;
+}
+
 /**
  * `stdin` as a stream of whole lines of UTF-8, each with its line break, none longer than
  * `maxBytes` (a last line without its line break is kept out, as the transport would never read it).
@@ -31,7 +41,7 @@ export function boundStdinLines(
   stdin: NodeJS.ReadableStream,
   leftOut: LeftOutLines,
   maxBytes: number = MAX_STDIN_LINE_BYTES,
-): Transform {
+): StdinLines {
   /** The start of the line being read, in the chunks it came in. */
   let pending: Buffer[] = [];
   let pendingBytes = 0;
@@ -74,6 +84,17 @@ export function boundStdinLines(
     },
   });
   // The transport listens for errors on what it reads, as it did on stdin itself.
-  stdin.on('error', (error) => lines.destroy(error));
-  return stdin.pipe(lines);
+  const passError = (error: Error): void => {
+    lines.destroy(error);
+  };
+  stdin.on('error', passError);
+  stdin.pipe(lines);
+  return {
+    lines,
+    stop: () => {
+      stdin.off('error', passError);
+      stdin.unpipe(lines);
+      if (stdin.listenerCount('data') === 0) stdin.pause();
+    },
+  };
 }

@@ -49,7 +49,7 @@ export async function startStdioServer(options: StdioServerOptions): Promise<Run
   });
   // Whole lines of UTF-8 of bounded length: another is answered, not left to the transport, which
   // closed on a line too long and read one not UTF-8 with U+FFFD in place of its invalid bytes.
-  const lines = boundStdinLines(stdin, {
+  const { lines, stop: stopReading } = boundStdinLines(stdin, {
     tooLong: () => answerTooLongLine(transport, options.logger),
     notUtf8: (line) => answerNotUtf8Line(transport, line, options.logger),
   });
@@ -60,7 +60,11 @@ export async function startStdioServer(options: StdioServerOptions): Promise<Run
     { maxBufferSize: MAX_STDIN_LINE_BYTES + 1 },
   );
   const closed = new Promise<void>((resolve) => {
-    transport.onclose = () => resolve();
+    transport.onclose = () => {
+      // Closed with stdin still open (a client gone from stdout, a signal): it must not keep the process.
+      stopReading();
+      resolve();
+    };
   });
   await server.connect(transport);
   answerUnreadableLines(server.server, transport, lines, options.logger);

@@ -154,3 +154,30 @@ test('maos mcp refuses a stdin line that is not UTF-8, instead of storing U+FFFD
     ['maos://roles'],
   );
 });
+
+test('maos mcp stopped by SIGTERM exits while its stdin is still open', { timeout: 60_000 }, async () => {
+  // Remote mode: nothing to stop but the session. Reading stdin through the line reader above must
+  // not keep the process alive once the session is closed (it did until stdin was paused again).
+  const child = spawn(process.execPath, [MAOS_BIN, 'mcp', '--server', 'http://127.0.0.1:4'], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
+    stdio: 'pipe',
+  });
+  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  let stdout = '';
+  const initialized = new Promise<void>((resolve) => {
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+      if (stdout.includes('"id":1')) resolve();
+    });
+  });
+  child.stdin.on('error', () => {});
+  child.stdin.write(`${JSON.stringify(INITIALIZE)}\n`);
+  await initialized;
+  const ended = new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+    child.on('close', (code, signal) => resolve([code, signal])),
+  );
+  child.kill('SIGTERM');
+  const [code, signal] = await ended;
+  clearTimeout(killer);
+  assert.deepEqual([code, signal], [0, null]);
+});
