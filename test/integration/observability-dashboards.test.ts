@@ -11,7 +11,13 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { startMetricsListener } from '../../src/observability/http-metrics-plugin.ts';
 import { createMetrics } from '../../src/observability/metrics.ts';
 import { populateAllMetrics } from '../helpers/populate-metrics.ts';
-import { expandVariables, metricNamesIn, recordedNames, scrapeNames } from '../helpers/promql.ts';
+import {
+  expandVariables,
+  metricNamesIn,
+  recordedNames,
+  scrapeNames,
+  shippedRules,
+} from '../helpers/promql.ts';
 import { requireBinary, runPromtool } from '../helpers/promtool.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -178,6 +184,43 @@ describe('Grafana dashboards', () => {
       const names = metricNamesIn(expr);
       assert.ok(names.length > 0, `${where}: no metric in ${expr}`);
       for (const name of names) assert.ok(available.has(name), `${where}: unknown metric ${name} in ${expr}`);
+    }
+  });
+
+  test('the Overview 5xx ratio and p95 latency count the requests the SLO rules count (no probes)', () => {
+    // A not-ready or draining pod answers /readyz 503 on purpose: the SLO rules leave the probes
+    // out, and a stat panel that kept them showed those 503s as API errors.
+    const routeMatchers = (expr: string): string[] =>
+      [...expr.matchAll(/http_request_duration_seconds_(?:count|bucket)\{([^}]*)\}/g)].map(
+        (selector) =>
+          /\broute\s*(!~|=~|!=|=)\s*("(?:[^"\\]|\\.)*")/
+            .exec(selector[1] ?? '')
+            ?.slice(1)
+            .join('') ?? 'none',
+      );
+    const sloMatcher = (slo: string): string => {
+      const exprs = shippedRules()
+        .filter((rule) => rule.record?.startsWith('slo:error_ratio:') && rule.labels?.slo === slo)
+        .map((rule) => rule.expr);
+      assert.equal(exprs.length, 5, `${slo}: one rule per window`);
+      const matchers = new Set(exprs.flatMap(routeMatchers));
+      assert.equal(matchers.size, 1, `${slo}: one route selection in every window: ${[...matchers]}`);
+      return [...matchers][0] as string;
+    };
+    const availability = sloMatcher('availability');
+    const latency = sloMatcher('latency');
+    assert.match(availability, /healthz\|\/readyz/);
+    assert.match(latency, /\/readyz/);
+    const overview = allPanels(readDashboard('maos-overview.json').panels);
+    for (const [title, expected] of [
+      ['5xx ratio', availability],
+      ['p95 latency', latency],
+    ] as const) {
+      const panel = overview.find((candidate) => candidate.title === title);
+      assert.ok(panel, `the Overview has a "${title}" panel`);
+      const matchers = (panel.targets ?? []).flatMap((target) => routeMatchers(target.expr));
+      assert.ok(matchers.length > 0, `"${title}" reads http_request_duration_seconds`);
+      for (const matcher of matchers) assert.equal(matcher, expected, `"${title}"`);
     }
   });
 
