@@ -162,7 +162,13 @@ export function buildPlannedRows(spec: {
   const readyEvents = tasks
     .filter((task) => task.status === 'ready')
     .map((task) => taskReadyEvent(task.id, task.name));
-  const taskRecords = tasks.map((task, index) => toTaskRecord(task, [...planned[index]!.task.dependsOn]));
+  // In plan order, as the session's detail and its task pages read them back (store/task-graph.ts).
+  const indexByName = new Map(planned.map(({ task }, index) => [task.name, index]));
+  const inPlanOrder = (names: readonly string[]) =>
+    [...names].sort((a, b) => (indexByName.get(a) ?? 0) - (indexByName.get(b) ?? 0));
+  const taskRecords = tasks.map((task, index) =>
+    toTaskRecord(task, inPlanOrder(planned[index]!.task.dependsOn)),
+  );
   return {
     agents,
     tasks,

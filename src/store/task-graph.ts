@@ -159,10 +159,15 @@ const selectDependencyNames = precompileQuery<Database, { task_id: string; name:
       .selectFrom('task_dependencies as d')
       .innerJoin('tasks as t', 't.id', 'd.depends_on_task_id')
       .select(['d.task_id', 't.name'])
-      .where('d.session_id', '=', sessionId as string),
+      .where('d.session_id', '=', sessionId as string)
+      // Plan order, as a page of the session's tasks lists them (store/session-task-pages.ts): a
+      // client reading some tasks by page and the others in the detail sees each as the other does.
+      // Without an order they came as the rows lie (as written in the plan, on most days).
+      .orderBy('t.position')
+      .orderBy('t.id'),
 );
 
-/** task id → names of the tasks it depends on, for one session. */
+/** task id → names of the tasks it depends on (in plan order), for one session. */
 export async function loadDependencyNames(
   db: Kysely<Database>,
   sessionId: string,

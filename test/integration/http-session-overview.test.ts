@@ -140,6 +140,34 @@ describe('a session read without its tasks, and tasks by id', { timeout: 120_000
     );
   });
 
+  test('a task’s dependsOn is in plan order in the submit’s answer, the detail and the pages alike', async (t) => {
+    const server = await startTestServer({
+      config: { runners: { words: { command: ['sh', '-c', 'echo "output of $MAOS_TASK"'] } } },
+    });
+    t.after(() => server.close());
+    // `last` names its dependencies in another order than the plan's.
+    const agents = [
+      ...['a', 'b', 'c', 'd'].map((name) => ({ name, role: 'engineer', task: name, runner: 'words' })),
+      { name: 'last', role: 'engineer', task: 'last', runner: 'words', depends_on: ['d', 'b', 'c', 'a'] },
+    ];
+    const created = await requestJson<Detail>(`${server.url}/v1/sessions`, {
+      method: 'POST',
+      body: { objective: 'dependencies in order', agents },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const id = created.body.id;
+    const inPlanOrder = ['a', 'b', 'c', 'd'];
+    assert.deepEqual(created.body.tasks.at(-1)?.dependsOn, inPlanOrder, 'the submit’s answer');
+    await waitForSession(server.url, id);
+    const detail = (await requestJson<Detail>(`${server.url}/v1/sessions/${id}`)).body;
+    const last = detail.tasks.at(-1)!;
+    assert.deepEqual(last.dependsOn, inPlanOrder, 'the detail');
+    const page = await requestJson<TaskPage>(`${server.url}/v1/sessions/${id}/tasks`);
+    assert.deepEqual(page.body.items, detail.tasks, 'a page: the detail’s tasks');
+    const byId = await requestJson<TaskPage>(`${server.url}/v1/sessions/${id}/tasks?ids=${last.id}`);
+    assert.deepEqual(byId.body.items, [last], 'read by id: the detail’s task');
+  });
+
   test('another tenant’s session is not found, without tasks or by ids', async (t) => {
     const stack = await startProbeStack(t);
     const base = stack.server.url;
