@@ -6,6 +6,7 @@
 // graceful stop, the runner left running, and a clean exit a supervisor does not restart.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,6 +77,7 @@ test('a log pipe that closes stops the server gracefully: runner stopped, task g
 
   // The reader goes away; the next request's log line meets a closed pipe.
   child.stdout.destroy();
+  await once(child.stdout, 'close');
   await fetch(`${url}/v1/sessions`).catch(() => undefined);
   const { code, signal } = await exited;
   assert.equal(signal, null, stderr);

@@ -4,6 +4,7 @@
 // (process groups of their own) must not outlive it: the signal used to end the process by Node's
 // default, leaving the runner running until the next start on that data directory.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +22,11 @@ import { waitFor } from '../fixtures/wait-for.ts';
  * Starts the embedded server, has it run a task whose runner sleeps, then calls `stop` once the
  * runner runs; resolves with the exit code or signal, stderr and the runner's pid.
  */
-async function runAndStop(t: TestContext, stop: (mcp: EmbeddedMcp) => Promise<void>) {
+async function runAndStop(
+  t: TestContext,
+  stop: (mcp: EmbeddedMcp) => Promise<void> | void,
+  graceSeconds = 60,
+) {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'maos-mcp-forced-exit-')));
   const pidFile = join(dir, 'runner.pid');
   let runnerPid = 0;
@@ -35,8 +40,9 @@ async function runAndStop(t: TestContext, stop: (mcp: EmbeddedMcp) => Promise<vo
     JSON.stringify({
       dataDir: join(dir, 'data'),
       logLevel: 'warn',
-      // Long enough that the graceful stop still waits for the runner when the signal comes.
-      shutdown: { graceSeconds: 60 },
+      // Long enough (but for the last test) that the graceful stop still waits for the runner when
+      // the signal comes.
+      shutdown: { graceSeconds },
       runners: { long: { command: ['sh', '-c', `echo $$ > '${pidFile}'; sleep 300`] } },
     }),
   );
@@ -90,5 +96,26 @@ test(
     assert.equal(result.signal, null, `ended by ${result.signal}:\n${result.stderr}`);
     assert.equal(result.code, 130, result.stderr);
     await waitFor(() => !isRunning(result.runnerPid), 10_000, 'the runner to be gone');
+  },
+);
+
+test(
+  'a client that went away (stdout closed) ends the session: a graceful stop that stops the runner, exit 0',
+  onLinux,
+  async (t) => {
+    const result = await runAndStop(
+      t,
+      async (mcp) => {
+        // Its reader gone, the answer to the next request meets a closed pipe (EPIPE); stdin stays open.
+        mcp.child.stdout.destroy();
+        await once(mcp.child.stdout, 'close');
+        mcp.send({ id: 3, method: 'tools/list' });
+      },
+      1,
+    );
+    assert.equal(result.signal, null, `ended by ${result.signal}:\n${result.stderr}`);
+    assert.equal(result.code, 0, result.stderr);
+    // Stopped by the graceful stop (after shutdown.graceSeconds), not left behind by an exit on the spot.
+    assert.ok(!isRunning(result.runnerPid), 'the runner was stopped with the server');
   },
 );

@@ -16,6 +16,7 @@ import { VERSION } from '../../version.ts';
 import { type ActionFactory, type CliContext, CREDENTIALS_OPTION_HELP, nearestOptions } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { assertCleanStop } from '../shutdown-outcome.ts';
+import { takeOverStdoutFailures } from '../stdout-failure.ts';
 import { readStoredToken } from './login.ts';
 
 interface McpOptions {
@@ -113,10 +114,19 @@ async function runMcp(_ctx: CliContext | undefined, command: Command): Promise<n
   });
   const app = await createApp(config, { logger });
   const signals = handleEmbeddedSignals(logger);
+  // stdout is the protocol: once it cannot be written (EPIPE: the client went away) the session
+  // ends as when the client closes stdin, and the server stops gracefully; exiting on the spot, as a
+  // short command does, left the runners running and their tasks leased.
+  let running: Awaited<ReturnType<typeof startStdioServer>> | undefined;
+  let stdoutLost = false;
+  const releaseStdout = takeOverStdoutFailures(() => {
+    stdoutLost = true;
+    void running?.close();
+  });
   let stopped: StopOutcome;
   try {
     await app.startEngine();
-    const running = await startStdioServer({
+    running = await startStdioServer({
       service: app.engine.service,
       // The same roles and steering as /mcp of this configuration (custom roles and plan approval
       // come with an LLM provider).
@@ -126,11 +136,13 @@ async function runMcp(_ctx: CliContext | undefined, command: Command): Promise<n
       logger,
       telemetry: app.telemetry.mcpServer('pipe'),
     });
+    if (stdoutLost) void running.close();
     await signals.untilEnd(running);
   } finally {
     signals.stopping();
     stopped = await app.stop();
     signals.remove();
+    releaseStdout();
   }
   // As `maos serve`: a step of the stop that failed is exit 7, naming it (an error of the session
   // before the stop is reported instead, thrown through the finally above).
