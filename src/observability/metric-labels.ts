@@ -4,7 +4,7 @@
 import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import { listBuiltInRoleNames } from '../agents/roles/catalogue.ts';
 import { SESSION_STATUSES } from '../domain/types.ts';
-import { ERROR_CODES } from '../errors/app-error.ts';
+import { ERROR_CODES, type ErrorCode } from '../errors/app-error.ts';
 import { RETENTION_TABLES as RETENTION_TARGET_TABLES } from '../store/retention-targets.ts';
 import { WEBHOOK_EVENTS } from '../webhooks/webhook-tables.ts';
 
@@ -136,6 +136,12 @@ export const AUTH_FAILURE_REASONS = [
 ] as const;
 export const AUDIT_OUTCOMES = ['success', 'failure', 'unknown'] as const;
 export const BUDGET_SCOPES = ['session', 'tenant', 'agent', 'task', OTHER] as const;
+/**
+ * The error codes the shipped alerts select maos_errors_total by (MaosAuthProviderUnavailable), each
+ * exported at 0 from the start so that increase() sees a replica's first one. Only these: every code
+ * at 0 would be some 60 flat series in the dashboards' errors-by-code panel.
+ */
+export const ALERTED_ERROR_CODES = ['AUTH_PROVIDER_UNAVAILABLE'] as const satisfies readonly ErrorCode[];
 export const WEBHOOK_OUTCOMES = ['delivered', 'retried', 'failed'] as const;
 /** Why a webhook subscription was disabled: its receiver answered 410 Gone, or too many failures. */
 export const WEBHOOK_DISABLE_REASONS = ['gone', 'failures'] as const;

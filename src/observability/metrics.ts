@@ -4,6 +4,8 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import { WEBHOOK_EVENTS } from '../webhooks/webhook-tables.ts';
 import {
   AGENT_MESSAGE_OUTCOMES,
+  ALERTED_ERROR_CODES,
+  BUDGET_SCOPES,
   createLabelGuard,
   type LabelsOf,
   type MetricName,
@@ -205,6 +207,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: names('maos_errors_total', 'code'),
     registers,
   });
+  // A labelled counter is created by its first increment, and increase() cannot see the increment
+  // that created a series: the codes alerts select exist at 0 from the start, so a replica's first
+  // AUTH_PROVIDER_UNAVAILABLE counts towards MaosAuthProviderUnavailable.
+  for (const code of ALERTED_ERROR_CODES) errors.inc({ code }, 0);
 
   const sessionsStarted = new Counter({
     name: 'maos_sessions_started_total',
@@ -322,6 +328,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: names('maos_budget_rejections_total', 'scope'),
     registers,
   });
+  // Every scope at 0 from the start, as the error codes above: MaosBudgetRejectionsSpike sums
+  // increase() over scopes, which missed a replica's first rejection of each scope.
+  for (const scope of BUDGET_SCOPES) budgetRejections.inc({ scope }, 0);
   const authFailures = new Counter({
     name: 'maos_auth_failures_total',
     help: 'Rejected authentication or authorization attempts, by reason.',
