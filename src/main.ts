@@ -165,7 +165,7 @@ export async function startOrStop(app: App): Promise<string> {
  * when it has stopped, with the shutdown steps that failed (each logged as it failed).
  * A signal during the grace period exits at once with 130 (the operator insists).
  * Until then, with TLS, SIGHUP re-reads the certificate and key (as nginx does); without TLS,
- * SIGHUP keeps Node's default and ends the process.
+ * SIGHUP ends the process as Node's default does, after killing the runners' process groups.
  */
 export function waitForShutdownSignal(server: RunningServer): {
   stopped: Promise<StopOutcome>;
@@ -175,15 +175,24 @@ export function waitForShutdownSignal(server: RunningServer): {
   let beginStop: (reason: Record<string, unknown>) => void = () => {};
   const stopped = new Promise<StopOutcome>((resolvePromise, reject) => {
     const { reloadTls } = server.app;
-    // The reload logs its own outcome; it never rejects.
-    const onReload = reloadTls ? () => void reloadTls() : undefined;
+    // The reload logs its own outcome; it never rejects. Without TLS, SIGHUP (a terminal closed)
+    // still ends the process by its default action, once the runners' process groups, which it
+    // would not reach, are killed: they outlived the server until its next start.
+    const onReload = reloadTls
+      ? () => void reloadTls()
+      : () => {
+          const runners = killChildProcessGroups();
+          server.logger.warn({ signal: 'SIGHUP', runners }, 'SIGHUP: runner processes killed, exiting');
+          process.off('SIGHUP', onReload);
+          process.kill(process.pid, 'SIGHUP');
+        };
     beginStop = (reason) => {
       stopping = true;
       server.logger.info(reason, 'shutting down');
       server.stop().then((outcome) => {
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);
-        if (onReload) process.off('SIGHUP', onReload);
+        process.off('SIGHUP', onReload);
         if (outcome.failedSteps.length === 0) server.logger.info('stopped');
         else server.logger.error({ failedSteps: outcome.failedSteps }, 'stopped; shutdown steps failed');
         resolvePromise(outcome);
@@ -203,7 +212,7 @@ export function waitForShutdownSignal(server: RunningServer): {
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
-    if (onReload) process.on('SIGHUP', onReload);
+    process.on('SIGHUP', onReload);
   });
   return {
     stopped,
