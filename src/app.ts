@@ -444,7 +444,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           whenDurable: () => engine.queue.whenDurable(),
         }),
         createTenantProviderRoutesPlugin({ credentials: providerCredentials }),
-        createUsageRoutesPlugin({ db: database.db }),
+        createUsageRoutesPlugin({ db: database.db, reportDamagedJson: engine.reportDamagedJson }),
         createMeRoutesPlugin({ getPrincipal: security.http.getPrincipal }),
         createQuotaRoutesPlugin({ db: database.db, quotas: config.rateLimit, sessionDefaults }),
         createWebhookRoutesPlugin({ webhooks, maxPageSize: config.http.maxPageSize }),

@@ -2,9 +2,10 @@
 // UTC day, per task role or per model. Totals and days read the tokens and cost from the per-day
 // spend ledger (tenant_usage_days, by the day of the charge, as the daily quota does); roles and
 // models from the tasks of the sessions created in the range (the ledger has neither).
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type RawBuilder, sql } from 'kysely';
 import { COST_EPSILON } from '../domain/types.ts';
 import { isPostgres } from '../store/advisory-lock.ts';
+import { type DamagedJsonReport, IGNORE_DAMAGED_JSON } from '../store/rows.ts';
 import type { Database } from '../store/schema.ts';
 
 const DAY_MS = 86_400_000;
@@ -73,10 +74,14 @@ interface SumRow {
  * sessions created in the range, each group adding up what each of their tasks was charged (every
  * charge goes to a task and its session, so the totals are what those sessions were charged).
  */
-export async function readUsageReport(db: Kysely<Database>, query: UsageReportQuery): Promise<UsageReport> {
+export async function readUsageReport(
+  db: Kysely<Database>,
+  query: UsageReportQuery,
+  report: DamagedJsonReport = IGNORE_DAMAGED_JSON,
+): Promise<UsageReport> {
   if (query.groupBy === undefined || query.groupBy === 'day') return readChargedDays(db, query);
   const totalsRow = await sessionSums(db, query).executeTakeFirst();
-  if (query.groupBy === 'model') return readModelGroups(db, query, totalsRow);
+  if (query.groupBy === 'model') return readModelGroups(db, query, totalsRow, report);
   const rows = await tasksInRange(db, query)
     .select((eb) => [
       't.role as key',
@@ -186,19 +191,69 @@ interface ModelRow extends SumRow {
  * Per provider and model: what the tasks of the sessions in range spent on it (a task served by
  * two models counts in both groups, with its spend split as it was served), ordered by key; then
  * the unattributed group for the rest of the totals, when there is any, so the groups add up to
- * the totals in every figure but `sessions` and `tasks`. One statement, each task's JSON read once:
- * its entries summed per task and model, then per session and model (a group's tasks and sessions
- * are then its rows, counted without `count(distinct)`, which sorted every entry), which also gives
- * what each session's models account for; the tasks are counted without reading their JSON.
+ * the totals in every figure but `sessions` and `tasks`.
+ *
+ * A task whose stored spend per model cannot be read (a hand edit gone wrong: not JSON, not an
+ * array of entries) makes the statement fail on either store: its range's values are then read
+ * here, those that cannot be read are reported (`report`, once per session) and the statement is
+ * run again without them. Such a task's spend is read as no model's (the unattributed group, as a
+ * task no model served); it is neither summed into a model nor a 500. Nothing is checked before
+ * the statement, so a range without such a value costs what it did.
  */
 async function readModelGroups(
   db: Kysely<Database>,
   query: UsageReportQuery,
   totalsRow: SumRow | undefined,
+  report: DamagedJsonReport,
 ): Promise<UsageReport> {
+  let rows: ModelRow[];
+  try {
+    rows = await readModelRows(db, query, []);
+  } catch (error) {
+    if (!isDataError(error)) throw error;
+    const unreadable = await findUnreadableModelUsage(db, query);
+    // Not a value the statement could not read: a failure of its own, told as it is.
+    if (unreadable.length === 0) throw error;
+    for (const { sessionId } of unreadable) report(sessionId, 'tasks.model_usage');
+    rows = await readModelRows(
+      db,
+      query,
+      unreadable.map((task) => task.taskId),
+    );
+  }
+  const groups: UsageGroup[] = rows
+    .filter((row) => row.kind === 'group')
+    .map((row) => ({
+      key: `${row.provider}/${row.model}`,
+      provider: String(row.provider),
+      model: String(row.model),
+      ...toFigures(row, Number(row.tasks)),
+    }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const restRow = rows.find((row) => row.kind === 'rest');
+  const bareTasks = Number(restRow?.tasks ?? 0);
+  const totals = toFigures(totalsRow, Number(restRow?.all_tasks ?? 0));
+  const rest = unattributedFigures(totals, groups, Number(restRow?.sessions ?? 0), bareTasks);
+  return { totals, groups: rest ? [...groups, { key: UNATTRIBUTED_MODEL_KEY, ...rest }] : groups };
+}
+
+/**
+ * The model groups' rows in one statement, each task's JSON read once: its entries summed per task
+ * and model, then per session and model (a group's tasks and sessions are then its rows, counted
+ * without `count(distinct)`, which sorted every entry), which also gives what each session's models
+ * account for; the tasks are counted without reading their JSON. The tasks `skipped` (ids) are read
+ * as if no model had served them.
+ */
+async function readModelRows(
+  db: Kysely<Database>,
+  query: UsageReportQuery,
+  skipped: readonly string[],
+): Promise<ModelRow[]> {
   const { tenantId, fromMs, toMs } = query;
-  const entry = modelUsageEntries(db, query);
+  const skip = skippedTasks(db, skipped);
+  const entry = modelUsageEntries(db, query, skip);
   const inRange = sql`s.tenant_id = ${tenantId} and s.created_at >= ${fromMs} and s.created_at < ${toMs}`;
+  const bare = skip ? sql`t.model_usage is null or ${skip}` : sql`t.model_usage is null`;
   const { rows } = await sql<ModelRow>`
     with e as (
       select t.session_id, t.id as task_id, ${entry.provider} as provider, ${entry.model} as model,
@@ -221,7 +276,7 @@ async function readModelGroups(
     ),
     tc as (
       select t.session_id, count(*) as n,
-        sum(case when t.model_usage is null then 1 else 0 end) as bare
+        sum(case when ${bare} then 1 else 0 end) as bare
       from tasks t join sessions s on s.id = t.session_id
       where ${inRange} and t.tenant_id = ${tenantId}
       group by t.session_id
@@ -242,32 +297,102 @@ async function readModelGroups(
       (select coalesce(sum(bare), 0) from tc),
       null, null, null, null,
       (select coalesce(sum(n), 0) from tc)`.execute(db);
-  const groups: UsageGroup[] = rows
-    .filter((row) => row.kind === 'group')
-    .map((row) => ({
-      key: `${row.provider}/${row.model}`,
-      provider: String(row.provider),
-      model: String(row.model),
-      ...toFigures(row, Number(row.tasks)),
-    }))
-    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const restRow = rows.find((row) => row.kind === 'rest');
-  const bareTasks = Number(restRow?.tasks ?? 0);
-  const totals = toFigures(totalsRow, Number(restRow?.all_tasks ?? 0));
-  const rest = unattributedFigures(totals, groups, Number(restRow?.sessions ?? 0), bareTasks);
-  return { totals, groups: rest ? [...groups, { key: UNATTRIBUTED_MODEL_KEY, ...rest }] : groups };
+  return rows;
+}
+
+/** `t.id` is one of `ids`, or undefined for none. One parameter, however many there are. */
+function skippedTasks(db: Kysely<Database>, ids: readonly string[]): RawBuilder<unknown> | undefined {
+  if (ids.length === 0) return undefined;
+  return isPostgres(db)
+    ? sql`t.id = any(cast(${[...ids]} as text[]))`
+    : sql`t.id in (select value from json_each(${JSON.stringify(ids)}))`;
+}
+
+/**
+ * A failure of the statement on a stored value (PostgreSQL's class 22, data exception: a cast to
+ * jsonb of what is not JSON, the elements of what is no array…; SQLite's malformed JSON), not of
+ * the database.
+ */
+function isDataError(error: unknown): boolean {
+  const code = String((error as { code?: unknown })?.code ?? '');
+  if (code.startsWith('22') && code.length === 5) return true;
+  return code === 'SQLITE_ERROR' && /JSON/i.test(String((error as Error).message));
+}
+
+/** The tasks in range whose `model_usage` cannot be read, with their sessions. */
+async function findUnreadableModelUsage(
+  db: Kysely<Database>,
+  query: UsageReportQuery,
+): Promise<Array<{ taskId: string; sessionId: string }>> {
+  const rows = await tasksInRange(db, query)
+    .select(['t.id', 't.session_id', 't.model_usage'])
+    .where('t.model_usage', 'is not', null)
+    .execute();
+  return rows
+    .filter((row) => !isReadableModelUsage(row.model_usage ?? ''))
+    .map((row) => ({ taskId: row.id, sessionId: row.session_id }));
+}
+
+/**
+ * Whether both stores' statement reads `text` as MAOS writes it (store/task-model-usage.ts): a JSON
+ * array of objects whose figures, where present, are numbers (the token counts whole), with no text
+ * PostgreSQL's jsonb refuses (a NUL character, half of a surrogate pair).
+ */
+export function isReadableModelUsage(text: string): boolean {
+  let entries: unknown;
+  try {
+    entries = JSON.parse(text);
+  } catch {
+    return false;
+  }
+  return Array.isArray(entries) && entries.every(isReadableEntry);
+}
+
+const TOKEN_FIELDS = ['inputTokens', 'outputTokens', 'cacheReadTokens'] as const;
+
+function isReadableEntry(entry: unknown): boolean {
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return false;
+  const fields = entry as Record<string, unknown>;
+  for (const name of TOKEN_FIELDS) {
+    const value = fields[name];
+    if (value != null && !Number.isSafeInteger(value)) return false;
+  }
+  const cost = fields.costUsd;
+  if (cost != null && !(typeof cost === 'number' && Number.isFinite(cost))) return false;
+  return isWellFormedJson(entry);
+}
+
+/** Every string of `value` (keys too) is one jsonb takes: no NUL, no lone surrogate. */
+function isWellFormedJson(value: unknown): boolean {
+  if (typeof value === 'string') return isJsonbString(value);
+  if (typeof value !== 'object' || value === null) return true;
+  for (const [key, item] of Object.entries(value)) {
+    if (!isJsonbString(key) || !isWellFormedJson(item)) return false;
+  }
+  return true;
+}
+
+function isJsonbString(text: string): boolean {
+  return text.isWellFormed() && !text.includes('\u0000');
 }
 
 /**
  * The entries of `tasks.model_usage` (a JSON array, store/task-model-usage.ts) of the tasks of the
- * sessions in range, one row each: the FROM clause and each field. SQLite's json_each and
- * PostgreSQL's jsonb_array_elements, the one place the two differ.
+ * sessions in range (but `skip`'s), one row each: the FROM clause and each field. SQLite's
+ * json_each and PostgreSQL's jsonb_array_elements, the one place the two differ.
  */
-function modelUsageEntries(db: Kysely<Database>, query: UsageReportQuery) {
+function modelUsageEntries(
+  db: Kysely<Database>,
+  query: UsageReportQuery,
+  skip: RawBuilder<unknown> | undefined,
+) {
   const postgres = isPostgres(db);
+  // The tasks skipped are left out inside the function's argument: a CASE is evaluated in order on
+  // both stores, a WHERE condition need not be evaluated before the function reads the value.
+  const value = skip ? sql`case when ${skip} then null else t.model_usage end` : sql`t.model_usage`;
   const elements = postgres
-    ? sql`jsonb_array_elements(cast(t.model_usage as jsonb)) as e(value)`
-    : sql`json_each(t.model_usage) as e`;
+    ? sql`jsonb_array_elements(cast(${value} as jsonb)) as e(value)`
+    : sql`json_each(${value}) as e`;
   const text = (name: string) =>
     postgres ? sql`(e.value ->> ${sql.lit(name)})` : sql`json_extract(e.value, ${sql.lit(`$.${name}`)})`;
   const number = (name: string, type: 'bigint' | 'double precision') =>

@@ -7,6 +7,7 @@ import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { readUsageReport, UNATTRIBUTED_MODEL_KEY } from '../../engine/usage-report.ts';
 import { AppError } from '../../errors/app-error.ts';
+import type { DamagedJsonReport } from '../../store/rows.ts';
 import type { Database } from '../../store/schema.ts';
 import { problemResponses } from '../problem.ts';
 
@@ -62,6 +63,8 @@ const instantSchema = z.iso
 
 export interface UsageRoutesOptions {
   db: Kysely<Database>;
+  /** Told of a task whose stored spend per model cannot be read (the report reads it as no model's). */
+  reportDamagedJson: DamagedJsonReport;
 }
 
 /** Registers the usage route on `app`. */
@@ -104,12 +107,16 @@ export function registerUsageRoutes(app: FastifyInstance, options: UsageRoutesOp
       if (toMs - fromMs > MAX_RANGE_DAYS * DAY_MS) {
         throw rangeError(`The range must not be longer than ${MAX_RANGE_DAYS} days.`, { from, to });
       }
-      const report = await readUsageReport(options.db, {
-        tenantId: request.actor.tenantId,
-        fromMs,
-        toMs,
-        ...(groupBy ? { groupBy } : {}),
-      });
+      const report = await readUsageReport(
+        options.db,
+        {
+          tenantId: request.actor.tenantId,
+          fromMs,
+          toMs,
+          ...(groupBy ? { groupBy } : {}),
+        },
+        options.reportDamagedJson,
+      );
       return { from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString(), ...report };
     },
   );
