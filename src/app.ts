@@ -419,6 +419,11 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
           ...(steering ? { steering } : {}),
           streamEvents: createStreamEventLog(database.db as unknown as Kysely<McpStreamEventsDb>, {
             onStoreError: (error) => logger.warn({ err: error }, 'an MCP stream message was not stored'),
+            onUnreadableMessage: (unreadable) =>
+              logger.warn(
+                unreadable,
+                'a stored MCP stream message cannot be read (a hand edit gone wrong?); resumptions of its stream skip it',
+              ),
             // Grouped with the engine's writes, the fsync off the event loop, ids sent once on disk.
             runInsert: (insert) =>
               engine.queue.run((trx) => insert(trx as unknown as Kysely<McpStreamEventsDb>), {

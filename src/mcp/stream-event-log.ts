@@ -89,6 +89,12 @@ export interface StreamEventLogOptions {
    * `runInsert` deferring the fsync, no client sees an id a power cut could take back.
    */
   whenDurable?: () => Promise<void> | undefined;
+  /**
+   * Told of a stored message that cannot be read (not a JSON object: a hand edit of the row gone
+   * wrong), once per row as long as few are: it is read as UNREADABLE_MESSAGE, never sent, and the
+   * stream goes on with the messages after it.
+   */
+  onUnreadableMessage?: (unreadable: { eventId: EventId; streamId: StreamId; mcpSessionId: string }) => void;
 }
 
 /** The SDK EventStore of one MCP session, with the lookup a resume of one of its streams starts with. */
@@ -249,6 +255,16 @@ export function isStreamEnd(message: JSONRPCMessage): boolean {
   return !isSentMessage(message) && (end === 'cancelled' || end === 'answered' || end === 'closed');
 }
 
+/**
+ * What a stored message that cannot be read (not a JSON object) is read as: no message (it is not
+ * sent, like the priming event), no end and no batch start, so a replay or a follow goes on with the
+ * messages after it, and the stream's positions (`seq`) run on without a gap.
+ */
+export const UNREADABLE_MESSAGE = { unreadable: true } as unknown as JSONRPCMessage;
+
+/** Rows already reported by onUnreadableMessage, per log; bounded (then forgotten at once). */
+const MAX_REPORTED_UNREADABLE = 10_000;
+
 function isBatchStreamStart(message: JSONRPCMessage): boolean {
   return !isSentMessage(message) && (message as { batch?: unknown }).batch === true;
 }
@@ -258,6 +274,26 @@ export function createStreamEventLog(
   db: Kysely<McpStreamEventsDb>,
   options: StreamEventLogOptions = {},
 ): StreamEventLog {
+  const reportedUnreadable = new Set<number>();
+
+  /** A stored message as read: UNREADABLE_MESSAGE (reported) when it is not a JSON object. */
+  function decodeMessage(id: number, streamId: StreamId, owner: StreamOwner, stored: string): JSONRPCMessage {
+    try {
+      const message = JSON.parse(stored) as unknown;
+      if (typeof message === 'object' && message !== null && !Array.isArray(message)) {
+        return message as JSONRPCMessage;
+      }
+    } catch {
+      // Reported below.
+    }
+    if (!reportedUnreadable.has(id)) {
+      if (reportedUnreadable.size >= MAX_REPORTED_UNREADABLE) reportedUnreadable.clear();
+      reportedUnreadable.add(id);
+      options.onUnreadableMessage?.({ eventId: String(id), streamId, mcpSessionId: owner.mcpSessionId });
+    }
+    return UNREADABLE_MESSAGE;
+  }
+
   function ownedBy(owner: StreamOwner) {
     return db
       .selectFrom('mcp_stream_events')
@@ -290,7 +326,7 @@ export function createStreamEventLog(
     return {
       id: eventId,
       streamId: row.stream_id,
-      message: JSON.parse(row.message) as JSONRPCMessage,
+      message: decodeMessage(id, row.stream_id, owner, row.message),
       ...seqOf(row.stream_seq),
     };
   }
@@ -327,7 +363,7 @@ export function createStreamEventLog(
     return rows.map((row) => ({
       id: String(row.id),
       streamId,
-      message: JSON.parse(row.message) as JSONRPCMessage,
+      message: decodeMessage(Number(row.id), streamId, owner, row.message),
       ...seqOf(row.stream_seq),
     }));
   }
