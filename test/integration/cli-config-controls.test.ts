@@ -29,3 +29,23 @@ test('config check and doctor show control characters of a config file as escape
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is looked for
   assert.doesNotMatch(doctor.stdout, /[\u001b\u0007]/);
 });
+
+test('config check shows the control characters of a model id in its warnings as escapes', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-cli-config-controls-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const config = join(dir, 'maos.yaml');
+  // A valid file whose model has no price: the warning quotes the model id, here with an OSC
+  // sequence (set the terminal title) and a screen clear in it.
+  writeFileSync(
+    config,
+    `dataDir: ${JSON.stringify(join(dir, 'data'))}\n` +
+      'providers:\n  local:\n    type: openai-compatible\n    baseURL: http://127.0.0.1:11434/v1\n' +
+      '    model: "m\\e]0;owned\\a\\e[2J"\n' +
+      'llm:\n  defaultProvider: local\n',
+  );
+  const checked = await runMaos(['config', 'check', '--config', config]);
+  assert.equal(checked.code, 0, checked.stderr);
+  assert.ok(checked.stderr.includes("model 'm\\x1b]0;owned\\x07\\x1b[2J'"), checked.stderr);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is looked for
+  assert.doesNotMatch(checked.stderr, /[\u001b\u0007]/);
+});

@@ -52,7 +52,8 @@ async function checkConfig(ctx: CliContext, command: Command): Promise<number> {
   if (out.json) out.printJson({ ok: true, warnings });
   else {
     out.line('ok');
-    for (const warning of warnings) out.note(`${out.paint.yellow('warning')}: ${warning}`);
+    // A warning quotes a model id of the file: its control characters as escapes too.
+    for (const warning of warnings) out.note(`${out.paint.yellow('warning')}: ${showControls(warning)}`);
   }
   return EXIT.OK;
 }
