@@ -2,8 +2,12 @@
 // every other MAOS tool error: a text starting `VALIDATION_FAILED: ` / `NOT_FOUND: `, then details with
 // one `{location, path, message}` entry per problem, as REST's VALIDATION_FAILED lists them.
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { CallToolRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import type { z } from 'zod';
+import {
+  CallToolRequestParamsSchema,
+  CallToolRequestSchema,
+  type CallToolResult,
+} from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
 import { AppError } from '../errors/app-error.ts';
 import { findUnstorableText, type UnstorableText } from '../http/plugins/storable-input.ts';
 import type { RequestExtra } from './caller.ts';
@@ -18,6 +22,16 @@ export type RefuseToolCall = (
   error: AppError,
   extra: RequestExtra,
 ) => Promise<CallToolResult>;
+
+/**
+ * `tools/call` with its `arguments` as the client sent them (the object the JSON parser made). The
+ * SDK's schema copies them key by key and leaves out a key `__proto__` of the arguments object itself
+ * (an object's `__proto__` is its prototype, not an entry), which findPrototypeKey must see; the SDK
+ * still checks the request against its own schema (an object of arguments) before this handler runs.
+ */
+const CALL_TOOL_AS_SENT = CallToolRequestSchema.extend({
+  params: CallToolRequestParamsSchema.extend({ arguments: z.unknown().optional() }),
+});
 
 /**
  * Answers `tools/call` for the tools registered on `server` afterwards: the arguments are checked
@@ -38,7 +52,7 @@ export function checkToolInputs(
     return (registerTool as (...args: unknown[]) => unknown)(name, config, callback);
   }) as typeof server.registerTool;
 
-  server.server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+  server.server.setRequestHandler(CALL_TOOL_AS_SENT, async (request, extra) => {
     const { name, arguments: args } = request.params;
     const tool = tools.get(name);
     if (tool === undefined) {

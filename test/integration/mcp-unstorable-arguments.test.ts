@@ -49,14 +49,19 @@ test('arguments with a __proto__ or constructor.prototype key are refused over s
   t.after(() => server.close());
   const client = await connectRemoteStdioClient(server.url, 'maos-proto-test');
   t.after(() => client.close());
-  for (const [metadata, path, key] of [
-    ['{"__proto__":{"admin":true},"kept":1}', '/metadata', '__proto__'],
-    ['{"team":[{"constructor":{"prototype":{"admin":true}}}]}', '/metadata/team/0', 'constructor'],
+  const session = '"objective":"x","agents":[{"role":"qa","task":"x","runner":"ok"}]';
+  for (const [text, path, key] of [
+    [`{${session},"metadata":{"__proto__":{"admin":true},"kept":1}}`, '/metadata', '__proto__'],
+    [
+      `{${session},"metadata":{"team":[{"constructor":{"prototype":{"admin":true}}}]}}`,
+      '/metadata/team/0',
+      'constructor',
+    ],
+    // The arguments object itself: the SDK's schema of tools/call dropped the key before the check.
+    [`{"__proto__":{"admin":true},${session}}`, '/', '__proto__'],
   ] as const) {
     // As a client's JSON parser reads it: `__proto__` an own key, as it is on the wire.
-    const args = JSON.parse(
-      `{"objective":"x","agents":[{"role":"qa","task":"x","runner":"ok"}],"metadata":${metadata}}`,
-    ) as Record<string, unknown>;
+    const args = JSON.parse(text) as Record<string, unknown>;
     const result = (await client.callTool({ name: 'orchestrate', arguments: args })) as CallToolResult;
     assert.equal(result.isError, true, JSON.stringify(result));
     const error = toolErrorOf(result) as {
@@ -67,7 +72,9 @@ test('arguments with a __proto__ or constructor.prototype key are refused over s
     assert.equal(error.code, 'VALIDATION_FAILED');
     assert.match(
       error.message,
-      new RegExp(`^Invalid arguments for tool orchestrate: ${path.slice(1)}: has a key "${key}"`),
+      new RegExp(
+        `^Invalid arguments for tool orchestrate: ${path === '/' ? '' : `${path.slice(1)}: `}has a key "${key}"`,
+      ),
     );
     assert.equal(error.details?.[0]?.path, path);
   }
