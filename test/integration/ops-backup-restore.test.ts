@@ -41,9 +41,12 @@ interface RunResult {
   stderr: string;
 }
 
-function runCli(args: string[], timeoutMs = 60_000): Promise<RunResult> {
+function runCli(args: string[], timeoutMs = 60_000, cwd?: string): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(cwd ? { cwd } : {}),
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => {
@@ -383,6 +386,25 @@ describe('maos backup and restore (SQLite)', { timeout: 400_000 }, () => {
       );
       assert.equal(existsSync(target), false, `${suffix} written`);
     }
+  });
+
+  test('`maos backup -` is refused (exit 2): a backup is a file, not written to stdout; `./-` names such a file', async () => {
+    const cwd = join(dir, 'cwd-dash');
+    mkdirSync(cwd);
+    const result = await runCli(['backup', '-', '-c', liveConfig], 60_000, cwd);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /^error VALIDATION_FAILED: maos backup cannot write to stdout \(`-`\)/m);
+    assert.equal(result.stdout, '');
+    assert.deepEqual(readdirSync(cwd), [], 'nothing written in the current directory');
+    const named = await runCli(['backup', './-', '-c', liveConfig], 60_000, cwd);
+    assert.equal(named.code, 0, named.stderr);
+    assert.deepEqual(readdirSync(cwd), ['-']);
+    assert.ok(countRows(join(cwd, '-'), 'sessions') >= 0);
+    const help = await runCli(['backup', '--help']);
+    assert.match(
+      help.stdout.replace(/\s+/g, ' '),
+      /`-` is refused: the backup is a file, never written to stdout/,
+    );
   });
 
   test('a backup name ending in a slash names a folder: refused as bad input (exit 2), whatever is there', async () => {

@@ -18,10 +18,14 @@ export function registerBackupCommand(program: Command): void {
   program
     .command('backup')
     .description('write a consistent copy of the SQLite database to <file> (safe while serving)')
-    .argument('<file>', 'backup file to create (must not exist)')
+    .argument(
+      '<file>',
+      'backup file to create (must not exist); `-` is refused: the backup is a file, never written to stdout',
+    )
     .option('-c, --config <file>', 'config file (default: MAOS_CONFIG)')
     .option('--json', 'print the result as JSON')
     .action(async (file: string, flags: BackupFlags, command: Command) => {
+      refuseStdout(file);
       const globals = command.optsWithGlobals() as BackupFlags;
       const config = loadConfig({ configPath: flags.config ?? globals.config ?? readClientEnv().configPath });
       const source = resolveBackupSource(config);
@@ -34,6 +38,19 @@ export function registerBackupCommand(program: Command): void {
         );
       }
     });
+}
+
+/**
+ * `-`, which other commands read as stdout: SQLite's backup API writes a database file (and the
+ * backup is then switched to a rollback journal, synced and moved into place), which cannot be
+ * streamed; it was written as a file named `-` in the current directory. `./-` names that file.
+ */
+function refuseStdout(file: string): void {
+  if (file !== '-') return;
+  throw new AppError(
+    'VALIDATION_FAILED',
+    'maos backup cannot write to stdout (`-`): a backup is a SQLite database file; name the file to create (`./-` for a file named -)',
+  );
 }
 
 /** The SQLite file to back up (or restore); PostgreSQL is backed up and restored with its own tools. */
