@@ -12,7 +12,11 @@ import { tailOf } from '../../../domain/text-cut.ts';
 import { AppError } from '../../../errors/app-error.ts';
 import { newId } from '../../../store/ids.ts';
 import type { AgentRuntime, RuntimeContext, RuntimeResult, RuntimeTask } from '../runtime.ts';
-import { killRunLeftoversInBackground, readProcessStat } from './child-process-groups.ts';
+import {
+  killChildProcessGroups,
+  killRunLeftoversInBackground,
+  readProcessStat,
+} from './child-process-groups.ts';
 import { spawnOwnerOnly } from './owner-only-spawn.ts';
 import { createOwnerOnlyParents, createRunDirs, type OwnerOnlyParents, removeRunDirs } from './run-dirs.ts';
 import {
@@ -112,8 +116,24 @@ function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
+/** Whether this process kills its runners' process groups as it exits (registered once). */
+let killsRunnersAtExit = false;
+
+/**
+ * Has the process kill its runners' process groups, and what their runs started outside them, as
+ * it exits. The graceful stop and the forced exit of a second signal stop them already; an exit that
+ * skips both (an uncaught exception) left them running, in groups of their own, until the next
+ * start on the data directory. After a graceful stop nothing is left to kill: a scan of /proc.
+ */
+function killRunnersAtExit(): void {
+  if (killsRunnersAtExit) return;
+  killsRunnersAtExit = true;
+  process.once('exit', () => killChildProcessGroups());
+}
+
 /** Creates the runtime for the configured runners. */
 export function createCommandRuntime(options: CommandRuntimeOptions): AgentRuntime {
+  killRunnersAtExit();
   const inherited = pickInheritedEnv(options.baseEnv ?? {});
   // Made owner-only at their first use, not at every start.
   const parents = createOwnerOnlyParents();
