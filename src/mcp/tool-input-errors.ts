@@ -26,7 +26,7 @@ export type RefuseToolCall = (
 /**
  * `tools/call` with its `arguments` as the client sent them (the object the JSON parser made). The
  * SDK's schema copies them key by key and leaves out a key `__proto__` of the arguments object itself
- * (an object's `__proto__` is its prototype, not an entry), which findPrototypeKey must see; the SDK
+ * (an object's `__proto__` is its prototype, not an entry), which the check below must see; the SDK
  * still checks the request against its own schema (an object of arguments) before this handler runs.
  */
 const CALL_TOOL_AS_SENT = CallToolRequestSchema.extend({
@@ -63,8 +63,10 @@ export function checkToolInputs(
     // A tool without an input schema takes no arguments: the SDK calls it with `extra` alone.
     if (tool.schema === undefined)
       return (await (tool.callback as (extra: unknown) => unknown)(extra)) as CallToolResult;
-    // Text the store could not keep as sent (NUL, unpaired surrogates) is refused as over REST.
-    const unstorable = findUnstorableText(args) ?? findPrototypeKey(args);
+    // Text the store could not keep as sent (NUL, unpaired surrogates) is refused as over REST, and
+    // so are the keys the JSON parser of /mcp refuses (`__proto__`): over stdio nothing else did; a
+    // `__proto__` key of `metadata` was dropped by the schema, the session stored without it.
+    const unstorable = findUnstorableText(args, { prototypeKeys: true });
     if (unstorable) return refuse(name, args, toUnstorableError(name, unstorable), extra);
     const parsed = await tool.schema.safeParseAsync(args ?? {});
     if (!parsed.success) return refuse(name, args, toValidationError(name, parsed.error), extra);
@@ -75,44 +77,6 @@ export function checkToolInputs(
       return toToolError(error);
     }
   });
-}
-
-const PROTO_KEY_MESSAGE =
-  'has a key "__proto__", which no object of the arguments may have (a REST body may not either)';
-const CONSTRUCTOR_KEY_MESSAGE =
-  'has a key "constructor" holding a key "prototype", which no object of the arguments may have (a REST body may not either)';
-
-/**
- * The first object of `value` (walked depth first; findUnstorableText has bounded its depth) with a
- * key `__proto__`, or a key `constructor` whose value has a key `prototype`: the keys the JSON
- * parser of the HTTP API refuses in a body, /mcp included. Over stdio the arguments were parsed
- * without that check, and a `__proto__` key of `metadata` was dropped by the schema (an object's
- * `__proto__` is its prototype, not an entry): the session was stored without it, no error said so.
- */
-function findPrototypeKey(value: unknown, path = ''): UnstorableText | undefined {
-  if (value === null || typeof value !== 'object') return undefined;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const found = findPrototypeKey(value[i], `${path}/${i}`);
-      if (found) return found;
-    }
-    return undefined;
-  }
-  if (Object.hasOwn(value, '__proto__')) return { path: path || '/', message: PROTO_KEY_MESSAGE };
-  const ctor = (value as Record<string, unknown>).constructor;
-  if (
-    Object.hasOwn(value, 'constructor') &&
-    ctor !== null &&
-    typeof ctor === 'object' &&
-    Object.hasOwn(ctor, 'prototype')
-  ) {
-    return { path: path || '/', message: CONSTRUCTOR_KEY_MESSAGE };
-  }
-  for (const [key, entry] of Object.entries(value)) {
-    const found = findPrototypeKey(entry, `${path}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`);
-    if (found) return found;
-  }
-  return undefined;
 }
 
 /** A zod failure as VALIDATION_FAILED: the first problem in the message, every problem in details. */

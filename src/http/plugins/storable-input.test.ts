@@ -41,3 +41,36 @@ test('a number JSON.parse overflowed to infinity is named; finite ones, -0 and 1
   assert.deepEqual(findUnstorableText(JSON.parse('{"a":{"b":[1,-1e400]}}')), { path: '/a/b/1', message });
   assert.deepEqual(findUnstorableText(JSON.parse('1e400')), { path: '/', message });
 });
+
+test('with prototypeKeys, a key __proto__ or a constructor holding prototype is named at its object, in the same walk', () => {
+  const proto =
+    'has a key "__proto__", which no object of the arguments may have (a REST body may not either)';
+  const ctor =
+    'has a key "constructor" holding a key "prototype", which no object of the arguments may have (a REST body may not either)';
+  // As JSON.parse reads them: `__proto__` an own key.
+  const value = JSON.parse('{"a/b":[{"__proto__":{"x":1}}],"c":{"constructor":{"prototype":{}}}}');
+  assert.equal(findUnstorableText(value), undefined);
+  assert.deepEqual(findUnstorableText(value, { prototypeKeys: true }), { path: '/a~1b/0', message: proto });
+  assert.deepEqual(findUnstorableText(JSON.parse('{"__proto__":1}'), { prototypeKeys: true }), {
+    path: '/',
+    message: proto,
+  });
+  assert.deepEqual(findUnstorableText({ c: value.c }, { prototypeKeys: true }), {
+    path: '/c',
+    message: ctor,
+  });
+  // A constructor that holds no prototype, and a string value "__proto__", are data like any other.
+  assert.equal(
+    findUnstorableText(
+      { constructor: { name: 'x' }, k: '__proto__', l: ['constructor'] },
+      { prototypeKeys: true },
+    ),
+    undefined,
+  );
+  // Depth-first as every other finding: what comes first is named, whichever kind it is.
+  assert.deepEqual(findUnstorableText({ a: 'x\u0000', b: value }, { prototypeKeys: true })?.path, '/a');
+  assert.deepEqual(
+    findUnstorableText({ b: value, a: 'x\u0000' }, { prototypeKeys: true })?.path,
+    '/b/a~1b/0',
+  );
+});

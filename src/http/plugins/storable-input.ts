@@ -4,7 +4,7 @@
 // VALIDATION_FAILED on SQLite and PostgreSQL alike, rather than a 500 or a silently altered value.
 // So is a value nested deeper than MAX_NESTING_DEPTH, which no input needs and on which a recursive
 // walk (this one first) overflows the stack. MCP tool arguments get the same check
-// (mcp/tool-input-errors.ts). So is a number too large for a double (`1e400`): JSON.parse reads it
+// (mcp/tool-input-errors.ts), with the keys the body's JSON parser refuses (prototypeKeys). So is a number too large for a double (`1e400`): JSON.parse reads it
 // as Infinity, which a typed field refuses but free-form data (a session's `metadata`) stored as
 // `null`, the caller's value silently replaced.
 import type { FastifySchemaCompiler } from 'fastify';
@@ -27,6 +27,21 @@ const NUL_MESSAGE = 'must not contain the character U+0000 (NUL)';
 const NESTING_MESSAGE = `nests arrays and objects more than ${MAX_NESTING_DEPTH} levels deep`;
 const SURROGATE_MESSAGE = 'must be well-formed Unicode (it holds an unpaired surrogate)';
 const NUMBER_MESSAGE = 'must be a number a double can hold (it overflows to infinity, as 1e400 does)';
+const PROTO_KEY_MESSAGE =
+  'has a key "__proto__", which no object of the arguments may have (a REST body may not either)';
+const CONSTRUCTOR_KEY_MESSAGE =
+  'has a key "constructor" holding a key "prototype", which no object of the arguments may have (a REST body may not either)';
+
+/** What findUnstorableText looks for besides text, numbers and nesting. */
+export interface UnstorableOptions {
+  /**
+   * Also an object with a key `__proto__`, or a key `constructor` whose value has a key `prototype`:
+   * the keys the JSON parser of the HTTP API refuses in a body (so a body never holds them). MCP
+   * tool arguments read over stdio were parsed without that check; an object's `__proto__` is its
+   * prototype, not an entry, and a later copy (a schema's) leaves it out without a word.
+   */
+  prototypeKeys?: boolean;
+}
 
 function problemOf(text: string): string | undefined {
   if (text.includes('\u0000')) return NUL_MESSAGE;
@@ -46,10 +61,14 @@ interface Found {
 
 /**
  * The first string or number of `value` (walked depth first, keys before their values) that cannot
- * be stored as sent, or the first array or object nested deeper than MAX_NESTING_DEPTH.
+ * be stored as sent, or the first array or object nested deeper than MAX_NESTING_DEPTH (or, with
+ * `prototypeKeys`, holding such a key).
  */
-export function findUnstorableText(value: unknown): UnstorableText | undefined {
-  const found = walk(value, 0);
+export function findUnstorableText(
+  value: unknown,
+  options: UnstorableOptions = {},
+): UnstorableText | undefined {
+  const found = walk(value, 0, options.prototypeKeys === true);
   if (!found) return undefined;
   return {
     path: found.segments.length === 0 ? '/' : `/${found.segments.reverse().join('/')}`,
@@ -63,7 +82,7 @@ export function findUnstorableText(value: unknown): UnstorableText | undefined {
  * way down, it took three times as long as parsing the body (70 ms against 23 ms for 1 MB of
  * metadata with 12,500 keys, now 20 ms), all of it on the event loop.
  */
-function walk(value: unknown, depth: number): Found | undefined {
+function walk(value: unknown, depth: number, prototypeKeys: boolean): Found | undefined {
   if (typeof value === 'string') {
     const message = problemOf(value);
     return message ? { segments: [], message } : undefined;
@@ -75,7 +94,7 @@ function walk(value: unknown, depth: number): Found | undefined {
   if (depth >= MAX_NESTING_DEPTH) return { segments: [], message: NESTING_MESSAGE };
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const found = walk(value[i], depth + 1);
+      const found = walk(value[i], depth + 1, prototypeKeys);
       if (found) {
         found.segments.push(String(i));
         return found;
@@ -83,18 +102,32 @@ function walk(value: unknown, depth: number): Found | undefined {
     }
     return undefined;
   }
+  if (prototypeKeys) {
+    const message = prototypeKeyOf(value);
+    if (message) return { segments: [], message };
+  }
   for (const key in value) {
     if (!Object.hasOwn(value, key)) continue;
     // A key holding NUL cannot be escaped into a readable pointer: the problem is named at its object.
     const keyMessage = problemOf(key);
     if (keyMessage) return { segments: [], message: `has a key that ${keyMessage}` };
-    const found = walk((value as Record<string, unknown>)[key], depth + 1);
+    const found = walk((value as Record<string, unknown>)[key], depth + 1, prototypeKeys);
     if (found) {
       found.segments.push(escapePointer(key));
       return found;
     }
   }
   return undefined;
+}
+
+/** Why `object` may not be kept (prototypeKeys), if it may not. */
+function prototypeKeyOf(object: object): string | undefined {
+  if (Object.hasOwn(object, '__proto__')) return PROTO_KEY_MESSAGE;
+  if (!Object.hasOwn(object, 'constructor')) return undefined;
+  const ctor = (object as { constructor: unknown }).constructor;
+  return ctor !== null && typeof ctor === 'object' && Object.hasOwn(ctor, 'prototype')
+    ? CONSTRUCTOR_KEY_MESSAGE
+    : undefined;
 }
 
 /**
