@@ -66,6 +66,13 @@ const runtime = createCommandRuntime({
       '-c',
       "env -u MAOS_RUN_ID setsid sh -c 'echo $$ > daemon.pid.tmp && mv daemon.pid.tmp daemon.pid; exec sleep 60' & while [ ! -e daemon.pid ]; do sleep 0.01; done; echo done",
     ]),
+    // Leaves when told to stop (SIGTERM), while a process of another session without MAOS_RUN_ID
+    // keeps its stdout open for a while: the run ends 2 s after its program, when its pipes are cut.
+    'term-then-pipes': runner([
+      'sh',
+      '-c',
+      "trap 'exit 0' TERM; env -u MAOS_RUN_ID setsid sh -c 'echo $$ > held-pipes.pid.tmp && mv held-pipes.pid.tmp held-pipes.pid; exec sleep 10' & echo \"leader $$\"; while :; do sleep 0.05; done",
+    ]),
     // Start a daemon (a session of its own, out of the runner's group) and exit: one with its output
     // elsewhere, one that holds the run's stdout open.
     daemon: runner(['sh', '-c', 'setsid sleep 60 >/dev/null 2>&1 & echo "child $!"']),
@@ -271,6 +278,41 @@ console.log(outcome);
     await waitFor(() => !existsSync(record), 10_000, 'the program to exit');
     controller.abort(new AppError('TIMEOUT', 'shutdown'));
     assert.deepEqual(await running, { output: 'done' });
+  });
+
+  test("after a stopped program exited, its group id is not signalled again while its pipes stay open (the id may be another's by then)", async (t) => {
+    const pidFile = join(dir, 'workspaces', 'sess-1', 'held-pipes.pid');
+    rmSync(pidFile, { force: true });
+    const signalled: Array<[number, string | number | undefined]> = [];
+    const kill = process.kill;
+    process.kill = ((pid: number, signal?: string | number) => {
+      signalled.push([pid, signal]);
+      return kill.call(process, pid, signal);
+    }) as typeof process.kill;
+    t.after(() => {
+      process.kill = kill;
+    });
+    const controller = new AbortController();
+    const { ctx, output } = context(controller.signal);
+    const running = runtime.run(task('term-then-pipes'), ctx);
+    await waitFor(() => existsSync(pidFile), 10_000, 'the process holding the pipes');
+    const holder = Number(readFileSync(pidFile, 'utf8'));
+    t.after(() => {
+      if (isAlive(holder)) kill.call(process, holder, 'SIGKILL');
+    });
+    const leader = Number(/leader (\d+)/.exec(output.map(([, chunk]) => chunk).join(''))?.[1]);
+    controller.abort(new AppError('TIMEOUT', 'stopped'));
+    // The program leaves at once; the run ends once its pipes are cut, 2 s later, after the 2 s a
+    // program that ignores SIGTERM would get before SIGKILL.
+    await assert.rejects(running, /stopped/);
+    assert.deepEqual(
+      signalled.filter(([pid]) => pid === -leader),
+      [
+        [-leader, 'SIGTERM'],
+        [-leader, 'SIGKILL'],
+      ],
+      'its group: SIGTERM to stop it, SIGKILL for what was left in it when it exited, nothing later',
+    );
   });
 
   test("a daemon without the run's id that holds its pipes open does not hold the run: it ends with its program", async (t) => {

@@ -370,7 +370,9 @@ async function runCommand(
       exited = true;
       // Leftover processes of the group must not outlive the task (nor keep its pipes open, which
       // would hold the run past its timeout), and neither must those that left the group (setsid)
-      // but carry the run's id.
+      // but carry the run's id. The group is killed here, once: the SIGKILL a stop had planned for
+      // later would reach whatever group has that id by then (the pid is free once reaped).
+      if (killTimer) clearTimeout(killTimer);
       signalGroup(child, 'SIGKILL');
       // Its record goes once they are dead: a crash before that leaves them to the next sweep.
       leftoversKilled = killRunLeftoversInBackground(runId, startTime).finally(forgetRun);
