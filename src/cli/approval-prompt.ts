@@ -155,13 +155,17 @@ export function createApprovalPrompter(ctx: CliContext, options: ApprovalPrompte
       };
       try {
         if (answer === 'y' || answer === 'yes') {
-          const result = await send(() => ctx.client().approveSession(session.id));
+          // The plan shown is the one decided on: by the time of the answer (or of a retry through a
+          // restart) someone else may have decided it and the next gate's plan wait, unseen here.
+          const result = await send(() =>
+            ctx.client().approveSession(session.id, undefined, session.planVersion),
+          );
           say(`approved (plan version ${result.planVersion})`);
           return 'approved';
         }
         if (answer === 'n' || answer === 'no') {
           const reason = (await ask('Reason for rejecting:'))?.trim() || 'rejected from maos run';
-          await send(() => ctx.client().rejectSession(session.id, reason));
+          await send(() => ctx.client().rejectSession(session.id, reason, session.planVersion));
           say(`session ${session.id} rejected: ${reason}`);
           return 'rejected';
         }

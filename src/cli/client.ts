@@ -228,18 +228,26 @@ export function createApiClient(options: ApiClientOptions) {
       await requestJson('DELETE', `v1/sessions/${encodeId(id)}`);
     },
 
-    /** `POST /v1/sessions/:id/approve`, as planned or with an edited plan (a new plan version). */
+    /**
+     * `POST /v1/sessions/:id/approve`, as planned or with an edited plan (a new plan version);
+     * `planVersion`: the version decided on, refused (INVALID_STATE) when another one waits.
+     */
     async approveSession(
       id: string,
       plan?: unknown,
+      planVersion?: number,
     ): Promise<{ planVersion: number; readied: number; renamedTasks?: Record<string, string> }> {
-      const body = plan === undefined ? {} : { plan };
+      const body = {
+        ...(plan === undefined ? {} : { plan }),
+        ...(planVersion === undefined ? {} : { planVersion }),
+      };
       return requestJson('POST', `v1/sessions/${encodeId(id)}/approve`, body);
     },
 
-    /** `POST /v1/sessions/:id/reject`: the session fails with the reason. */
-    async rejectSession(id: string, reason: string): Promise<void> {
-      await requestJson('POST', `v1/sessions/${encodeId(id)}/reject`, { reason });
+    /** `POST /v1/sessions/:id/reject`: the session fails with the reason (`planVersion` as for approve). */
+    async rejectSession(id: string, reason: string, planVersion?: number): Promise<void> {
+      const body = planVersion === undefined ? { reason } : { reason, planVersion };
+      await requestJson('POST', `v1/sessions/${encodeId(id)}/reject`, body);
     },
 
     /** `POST /v1/sessions/:id/messages`: a steering message for the orchestrator. */

@@ -33,6 +33,8 @@ import { failPastDeadline, findPassedDeadline } from './session-deadlines.ts';
 export interface ApprovalOptions {
   /** The edited plan from the request body; absent = approve the plan as it is. */
   editedPlan?: unknown;
+  /** The plan version the caller decided on; another one waiting is INVALID_STATE. Absent: any. */
+  planVersion?: number;
   rules: EditedPlanRules;
   maxAttempts: number;
 }
@@ -67,13 +69,23 @@ interface SessionRef {
  * other: without it two of them, on two connections or replicas, each read `awaiting_approval`
  * under READ COMMITTED and both went ahead (a rejected session started, two `session.finished`).
  */
-async function loadAwaiting(trx: Kysely<Database>, session: SessionRef) {
+async function loadAwaiting(trx: Kysely<Database>, session: SessionRef, planVersion?: number) {
   await lockSessions(trx, [session.id], session.tenantId);
   const row = await getSessionRow(trx, session.tenantId, session.id);
   if (row.status !== 'awaiting_approval') {
     throw new AppError('INVALID_STATE', `The session is ${row.status}, not awaiting approval`, {
       details: { status: row.status },
     });
+  }
+  // A decision on the plan version its caller read decides that plan only: at an adaptive session's
+  // next gate another plan waits (someone else decided the one read, and its phase ran meanwhile).
+  const waiting = Number(row.plan_version);
+  if (planVersion !== undefined && planVersion !== waiting) {
+    throw new AppError(
+      'INVALID_STATE',
+      `The plan waiting for approval is version ${waiting}, not ${planVersion}: the plan read was decided already; read the session again`,
+      { details: { status: row.status, planVersion: waiting } },
+    );
   }
   return row;
 }
@@ -152,7 +164,7 @@ export async function approvePlan(
   options: ApprovalOptions,
   now: number,
 ): Promise<ApprovalResult> {
-  const row = await loadAwaiting(trx, session);
+  const row = await loadAwaiting(trx, session, options.planVersion);
   // An approval in the moment between the deadline and the sweep (it runs every second) must not
   // start a session its budget already ended: it ends it as the sweep would, edited plan or not.
   const passed = await findPassedDeadline(trx, { id: session.id, createdAt: Number(row.created_at) }, now);
@@ -348,8 +360,9 @@ export async function rejectPlan(
   session: SessionRef,
   reason: string,
   now: number,
+  planVersion?: number,
 ): Promise<{ events: NewEvent[]; expired?: string }> {
-  const row = await loadAwaiting(trx, session);
+  const row = await loadAwaiting(trx, session, planVersion);
   // As for an approval: after the deadline the session ends as the sweep would end it, not as rejected.
   const passed = await findPassedDeadline(trx, { id: session.id, createdAt: Number(row.created_at) }, now);
   if (passed !== null) {

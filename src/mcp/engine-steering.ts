@@ -50,7 +50,7 @@ export function createEngineSteering(options: EngineSteeringOptions): SessionSte
   const { db } = options;
   const now = options.now ?? Date.now;
   return {
-    async approvePlan(actor, sessionId, editedPlan) {
+    async approvePlan(actor, sessionId, editedPlan, planVersion) {
       const session = { id: sessionId, tenantId: actor.tenantId };
       const result = await db.transaction().execute(async (trx) => {
         // The roles are read after the session lock, in this transaction: read before it, a custom
@@ -62,7 +62,12 @@ export function createEngineSteering(options: EngineSteeringOptions): SessionSte
         const approved = await approvePlan(
           trx,
           session,
-          { editedPlan, rules, maxAttempts: options.maxAttempts },
+          {
+            editedPlan,
+            rules,
+            maxAttempts: options.maxAttempts,
+            ...(planVersion === undefined ? {} : { planVersion }),
+          },
           now(),
         );
         await appendEvents(trx, session, approved.events, now());
@@ -78,10 +83,10 @@ export function createEngineSteering(options: EngineSteeringOptions): SessionSte
       }
       return { planVersion: result.planVersion, readied: result.readied, renamedTasks: result.renamedTasks };
     },
-    async rejectPlan(actor, sessionId, reason) {
+    async rejectPlan(actor, sessionId, reason, planVersion) {
       const session = { id: sessionId, tenantId: actor.tenantId };
       const result = await db.transaction().execute(async (trx) => {
-        const rejected = await rejectPlan(trx, session, reason, now());
+        const rejected = await rejectPlan(trx, session, reason, now(), planVersion);
         await appendEvents(trx, session, rejected.events, now());
         return rejected;
       });

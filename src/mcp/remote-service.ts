@@ -166,9 +166,10 @@ export function createRemoteSessionService(options: RemoteServiceOptions): {
 
   // `POST /v1/sessions/:id/approve|reject|messages`; the server checks `sessions:approve` etc.
   const steering: SessionSteering = {
-    approvePlan: (_actor, sessionId, editedPlan) =>
-      remote(() => client.approveSession(sessionId, editedPlan)),
-    rejectPlan: (_actor, sessionId, reason) => remote(() => client.rejectSession(sessionId, reason)),
+    approvePlan: (_actor, sessionId, editedPlan, planVersion) =>
+      remote(() => client.approveSession(sessionId, editedPlan, planVersion)),
+    rejectPlan: (_actor, sessionId, reason, planVersion) =>
+      remote(() => client.rejectSession(sessionId, reason, planVersion)),
     sendMessage: (_actor, sessionId, message) =>
       remote(async () => {
         const stored = await client.sendMessage(sessionId, message);

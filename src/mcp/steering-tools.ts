@@ -26,10 +26,18 @@ export interface ApprovalAnswer {
 
 /** The engine operations behind the steering tools; every call is scoped to the actor's tenant. */
 export interface SessionSteering {
-  /** Starts a session in `awaiting_approval`, as planned or with an edited plan (a new plan version). */
-  approvePlan(actor: Actor, sessionId: string, editedPlan?: unknown): Promise<ApprovalAnswer>;
-  /** Ends a session in `awaiting_approval` as failed, with the reason. */
-  rejectPlan(actor: Actor, sessionId: string, reason: string): Promise<void>;
+  /**
+   * Starts a session in `awaiting_approval`, as planned or with an edited plan (a new plan version).
+   * `planVersion`: the version the caller decided on; INVALID_STATE when another one waits.
+   */
+  approvePlan(
+    actor: Actor,
+    sessionId: string,
+    editedPlan?: unknown,
+    planVersion?: number,
+  ): Promise<ApprovalAnswer>;
+  /** Ends a session in `awaiting_approval` as failed, with the reason (`planVersion` as for approvePlan). */
+  rejectPlan(actor: Actor, sessionId: string, reason: string, planVersion?: number): Promise<void>;
   /** Stores a message the orchestrator reads at the next phase gate and in the synthesis. */
   sendMessage(actor: Actor, sessionId: string, message: string): Promise<{ id: string; createdAt: number }>;
 }
@@ -37,8 +45,19 @@ export interface SessionSteering {
 /** Steering messages are course corrections, not new objectives (the REST route's limit too). */
 const MAX_MESSAGE_CHARS = 4000;
 
+/** The plan version decided on, as session_status shows it: another plan waiting is INVALID_STATE. */
+const planVersionSchema = z
+  .number()
+  .int()
+  .min(0)
+  .optional()
+  .describe(
+    'The plan version (planVersion) read before deciding: when another plan waits by now (an adaptive session at its next gate, the one read decided meanwhile), the call is refused with INVALID_STATE and nothing is decided.',
+  );
+
 const approveInputSchema = z.strictObject({
   session_id: sessionIdSchema,
+  plan_version: planVersionSchema,
   plan: z
     .record(z.string(), z.unknown())
     .optional()
@@ -50,6 +69,7 @@ const approveInputSchema = z.strictObject({
 const rejectInputSchema = z.strictObject({
   session_id: sessionIdSchema,
   reason: z.string().trim().min(1).max(2000).describe('Why the plan is rejected; the session fails with it.'),
+  plan_version: planVersionSchema,
 });
 
 const messageInputSchema = z.strictObject({
@@ -81,7 +101,12 @@ export function registerSteeringTools(
     (given, extra) => {
       const args = withStoredSessionId(given);
       return runTool(deps, TOOL_SPECS.approve_plan, args.session_id, async (caller) => {
-        const approved = await steering.approvePlan(caller.actor, args.session_id, args.plan);
+        const approved = await steering.approvePlan(
+          caller.actor,
+          args.session_id,
+          args.plan,
+          args.plan_version,
+        );
         const detail = await deps.service.getSession(caller.actor, args.session_id);
         return { ...approved, ...toSessionStatus(detail) };
       })(extra);
@@ -101,7 +126,7 @@ export function registerSteeringTools(
     (given, extra) => {
       const args = withStoredSessionId(given);
       return runTool(deps, TOOL_SPECS.reject_plan, args.session_id, async (caller) => {
-        await steering.rejectPlan(caller.actor, args.session_id, args.reason);
+        await steering.rejectPlan(caller.actor, args.session_id, args.reason, args.plan_version);
         return toSessionStatus(await deps.service.getSession(caller.actor, args.session_id));
       })(extra);
     },

@@ -15,6 +15,16 @@ import { problemResponses } from '../problem.ts';
 // answer; the route takes any value there but documents the plan's schema for clients.
 const { $schema: _, ...editedPlanJsonSchema } = z.toJSONSchema(editedPlanSchema, { io: 'input' });
 
+/** The plan version decided on, as GET /v1/sessions/:id shows it (`planVersion`). */
+const planVersionSchema = z
+  .number()
+  .int()
+  .min(0)
+  .optional()
+  .describe(
+    'The plan version (`planVersion` of the session) the decision is about: when another plan waits by now (an adaptive session at its next phase gate, the one read decided by someone else meanwhile), 409 INVALID_STATE with `details.planVersion` the waiting one, and nothing is decided. Absent: the plan waiting now.',
+  );
+
 const approvalResultSchema = z
   .object({
     planVersion: z.number().int(),
@@ -71,6 +81,7 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
         params: sessionIdParamsSchema,
         body: z
           .strictObject({
+            planVersion: planVersionSchema,
             plan: z
               .unknown()
               .optional()
@@ -87,7 +98,12 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
       },
     },
     async (request) => {
-      const approved = await steering.approvePlan(request.actor, request.params.id, request.body?.plan);
+      const approved = await steering.approvePlan(
+        request.actor,
+        request.params.id,
+        request.body?.plan,
+        request.body?.planVersion,
+      );
       return { ...approved, renamedTasks: approved.renamedTasks ?? {} };
     },
   );
@@ -104,6 +120,7 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
         params: sessionIdParamsSchema,
         body: z.strictObject({
           reason: trimmedText(1, 2000),
+          planVersion: planVersionSchema,
         }),
         response: {
           204: z.null().describe('Rejected.'),
@@ -112,7 +129,12 @@ export function registerSessionSteeringRoutes(app: FastifyInstance, steering: Se
       },
     },
     async (request, reply) => {
-      await steering.rejectPlan(request.actor, request.params.id, request.body.reason);
+      await steering.rejectPlan(
+        request.actor,
+        request.params.id,
+        request.body.reason,
+        request.body.planVersion,
+      );
       return reply.code(204).send(null);
     },
   );
