@@ -39,8 +39,11 @@ export const agentSpecSchema = z.strictObject({
     .describe('Names of tasks that must succeed first (pipeline).'),
 });
 
+/** The most characters (UTF-16 code units, besides surrounding spaces) a session's objective may have. */
+export const MAX_OBJECTIVE_LENGTH = 20_000;
+
 export const createSessionInputSchema = z.strictObject({
-  objective: trimmedText(1, 20_000).describe('What the session must achieve.'),
+  objective: trimmedText(1, MAX_OBJECTIVE_LENGTH).describe('What the session must achieve.'),
   strategy: z
     .enum(STRATEGIES)
     .optional()

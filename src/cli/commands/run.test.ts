@@ -59,8 +59,11 @@ describe('maos run --help', () => {
       const [maos, ...words] = shellWords(example);
       assert.equal(maos, 'maos');
       const { objective, options } = await parseRun(words);
+      // An objective read from stdin or a file (`-`, --objective-file) is checked as it is read.
+      const fromInput = objective === '-' || options.objectiveFile !== undefined;
+      assert.ok(fromInput || objective !== undefined, `no objective: ${example}`);
       // The local validation `maos run` does before sending: agent and depends specs, strategy.
-      assert.doesNotThrow(() => buildRequest(objective, options), example);
+      assert.doesNotThrow(() => buildRequest(fromInput ? 'An objective' : objective, options), example);
     }
   });
 });

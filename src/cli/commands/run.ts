@@ -3,11 +3,13 @@
 // A plan waiting for approval (the first one, and with --follow each adaptive phase gate's) is
 // shown, and asked about when a person is there (approval-prompt.ts); a session the orchestrator
 // plans is waited for until its plan exists.
+import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
 import {
   createSessionInputSchema,
   IDEMPOTENCY_KEY_PATTERN,
   IDEMPOTENCY_KEY_RULE,
+  MAX_OBJECTIVE_LENGTH,
 } from '../../domain/session-input.ts';
 import { STRATEGIES } from '../../domain/types.ts';
 import type { SessionDto } from '../../http/dto.ts';
@@ -37,6 +39,7 @@ interface RunOptions {
   idempotencyKey?: string;
   requireApproval?: boolean;
   ask?: boolean;
+  objectiveFile?: string;
   retryFor?: string;
   thread?: string;
   maxTokens?: string;
@@ -49,7 +52,11 @@ export function registerRunCommand(program: Command, act: ActionFactory): void {
   const command = program
     .command('run')
     .description('submit an objective as a session; --follow watches it to the end')
-    .argument('<objective>', 'what the session must achieve')
+    .argument('[objective]', 'what the session must achieve; - reads it from stdin')
+    .option(
+      '--objective-file <file>',
+      `read the objective from a file (UTF-8, at most ${MAX_OBJECTIVE_LENGTH.toLocaleString('en-US')} characters; - for stdin)`,
+    )
     .option(
       '-a, --agent <spec>',
       'a task as [name=]role:task[:runner] (repeatable); runner = a runner from the server config',
@@ -99,15 +106,21 @@ Examples:
     --depends test=build --follow
   maos run "Add pagination to the posts API" --thread blog-api \\
     --max-tokens 200000 --max-cost 2.5 --deadline 1800 --follow
+  maos run --objective-file objective.md --follow
+  git log -1 --format=%B | maos run - --follow
 `,
     );
   addCommonOptions(command, true).action(act(runSession));
 }
 
 async function runSession(ctx: CliContext, command: Command): Promise<number> {
-  const objective = command.processedArgs[0] as string;
   const options = command.opts<RunOptions>();
   checkIdempotencyKey(options.idempotencyKey);
+  const { objective, fromStdin } = await readObjective(
+    ctx,
+    command.processedArgs[0] as string | undefined,
+    options,
+  );
   const body = buildRequest(objective, options);
   const retryForMs = parseRetryFor(options.retryFor);
   const { out } = ctx;
@@ -119,8 +132,9 @@ async function runSession(ctx: CliContext, command: Command): Promise<number> {
     throw error;
   }
   // Questions need a person: a terminal on stdin (or --ask for piped answers), never with --json.
+  // stdin that gave the objective has no answers left to read.
   const approvals = createApprovalPrompter(ctx, {
-    interactive: !out.json && (options.ask === true || process.stdin.isTTY === true),
+    interactive: !out.json && !fromStdin && (options.ask === true || process.stdin.isTTY === true),
     // The answer typed is sent through an outage as the follower's requests are (--retry-for).
     retryForMs,
   });
@@ -129,6 +143,97 @@ async function runSession(ctx: CliContext, command: Command): Promise<number> {
   } finally {
     approvals.close();
   }
+}
+
+/** Bytes read at most for an objective from stdin or a file: its characters in UTF-8 and room for surrounding spaces. */
+const OBJECTIVE_READ_LIMIT = 1024 * 1024;
+
+/**
+ * The objective: the argument, or (`-`, `--objective-file`) the text of stdin or of a file, checked
+ * here so that an empty one or one longer than the server takes is refused before anything is sent,
+ * naming where it was read from.
+ */
+async function readObjective(
+  ctx: CliContext,
+  argument: string | undefined,
+  options: RunOptions,
+): Promise<{ objective: string; fromStdin: boolean }> {
+  const file = options.objectiveFile;
+  if (argument !== undefined && file !== undefined) {
+    throw new CliError(
+      'USAGE',
+      'give the objective as an argument or with --objective-file, not both',
+      EXIT.USAGE,
+    );
+  }
+  if (argument === undefined && file === undefined) {
+    throw new CliError(
+      'USAGE',
+      "missing the objective: give it as an argument, '-' to read it from stdin, or --objective-file <file>",
+      EXIT.USAGE,
+    );
+  }
+  if (argument !== undefined && argument !== '-') return { objective: argument, fromStdin: false };
+  const fromStdin = file === undefined || file === '-';
+  const source = fromStdin ? 'stdin' : `--objective-file ${file}`;
+  if (fromStdin && options.ask === true) {
+    throw new CliError(
+      'USAGE',
+      '--ask reads its answers from stdin, which gives the objective here: use --objective-file <file>',
+      EXIT.USAGE,
+    );
+  }
+  if (fromStdin && process.stdin.isTTY === true) {
+    ctx.out.note('reading the objective from stdin until end of input (Ctrl-D)…');
+  }
+  const bytes = await readLimited(fromStdin ? process.stdin : createReadStream(file as string), source);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new CliError(
+      'VALIDATION_FAILED',
+      `the objective read from ${source} is not UTF-8 text`,
+      EXIT.USAGE,
+    );
+  }
+  const length = text.trim().length;
+  if (length === 0) {
+    throw new CliError('VALIDATION_FAILED', `the objective read from ${source} is empty`, EXIT.USAGE);
+  }
+  if (length > MAX_OBJECTIVE_LENGTH) {
+    throw tooLong(source, `${length.toLocaleString('en-US')} characters`);
+  }
+  return { objective: text, fromStdin };
+}
+
+function tooLong(source: string, size: string): CliError {
+  return new CliError(
+    'VALIDATION_FAILED',
+    `the objective read from ${source} has ${size}; the server takes at most ${MAX_OBJECTIVE_LENGTH.toLocaleString('en-US')}`,
+    EXIT.USAGE,
+  );
+}
+
+/** What `stream` holds, refused (without reading on) past OBJECTIVE_READ_LIMIT bytes. */
+async function readLimited(stream: NodeJS.ReadableStream, source: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of stream) {
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      size += bytes.length;
+      if (size > OBJECTIVE_READ_LIMIT) throw tooLong(source, 'more than 1 MiB');
+      chunks.push(bytes);
+    }
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new CliError('USAGE', `cannot read the objective from ${source} (${reason})`, EXIT.USAGE);
+  } finally {
+    if (stream !== process.stdin) (stream as NodeJS.ReadableStream & { destroy(): void }).destroy();
+  }
+  return Buffer.concat(chunks);
 }
 
 /**
