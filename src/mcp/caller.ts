@@ -15,6 +15,8 @@ export type RequestExtra = RequestHandlerExtra<ServerRequest, ServerNotification
 export interface ToolCallRecord {
   tool: string;
   permission: Permission;
+  /** The record's action when it is not the permission (ToolSpec.action). */
+  action?: string;
   sessionId: string | null;
   /** The error code when the call failed; null on success. */
   error: string | null;

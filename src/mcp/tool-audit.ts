@@ -1,5 +1,5 @@
 // Audit records for MCP tool calls. One POST /mcp can carry any tool, so the HTTP-level record
-// (action = the route's permission) would not say what happened; instead each state-changing tool
+// (action = the /mcp route's) would not say what happened; instead each state-changing tool
 // call and each denied call gets exactly one record (the route skips the generic one), in the
 // same hash-chained audit log.
 import { trace } from '@opentelemetry/api';
@@ -29,7 +29,8 @@ export function createToolAuditor(
     actor.tenant ??= request.actor?.tenantId ?? null;
     try {
       await options.auditLog.append({
-        action: record.permission,
+        // What the call did, as the REST write's record names it; else its permission.
+        action: record.action ?? record.permission,
         actor,
         target: { type: 'sessions', id: record.sessionId, tenant: actor.tenant },
         outcome: record.error === null ? 'success' : 'failure',

@@ -31,6 +31,11 @@ export interface ToolSpec {
   permission: Permission;
   /** State-changing tools are audited on every call; the others only when access is denied. */
   mutating: boolean;
+  /**
+   * The audit action of a state-changing tool: that of the REST write it makes (a retry is
+   * `sessions:retry`, a rejection `sessions:reject`), so one filter finds it however it was made.
+   */
+  action?: string;
 }
 
 /** Every MAOS tool's permission and whether it changes state (the steering tools' only when offered). */
@@ -39,11 +44,26 @@ export const TOOL_SPECS = {
   session_status: { name: 'session_status', permission: 'sessions:read', mutating: false },
   list_roles: { name: 'list_roles', permission: 'roles:read', mutating: false },
   cancel_session: { name: 'cancel_session', permission: 'sessions:cancel', mutating: true },
-  retry_session: { name: 'retry_session', permission: 'sessions:create', mutating: true },
+  retry_session: {
+    name: 'retry_session',
+    permission: 'sessions:create',
+    mutating: true,
+    action: 'sessions:retry',
+  },
   approve_plan: { name: 'approve_plan', permission: 'sessions:approve', mutating: true },
-  reject_plan: { name: 'reject_plan', permission: 'sessions:approve', mutating: true },
-  // The same permission as POST /v1/sessions/:id/messages.
-  send_message: { name: 'send_message', permission: 'sessions:create', mutating: true },
+  reject_plan: {
+    name: 'reject_plan',
+    permission: 'sessions:approve',
+    mutating: true,
+    action: 'sessions:reject',
+  },
+  // The same permission and audit action as POST /v1/sessions/:id/messages.
+  send_message: {
+    name: 'send_message',
+    permission: 'sessions:create',
+    mutating: true,
+    action: 'sessions:steer',
+  },
 } as const satisfies Record<string, ToolSpec>;
 
 /**
@@ -109,9 +129,15 @@ export async function auditRefusedCall(
   await caller.audit?.({
     tool: spec.name,
     permission: spec.permission,
+    ...actionOf(spec),
     sessionId: sessionId.success ? sessionId.data.toLowerCase() : null,
     error: error.code,
   });
+}
+
+/** The audit action a tool's record names besides its permission (ToolSpec.action), when it has one. */
+function actionOf(spec: ToolSpec): { action?: string } {
+  return spec.action === undefined ? {} : { action: spec.action };
 }
 
 /**
@@ -134,7 +160,13 @@ export function runTool(
         // The session the call named, as REST's record names the route's `:id` (a retry's original,
         // not the retry); a session the call created (orchestrate) otherwise.
         const sessionId = sessionIdArg ?? (typeof data.sessionId === 'string' ? data.sessionId : null);
-        await caller.audit?.({ tool: spec.name, permission: spec.permission, sessionId, error: null });
+        await caller.audit?.({
+          tool: spec.name,
+          permission: spec.permission,
+          ...actionOf(spec),
+          sessionId,
+          error: null,
+        });
       }
       return toToolResult(data);
     } catch (error) {
@@ -143,6 +175,7 @@ export function runTool(
         await caller.audit({
           tool: spec.name,
           permission: spec.permission,
+          ...actionOf(spec),
           sessionId: sessionIdArg ?? null,
           error: appError.code,
         });

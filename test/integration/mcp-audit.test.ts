@@ -173,9 +173,10 @@ describe('MCP audit records', { timeout: 120_000 }, () => {
     const retried = await call(developer, 'retry_session', { session_id: sessionId, rerun: ['only'] });
     assert.notEqual(retried.isError, true, JSON.stringify(retried.content));
     const records = await settledRecordsAfter(before);
+    // Under the action REST's retry is recorded with, not the permission both need.
     assert.deepEqual(
-      records.map((record) => [record.reason, record.outcome, record.target?.id]),
-      [['mcp tool retry_session', 'success', sessionId]],
+      records.map((record) => [record.action, record.reason, record.outcome, record.target?.id]),
+      [['sessions:retry', 'mcp tool retry_session', 'success', sessionId]],
     );
   });
 

@@ -164,6 +164,67 @@ describe('with an LLM provider configured, the application over /mcp', { timeout
     assert.notEqual(approved.isError, true, JSON.stringify(approved.content));
   });
 
+  test('plan_version decides only that plan; each call is audited under the action of its REST write', async () => {
+    const before = (await server.app.security.auditLog.list({ limit: 1000 })).items.length;
+    const awaiting = async () => {
+      const started = await call(connected.client, 'orchestrate', {
+        objective: 'decide on the plan read',
+        approval: 'required',
+        agents: [{ name: 'only', role: 'tester', task: 'run', runner: 'ok' }],
+      });
+      return started.structuredContent as { sessionId: string; planVersion: number };
+    };
+    const first = await awaiting();
+    // A plan version other than the waiting one: nothing is decided.
+    const stale = await call(connected.client, 'approve_plan', {
+      session_id: first.sessionId,
+      plan_version: first.planVersion + 1,
+    });
+    assert.equal(codeOf(stale), 'INVALID_STATE');
+    const staleReject = await call(connected.client, 'reject_plan', {
+      session_id: first.sessionId,
+      reason: 'no',
+      plan_version: first.planVersion + 1,
+    });
+    assert.equal(codeOf(staleReject), 'INVALID_STATE');
+    const approved = await call(connected.client, 'approve_plan', {
+      session_id: first.sessionId,
+      plan_version: first.planVersion,
+    });
+    assert.notEqual(approved.isError, true, JSON.stringify(approved.content));
+    const second = await awaiting();
+    const rejected = await call(connected.client, 'reject_plan', {
+      session_id: second.sessionId,
+      reason: 'no',
+    });
+    assert.notEqual(rejected.isError, true, JSON.stringify(rejected.content));
+    const steered = await awaiting();
+    await markPlanOrchestrated(server.app.database.db, steered.sessionId);
+    const sent = await call(connected.client, 'send_message', {
+      session_id: steered.sessionId,
+      message: 'hi',
+    });
+    assert.notEqual(sent.isError, true, JSON.stringify(sent.content));
+
+    // The records name what each call did, as REST's do (sessions:reject, sessions:steer), not the
+    // permission it needs (sessions:approve, sessions:create).
+    const records = (await server.app.security.auditLog.list({ limit: 1000 })).items.slice(before);
+    const steering = records.filter((record) =>
+      /approve_plan|reject_plan|send_message/.test(record.reason ?? ''),
+    );
+    assert.deepEqual(
+      steering.map((record) => [record.action, record.outcome, record.reason, record.target?.id]),
+      [
+        ['sessions:approve', 'failure', 'mcp tool approve_plan: INVALID_STATE', first.sessionId],
+        ['sessions:reject', 'failure', 'mcp tool reject_plan: INVALID_STATE', first.sessionId],
+        ['sessions:approve', 'success', 'mcp tool approve_plan', first.sessionId],
+        ['sessions:reject', 'success', 'mcp tool reject_plan', second.sessionId],
+        ['sessions:steer', 'success', 'mcp tool send_message', steered.sessionId],
+      ],
+    );
+    await call(connected.client, 'cancel_session', { session_id: steered.sessionId });
+  });
+
   test('tool descriptions lead a model to tools, not to REST routes it cannot call', async () => {
     const { tools } = await connected.client.listTools();
     for (const tool of tools) {
