@@ -13,6 +13,8 @@ import {
   formatSessionControls,
   formatSessionDetail,
   formatTable,
+  showControls,
+  showControlsInLine,
 } from './output.ts';
 
 const plain = createOutput({
@@ -254,6 +256,18 @@ describe('output', () => {
       }),
       [],
     );
+  });
+
+  test('escaping keeps letters of every script and emoji; a one-line place escapes tabs and line breaks', () => {
+    // Chinese, Hebrew and Arabic (right-to-left letters, not overrides), emoji with a joiner and a
+    // variation selector, accents: printed as they are.
+    const text = '检查变更 בדוק مرحبا 👩\u200d💻 ❤\ufe0f café';
+    assert.equal(showControls(text), text);
+    assert.equal(showControlsInLine(text), text);
+    // The controls and the bidirectional overrides and isolates that reorder what is shown.
+    assert.equal(showControls('a\u202eb\u2066c\u0085d\u007fe'), 'a\\u202eb\\u2066c\\x85d\\x7fe');
+    assert.equal(showControls('a\tb\nc'), 'a\tb\nc');
+    assert.equal(showControlsInLine('a\tb\nc\u001b'), 'a\\x09b\\x0ac\\x1b');
   });
 
   test('formatDuration works on ISO strings and epoch ms', () => {

@@ -196,6 +196,14 @@ export function showControls(text: string, keepColors = false): string {
   });
 }
 
+/**
+ * `text` for a place that holds one line (a table cell, a name in a sentence): showControls, and
+ * tabs and line breaks as escapes too, so that a stored name cannot start a row of its own.
+ */
+export function showControlsInLine(text: string): string {
+  return showControls(text).replace(/[\t\n]/g, (c) => (c === '\t' ? '\\x09' : '\\x0a'));
+}
+
 /** Cuts text to one line of at most `max` characters, control characters shown as escapes. */
 export function truncate(text: string, max: number): string {
   const oneLine = showControls(text.replace(/\s+/g, ' ').trim());

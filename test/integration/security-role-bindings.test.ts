@@ -288,7 +288,8 @@ describe('role bindings', { timeout: 60_000 }, () => {
       .insertInto('role_bindings')
       .values({
         tenant_id: 'acme',
-        principal_id: 'eve\u009b2J\u202eelo',
+        // A line break would start a row of its own: one that passes for another binding.
+        principal_id: 'eve\u009b2J\u202eelo\nmallory',
         role: 'viewer',
         created_at: new Date().toISOString(),
         created_by: 'old\u001b[31mversion',
@@ -296,9 +297,13 @@ describe('role bindings', { timeout: 60_000 }, () => {
       .execute();
     const escaped = await runMaos(['access', 'list'], { env });
     assert.equal(escaped.code, 0, escaped.stderr);
-    assert.match(escaped.stdout, /^eve\\x9b2J\\u202eelo\s+viewer\s+.+\s+old\\x1b\[31mversion$/m);
+    assert.match(escaped.stdout, /^eve\\x9b2J\\u202eelo\\x0amallory\s+viewer\s+.+\s+old\\x1b\[31mversion$/m);
+    assert.doesNotMatch(escaped.stdout, /^mallory/m);
     for (const raw of ['\u001b', '\u009b', '\u202e']) assert.ok(!escaped.stdout.includes(raw), 'sent raw');
-    await db.deleteFrom('role_bindings').where('principal_id', '=', 'eve\u009b2J\u202eelo').execute();
+    await db
+      .deleteFrom('role_bindings')
+      .where('principal_id', '=', 'eve\u009b2J\u202eelo\nmallory')
+      .execute();
     const typo = await runMaos(['access', 'grant', 'bob', 'developper'], { env });
     assert.equal(typo.code, 2);
     assert.match(typo.stderr, /unknown role 'developper'/);

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { BUILT_IN_ROLES } from '../../security/rbac.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
-import { formatTable, formatTime, showControls } from '../output.ts';
+import { formatTable, formatTime, showControlsInLine } from '../output.ts';
 
 /** Registers `maos access …`. */
 export function registerAccessCommand(program: Command, act: ActionFactory): void {
@@ -56,10 +56,10 @@ async function listBindings(ctx: CliContext, command: Command): Promise<number> 
   // Principals are other people's text (and bindings stored before the server refused control
   // characters in them may hold some): shown as escapes, never sent to the terminal.
   const rows = items.map((binding) => [
-    showControls(binding.principal),
+    showControlsInLine(binding.principal),
     binding.role,
     formatTime(binding.createdAt),
-    showControls(binding.createdBy),
+    showControlsInLine(binding.createdBy),
   ]);
   for (const line of formatTable(['PRINCIPAL', 'ROLE', 'GRANTED', 'BY'], rows, out.paint)) out.line(line);
   return EXIT.OK;

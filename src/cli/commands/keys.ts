@@ -15,7 +15,7 @@ import { BUILT_IN_ROLES, isRoleName } from '../../security/rbac.ts';
 import { tenantIsKnown } from '../../store/tenant-export.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
-import { formatTable, showControls } from '../output.ts';
+import { formatTable, showControlsInLine } from '../output.ts';
 import { checkedTenant, checkStoredTenant, namedTenant, shownTenant } from '../tenant-argument.ts';
 
 interface KeyOptions {
@@ -186,7 +186,7 @@ async function runList(ctx: CliContext, command: Command): Promise<number> {
     const rows = keys.map((key) => [
       key.id,
       key.prefix,
-      showControls(key.name),
+      showControlsInLine(key.name),
       key.roles.join(','),
       status(key),
       key.lastUsedAt ?? '-',
@@ -222,7 +222,8 @@ async function runRevoke(ctx: CliContext, command: Command): Promise<number> {
       outcome: 'success',
     });
     if (ctx.out.json) ctx.out.printJson(revoked);
-    else ctx.out.line(`revoked ${revoked.prefix} (${showControls(revoked.name)}) at ${revoked.revokedAt}`);
+    else
+      ctx.out.line(`revoked ${revoked.prefix} (${showControlsInLine(revoked.name)}) at ${revoked.revokedAt}`);
     return EXIT.OK;
   } finally {
     await store.close();
