@@ -362,6 +362,37 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({ env: {} }).store.url, undefined);
   });
 
+  test('a store.url the store cannot open is refused by the config, not first at the start (never echoing it)', () => {
+    const problemOf = (url: string) => {
+      const problems = problemsOf(() => loadConfig({ env: {}, overrides: { store: { url } } }));
+      assert.equal(problems.length, 1);
+      assert.ok(!(problems[0] as string).includes('s3cret'), problems[0]);
+      return problems[0] as string;
+    };
+    assert.match(problemOf('sqlite:'), /^store\.url: `sqlite:` needs a file path/);
+    assert.match(problemOf(`sqlite:${join(dir, 'x.db')} `), /ending in whitespace/);
+    assert.match(problemOf('mysql://u:s3cret@db/maos'), /must start with `sqlite:` or `postgres:\/\/`/);
+    assert.match(problemOf('postgres:s3cret'), /must start with `sqlite:` or `postgres:\/\/`/);
+    // Refused by the PostgreSQL driver at the first connection: the start failed INTERNAL "Invalid URL".
+    assert.match(
+      problemOf('postgres://maos:s3cret@db:99999/maos'),
+      /not a URL the PostgreSQL driver can read/,
+    );
+    assert.match(problemOf('postgresql://maos:s3cret@[db/maos'), /not a URL the PostgreSQL driver can read/);
+    const missing = join(dir, 'no-such-client.crt');
+    assert.equal(
+      problemOf(`postgres://maos:s3cret@db/maos?sslcert=${missing}`),
+      `store.url: names a file the PostgreSQL driver cannot read: ${missing} (ENOENT)`,
+    );
+    for (const url of [
+      'sqlite:./maos.db',
+      'sqlite:///var/lib/maos.db',
+      'postgres://maos:s3cret@db:5432/maos',
+    ]) {
+      assert.equal(loadConfig({ env: {}, overrides: { store: { url } } }).store.url, url);
+    }
+  });
+
   test('an empty MAOS_CONFIG is refused, not read as no config file (the defaults and ./.maos)', () => {
     // `MAOS_CONFIG=$CONFIG` with CONFIG unset, as `--config ""` is refused by the CLI.
     for (const empty of ['', '  ']) {

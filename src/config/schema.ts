@@ -17,6 +17,7 @@ import {
   ssrfConfigSchema,
   tlsConfigSchema,
 } from './security-schema.ts';
+import { storeUrlProblem } from './store-url.ts';
 import { timerMs, timerSeconds } from './timer-limits.ts';
 import { webhooksConfigSchema } from './webhooks-schema.ts';
 
@@ -130,6 +131,11 @@ const configShape = z.strictObject({
         // An empty value (a secret key left blank) is no "unset": read as such, every replica of
         // a PostgreSQL deployment would run on a SQLite file of its own.
         .min(1, 'must not be empty (leave it unset for the SQLite file maos.db in dataDir)')
+        // What the store would refuse at start, refused by `maos config check` too.
+        .superRefine((url, ctx) => {
+          const problem = url === '' ? undefined : storeUrlProblem(url);
+          if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+        })
         .optional()
         .describe(
           'Database URL. Unset = SQLite file `maos.db` in dataDir (empty is an error, not unset); `sqlite:<path>` for another file; `postgres://user:pass@host:5432/db` for PostgreSQL (cluster mode: several replicas share one database).',
