@@ -83,7 +83,7 @@ async function loadAwaiting(trx: Kysely<Database>, session: SessionRef, planVers
   if (planVersion !== undefined && planVersion !== waiting) {
     throw new AppError(
       'INVALID_STATE',
-      `The plan waiting for approval is version ${waiting}, not ${planVersion}: the plan read was decided already; read the session again`,
+      `The plan waiting for approval is version ${waiting}, not ${planVersion}: nothing was decided; read the session again and decide on the plan that waits`,
       { details: { status: row.status, planVersion: waiting } },
     );
   }
