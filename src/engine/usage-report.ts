@@ -194,11 +194,13 @@ interface ModelRow extends SumRow {
  * the totals in every figure but `sessions` and `tasks`.
  *
  * A task whose stored spend per model cannot be read (a hand edit gone wrong: not JSON, not an
- * array of entries) makes the statement fail on either store: its range's values are then read
- * here, those that cannot be read are reported (`report`, once per session) and the statement is
- * run again without them. Such a task's spend is read as no model's (the unattributed group, as a
- * task no model served); it is neither summed into a model nor a 500. Nothing is checked before
- * the statement, so a range without such a value costs what it did.
+ * array of entries) makes the statement fail on either store, or read an entry naming no provider
+ * or model (SQLite reads the members of a JSON object as entries, both stores a number in the array
+ * as one of neither): its range's values are then read here, those that cannot be read are
+ * reported (`report`, once per session) and the statement is run again without them. Such a task's
+ * spend is read as no model's (the unattributed group, as a task no model served); it is neither
+ * summed into a model (nor a group `null/null`) nor a 500. Nothing is checked before the
+ * statement, so a range without such a value costs what it did.
  */
 async function readModelGroups(
   db: Kysely<Database>,
@@ -206,20 +208,26 @@ async function readModelGroups(
   totalsRow: SumRow | undefined,
   report: DamagedJsonReport,
 ): Promise<UsageReport> {
-  let rows: ModelRow[];
+  let rows: ModelRow[] | undefined;
+  let failure: unknown;
   try {
     rows = await readModelRows(db, query, []);
   } catch (error) {
     if (!isDataError(error)) throw error;
+    failure = error;
+  }
+  if (rows === undefined || rows.some(isUnnamedGroup)) {
     const unreadable = await findUnreadableModelUsage(db, query);
+    if (unreadable.length > 0) {
+      for (const { sessionId } of unreadable) report(sessionId, 'tasks.model_usage');
+      rows = await readModelRows(
+        db,
+        query,
+        unreadable.map((task) => task.taskId),
+      );
+    }
     // Not a value the statement could not read: a failure of its own, told as it is.
-    if (unreadable.length === 0) throw error;
-    for (const { sessionId } of unreadable) report(sessionId, 'tasks.model_usage');
-    rows = await readModelRows(
-      db,
-      query,
-      unreadable.map((task) => task.taskId),
-    );
+    else if (rows === undefined) throw failure;
   }
   const groups: UsageGroup[] = rows
     .filter((row) => row.kind === 'group')
@@ -300,6 +308,11 @@ async function readModelRows(
   return rows;
 }
 
+/** A group of entries that named no provider or no model: read from a value MAOS did not write. */
+function isUnnamedGroup(row: ModelRow): boolean {
+  return row.kind === 'group' && (row.provider == null || row.model == null);
+}
+
 /** `t.id` is one of `ids`, or undefined for none. One parameter, however many there are. */
 function skippedTasks(db: Kysely<Database>, ids: readonly string[]): RawBuilder<unknown> | undefined {
   if (ids.length === 0) return undefined;
@@ -335,8 +348,9 @@ async function findUnreadableModelUsage(
 
 /**
  * Whether both stores' statement reads `text` as MAOS writes it (store/task-model-usage.ts): a JSON
- * array of objects whose figures, where present, are numbers (the token counts whole), with no text
- * PostgreSQL's jsonb refuses (a NUL character, half of a surrogate pair).
+ * array of objects naming their provider and model (text) whose figures, where present, are numbers
+ * (the token counts whole), with no text PostgreSQL's jsonb refuses (a NUL character, half of a
+ * surrogate pair).
  */
 export function isReadableModelUsage(text: string): boolean {
   let entries: unknown;
@@ -353,6 +367,7 @@ const TOKEN_FIELDS = ['inputTokens', 'outputTokens', 'cacheReadTokens'] as const
 function isReadableEntry(entry: unknown): boolean {
   if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return false;
   const fields = entry as Record<string, unknown>;
+  if (typeof fields.provider !== 'string' || typeof fields.model !== 'string') return false;
   for (const name of TOKEN_FIELDS) {
     const value = fields[name];
     if (value != null && !Number.isSafeInteger(value)) return false;

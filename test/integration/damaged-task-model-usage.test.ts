@@ -104,6 +104,11 @@ for (const store of DAMAGEABLE_STORES) {
       ['JSON cut short', `[${JSON.stringify({ ...ENTRY, costUsd: 0.5 })}`],
       ['no JSON', 'spent 0.5 on gpt-4o'],
       ['JSON that is no array', JSON.stringify({ ...ENTRY, costUsd: 0.5 })],
+      // No statement fails on these: SQLite reads an object's members as entries, both stores read
+      // an entry that is no object, or names no model, as one of neither provider nor model.
+      ['JSON that is no array, of numbers only', JSON.stringify({ inputTokens: 100, costUsd: 0.5 })],
+      ['entries that are no objects', '[100, 0.5]'],
+      ['an entry naming no model', JSON.stringify([{ ...ENTRY, model: undefined, costUsd: 0.5 }])],
     ] as const) {
       describe(name, () => {
         const stack = useDamageableServer(store.kind);
@@ -125,6 +130,9 @@ test('what the statements of both stores read as MAOS writes it', () => {
     '"spent"',
     '["openai/gpt-4o"]',
     '[null]',
+    '[{}]',
+    JSON.stringify([{ ...ENTRY, provider: undefined }]),
+    JSON.stringify([{ ...ENTRY, model: 5 }]),
     JSON.stringify([{ ...ENTRY, inputTokens: 1.5 }]),
     JSON.stringify([{ ...ENTRY, inputTokens: '100' }]),
     JSON.stringify([{ ...ENTRY, costUsd: 'free' }]),
