@@ -36,6 +36,34 @@ test('an API key or extra header with a line break or control character is refus
   }
 });
 
+test('an extra header name fetch cannot send is refused at start, naming it and not its value', () => {
+  const names = ['X Team', 'x-team:', 'é', '', 'x\n'];
+  const parsed = providersConfigSchema.safeParse({
+    main: {
+      type: 'openai',
+      model: 'm',
+      apiKey: 'sk-ok',
+      headers: Object.fromEntries(names.map((name) => [name, 'gw-secret'])),
+    },
+  });
+  assert.equal(parsed.success, false);
+  const issues = parsed.error?.issues ?? [];
+  assert.deepEqual(
+    issues.map((issue) => [issue.path.join('.'), issue.message.split(' cannot')[0]]),
+    names.map((name) => ['main.headers', `header name ${JSON.stringify(name)}`]),
+  );
+  assert.ok(!JSON.stringify(issues).includes('secret'), JSON.stringify(issues));
+  // Each refused by the HTTP client in every request to the provider.
+  for (const name of names) assert.throws(() => new Headers({ [name]: 'v' }), TypeError);
+  const valid = { 'x-team': 'a', api_key: 'b', "X-A!#$%&'*+.^`|~1": 'c' };
+  assert.equal(
+    providersConfigSchema.safeParse({ main: { type: 'openai', model: 'm', apiKey: 'k', headers: valid } })
+      .success,
+    true,
+  );
+  new Headers(valid);
+});
+
 test('a per-call timeout longer than a timer holds (~24.8 days) is refused, naming the limit', () => {
   const parse = (timeoutSeconds: number) =>
     providersConfigSchema.safeParse({

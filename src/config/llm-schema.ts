@@ -19,6 +19,9 @@ export const HEADER_VALUE_PATTERN = /^[\t\n\r ]*[\t\x20-\x7e\x80-\xff]*[\t\n\r ]
 export const HEADER_VALUE_MESSAGE =
   'must be one line of printable characters: a line break or other control character (or a character beyond Latin-1) cannot be sent in an HTTP header';
 
+/** An HTTP header name (RFC 9110 §5.1: a token), as fetch takes it. */
+const HEADER_NAME_PATTERN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
 export const PROVIDER_TYPES = ['anthropic', 'openai', 'openai-compatible'] as const;
 
 const providerSchema = z
@@ -48,6 +51,17 @@ const providerSchema = z
       ),
     headers: z
       .record(z.string(), z.string().regex(HEADER_VALUE_PATTERN, HEADER_VALUE_MESSAGE))
+      // fetch refuses such a name in every request (`"X Team" is an invalid header name`): each
+      // call of the provider failed, and the key check at start, while `maos config check` said ok.
+      .superRefine((headers, ctx) => {
+        for (const name of Object.keys(headers)) {
+          if (HEADER_NAME_PATTERN.test(name)) continue;
+          ctx.addIssue({
+            code: 'custom',
+            message: `header name ${JSON.stringify(name)} cannot be sent in an HTTP request: a name is letters, digits and !#$%&'*+-.^_\`|~ only (no spaces, colons or other characters)`,
+          });
+        }
+      })
       .default({})
       .describe('Extra HTTP headers sent with every request.'),
     maxOutputTokens: z
