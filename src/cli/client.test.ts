@@ -32,6 +32,44 @@ test('a server that does not know order=desc is named as older than the client',
   });
 });
 
+test('an approval with planVersion is sent again without it to a server that does not know the field', async (t) => {
+  const bodies: unknown[] = [];
+  const server = createServer((request, response) => {
+    let text = '';
+    request.setEncoding('utf8').on('data', (chunk: string) => {
+      text += chunk;
+    });
+    request.on('end', () => {
+      const body = JSON.parse(text) as Record<string, unknown>;
+      bodies.push(body);
+      // What a server of the previous release answers (its approve and reject bodies are strict).
+      if ('planVersion' in body) {
+        response.writeHead(400, { 'content-type': 'application/problem+json' }).end(
+          JSON.stringify({
+            type: 'urn:maos:error:VALIDATION_FAILED',
+            status: 400,
+            code: 'VALIDATION_FAILED',
+            detail: 'Invalid body. body: Unrecognized key: "planVersion"',
+          }),
+        );
+        return;
+      }
+      if (request.url?.endsWith('/reject')) response.writeHead(204).end();
+      else {
+        response
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ planVersion: 2, readied: 1 }));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise((resolve) => server.close(resolve)));
+  const client = createApiClient({ server: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
+  assert.deepEqual(await client.approveSession('s1', undefined, 2), { planVersion: 2, readied: 1 });
+  await client.rejectSession('s1', 'no', 2);
+  assert.deepEqual(bodies, [{ planVersion: 2 }, {}, { reason: 'no', planVersion: 2 }, { reason: 'no' }]);
+});
+
 test('an id or role name `.` or `..` is a usage error, never a request to the path it resolves to', async (t) => {
   const paths: string[] = [];
   const server = createServer((request, response) => {

@@ -237,17 +237,23 @@ export function createApiClient(options: ApiClientOptions) {
       plan?: unknown,
       planVersion?: number,
     ): Promise<{ planVersion: number; readied: number; renamedTasks?: Record<string, string> }> {
-      const body = {
-        ...(plan === undefined ? {} : { plan }),
-        ...(planVersion === undefined ? {} : { planVersion }),
-      };
-      return requestJson('POST', `v1/sessions/${encodeId(id)}/approve`, body);
+      const path = `v1/sessions/${encodeId(id)}/approve`;
+      const body = plan === undefined ? {} : { plan };
+      if (planVersion === undefined) return requestJson('POST', path, body);
+      return withoutPlanVersionOnOlderServer(
+        () => requestJson('POST', path, { ...body, planVersion }),
+        () => requestJson('POST', path, body),
+      );
     },
 
     /** `POST /v1/sessions/:id/reject`: the session fails with the reason (`planVersion` as for approve). */
     async rejectSession(id: string, reason: string, planVersion?: number): Promise<void> {
-      const body = planVersion === undefined ? { reason } : { reason, planVersion };
-      await requestJson('POST', `v1/sessions/${encodeId(id)}/reject`, body);
+      const path = `v1/sessions/${encodeId(id)}/reject`;
+      if (planVersion === undefined) return void (await requestJson('POST', path, { reason }));
+      await withoutPlanVersionOnOlderServer(
+        () => requestJson('POST', path, { reason, planVersion }),
+        () => requestJson('POST', path, { reason }),
+      );
     },
 
     /** `POST /v1/sessions/:id/messages`: a steering message for the orchestrator. */
@@ -609,4 +615,25 @@ function parseFrameData(
     >,
     createdAt: new Date().toISOString(),
   };
+}
+
+/**
+ * An approve or reject with `planVersion`, sent again without it to a server older than this client,
+ * which refuses the field it does not know (a strict body): the decision is then on the plan waiting,
+ * as such a server always decides it. Any other refusal stands.
+ */
+async function withoutPlanVersionOnOlderServer<T>(
+  call: () => Promise<T>,
+  callWithout: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    const refusedField =
+      error instanceof CliError &&
+      error.code === 'VALIDATION_FAILED' &&
+      /Unrecognized key: "planVersion"/.test([error.message, ...error.details].join(' '));
+    if (!refusedField) throw error;
+    return callWithout();
+  }
 }
