@@ -2,6 +2,7 @@
 // `maos audit export --tenant`): checked by the rule of every tenant id (domain/tenant-id.ts).
 import { tenantIdProblem } from '../domain/tenant-id.ts';
 import { CliError, EXIT } from './exit-codes.ts';
+import { showControlsInLine } from './output.ts';
 
 /**
  * `tenant` checked as an id to create data under (`maos keys create --tenant`): an empty one names no
@@ -46,15 +47,11 @@ export async function checkStoredTenant(
 
 /**
  * `tenant` as a message shows it: quoted with its padding visible when the rule refuses it, and its
- * control characters as `\uXXXX` escapes, never sent to the terminal.
+ * control characters as escapes (showControlsInLine), never sent to the terminal.
  */
 export function shownTenant(tenant: string): string {
   if (tenantIdProblem(tenant) === null) return tenant;
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is escaped
-  const escaped = tenant.replace(/["\\\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) =>
-    c === '"' || c === '\\' ? `\\${c}` : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
-  return `"${escaped}"`;
+  return `"${showControlsInLine(tenant.replace(/["\\]/g, '\\$&'))}"`;
 }
 
 function describeProblem(tenant: string, label: string, problem: string): string {

@@ -75,7 +75,7 @@ describe('a tenant stored under a padded id', { timeout: 120_000 }, () => {
     assert.notEqual(records.stdout.trim(), '', 'its audit records');
     assertUsage(
       await runMaos(['audit', 'export', '--tenant', 'ac\tme', '--config', config]),
-      /--tenant "ac\\u0009me" must not contain control characters/,
+      /--tenant "ac\\x09me" must not contain control characters/,
     );
 
     assertUsage(
