@@ -5,7 +5,7 @@
 // rejections of each scope).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type LabelRule, METRIC_LABELS } from '../../src/observability/metric-labels.ts';
+import { ALERTED_ERROR_CODES, type LabelRule, METRIC_LABELS } from '../../src/observability/metric-labels.ts';
 import { startTestServer } from '../fixtures/server.ts';
 import { shippedRules } from '../helpers/promql.ts';
 
@@ -107,4 +107,10 @@ test('every counter series the shipped alerts select is on /metrics at 0 before 
     assert.ok(checked.includes(series), `checked ${series}`);
   }
   assert.deepEqual(missing, []);
+  // The error codes exported at 0 are a list of their own (not every code: some 60 flat series):
+  // the codes the alerts select, no fewer (checked above) and none an alert no longer reads.
+  const alertedCodes = new Set(
+    checked.flatMap((series) => /^maos_errors_total\{code="([^"]*)"\}$/.exec(series)?.slice(1) ?? []),
+  );
+  assert.deepEqual([...ALERTED_ERROR_CODES].sort(), [...alertedCodes].sort());
 });
