@@ -141,12 +141,14 @@ export interface App {
   /** Re-reads tls.certFile/tls.keyFile now (SIGHUP); absent without TLS. */
   reloadTls?: () => Promise<TlsReloadOutcome>;
   /**
-   * Starts the engine alone, without listening (`maos mcp` in embedded mode; start() calls it): it
-   * first kills the runner processes a previous server on this data directory left running (on
-   * PostgreSQL: those of gone replicas), so their tasks never run again beside them.
+   * Starts all that runs without listening (`maos mcp` in embedded mode; start() calls it once it
+   * listens): periodic audit checkpoints, the PostgreSQL LISTEN notifier, the engine, webhook
+   * deliveries, retention and the workspace sweeper. Before the engine, it kills the runner
+   * processes a previous server on this data directory left running (on PostgreSQL: those of gone
+   * replicas), so their tasks never run again beside them.
    */
-  startEngine(): Promise<void>;
-  /** Starts workers, audit checkpoints and the metrics listener, then listens; returns the base URL. */
+  startBackground(): Promise<void>;
+  /** Starts the metrics listener, listens, then starts the rest (startBackground); returns the base URL. */
   start(): Promise<string>;
   /**
    * Graceful stop: readiness turns 503 (for `shutdown.drainDelaySeconds` while the API still
@@ -468,7 +470,11 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
     let deliveryWorker: DeliveryWorker | undefined;
     let providerKeyCheck: ProviderKeyCheck | undefined;
     let stopping: Promise<StopOutcome> | undefined;
-    async function startEngine(): Promise<void> {
+    async function startBackground(): Promise<void> {
+      // Audit checkpoints: start() also calls security.start(), which starts the same timer (once)
+      // and logs the hints of an API server (the first API key), which embedded mode has no use for.
+      security.auditLog.startCheckpointTimer(config.audit.checkpointIntervalSeconds * 1000);
+      await notifier?.start();
       // Runners a previous server on this data directory left running (it died without stopping
       // them) go before the engine re-runs their tasks: a command never runs twice at once. On
       // SQLite the server lock makes this process the directory's one server; cluster replicas may
@@ -494,6 +500,59 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
         await replicaSweeper.runOnce();
       }
       engine.start();
+      // Every replica sends webhook deliveries; leases keep two from sending the same one.
+      deliveryWorker = startDeliveryWorker({
+        db: webhooksDb,
+        config: config.webhooks,
+        kekRing: config.secrets.kekRing,
+        ssrf: egress.ssrf,
+        logger: logger.child({ component: 'webhooks' }),
+        ...(notifier ? { notifier } : {}),
+        whenDurable: () => engine.queue.whenDurable(),
+        auditLog: security.auditLog,
+        observer: {
+          attempted: (event, outcome, seconds) => metrics.recordWebhookAttempt(event, outcome, seconds),
+          disabled: (reason) => metrics.recordWebhookDisabled(reason),
+        },
+      });
+      // Every replica runs it; the retention advisory lock lets one at a time do the deleting.
+      retention = startRetentionJob({
+        db: database.db,
+        config: config.retention,
+        logger,
+        onDeleted: (table, count) => metrics.recordRetentionDeleted(table, count),
+        // As DELETE /v1/sessions/:id: the MCP subscriptions and event streams of each session it
+        // deleted are woken (on PostgreSQL on every replica, one NOTIFY per batch), and find it gone.
+        onSessionsDeleted: (ids) => {
+          for (const id of ids) wakeNotifier.publish(sessionChannel(id));
+        },
+        // What a deleted subscription's deletion left (a stop between its batches), whatever the
+        // retention of deliveries.
+        targets: [
+          orphanedDeliveriesTarget(),
+          ...(config.webhooks.deliveryRetentionDays > 0
+            ? [webhookDeliveriesTarget(config.webhooks.deliveryRetentionDays)]
+            : []),
+        ],
+        // MCP replay rows (TTL of minutes) on their own cadence and lock; see store/retention.ts.
+        frequent: {
+          targets: [
+            createStreamEventsRetentionTarget({
+              retentionMs: config.mcp.replayRetentionSeconds * 1000,
+              // A session's activity on another replica keeps it open until it is idle this long.
+              activityRetentionMs: config.mcp.sessionIdleSeconds * 1000,
+              perStreamLimit: config.mcp.replayBufferSize,
+            }),
+          ],
+          intervalSeconds: streamEventsPruneIntervalSeconds(config.mcp.replayRetentionSeconds),
+        },
+      });
+      // Every replica, without the retention lock: each has its own workspaces.
+      workspaceSweeper = startWorkspaceSweeper({
+        ...workspaceCleanup,
+        db: database.db,
+        intervalSeconds: config.retention.intervalSeconds,
+      });
     }
     return {
       config,
@@ -507,7 +566,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       listRoles,
       authMode: config.auth.mode,
       ...(tls ? { reloadTls: tls.reload } : {}),
-      startEngine,
+      startBackground,
       async start() {
         if (config.metrics.enabled && config.metrics.port !== undefined) {
           metricsListener = await startMetricsListener(metrics, {
@@ -525,56 +584,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
             fetch: egress.fetch,
           });
         security.start();
-        await notifier?.start();
-        await startEngine();
-        // Every replica sends webhook deliveries; leases keep two from sending the same one.
-        deliveryWorker = startDeliveryWorker({
-          db: webhooksDb,
-          config: config.webhooks,
-          kekRing: config.secrets.kekRing,
-          ssrf: egress.ssrf,
-          logger: logger.child({ component: 'webhooks' }),
-          ...(notifier ? { notifier } : {}),
-          whenDurable: () => engine.queue.whenDurable(),
-          auditLog: security.auditLog,
-          observer: {
-            attempted: (event, outcome, seconds) => metrics.recordWebhookAttempt(event, outcome, seconds),
-            disabled: (reason) => metrics.recordWebhookDisabled(reason),
-          },
-        });
-        // Every replica runs it; the retention advisory lock lets one at a time do the deleting.
-        retention = startRetentionJob({
-          db: database.db,
-          config: config.retention,
-          logger,
-          onDeleted: (table, count) => metrics.recordRetentionDeleted(table, count),
-          // What a deleted subscription's deletion left (a stop between its batches), whatever the
-          // retention of deliveries.
-          targets: [
-            orphanedDeliveriesTarget(),
-            ...(config.webhooks.deliveryRetentionDays > 0
-              ? [webhookDeliveriesTarget(config.webhooks.deliveryRetentionDays)]
-              : []),
-          ],
-          // MCP replay rows (TTL of minutes) on their own cadence and lock; see store/retention.ts.
-          frequent: {
-            targets: [
-              createStreamEventsRetentionTarget({
-                retentionMs: config.mcp.replayRetentionSeconds * 1000,
-                // A session's activity on another replica keeps it open until it is idle this long.
-                activityRetentionMs: config.mcp.sessionIdleSeconds * 1000,
-                perStreamLimit: config.mcp.replayBufferSize,
-              }),
-            ],
-            intervalSeconds: streamEventsPruneIntervalSeconds(config.mcp.replayRetentionSeconds),
-          },
-        });
-        // Every replica, without the retention lock: each has its own workspaces.
-        workspaceSweeper = startWorkspaceSweeper({
-          ...workspaceCleanup,
-          db: database.db,
-          intervalSeconds: config.retention.intervalSeconds,
-        });
+        await startBackground();
         return url;
       },
       stop() {

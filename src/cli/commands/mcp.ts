@@ -125,7 +125,7 @@ async function runMcp(_ctx: CliContext | undefined, command: Command): Promise<n
   });
   let stopped: StopOutcome;
   try {
-    await app.startEngine();
+    await app.startBackground();
     running = await startStdioServer({
       service: app.engine.service,
       // The same roles and steering as /mcp of this configuration (custom roles and plan approval
