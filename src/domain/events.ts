@@ -59,6 +59,24 @@ export interface TaskResultData {
   models?: ModelUsage[];
 }
 /**
+ * What a run was charged when it ended without finishing its task (its lease lost and the task given
+ * to another attempt, or given back at shutdown): added to the task's usage (`models` to its
+ * `models`) and to the session's. No `task.status` or `task.result` of that run says so; a client
+ * showing the task's usage reads it again. Not written once the session has ended (a run its
+ * session's cancel stopped; `session.finished` stays the last event): the session and its tasks
+ * still show the charge.
+ */
+export interface TaskUsageData {
+  taskId: string;
+  name: string;
+  /** The attempt of the run charged (the task may be at a later one by now). */
+  attempt: number;
+  /** What was charged now (not the task's total). */
+  usage: Usage;
+  /** `usage` per provider and model, ordered as a task's `models`; absent when none is known. */
+  models?: ModelUsage[];
+}
+/**
  * A message between participants of a session: `agent.message` is one agent's `send_message` to
  * another (delivered into the recipient's next task); `user.message` is a person steering the
  * session (`from` "user", `to` "orchestrator"; read at the next phase gate and in the synthesis).
@@ -87,6 +105,7 @@ export interface EventDataByType {
   'task.status': TaskStatusData;
   'task.output': TaskOutputData;
   'task.result': TaskResultData;
+  'task.usage': TaskUsageData;
   'agent.message': MessageData;
   'user.message': MessageData;
   'session.finished': SessionFinishedData;
@@ -100,6 +119,7 @@ export const EVENT_TYPES = [
   'task.status',
   'task.output',
   'task.result',
+  'task.usage',
   'agent.message',
   'user.message',
   'session.finished',

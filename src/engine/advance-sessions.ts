@@ -82,7 +82,7 @@ const addSessionUsage = precompileQuery<
  * Adds `usage` to the session's (a run charged outside its task's finish: task-ops.ts) and to its
  * tenant's spend of today (tenant-usage-days.ts). `tenantId`, when the caller knows it, is charged
  * even when the session row is gone: a run still stopping when its (cancelled) session was deleted
- * has spent all the same.
+ * has spent all the same. Returns the session's status, undefined when its row is gone.
  */
 export async function chargeSessionUsage(
   trx: Kysely<Database>,
@@ -90,7 +90,7 @@ export async function chargeSessionUsage(
   usage: Usage,
   now: number,
   tenantId?: string,
-): Promise<void> {
+): Promise<SessionStatus | undefined> {
   const { rows } = await addSessionUsage(
     trx,
     usage.inputTokens,
@@ -102,6 +102,7 @@ export async function chargeSessionUsage(
   );
   const charged = rows[0]?.tenant_id ?? tenantId;
   if (charged !== undefined) await chargeTenantDays(trx, new Map([[charged, usage]]), now);
+  return rows[0]?.status as SessionStatus | undefined;
 }
 
 // Ids per `IN (…)` list: well below SQLite's bound-variable limit.

@@ -5,7 +5,7 @@
 import { coerceError } from '../errors/app-error.ts';
 import type { Logger } from '../observability/logger.ts';
 import { ENGINE_PROGRESS, type WriteQueue } from '../store/write-queue.ts';
-import { type Notifier, READY_CHANNEL } from './notifier.ts';
+import { type Notifier, READY_CHANNEL, sessionChannel } from './notifier.ts';
 import { chargeUnappliedRun, releaseTask } from './task-ops.ts';
 import type { Claim, RunOutcome } from './task-outcome.ts';
 import { appendTaskOutput } from './task-output.ts';
@@ -25,11 +25,14 @@ export async function endStoppedRun(
   now: () => number,
 ): Promise<void> {
   if (reason !== 'shutdown') {
-    await deps.queue
+    const announced = await deps.queue
       .run((trx) => chargeUnappliedRun(trx, claim, outcome, now()), ENGINE_PROGRESS)
-      .catch((error: unknown) =>
-        deps.logger.warn({ err: coerceError(error), taskId: claim.taskId }, 'could not charge a stopped run'),
-      );
+      .catch((error: unknown) => {
+        deps.logger.warn({ err: coerceError(error), taskId: claim.taskId }, 'could not charge a stopped run');
+        return false;
+      });
+    // Its `task.usage` event: the session's event streams read it now, not at their next wake-up.
+    if (announced) deps.notifier.publish(sessionChannel(claim.sessionId));
     return;
   }
   // The next run of the task writes under this attempt again (the release gives it back): a line
@@ -38,13 +41,14 @@ export async function endStoppedRun(
     ...(outcome.lines ?? []),
     ...(outcome.openStreams ?? []).map((stream) => ({ stream, line: '' })),
   ];
-  const released = await deps.queue.run(async (trx) => {
+  const { released, announced } = await deps.queue.run(async (trx) => {
     if (lines.length > 0) await appendTaskOutput(trx, claim, lines, now());
-    await chargeUnappliedRun(trx, claim, outcome, now());
-    return releaseTask(trx, claim, now());
+    const announced = await chargeUnappliedRun(trx, claim, outcome, now());
+    return { released: await releaseTask(trx, claim, now()), announced };
   }, ENGINE_PROGRESS);
   // Other replicas claim it at once, not at their next poll.
   if (released) deps.notifier.publish(READY_CHANNEL);
+  if (released || announced) deps.notifier.publish(sessionChannel(claim.sessionId));
 }
 
 /**

@@ -5,8 +5,9 @@
 // never applied twice. Start and finish take many tasks at once (coalesced by the scheduler) to keep
 // statements per task low.
 import type { Kysely } from 'kysely';
+import { isTerminalSessionStatus } from '../domain/session-state.ts';
 import { transitionTask } from '../domain/task-state.ts';
-import { addUsage, isZeroUsage, type TaskStatus } from '../domain/types.ts';
+import { addUsage, isZeroUsage, type SessionStatus, type TaskStatus } from '../domain/types.ts';
 import { appendEvents, appendEventsMany } from '../store/event-store.ts';
 import { markMessagesDelivered } from '../store/message-store.ts';
 import type { Database } from '../store/schema.ts';
@@ -233,41 +234,65 @@ function asStored(text: string): string {
  * Adds what a run spent to its task (whatever its state now) and session: for a run whose claim no
  * longer held when it ended (cancelled, lease lost, given back at shutdown). Once per run, also
  * when its finish is tried again after a commit whose answer was lost (claimUnappliedCharge).
+ * A charge is announced by a `task.usage` event naming the task, unless the session has ended
+ * (`session.finished` stays its last event; its detail shows the charge): no other event of the run
+ * says that the task's usage changed. Returns whether that event was appended.
  */
 export async function chargeUnappliedRun(
   trx: Kysely<Database>,
   claim: Claim,
   outcome: Pick<RunOutcome, 'usage' | 'spendOnRecord' | 'modelUsage' | 'modelsOnRecord'>,
   now: number,
-): Promise<void> {
+): Promise<boolean> {
   // Session before task, as finishes and cancels lock them (no lock cycle between replicas).
   await lockSessions(trx, [claim.sessionId]);
   // Once per run: a finish tried again after its first try committed (only the COMMIT's answer was
   // lost) finds that try's charge recorded.
-  if (!(await claimUnappliedCharge(trx, claim))) return;
+  if (!(await claimUnappliedCharge(trx, claim))) return false;
   // Less what a cancel or the lease reaper already charged from the spend this run recorded; per
   // model as well, so the stopped run counts under the models that served it.
   const charge = await settleStoppedRun(trx, claim, outcome.usage, outcome.spendOnRecord, {
     ...(outcome.modelUsage ? { spent: outcome.modelUsage } : {}),
     ...(outcome.modelsOnRecord ? { onRecord: outcome.modelsOnRecord } : {}),
   });
-  await chargeTaskAndSession(trx, claim, charge, now);
+  const status = await chargeTaskAndSession(trx, claim, charge, now);
+  // Nothing charged, the session gone (deleted) or ended: no event.
+  if (status === undefined || isTerminalSessionStatus(status)) return false;
+  await appendEvents(
+    trx,
+    { id: claim.sessionId, tenantId: claim.tenantId },
+    [
+      {
+        type: 'task.usage',
+        data: {
+          taskId: claim.taskId,
+          name: claim.name,
+          attempt: claim.attempt,
+          usage: charge.usage,
+          ...(charge.models.length > 0 ? { models: sortModelUsage([...charge.models]) } : {}),
+        },
+      },
+    ],
+    now,
+  );
+  return true;
 }
 
 /**
  * Adds a charge to the task's and its session's usage, its models to the task's (nothing to write
- * when it is zero).
+ * when it is zero). Returns the session's status then; undefined when nothing was charged or the
+ * session row is gone.
  */
 async function chargeTaskAndSession(
   trx: Kysely<Database>,
   task: { taskId: string; sessionId: string; tenantId: string },
   charge: SpendCharge,
   now: number,
-): Promise<void> {
-  if (isZeroUsage(charge.usage)) return;
+): Promise<SessionStatus | undefined> {
+  if (isZeroUsage(charge.usage)) return undefined;
   await addTaskUsage(trx, task.taskId, charge.usage, now, charge.models);
   // The tenant's day is charged also when the session was deleted while the run was stopping.
-  await chargeSessionUsage(trx, task.sessionId, charge.usage, now, task.tenantId);
+  return chargeSessionUsage(trx, task.sessionId, charge.usage, now, task.tenantId);
 }
 
 /** finishTasks for one task. */

@@ -32,7 +32,7 @@ const taskIdsSchema = z
   )
   .transform((value) => [...new Set(value.split(',').map((id) => storedIdSchema.parse(id)))])
   .describe(
-    `Only the tasks of these ids: 1 to ${MAX_TASK_IDS} task ids separated by commas (as \`task.status\` and \`task.result\` events name them). An id of no task of the session is no error: the task is not on the page.`,
+    `Only the tasks of these ids: 1 to ${MAX_TASK_IDS} task ids separated by commas (as \`task.status\`, \`task.result\` and \`task.usage\` events name them). An id of no task of the session is no error: the task is not on the page.`,
   );
 
 export interface SessionTaskRoutesOptions {
