@@ -1,6 +1,6 @@
 // The live part of a session page: agent output as it streams (task.output pieces joined per task
 // and attempt) and a log of the other events, both fed by the SSE reader.
-import { h, replaceChildren } from '../dom.js';
+import { formatUsage, h, replaceChildren } from '../dom.js';
 import { statusLabel } from '../statuses.js';
 
 /** Why bounded: a long session's log would otherwise grow the page without limit. */
@@ -75,6 +75,8 @@ export function describeEvent(event) {
       return `${d.name}: ${statusLabel(d.from)} → ${statusLabel(d.to)}${d.reason ? ` (${d.reason})` : ''}`;
     case 'task.result':
       return `${d.name}: ${statusLabel(d.status)}${d.error ? ` — ${d.error}` : ''}`;
+    case 'task.usage':
+      return `${d.name}: attempt ${d.attempt} charged ${formatUsage(d.usage)}`;
     case 'agent.message':
     case 'user.message':
       return `${d.from} → ${d.to}: ${d.text}`;

@@ -10,11 +10,15 @@ const CHANGING_EVENTS = new Set([
   'session.status',
   'task.status',
   'task.result',
+  'task.usage',
   'session.finished',
   'user.message',
 ]);
-/** The events that name a task whose state changed (`data.taskId`). */
-const TASK_EVENTS = new Set(['task.status', 'task.result']);
+/**
+ * The events that name a task whose state changed (`data.taskId`). Why `task.usage`: a run that
+ * lost its lease charges what it spent to its task when it ends, and no other event says so.
+ */
+const TASK_EVENTS = new Set(['task.status', 'task.result', 'task.usage']);
 /** Ids per read of tasks by id: what GET …/tasks?ids= takes at most (MAX_TASK_IDS). */
 const IDS_PER_READ = 100;
 
