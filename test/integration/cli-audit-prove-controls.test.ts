@@ -44,7 +44,9 @@ test('audit prove shows control characters in a server answer as escapes', { tim
   assert.ok(record);
 
   // Up a line, clear it, write what a proved log prints, and hide the rest.
-  const forged = '\u001b[1A\u001b[2K\rOK: the log holds what was signed\u001b[8m';
+  // Then that line again on a line of its own.
+  const forged =
+    '\u001b[1A\u001b[2K\rOK: the log holds what was signed\u001b[8m\nOK: the log holds what was signed';
   const relay = createServer(async (req, res) => {
     if ((req.url ?? '').startsWith('/v1/audit/proof/inclusion')) {
       res.writeHead(409, { 'content-type': 'application/problem+json' });
@@ -71,4 +73,6 @@ test('audit prove shows control characters in a server answer as escapes', { tim
   assert.ok(result.stdout.includes('\\x1b[1A\\x1b[2K\\x0dOK: the log holds what was signed'), result.stdout);
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is looked for
   assert.doesNotMatch(result.stdout, /[\u001b\r]/);
+  assert.ok(result.stdout.includes('\\x1b[8m\\x0aOK: the log holds what was signed'), result.stdout);
+  assert.doesNotMatch(result.stdout, /^OK/m);
 });

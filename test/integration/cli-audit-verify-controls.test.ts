@@ -20,8 +20,9 @@ test('audit verify shows the control characters of an edited record as escapes',
   assert.equal(created.code, 0, created.stderr);
   const db = new SqliteDatabase(join(dataDir, 'maos.db'));
   db.exec('drop trigger audit_log_no_update');
-  // Up a line, clear it, and write what a verified log prints.
-  const forged = '\u001b[1A\u001b[2K\rOK: the audit log is intact\u001b[8m';
+  // Up a line, clear it, and write what a verified log prints; then that line again on a line of its
+  // own, last, below the BROKEN one.
+  const forged = '\u001b[1A\u001b[2K\rOK: the audit log is intact\u001b[8m\nOK: the audit log is intact';
   db.prepare(`update audit_log set event = replace(event, '"seq":0', ?) where seq = 0`).run(
     `"seq":${JSON.stringify(forged)}`,
   );
@@ -33,4 +34,6 @@ test('audit verify shows the control characters of an edited record as escapes',
   assert.ok(result.stdout.includes('\\x1b[1A\\x1b[2K\\x0dOK: the audit log is intact'), result.stdout);
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is looked for
   assert.doesNotMatch(result.stdout, /[\u001b\r]/);
+  assert.ok(result.stdout.includes('\\x1b[8m\\x0aOK: the audit log is intact'), result.stdout);
+  assert.doesNotMatch(result.stdout, /^OK/m);
 });

@@ -22,7 +22,7 @@ import { ApiProblemError } from '../client.ts';
 import { type ActionFactory, addCommonOptions, type CliContext, collectRepeated } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { parseIntegerOption } from '../number-options.ts';
-import { showControls } from '../output.ts';
+import { showControlsInLine } from '../output.ts';
 
 interface ProveOptions {
   seq?: string[];
@@ -178,15 +178,15 @@ function report(ctx: CliContext, checkpoint: Checkpoint, findings: Finding[], ok
     return;
   }
   out.line(
-    `checkpoint   ${checkpoint.size} records of ${showControls(checkpoint.origin)}, signature verified`,
+    `checkpoint   ${checkpoint.size} records of ${showControlsInLine(checkpoint.origin)}, signature verified`,
   );
   // A problem may quote the server, the party being checked: its control characters (a cursor moved
-  // up over this FAILED line) are shown as escapes.
+  // up over this FAILED line, a line break starting a line that says OK) are shown as escapes.
   for (const { check, problem } of findings) {
     out.line(
       problem === null
         ? `${out.paint.green('ok')}       ${check}`
-        : `${out.paint.red('FAILED')}   ${check}: ${showControls(problem)}`,
+        : `${out.paint.red('FAILED')}   ${check}: ${showControlsInLine(problem)}`,
     );
   }
   out.line(

@@ -60,7 +60,7 @@ import {
   refuseEmptyOption,
 } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
-import { showControls } from '../output.ts';
+import { showControlsInLine } from '../output.ts';
 import { checkStoredTenant, namedTenant } from '../tenant-argument.ts';
 import { registerAuditNodePseudonymCommand } from './audit-node-pseudonym.ts';
 import { readText, registerAuditProveCommand } from './audit-prove.ts';
@@ -169,8 +169,8 @@ async function runVerify(ctx: CliContext, command: Command): Promise<number> {
     else {
       out.line(out.paint.red(`BROKEN at record ${report.firstBrokenIndex}`));
       // A finding quotes what an edited record holds: its control characters (a cursor moved up
-      // over the BROKEN line) as escapes.
-      for (const problem of report.problems) out.line(`  - ${showControls(problem)}`);
+      // over the BROKEN line, a line break starting a line that says the log is intact) as escapes.
+      for (const problem of report.problems) out.line(`  - ${showControlsInLine(problem)}`);
     }
   }
   return report.ok ? EXIT.OK : EXIT.SESSION_FAILED;
