@@ -393,6 +393,41 @@ describe('loadConfig', () => {
     }
   });
 
+  test('metrics.port on the API port of an overlapping address is refused by the config, not first at the bind', () => {
+    const problems = (env: NodeJS.ProcessEnv) => problemsOf(() => loadConfig({ env }));
+    assert.deepEqual(problems({ MAOS_PORT: '9464', MAOS_METRICS__PORT: '9464' }), [
+      'metrics.port: Cannot listen on 127.0.0.1:9464 for metrics (setting `metrics.port`) and on 127.0.0.1:9464 for the API (setting `port`): `metrics.port` and `port` name one port on overlapping addresses; set another `metrics.port`, or leave it unset to serve /metrics on the API port (from the environment: MAOS_METRICS__PORT)',
+    ]);
+    for (const [host, metricsHost] of [
+      ['0.0.0.0', '127.0.0.1'],
+      ['10.1.2.3', '0.0.0.0'],
+      ['::', '127.0.0.1'],
+      ['::1', '::'],
+      ['LOCALHOST', 'localhost'],
+    ] as const) {
+      const env = {
+        MAOS_HOST: host,
+        MAOS_PORT: '9464',
+        MAOS_METRICS__HOST: metricsHost,
+        MAOS_METRICS__PORT: '9464',
+      };
+      assert.match(
+        problems(env).join('\n'),
+        /^metrics\.port: Cannot listen on \S+:9464 for metrics .* name one port on overlapping addresses/,
+        host,
+      );
+    }
+    // Apart: another port, 0 (each picks its own), other addresses (left to the bind at start).
+    for (const env of [
+      { MAOS_PORT: '9464', MAOS_METRICS__PORT: '9465' },
+      { MAOS_PORT: '0', MAOS_METRICS__PORT: '0' },
+      { MAOS_PORT: '9464', MAOS_METRICS__PORT: '9464', MAOS_METRICS__HOST: '127.0.0.2' },
+      { MAOS_HOST: '0.0.0.0', MAOS_PORT: '9464', MAOS_METRICS__HOST: '::1', MAOS_METRICS__PORT: '9464' },
+    ]) {
+      assert.equal(loadConfig({ env }).metrics.port, Number(env.MAOS_METRICS__PORT));
+    }
+  });
+
   test('an empty MAOS_CONFIG is refused, not read as no config file (the defaults and ./.maos)', () => {
     // `MAOS_CONFIG=$CONFIG` with CONFIG unset, as `--config ""` is refused by the CLI.
     for (const empty of ['', '  ']) {

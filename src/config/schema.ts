@@ -514,7 +514,37 @@ const configShape = z.strictObject({
 export const configSchema = configShape.superRefine((config, ctx) => {
   refineLlmReferences(config, ctx);
   refineRunnerAccess(config, ctx);
+  refineListenersApart(config, ctx);
 });
+
+/**
+ * `metrics.port` and `port` naming one port on addresses that overlap whatever the machine: the
+ * same address, or a wildcard (`0.0.0.0` and an IPv4 address, `::`, which takes IPv4 too, and any).
+ * `maos serve` refuses it when it binds (listen-addresses.ts); `maos config check` said ok. Other
+ * overlaps (a host name, an address of another interface) are left to that bind.
+ */
+function refineListenersApart(config: z.infer<typeof configShape>, ctx: z.RefinementCtx): void {
+  const { port, host } = config;
+  const metrics = config.metrics;
+  if (metrics.port === undefined || metrics.port === 0 || metrics.port !== port) return;
+  const a = host.toLowerCase();
+  const b = metrics.host.toLowerCase();
+  const overlap =
+    a === b ||
+    a === '::' ||
+    b === '::' ||
+    (a === '0.0.0.0' && isIP(b) === 4) ||
+    (b === '0.0.0.0' && isIP(a) === 4);
+  if (!overlap) return;
+  const at = (address: string, listening: number) =>
+    `${address.includes(':') ? `[${address}]` : address}:${listening}`;
+  // Worded as the bind's refusal (listen-addresses.ts) it comes before.
+  ctx.addIssue({
+    code: 'custom',
+    path: ['metrics', 'port'],
+    message: `Cannot listen on ${at(metrics.host, metrics.port)} for metrics (setting \`metrics.port\`) and on ${at(host, port)} for the API (setting \`port\`): \`metrics.port\` and \`port\` name one port on overlapping addresses; set another \`metrics.port\`, or leave it unset to serve /metrics on the API port`,
+  });
+}
 
 /** The resolved, frozen configuration. */
 export type Config = z.infer<typeof configSchema>;

@@ -1358,8 +1358,10 @@ describe('Helm chart', () => {
     const env = podEnv({ service: { targetPort: port, metricsPort } });
     await assertListenAddressesUsable(loadConfig({ env }));
     // With both on one port, as the chart rendered it before, the server would refuse to start.
+    // (refused by the configuration itself since both bind 0.0.0.0, as `maos config check` does)
     await assert.rejects(
-      assertListenAddressesUsable(loadConfig({ env: { ...env, MAOS_METRICS__PORT: String(port) } })),
+      async () =>
+        assertListenAddressesUsable(loadConfig({ env: { ...env, MAOS_METRICS__PORT: String(port) } })),
       (error: Error & { code?: string }) => error.code === 'CONFIG_INVALID',
     );
     assert.throws(
