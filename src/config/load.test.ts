@@ -165,8 +165,9 @@ describe('loadConfig', () => {
         }),
       ),
       [
-        'environment MAOS_TASKS: its JSON gives a key twice in one object (line 1, column 22); give each key once (JSON would keep only the last)',
+        // In the order of their names (the environment's own order is no order to rely on).
         'environment MAOS_RATE_LIMIT: its JSON gives a key twice in one object (line 2, column 2); give each key once (JSON would keep only the last)',
+        'environment MAOS_TASKS: its JSON gives a key twice in one object (line 1, column 22); give each key once (JSON would keep only the last)',
       ],
     );
     const file = write('limit.json', '{\n  "windowSeconds": 60,\n  "windowSeconds": 1\n}\n');
@@ -547,6 +548,39 @@ describe('loadConfig', () => {
     });
     assert.equal(config.providers.local?.baseURL, 'http://127.0.0.1:11434/v1');
     assert.deepEqual(config.llm.prices.qwen, { inputPerMTok: 0, outputPerMTok: 0, cacheReadPerMTok: 0 });
+  });
+
+  test('a map given as JSON and variables of its entries combine whatever their order in the environment', () => {
+    const whole = { MAOS_RUNNERS: JSON.stringify({ a: { command: ['echo'], timeoutSeconds: 5 } }) };
+    const entries = { MAOS_RUNNERS__B__COMMAND: '["ls"]', MAOS_RUNNERS__A__TIMEOUT_SECONDS: '9' };
+    // The environment's order is the order its variables were set in: both orders give one result.
+    for (const env of [
+      { ...whole, ...entries },
+      { ...entries, ...whole },
+    ]) {
+      const { runners } = loadConfig({ env });
+      assert.deepEqual(Object.keys(runners).sort(), ['a', 'b'], Object.keys(env).join(' '));
+      assert.deepEqual(runners.b?.command, ['ls']);
+      // The variable of the key wins over the JSON holding it.
+      assert.equal(runners.a?.timeoutSeconds, 9);
+    }
+    // A key inside a value that is no object: refused naming both variables, whatever the order.
+    for (const env of [
+      { MAOS_RUNNERS: 'oops', ...entries },
+      { ...entries, MAOS_RUNNERS: 'oops' },
+    ]) {
+      const problems = problemsOf(() => loadConfig({ env }));
+      assert.ok(
+        problems.includes(
+          'environment MAOS_RUNNERS__B__COMMAND: sets a key inside runners, which MAOS_RUNNERS sets to a value that is not an object; use one of them',
+        ),
+        problems.join('\n'),
+      );
+      assert.ok(
+        problems.some((problem) => problem.startsWith('runners: ')),
+        problems.join('\n'),
+      );
+    }
   });
 
   test('map entries named with underscores keep their names (runners, role routes)', () => {

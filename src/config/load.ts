@@ -205,10 +205,17 @@ export function storeEnvVariables(env: NodeJS.ProcessEnv = process.env): ConfigE
  */
 function readEnv(env: NodeJS.ProcessEnv, problems: string[], names: Map<string, string>): Tree {
   const tree: Tree = {};
+  const variables: { name: string; raw: string; path: string[] }[] = [];
   for (const [name, raw] of Object.entries(env)) {
     if (raw === undefined || isKubernetesServiceLink(name, raw)) continue;
     const path = configPathOfEnvName(name);
-    if (path === undefined) continue;
+    if (path !== undefined) variables.push({ name, raw, path });
+  }
+  // A map or section as JSON first, then the variables of its keys, which go into it (and win over
+  // its value for the same key): taken in the environment's order, `MAOS_RUNNERS='{…}'` after
+  // `MAOS_RUNNERS__B__COMMAND` replaced the tree holding runner b, which was then dropped unseen.
+  variables.sort((a, b) => a.path.length - b.path.length || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const { name, raw, path } of variables) {
     if (path.some((segment) => segment.length === 0)) {
       problems.push(`environment ${name}: malformed variable name`);
       continue;
@@ -217,7 +224,15 @@ function readEnv(env: NodeJS.ProcessEnv, problems: string[], names: Map<string, 
       problems.push(
         `environment ${name}: its JSON gives a key twice in one object (${at}); ${REPEATED_KEY_ADVICE}`,
       );
-    setPath(tree, path, isTextPath(path) ? raw : parseEnvValue(raw, refuse));
+    const value = isTextPath(path) ? raw : parseEnvValue(raw, refuse);
+    const blocked = setPath(tree, path, value);
+    if (blocked !== undefined) {
+      const other = names.get(blocked.join('.')) ?? 'another variable';
+      problems.push(
+        `environment ${name}: sets a key inside ${blocked.join('.')}, which ${other} sets to a value that is not an object; use one of them`,
+      );
+      continue;
+    }
     names.set(path.join('.'), name);
   }
   return tree;
@@ -387,14 +402,20 @@ function isTree(value: unknown): value is Tree {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function setPath(tree: Tree, path: string[], value: unknown): void {
+/**
+ * Sets `value` at `path`, making the objects on the way. Returns the path of a value on the way
+ * that is not an object (set by an earlier variable), leaving the tree as it was; else undefined.
+ */
+function setPath(tree: Tree, path: string[], value: unknown): string[] | undefined {
   let node = tree;
-  for (const segment of path.slice(0, -1)) {
-    const next = node[segment];
-    if (!isTree(next)) node[segment] = {};
+  for (const [i, segment] of path.slice(0, -1).entries()) {
+    const next = Object.hasOwn(node, segment) ? node[segment] : undefined;
+    if (next !== undefined && !isTree(next)) return path.slice(0, i + 1);
+    if (next === undefined) node[segment] = {};
     node = node[segment] as Tree;
   }
   node[path[path.length - 1] as string] = value;
+  return undefined;
 }
 
 /**
