@@ -3,7 +3,7 @@ import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
 import { AppError } from '../errors/app-error.ts';
 import type { EventDto, TaskDto } from '../http/dto.ts';
-import { createEventPrinter, createLogPrinter } from './event-printer.ts';
+import { createEventPrinter, createLogPrinter, formatLogLine } from './event-printer.ts';
 import { CliError, EXIT, exitCodeForStatus, toCliError } from './exit-codes.ts';
 import {
   createOutput,
@@ -109,6 +109,34 @@ describe('output', () => {
     assert.equal(
       formatEvent(event('session.finished', { status: 'completed' }), names, plain, true),
       '▸ session finished: completed',
+    );
+  });
+
+  test('a task.usage event reads as the charge of its attempt in logs; run --follow leaves it out', () => {
+    const names = new Map([['t1', 'build']]);
+    const charge = {
+      taskId: 't1',
+      name: 'build',
+      attempt: 1,
+      usage: { inputTokens: 700, outputTokens: 300, cacheReadTokens: 0, costUsd: 0.5 },
+    };
+    assert.equal(formatEvent(event('task.usage', charge), names, plain), undefined);
+    assert.equal(
+      formatEvent(event('task.usage', charge), names, plain, true),
+      '▸ build: attempt 1 charged 700 input, 300 output tokens, $0.500000',
+    );
+    assert.equal(
+      formatLogLine(
+        event('task.usage', { ...charge, usage: { ...charge.usage, cacheReadTokens: 50 } }),
+        names,
+        plain,
+      ),
+      '#1 2026-01-01 00:00:00 ▸ build: attempt 1 charged 700 input, 300 output, 50 cache read tokens, $0.500000',
+    );
+    // Named by id only, its usage unreadable (an event whose stored data a hand edit damaged).
+    assert.equal(
+      formatEvent(event('task.usage', { taskId: 't1', usage: 'x' }), names, plain, true),
+      '▸ build: charged ? input, ? output tokens, $?',
     );
   });
 

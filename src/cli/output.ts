@@ -377,6 +377,13 @@ export function formatEvent(
       const status = pickString(data, ['status']) ?? '?';
       return `${marker} ${name}: result ${paintStatus(status, paint)}${error ? ` — ${paint.red(truncate(error, 300))}` : ''}`;
     }
+    case 'task.usage': {
+      // What a run that ended without finishing its task (its lease lost) was charged: bookkeeping
+      // for run --follow, whose closing table shows the usage.
+      if (!verbose) return undefined;
+      const attempt = typeof data.attempt === 'number' ? `attempt ${data.attempt} ` : '';
+      return `${marker} ${name}: ${attempt}charged ${formatCharge(data.usage)}`;
+    }
     case 'agent.message':
     case 'user.message': {
       const from = pickString(data, ['from']) ?? '?';
@@ -404,6 +411,24 @@ export function formatEvent(
         ? `${marker} ${showControls(event.type)} ${showControls(JSON.stringify(data))}`
         : undefined;
   }
+}
+
+/**
+ * A `task.usage` charge: `700 input, 300 output tokens, $0.500000` (cache reads when any; the cost to
+ * the millionth, as the agent table shows it); `?` for a part the event does not hold as a number.
+ */
+function formatCharge(usage: unknown): string {
+  const of = (key: string): number | undefined => {
+    const value =
+      usage !== null && typeof usage === 'object' ? (usage as Record<string, unknown>)[key] : undefined;
+    return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+  };
+  const count = (key: string) => String(of(key) ?? '?');
+  const cacheRead = of('cacheReadTokens');
+  const cost = of('costUsd');
+  return `${count('inputTokens')} input, ${count('outputTokens')} output${
+    cacheRead ? `, ${cacheRead} cache read` : ''
+  } tokens, ${cost === undefined ? '$?' : formatUsd(cost, 6)}`;
 }
 
 function pickString(data: Record<string, unknown>, keys: readonly string[]): string | undefined {
