@@ -349,20 +349,31 @@ async function findUnreadableModelUsage(
 /**
  * Whether both stores' statement reads `text` as MAOS writes it (store/task-model-usage.ts): a JSON
  * array of objects naming their provider and model (text) whose figures, where present, are numbers
- * (the token counts whole), with no text PostgreSQL's jsonb refuses (a NUL character, half of a
- * surrogate pair).
+ * (the token counts whole, written without a fraction or exponent), with no text PostgreSQL's jsonb
+ * refuses (a NUL character, half of a surrogate pair).
  */
 export function isReadableModelUsage(text: string): boolean {
+  let unwritten = false;
   let entries: unknown;
   try {
-    entries = JSON.parse(text);
+    entries = JSON.parse(text, (key, value: unknown, context?: { source?: string }) => {
+      // PostgreSQL's cast to bigint refuses a count written `100.0`, which JSON.parse reads as 100.
+      if (typeof value === 'number' && isTokenField(key) && !/^-?\d+$/.test(context?.source ?? '')) {
+        unwritten = true;
+      }
+      return value;
+    });
   } catch {
     return false;
   }
-  return Array.isArray(entries) && entries.every(isReadableEntry);
+  return !unwritten && Array.isArray(entries) && entries.every(isReadableEntry);
 }
 
 const TOKEN_FIELDS = ['inputTokens', 'outputTokens', 'cacheReadTokens'] as const;
+
+function isTokenField(key: string): boolean {
+  return (TOKEN_FIELDS as readonly string[]).includes(key);
+}
 
 function isReadableEntry(entry: unknown): boolean {
   if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return false;
