@@ -8,7 +8,7 @@ import { stdoutFailureHandler } from './stdout-failure.ts';
 // `maos … | head` closes stdout early: that is not an error worth a stack trace. Another failure to
 // write stdout (a full disk under `maos audit export > file`) ends the command as a system error
 // (exit 7) in one line, not with a stack trace and exit 1, which scripts read as a failed session.
-// `maos serve` takes these failures over while it serves (stdout-failure.ts).
+// `maos serve` takes these failures over from its start on (stdout-failure.ts).
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   const handler = stdoutFailureHandler();
   if (handler) {

@@ -32,36 +32,47 @@ async function serve(ctx: CliContext, command: Command): Promise<number> {
   // runners running and its tasks leased, with status 0.
   let logLost: string | undefined;
   let stopServer: ((reason: string) => void) | undefined;
-  const releaseStdout = takeOverStdoutFailures((error) => {
+  const toldFailures = new Set<string>();
+  // Not given back when the server has stopped: its last lines ("stopped") are written as the stop
+  // ends, and a failure of theirs comes after; the entry's handler then exited 7 after a clean stop.
+  takeOverStdoutFailures((error) => {
+    if (error.code !== 'EPIPE') {
+      // A log file that cannot be written for now (its disk full: ENOSPC, EDQUOT) is no reason to
+      // stop serving: a restart meets the same disk, so the server stopped at its first line again
+      // and again. Its lines are lost until there is room (each write tries again), told once.
+      const reason = error.code ?? error.message;
+      if (toldFailures.has(reason)) return;
+      toldFailures.add(reason);
+      ctx.out.note(
+        `MAOS cannot write its log to stdout (${reason}): its lines are lost until it can; serving on`,
+      );
+      return;
+    }
     if (logLost !== undefined) return;
     logLost = error.code ?? error.message;
     ctx.out.note(`MAOS cannot write its log to stdout (${logLost}): stopping as on SIGTERM`);
     stopServer?.(`the log cannot be written to stdout (${logLost})`);
   });
-  try {
-    // A signal while it starts (waiting for PostgreSQL, say) stops it there: nothing to serve.
-    // SIGTERM/SIGINT are handled from here on, before the server is announced: a supervisor may stop
-    // it as soon as the banner appears, and a signal without a handler would kill it without a
-    // graceful shutdown.
-    const started = await startServerUnlessStopped({ configPath: options.config, overrides });
-    if (started === undefined) return logLost === undefined ? EXIT.OK : EXIT.SERVER;
-    stopServer = started.stop;
-    if (logLost !== undefined) started.stop(`the log cannot be written to stdout (${logLost})`);
-    const outcome = await serving(ctx, started);
-    // A step of the stop that failed (the final audit checkpoint on a database lost meanwhile, say)
-    // did not keep the process from exiting, but a supervisor must see that the stop was not clean.
-    assertCleanStop(outcome);
-    if (logLost !== undefined) {
-      throw new CliError(
-        'INTERNAL',
-        `the server stopped: it cannot write its log to stdout (${logLost})`,
-        EXIT.SERVER,
-      );
-    }
-    return EXIT.OK;
-  } finally {
-    releaseStdout();
+  // A signal while it starts (waiting for PostgreSQL, say) stops it there: nothing to serve.
+  // SIGTERM/SIGINT are handled from here on, before the server is announced: a supervisor may stop
+  // it as soon as the banner appears, and a signal without a handler would kill it without a
+  // graceful shutdown.
+  const started = await startServerUnlessStopped({ configPath: options.config, overrides });
+  if (started === undefined) return logLost === undefined ? EXIT.OK : EXIT.SERVER;
+  stopServer = started.stop;
+  if (logLost !== undefined) started.stop(`the log cannot be written to stdout (${logLost})`);
+  const outcome = await serving(ctx, started);
+  // A step of the stop that failed (the final audit checkpoint on a database lost meanwhile, say)
+  // did not keep the process from exiting, but a supervisor must see that the stop was not clean.
+  assertCleanStop(outcome);
+  if (logLost !== undefined) {
+    throw new CliError(
+      'INTERNAL',
+      `the server stopped: it cannot write its log to stdout (${logLost})`,
+      EXIT.SERVER,
+    );
   }
+  return EXIT.OK;
 }
 
 /** Announces the started server and resolves with the outcome of its stop. */
