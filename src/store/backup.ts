@@ -239,18 +239,28 @@ const DATABASE_FILE_SUFFIXES = ['', ...SIDE_FILE_SUFFIXES, '.server-lock', '.ser
  * Whether `path` names the SQLite database at `database` or a file kept beside it (`-wal`, `-shm`,
  * `-journal`, its server lock), however it is spelled: another path to its folder (`..`, a symbolic
  * link), or a link to the file itself. A file written there replaces the database, or is taken by
- * SQLite for its own (a rollback journal, a write-ahead log) and deleted at the next open.
+ * SQLite for its own (a rollback journal, a write-ahead log) and deleted at the next open. A
+ * database that is a symbolic link (kept on another volume) has its side files beside the file the
+ * link leads to: those count too.
  */
 export function isDatabaseFile(path: string, database: string): boolean {
   const written = canonicalPath(path);
   const existing = existsSync(path) ? statSync(path) : undefined;
-  return DATABASE_FILE_SUFFIXES.some((suffix) => {
-    const file = database + suffix;
-    if (canonicalPath(file) === written) return true;
-    if (existing === undefined || !existsSync(file)) return false;
-    const stat = statSync(file);
-    return stat.dev === existing.dev && stat.ino === existing.ino;
-  });
+  const bases = new Set([database]);
+  try {
+    bases.add(databaseFilePath(database));
+  } catch {
+    // A link whose folder is missing or that loops: no file there to keep.
+  }
+  return [...bases].some((base) =>
+    DATABASE_FILE_SUFFIXES.some((suffix) => {
+      const file = base + suffix;
+      if (canonicalPath(file) === written) return true;
+      if (existing === undefined || !existsSync(file)) return false;
+      const stat = statSync(file);
+      return stat.dev === existing.dev && stat.ino === existing.ino;
+    }),
+  );
 }
 
 /** `path` absolute, its folder with symbolic links resolved when the folder exists. */

@@ -3,7 +3,16 @@
 // left as it was, as `maos tenants export` and `maos audit export` refuse their database; the
 // bundle replaced it, so a mistyped -o erased every session, key and audit record.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -49,4 +58,29 @@ test('support-bundle -o refuses the database, the config file and the log file',
   const written = await runMaos(['support-bundle', '-o', bundle, '--config', config]);
   assert.equal(written.code, 0, written.stderr);
   assert.equal(readFileSync(bundle).subarray(0, 2).toString('hex'), '1f8b');
+});
+
+test('support-bundle -o refuses the side files of a database linked from another folder', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'maos-cli-support-bundle-output-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dataDir = join(dir, 'data');
+  const config = join(dir, 'maos.yaml');
+  writeFileSync(config, `dataDir: ${JSON.stringify(dataDir)}\nauth:\n  mode: none\n`);
+  const migrated = await runMaos(['migrate', '--config', config]);
+  assert.equal(migrated.code, 0, migrated.stderr);
+  // The database kept on another volume, linked into the data directory: SQLite keeps its -wal,
+  // -shm and -journal beside the file the link leads to.
+  const volume = join(dir, 'volume');
+  mkdirSync(volume);
+  const stored = join(volume, 'maos.db');
+  renameSync(join(dataDir, 'maos.db'), stored);
+  symlinkSync(stored, join(dataDir, 'maos.db'));
+
+  for (const output of [stored, `${stored}-wal`, `${stored}-journal`]) {
+    const result = await runMaos(['support-bundle', '-o', output, '--config', config]);
+    assert.equal(result.code, 2, `${output}: ${result.stdout}${result.stderr}`);
+    assert.match(result.stderr, /^error USAGE: --output .* is the database the bundle reads/);
+    if (output !== stored) assert.equal(existsSync(output), false, output);
+  }
+  assert.equal(readFileSync(stored).subarray(0, 16).toString('latin1'), 'SQLite format 3\0');
 });
