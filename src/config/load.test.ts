@@ -308,6 +308,38 @@ describe('loadConfig', () => {
     );
   });
 
+  test('keys a later source sets inside a map an earlier one reads from a _FILE go into that map, not replace it', () => {
+    const tenants = write('runner-tenants.json', '{"acme": ["r1"], "beta": []}\n');
+    const config = write(
+      'runner-access.yaml',
+      `runners:\n  r1: {command: [echo]}\n  r2: {command: [ls]}\nrunnerAccess:\n  default: []\n  tenants_FILE: ${tenants}\n`,
+    );
+    // beta stays without runners; it fell back to `default` unseen when the file's map was dropped.
+    assert.deepEqual(
+      loadConfig({ configPath: config, env: { MAOS_RUNNER_ACCESS__TENANTS__GAMMA: '["r2"]' } }).runnerAccess
+        .tenants,
+      { acme: ['r1'], beta: [], gamma: ['r2'] },
+    );
+    // The later source wins for a key the file gives too; flags over the environment over the file.
+    assert.deepEqual(
+      loadConfig({
+        configPath: config,
+        env: { MAOS_RUNNER_ACCESS__TENANTS__ACME: '["r2"]' },
+        overrides: { runnerAccess: { tenants: { delta: ['r1'] } } },
+      }).runnerAccess.tenants,
+      { acme: ['r2'], beta: [], delta: ['r1'] },
+    );
+    // A _FILE of the same source replaces as before; the file must hold an object to take keys.
+    const list = write('runner-tenants-list.json', '["r1"]\n');
+    const listConfig = write('runner-access-list.yaml', `runnerAccess:\n  tenants_FILE: ${list}\n`);
+    assert.deepEqual(
+      problemsOf(() => loadConfig({ configPath: listConfig, env: { MAOS_RUNNER_ACCESS__TENANTS__X: '[]' } })),
+      [
+        `runnerAccess.tenants_FILE: ${list} holds no JSON object, so the keys a later source sets inside tenants cannot go into it`,
+      ],
+    );
+  });
+
   test('an empty *_FILE is an error naming the file, not an empty value (a store.url of SQLite)', () => {
     for (const text of ['', '\n', '  \r\n']) {
       const empty = write('empty-url.txt', text);

@@ -326,7 +326,8 @@ function resolveFileReferences(
     const from = name === undefined ? '' : ` (from the environment: ${name})`;
     const problem = (text: string) => context.problems.push(`${where}_FILE: ${text}${from}`);
     // Own keys only: a map's key `constructor_FILE` (a tenant's entry) has no `constructor` beside it.
-    if (Object.hasOwn(value, target) && value[target] !== undefined) {
+    const overlay = Object.hasOwn(value, target) && FILE_OVERLAYS.has(value[target] as object);
+    if (Object.hasOwn(value, target) && value[target] !== undefined && !overlay) {
       context.problems.push(`${where}: set both directly and through ${key}; use one`);
       continue;
     }
@@ -362,7 +363,24 @@ function resolveFileReferences(
     }
     const refuse = (at: string) =>
       problem(`${child} gives a key twice in one JSON object (${at}); ${REPEATED_KEY_ADVICE}`);
-    out[target] = isConfigPath(targetPath) && !isTextPath(targetPath) ? parseEnvValue(text, refuse) : text;
+    const read = isConfigPath(targetPath) && !isTextPath(targetPath) ? parseEnvValue(text, refuse) : text;
+    if (!overlay) {
+      out[target] = read;
+      continue;
+    }
+    // A later source sets keys inside it (out[target], resolved above): they win over the file's.
+    if (!isTree(read)) {
+      problem(
+        `${child} holds no JSON object, so the keys a later source sets inside ${target} cannot go into it`,
+      );
+      continue;
+    }
+    out[target] = deepMerge(
+      withoutProtoKeys(read, targetPath, (at) =>
+        problem(`${child}: ${at.join('.')}.__proto__: ${PROTO_KEY_PROBLEM}`),
+      ),
+      out[target] as Tree,
+    );
   }
   return out;
 }
@@ -428,12 +446,38 @@ function deepMerge(base: Tree, over: Tree): Tree {
   for (const [key, value] of Object.entries(over)) {
     if (value === undefined) continue;
     const other = key.endsWith('_FILE') ? key.slice(0, -'_FILE'.length) : `${key}_FILE`;
-    if (!Object.hasOwn(over, other) || over[other] === undefined) delete out[other];
+    const overHasOther = Object.hasOwn(over, other) && over[other] !== undefined;
     const current = Object.hasOwn(out, key) ? out[key] : undefined;
-    out[key] = isTree(current) && isTree(value) ? deepMerge(current, value) : value;
+    // Keys of a map or section that an earlier source reads from a file (`runnerAccess.tenants_FILE`
+    // in the file, `MAOS_RUNNER_ACCESS__TENANTS__GAMMA`): they go into what the file holds, as into
+    // the same map written out; replacing the file's map dropped its entries without a word.
+    if (
+      !key.endsWith('_FILE') &&
+      isTree(value) &&
+      !overHasOther &&
+      current === undefined &&
+      typeof out[other] === 'string'
+    ) {
+      out[key] = value;
+      FILE_OVERLAYS.add(value);
+      continue;
+    }
+    // Keys going into an earlier source's file value (an overlay) keep that file.
+    if (!overHasOther && !(isTree(value) && isTree(current) && FILE_OVERLAYS.has(current))) delete out[other];
+    if (isTree(current) && isTree(value)) {
+      const merged = deepMerge(current, value);
+      if (FILE_OVERLAYS.has(current)) FILE_OVERLAYS.add(merged);
+      out[key] = merged;
+    } else out[key] = value;
   }
   return out;
 }
+
+/**
+ * Trees deepMerge put beside a `_FILE` key of an earlier source: keys to go into the file's value
+ * once resolveFileReferences has read it, not a value set both directly and through the file.
+ */
+const FILE_OVERLAYS = new WeakSet<object>();
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null) {
