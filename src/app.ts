@@ -81,7 +81,7 @@ import { createDatabase, type DatabaseHandle, refuseRootInDataDir } from './stor
 import { migrateToLatest } from './store/migrate.ts';
 import type { PeriodicJob } from './store/periodic-job.ts';
 import { createClusterNotifier } from './store/pg-notifier.ts';
-import { type RetentionJob, startRetentionJob } from './store/retention.ts';
+import { type RetentionJob, type RetentionPassResult, startRetentionJob } from './store/retention.ts';
 import { acquireServerLock, type ServerLock } from './store/server-lock.ts';
 import { waitForDatabase } from './store/wait-for-database.ts';
 import { VERSION } from './version.ts';
@@ -150,6 +150,11 @@ export interface App {
   startBackground(): Promise<void>;
   /** Starts the metrics listener, listens, then starts the rest (startBackground); returns the base URL. */
   start(): Promise<string>;
+  /**
+   * Runs a pass of the retention job now, as its timer does (tests, tooling); undefined before
+   * startBackground() (or start()) and after stop().
+   */
+  runRetentionOnce(): Promise<RetentionPassResult | undefined>;
   /**
    * Graceful stop: readiness turns 503 (for `shutdown.drainDelaySeconds` while the API still
    * serves), the server stops accepting and ends SSE streams, running
@@ -567,6 +572,7 @@ export async function createApp(config: Readonly<Config>, deps: AppDeps): Promis
       authMode: config.auth.mode,
       ...(tls ? { reloadTls: tls.reload } : {}),
       startBackground,
+      runRetentionOnce: async () => (stopping === undefined ? retention?.runOnce() : undefined),
       async start() {
         if (config.metrics.enabled && config.metrics.port !== undefined) {
           metricsListener = await startMetricsListener(metrics, {

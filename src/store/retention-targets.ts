@@ -52,9 +52,10 @@ export interface RetentionTarget<Result extends RetentionBatchResult = number> {
   table: RetentionTable;
   /**
    * Deletes at most about `limit` qualifying rows (as of `now`, epoch ms) and returns how many it
-   * deleted; nothing deleted means nothing is left.
+   * deleted; nothing deleted means nothing is left. A target that deletes whole sessions pushes the
+   * id of each onto `deletedSessions` once its deletion is done (its readers are woken after the batch).
    */
-  deleteBatch(db: AnyDb, now: number, limit: number): Promise<Result>;
+  deleteBatch(db: AnyDb, now: number, limit: number, deletedSessions?: string[]): Promise<Result>;
 }
 
 /** Any target: one table's count or counts per table. */
@@ -258,7 +259,7 @@ function responseCacheTarget(days: number): RetentionTarget {
 function sessionsTarget(days: number, sessionsPerBatch: number): RetentionTarget<DeletedRows> {
   return {
     table: 'sessions',
-    async deleteBatch(db, now, limit) {
+    async deleteBatch(db, now, limit, deletedSessions) {
       const cutoff = now - days * DAY_MS;
       const sessions = await db
         .selectFrom('sessions')
@@ -272,14 +273,16 @@ function sessionsTarget(days: number, sessionsPerBatch: number): RetentionTarget
       let left = limit;
       for (const { id } of sessions) {
         if (left <= 0) break;
-        const rows = await inWriteTransaction(db, async (trx): Promise<DeletedRows> => {
+        const { rows, gone } = await inWriteTransaction(db, async (trx) => {
           const row = await lockSessionForDeletion(trx, id as string);
           if (!row || !FINISHED.includes(row.status) || row.finishedAt === null || row.finishedAt >= cutoff)
-            return {};
+            return { rows: {}, gone: false };
           const outputs = await deleteSessionOutputs(trx, id as string, left);
-          if (totalDeleted(outputs) >= left) return outputs;
-          return addRows(outputs, await deleteSessionRecord(trx, id as string));
+          if (totalDeleted(outputs) >= left) return { rows: outputs, gone: false };
+          return { rows: addRows(outputs, await deleteSessionRecord(trx, id as string)), gone: true };
         });
+        // Committed on SQLite (a transaction per session); on PostgreSQL with the batch's transaction.
+        if (gone) deletedSessions?.push(id as string);
         addRows(deleted, rows);
         left -= totalDeleted(rows);
       }

@@ -10,6 +10,7 @@ import {
   type AnyDb,
   type AnyRetentionTarget,
   buildRetentionTargets,
+  type RetentionBatchResult,
   type RetentionTable,
   type RetentionTarget,
 } from './retention-targets.ts';
@@ -25,6 +26,14 @@ export interface RetentionPassOptions {
   shouldStop?: () => boolean;
   /** Advisory lock each batch takes (single-flight across replicas); `LOCK_KEYS.retention` by default. */
   lockKey?: number;
+  /**
+   * Called after every batch that deleted whole sessions (`retention.sessionsDays`), with their ids:
+   * the composition root wakes each one's readers (MCP resource subscriptions, event streams), on
+   * every replica, as DELETE /v1/sessions/:id does, so they find it gone. Also after a batch that
+   * failed, with the sessions it deleted before the failure (SQLite commits each on its own; on
+   * PostgreSQL the wake of a session whose deletion was rolled back costs its readers one read).
+   */
+  onSessionsDeleted?: (sessionIds: readonly string[]) => void;
 }
 
 export interface RetentionPassResult {
@@ -50,9 +59,17 @@ export async function runRetentionPass(
   for (const target of targets) {
     for (;;) {
       if (options.shouldStop?.()) return { skipped: false, deleted };
-      const batch = await runIfLockFree(db, options.lockKey ?? LOCK_KEYS.retention, (trx) =>
-        target.deleteBatch(trx, now, options.batchSize),
-      );
+      const deletedSessions: string[] = [];
+      let batch: Awaited<ReturnType<typeof runIfLockFree<RetentionBatchResult>>>;
+      try {
+        batch = await runIfLockFree(db, options.lockKey ?? LOCK_KEYS.retention, (trx) =>
+          target.deleteBatch(trx, now, options.batchSize, deletedSessions),
+        );
+      } finally {
+        // One call per batch (at most its sessions per batch, 50): on PostgreSQL the notifier sends
+        // the wake-ups published in one tick in one NOTIFY.
+        if (deletedSessions.length > 0) options.onSessionsDeleted?.(deletedSessions);
+      }
       if (!batch.ran) return { skipped: true, deleted };
       const counts = typeof batch.value === 'number' ? { [target.table]: batch.value } : batch.value;
       let total = 0;
@@ -76,6 +93,8 @@ export interface RetentionJobOptions {
   config: Config['retention'];
   logger: Logger;
   onDeleted?: (table: RetentionTable, count: number) => void;
+  /** The ids of the whole sessions each batch deleted (RetentionPassOptions.onSessionsDeleted). */
+  onSessionsDeleted?: (sessionIds: readonly string[]) => void;
   /**
    * Targets whose TTL is minutes, not days (the MCP replay rows, `mcp.replayRetentionSeconds`):
    * pruned by passes of their own every `intervalSeconds`, single-flight under their own advisory
@@ -112,6 +131,7 @@ export function startRetentionJob(options: RetentionJobOptions): RetentionJob {
           lockKey,
           shouldStop,
           ...(options.onDeleted ? { onDeleted: options.onDeleted } : {}),
+          ...(options.onSessionsDeleted ? { onSessionsDeleted: options.onSessionsDeleted } : {}),
         }),
       intervalMs: intervalSeconds * 1000,
       onResult: (result) => {
