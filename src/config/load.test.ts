@@ -854,6 +854,21 @@ describe('keys named like members of Object.prototype', () => {
       viaFlags.map((p) => p.split(':')[0]),
       ['llm.approval.tenants.__proto__'],
     );
+    // Read through a _FILE (the variable's or the config file's), at any depth of what it holds.
+    const approvals = write('approval-tenants.json', '{"acme": "none", "__proto__": "required"}\n');
+    const budgets = write('budgets.json', '{"tenants": {"__proto__": {"maxTokens": 10}}}\n');
+    const viaFile = write('proto-file.yaml', `llm:\n  budgets_FILE: ${budgets}\n`);
+    assert.deepEqual(
+      problemsOf(() =>
+        loadConfig({ configPath: viaFile, env: { MAOS_LLM__APPROVAL__TENANTS_FILE: approvals } }),
+      )
+        .map((p) => p.split(': a key')[0])
+        .sort(),
+      [
+        `llm.approval.tenants_FILE: ${approvals} has the key llm.approval.tenants.__proto__`,
+        `llm.budgets_FILE: ${budgets} has the key llm.budgets.tenants.__proto__`,
+      ],
+    );
   });
 
   test('tenants named constructor, toString or hasOwnProperty keep their own entries, and only them', () => {

@@ -363,7 +363,12 @@ function resolveFileReferences(
     }
     const refuse = (at: string) =>
       problem(`${child} gives a key twice in one JSON object (${at}); ${REPEATED_KEY_ADVICE}`);
-    const read = isConfigPath(targetPath) && !isTextPath(targetPath) ? parseEnvValue(text, refuse) : text;
+    // Its `__proto__` keys are refused as those of every source are (they were dropped unseen).
+    const read = withoutProtoKeys(
+      isConfigPath(targetPath) && !isTextPath(targetPath) ? parseEnvValue(text, refuse) : text,
+      targetPath,
+      (at) => problem(`${child} has the key ${[...at, '__proto__'].join('.')}: ${PROTO_KEY_PROBLEM}`),
+    );
     if (!overlay) {
       out[target] = read;
       continue;
@@ -375,12 +380,7 @@ function resolveFileReferences(
       );
       continue;
     }
-    out[target] = deepMerge(
-      withoutProtoKeys(read, targetPath, (at) =>
-        problem(`${child}: ${at.join('.')}.__proto__: ${PROTO_KEY_PROBLEM}`),
-      ),
-      out[target] as Tree,
-    );
+    out[target] = deepMerge(read, out[target] as Tree);
   }
   return out;
 }
