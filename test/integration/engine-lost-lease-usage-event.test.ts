@@ -7,9 +7,11 @@
 // charge. On SQLite and PostgreSQL.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { sql } from 'kysely';
 import type { AgentRuntime } from '../../src/agents/runtimes/runtime.ts';
 import type { SessionEvent, Usage } from '../../src/domain/types.ts';
 import { expireTaskLease } from '../../src/engine/lease-expiry.ts';
+import { appendEvents } from '../../src/store/event-store.ts';
 import { claimReadyTasks, findExpiredLeases } from '../../src/store/task-store.ts';
 import { ACTOR, createHarness, type Harness } from '../fixtures/engine-harness.ts';
 import { createTestDatabase } from '../fixtures/postgres.ts';
@@ -18,6 +20,7 @@ import { waitFor } from '../fixtures/wait-for.ts';
 /** What the run that lost its lease spent; what the attempt that took over spent. */
 const LATE: Usage = { inputTokens: 700, outputTokens: 300, cacheReadTokens: 0, costUsd: 0.5 };
 const SECOND: Usage = { inputTokens: 20, outputTokens: 12, cacheReadTokens: 0, costUsd: 0.25 };
+const ZERO: Usage = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, costUsd: 0 };
 
 interface Gate {
   promise: Promise<void>;
@@ -207,3 +210,52 @@ for (const store of ['sqlite', 'postgres'] as const) {
     assert.equal(finished.usage.outputTokens, 0, 'the end was announced before the charge');
   });
 }
+
+// Another replica ends the session while the run's charge is being written here: the charge waits
+// for the session's lock, then finds the session ended, so no `task.usage` lands after the
+// `session.finished` that replica committed (a status read before the lock would have found it
+// running).
+test('postgres: a charge waiting on the session lock held by another replica ending the session writes no event after session.finished', async (t) => {
+  const { h, gated, sessionId } = await startSession(t, 'postgres');
+  await loseLease(h, sessionId, 'other-replica');
+  const db = h.handle.db;
+  const waitingOnLock = async () => {
+    const { rows } = await sql<{ n: number }>`
+      select count(*)::int as n from pg_stat_activity
+      where datname = current_database() and wait_event_type = 'Lock'`.execute(db);
+    return rows[0]!.n > 0;
+  };
+  await db.transaction().execute(async (trx) => {
+    // The other replica's cancel: the session locked first, as every writer of its end does.
+    await sql`select id from sessions where id = ${sessionId} for no key update`.execute(trx);
+    // The run answers here: its finish is rejected (the task is the other replica's), and its charge
+    // waits for the lock.
+    gated.open(1);
+    await waitFor(waitingOnLock, 10_000, 'the charge to wait for the session lock');
+    const now = Date.now();
+    await trx
+      .updateTable('sessions')
+      .set({ status: 'cancelled', finished_at: now, updated_at: now })
+      .where('id', '=', sessionId)
+      .execute();
+    await appendEvents(
+      trx,
+      { id: sessionId, tenantId: ACTOR.tenantId },
+      [
+        { type: 'session.status', data: { from: 'running', to: 'cancelled' } },
+        { type: 'session.finished', data: { status: 'cancelled', error: null, result: null, usage: ZERO } },
+      ],
+      now,
+    );
+  });
+  await waitFor(
+    async () => (await taskUsage(h, sessionId)).outputTokens === LATE.outputTokens,
+    10_000,
+    'the charge',
+  );
+  const events = await h.allEvents(sessionId);
+  assert.equal(events.at(-1)!.type, 'session.finished', 'nothing follows the end');
+  assert.deepEqual(usageEvents(events), []);
+  const detail = await h.engine.service.getSession(ACTOR, sessionId);
+  assert.deepEqual(detail.usage, LATE, 'charged all the same');
+});
