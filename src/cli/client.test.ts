@@ -3,7 +3,10 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
+import type { Actor } from '../engine/session-service.ts';
+import { AppError } from '../errors/app-error.ts';
+import { createRemoteSessionService } from '../mcp/remote-service.ts';
 import { createApiClient, normaliseBaseUrl } from './client.ts';
 import { CliError } from './exit-codes.ts';
 
@@ -32,7 +35,8 @@ test('a server that does not know order=desc is named as older than the client',
   });
 });
 
-test('an approval with planVersion is sent again without it to a server that does not know the field', async (t) => {
+/** A server of the previous release: its approve and reject bodies are strict, planVersion unknown. */
+async function startOlderApprovalServer(t: TestContext): Promise<{ server: string; bodies: unknown[] }> {
   const bodies: unknown[] = [];
   const server = createServer((request, response) => {
     let text = '';
@@ -42,7 +46,6 @@ test('an approval with planVersion is sent again without it to a server that doe
     request.on('end', () => {
       const body = JSON.parse(text) as Record<string, unknown>;
       bodies.push(body);
-      // What a server of the previous release answers (its approve and reject bodies are strict).
       if ('planVersion' in body) {
         response.writeHead(400, { 'content-type': 'application/problem+json' }).end(
           JSON.stringify({
@@ -64,10 +67,34 @@ test('an approval with planVersion is sent again without it to a server that doe
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(() => new Promise((resolve) => server.close(resolve)));
-  const client = createApiClient({ server: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
+  return { server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, bodies };
+}
+
+test('an approval with planVersion is sent again without it to a server that does not know the field', async (t) => {
+  const { server, bodies } = await startOlderApprovalServer(t);
+  const client = createApiClient({ server });
   assert.deepEqual(await client.approveSession('s1', undefined, 2), { planVersion: 2, readied: 1 });
   await client.rejectSession('s1', 'no', 2);
   assert.deepEqual(bodies, [{ planVersion: 2 }, {}, { reason: 'no', planVersion: 2 }, { reason: 'no' }]);
+});
+
+test('an MCP plan_version in remote mode is never dropped for a server that cannot check it', async (t) => {
+  const { server, bodies } = await startOlderApprovalServer(t);
+  const { steering } = createRemoteSessionService({ server });
+  const actor = { tenantId: 'default' } as unknown as Actor;
+  // The tool's caller asked for that plan only: deciding whatever waits would break that promise.
+  for (const call of [
+    () => steering.approvePlan(actor, 's1', undefined, 2),
+    () => steering.rejectPlan(actor, 's1', 'no', 2),
+  ]) {
+    await assert.rejects(call(), (error: unknown) => {
+      assert.ok(error instanceof AppError);
+      assert.equal(error.code, 'VALIDATION_FAILED');
+      assert.match(error.message, /older than this client.*nothing was decided/);
+      return true;
+    });
+  }
+  assert.deepEqual(bodies, [{ planVersion: 2 }, { reason: 'no', planVersion: 2 }]);
 });
 
 test('an id or role name `.` or `..` is a usage error, never a request to the path it resolves to', async (t) => {

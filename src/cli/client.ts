@@ -236,6 +236,7 @@ export function createApiClient(options: ApiClientOptions) {
       id: string,
       plan?: unknown,
       planVersion?: number,
+      options: PlanVersionOptions = {},
     ): Promise<{ planVersion: number; readied: number; renamedTasks?: Record<string, string> }> {
       const path = `v1/sessions/${encodeId(id)}/approve`;
       const body = plan === undefined ? {} : { plan };
@@ -243,16 +244,23 @@ export function createApiClient(options: ApiClientOptions) {
       return withoutPlanVersionOnOlderServer(
         () => requestJson('POST', path, { ...body, planVersion }),
         () => requestJson('POST', path, body),
+        options,
       );
     },
 
     /** `POST /v1/sessions/:id/reject`: the session fails with the reason (`planVersion` as for approve). */
-    async rejectSession(id: string, reason: string, planVersion?: number): Promise<void> {
+    async rejectSession(
+      id: string,
+      reason: string,
+      planVersion?: number,
+      options: PlanVersionOptions = {},
+    ): Promise<void> {
       const path = `v1/sessions/${encodeId(id)}/reject`;
       if (planVersion === undefined) return void (await requestJson('POST', path, { reason }));
       await withoutPlanVersionOnOlderServer(
         () => requestJson('POST', path, { reason, planVersion }),
         () => requestJson('POST', path, { reason }),
+        options,
       );
     },
 
@@ -617,14 +625,27 @@ function parseFrameData(
   };
 }
 
+/** What an approve or reject with `planVersion` does on a server older than this client. */
+export interface PlanVersionOptions {
+  /**
+   * `false`: the server's refusal of the field stands (as VALIDATION_FAILED saying that nothing was
+   * decided), for a caller that promised its own caller that plan only (the MCP tools in remote
+   * mode, whose `plan_version` is documented to decide nothing when another plan waits).
+   * @defaultValue true (sent again without it: the plan waiting is decided)
+   */
+  sendWithoutOnOlderServer?: boolean;
+}
+
 /**
  * An approve or reject with `planVersion`, sent again without it to a server older than this client,
  * which refuses the field it does not know (a strict body): the decision is then on the plan waiting,
- * as such a server always decides it. Any other refusal stands.
+ * as such a server always decides it — unless the caller said the version must be checked. Any other
+ * refusal stands.
  */
 async function withoutPlanVersionOnOlderServer<T>(
   call: () => Promise<T>,
   callWithout: () => Promise<T>,
+  options: PlanVersionOptions,
 ): Promise<T> {
   try {
     return await call();
@@ -634,6 +655,14 @@ async function withoutPlanVersionOnOlderServer<T>(
       error.code === 'VALIDATION_FAILED' &&
       /Unrecognized key: "planVersion"/.test([error.message, ...error.details].join(' '));
     if (!refusedField) throw error;
+    if (options.sendWithoutOnOlderServer === false) {
+      throw new CliError(
+        error.code,
+        'The server is older than this client and cannot check the plan version: nothing was decided. Upgrade the server, or decide without a plan version (the plan waiting then is decided)',
+        error.exitCode,
+        [error.message, ...error.details],
+      );
+    }
     return callWithout();
   }
 }

@@ -166,10 +166,14 @@ export function createRemoteSessionService(options: RemoteServiceOptions): {
 
   // `POST /v1/sessions/:id/approve|reject|messages`; the server checks `sessions:approve` etc.
   const steering: SessionSteering = {
+    // A plan_version is never dropped for a server that cannot check it: the tools promise that
+    // plan only, and the caller is told to decide without it instead.
     approvePlan: (_actor, sessionId, editedPlan, planVersion) =>
-      remote(() => client.approveSession(sessionId, editedPlan, planVersion)),
+      remote(() =>
+        client.approveSession(sessionId, editedPlan, planVersion, { sendWithoutOnOlderServer: false }),
+      ),
     rejectPlan: (_actor, sessionId, reason, planVersion) =>
-      remote(() => client.rejectSession(sessionId, reason, planVersion)),
+      remote(() => client.rejectSession(sessionId, reason, planVersion, { sendWithoutOnOlderServer: false })),
     sendMessage: (_actor, sessionId, message) =>
       remote(async () => {
         const stored = await client.sendMessage(sessionId, message);
