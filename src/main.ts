@@ -4,7 +4,10 @@
 // `node src/main.ts` runs it too, configured by MAOS_CONFIG and the environment only (flags belong
 // to `maos serve`).
 import { resolve } from 'node:path';
-import { killChildProcessGroups } from './agents/runtimes/command/child-process-groups.ts';
+import {
+  hangUpAfterKillingRunners,
+  killChildProcessGroups,
+} from './agents/runtimes/command/child-process-groups.ts';
 import { type App, type AuthMode, createApp, type StopOutcome } from './app.ts';
 import { EXIT } from './cli/exit-codes.ts';
 import { shutdownIncompleteMessage } from './cli/shutdown-outcome.ts';
@@ -178,14 +181,9 @@ export function waitForShutdownSignal(server: RunningServer): {
     // The reload logs its own outcome; it never rejects. Without TLS, SIGHUP (a terminal closed)
     // still ends the process by its default action, once the runners' process groups, which it
     // would not reach, are killed: they outlived the server until its next start.
-    const onReload = reloadTls
+    const onReload: () => void = reloadTls
       ? () => void reloadTls()
-      : () => {
-          const runners = killChildProcessGroups();
-          server.logger.warn({ signal: 'SIGHUP', runners }, 'SIGHUP: runner processes killed, exiting');
-          process.off('SIGHUP', onReload);
-          process.kill(process.pid, 'SIGHUP');
-        };
+      : () => hangUpAfterKillingRunners(onReload, server.logger);
     beginStop = (reason) => {
       stopping = true;
       server.logger.info(reason, 'shutting down');

@@ -2,7 +2,8 @@
 // that closed stdin and, tired of waiting, sends SIGTERM (as MCP clients do), or a second SIGTERM
 // or SIGINT. It exits at once with 130, as `maos serve` does, and the runner processes it started
 // (process groups of their own) must not outlive it: the signal used to end the process by Node's
-// default, leaving the runner running until the next start on that data directory.
+// default, leaving the runner running until the next start on that data directory. SIGHUP keeps its
+// default action (the process ends at once) but, as for `maos serve`, kills the runners first.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
@@ -117,5 +118,17 @@ test(
     assert.equal(result.code, 0, result.stderr);
     // Stopped by the graceful stop (after shutdown.graceSeconds), not left behind by an exit on the spot.
     assert.ok(!isRunning(result.runnerPid), 'the runner was stopped with the server');
+  },
+);
+
+test(
+  'SIGHUP (the terminal it was started from closed) still ends it at once, and kills the runner first',
+  onLinux,
+  async (t) => {
+    const result = await runAndStop(t, ({ child }) => {
+      child.kill('SIGHUP');
+    });
+    assert.equal(result.signal, 'SIGHUP', `SIGHUP still ends the process:\n${result.stderr}`);
+    await waitFor(() => !isRunning(result.runnerPid), 10_000, 'the runner to be gone');
   },
 );

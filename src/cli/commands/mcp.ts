@@ -1,7 +1,10 @@
 // `maos mcp`: an MCP server on stdin/stdout for clients that spawn a process (Claude Desktop,
 // IDEs). Talks to a running MAOS server over REST, or embeds the engine on the local data dir.
 import type { Command } from 'commander';
-import { killChildProcessGroups } from '../../agents/runtimes/command/child-process-groups.ts';
+import {
+  hangUpAfterKillingRunners,
+  killChildProcessGroups,
+} from '../../agents/runtimes/command/child-process-groups.ts';
 import type { StopOutcome } from '../../app.ts';
 import { readClientEnv } from '../../config/client-env.ts';
 import { loadConfig } from '../../config/load.ts';
@@ -218,8 +221,12 @@ function handleEmbeddedSignals(logger: Logger): {
     stopping = true;
     endSession?.();
   };
+  // SIGHUP (the terminal it was started from closed) keeps its default action, ending the process
+  // at once, but kills the runners first, as `maos serve` does without TLS.
+  const onHangUp = (): void => hangUpAfterKillingRunners(onHangUp, logger);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onHangUp);
   return {
     async untilEnd(running) {
       endSession = () => void running.close();
@@ -233,6 +240,7 @@ function handleEmbeddedSignals(logger: Logger): {
     remove() {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      process.off('SIGHUP', onHangUp);
     },
   };
 }

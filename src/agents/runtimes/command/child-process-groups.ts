@@ -3,6 +3,7 @@
 // run started (by the variable all of them inherit), to stop what a dead server's runner left.
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep, setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import type { Logger } from '../../../observability/logger.ts';
 
 /** The variable the command runtime gives every run, with an id of that run alone. */
 const RUN_ID_VARIABLE = 'MAOS_RUN_ID';
@@ -74,6 +75,18 @@ export function killChildProcessGroups(parentPid: number = process.pid): number 
     if (runId !== undefined) killRunLeftovers(runId, stat.startTime);
   }
   return killed;
+}
+
+/**
+ * Ends the process as SIGHUP's default action does (its terminal closed), once the runners' process
+ * groups, which that action would not reach, are killed (killChildProcessGroups): `listener` is the
+ * SIGHUP listener calling this, removed so that the SIGHUP raised again takes the default action.
+ */
+export function hangUpAfterKillingRunners(listener: () => void, logger: Pick<Logger, 'warn'>): void {
+  const runners = killChildProcessGroups();
+  logger.warn({ signal: 'SIGHUP', runners }, 'SIGHUP: runner processes killed, exiting');
+  process.off('SIGHUP', listener);
+  process.kill(process.pid, 'SIGHUP');
 }
 
 /**
