@@ -108,7 +108,7 @@ export function renderConfigDocs(): string {
     "file's `store.url` as `MAOS_STORE__URL` does; keys a later source sets inside a map or section an",
     'earlier one reads from a file go into what the file holds: `MAOS_RUNNER_ACCESS__TENANTS__GAMMA` adds',
     "to the file's `runnerAccess.tenants_FILE`); setting both in one source is an error, and so is an",
-    'empty path or a file that cannot be read or is empty (a secret not filled in). An empty variable is a',
+    'empty path or a file that cannot be read, is empty (a secret not filled in) or holds more than 16 MiB. An empty variable is a',
     'value, not unset (`MAOS_PORT=`, `MAOS_STORE__URL=` and `MAOS_CONFIG=` are refused): the environment can change a key',
     'the file sets, not remove it; remove it from the file instead. Invalid configuration stops the start',
     'and lists every problem (naming the `MAOS_*` variable of a value the environment set: a variable that',

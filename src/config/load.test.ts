@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -337,6 +337,26 @@ describe('loadConfig', () => {
       [
         `runnerAccess.tenants_FILE: ${list} holds no JSON object, so the keys a later source sets inside tenants cannot go into it`,
       ],
+    );
+  });
+
+  test('a *_FILE larger than 16 MiB or never ending (/dev/zero) is refused naming it, not read until memory runs out', () => {
+    const big = join(dir, 'big-secret');
+    writeFileSync(big, '');
+    truncateSync(big, 16 * 1024 * 1024 + 1);
+    for (const path of [big, '/dev/zero']) {
+      assert.deepEqual(
+        problemsOf(() => loadConfig({ env: { MAOS_SECRETS__KEK_RING_FILE: path } })),
+        [
+          `secrets.kekRing_FILE: ${path} is larger than 16777216 bytes, more than any setting holds (from the environment: MAOS_SECRETS__KEK_RING_FILE)`,
+        ],
+      );
+    }
+    // Up to the limit it is read, in chunks as a pipe is.
+    const url = `sqlite:${join(dir, 'x'.repeat(70_000))}`;
+    assert.equal(
+      loadConfig({ env: { MAOS_STORE__URL_FILE: write('long-url.txt', `${url}\n`) } }).store.url,
+      url,
     );
   });
 

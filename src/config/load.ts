@@ -1,7 +1,7 @@
 // Resolves the configuration from its sources (file < MAOS_* env < flags; a key's `_FILE` form
 // counts as the key), reads `*_FILE` secrets, validates once and freezes. The only place in MAOS
 // that reads process.env.
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { parseDocument, parse as parseYaml, YAMLError } from 'yaml';
 import { AppError } from '../errors/app-error.ts';
@@ -343,9 +343,13 @@ function resolveFileReferences(
     }
     let text: string;
     try {
-      text = withoutBom(readFileSync(child, 'utf8')).replace(/\r?\n$/, '');
+      text = withoutBom(readLimitedText(child)).replace(/\r?\n$/, '');
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? 'error';
+      if (code === TOO_LARGE) {
+        problem(`${child} is larger than ${FILE_VALUE_LIMIT_BYTES} bytes, more than any setting holds`);
+        continue;
+      }
       // A value that is not an absolute path may be the secret itself put where its file goes (a
       // URL, a key): not repeated, as the message lands in the log.
       problem(
@@ -405,6 +409,37 @@ function isDirectory(path: string): boolean {
     return statSync(path).isDirectory();
   } catch {
     return false;
+  }
+}
+
+/** Largest file a `_FILE` setting reads: a secret, or a map such as `runners`, is far smaller. */
+const FILE_VALUE_LIMIT_BYTES = 16 * 1024 * 1024;
+const TOO_LARGE = 'MAOS_FILE_TOO_LARGE';
+
+/**
+ * The file's text, refused past FILE_VALUE_LIMIT_BYTES (code TOO_LARGE) as it is read: a `_FILE`
+ * naming a device that never ends (`/dev/zero`, `/dev/urandom`) filled the memory until the
+ * process died, and a huge file was read whole first. Read in chunks, so a pipe (`<(pass show db)`)
+ * works as a file does.
+ */
+function readLimitedText(path: string): string {
+  const fd = openSync(path, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(64 * 1024);
+      const read = readSync(fd, chunk, 0, chunk.length, null);
+      if (read === 0) break;
+      total += read;
+      if (total > FILE_VALUE_LIMIT_BYTES) {
+        throw Object.assign(new Error('file too large'), { code: TOO_LARGE });
+      }
+      chunks.push(chunk.subarray(0, read));
+    }
+    return Buffer.concat(chunks, total).toString('utf8');
+  } finally {
+    closeSync(fd);
   }
 }
 
