@@ -39,7 +39,7 @@ export const agentSpecSchema = z.strictObject({
     .describe('Names of tasks that must succeed first (pipeline).'),
 });
 
-/** The most characters (UTF-16 code units, besides surrounding spaces) a session's objective may have. */
+/** The most characters (code points, as the schema counts them: an emoji is one; besides surrounding spaces) a session's objective may have. */
 export const MAX_OBJECTIVE_LENGTH = 20_000;
 
 export const createSessionInputSchema = z.strictObject({

@@ -102,3 +102,19 @@ test('an objective from stdin or a file that cannot be sent is refused before an
   });
   assert.equal(atCap.code, 3, atCap.stderr);
 });
+
+test('an objective from stdin counts characters as the server does: an emoji is one', async () => {
+  // 20,000 emoji are 40,000 UTF-16 units but 20,000 characters: the server takes them (as it does
+  // given as the argument), so they are sent, not refused as 40,000 characters.
+  const env = { MAOS_SERVER: server.url };
+  const emoji = '🚀'.repeat(20_000);
+  const atCap = await runMaos(['run', '-', '--agent', 'qa:check it:echo', '--json'], { env, input: emoji });
+  assert.equal(atCap.code, 0, atCap.stderr);
+  assert.equal((JSON.parse(atCap.stdout) as { objective: string }).objective, emoji);
+  const over = await runMaos(['run', '-', '--agent', 'qa:check it:echo'], { env, input: `${emoji}🚀` });
+  assert.equal(over.code, 2, over.stderr);
+  assert.match(
+    over.stderr,
+    /the objective read from stdin has 20,001 characters; the server takes at most 20,000/,
+  );
+});

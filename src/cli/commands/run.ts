@@ -11,6 +11,7 @@ import {
   IDEMPOTENCY_KEY_RULE,
   MAX_OBJECTIVE_LENGTH,
 } from '../../domain/session-input.ts';
+import { charCount } from '../../domain/text-cut.ts';
 import { STRATEGIES } from '../../domain/types.ts';
 import type { SessionDto } from '../../http/dto.ts';
 import { applyDependencies, parseAgentSpec, parseDependsSpec } from '../agent-spec.ts';
@@ -197,7 +198,8 @@ async function readObjective(
       EXIT.USAGE,
     );
   }
-  const length = text.trim().length;
+  // Characters as the server's schema counts them (code points): an emoji is one.
+  const length = charCount(text.trim());
   if (length === 0) {
     throw new CliError('VALIDATION_FAILED', `the objective read from ${source} is empty`, EXIT.USAGE);
   }
