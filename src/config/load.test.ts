@@ -352,6 +352,11 @@ describe('loadConfig', () => {
         ],
       );
     }
+    // The config file too.
+    assert.deepEqual(
+      problemsOf(() => loadConfig({ configPath: '/dev/zero', env: {} })),
+      ['config file /dev/zero: is larger than 16777216 bytes, more than any configuration holds'],
+    );
     // Up to the limit it is read, in chunks as a pipe is.
     const url = `sqlite:${join(dir, 'x'.repeat(70_000))}`;
     assert.equal(

@@ -1,7 +1,7 @@
 // Resolves the configuration from its sources (file < MAOS_* env < flags; a key's `_FILE` form
 // counts as the key), reads `*_FILE` secrets, validates once and freezes. The only place in MAOS
 // that reads process.env.
-import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { parseDocument, parse as parseYaml, YAMLError } from 'yaml';
 import { AppError } from '../errors/app-error.ts';
@@ -120,10 +120,13 @@ function withoutProtoKeys<T>(
 function readConfigFile(path: string, problems: string[]): Tree {
   let text: string;
   try {
-    text = withoutBom(readFileSync(path, 'utf8'));
+    text = withoutBom(readLimitedText(path));
   } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
     problems.push(
-      `config file ${path}: cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      code === TOO_LARGE
+        ? `config file ${path}: is larger than ${FILE_VALUE_LIMIT_BYTES} bytes, more than any configuration holds`
+        : `config file ${path}: cannot be read (${code})`,
     );
     return {};
   }
@@ -412,7 +415,8 @@ function isDirectory(path: string): boolean {
   }
 }
 
-/** Largest file a `_FILE` setting reads: a secret, or a map such as `runners`, is far smaller. */
+/** Largest file a `_FILE` setting (or the config file) reads: a secret, a map such as `runners`, a
+ * whole configuration, is far smaller. */
 const FILE_VALUE_LIMIT_BYTES = 16 * 1024 * 1024;
 const TOO_LARGE = 'MAOS_FILE_TOO_LARGE';
 
