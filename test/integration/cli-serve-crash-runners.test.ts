@@ -30,13 +30,16 @@ test('a server that dies of an uncaught exception kills its runners as it exits'
       runners: { long: { command: ['sh', '-c', `echo $$ > '${pidFile}'; sleep 300`] } },
     }),
   );
-  // Throws from a timer once the runner has written its pid: an uncaught exception.
+  // Throws from a timer once the test has had the answer to its request and seen the runner's pid
+  // (it then writes `crash-now`): an uncaught exception. Thrown when the pid was written, it could
+  // end the server before the answer was sent.
   const crash = join(dir, 'crash.mjs');
+  const crashNow = join(dir, 'crash-now');
   writeFileSync(
     crash,
-    `import { existsSync, readFileSync } from 'node:fs';
+    `import { existsSync } from 'node:fs';
 const timer = setInterval(() => {
-  if (existsSync(${JSON.stringify(pidFile)}) && readFileSync(${JSON.stringify(pidFile)}, 'utf8').trim() !== '') {
+  if (existsSync(${JSON.stringify(crashNow)})) {
     clearInterval(timer);
     throw new Error('injected defect');
   }
@@ -89,6 +92,7 @@ timer.unref();
   });
   assert.equal(created.status, 201, await created.text());
   runnerPid = await readRunnerPid(pidFile);
+  writeFileSync(crashNow, '');
   const code = await exited;
   assert.notEqual(code, 0, stderr);
   assert.match(stderr, /injected defect/);
