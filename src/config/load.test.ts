@@ -486,6 +486,16 @@ describe('loadConfig', () => {
     }
   });
 
+  test('an empty runner cwd is refused, not read as unset (the session workspace)', () => {
+    assert.deepEqual(
+      problemsOf(() => loadConfig({ env: { MAOS_RUNNERS__X__COMMAND: '["ls"]', MAOS_RUNNERS__X__CWD: '' } })),
+      [
+        'runners.x.cwd: must not be empty (leave it unset for the session workspace) (from the environment: MAOS_RUNNERS__X__CWD)',
+      ],
+    );
+    assert.equal(loadConfig({ env: { MAOS_RUNNERS__X__COMMAND: '["ls"]' } }).runners.x?.cwd, undefined);
+  });
+
   test('an empty MAOS_CONFIG is refused, not read as no config file (the defaults and ./.maos)', () => {
     // `MAOS_CONFIG=$CONFIG` with CONFIG unset, as `--config ""` is refused by the CLI.
     for (const empty of ['', '  ']) {

@@ -53,6 +53,9 @@ const runnerSchema = z
       .describe('Wall-clock limit; the whole process group is killed when it is reached.'),
     cwd: z
       .string()
+      // Empty is not unset, as for every key: `cwd: $RUNNER_DIR` with the variable unset ran the
+      // runner in the session workspace instead of the directory meant, without a word.
+      .min(1, 'must not be empty (leave it unset for the session workspace)')
       .optional()
       .describe('Working directory; defaults to the session workspace under the data directory.'),
     env: z
