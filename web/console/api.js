@@ -313,13 +313,21 @@ export const api = {
       { signal },
     ),
   listPlans: (id) => request(`/v1/sessions/${encodeURIComponent(id)}/plans`),
-  approve: (id, plan) =>
+  // `planVersion`: the version the page shows (for an edit, the one its text was loaded from); the
+  // server refuses it with 409 INVALID_STATE when another plan waits, and decides nothing.
+  approve: (id, plan, planVersion) =>
     request(`/v1/sessions/${encodeURIComponent(id)}/approve`, {
       method: 'POST',
-      body: plan === undefined ? {} : { plan },
+      body: {
+        ...(plan === undefined ? {} : { plan }),
+        ...(planVersion === undefined ? {} : { planVersion }),
+      },
     }),
-  reject: (id, reason) =>
-    request(`/v1/sessions/${encodeURIComponent(id)}/reject`, { method: 'POST', body: { reason } }),
+  reject: (id, reason, planVersion) =>
+    request(`/v1/sessions/${encodeURIComponent(id)}/reject`, {
+      method: 'POST',
+      body: planVersion === undefined ? { reason } : { reason, planVersion },
+    }),
   sendMessage: (id, message) =>
     request(`/v1/sessions/${encodeURIComponent(id)}/messages`, { method: 'POST', body: { message } }),
   cancel: (id) => request(`/v1/sessions/${encodeURIComponent(id)}/cancel`, { method: 'POST' }),

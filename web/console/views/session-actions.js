@@ -53,21 +53,35 @@ export function toEditablePlan(plan) {
  * whether the API accepted it. A problem answered after the person left the page goes to
  * `failedAway(error)` (said on the page open now).
  */
-async function runAction(button, output, context, action, notice, onChanged, failedAway) {
+async function runAction(button, output, context, action, notice, onChanged, failedAway, refused = null) {
   button.disabled = true;
   replaceChildren(output);
   let ok = false;
+  let failure = null;
   try {
     const result = await action();
     replaceChildren(output, h('p', { className: 'notice', attrs: { role: 'status' } }, notice(result)));
     ok = true;
   } catch (error) {
+    failure = error;
     replaceChildren(output, renderProblem(error, context));
     if (!output.isConnected) failedAway(error);
   } finally {
     await onChanged();
   }
+  // What the page adds to the refusal once the session is read again (what waits now).
+  if (failure && refused) output.append(...refused(failure));
   return ok;
+}
+
+/**
+ * The version of the plan that waits now, when a decision on `sent` was refused because another plan
+ * waits (409 INVALID_STATE with `details.planVersion`); otherwise null.
+ */
+export function planChangedTo(error, sent) {
+  const waiting = error?.problem?.details?.planVersion;
+  if (error?.status !== 409 || error?.code !== 'INVALID_STATE' || !Number.isInteger(waiting)) return null;
+  return waiting === sent ? null : waiting;
 }
 
 /**
@@ -82,6 +96,11 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
   /** The plan text is only replaced while the person has not edited it. */
   let planEdited = false;
   let planKey = '';
+  /**
+   * The plan version the editor's text was loaded from: an edited plan is approved as an edit of it
+   * (a plan that waits meanwhile is not replaced by an edit of another one nobody looked at).
+   */
+  let planTextVersion;
 
   // The outputs are focusable from script: an action whose button stays disabled leaves the focus there.
   const approveOutput = h('div', { id: 'approve-output', tabIndex: -1 });
@@ -96,6 +115,8 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
   const reason = h('input', { id: 'reject-reason', type: 'text', maxLength: 2000, disabled: true });
   const reject = h('button', { type: 'button', className: 'danger', disabled: true }, 'Reject plan');
   const approvalNote = h('p', { className: 'muted' });
+  /** An edit refused because another plan waits by then: kept here, to copy from. */
+  const keptEdit = h('div', { id: 'kept-edit' });
 
   // As many characters as POST /messages takes (MAX_STEERING_MESSAGE_CHARS): more would only be refused.
   const message = h('textarea', { id: 'steer-message', maxLength: 4000, disabled: true });
@@ -172,19 +193,43 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
   planText.addEventListener('input', () => {
     planEdited = true;
   });
+
+  /**
+   * What a decision on plan version `sent` refused because another plan waits adds: that the plan
+   * changed, that nothing was decided, and where the new plan is (this page, read again).
+   */
+  const planChanged = (sent) => (error) => {
+    const waiting = planChangedTo(error, sent);
+    if (waiting === null) return [];
+    const phase = session?.approval?.pendingPhase;
+    return [
+      h(
+        'p',
+        { className: 'plan-changed', attrs: { role: 'alert' } },
+        `The plan changed: this page showed plan version ${sent}, but version ${waiting}` +
+          (session?.planVersion === waiting && Number.isInteger(phase) ? ` (phase ${phase + 1})` : '') +
+          ' waits for approval now. Nothing was decided. The new plan is shown on this page now; read it before you decide.',
+      ),
+    ];
+  };
+
   approve.addEventListener(
     'click',
-    guarded(() =>
-      runAction(
+    guarded(async () => {
+      const version = shownVersion();
+      const approved = await runAction(
         approve,
         approveOutput,
         'Approving the plan',
-        () => api.approve(id),
+        () => api.approve(id, undefined, version),
         (result) => `Approved: plan version ${result.planVersion}, ${countOf(result.readied, 'task')} ready.`,
         onChanged,
         failedAway('Approving the plan'),
-      ),
-    ),
+        planChanged(version),
+      );
+      // Decided: an edit kept from an earlier refusal is of no plan waiting any more.
+      if (approved) replaceChildren(keptEdit);
+    }),
   );
   approveEdited.addEventListener(
     'click',
@@ -202,11 +247,14 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
         );
         return;
       }
+      // The edit as typed and the version it was typed against, before the refresh replaces them.
+      const editedText = planText.value;
+      const editedVersion = planTextVersion;
       const approved = await runAction(
         approveEdited,
         approveOutput,
         'Approving the edited plan',
-        () => api.approve(id, plan),
+        () => api.approve(id, plan, editedVersion),
         (result) =>
           `Approved the edited plan: version ${result.planVersion}, ${countOf(result.readied, 'task')} ready.`,
         onChanged,
@@ -215,9 +263,29 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
           planText,
           'Your edited plan is back in the editor on the session’s page, while the same plan waits for approval.',
         ),
+        planChanged(editedVersion),
       );
+      // The editor shows the plan that waits now; the edit, made to another one, is kept beside it
+      // (not in the output, which the next action's answer replaces) until a decision is taken.
+      if (!approved && keptEdit.isConnected && approveOutput.querySelector('.plan-changed')) {
+        replaceChildren(
+          keptEdit,
+          field(
+            `Your edit (made to plan version ${editedVersion}), kept`,
+            h('textarea', {
+              id: 'kept-plan-edit',
+              className: 'code',
+              spellcheck: false,
+              readOnly: true,
+              value: editedText,
+            }),
+            'Nothing of it was approved. Copy what you need into the editor above, which shows the plan waiting now.',
+          ),
+        );
+      }
       // A refused edit stays in the editor to be fixed; one approved is the plan now, no draft.
       if (approved) {
+        replaceChildren(keptEdit);
         planEdited = false;
         planText.defaultValue = planText.value;
         draftsSent(planText);
@@ -231,17 +299,20 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
         showFormMistake(approveOutput, 'Rejecting', 'Give a reason for rejecting the plan.', reason);
         return;
       }
+      const rejectedVersion = shownVersion();
       const rejected = await runAction(
         reject,
         approveOutput,
         'Rejecting the plan',
-        () => api.reject(id, reason.value.trim()),
+        () => api.reject(id, reason.value.trim(), rejectedVersion),
         () => 'Rejected: the session ends as failed.',
         onChanged,
         failedAway('Rejecting the plan', reason, 'Your reason is back in its field on the session’s page.'),
+        planChanged(rejectedVersion),
       );
       // Given: the reason stays in sight beside the rejection, but is no draft any more.
       if (rejected) {
+        replaceChildren(keptEdit);
         reason.defaultValue = reason.value;
         draftsSent(reason);
       }
@@ -369,6 +440,11 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
     return true;
   }
 
+  /** The plan version this page shows: what a decision on it is about. */
+  function shownVersion() {
+    return session?.planVersion;
+  }
+
   /** Enables the controls the session's state allows and refreshes the plan text. */
   function update(next) {
     session = next;
@@ -396,6 +472,7 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
       // Its default too: the plan as read is no draft of the person's (drafts.js keeps only edits).
       planText.defaultValue = text;
       planText.value = text;
+      planTextVersion = next.planVersion;
       planEdited = false;
       const draft = takeDraft(planText);
       if (draft !== null) {
@@ -420,6 +497,7 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
     h('div', { className: 'row' }, approveEdited),
     h('div', { className: 'row' }, field('Reason for rejecting', reason), reject),
     approveOutput,
+    keptEdit,
   );
   const element = h(
     'div',
