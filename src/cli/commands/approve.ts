@@ -1,10 +1,31 @@
-// `maos approve <id> [--plan file.json]` and `maos reject <id> --reason <text>`: decide on a plan
-// that waits for approval (sessions submitted with approval "required"); `maos steer <id> <message>`:
+// `maos approve <id> [--plan file.json] [--plan-version N]` and `maos reject <id> --reason <text>
+// [--plan-version N]`: decide on a plan that waits for approval (sessions submitted with approval "required"); `maos steer <id> <message>`:
 // a message for the orchestrator of a session it plans.
 import type { Command } from 'commander';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { readUtf8File } from '../utf8-file.ts';
+
+const PLAN_VERSION_HELP =
+  'the plan version decided on (planVersion of maos sessions show <id> --json): when another plan waits by then (the one read decided elsewhere, an adaptive session at its next gate), nothing is decided (exit 6); a server without this check decides the plan waiting';
+
+/**
+ * `--plan-version`: a whole number, 0 or more (as the session shows it); anything else is a usage
+ * error, not a request the server would refuse with a message about a field.
+ */
+function parsePlanVersion(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  const version = /^\d{1,15}$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(version)) {
+    throw new CliError(
+      'USAGE',
+      `--plan-version must be a whole number, 0 or more (the session's planVersion), not "${value}"`,
+      EXIT.USAGE,
+    );
+  }
+  return version;
+}
 
 /** Registers `maos approve`. */
 export function registerApproveCommand(program: Command, act: ActionFactory): void {
@@ -15,7 +36,8 @@ export function registerApproveCommand(program: Command, act: ActionFactory): vo
     .option(
       '--plan <file>',
       'JSON file with the edited plan, as the session shows it (maos sessions show <id> --json | jq .plan): {"phases":[{"name","tasks":[{"name","role","instructions","dependsOn"?,"runner"?,"agent"?}]}]}',
-    );
+    )
+    .option('--plan-version <n>', PLAN_VERSION_HELP);
   addCommonOptions(command, true).action(act(approveSession));
 }
 
@@ -25,7 +47,8 @@ export function registerRejectCommand(program: Command, act: ActionFactory): voi
     .command('reject')
     .description('end a session that waits for plan approval: it fails with the reason')
     .argument('<id>', 'session id')
-    .requiredOption('--reason <text>', 'why the plan is rejected (kept as the session error)');
+    .requiredOption('--reason <text>', 'why the plan is rejected (kept as the session error)')
+    .option('--plan-version <n>', PLAN_VERSION_HELP);
   addCommonOptions(command, true).action(act(rejectSession));
 }
 
@@ -62,9 +85,10 @@ async function readPlanFile(path: string): Promise<unknown> {
 
 async function approveSession(ctx: CliContext, command: Command): Promise<number> {
   const id = command.processedArgs[0] as string;
-  const options = command.opts<{ plan?: string }>();
+  const options = command.opts<{ plan?: string; planVersion?: string }>();
+  const planVersion = parsePlanVersion(options.planVersion);
   const plan = options.plan === undefined ? undefined : await readPlanFile(options.plan);
-  const result = await ctx.client().approveSession(id, plan);
+  const result = await ctx.client().approveSession(id, plan, planVersion);
   if (ctx.out.json) {
     ctx.out.printJson(result);
     return EXIT.OK;
@@ -80,9 +104,10 @@ async function approveSession(ctx: CliContext, command: Command): Promise<number
 
 async function rejectSession(ctx: CliContext, command: Command): Promise<number> {
   const id = command.processedArgs[0] as string;
-  const { reason } = command.opts<{ reason: string }>();
+  const { reason, planVersion } = command.opts<{ reason: string; planVersion?: string }>();
   if (reason.trim() === '') throw new CliError('USAGE', '--reason must not be empty', EXIT.USAGE);
-  await ctx.client().rejectSession(id, reason);
+  const version = parsePlanVersion(planVersion);
+  await ctx.client().rejectSession(id, reason, version);
   if (ctx.out.json) ctx.out.printJson({ id, status: 'failed', reason });
   else ctx.out.line(`session ${id} rejected: ${reason}`);
   return EXIT.OK;

@@ -1,0 +1,95 @@
+// `maos approve --plan-version N` and `maos reject --plan-version N`, as child processes against a
+// real server: the decision is on that plan only. At an adaptive session's next gate, where another
+// plan waits (the one read approved elsewhere, its phase run meanwhile), it is refused (exit 6) and
+// the plan nobody named keeps waiting; a version that is no whole number is a usage error (exit 2).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { runMaos } from '../fixtures/cli.ts';
+import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
+import { startOrchestratorStack } from '../fixtures/orchestrator-stack.ts';
+import { plannedTask } from '../fixtures/planned-task.ts';
+
+interface SessionView {
+  status: string;
+  error: string | null;
+  planVersion: number;
+  approval: { pendingPhase: number | null } | null;
+}
+
+test('maos approve / reject --plan-version decide the plan named, not the one waiting next', {
+  timeout: 90_000,
+}, async (t) => {
+  const { llm, server, submit, wait } = await startOrchestratorStack(t);
+  llm.setHandler((request) => {
+    switch (llmRequestKind(request)) {
+      case 'plan':
+        return {
+          object: { rationale: 'r', phases: [{ name: 'one', tasks: [plannedTask('a', 'engineer')] }] },
+        };
+      case 'gate':
+        return {
+          object: {
+            decision: 'continue',
+            reason: 'more',
+            next_phase: { name: 'two', tasks: [plannedTask('c', 'engineer')] },
+          },
+        };
+      case 'synthesis':
+        return { text: 'The answer.' };
+      default:
+        return { text: '## Summary\nDone.' };
+    }
+  });
+  const env = { MAOS_SERVER: server.url };
+  const id = await submit({ objective: 'Build it', strategy: 'adaptive', approval: 'required' });
+  const first = await wait<SessionView>(id, (session) => session.status === 'awaiting_approval');
+
+  for (const bad of ['x', '-1', '1.5', '']) {
+    const refused = await runMaos(['approve', id, '--plan-version', bad], { env });
+    assert.equal(refused.code, 2, `${bad}: ${refused.stderr}`);
+    assert.match(refused.stderr, /--plan-version must be a whole number/);
+    const rejected = await runMaos(['reject', id, '--reason', 'no', '--plan-version', bad], { env });
+    assert.equal(rejected.code, 2, `${bad}: ${rejected.stderr}`);
+  }
+
+  const approved = await runMaos(['approve', id, '--plan-version', String(first.planVersion)], { env });
+  assert.equal(approved.code, 0, approved.stderr);
+  assert.match(approved.stdout, new RegExp(`plan version ${first.planVersion}\\b`));
+  const gate = await wait<SessionView>(
+    id,
+    (session) => session.status === 'awaiting_approval' && session.approval?.pendingPhase === 1,
+  );
+  assert.notEqual(gate.planVersion, first.planVersion);
+
+  // The plan read (version 1) was decided: a decision on it decides nothing at the next gate.
+  for (const args of [
+    ['approve', id, '--plan-version', String(first.planVersion)],
+    ['reject', id, '--reason', 'no', '--plan-version', String(first.planVersion)],
+  ]) {
+    const stale = await runMaos(args, { env });
+    assert.equal(stale.code, 6, `${args[0]}: ${stale.stdout}${stale.stderr}`);
+    assert.match(stale.stderr, /INVALID_STATE/);
+    assert.match(stale.stderr, new RegExp(`version ${gate.planVersion}, not ${first.planVersion}`));
+  }
+  const still = await wait<SessionView>(id, () => true);
+  assert.equal(still.status, 'awaiting_approval');
+  assert.equal(still.planVersion, gate.planVersion);
+
+  // The plan waiting, named: rejected.
+  const rejected = await runMaos(
+    ['reject', id, '--reason', 'not this one', '--plan-version', String(gate.planVersion)],
+    { env },
+  );
+  assert.equal(rejected.code, 0, rejected.stderr);
+  const done = await wait<SessionView>(id);
+  assert.equal(done.status, 'failed');
+  assert.equal(done.error, 'Plan rejected: not this one');
+});
+
+test('maos approve / reject --help name --plan-version', async () => {
+  for (const command of ['approve', 'reject']) {
+    const help = await runMaos([command, '--help']);
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.stdout, /--plan-version <n>/);
+  }
+});
