@@ -7,7 +7,7 @@ import { formatUsd } from '../../domain/money.ts';
 import type { UsageReportDto } from '../../http/routes/usage.ts';
 import { type ActionFactory, addCommonOptions, type CliContext } from '../context.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
-import { formatTable } from '../output.ts';
+import { formatTable, showControlsInLine } from '../output.ts';
 
 const GROUPINGS = ['day', 'role', 'model'] as const;
 const DAY_MS = 86_400_000;
@@ -108,7 +108,9 @@ async function showUsage(ctx: CliContext, command: Command): Promise<number> {
     String(row.cacheReadTokens),
     formatUsd(row.costUsd, 6),
   ];
-  const rows = (report.groups ?? []).map((group) => [group.key, ...figures(group)]);
+  // Model and role names come from stored JSON: a line break or cursor movement in one would print
+  // a row passing for another group's spend.
+  const rows = (report.groups ?? []).map((group) => [showControlsInLine(group.key), ...figures(group)]);
   rows.push(['(total)', ...figures(report.totals)]);
   const head = groupBy === undefined ? '' : groupBy.toUpperCase();
   for (const line of formatTable(
