@@ -3,6 +3,8 @@
 // plan waits (the one read approved elsewhere, its phase run meanwhile), it is refused (exit 6) and
 // the plan nobody named keeps waiting; a version that is no whole number is a usage error (exit 2).
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { runMaos } from '../fixtures/cli.ts';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
@@ -92,4 +94,41 @@ test('maos approve / reject --help name --plan-version', async () => {
     assert.equal(help.code, 0, help.stderr);
     assert.match(help.stdout, /--plan-version <n>/);
   }
+});
+
+test('maos approve / reject --plan-version against a server that cannot check it decide nothing', {
+  timeout: 30_000,
+}, async (t) => {
+  // A server older than the client refuses the field it does not know; the person named a plan
+  // version, so deciding whatever waits (sending it again without) would break what they asked for.
+  const bodies: unknown[] = [];
+  const older = createServer((request, response) => {
+    let text = '';
+    request.setEncoding('utf8').on('data', (chunk: string) => {
+      text += chunk;
+    });
+    request.on('end', () => {
+      bodies.push(JSON.parse(text));
+      response.writeHead(400, { 'content-type': 'application/problem+json' }).end(
+        JSON.stringify({
+          type: 'urn:maos:error:VALIDATION_FAILED',
+          status: 400,
+          code: 'VALIDATION_FAILED',
+          detail: 'Invalid body. body: Unrecognized key: "planVersion"',
+        }),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => older.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise((resolve) => older.close(resolve)));
+  const env = { MAOS_SERVER: `http://127.0.0.1:${(older.address() as AddressInfo).port}` };
+  for (const args of [
+    ['approve', 's1', '--plan-version', '2'],
+    ['reject', 's1', '--reason', 'no', '--plan-version', '2'],
+  ]) {
+    const result = await runMaos(args, { env });
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /older than this client.*nothing was decided/);
+  }
+  assert.deepEqual(bodies, [{ planVersion: 2 }, { reason: 'no', planVersion: 2 }]);
 });

@@ -7,7 +7,7 @@ import { CliError, EXIT } from '../exit-codes.ts';
 import { readUtf8File } from '../utf8-file.ts';
 
 const PLAN_VERSION_HELP =
-  'the plan version decided on (planVersion of maos sessions show <id> --json): when another plan waits by then (the one read decided elsewhere, an adaptive session at its next gate), nothing is decided (exit 6); a server without this check decides the plan waiting';
+  'the plan version decided on (planVersion of maos sessions show <id> --json): when another plan waits by then (the one read decided elsewhere, an adaptive session at its next gate), nothing is decided (exit 6); a server too old to check it decides nothing either (exit 2)';
 
 /**
  * `--plan-version`: a whole number, 0 or more (as the session shows it); anything else is a usage
@@ -88,7 +88,10 @@ async function approveSession(ctx: CliContext, command: Command): Promise<number
   const options = command.opts<{ plan?: string; planVersion?: string }>();
   const planVersion = parsePlanVersion(options.planVersion);
   const plan = options.plan === undefined ? undefined : await readPlanFile(options.plan);
-  const result = await ctx.client().approveSession(id, plan, planVersion);
+  // The person named the plan: never sent again without its version to a server that cannot check it.
+  const result = await ctx
+    .client()
+    .approveSession(id, plan, planVersion, { sendWithoutOnOlderServer: false });
   if (ctx.out.json) {
     ctx.out.printJson(result);
     return EXIT.OK;
@@ -107,7 +110,7 @@ async function rejectSession(ctx: CliContext, command: Command): Promise<number>
   const { reason, planVersion } = command.opts<{ reason: string; planVersion?: string }>();
   if (reason.trim() === '') throw new CliError('USAGE', '--reason must not be empty', EXIT.USAGE);
   const version = parsePlanVersion(planVersion);
-  await ctx.client().rejectSession(id, reason, version);
+  await ctx.client().rejectSession(id, reason, version, { sendWithoutOnOlderServer: false });
   if (ctx.out.json) ctx.out.printJson({ id, status: 'failed', reason });
   else ctx.out.line(`session ${id} rejected: ${reason}`);
   return EXIT.OK;
