@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { createSessionDefaults } from '../engine/session-defaults.ts';
 import { AppError } from '../errors/app-error.ts';
+import { resolveSqlitePath } from '../store/db.ts';
 import { findUnpricedModels } from './llm-schema.ts';
 import { loadConfig, storeEnvVariables } from './load.ts';
 import { collectSecretValues, redactConfig } from './secrets-in-config.ts';
@@ -429,6 +430,17 @@ describe('loadConfig', () => {
     };
     assert.match(problemOf('sqlite:'), /^store\.url: `sqlite:` needs a file path/);
     assert.match(problemOf(`sqlite:${join(dir, 'x.db')} `), /ending in whitespace/);
+    // `//` reads as the root: sqlite://x.db opened /x.db, sqlite:// the directory /.
+    for (const url of ['sqlite://x.db', 'sqlite://', 'sqlite://var/lib/maos.db']) {
+      assert.match(
+        problemOf(url),
+        /^store\.url: `sqlite:\/\/<host>` is not a SQLite file: write `sqlite:<path>`/,
+      );
+      assert.throws(
+        () => resolveSqlitePath({ dataDir: dir, store: { url, synchronous: 'full', busyTimeoutMs: 0 } }),
+        /store\.url `sqlite:\/\/<host>` is not a SQLite file/,
+      );
+    }
     assert.match(problemOf('mysql://u:s3cret@db/maos'), /must start with `sqlite:` or `postgres:\/\/`/);
     assert.match(problemOf('postgres:s3cret'), /must start with `sqlite:` or `postgres:\/\/`/);
     // Refused by the PostgreSQL driver at the first connection: the start failed INTERNAL "Invalid URL".

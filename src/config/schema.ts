@@ -141,7 +141,7 @@ const configShape = z.strictObject({
         })
         .optional()
         .describe(
-          'Database URL. Unset = SQLite file `maos.db` in dataDir (empty is an error, not unset); `sqlite:<path>` for another file; `postgres://user:pass@host:5432/db` for PostgreSQL (cluster mode: several replicas share one database).',
+          'Database URL. Unset = SQLite file `maos.db` in dataDir (empty is an error, not unset); `sqlite:<path>` (relative to the working directory) or `sqlite:///<absolute path>` for another file (`sqlite://x.db` is refused: `//` would start a host); `postgres://user:pass@host:5432/db` for PostgreSQL (cluster mode: several replicas share one database).',
         ),
       synchronous: z
         .enum(['full', 'normal'])

@@ -11,6 +11,7 @@ import {
   type SqliteStatement,
 } from 'kysely';
 import { CONFIG_DEFAULTS, type Config } from '../config/schema.ts';
+import { sqliteFileOfUrl } from '../config/store-url.ts';
 import { AppError } from '../errors/app-error.ts';
 import { type CommitDurability, createCommitDurability } from './commit-durability.ts';
 import { refuseRootOnForeignFiles } from './data-dir-owner.ts';
@@ -49,16 +50,9 @@ export function resolveSqlitePath(config: StoreConfig): string {
   const url = config.store.url;
   if (url === undefined || url === '') return resolve(config.dataDir, 'maos.db');
   if (url.startsWith('sqlite:')) {
-    const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
-    if (path === '') throw new AppError('CONFIG_INVALID', 'store.url `sqlite:` needs a file path');
-    // The SQLite driver trims the name it opens: `x.db ` would open (or create) `x.db`, another file.
-    if (/\s$/.test(path)) {
-      throw new AppError(
-        'CONFIG_INVALID',
-        `store.url names a SQLite file ending in whitespace (${JSON.stringify(path)}), which SQLite cannot open by that name`,
-      );
-    }
-    return resolve(path);
+    const file = sqliteFileOfUrl(url);
+    if ('problem' in file) throw new AppError('CONFIG_INVALID', `store.url ${file.problem}`);
+    return resolve(file.path);
   }
   if (url.startsWith('postgres:') || url.startsWith('postgresql:')) {
     throw new AppError('CONFIG_INVALID', 'store.url selects PostgreSQL, which has no SQLite file');
