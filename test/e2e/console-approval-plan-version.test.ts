@@ -11,6 +11,7 @@ import type { Page, Route } from 'playwright-core';
 import { launchTestBrowser } from '../fixtures/browser.ts';
 import { openSession } from '../fixtures/console-session-page.ts';
 import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
+import type { LlmHandler } from '../fixtures/llm-server.ts';
 import { startOrchestratorStack } from '../fixtures/orchestrator-stack.ts';
 import { plannedTask } from '../fixtures/planned-task.ts';
 import { requestJson } from '../fixtures/server.ts';
@@ -30,12 +31,9 @@ function editorText(page: Page): Promise<string> {
   return page.locator('#plan-editor').inputValue();
 }
 
-test('console: a decision on the plan shown does not decide the next gate’s plan', {
-  timeout: 180_000,
-}, async (t) => {
-  const { llm, server, submit, wait } = await startOrchestratorStack(t);
-  // Each gate plans the next phase (one task, t2 … t4) until phase 4 has run.
-  llm.setHandler((request) => {
+/** An LLM whose gates each plan the next phase (one task, t2 … t<last>) until phase `last` has run. */
+function plansPhasesUntil(last: number): LlmHandler {
+  return (request) => {
     switch (llmRequestKind(request)) {
       case 'plan':
         return {
@@ -43,7 +41,7 @@ test('console: a decision on the plan shown does not decide the next gate’s pl
         };
       case 'gate': {
         const ran = Number(/Phase (\d+) of at most/.exec(request.promptText)?.[1]);
-        if (!(ran < 4)) return { object: { decision: 'complete', reason: 'done', next_phase: null } };
+        if (!(ran < last)) return { object: { decision: 'complete', reason: 'done', next_phase: null } };
         const next = ran + 1;
         // A role per phase: a role's agents are limited (llm.planner.maxAgentsPerRole).
         const role = ['engineer', 'researcher', 'architect', 'qa'][ran] as string;
@@ -60,7 +58,14 @@ test('console: a decision on the plan shown does not decide the next gate’s pl
       default:
         return { text: '## Summary\nDone.' };
     }
-  });
+  };
+}
+
+test('console: a decision on the plan shown does not decide the next gate’s plan', {
+  timeout: 180_000,
+}, async (t) => {
+  const { llm, server, submit, wait } = await startOrchestratorStack(t);
+  llm.setHandler(plansPhasesUntil(4));
   const id = await submit({ objective: 'Build it', strategy: 'adaptive', approval: 'required' });
   const waitingAt = (phase: number) =>
     wait<SessionView>(
@@ -173,6 +178,54 @@ test('console: a decision on the plan shown does not decide the next gate’s pl
     .locator('#approve-output', { hasText: `Approved: plan version ${fourth.planVersion}` })
     .waitFor();
   // Decided: the kept edit is of no plan waiting any more.
+  await page.locator('#kept-plan-edit').waitFor({ state: 'detached' });
+  const done = await wait<SessionView>(id);
+  assert.equal(done.status, 'completed', done.error ?? '');
+});
+
+// The page's event stream live: the next gate's plan read from it replaces the editor's text, and an
+// edit of the plan shown before is kept beside it as one refused is (it was replaced, unseen, and lost).
+test('console: an edit of a plan another client decided is kept when the stream brings the next plan', {
+  timeout: 180_000,
+}, async (t) => {
+  const { llm, server, submit, wait } = await startOrchestratorStack(t);
+  llm.setHandler(plansPhasesUntil(2));
+  const id = await submit({ objective: 'Build it', strategy: 'adaptive', approval: 'required' });
+  const first = await wait<SessionView>(
+    id,
+    (session) => session.status === 'awaiting_approval' && session.approval?.pendingPhase === 0,
+  );
+  const browser = await launchTestBrowser(t);
+  const { page } = await browser.openPage();
+  await openSession(page, server.url, id);
+  await page.waitForFunction(() =>
+    (document.getElementById('plan-editor') as HTMLTextAreaElement | null)?.value.includes('"t1"'),
+  );
+  const edited = (await editorText(page)).replace(
+    /"instructions": "[^"]*"/,
+    '"instructions": "EDITED BY REVIEWER"',
+  );
+  assert.match(edited, /EDITED BY REVIEWER/);
+  await page.locator('#plan-editor').fill(edited);
+
+  const approved = await requestJson(`${server.url}/v1/sessions/${id}/approve`, {
+    method: 'POST',
+    body: { planVersion: first.planVersion },
+  });
+  assert.equal(approved.status, 200, JSON.stringify(approved.body));
+  // The stream brings phase 2's plan into the editor; the edit of plan 1 is kept beside it.
+  await page.waitForFunction(() =>
+    (document.getElementById('plan-editor') as HTMLTextAreaElement | null)?.value.includes('"t2"'),
+  );
+  assert.equal(await page.locator('#kept-plan-edit').inputValue(), edited);
+  assert.match(
+    (await page.locator('#kept-edit').textContent()) ?? '',
+    new RegExp(`made to plan version ${first.planVersion}\\b`),
+  );
+  const now = await wait<SessionView>(id, () => true);
+  assert.doesNotMatch(JSON.stringify(now.plan), /EDITED BY REVIEWER/);
+
+  await page.getByRole('button', { name: 'Approve as planned' }).click();
   await page.locator('#kept-plan-edit').waitFor({ state: 'detached' });
   const done = await wait<SessionView>(id);
   assert.equal(done.status, 'completed', done.error ?? '');

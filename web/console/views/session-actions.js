@@ -268,20 +268,7 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
       // The editor shows the plan that waits now; the edit, made to another one, is kept beside it
       // (not in the output, which the next action's answer replaces) until a decision is taken.
       if (!approved && keptEdit.isConnected && approveOutput.querySelector('.plan-changed')) {
-        replaceChildren(
-          keptEdit,
-          field(
-            `Your edit (made to plan version ${editedVersion}), kept`,
-            h('textarea', {
-              id: 'kept-plan-edit',
-              className: 'code',
-              spellcheck: false,
-              readOnly: true,
-              value: editedText,
-            }),
-            'Nothing of it was approved. Copy what you need into the editor above, which shows the plan waiting now.',
-          ),
-        );
+        keepEdit(editedText, editedVersion);
       }
       // A refused edit stays in the editor to be fixed; one approved is the plan now, no draft.
       if (approved) {
@@ -440,6 +427,27 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
     return true;
   }
 
+  /**
+   * Keeps `text`, an edit of plan version `version` that another plan replaced in the editor, beside
+   * the editor (read-only, to copy from) until a decision is taken.
+   */
+  function keepEdit(text, version) {
+    replaceChildren(
+      keptEdit,
+      field(
+        `Your edit (made to plan version ${version}), kept`,
+        h('textarea', {
+          id: 'kept-plan-edit',
+          className: 'code',
+          spellcheck: false,
+          readOnly: true,
+          value: text,
+        }),
+        'Nothing of it was approved. Copy what you need into the editor above, which shows the plan waiting now.',
+      ),
+    );
+  }
+
   /** The plan version this page shows: what a decision on it is about. */
   function shownVersion() {
     return session?.planVersion;
@@ -469,6 +477,11 @@ export function createSessionActions({ id, onChanged, onDeleted, cards = [] }) {
     planText.dataset.draftOf = `${id}:${key}`;
     if (waiting && (!planEdited || key !== planKey)) {
       const text = JSON.stringify(toEditablePlan(next.plan), null, 2);
+      // An edit of the plan shown before (another plan waits now, read from the stream): kept beside
+      // the editor, as one refused for that reason is; replaced unseen, it was lost.
+      if (planEdited && planText.value !== planText.defaultValue && planTextVersion !== undefined) {
+        keepEdit(planText.value, planTextVersion);
+      }
       // Its default too: the plan as read is no draft of the person's (drafts.js keeps only edits).
       planText.defaultValue = text;
       planText.value = text;
