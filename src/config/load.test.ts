@@ -366,6 +366,33 @@ describe('loadConfig', () => {
     );
   });
 
+  test('a map a later source reads from a _FILE goes into the map an earlier source writes out, not replace it', () => {
+    const config = write(
+      'approval-inline.yaml',
+      'llm:\n  approval:\n    tenants: {acme: required, beta: required}\n',
+    );
+    // As MAOS_LLM__APPROVAL__TENANTS='{"gamma":"required"}' would: acme and beta kept their approval.
+    const gamma = write('approval-gamma.json', '{"gamma": "required"}\n');
+    assert.deepEqual(
+      loadConfig({ configPath: config, env: { MAOS_LLM__APPROVAL__TENANTS_FILE: gamma } }).llm.approval
+        .tenants,
+      loadConfig({ configPath: config, env: { MAOS_LLM__APPROVAL__TENANTS: '{"gamma":"required"}' } }).llm
+        .approval.tenants,
+    );
+    assert.deepEqual(
+      loadConfig({ configPath: config, env: { MAOS_LLM__APPROVAL__TENANTS_FILE: gamma } }).llm.approval
+        .tenants,
+      { acme: 'required', beta: 'required', gamma: 'required' },
+    );
+    const list = write('approval-list.json', '["gamma"]\n');
+    assert.deepEqual(
+      problemsOf(() => loadConfig({ configPath: config, env: { MAOS_LLM__APPROVAL__TENANTS_FILE: list } })),
+      [
+        `llm.approval.tenants_FILE: ${list} holds no JSON object, so it cannot go into the tenants an earlier source sets (from the environment: MAOS_LLM__APPROVAL__TENANTS_FILE)`,
+      ],
+    );
+  });
+
   test('an empty *_FILE is an error naming the file, not an empty value (a store.url of SQLite)', () => {
     for (const text of ['', '\n', '  \r\n']) {
       const empty = write('empty-url.txt', text);

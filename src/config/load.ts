@@ -330,7 +330,8 @@ function resolveFileReferences(
     const problem = (text: string) => context.problems.push(`${where}_FILE: ${text}${from}`);
     // Own keys only: a map's key `constructor_FILE` (a tenant's entry) has no `constructor` beside it.
     const overlay = Object.hasOwn(value, target) && FILE_OVERLAYS.has(value[target] as object);
-    if (Object.hasOwn(value, target) && value[target] !== undefined && !overlay) {
+    const underlay = Object.hasOwn(value, target) && FILE_UNDERLAYS.has(value[target] as object);
+    if (Object.hasOwn(value, target) && value[target] !== undefined && !overlay && !underlay) {
       context.problems.push(`${where}: set both directly and through ${key}; use one`);
       continue;
     }
@@ -376,6 +377,15 @@ function resolveFileReferences(
       targetPath,
       (at) => problem(`${child} has the key ${[...at, '__proto__'].join('.')}: ${PROTO_KEY_PROBLEM}`),
     );
+    if (underlay) {
+      // An earlier source writes out keys of it (out[target], resolved above): the file's win.
+      if (!isTree(read)) {
+        problem(`${child} holds no JSON object, so it cannot go into the ${target} an earlier source sets`);
+        continue;
+      }
+      out[target] = deepMerge(out[target] as Tree, read);
+      continue;
+    }
     if (!overlay) {
       out[target] = read;
       continue;
@@ -501,6 +511,17 @@ function deepMerge(base: Tree, over: Tree): Tree {
       FILE_OVERLAYS.add(value);
       continue;
     }
+    // A map or section an earlier source writes out (the file's `llm.approval.tenants`) and a later
+    // one reads from a file (`MAOS_LLM__APPROVAL__TENANTS_FILE`): what the file holds goes into it, as
+    // the same value given as JSON would; replacing it dropped the earlier entries without a word.
+    const earlier = Object.hasOwn(out, other) ? out[other] : undefined;
+    if (key.endsWith('_FILE') && typeof value === 'string' && !overHasOther && isTree(earlier)) {
+      const underlay = { ...earlier };
+      FILE_UNDERLAYS.add(underlay);
+      out[other] = underlay;
+      out[key] = value;
+      continue;
+    }
     // Keys going into an earlier source's file value (an overlay) keep that file.
     if (!overHasOther && !(isTree(value) && isTree(current) && FILE_OVERLAYS.has(current))) delete out[other];
     if (isTree(current) && isTree(value)) {
@@ -517,6 +538,12 @@ function deepMerge(base: Tree, over: Tree): Tree {
  * once resolveFileReferences has read it, not a value set both directly and through the file.
  */
 const FILE_OVERLAYS = new WeakSet<object>();
+
+/**
+ * Trees of an earlier source that deepMerge kept beside a later source's `_FILE` key: the file's
+ * value goes into them (winning for a key both give) once resolveFileReferences has read it.
+ */
+const FILE_UNDERLAYS = new WeakSet<object>();
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null) {
