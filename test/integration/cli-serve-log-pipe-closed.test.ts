@@ -5,81 +5,36 @@
 // exit at once with status 0, as a short command whose reader left (`maos … | head`) does: no
 // graceful stop, the runner left running, and a clean exit a supervisor does not restart.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import SqliteDatabase from 'better-sqlite3';
-import { isRunning, readRunnerPid } from '../fixtures/embedded-mcp.ts';
-import { waitFor } from '../fixtures/wait-for.ts';
-
-const MAOS_BIN = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
+import { isRunning } from '../fixtures/embedded-mcp.ts';
+import { startServeWithRunner } from '../fixtures/serve-command.ts';
 
 test('a log pipe that closes stops the server gracefully: runner stopped, task given back, exit 7', {
   skip: process.platform !== 'linux' && 'reads /proc',
   timeout: 120_000,
 }, async (t) => {
-  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'maos-serve-log-pipe-')));
-  const pidFile = join(dir, 'runner.pid');
-  let runnerPid = 0;
-  const config = join(dir, 'maos.json');
-  const dataDir = join(dir, 'data');
-  writeFileSync(
-    config,
-    JSON.stringify({
-      auth: { mode: 'none' },
-      // Every request logs a line: the one after the reader left fails.
-      logLevel: 'info',
-      shutdown: { graceSeconds: 1 },
-      runners: { long: { command: ['sh', '-c', `echo $$ > '${pidFile}'; sleep 300`] } },
-    }),
-  );
-  const child = spawn(
-    process.execPath,
-    [MAOS_BIN, 'serve', '--json', '--config', config, '--port', '0', '--data-dir', dataDir],
-    {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    if (runnerPid > 0 && isRunning(runnerPid)) process.kill(-runnerPid, 'SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+  const serve = await startServeWithRunner(t, {
+    prefix: 'maos-serve-log-pipe-',
+    // Every request logs a line: the one after the reader left fails.
+    config: { logLevel: 'info', shutdown: { graceSeconds: 1 } },
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('close', (code, signal) => resolve({ code, signal })),
-  );
-  const url = await waitFor(() => /"url":"(http:[^"]+)"/.exec(stdout)?.[1], 60_000, 'the banner');
-  const created = await fetch(`${url}/v1/sessions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      objective: 'outlive the log?',
-      agents: [{ role: 'engineer', task: 'wait', runner: 'long' }],
-    }),
-  });
+  const { child, dataDir, pidFile, url } = serve;
+  const created = await serve.createSession('outlive the log?');
   const body = await created.text();
   assert.equal(created.status, 201, body);
   const session = JSON.parse(body) as { id: string };
-  runnerPid = await readRunnerPid(pidFile);
+  const runnerPid = await serve.runnerPid();
 
   // The reader goes away; the next request's log line meets a closed pipe.
   child.stdout.destroy();
   await once(child.stdout, 'close');
   await fetch(`${url}/v1/sessions`).catch(() => undefined);
-  const { code, signal } = await exited;
+  const { code, signal } = await serve.exited;
+  const { stderr } = serve.output();
   assert.equal(signal, null, stderr);
   assert.equal(code, 7, stderr);
   assert.match(stderr, /^error INTERNAL: the server stopped: it cannot write its log to stdout \(EPIPE\)$/m);
