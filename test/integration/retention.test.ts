@@ -534,6 +534,44 @@ for (const backend of STORE_BACKENDS) {
       await job.stop();
       assert.deepEqual(await countSessionRows(a.db, 'ancient'), seededRowCounts({}));
     });
+
+    test('a batch of sessions is deleted in as many statements as one session (no statement per session)', async () => {
+      const [a] = store.handles as [DatabaseHandle];
+      let statements = 0;
+      const counting = a.db.withPlugin({
+        transformQuery(args) {
+          statements++;
+          return args.node;
+        },
+        transformResult: async ({ result }) => result,
+      });
+      const config = { ...retention, ...TABLE_TTLS_OFF, sessionsDays: 100 };
+      // Statements of a pass deleting `count` old sessions (and their rows), all in one batch.
+      const passOf = async (prefix: string, count: number): Promise<number> => {
+        const targets = buildRetentionTargets(config, {
+          postgres: backend.name === 'postgres',
+          sessionsPerBatch: 20,
+        });
+        // Old sessions earlier tests left go first.
+        await runRetentionPass(a.db, targets, { batchSize: 1000, now: NOW });
+        for (let i = 0; i < count; i++) {
+          await seedSessionRows(a.db, {
+            id: `${prefix}-${i}`,
+            status: 'completed',
+            finishedAt: NOW - 200 * DAY,
+          });
+        }
+        statements = 0;
+        const pass = await runRetentionPass(counting, targets, { batchSize: 1000, now: NOW });
+        assert.equal(pass.deleted.sessions, count);
+        for (let i = 0; i < count; i++)
+          assert.deepEqual(await countSessionRows(a.db, `${prefix}-${i}`), NO_ROWS);
+        return statements;
+      };
+      const one = await passOf('single', 1);
+      // Each of 18 statements per session was a round trip on PostgreSQL: the pass waited on them.
+      assert.equal(await passOf('batch', 20), one);
+    });
   });
 }
 
