@@ -7,9 +7,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
+import { twoPhaseAdaptiveHandler } from '../fixtures/llm-request-kind.ts';
 import { startOrchestratorStack } from '../fixtures/orchestrator-stack.ts';
-import { plannedTask } from '../fixtures/planned-task.ts';
 import { requestJson } from '../fixtures/server.ts';
 
 interface SessionView {
@@ -22,29 +21,7 @@ test('an approval or rejection pinned to a plan version does not decide a later 
   timeout: 60_000,
 }, async (t) => {
   const { llm, server, submit, wait } = await startOrchestratorStack(t);
-  llm.setHandler((request) => {
-    switch (llmRequestKind(request)) {
-      case 'plan':
-        return {
-          object: { rationale: 'r', phases: [{ name: 'one', tasks: [plannedTask('a', 'engineer')] }] },
-        };
-      case 'gate':
-        if (request.promptText.includes('Work on c')) {
-          return { object: { decision: 'complete', reason: 'done', next_phase: null } };
-        }
-        return {
-          object: {
-            decision: 'continue',
-            reason: 'more',
-            next_phase: { name: 'two', tasks: [plannedTask('c', 'engineer')] },
-          },
-        };
-      case 'synthesis':
-        return { text: 'The answer.' };
-      default:
-        return { text: '## Summary\nDone.' };
-    }
-  });
+  llm.setHandler(twoPhaseAdaptiveHandler({ completeAfterTwo: true }));
   const id = await submit({ objective: 'Build it', strategy: 'adaptive', approval: 'required' });
   const first = await wait<SessionView>(id, (session) => session.status === 'awaiting_approval');
   const post = (path: string, body: unknown) =>
@@ -87,26 +64,7 @@ test('maos run: a "y" typed after someone else approved the plan shown does not 
   timeout: 90_000,
 }, async (t) => {
   const { llm, server, wait } = await startOrchestratorStack(t);
-  llm.setHandler((request) => {
-    switch (llmRequestKind(request)) {
-      case 'plan':
-        return {
-          object: { rationale: 'r', phases: [{ name: 'one', tasks: [plannedTask('a', 'engineer')] }] },
-        };
-      case 'gate':
-        return {
-          object: {
-            decision: 'continue',
-            reason: 'more',
-            next_phase: { name: 'two', tasks: [plannedTask('c', 'engineer')] },
-          },
-        };
-      case 'synthesis':
-        return { text: 'The answer.' };
-      default:
-        return { text: '## Summary\nDone.' };
-    }
-  });
+  llm.setHandler(twoPhaseAdaptiveHandler());
   const bin = fileURLToPath(new URL('../../bin/maos.js', import.meta.url));
   const child = spawn(
     process.execPath,

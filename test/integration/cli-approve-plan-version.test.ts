@@ -7,9 +7,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { runMaos } from '../fixtures/cli.ts';
-import { llmRequestKind } from '../fixtures/llm-request-kind.ts';
+import { twoPhaseAdaptiveHandler } from '../fixtures/llm-request-kind.ts';
 import { startOrchestratorStack } from '../fixtures/orchestrator-stack.ts';
-import { plannedTask } from '../fixtures/planned-task.ts';
 
 interface SessionView {
   status: string;
@@ -22,26 +21,7 @@ test('maos approve / reject --plan-version decide the plan named, not the one wa
   timeout: 90_000,
 }, async (t) => {
   const { llm, server, submit, wait } = await startOrchestratorStack(t);
-  llm.setHandler((request) => {
-    switch (llmRequestKind(request)) {
-      case 'plan':
-        return {
-          object: { rationale: 'r', phases: [{ name: 'one', tasks: [plannedTask('a', 'engineer')] }] },
-        };
-      case 'gate':
-        return {
-          object: {
-            decision: 'continue',
-            reason: 'more',
-            next_phase: { name: 'two', tasks: [plannedTask('c', 'engineer')] },
-          },
-        };
-      case 'synthesis':
-        return { text: 'The answer.' };
-      default:
-        return { text: '## Summary\nDone.' };
-    }
-  });
+  llm.setHandler(twoPhaseAdaptiveHandler());
   const env = { MAOS_SERVER: server.url };
   const id = await submit({ objective: 'Build it', strategy: 'adaptive', approval: 'required' });
   const first = await wait<SessionView>(id, (session) => session.status === 'awaiting_approval');
