@@ -5,11 +5,15 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import SqliteDatabase from 'better-sqlite3';
 import { runMaos } from '../fixtures/cli.ts';
 
-test('keys list and revoke print a stored name with control characters as escapes', async (t) => {
+/**
+ * Creates a viewer key named `ci` with `maos keys create` on a new data directory, then stores
+ * `name` as its name straight in the database, as a name written before names were checked.
+ */
+async function keyWithStoredName(t: TestContext, name: string): Promise<{ config: string; prefix: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'maos-cli-keys-names-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const dataDir = join(dir, 'data');
@@ -28,10 +32,15 @@ test('keys list and revoke print a stored name with control characters as escape
   ]);
   assert.equal(created.code, 0, created.stderr);
   const { prefix } = JSON.parse(created.stdout) as { prefix: string };
-  // A name as stored before the rule: an OSC sequence (set the terminal title) and a screen clear.
   const db = new SqliteDatabase(join(dataDir, 'maos.db'));
-  db.prepare('update api_keys set name = ? where prefix = ?').run('ci\u001b]0;owned\u0007\u001b[2J', prefix);
+  db.prepare('update api_keys set name = ? where prefix = ?').run(name, prefix);
   db.close();
+  return { config, prefix };
+}
+
+test('keys list and revoke print a stored name with control characters as escapes', async (t) => {
+  // A name as stored before the rule: an OSC sequence (set the terminal title) and a screen clear.
+  const { config, prefix } = await keyWithStoredName(t, 'ci\u001b]0;owned\u0007\u001b[2J');
   const shown = 'ci\\x1b]0;owned\\x07\\x1b[2J';
 
   const listed = await runMaos(['keys', 'list', '-c', config]);
@@ -48,29 +57,9 @@ test('keys list and revoke print a stored name with control characters as escape
 });
 
 test('keys list and revoke keep a stored name with a line break or tab on its own row', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'maos-cli-keys-names-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const dataDir = join(dir, 'data');
-  const config = join(dir, 'maos.yaml');
-  writeFileSync(config, `dataDir: ${JSON.stringify(dataDir)}\n`);
-  const created = await runMaos([
-    'keys',
-    'create',
-    '--role',
-    'viewer',
-    '--name',
-    'ci',
-    '--json',
-    '-c',
-    config,
-  ]);
-  assert.equal(created.code, 0, created.stderr);
-  const { prefix } = JSON.parse(created.stdout) as { prefix: string };
   // A line break in a name printed a second row, here one passing for an admin key still active.
   const forged = '00000000-0000-0000-0000-000000000000  0123456789ab  deploy  admin  active  -';
-  const db = new SqliteDatabase(join(dataDir, 'maos.db'));
-  db.prepare('update api_keys set name = ? where prefix = ?').run(`ci\t\n${forged}`, prefix);
-  db.close();
+  const { config, prefix } = await keyWithStoredName(t, `ci\t\n${forged}`);
 
   const listed = await runMaos(['keys', 'list', '-c', config]);
   assert.equal(listed.code, 0, listed.stderr);
