@@ -16,6 +16,7 @@ import { fetchOpenApiDocument } from '../fixtures/openapi-conformance.ts';
 import { startProbeStack } from '../fixtures/security-probe.ts';
 import { requestJson, startTestServer, waitForSession } from '../fixtures/server.ts';
 import { STORE_BACKENDS } from '../fixtures/store-backends.ts';
+import { agentTaskRow, insertRunningSession } from '../fixtures/task-page-rows.ts';
 
 interface Task {
   id: string;
@@ -213,39 +214,9 @@ for (const backend of STORE_BACKENDS) {
         const sessionIds = [randomUUID(), randomUUID()];
         const taskIds = new Map<string, string[]>();
         for (const sessionId of sessionIds) {
-          await db
-            .insertInto('sessions')
-            .values(
-              newSessionRow(
-                {
-                  id: sessionId,
-                  tenant_id: 'acme',
-                  objective: 'ids probe',
-                  strategy: 'static',
-                  status: 'running',
-                  metadata: '{}',
-                  started_at: AT,
-                },
-                AT,
-              ),
-            )
-            .execute();
+          await insertRunningSession(db, sessionId, 'ids probe', AT);
           const rows = Array.from({ length: 6 }, (_, position) =>
-            newTaskRow(
-              { tenantId: 'acme', sessionId, maxAttempts: 1, now: AT },
-              {
-                id: randomUUID(),
-                kind: 'agent',
-                name: `t${position}`,
-                role: 'engineer',
-                agent_id: null,
-                instructions: 'x',
-                runner: null,
-                phase: 0,
-                position,
-                status: 'pending',
-              },
-            ),
+            agentTaskRow(sessionId, position, { now: AT }),
           );
           await db.insertInto('tasks').values(rows).execute();
           taskIds.set(

@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { CompiledQuery, type Kysely } from 'kysely';
-import { newSessionRow, newTaskRow } from '../../src/store/rows.ts';
 import type { Database } from '../../src/store/schema.ts';
 import { listSessionTaskPage, selectTaskPage } from '../../src/store/session-task-pages.ts';
 import { startProbeStack } from '../fixtures/security-probe.ts';
 import { STORE_BACKENDS } from '../fixtures/store-backends.ts';
+import { agentTaskRow, insertRunningSession } from '../fixtures/task-page-rows.ts';
 
 interface TaskItem {
   id: string;
@@ -117,27 +117,8 @@ const AT = Date.parse('2026-10-01T00:00:00Z');
 /** Inserts tasks of `sessionId` at the given positions, each depending on the one before it. */
 async function insertTasks(db: Kysely<Database>, sessionId: string, positions: number[]): Promise<void> {
   for (const position of positions) {
-    const id = randomUUID();
-    await db
-      .insertInto('tasks')
-      .values(
-        newTaskRow(
-          { tenantId: 'acme', sessionId, maxAttempts: 1, now: AT + position },
-          {
-            id,
-            kind: 'agent',
-            name: `t${position}`,
-            role: 'engineer',
-            agent_id: null,
-            instructions: 'x',
-            runner: null,
-            phase: 0,
-            position,
-            status: 'pending',
-          },
-        ),
-      )
-      .execute();
+    const task = agentTaskRow(sessionId, position, { now: AT + position });
+    await db.insertInto('tasks').values(task).execute();
     if (position > 0) {
       const previous = await db
         .selectFrom('tasks')
@@ -147,7 +128,12 @@ async function insertTasks(db: Kysely<Database>, sessionId: string, positions: n
         .executeTakeFirstOrThrow();
       await db
         .insertInto('task_dependencies')
-        .values({ task_id: id, depends_on_task_id: previous.id, session_id: sessionId, tenant_id: 'acme' })
+        .values({
+          task_id: task.id,
+          depends_on_task_id: previous.id,
+          session_id: sessionId,
+          tenant_id: 'acme',
+        })
         .execute();
     }
   }
@@ -162,23 +148,7 @@ for (const backend of STORE_BACKENDS) {
         await db.insertInto('tenants').values({ id: 'acme', name: 'acme', created_at: 0 }).execute();
         await db.insertInto('tenants').values({ id: 'other', name: 'other', created_at: 0 }).execute();
         const sessionId = randomUUID();
-        await db
-          .insertInto('sessions')
-          .values(
-            newSessionRow(
-              {
-                id: sessionId,
-                tenant_id: 'acme',
-                objective: 'paging probe',
-                strategy: 'static',
-                status: 'running',
-                metadata: '{}',
-                started_at: AT,
-              },
-              AT,
-            ),
-          )
-          .execute();
+        await insertRunningSession(db, sessionId, 'paging probe', AT);
         await insertTasks(db, sessionId, [0, 1, 2, 3, 4]);
 
         const seen: string[] = [];
@@ -242,39 +212,13 @@ for (const backend of STORE_BACKENDS) {
         // Two sessions of 800 tasks: the session's tasks are not the whole table.
         const sessionIds = [randomUUID(), randomUUID()];
         for (const sessionId of sessionIds) {
-          await db
-            .insertInto('sessions')
-            .values(
-              newSessionRow(
-                {
-                  id: sessionId,
-                  tenant_id: 'acme',
-                  objective: 'index probe',
-                  strategy: 'static',
-                  status: 'running',
-                  metadata: '{}',
-                  started_at: AT,
-                },
-                AT,
-              ),
-            )
-            .execute();
+          await insertRunningSession(db, sessionId, 'index probe', AT);
           const rows = Array.from({ length: 800 }, (_, position) =>
-            newTaskRow(
-              { tenantId: 'acme', sessionId, maxAttempts: 1, now: AT },
-              {
-                id: randomUUID(),
-                kind: 'agent',
-                name: `t${position}`,
-                role: 'engineer',
-                agent_id: null,
-                instructions: 'x'.repeat(200),
-                runner: null,
-                phase: 0,
-                position,
-                status: 'succeeded',
-              },
-            ),
+            agentTaskRow(sessionId, position, {
+              now: AT,
+              instructions: 'x'.repeat(200),
+              status: 'succeeded',
+            }),
           );
           for (let i = 0; i < rows.length; i += 100) {
             await db
