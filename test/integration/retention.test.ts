@@ -572,6 +572,55 @@ for (const backend of STORE_BACKENDS) {
       // Each of 18 statements per session was a round trip on PostgreSQL: the pass waited on them.
       assert.equal(await passOf('batch', 20), one);
     });
+
+    test('a session of the batch retried between its selection and its lock is kept whole, without a tombstone or a wake-up', async () => {
+      const [a] = store.handles as [DatabaseHandle];
+      const config = { ...retention, ...TABLE_TTLS_OFF, sessionsDays: 100 };
+      const targets = buildRetentionTargets(config, {
+        postgres: backend.name === 'postgres',
+        sessionsPerBatch: 20,
+      });
+      // Old sessions earlier tests left go first.
+      await runRetentionPass(a.db, targets, { batchSize: 1000, now: NOW });
+      const ids = ['recheck-0', 'recheck-1', 'recheck-2'];
+      for (const id of ids)
+        await seedSessionRows(a.db, { id, status: 'completed', finishedAt: NOW - 200 * DAY });
+      // Right after the batch's sessions were selected (before they are locked), one is retried.
+      let retried = false;
+      const retrying = a.db.withPlugin({
+        transformQuery: (args) => args.node,
+        async transformResult({ result }) {
+          const first = result.rows[0] as Record<string, unknown> | undefined;
+          if (!retried && first && Object.keys(first).join() === 'id' && result.rows.length === ids.length) {
+            retried = true;
+            await a.db
+              .updateTable('sessions')
+              .set({ status: 'running', finished_at: null })
+              .where('id', '=', 'recheck-1')
+              .execute();
+          }
+          return result;
+        },
+      });
+      const woken: string[] = [];
+      const pass = await runRetentionPass(retrying, targets, {
+        batchSize: 1000,
+        now: NOW,
+        onSessionsDeleted: (deleted) => woken.push(...deleted),
+      });
+      assert.equal(retried, true);
+      assert.equal(pass.deleted.sessions, 2);
+      assert.deepEqual(woken.sort(), ['recheck-0', 'recheck-2']);
+      for (const id of ['recheck-0', 'recheck-2'])
+        assert.deepEqual(await countSessionRows(a.db, id), NO_ROWS);
+      assert.deepEqual(await countSessionRows(a.db, 'recheck-1'), seededRowCounts({}));
+      const tombstones = await a.db
+        .selectFrom('deleted_sessions')
+        .select('id')
+        .where('id', 'in', ids)
+        .execute();
+      assert.deepEqual(tombstones.map((row) => row.id).sort(), ['recheck-0', 'recheck-2']);
+    });
   });
 }
 
