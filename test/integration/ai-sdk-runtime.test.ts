@@ -849,6 +849,16 @@ describe('ai-sdk runtime with models that reject tools', () => {
   after(async () => {
     await server.close();
   });
+  /** A runtime on the scripted server (as primary and backup) whose agents have one tool, `noop`. */
+  const runtimeWithATool = () =>
+    createAiSdkRuntime({
+      client: makeClient({ primary: server, backup: server }),
+      resolveRole: (_t, name) => findBuiltInRole(name),
+      dependencyOutputChars: 1000,
+      createTools: () => ({
+        noop: tool({ description: 'x', inputSchema: z.object({}), execute: async () => 'ok' }),
+      }),
+    });
 
   test('a "does not support tools" 400 is answered by retrying the call without tools', async () => {
     server.setHandler((request) =>
@@ -856,15 +866,7 @@ describe('ai-sdk runtime with models that reject tools', () => {
         ? { error: 400, message: 'registry/library/tiny does not support tools' }
         : { text: 'answer without tools' },
     );
-    const client = makeClient({ primary: server, backup: server });
-    const runtime = createAiSdkRuntime({
-      client,
-      resolveRole: (_t, name) => findBuiltInRole(name),
-      dependencyOutputChars: 1000,
-      createTools: () => ({
-        noop: tool({ description: 'x', inputSchema: z.object({}), execute: async () => 'ok' }),
-      }),
-    });
+    const runtime = runtimeWithATool();
     const result = await runtime.run(makeTask(), makeContext().ctx);
     assert.equal(result.output, 'answer without tools');
     assert.deepEqual(
@@ -876,15 +878,7 @@ describe('ai-sdk runtime with models that reject tools', () => {
   test('other 400s still fail at once', async () => {
     server.requests.length = 0;
     server.setHandler(() => ({ error: 400, message: 'prompt is too long' }));
-    const client = makeClient({ primary: server, backup: server });
-    const runtime = createAiSdkRuntime({
-      client,
-      resolveRole: (_t, name) => findBuiltInRole(name),
-      dependencyOutputChars: 1000,
-      createTools: () => ({
-        noop: tool({ description: 'x', inputSchema: z.object({}), execute: async () => 'ok' }),
-      }),
-    });
+    const runtime = runtimeWithATool();
     const error = await runtime.run(makeTask(), makeContext().ctx).catch((e: unknown) => e);
     assert.ok(error instanceof AppError);
     assert.match(error.message, /prompt is too long/);
@@ -948,15 +942,7 @@ describe('ai-sdk runtime with models that reject tools', () => {
             streamError: { afterFrames: 4, status: 400, message: 'the tool call could not be parsed' },
           },
     );
-    const client = makeClient({ primary: server, backup: server });
-    const runtime = createAiSdkRuntime({
-      client,
-      resolveRole: (_t, name) => findBuiltInRole(name),
-      dependencyOutputChars: 1000,
-      createTools: () => ({
-        noop: tool({ description: 'x', inputSchema: z.object({}), execute: async () => 'ok' }),
-      }),
-    });
+    const runtime = runtimeWithATool();
     const { ctx, chunks } = makeContext();
     const error = await runtime.run(makeTask(), ctx).catch((e: unknown) => e);
     assert.ok(error instanceof AppError, `the task fails, not ${JSON.stringify(error)}`);
@@ -975,15 +961,7 @@ describe('ai-sdk runtime with models that reject tools', () => {
             streamError: { afterFrames: 0, status: 400, message: 'this model does not support tools' },
           },
     );
-    const client = makeClient({ primary: server, backup: server });
-    const runtime = createAiSdkRuntime({
-      client,
-      resolveRole: (_t, name) => findBuiltInRole(name),
-      dependencyOutputChars: 1000,
-      createTools: () => ({
-        noop: tool({ description: 'x', inputSchema: z.object({}), execute: async () => 'ok' }),
-      }),
-    });
+    const runtime = runtimeWithATool();
     const { ctx, chunks } = makeContext();
     const result = await runtime.run(makeTask(), ctx);
     assert.equal(result.output, 'answer without tools');
