@@ -312,7 +312,7 @@ export const api = {
       `/v1/sessions/${encodeURIComponent(id)}/events?${new URLSearchParams({ order, limit: String(limit) })}`,
       { signal },
     ),
-  listPlans: (id) => request(`/v1/sessions/${encodeURIComponent(id)}/plans`),
+  listPlans: (id, { signal } = {}) => request(`/v1/sessions/${encodeURIComponent(id)}/plans`, { signal }),
   // `planVersion`: the version the page shows (for an edit, the one its text was loaded from); the
   // server refuses it with 409 INVALID_STATE when another plan waits, and decides nothing.
   approve: (id, plan, planVersion) =>

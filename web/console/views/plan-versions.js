@@ -62,15 +62,16 @@ function renderTasks(plan) {
 }
 
 /**
- * The plan-versions panel of session `id`; `reload()` reads the versions again and resolves to
- * whether they could be read (the error is shown in the panel otherwise).
+ * The plan-versions panel of session `id`; `reload(signal)` reads the versions again and resolves to
+ * whether they could be read (the error is shown in the panel otherwise: the signal's reason when
+ * it ended the read).
  */
 export function createPlanVersions(id) {
   const body = h('div', { id: 'plan-versions' }, h('p', { className: 'muted' }, 'No plan yet.'));
   let shown = -1;
-  async function reload() {
+  async function reload(signal) {
     try {
-      const { items } = await api.listPlans(id);
+      const { items } = await api.listPlans(id, { signal });
       if (items.length === shown) return true;
       shown = items.length;
       if (items.length === 0) {
@@ -112,7 +113,10 @@ export function createPlanVersions(id) {
       return true;
     } catch (error) {
       shown = -1;
-      replaceChildren(body, renderProblem(error, 'Loading the plan versions'));
+      replaceChildren(
+        body,
+        renderProblem(signal?.aborted ? signal.reason : error, 'Loading the plan versions'),
+      );
       return false;
     }
   }

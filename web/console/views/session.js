@@ -202,6 +202,21 @@ export function renderSession(root, id) {
     if (focusedLink) facts.querySelector(`a[href="${CSS.escape(focusedLink)}"]`)?.focus();
   }
 
+  /**
+   * Reads the plan versions, ended after READ_TIMEOUT_MS as a read of the session is. Why: a read
+   * after a burst waits for them, and no other burst reads while it is on its way; one that hung
+   * (a stalled proxy) held every later read, and the page stayed on an old state with no word of it.
+   */
+  async function reloadPlans() {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(readTimedOut()), READ_TIMEOUT_MS);
+    try {
+      return await plans.reload(controller.signal);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async function refresh() {
     const read = ++readsStarted;
     const controller = new AbortController();
@@ -238,7 +253,7 @@ export function renderSession(root, id) {
       if (session.planVersion !== lastPlanVersion) {
         lastPlanVersion = session.planVersion;
         // Not read: read again with the next read of the session, not only at the next version.
-        if (!(await plans.reload())) lastPlanVersion = -1;
+        if (!(await reloadPlans())) lastPlanVersion = -1;
       }
     } catch (error) {
       // A failed read older than the one shown says nothing about the page.
