@@ -859,6 +859,26 @@ describe('ai-sdk runtime with models that reject tools', () => {
         noop: tool({ description: 'x', inputSchema: z.object({}), execute: async () => 'ok' }),
       }),
     });
+  /**
+   * A runtime on the scripted server (as primary and backup, the primary of `type`) whose agents
+   * have one tool, `note`, that adds its text to `noted` and answers `noted <text>`.
+   */
+  const runtimeWithANoteTool = (type: 'openai-compatible' | 'anthropic', noted: string[]) =>
+    createAiSdkRuntime({
+      client: makeClient({ primary: server, backup: server }, { primaryType: type }),
+      resolveRole: (_t, name) => findBuiltInRole(name),
+      dependencyOutputChars: 1000,
+      createTools: () => ({
+        note: tool({
+          description: 'Notes a text',
+          inputSchema: z.object({ text: z.string() }),
+          execute: async ({ text }) => {
+            noted.push(text);
+            return `noted ${text}`;
+          },
+        }),
+      }),
+    });
 
   test('a "does not support tools" 400 is answered by retrying the call without tools', async () => {
     server.setHandler((request) =>
@@ -900,22 +920,7 @@ describe('ai-sdk runtime with models that reject tools', () => {
                 toolCalls: [{ id: 'c1', name: 'note', input: { text: 'first' } }],
               },
       );
-      const client = makeClient({ primary: server, backup: server }, { primaryType: type });
-      const runtime = createAiSdkRuntime({
-        client,
-        resolveRole: (_t, name) => findBuiltInRole(name),
-        dependencyOutputChars: 1000,
-        createTools: () => ({
-          note: tool({
-            description: 'Notes a text',
-            inputSchema: z.object({ text: z.string() }),
-            execute: async ({ text }) => {
-              ran.push(text);
-              return `noted ${text}`;
-            },
-          }),
-        }),
-      });
+      const runtime = runtimeWithANoteTool(type, ran);
       const { ctx, chunks } = makeContext();
       const error = await runtime.run(makeTask(), ctx).catch((e: unknown) => e);
       assert.ok(error instanceof AppError, `the task fails, not ${JSON.stringify(error)}`);
@@ -987,22 +992,7 @@ describe('ai-sdk runtime with models that reject tools', () => {
         }
         return { text: 'Noted.', usage: { inputTokens: 150, outputTokens: 5, cacheReadTokens: 20 } };
       });
-      const client = makeClient({ primary: server, backup: server }, { primaryType: type });
-      const runtime = createAiSdkRuntime({
-        client,
-        resolveRole: (_t, name) => findBuiltInRole(name),
-        dependencyOutputChars: 1000,
-        createTools: () => ({
-          note: tool({
-            description: 'Notes a text',
-            inputSchema: z.object({ text: z.string() }),
-            execute: async ({ text }) => {
-              received.push(text);
-              return `noted ${text}`;
-            },
-          }),
-        }),
-      });
+      const runtime = runtimeWithANoteTool(type, received);
       const result = await runtime.run(makeTask(), makeContext().ctx);
       assert.equal(result.output, 'Let me note that.\n\nNoted.');
       assert.deepEqual(received, ['first'], 'only the valid call ran');
