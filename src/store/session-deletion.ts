@@ -239,8 +239,13 @@ export async function lockSessionsForDeletion(
 
 /**
  * Deletes at most `limit` output rows of the sessions together (events, then messages, then
- * artifacts, each table emptied of all of them before the next is started), after recording them
- * in `deleted_sessions`. Fewer than `limit` deleted: none are left for any of them.
+ * artifacts, each table emptied of all of them before the next is started; within a table in
+ * session order, so a limit used up by one session's outputs starts as few others as it can).
+ * Fewer than `limit` deleted: none are left for any of them. The sessions whose rows it deleted are
+ * recorded in `deleted_sessions` in the same transaction (call inside one): their deletion has
+ * started, and a retry of them is refused from then on. The others are not: a session the limit did
+ * not reach is not being deleted yet, and a pass that stops here (`retention.sessionsDays` raised,
+ * the server stopped) must leave it retryable, with its workspace kept.
  */
 export async function deleteSessionsOutputs(
   db: AnyDb,
@@ -250,41 +255,49 @@ export async function deleteSessionsOutputs(
 ): Promise<DeletedRows> {
   const deleted: DeletedRows = {};
   if (sessionIds.length === 0) return deleted;
-  await recordDeletedSessions(db, sessionIds, now);
+  const started = new Set<string>();
   let left = limit;
   for (const table of SESSION_OUTPUT_TABLES) {
     if (left <= 0) break;
-    const n =
+    // The session id of each row deleted: at most `limit` short strings, no extra statement.
+    const rows =
       table === 'events'
-        ? countDeleted(
-            await db
-              .deleteFrom('events')
-              .where((eb) =>
-                eb(
-                  eb.refTuple('session_id', 'seq'),
-                  'in',
-                  db
-                    .selectFrom('events')
-                    .select(['session_id', 'seq'])
-                    .where('session_id', 'in', sessionIds)
-                    .limit(left),
-                ),
-              )
-              .executeTakeFirst(),
-          )
-        : countDeleted(
-            await db
-              .deleteFrom(table)
-              .where(
-                'id',
+        ? await db
+            .deleteFrom('events')
+            .where((eb) =>
+              eb(
+                eb.refTuple('session_id', 'seq'),
                 'in',
-                db.selectFrom(table).select('id').where('session_id', 'in', sessionIds).limit(left),
-              )
-              .executeTakeFirst(),
-          );
-    if (n > 0) deleted[table] = n;
-    left -= n;
+                db
+                  .selectFrom('events')
+                  .select(['session_id', 'seq'])
+                  .where('session_id', 'in', sessionIds)
+                  .orderBy('session_id')
+                  .orderBy('seq')
+                  .limit(left),
+              ),
+            )
+            .returning('session_id')
+            .execute()
+        : await db
+            .deleteFrom(table)
+            .where(
+              'id',
+              'in',
+              db
+                .selectFrom(table)
+                .select('id')
+                .where('session_id', 'in', sessionIds)
+                .orderBy('session_id')
+                .limit(left),
+            )
+            .returning('session_id')
+            .execute();
+    for (const row of rows) started.add(row.session_id as string);
+    if (rows.length > 0) deleted[table] = rows.length;
+    left -= rows.length;
   }
+  if (started.size > 0) await recordDeletedSessions(db, [...started], now);
   return deleted;
 }
 

@@ -621,6 +621,48 @@ for (const backend of STORE_BACKENDS) {
         .execute();
       assert.deepEqual(tombstones.map((row) => row.id).sort(), ['recheck-0', 'recheck-2']);
     });
+
+    test('a batch whose first session uses up the limit marks only that one as being deleted: the others stay retryable', async () => {
+      const [a] = store.handles as [DatabaseHandle];
+      const config = { ...retention, ...TABLE_TTLS_OFF, sessionsDays: 100 };
+      const targets = buildRetentionTargets(config, {
+        postgres: backend.name === 'postgres',
+        sessionsPerBatch: 20,
+      });
+      // Old sessions earlier tests left go first.
+      await runRetentionPass(a.db, targets, { batchSize: 1000, now: NOW });
+      // A chatty session (more output lines than a batch takes) and two small ones, in one batch.
+      const chatty = { id: 'limit-0', status: 'completed', finishedAt: NOW - 200 * DAY, events: 60 };
+      await seedSessionRows(a.db, chatty);
+      const small = ['limit-1', 'limit-2'];
+      for (const id of small)
+        await seedSessionRows(a.db, { id, status: 'completed', finishedAt: NOW - 200 * DAY });
+      const marked = async () =>
+        (
+          await a.db
+            .selectFrom('deleted_sessions')
+            .select('id')
+            .where('id', 'in', [chatty.id, ...small])
+            .execute()
+        )
+          .map((row) => row.id)
+          .sort();
+      const sessions = targets.find((target) => target.table === 'sessions');
+      assert.ok(sessions);
+      // One batch, as a pass cut short after it (sessionsDays raised, the server stopped) leaves it.
+      const woken: string[] = [];
+      assert.deepEqual(await sessions.deleteBatch(a.db, NOW, 25, woken), { events: 25 });
+      assert.deepEqual(woken, []);
+      // Only the chatty session is being deleted: a retry of the small ones (which reads the mark) is
+      // not refused, and no replica removes their workspaces.
+      assert.deepEqual(await marked(), [chatty.id]);
+      for (const id of small) assert.deepEqual(await countSessionRows(a.db, id), seededRowCounts({}), id);
+      // A later pass deletes them all, each marked once its deletion starts.
+      const pass = await runRetentionPass(a.db, targets, { batchSize: 25, now: NOW });
+      assert.equal(pass.deleted.sessions, 3);
+      for (const id of [chatty.id, ...small]) assert.deepEqual(await countSessionRows(a.db, id), NO_ROWS);
+      assert.deepEqual(await marked(), [chatty.id, ...small]);
+    });
   });
 }
 
