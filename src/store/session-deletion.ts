@@ -43,76 +43,33 @@ export function totalDeleted(rows: DeletedRows): number {
 
 /**
  * Deletes at most `limit` output rows of the session (events, then messages, then artifacts, each
- * table emptied before the next is started). Fewer than `limit` deleted: none are left. The first
- * step records the session in `deleted_sessions` already: from then on it is being deleted, and a
+ * table emptied before the next is started): deleteSessionsOutputs with one session. Fewer than
+ * `limit` deleted: none are left. The step that deletes the first of them records the session in
+ * `deleted_sessions` already (call inside a transaction): from then on it is being deleted, and a
  * retry of it is refused (engine/retry-session.ts) rather than copying what is left of its outputs.
  */
-export async function deleteSessionOutputs(
+export function deleteSessionOutputs(
   db: AnyDb,
   sessionId: string,
   limit: number,
   now: number = Date.now(),
 ): Promise<DeletedRows> {
-  await recordDeletedSession(db, sessionId, now);
-  const deleted: DeletedRows = {};
-  let left = limit;
-  for (const table of SESSION_OUTPUT_TABLES) {
-    if (left <= 0) break;
-    // Keys handed to the delete as a bounded sub-select, found through the per-session index.
-    const n =
-      table === 'events'
-        ? countDeleted(
-            await db
-              .deleteFrom('events')
-              .where('session_id', '=', sessionId)
-              .where(
-                'seq',
-                'in',
-                db
-                  .selectFrom('events')
-                  .select('seq')
-                  .where('session_id', '=', sessionId)
-                  .orderBy('seq')
-                  .limit(left),
-              )
-              .executeTakeFirst(),
-          )
-        : countDeleted(
-            await db
-              .deleteFrom(table)
-              .where(
-                'id',
-                'in',
-                db.selectFrom(table).select('id').where('session_id', '=', sessionId).limit(left),
-              )
-              .executeTakeFirst(),
-          );
-    if (n > 0) deleted[table] = n;
-    left -= n;
-  }
-  return deleted;
+  return deleteSessionsOutputs(db, [sessionId], limit, now);
 }
 
 /**
  * Deletes what is left of the session: any remaining outputs, its webhook deliveries, plans, agents,
- * tasks and their dependencies, idempotency keys, settings and the session row. Call inside a transaction (the
- * session disappears whole or not at all), with the outputs already deleted in batches: a plan's
- * rows are bounded (tasks per phase, agents per session), its outputs are not.
+ * tasks and their dependencies, idempotency keys, settings and the session row (deleteSessionsRecords
+ * with one session). Call inside a transaction (the session disappears whole or not at all), with
+ * the outputs already deleted in batches: a plan's rows are bounded (tasks per phase, agents per
+ * session), its outputs are not.
  */
-export async function deleteSessionRecord(
+export function deleteSessionRecord(
   db: AnyDb,
   sessionId: string,
   now: number = Date.now(),
 ): Promise<DeletedRows> {
-  const deleted: DeletedRows = {};
-  await recordDeletedSession(db, sessionId, now);
-  for (const table of SESSION_TABLES) {
-    if (table === 'webhook_deliveries') await lockDeliverySubscriptions(db, sessionId);
-    const column = table === 'sessions' ? 'id' : 'session_id';
-    const n = countDeleted(await db.deleteFrom(table).where(column, '=', sessionId).executeTakeFirst());
-    if (n > 0) deleted[table] = n;
-  }
-  return deleted;
+  return deleteSessionsRecords(db, [sessionId], now);
 }
 
 /**
@@ -126,40 +83,18 @@ export async function deleteSessionRecord(
  * not for another session's deletion (the same lock) nor for a plain update of the row (an enable).
  * SQLite: its write transactions are serialised already.
  */
-async function lockDeliverySubscriptions(db: AnyDb, sessionIds: string | readonly string[]): Promise<void> {
+async function lockDeliverySubscriptions(db: AnyDb, sessionIds: readonly string[]): Promise<void> {
   if (!isPostgres(db)) return;
-  const ids = typeof sessionIds === 'string' ? [sessionIds] : sessionIds;
   await db
     .selectFrom('webhooks')
     .select('id')
     .where(
       'id',
       'in',
-      db.selectFrom('webhook_deliveries').select('webhook_id').where('session_id', 'in', ids),
+      db.selectFrom('webhook_deliveries').select('webhook_id').where('session_id', 'in', sessionIds),
     )
     .orderBy('id')
     .forKeyShare()
-    .execute();
-}
-
-/**
- * Records the session in `deleted_sessions` (once: the first step's time is kept), so that each
- * replica removes its workspace (session-workspaces.ts) and a retry of it is refused meanwhile.
- * The time is a parameter, not a literal: SQLite keeps prepared statements by their text, and a
- * text of its own per deletion would push the engine's statements out of that bounded cache.
- */
-async function recordDeletedSession(db: AnyDb, sessionId: string, now: number): Promise<void> {
-  await db
-    .insertInto('deleted_sessions')
-    .columns(['id', 'tenant_id', 'deleted_at'])
-    .expression(
-      db
-        .selectFrom('sessions')
-        // Cast: PostgreSQL cannot infer the type of a bare parameter in a select list.
-        .select(['id', 'tenant_id', sql<number>`cast(${now} as bigint)`.as('deleted_at')])
-        .where('id', '=', sessionId),
-    )
-    .onConflict((conflict) => conflict.column('id').doNothing())
     .execute();
 }
 
@@ -211,9 +146,9 @@ export async function inWriteTransaction<T>(db: AnyDb, fn: (trx: AnyDb) => Promi
 }
 
 /**
- * Several sessions' deletion at once, for the retention job: the statements of
- * deleteSessionOutputs / deleteSessionRecord, each over every session of `sessionIds` in one
- * statement instead of one per session. On PostgreSQL every statement is a round trip, and a
+ * Several sessions' deletion at once, for the retention job (deleteSessionOutputs and
+ * deleteSessionRecord are the same deletion of one session): each step is one statement over every
+ * session of `sessionIds` instead of one per session. On PostgreSQL every statement is a round trip, and a
  * session of a few rows took about 18 of them, so a pass deleting many small sessions spent its time
  * waiting on the network rather than deleting. Call inside a transaction.
  */
@@ -302,8 +237,8 @@ export async function deleteSessionsOutputs(
 }
 
 /**
- * Deletes the rest of the sessions (as deleteSessionRecord does one), one statement per table for
- * all of them. Call inside a transaction, with their outputs already deleted.
+ * Deletes the rest of the sessions (what deleteSessionRecord says of one), one statement per table
+ * for all of them. Call inside a transaction, with their outputs already deleted.
  */
 export async function deleteSessionsRecords(
   db: AnyDb,
@@ -322,7 +257,12 @@ export async function deleteSessionsRecords(
   return deleted;
 }
 
-/** recordDeletedSession for several sessions in one statement. */
+/**
+ * Records the sessions in `deleted_sessions` (once: the first step's time is kept), so that each
+ * replica removes their workspaces (session-workspaces.ts) and a retry of them is refused meanwhile.
+ * The time is a parameter, not a literal: SQLite keeps prepared statements by their text, and a
+ * text of its own per deletion would push the engine's statements out of that bounded cache.
+ */
 async function recordDeletedSessions(db: AnyDb, sessionIds: readonly string[], now: number): Promise<void> {
   await db
     .insertInto('deleted_sessions')
@@ -330,6 +270,7 @@ async function recordDeletedSessions(db: AnyDb, sessionIds: readonly string[], n
     .expression(
       db
         .selectFrom('sessions')
+        // Cast: PostgreSQL cannot infer the type of a bare parameter in a select list.
         .select(['id', 'tenant_id', sql<number>`cast(${now} as bigint)`.as('deleted_at')])
         .where('id', 'in', sessionIds),
     )
