@@ -33,8 +33,8 @@ const GUIDES = [
 ];
 /** Headers OpenAPI describes elsewhere (security schemes, media types), not as parameters. */
 const NON_PARAMETER_HEADERS = new Set(['authorization', 'content-type', 'accept', 'x-api-key']);
-/** What stands for a left-out value in an example: `…` anywhere in it, or a whole `<ID>`. */
-const PLACEHOLDER = /…|^<[^>]+>$|^\$[A-Z_]+$/;
+/** What stands for a left-out value in an example: `…` anywhere in it, a whole `<ID>`, or shell variables (`$A,$B`). */
+const PLACEHOLDER = /…|^<[^>]+>$|^\$[A-Z_]+(,\$[A-Z_]+)*$/;
 
 const read = (file: string) => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
 /** The spans in `backticks` of a text. */
